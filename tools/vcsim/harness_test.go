@@ -523,10 +523,14 @@ func TestParseFlags(t *testing.T) {
 	if err := os.WriteFile(pf, []byte("# comment\nCns.Searchable\n\n  StorageProfile.View  # trailing\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	pf2 := dir + "/privs2.txt"
+	if err := os.WriteFile(pf2, []byte("Cns.Searchable\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := ParseFlags([]string{"--listen", "127.0.0.1:9999", "-tls=false", "-username", "u", "-password=p",
 		"-dc", "2", "-cluster", "3", "-host", "4", "-standalone-host", "0", "-vm", "5", "-ds", "2", "-pg", "3", "-pod", "1",
 		"-folder", "1", "-delay", "7", "-method-delay", "CloneVM_Task=3000, PowerOnVM_Task=500", "-delay-jitter", "0.5",
-		"-session-idle-timeout", "90s", "-privileges", pf}, os.Stderr)
+		"-session-idle-timeout", "90s", "-privileges", pf, "-privileges", pf2}, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,7 +545,7 @@ func TestParseFlags(t *testing.T) {
 	if cfg.MethodDelay["CloneVM_Task"] != 3000 || cfg.MethodDelay["PowerOnVM_Task"] != 500 {
 		t.Errorf("method delay = %v", cfg.MethodDelay)
 	}
-	if strings.Join(cfg.ExtraPrivileges, ",") != "Cns.Searchable,StorageProfile.View" {
+	if strings.Join(cfg.ExtraPrivileges, ",") != "Cns.Searchable,StorageProfile.View,Cns.Searchable" {
 		t.Errorf("privileges = %v", cfg.ExtraPrivileges)
 	}
 	if _, err := ParseFlags([]string{"-method-delay", "CloneVM_Task"}, os.Stderr); err == nil {

@@ -258,7 +258,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	methodDelay := fs.String("method-delay", "", "per-method delay in ms, e.g. CloneVM_Task=3000,PowerOnVM_Task=500")
 	fs.Float64Var(&cfg.DelayJitter, "delay-jitter", cfg.DelayJitter, "delay jitter as coefficient of variation (stddev/mean)")
 	fs.DurationVar(&cfg.SessionIdleTimeout, "session-idle-timeout", cfg.SessionIdleTimeout, "expire sessions idle this long, e.g. 30s (0 = never)")
-	privFile := fs.String("privileges", "", "file of extra privilege ids to register (one per line, # comments)")
+	var privFiles fileList
+	fs.Var(&privFiles, "privileges", "file of extra privilege ids to register (one per line, # comments); may be repeated")
 
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -273,14 +274,26 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	}
 	cfg.MethodDelay = md
 
-	if *privFile != "" {
-		ids, err := ReadPrivilegeFile(*privFile)
+	for _, f := range privFiles {
+		ids, err := ReadPrivilegeFile(f)
 		if err != nil {
 			return cfg, fmt.Errorf("reading privileges: %w", err)
 		}
-		cfg.ExtraPrivileges = ids
+		cfg.ExtraPrivileges = append(cfg.ExtraPrivileges, ids...)
 	}
 	return cfg, nil
+}
+
+// fileList is a repeatable string flag.
+type fileList []string
+
+func (l *fileList) String() string { return strings.Join(*l, ",") }
+
+func (l *fileList) Set(v string) error {
+	if v != "" {
+		*l = append(*l, v)
+	}
+	return nil
 }
 
 func run(args []string) int {
