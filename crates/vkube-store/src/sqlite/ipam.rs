@@ -1,0 +1,274 @@
+//! IP pools and leases in SQLite: the [`Store`] implementation.
+//!
+//! Address choice is `vkube_core::ipam::next_free`; this module only reads
+//! the used set and writes the result, inside one transaction.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use vkube_core::ipam::{check_overlap, next_free, IpPool, Lease, PoolName};
+
+use super::SqliteStore;
+use crate::error::{Error, Result};
+use crate::store::{LeaseFilter, PoolRecord, Store};
+
+fn database(action: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Database { action, source }
+}
+
+/// Checks a cluster or node name: non-empty, at most 253 characters, no
+/// control characters.
+fn check_owner(field: &'static str, value: &str) -> Result<()> {
+    let problem = if value.is_empty() {
+        "name is required".to_owned()
+    } else if value.len() > 253 {
+        format!("name `{value}` is longer than 253 characters")
+    } else if value.chars().any(char::is_control) {
+        format!("name `{}` contains control characters", value.escape_debug())
+    } else {
+        return Ok(());
+    };
+    Err(Error::Invalid { field, problem })
+}
+
+fn parse_definition(name: &str, json: &str) -> Result<IpPool> {
+    serde_json::from_str(json)
+        .map_err(|error| Error::Corrupt { what: format!("definition of pool `{name}`"), problem: error.to_string() })
+}
+
+fn parse_address(pool: &str, text: &str) -> Result<IpAddr> {
+    text.parse()
+        .map_err(|_| Error::Corrupt { what: format!("address in pool `{pool}`"), problem: format!("`{text}` is not an IP address") })
+}
+
+/// The pool and its owner, or `PoolNotFound`.
+fn load_pool(transaction: &Transaction<'_>, name: &str) -> Result<(IpPool, Option<String>)> {
+    let row: Option<(String, Option<String>)> = transaction
+        .query_row("SELECT definition, owner_cluster FROM ip_pools WHERE name = ?1", [name], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()
+        .map_err(database(format!("reading pool `{name}`")))?;
+    let (definition, owner) = row.ok_or_else(|| Error::PoolNotFound { pool: name.to_owned() })?;
+    Ok((parse_definition(name, &definition)?, owner))
+}
+
+fn count_leases(transaction: &Transaction<'_>, pool: &str) -> Result<u64> {
+    transaction
+        .query_row("SELECT COUNT(*) FROM ip_leases WHERE pool_name = ?1", [pool], |row| row.get(0))
+        .map_err(database(format!("counting leases of pool `{pool}`")))
+}
+
+fn record(transaction: &Transaction<'_>, pool: IpPool, owner: Option<String>) -> Result<PoolRecord> {
+    let allocated = count_leases(transaction, pool.name().as_str())?;
+    let capacity = pool.capacity();
+    Ok(PoolRecord { pool, owner, allocated, capacity })
+}
+
+fn all_pools(transaction: &Transaction<'_>) -> Result<Vec<(IpPool, Option<String>)>> {
+    let mut statement = transaction
+        .prepare("SELECT name, definition, owner_cluster FROM ip_pools ORDER BY name")
+        .map_err(database("listing pools"))?;
+    let rows = statement
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?)))
+        .map_err(database("listing pools"))?;
+    let mut pools = Vec::new();
+    for row in rows {
+        let (name, definition, owner) = row.map_err(database("listing pools"))?;
+        pools.push((parse_definition(&name, &definition)?, owner));
+    }
+    Ok(pools)
+}
+
+/// Leases matching a WHERE clause over `ip_leases l`, sorted by pool then
+/// address, each filled in from its pool's definition.
+fn select_leases(
+    transaction: &Transaction<'_>,
+    condition: &str,
+    parameters: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<Lease>> {
+    let sql = format!(
+        "SELECT l.pool_name, l.address, l.cluster, l.node, p.definition
+         FROM ip_leases l JOIN ip_pools p ON p.name = l.pool_name
+         WHERE {condition}"
+    );
+    let mut statement = transaction.prepare(&sql).map_err(database("listing leases"))?;
+    let rows = statement
+        .query_map(parameters, |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })
+        .map_err(database("listing leases"))?;
+    let mut pools: HashMap<String, IpPool> = HashMap::new();
+    let mut leases = Vec::new();
+    for row in rows {
+        let (pool_name, address, cluster, node, definition) = row.map_err(database("listing leases"))?;
+        if !pools.contains_key(&pool_name) {
+            let pool = parse_definition(&pool_name, &definition)?;
+            pools.insert(pool_name.clone(), pool);
+        }
+        let address = parse_address(&pool_name, &address)?;
+        leases.push(Lease::new(&pools[&pool_name], address, &cluster, &node));
+    }
+    leases.sort_by(|a, b| (&a.pool, a.address).cmp(&(&b.pool, b.address)));
+    Ok(leases)
+}
+
+impl Store for SqliteStore {
+    fn create_pools(&self, pools: &[IpPool], allow_overlap: bool) -> Result<Vec<PoolRecord>> {
+        self.write("creating pools", |transaction| {
+            let mut known: Vec<IpPool> = all_pools(transaction)?.into_iter().map(|(pool, _)| pool).collect();
+            let mut records = Vec::with_capacity(pools.len());
+            for pool in pools {
+                if known.iter().any(|other| other.name() == pool.name()) {
+                    return Err(Error::PoolExists { pool: pool.name().clone() });
+                }
+                if !allow_overlap {
+                    check_overlap(pool, &known).map_err(|error| match error {
+                        vkube_core::ipam::Error::Overlap { pool, other, addresses } => {
+                            Error::Overlap { pool, other, addresses }
+                        }
+                        other => Error::Corrupt { what: "pool".into(), problem: other.to_string() },
+                    })?;
+                }
+                let definition = serde_json::to_string(pool).expect("a pool always serializes");
+                transaction
+                    .execute("INSERT INTO ip_pools (name, definition) VALUES (?1, ?2)", params![pool.name().as_str(), definition])
+                    .map_err(database(format!("creating pool `{}`", pool.name())))?;
+                known.push(pool.clone());
+                records.push(PoolRecord { pool: pool.clone(), owner: None, allocated: 0, capacity: pool.capacity() });
+            }
+            Ok(records)
+        })
+    }
+
+    fn pool(&self, name: &str) -> Result<PoolRecord> {
+        self.read("reading pool", |transaction| {
+            let (pool, owner) = load_pool(transaction, name)?;
+            record(transaction, pool, owner)
+        })
+    }
+
+    fn pools(&self) -> Result<Vec<PoolRecord>> {
+        self.read("listing pools", |transaction| {
+            all_pools(transaction)?.into_iter().map(|(pool, owner)| record(transaction, pool, owner)).collect()
+        })
+    }
+
+    fn delete_pool(&self, name: &str, force: bool) -> Result<Vec<Lease>> {
+        self.write("deleting pool", |transaction| {
+            let (pool, _) = load_pool(transaction, name)?;
+            let leases = select_leases(transaction, "l.pool_name = ?1", &[&name])?;
+            if !leases.is_empty() && !force {
+                return Err(Error::PoolInUse { pool: pool.name().clone(), allocated: leases.len() as u64 });
+            }
+            let action = format!("deleting pool `{name}`");
+            transaction.execute("DELETE FROM ip_leases WHERE pool_name = ?1", [name]).map_err(database(&action))?;
+            transaction.execute("DELETE FROM ip_pools WHERE name = ?1", [name]).map_err(database(&action))?;
+            Ok(leases)
+        })
+    }
+
+    fn allocate(&self, pool_name: &str, cluster: &str, node: &str) -> Result<Lease> {
+        check_owner("cluster", cluster)?;
+        check_owner("node", node)?;
+        let action = format!("allocating from pool `{pool_name}` for `{cluster}`/`{node}`");
+        self.write(&action, |transaction| {
+            let (pool, owner) = load_pool(transaction, pool_name)?;
+            let existing: Option<String> = transaction
+                .query_row(
+                    "SELECT address FROM ip_leases WHERE pool_name = ?1 AND cluster = ?2 AND node = ?3",
+                    [pool_name, cluster, node],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(database(&action))?;
+            if let Some(address) = existing {
+                return Ok(Lease::new(&pool, parse_address(pool_name, &address)?, cluster, node));
+            }
+            if pool.restrict_to_cluster() {
+                match owner {
+                    Some(owner) if owner != cluster => {
+                        return Err(Error::PoolRestricted {
+                            pool: pool.name().clone(),
+                            owner,
+                            requested: cluster.to_owned(),
+                        })
+                    }
+                    Some(_) => {}
+                    None => {
+                        transaction
+                            .execute("UPDATE ip_pools SET owner_cluster = ?2 WHERE name = ?1", [pool_name, cluster])
+                            .map_err(database(&action))?;
+                    }
+                }
+            }
+            let used = {
+                let mut statement = transaction
+                    .prepare_cached("SELECT address FROM ip_leases WHERE pool_name = ?1")
+                    .map_err(database(&action))?;
+                let rows = statement.query_map([pool_name], |row| row.get::<_, String>(0)).map_err(database(&action))?;
+                let mut used = BTreeSet::new();
+                for row in rows {
+                    used.insert(parse_address(pool_name, &row.map_err(database(&action))?)?);
+                }
+                used
+            };
+            let Some(address) = next_free(&pool, &used) else {
+                // Rolls back the ownership claim above too.
+                return Err(Error::PoolFull { pool: pool.name().clone(), used: used.len() as u128, total: pool.capacity() });
+            };
+            transaction
+                .execute(
+                    "INSERT INTO ip_leases (pool_name, address, cluster, node) VALUES (?1, ?2, ?3, ?4)",
+                    params![pool_name, address.to_string(), cluster, node],
+                )
+                .map_err(database(&action))?;
+            Ok(Lease::new(&pool, address, cluster, node))
+        })
+    }
+
+    fn release_node(&self, cluster: &str, node: &str) -> Result<Vec<Lease>> {
+        let action = format!("releasing leases of `{cluster}`/`{node}`");
+        self.write(&action, |transaction| {
+            let leases = select_leases(transaction, "l.cluster = ?1 AND l.node = ?2", &[&cluster, &node])?;
+            transaction
+                .execute("DELETE FROM ip_leases WHERE cluster = ?1 AND node = ?2", [cluster, node])
+                .map_err(database(&action))?;
+            Ok(leases)
+        })
+    }
+
+    fn release_cluster(&self, cluster: &str) -> Result<Vec<Lease>> {
+        let action = format!("releasing leases of cluster `{cluster}`");
+        self.write(&action, |transaction| {
+            let leases = select_leases(transaction, "l.cluster = ?1", &[&cluster])?;
+            transaction.execute("DELETE FROM ip_leases WHERE cluster = ?1", [cluster]).map_err(database(&action))?;
+            transaction
+                .execute("UPDATE ip_pools SET owner_cluster = NULL WHERE owner_cluster = ?1", [cluster])
+                .map_err(database(&action))?;
+            Ok(leases)
+        })
+    }
+
+    fn leases(&self, filter: &LeaseFilter) -> Result<Vec<Lease>> {
+        self.read("listing leases", |transaction| {
+            let pool = filter.pool.as_ref().map(PoolName::as_str);
+            if let Some(pool) = pool {
+                load_pool(transaction, pool)?;
+            }
+            select_leases(
+                transaction,
+                "(?1 IS NULL OR l.pool_name = ?1) AND (?2 IS NULL OR l.cluster = ?2)",
+                &[&pool, &filter.cluster],
+            )
+        })
+    }
+}

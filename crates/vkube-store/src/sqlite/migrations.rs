@@ -1,0 +1,86 @@
+//! Versioned schema migrations for the SQLite store.
+//!
+//! Each migration is applied once, in order, inside one `BEGIN IMMEDIATE`
+//! transaction together with its `schema_version` row, so concurrent
+//! processes opening a fresh file cannot both apply it. The SQL sticks to
+//! what PostgreSQL also accepts (TEXT keys, composite constraints,
+//! `CURRENT_TIMESTAMP` defaults), so a Postgres store can reuse it.
+//! Never edit a released migration; add a new one.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// `(version, description, SQL)`, in order, versions starting at 1.
+const MIGRATIONS: &[(u32, &str, &str)] = &[(
+    1,
+    "IP pools and leases",
+    r#"
+CREATE TABLE ip_pools (
+    name          TEXT NOT NULL PRIMARY KEY,
+    -- The validated pool as JSON (the camelCase YAML fields).
+    definition    TEXT NOT NULL,
+    -- For restrictToCluster pools: the cluster that claimed the pool.
+    owner_cluster TEXT,
+    created_at    TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+
+CREATE TABLE ip_leases (
+    pool_name    TEXT NOT NULL REFERENCES ip_pools (name),
+    -- Canonical text form (RFC 5952 for IPv6), so equal addresses are equal strings.
+    address      TEXT NOT NULL,
+    cluster      TEXT NOT NULL,
+    node         TEXT NOT NULL,
+    allocated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    -- The database itself refuses a second lease of one address.
+    PRIMARY KEY (pool_name, address),
+    UNIQUE (pool_name, cluster, node)
+);
+
+CREATE INDEX ip_leases_by_owner ON ip_leases (cluster, node);
+"#,
+)];
+
+/// The schema version this build writes.
+pub(crate) fn latest() -> u32 {
+    MIGRATIONS.last().map_or(0, |(version, _, _)| *version)
+}
+
+/// Brings the schema up to [`latest`]; returns the version found before.
+pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<u32> {
+    let database = |action: &str| {
+        let action = action.to_owned();
+        move |source| Error::Database { action, source }
+    };
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(database("starting schema migration"))?;
+    transaction
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_version (
+                version     INTEGER NOT NULL PRIMARY KEY,
+                description TEXT NOT NULL,
+                applied_at  TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+            )",
+        )
+        .map_err(database("creating table `schema_version`"))?;
+    let found: u32 = transaction
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |row| row.get(0))
+        .map_err(database("reading the schema version"))?;
+    if found > latest() {
+        return Err(Error::SchemaTooNew { path: path.to_owned(), found, supported: latest() });
+    }
+    for (version, description, sql) in MIGRATIONS.iter().filter(|(version, _, _)| *version > found) {
+        transaction.execute_batch(sql).map_err(database(&format!("applying schema migration {version}")))?;
+        transaction
+            .execute(
+                "INSERT INTO schema_version (version, description) VALUES (?1, ?2)",
+                rusqlite::params![version, description],
+            )
+            .map_err(database(&format!("recording schema migration {version}")))?;
+    }
+    transaction.commit().map_err(database("committing schema migration"))?;
+    Ok(found)
+}

@@ -1,0 +1,131 @@
+//! [`SqliteStore`]: the state in one SQLite file, shared safely by many
+//! processes.
+//!
+//! Opening sets WAL mode (readers never block the writer), a busy timeout
+//! (writers queue instead of failing) and `synchronous=FULL` (a committed
+//! lease survives power loss, since a VM may already be using it). Every
+//! write runs in a `BEGIN IMMEDIATE` transaction, which takes the file's
+//! single write lock up front, so read-check-write sequences such as
+//! allocation cannot interleave between processes.
+
+mod ipam;
+mod migrations;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// How long a writer waits for another process's transaction before
+/// failing with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The state in one SQLite file. Cheap to share between threads (`&self`
+/// methods, one connection behind a mutex); for several processes, each
+/// opens its own.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the state file at `path` and migrates its
+    /// schema. New directories are created `0700` and a new file `0600`
+    /// (SQLite gives its `-wal` and `-shm` files the same mode). Safe to
+    /// call from several processes at once.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        prepare_file(&path)?;
+        let database = |action: &'static str| {
+            let path = path.display().to_string();
+            move |source| Error::Database { action: format!("{action} `{path}`"), source }
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut connection = Connection::open_with_flags(&path, flags).map_err(database("opening"))?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(database("configuring"))?;
+        // journal_mode answers with a row, so it cannot go through execute_batch.
+        let mode: String = connection
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(database("enabling WAL on"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // e.g. on file systems without shared memory; still correct, just slower.
+            connection.execute_batch("PRAGMA journal_mode = DELETE").map_err(database("configuring"))?;
+        }
+        connection
+            .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(database("configuring"))?;
+        migrations::migrate(&mut connection, &path)?;
+        Ok(SqliteStore { path, connection: Mutex::new(connection) })
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open file (the newest this build knows,
+    /// once opened).
+    pub fn schema_version(&self) -> Result<u32> {
+        self.lock()
+            .query_row("SELECT MAX(version) FROM schema_version", [], |row| row.get(0))
+            .map_err(|source| Error::Database { action: "reading the schema version".into(), source })
+    }
+
+    /// The newest schema version this build knows.
+    pub fn latest_schema_version() -> u32 {
+        migrations::latest()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open
+        // (rusqlite rolls back on drop), so a poisoned lock is still usable.
+        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `work` in a `BEGIN IMMEDIATE` transaction, committing on `Ok`
+    /// and rolling back on `Err`.
+    fn write<T>(&self, action: &str, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut connection = self.lock();
+        let database = |source| Error::Database { action: action.to_owned(), source };
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(database)?;
+        let value = work(&transaction)?;
+        transaction.commit().map_err(database)?;
+        Ok(value)
+    }
+
+    /// Runs `work` in a read transaction (one consistent snapshot).
+    fn read<T>(&self, action: &str, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut connection = self.lock();
+        let database = |source| Error::Database { action: action.to_owned(), source };
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Deferred).map_err(database)?;
+        let value = work(&transaction)?;
+        transaction.commit().map_err(database)?;
+        Ok(value)
+    }
+}
+
+/// Creates missing parent directories (0700) and the file itself (0600)
+/// before SQLite does, since SQLite would use the process umask.
+fn prepare_file(path: &Path) -> Result<()> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, source }
+    };
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if !parent.exists() {
+            DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io(parent))?;
+        }
+    }
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        // Another process created it first, or it existed: keep its mode.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(io(path)(error)),
+    }
+}
