@@ -1,3 +1,6 @@
 //! placeholder
 
+#![deny(missing_docs)]
+
 pub mod ipam;
+pub mod roles;
