@@ -18,7 +18,6 @@ import (
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
-	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vapi/rest"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -47,15 +46,9 @@ func startSim(t *testing.T, mutate func(*Config)) *Instance {
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	t.Cleanup(func() {
-		inst.Stop()
-		// SessionIdleTimeout is a simulator global.
-		simCleanupGlobals()
-	})
+	t.Cleanup(inst.Stop)
 	return inst
 }
-
-func simCleanupGlobals() { simulator.SessionIdleTimeout = 0 }
 
 func userURL(inst *Instance, user, pass string) *url.URL {
 	u := *inst.URL
@@ -495,6 +488,9 @@ func TestMethodDelay(t *testing.T) {
 	}
 }
 
+// TestSessionIdleTimeout must stay the last test that starts a simulator
+// in-process: simulator.SessionIdleTimeout is a global read by session watch
+// goroutines, and changing it back for a later Start would race with them.
 func TestSessionIdleTimeout(t *testing.T) {
 	inst := startSim(t, func(c *Config) { c.SessionIdleTimeout = time.Second })
 	ctx := context.Background()

@@ -118,7 +118,11 @@ func Start(cfg Config) (*Instance, error) {
 		DelayJitter: cfg.DelayJitter,
 	}
 
-	simulator.SessionIdleTimeout = cfg.SessionIdleTimeout
+	// A process-wide simulator global, read by session watch goroutines that
+	// outlive an Instance: only write it when it changes.
+	if simulator.SessionIdleTimeout != cfg.SessionIdleTimeout {
+		simulator.SessionIdleTimeout = cfg.SessionIdleTimeout
+	}
 
 	if err := model.Create(); err != nil {
 		model.Remove()
