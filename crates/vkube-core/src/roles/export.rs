@@ -2,8 +2,9 @@
 //! script and a JSON document.
 //!
 //! Both are pure string rendering; running govc or calling vCenter is not
-//! done here. Paths come from [`Bindings`]; an unbound slot becomes a
-//! `${SLOT_PATH}` shell variable that the script insists on.
+//! done here. Paths come from [`Bindings`]; an unbound `vcenter` slot is
+//! the root folder `/`, and any other unbound slot becomes a `${SLOT_PATH}`
+//! shell variable that the script insists on.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -57,7 +58,7 @@ pub fn render_govc(
         .iter()
         .flat_map(|role| role.grants())
         .map(|grant| grant.slot)
-        .filter(|slot| !bindings.is_bound(*slot))
+        .filter(|slot| !bindings.is_bound(*slot) && slot.fixed_path().is_none())
         .collect();
     unbound.sort();
     unbound.dedup();
@@ -87,14 +88,11 @@ pub fn render_govc(
     let _ = writeln!(out, "\n# Permissions for {}", one_line(principal));
     for role in &roles {
         for grant in role.grants() {
-            let paths: Vec<String> = match bindings.paths(grant.slot) {
-                [] => vec![format!("\"${{{}}}\"", grant.slot.placeholder())],
-                paths => paths
-                    .iter()
-                    .map(|path| shell_quote(path).into_owned())
-                    .collect(),
-            };
-            for path in paths {
+            for target in targets(bindings, grant.slot) {
+                let path = match target {
+                    Target::Path(path) => shell_quote(path).into_owned(),
+                    Target::Placeholder(variable) => format!("\"${{{variable}}}\""),
+                };
                 let _ = writeln!(
                     out,
                     "govc permissions.set -principal {} -role {} -propagate={} {}",
@@ -136,22 +134,21 @@ pub fn render_json(
                     .grants()
                     .iter()
                     .flat_map(|grant| {
-                        let paths = bindings.paths(grant.slot);
-                        let targets: Vec<(Option<&str>, Option<String>)> = if paths.is_empty() {
-                            vec![(None, Some(format!("${{{}}}", grant.slot.placeholder())))]
-                        } else {
-                            paths
-                                .iter()
-                                .map(|path| (Some(path.as_str()), None))
-                                .collect()
-                        };
-                        targets
+                        targets(bindings, grant.slot)
                             .into_iter()
-                            .map(move |(path, placeholder)| JsonPermission {
-                                slot: grant.slot,
-                                propagate: grant.propagate,
-                                path,
-                                placeholder,
+                            .map(move |target| {
+                                let (path, placeholder) = match target {
+                                    Target::Path(path) => (Some(path), None),
+                                    Target::Placeholder(variable) => {
+                                        (None, Some(format!("${{{variable}}}")))
+                                    }
+                                };
+                                JsonPermission {
+                                    slot: grant.slot,
+                                    propagate: grant.propagate,
+                                    path,
+                                    placeholder,
+                                }
                             })
                     })
                     .collect(),
@@ -162,6 +159,22 @@ pub fn render_json(
         profile: catalog.profile().to_owned(),
         source,
     })
+}
+
+/// Where a grant on `slot` goes.
+enum Target<'a> {
+    /// A bound or fixed inventory path.
+    Path(&'a str),
+    /// The shell variable holding the path of an unbound slot.
+    Placeholder(String),
+}
+
+fn targets(bindings: &Bindings, slot: Slot) -> Vec<Target<'_>> {
+    match (bindings.paths(slot), slot.fixed_path()) {
+        ([], Some(fixed)) => vec![Target::Path(fixed)],
+        ([], None) => vec![Target::Placeholder(slot.placeholder())],
+        (paths, _) => paths.iter().map(|path| Target::Path(path)).collect(),
+    }
 }
 
 #[derive(Serialize)]
@@ -295,12 +308,11 @@ govc permissions.set -principal svc-k8s@vsphere.local -role ReadOnly -propagate=
             script.contains("govc role.create admin \\\n  Authorization.ModifyRoles\n"),
             "{script}"
         );
+        assert!(!script.contains("VCENTER_PATH"), "{script}");
         assert!(
-            script.contains(": \"${VCENTER_PATH:?set VCENTER_PATH"),
-            "{script}"
-        );
-        assert!(
-            script.contains("govc permissions.set -principal 'DOMAIN\\svc' -role admin -propagate=true \"${VCENTER_PATH}\"\n"),
+            script.contains(
+                "govc permissions.set -principal 'DOMAIN\\svc' -role admin -propagate=true /\n"
+            ),
             "{script}"
         );
     }

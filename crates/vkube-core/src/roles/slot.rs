@@ -73,6 +73,15 @@ impl Slot {
         )
     }
 
+    /// The inventory path every vCenter gives this slot, if there is one:
+    /// the root folder is always `/`.
+    pub fn fixed_path(self) -> Option<&'static str> {
+        match self {
+            Slot::Vcenter => Some("/"),
+            _ => None,
+        }
+    }
+
     /// Slots whose objects contain this slot's objects in the inventory, so a
     /// propagating grant there is also effective here.
     ///
@@ -170,6 +179,8 @@ mod tests {
     fn placeholders() {
         assert_eq!(Slot::VmFolder.placeholder(), "VM_FOLDER_PATH");
         assert_eq!(Slot::Vcenter.placeholder(), "VCENTER_PATH");
+        assert_eq!(Slot::Vcenter.fixed_path(), Some("/"));
+        assert_eq!(Slot::VmFolder.fixed_path(), None);
     }
 
     #[test]
