@@ -1,1 +1,17 @@
-//! placeholder
+//! vkube's vSphere layer: the only crate that talks to vCenter. Wraps
+//! `vim_rs` behind a small typed API (sessions, inventory, property
+//! collection, tasks) and turns every fault into an [`Error`] that names
+//! the object concerned.
+#![deny(missing_docs)]
+
+pub mod endpoint;
+pub mod error;
+pub mod secret;
+pub mod session;
+pub mod tls;
+
+pub use endpoint::Endpoint;
+pub use error::{Error, Result};
+pub use secret::Secret;
+pub use session::{About, ConnectOptions, Session, TransportChoice};
+pub use tls::{PeerCertificate, Thumbprint, TlsPolicy};

@@ -1,0 +1,316 @@
+//! The vSphere layer's error type: every failure names the object, path or
+//! privilege it concerns. Raw SOAP/JSON never leaks into a message; `vim_rs`
+//! faults are translated here, in one place.
+
+use std::sync::Arc;
+
+use vim_rs::core::client::Error as VimClientError;
+use vim_rs::core::error::{Error as VimError, ErrorKind as VimErrorKind};
+use vim_rs::types::struct_enum::StructType;
+use vim_rs::types::structs::MethodFault;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong talking to vCenter.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL given is not usable.
+    #[error("invalid vCenter URL `{url}`: {problem}")]
+    InvalidUrl {
+        /// What the user gave.
+        url: String,
+        /// Why it is unusable.
+        problem: String,
+    },
+    /// DNS did not resolve the host name.
+    #[error("cannot resolve host `{host}`")]
+    UnknownHost {
+        /// Host name.
+        host: String,
+        /// Resolver error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Nothing listens on the port.
+    #[error("connection to `{address}` refused")]
+    ConnectionRefused {
+        /// host:port.
+        address: String,
+    },
+    /// No route, or no answer within the connect timeout.
+    #[error("host `{address}` is unreachable")]
+    Unreachable {
+        /// host:port.
+        address: String,
+        /// Socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server's certificate does not chain to a trusted root.
+    #[error("the TLS certificate of `{host}` is not trusted ({reason})")]
+    UntrustedCertificate {
+        /// host:port.
+        host: String,
+        /// What the verifier said.
+        reason: String,
+        /// SHA-256 fingerprint of the leaf certificate.
+        sha256: String,
+        /// SHA-1 fingerprint (what govc and vCenter show).
+        sha1: String,
+    },
+    /// A thumbprint was pinned and the server presented another certificate.
+    #[error("the TLS certificate of `{host}` does not match the pinned thumbprint `{expected}`")]
+    ThumbprintMismatch {
+        /// host:port.
+        host: String,
+        /// The pinned thumbprint.
+        expected: String,
+        /// SHA-256 fingerprint actually presented.
+        sha256: String,
+        /// SHA-1 fingerprint actually presented.
+        sha1: String,
+    },
+    /// The TLS handshake failed for a reason other than trust.
+    #[error("TLS handshake with `{address}` failed: {detail}")]
+    Tls {
+        /// host:port.
+        address: String,
+        /// Handshake error.
+        detail: String,
+    },
+    /// A CA file could not be used.
+    #[error("cannot use CA file `{path}`: {problem}")]
+    CaFile {
+        /// File path.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// vCenter rejected the credentials.
+    #[error("login as `{user}` to `{host}` failed: wrong user name or password")]
+    InvalidLogin {
+        /// User name.
+        user: String,
+        /// host:port.
+        host: String,
+    },
+    /// The server answered, but not as a vCenter does.
+    #[error("`{url}` is not a vCenter: {detail}")]
+    NotVcenter {
+        /// The SDK URL.
+        url: String,
+        /// What the server answered instead.
+        detail: String,
+    },
+    /// An inventory path does not resolve.
+    #[error("{kind} `{path}` not found: `{parent}` has no `{missing}`")]
+    NotFound {
+        /// What was looked for (VM, datastore, inventory path...).
+        kind: String,
+        /// The full path given.
+        path: String,
+        /// The deepest prefix that exists.
+        parent: String,
+        /// The first segment that does not exist.
+        missing: String,
+    },
+    /// The session lacks a privilege.
+    #[error("permission denied on `{object}`: missing privilege `{privilege}`")]
+    PermissionDenied {
+        /// Object the call was made on.
+        object: String,
+        /// The privilege vCenter named.
+        privilege: String,
+    },
+    /// Any other fault vCenter raised for a call.
+    #[error("{operation}: vCenter raised `{fault}`{}", message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Fault {
+        /// What vkube was doing.
+        operation: String,
+        /// The fault type, e.g. `DuplicateName`.
+        fault: String,
+        /// vCenter's message, when it sent one.
+        message: Option<String>,
+    },
+    /// Transport failure after connecting (reset, timeout, HTTP error).
+    #[error("{operation}: request to vCenter failed: {detail}")]
+    Transport {
+        /// What vkube was doing.
+        operation: String,
+        /// Transport detail.
+        detail: String,
+    },
+    /// The answer did not have the expected shape.
+    #[error("{operation}: unexpected answer from vCenter: {detail}")]
+    Protocol {
+        /// What vkube was doing.
+        operation: String,
+        /// What was unexpected.
+        detail: String,
+    },
+    /// The caller asked for something the input cannot satisfy.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// A next step for the user, when there is an obvious one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::UntrustedCertificate { sha256, .. } => Some(format!(
+                "if you trust this server, pin its certificate with `--thumbprint {sha256}`, pass its CA with `--ca-file`, or skip verification with `--insecure`"
+            )),
+            Error::ThumbprintMismatch { sha256, .. } => Some(format!(
+                "the server now presents `{sha256}`; if the certificate was replaced on purpose, pin the new thumbprint"
+            )),
+            Error::InvalidLogin { .. } => Some(
+                "check `--username` and the password (`--password-file`, `VKUBE_PASSWORD` or `GOVC_PASSWORD`)".into(),
+            ),
+            Error::ConnectionRefused { .. } => {
+                Some("check the port in `--url`; vCenter serves its API on 443".into())
+            }
+            Error::PermissionDenied { object, privilege } => Some(format!(
+                "grant `{privilege}` on `{object}` to this user (see `vkube roles check`)"
+            )),
+            Error::NotVcenter { .. } => Some("vkube needs a vCenter Server, not an ESXi host or another service".into()),
+            _ => None,
+        }
+    }
+
+    /// Whether the session expired and a new login may fix the call.
+    pub(crate) fn is_not_authenticated(err: &VimClientError) -> bool {
+        matches!(err, VimClientError::MethodFault(f) if f.type_ == Some(StructType::NotAuthenticated))
+    }
+
+    /// Translate a `vim_rs` client error raised while doing `operation`.
+    pub fn from_client(operation: &str, err: VimClientError) -> Self {
+        match err {
+            VimClientError::MethodFault(fault) => Self::from_fault(operation, &fault),
+            VimClientError::ReqwestError(e) => Error::Transport {
+                operation: operation.into(),
+                detail: describe_reqwest(&e),
+            },
+            VimClientError::ParseError(detail) => Error::Protocol {
+                operation: operation.into(),
+                detail: first_line(&detail),
+            },
+            other => Error::Protocol {
+                operation: operation.into(),
+                detail: first_line(&other.to_string()),
+            },
+        }
+    }
+
+    /// Translate a `vim_rs` property-collector or task error.
+    pub fn from_vim(operation: &str, err: VimError) -> Self {
+        if let Some(fault) = err.task_fault() {
+            return Self::from_fault(operation, fault);
+        }
+        if let Some(client) = err.client_error() {
+            return Self::from_client(operation, client.clone());
+        }
+        match err.kind() {
+            VimErrorKind::TaskCancelled => Error::Fault {
+                operation: operation.into(),
+                fault: "RequestCanceled".into(),
+                message: Some("the task was cancelled".into()),
+            },
+            _ => Error::Protocol {
+                operation: operation.into(),
+                detail: first_line(&err.to_string()),
+            },
+        }
+    }
+
+    /// Translate a vSphere `MethodFault`.
+    pub fn from_fault(operation: &str, fault: &MethodFault) -> Self {
+        let name = fault_name(fault);
+        if name == "NoPermission" {
+            let privilege = extra_str(fault, "privilegeId").unwrap_or_else(|| "unknown".into());
+            let object = extra_str(fault, "object").unwrap_or_else(|| operation.to_string());
+            return Error::PermissionDenied { object, privilege };
+        }
+        Error::Fault {
+            operation: operation.into(),
+            fault: name,
+            message: fault_message(fault),
+        }
+    }
+
+    /// The vSphere fault type name, if this error is a fault.
+    pub fn fault_name(&self) -> Option<&str> {
+        match self {
+            Error::Fault { fault, .. } => Some(fault),
+            Error::PermissionDenied { .. } => Some("NoPermission"),
+            _ => None,
+        }
+    }
+}
+
+/// The fault's type name, e.g. `InvalidLogin`.
+pub(crate) fn fault_name(fault: &MethodFault) -> String {
+    fault
+        .type_
+        .map(|t| t.as_str().to_string())
+        .unwrap_or_else(|| "MethodFault".into())
+}
+
+/// A readable message from the fault's localized messages and well-known fields.
+fn fault_message(fault: &MethodFault) -> Option<String> {
+    let mut parts: Vec<String> = fault
+        .fault_message
+        .iter()
+        .flatten()
+        .filter_map(|m| m.message.clone())
+        .filter(|m| !m.is_empty())
+        .collect();
+    for key in ["invalidProperty", "name", "text", "reason", "msg", "propertyPath"] {
+        if let Some(v) = extra_str(fault, key) {
+            parts.push(format!("{key} `{v}`"));
+        }
+    }
+    if let Some(cause) = &fault.fault_cause {
+        parts.push(format!("caused by `{}`", fault_name(cause)));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+fn extra_str(fault: &MethodFault, key: &str) -> Option<String> {
+    use miniserde::json::Value;
+    match fault.extra_fields_.get(key)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Object(o) => o.get("value").and_then(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+fn describe_reqwest(e: &Arc<reqwest::Error>) -> String {
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    if let Some(status) = e.status() {
+        return format!("HTTP {status}");
+    }
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e.as_ref());
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    detail
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("").trim();
+    // SOAP bodies sometimes end up in parse errors; never show markup.
+    if line.starts_with('<') {
+        "the response was not a valid vSphere API answer".into()
+    } else {
+        line.chars().take(300).collect()
+    }
+}
