@@ -46,7 +46,9 @@ pub enum Error {
         requested: String,
     },
     /// The pool still has leases and deletion was not forced.
-    #[error("pool `{pool}` has {allocated} allocated address(es); release them first or pass `--force`")]
+    #[error(
+        "pool `{pool}` has {allocated} allocated address(es); release them first or pass `--force`"
+    )]
     PoolInUse {
         /// The pool.
         pool: PoolName,
@@ -90,7 +92,9 @@ pub enum Error {
         problem: String,
     },
     /// No state path was given and no data directory could be found.
-    #[error("cannot find a data directory for the state file; pass `--state` or set `VKUBE_STATE`")]
+    #[error(
+        "cannot find a data directory for the state file; pass `--state` or set `VKUBE_STATE`"
+    )]
     NoStatePath,
     /// Creating the state file or its directory failed.
     #[error("preparing state file `{}`", path.display())]

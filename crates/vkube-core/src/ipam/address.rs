@@ -97,13 +97,19 @@ fn family_mask(width: u8) -> u128 {
 /// Mask with the top `prefix` bits of a `width`-bit family set.
 fn prefix_mask(width: u8, prefix: u8) -> u128 {
     let host_bits = width - prefix;
-    let host = if host_bits == 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+    let host = if host_bits == 128 {
+        u128::MAX
+    } else {
+        (1u128 << host_bits) - 1
+    };
     family_mask(width) & !host
 }
 
 /// Parses an IP address, naming the input in the error.
 pub fn parse_address(input: &str) -> Result<IpAddr, AddressError> {
-    IpAddr::from_str(input.trim()).map_err(|_| AddressError::NotAnAddress { input: input.to_owned() })
+    IpAddr::from_str(input.trim()).map_err(|_| AddressError::NotAnAddress {
+        input: input.to_owned(),
+    })
 }
 
 /// An IP network: a network address with all host bits clear, plus a prefix
@@ -123,7 +129,10 @@ impl Cidr {
             return Err(AddressError::PrefixTooLong { prefix, max: width });
         }
         let bits = to_bits(address) & prefix_mask(width, prefix);
-        Ok(Cidr { network: from_bits(address, bits), prefix })
+        Ok(Cidr {
+            network: from_bits(address, bits),
+            prefix,
+        })
     }
 
     /// The network address (all host bits clear).
@@ -145,7 +154,10 @@ impl Cidr {
 
     /// All addresses of the network as an inclusive range.
     pub fn range(&self) -> AddressRange {
-        AddressRange { start: self.network, end: self.last() }
+        AddressRange {
+            start: self.network,
+            end: self.last(),
+        }
     }
 
     /// Whether `address` is inside this network (false for the other family).
@@ -170,13 +182,18 @@ impl FromStr for Cidr {
 
     /// Parses `address/prefix`, refusing host bits (`10.0.0.1/24`).
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let not_cidr = || AddressError::NotACidr { input: input.to_owned() };
+        let not_cidr = || AddressError::NotACidr {
+            input: input.to_owned(),
+        };
         let (address, prefix) = input.trim().split_once('/').ok_or_else(not_cidr)?;
         let address = IpAddr::from_str(address).map_err(|_| not_cidr())?;
         let prefix: u8 = prefix.parse().map_err(|_| not_cidr())?;
         let cidr = Cidr::containing(address, prefix)?;
         if cidr.network != address {
-            return Err(AddressError::HostBitsSet { input: input.to_owned(), network: cidr });
+            return Err(AddressError::HostBitsSet {
+                input: input.to_owned(),
+                network: cidr,
+            });
         }
         Ok(cidr)
     }
@@ -216,7 +233,10 @@ impl AddressRange {
 
     /// A range holding one address.
     pub fn single(address: IpAddr) -> Self {
-        AddressRange { start: address, end: address }
+        AddressRange {
+            start: address,
+            end: address,
+        }
     }
 
     /// First address.
@@ -305,7 +325,11 @@ mod tests {
             ("10.0.0.0/8", "10.0.0.0", "10.255.255.255"),
             ("0.0.0.0/0", "0.0.0.0", "255.255.255.255"),
             ("10.1.2.3/32", "10.1.2.3", "10.1.2.3"),
-            ("2001:db8::/64", "2001:db8::", "2001:db8::ffff:ffff:ffff:ffff"),
+            (
+                "2001:db8::/64",
+                "2001:db8::",
+                "2001:db8::ffff:ffff:ffff:ffff",
+            ),
             ("::/0", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
             ("2001:db8::1/128", "2001:db8::1", "2001:db8::1"),
         ];
@@ -323,9 +347,18 @@ mod tests {
             "10.0.0.1/24".parse::<Cidr>().unwrap_err().to_string(),
             "`10.0.0.1/24` has host bits set; did you mean `10.0.0.0/24`?"
         );
-        assert!(matches!("10.0.0.0/33".parse::<Cidr>(), Err(AddressError::PrefixTooLong { .. })));
-        assert!(matches!("10.0.0.0".parse::<Cidr>(), Err(AddressError::NotACidr { .. })));
-        assert!(matches!("nope/8".parse::<Cidr>(), Err(AddressError::NotACidr { .. })));
+        assert!(matches!(
+            "10.0.0.0/33".parse::<Cidr>(),
+            Err(AddressError::PrefixTooLong { .. })
+        ));
+        assert!(matches!(
+            "10.0.0.0".parse::<Cidr>(),
+            Err(AddressError::NotACidr { .. })
+        ));
+        assert!(matches!(
+            "nope/8".parse::<Cidr>(),
+            Err(AddressError::NotACidr { .. })
+        ));
     }
 
     #[test]
@@ -335,11 +368,23 @@ mod tests {
         assert!(range.contains(ip("10.0.0.9")));
         assert!(!range.contains(ip("10.0.0.10")));
         assert!(!range.contains(ip("::1")));
-        assert_eq!("10.0.0.0/30".parse::<AddressRange>().unwrap().to_string(), "10.0.0.0-10.0.0.3");
-        assert!(matches!("10.0.0.9-10.0.0.5".parse::<AddressRange>(), Err(AddressError::Backwards { .. })));
-        assert!(matches!("10.0.0.9-::1".parse::<AddressRange>(), Err(AddressError::MixedFamilies { .. })));
+        assert_eq!(
+            "10.0.0.0/30".parse::<AddressRange>().unwrap().to_string(),
+            "10.0.0.0-10.0.0.3"
+        );
+        assert!(matches!(
+            "10.0.0.9-10.0.0.5".parse::<AddressRange>(),
+            Err(AddressError::Backwards { .. })
+        ));
+        assert!(matches!(
+            "10.0.0.9-::1".parse::<AddressRange>(),
+            Err(AddressError::MixedFamilies { .. })
+        ));
         let other: AddressRange = "10.0.0.8-10.0.0.20".parse().unwrap();
-        assert_eq!(range.intersection(&other).unwrap().to_string(), "10.0.0.8-10.0.0.9");
+        assert_eq!(
+            range.intersection(&other).unwrap().to_string(),
+            "10.0.0.8-10.0.0.9"
+        );
         assert_eq!("::/0".parse::<AddressRange>().unwrap().len(), u128::MAX);
     }
 }

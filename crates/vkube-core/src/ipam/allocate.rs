@@ -61,14 +61,29 @@ impl Lease {
 /// a caller that retries after an interrupted write picks the same one.
 /// Runs in time linear in the number of used addresses inside the pool.
 pub fn next_free(pool: &IpPool, used: &BTreeSet<IpAddr>) -> Option<IpAddr> {
+    next_free_from(pool, used, pool.addresses().range().start())
+}
+
+/// Like [`next_free`], but only considers addresses `>= from`. A store that
+/// knows every allocatable address below `from` is taken can pass just the
+/// used addresses from there on, instead of the whole pool's.
+pub fn next_free_from(pool: &IpPool, used: &BTreeSet<IpAddr>, from: IpAddr) -> Option<IpAddr> {
     let range = pool.addresses().range();
     let (low, high) = range.bits();
     let is_v4 = range.start().is_ipv4();
+    if from.is_ipv4() != is_v4 {
+        return None;
+    }
+    let mut candidate = low.max(to_bits(from));
+    let start = from_bits(range.start(), candidate);
     let mut reserved = pool.reserved_bits().into_iter().peekable();
     // `IpAddr` orders every IPv4 address before every IPv6 one, so stop at
     // the family boundary.
-    let mut taken = used.range(range.start()..).take_while(|a| a.is_ipv4() == is_v4).map(|a| to_bits(*a)).peekable();
-    let mut candidate = low;
+    let mut taken = used
+        .range(start..)
+        .take_while(|a| a.is_ipv4() == is_v4)
+        .map(|a| to_bits(*a))
+        .peekable();
     while candidate <= high {
         while reserved.next_if(|&(_, end)| end < candidate).is_some() {}
         if let Some(&(start, end)) = reserved.peek() {
@@ -89,7 +104,12 @@ pub fn next_free(pool: &IpPool, used: &BTreeSet<IpAddr>) -> Option<IpAddr> {
 
 /// The lease [`next_free`] would give `cluster`/`node`, or `None` when the
 /// pool is full. Stores nothing; the caller persists the lease.
-pub fn allocate(pool: &IpPool, used: &BTreeSet<IpAddr>, cluster: &str, node: &str) -> Option<Lease> {
+pub fn allocate(
+    pool: &IpPool,
+    used: &BTreeSet<IpAddr>,
+    cluster: &str,
+    node: &str,
+) -> Option<Lease> {
     next_free(pool, used).map(|address| Lease::new(pool, address, cluster, node))
 }
 
@@ -102,13 +122,20 @@ pub fn overlap(a: &IpPool, b: &IpPool) -> Option<AddressRange> {
 
 /// Fails with [`Error::Overlap`] naming the first pool of `existing` (other
 /// than one of the same name) that shares addresses with `pool`.
-pub fn check_overlap<'a>(pool: &IpPool, existing: impl IntoIterator<Item = &'a IpPool>) -> Result<(), Error> {
+pub fn check_overlap<'a>(
+    pool: &IpPool,
+    existing: impl IntoIterator<Item = &'a IpPool>,
+) -> Result<(), Error> {
     for other in existing {
         if other.name() == pool.name() {
             continue;
         }
         if let Some(addresses) = overlap(pool, other) {
-            return Err(Error::Overlap { pool: pool.name().clone(), other: other.name().clone(), addresses });
+            return Err(Error::Overlap {
+                pool: pool.name().clone(),
+                other: other.name().clone(),
+                addresses,
+            });
         }
     }
     Ok(())

@@ -83,11 +83,17 @@ pub(crate) struct Problems {
 
 impl Problems {
     pub(crate) fn new(prefix: &str) -> Self {
-        Problems { prefix: prefix.to_owned(), list: Vec::new() }
+        Problems {
+            prefix: prefix.to_owned(),
+            list: Vec::new(),
+        }
     }
 
     pub(crate) fn push(&mut self, field: impl fmt::Display, problem: impl fmt::Display) {
-        self.list.push(Problem { field: format!("{}{}", self.prefix, field), problem: problem.to_string() });
+        self.list.push(Problem {
+            field: format!("{}{}", self.prefix, field),
+            problem: problem.to_string(),
+        });
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -98,7 +104,9 @@ impl Problems {
         if self.list.is_empty() {
             Ok(value())
         } else {
-            Err(Error::Invalid { problems: self.list })
+            Err(Error::Invalid {
+                problems: self.list,
+            })
         }
     }
 }

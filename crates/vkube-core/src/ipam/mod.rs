@@ -9,9 +9,11 @@ mod error;
 mod pool;
 
 pub use address::{parse_address, AddressError, AddressRange, Cidr};
-pub use allocate::{allocate, check_overlap, next_free, overlap, Lease};
+pub use allocate::{allocate, check_overlap, next_free, next_free_from, overlap, Lease};
 pub use error::{Error, Problem};
-pub use pool::{parse_pools_yaml, validate_pools, IpPool, PoolAddresses, PoolName, RawIpPool, RawRange};
+pub use pool::{
+    parse_pools_yaml, validate_pools, IpPool, PoolAddresses, PoolName, RawIpPool, RawRange,
+};
 
 #[cfg(test)]
 mod tests;

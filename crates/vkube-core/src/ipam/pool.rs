@@ -30,7 +30,9 @@ impl PoolName {
         }
         let mut chars = name.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-        let rest_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let rest_ok = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !first_ok || !rest_ok {
             return Err(format!(
                 "`{name}` must start with a letter or digit and hold only letters, digits, `-`, `_` and `.`"
@@ -54,7 +56,8 @@ impl fmt::Display for PoolName {
 impl<'de> Deserialize<'de> for PoolName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        PoolName::new(&text).map_err(|problem| serde::de::Error::custom(format!("pool name {problem}")))
+        PoolName::new(&text)
+            .map_err(|problem| serde::de::Error::custom(format!("pool name {problem}")))
     }
 }
 
@@ -232,7 +235,11 @@ impl IpPool {
 
     /// How many addresses the pool can hand out (saturates for huge IPv6 pools).
     pub fn capacity(&self) -> u128 {
-        let reserved: u128 = self.reserved_bits().iter().map(|(start, end)| end - start + 1).sum();
+        let reserved: u128 = self
+            .reserved_bits()
+            .iter()
+            .map(|(start, end)| end - start + 1)
+            .sum();
         self.addresses.range().len().saturating_sub(reserved)
     }
 
@@ -249,7 +256,10 @@ impl IpPool {
     pub fn to_raw(&self) -> RawIpPool {
         let (range, subnet) = match self.addresses {
             PoolAddresses::Range(range) => (
-                Some(RawRange { start: range.start().to_string(), end: range.end().to_string() }),
+                Some(RawRange {
+                    start: range.start().to_string(),
+                    end: range.end().to_string(),
+                }),
                 None,
             ),
             PoolAddresses::Subnet(cidr) => (None, Some(cidr.to_string())),
@@ -293,7 +303,9 @@ impl RawIpPool {
     /// `pools[2].` gives `pools[2].gateway`.
     pub fn validate_at(&self, prefix: &str) -> Result<IpPool, Error> {
         let mut problems = Problems::new(prefix);
-        let name = PoolName::new(self.name.trim()).map_err(|problem| problems.push("name", problem)).ok();
+        let name = PoolName::new(self.name.trim())
+            .map_err(|problem| problems.push("name", problem))
+            .ok();
         let addresses = self.check_addresses(&mut problems);
         let network = addresses.and_then(|addresses| self.check_prefix(addresses, &mut problems));
         let gateway = self.check_gateway(network, &mut problems);
@@ -306,7 +318,9 @@ impl RawIpPool {
             .iter()
             .enumerate()
             .filter_map(|(index, text)| {
-                parse_address(text).map_err(|error| problems.push(format!("nameServers[{index}]"), error)).ok()
+                parse_address(text)
+                    .map_err(|error| problems.push(format!("nameServers[{index}]"), error))
+                    .ok()
             })
             .collect();
 
@@ -325,7 +339,10 @@ impl RawIpPool {
                         if range.intersection(&addresses.range()).is_none() {
                             problems.push(
                                 format!("exclude[{index}]"),
-                                format!("{range} is outside the pool's addresses {}", addresses.range()),
+                                format!(
+                                    "{range} is outside the pool's addresses {}",
+                                    addresses.range()
+                                ),
                             );
                         }
                     }
@@ -335,10 +352,14 @@ impl RawIpPool {
         }
 
         if !problems.is_empty() {
-            return Err(Error::Invalid { problems: problems.list });
+            return Err(Error::Invalid {
+                problems: problems.list,
+            });
         }
         // All parts parsed: every Option below is Some.
-        let (Some(name), Some(addresses), Some(network), Some(gateway)) = (name, addresses, network, gateway) else {
+        let (Some(name), Some(addresses), Some(network), Some(gateway)) =
+            (name, addresses, network, gateway)
+        else {
             unreachable!("a missing part always records a problem")
         };
         let pool = IpPool {
@@ -347,12 +368,20 @@ impl RawIpPool {
             network,
             gateway,
             name_servers,
-            search_domains: self.search_domains.iter().map(|d| d.trim().to_owned()).collect(),
+            search_domains: self
+                .search_domains
+                .iter()
+                .map(|d| d.trim().to_owned())
+                .collect(),
             exclude,
             restrict_to_cluster: self.restrict_to_cluster,
         };
         if pool.capacity() == 0 {
-            let field = if self.range.is_some() { "range" } else { "subnet" };
+            let field = if self.range.is_some() {
+                "range"
+            } else {
+                "subnet"
+            };
             problems.push(
                 field,
                 format!(
@@ -371,18 +400,29 @@ impl RawIpPool {
                 None
             }
             (None, None) => {
-                problems.push("range", "one of `range` (start and end) or `subnet` (a CIDR) is required");
+                problems.push(
+                    "range",
+                    "one of `range` (start and end) or `subnet` (a CIDR) is required",
+                );
                 None
             }
             (Some(range), None) => {
-                let start = parse_address(&range.start).map_err(|e| problems.push("range.start", e)).ok();
-                let end = parse_address(&range.end).map_err(|e| problems.push("range.end", e)).ok();
-                let range = AddressRange::new(start?, end?).map_err(|e| problems.push("range.end", e)).ok()?;
+                let start = parse_address(&range.start)
+                    .map_err(|e| problems.push("range.start", e))
+                    .ok();
+                let end = parse_address(&range.end)
+                    .map_err(|e| problems.push("range.end", e))
+                    .ok();
+                let range = AddressRange::new(start?, end?)
+                    .map_err(|e| problems.push("range.end", e))
+                    .ok()?;
                 Some(PoolAddresses::Range(range))
             }
-            (None, Some(subnet)) => {
-                subnet.parse().map(PoolAddresses::Subnet).map_err(|e| problems.push("subnet", e)).ok()
-            }
+            (None, Some(subnet)) => subnet
+                .parse()
+                .map(PoolAddresses::Subnet)
+                .map_err(|e| problems.push("subnet", e))
+                .ok(),
         }
     }
 
@@ -396,19 +436,26 @@ impl RawIpPool {
                 return None;
             }
         };
-        let network = Cidr::containing(first, prefix).map_err(|e| problems.push("prefix", e)).ok()?;
+        let network = Cidr::containing(first, prefix)
+            .map_err(|e| problems.push("prefix", e))
+            .ok()?;
         match addresses {
             PoolAddresses::Subnet(cidr) if prefix > cidr.prefix() => {
                 problems.push(
                     "prefix",
-                    format!("/{prefix} is longer than subnet {cidr}, which would span several networks"),
+                    format!(
+                        "/{prefix} is longer than subnet {cidr}, which would span several networks"
+                    ),
                 );
                 None
             }
             PoolAddresses::Range(range) if !network.contains(range.end()) => {
                 problems.push(
                     "range.end",
-                    format!("{} is outside subnet {network} (range.start with prefix /{prefix})", range.end()),
+                    format!(
+                        "{} is outside subnet {network} (range.start with prefix /{prefix})",
+                        range.end()
+                    ),
                 );
                 None
             }
@@ -422,17 +469,25 @@ impl RawIpPool {
             problems.push("gateway", "is required");
             return None;
         }
-        let gateway = parse_address(text).map_err(|e| problems.push("gateway", e)).ok()?;
+        let gateway = parse_address(text)
+            .map_err(|e| problems.push("gateway", e))
+            .ok()?;
         let network = network?;
         let has_broadcast = network.prefix() + 2 <= family_bits(gateway);
         if !network.contains(gateway) {
             problems.push("gateway", format!("{gateway} is outside subnet {network}"));
             None
         } else if has_broadcast && gateway == network.network() {
-            problems.push("gateway", format!("{gateway} is the network address of {network}"));
+            problems.push(
+                "gateway",
+                format!("{gateway} is the network address of {network}"),
+            );
             None
         } else if has_broadcast && gateway.is_ipv4() && gateway == network.last() {
-            problems.push("gateway", format!("{gateway} is the broadcast address of {network}"));
+            problems.push(
+                "gateway",
+                format!("{gateway} is the broadcast address of {network}"),
+            );
             None
         } else {
             Some(gateway)
@@ -452,7 +507,9 @@ fn check_domain(domain: &str) -> Result<(), String> {
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !valid {
-            return Err(format!("`{domain}` is not a valid DNS domain (label `{label}`)"));
+            return Err(format!(
+                "`{domain}` is not a valid DNS domain (label `{label}`)"
+            ));
         }
     }
     Ok(())
@@ -503,8 +560,18 @@ pub fn validate_pools(raws: &[RawIpPool], allow_overlap: bool) -> Result<Vec<IpP
             } else if !allow_overlap {
                 if let Some(shared) = super::allocate::overlap(pool, other) {
                     checks.push(
-                        format!("pools[{index}].{}", if raws[*index].range.is_some() { "range" } else { "subnet" }),
-                        format!("{shared} also belongs to pools[{other_index}] `{}`", other.name()),
+                        format!(
+                            "pools[{index}].{}",
+                            if raws[*index].range.is_some() {
+                                "range"
+                            } else {
+                                "subnet"
+                            }
+                        ),
+                        format!(
+                            "{shared} also belongs to pools[{other_index}] `{}`",
+                            other.name()
+                        ),
                     );
                 }
             }

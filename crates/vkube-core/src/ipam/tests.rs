@@ -12,7 +12,10 @@ fn ip(text: &str) -> IpAddr {
 fn range_pool() -> RawIpPool {
     RawIpPool {
         name: "lab".into(),
-        range: Some(RawRange { start: "10.0.0.10".into(), end: "10.0.0.20".into() }),
+        range: Some(RawRange {
+            start: "10.0.0.10".into(),
+            end: "10.0.0.20".into(),
+        }),
         prefix: Some(24),
         gateway: Some("10.0.0.1".into()),
         name_servers: vec!["10.0.0.53".into()],
@@ -50,7 +53,10 @@ fn valid_pools() {
 
     let raw = RawIpPool {
         name: "v6".into(),
-        range: Some(RawRange { start: "2001:db8::10".into(), end: "2001:db8::1f".into() }),
+        range: Some(RawRange {
+            start: "2001:db8::10".into(),
+            end: "2001:db8::1f".into(),
+        }),
         prefix: Some(64),
         gateway: Some("2001:db8::1".into()),
         name_servers: vec!["2001:db8::53".into()],
@@ -68,29 +74,97 @@ fn validation_errors_name_the_field() {
     type Edit = fn(&mut RawIpPool);
     let cases: &[(&str, Edit, &str)] = &[
         ("missing name", |p| p.name.clear(), "name: is required"),
-        ("bad name", |p| p.name = "-x y".into(), "name: `-x y` must start with a letter or digit"),
-        ("neither", |p| p.range = None, "range: one of `range` (start and end) or `subnet` (a CIDR) is required"),
-        ("both", |p| p.subnet = Some("10.0.0.0/24".into()), "subnet: set either `range` or `subnet`, not both"),
-        ("bad start", |p| p.range.as_mut().unwrap().start = "10.0.0".into(), "range.start: `10.0.0` is not an IP address"),
-        ("backwards", |p| p.range.as_mut().unwrap().end = "10.0.0.5".into(), "range.end: 10.0.0.5 comes before 10.0.0.10"),
-        ("mixed", |p| p.range.as_mut().unwrap().end = "::1".into(), "range.end: 10.0.0.10 and ::1 are not the same address family"),
+        (
+            "bad name",
+            |p| p.name = "-x y".into(),
+            "name: `-x y` must start with a letter or digit",
+        ),
+        (
+            "neither",
+            |p| p.range = None,
+            "range: one of `range` (start and end) or `subnet` (a CIDR) is required",
+        ),
+        (
+            "both",
+            |p| p.subnet = Some("10.0.0.0/24".into()),
+            "subnet: set either `range` or `subnet`, not both",
+        ),
+        (
+            "bad start",
+            |p| p.range.as_mut().unwrap().start = "10.0.0".into(),
+            "range.start: `10.0.0` is not an IP address",
+        ),
+        (
+            "backwards",
+            |p| p.range.as_mut().unwrap().end = "10.0.0.5".into(),
+            "range.end: 10.0.0.5 comes before 10.0.0.10",
+        ),
+        (
+            "mixed",
+            |p| p.range.as_mut().unwrap().end = "::1".into(),
+            "range.end: 10.0.0.10 and ::1 are not the same address family",
+        ),
         (
             "range beyond prefix",
             |p| p.range.as_mut().unwrap().end = "10.0.1.5".into(),
             "range.end: 10.0.1.5 is outside subnet 10.0.0.0/24 (range.start with prefix /24)",
         ),
-        ("no prefix", |p| p.prefix = None, "prefix: is required with `range` (e.g. `prefix: 24`)"),
-        ("prefix too long", |p| p.prefix = Some(33), "prefix: prefix /33 is longer than /32"),
+        (
+            "no prefix",
+            |p| p.prefix = None,
+            "prefix: is required with `range` (e.g. `prefix: 24`)",
+        ),
+        (
+            "prefix too long",
+            |p| p.prefix = Some(33),
+            "prefix: prefix /33 is longer than /32",
+        ),
         ("no gateway", |p| p.gateway = None, "gateway: is required"),
-        ("gateway outside", |p| p.gateway = Some("10.0.1.1".into()), "gateway: 10.0.1.1 is outside subnet 10.0.0.0/24"),
-        ("gateway network", |p| p.gateway = Some("10.0.0.0".into()), "gateway: 10.0.0.0 is the network address of 10.0.0.0/24"),
-        ("gateway broadcast", |p| p.gateway = Some("10.0.0.255".into()), "gateway: 10.0.0.255 is the broadcast address"),
-        ("no dns", |p| p.name_servers.clear(), "nameServers: at least one name server is required"),
-        ("bad dns", |p| p.name_servers.push("dns.example".into()), "nameServers[1]: `dns.example` is not an IP address"),
-        ("bad domain", |p| p.search_domains = vec!["ok.example".into(), "bad_domain".into()], "searchDomains[1]: `bad_domain` is not a valid DNS domain"),
-        ("bad exclude", |p| p.exclude = vec!["10.0.0.300".into()], "exclude[0]: `10.0.0.300` is not an IP address"),
-        ("exclude outside", |p| p.exclude = vec!["10.0.0.100".into()], "exclude[0]: 10.0.0.100 is outside the pool's addresses 10.0.0.10-10.0.0.20"),
-        ("all excluded", |p| p.exclude = vec!["10.0.0.0/24".into()], "range: 10.0.0.10-10.0.0.20 has no usable address"),
+        (
+            "gateway outside",
+            |p| p.gateway = Some("10.0.1.1".into()),
+            "gateway: 10.0.1.1 is outside subnet 10.0.0.0/24",
+        ),
+        (
+            "gateway network",
+            |p| p.gateway = Some("10.0.0.0".into()),
+            "gateway: 10.0.0.0 is the network address of 10.0.0.0/24",
+        ),
+        (
+            "gateway broadcast",
+            |p| p.gateway = Some("10.0.0.255".into()),
+            "gateway: 10.0.0.255 is the broadcast address",
+        ),
+        (
+            "no dns",
+            |p| p.name_servers.clear(),
+            "nameServers: at least one name server is required",
+        ),
+        (
+            "bad dns",
+            |p| p.name_servers.push("dns.example".into()),
+            "nameServers[1]: `dns.example` is not an IP address",
+        ),
+        (
+            "bad domain",
+            |p| p.search_domains = vec!["ok.example".into(), "bad_domain".into()],
+            "searchDomains[1]: `bad_domain` is not a valid DNS domain",
+        ),
+        (
+            "bad exclude",
+            |p| p.exclude = vec!["10.0.0.300".into()],
+            "exclude[0]: `10.0.0.300` is not an IP address",
+        ),
+        (
+            "exclude outside",
+            |p| p.exclude = vec!["10.0.0.100".into()],
+            "exclude[0]: 10.0.0.100 is outside the pool's addresses 10.0.0.10-10.0.0.20",
+        ),
+        (
+            "all excluded",
+            |p| p.exclude = vec!["10.0.0.0/24".into()],
+            "range: 10.0.0.10-10.0.0.20 has no usable address",
+        ),
     ];
     for (case, edit, expected) in cases {
         let mut raw = range_pool();
@@ -107,15 +181,26 @@ fn validation_errors_name_the_field() {
 #[test]
 fn subnet_errors() {
     let cases = [
-        ("10.0.0.1/24", "10.0.0.1", "subnet: `10.0.0.1/24` has host bits set; did you mean `10.0.0.0/24`?"),
-        ("10.0.0.0/24", "10.0.1.1", "gateway: 10.0.1.1 is outside subnet 10.0.0.0/24"),
+        (
+            "10.0.0.1/24",
+            "10.0.0.1",
+            "subnet: `10.0.0.1/24` has host bits set; did you mean `10.0.0.0/24`?",
+        ),
+        (
+            "10.0.0.0/24",
+            "10.0.1.1",
+            "gateway: 10.0.1.1 is outside subnet 10.0.0.0/24",
+        ),
         ("10.0.0.0/30", "10.0.0.1", ""),
         ("10.0.0.0/30", "10.0.0.2", ""),
     ];
     for (subnet, gateway, expected) in cases {
         let result = subnet_pool(subnet, gateway).validate();
         match result {
-            Ok(_) => assert!(expected.is_empty(), "{subnet} {gateway}: expected {expected}"),
+            Ok(_) => assert!(
+                expected.is_empty(),
+                "{subnet} {gateway}: expected {expected}"
+            ),
             Err(error) => assert_eq!(error.to_string(), format!("invalid IP pool: {expected}")),
         }
     }
@@ -129,11 +214,16 @@ fn subnet_errors() {
 
 #[test]
 fn all_problems_are_reported_together() {
-    let raw = RawIpPool { name: "x".into(), ..RawIpPool::default() };
+    let raw = RawIpPool {
+        name: "x".into(),
+        ..RawIpPool::default()
+    };
     let error = raw.validate().unwrap_err();
     let fields: Vec<&str> = error.problems().iter().map(|p| p.field.as_str()).collect();
     assert_eq!(fields, ["range", "gateway", "nameServers"]);
-    assert!(error.to_string().starts_with("invalid IP pool: 3 problems\n  range: "));
+    assert!(error
+        .to_string()
+        .starts_with("invalid IP pool: 3 problems\n  range: "));
 }
 
 #[test]
@@ -186,7 +276,10 @@ fn yaml_shapes_and_syntax_errors() {
 
     let error = parse_pools_yaml("pools:\n  - name: a\n    gatway: 10.0.0.1\n").unwrap_err();
     let cause = std::error::Error::source(&error).unwrap().to_string();
-    assert!(cause.contains("pools[0]") && cause.contains("unknown field `gatway`"), "{cause}");
+    assert!(
+        cause.contains("pools[0]") && cause.contains("unknown field `gatway`"),
+        "{cause}"
+    );
 }
 
 #[test]
@@ -197,7 +290,12 @@ fn serde_round_trip_runs_validation() {
     assert_eq!(back, pool);
     let broken = json.replace("gateway: 10.0.0.1", "gateway: 10.9.9.9");
     let error = serde_yaml::from_str::<IpPool>(&broken).unwrap_err();
-    assert!(error.to_string().contains("gateway: 10.9.9.9 is outside subnet 10.0.0.0/24"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("gateway: 10.9.9.9 is outside subnet 10.0.0.0/24"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -221,7 +319,10 @@ fn next_free_is_lowest_first_and_skips_reserved() {
 #[test]
 fn next_free_ignores_addresses_of_other_pools_and_families() {
     let pool = range_pool().validate().unwrap();
-    let used: BTreeSet<IpAddr> = ["10.0.0.9", "10.0.0.21", "::", "2001:db8::1"].iter().map(|a| ip(a)).collect();
+    let used: BTreeSet<IpAddr> = ["10.0.0.9", "10.0.0.21", "::", "2001:db8::1"]
+        .iter()
+        .map(|a| ip(a))
+        .collect();
     assert_eq!(next_free(&pool, &used), Some(ip("10.0.0.10")));
 }
 
@@ -278,11 +379,20 @@ fn next_free_properties() {
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     for case in 0..400 {
         let v6 = case % 3 == 0;
-        let prefix = if v6 { 120 + rng.below(8) as u8 } else { 22 + rng.below(9) as u8 };
+        let prefix = if v6 {
+            120 + rng.below(8) as u8
+        } else {
+            22 + rng.below(9) as u8
+        };
         let width = if v6 { 128 } else { 32 };
-        let base: IpAddr = if v6 { ip("2001:db8::") } else { ip("10.20.0.0") };
+        let base: IpAddr = if v6 {
+            ip("2001:db8::")
+        } else {
+            ip("10.20.0.0")
+        };
         let size = 1u128 << (width - prefix);
-        let at = |offset: u128| super::address::from_bits(base, super::address::to_bits(base) + offset);
+        let at =
+            |offset: u128| super::address::from_bits(base, super::address::to_bits(base) + offset);
         let mut raw = RawIpPool {
             name: format!("p{case}"),
             gateway: Some(at(1 + u128::from(rng.below((size - 2) as u64))).to_string()),
@@ -294,14 +404,22 @@ fn next_free_properties() {
         } else {
             let start = u128::from(rng.below(size as u64));
             let end = start + u128::from(rng.below((size - start) as u64));
-            raw.range = Some(RawRange { start: at(start).to_string(), end: at(end).to_string() });
+            raw.range = Some(RawRange {
+                start: at(start).to_string(),
+                end: at(end).to_string(),
+            });
             raw.prefix = Some(prefix);
         }
-        let span = raw.subnet.as_ref().map(|_| (0, size - 1)).unwrap_or_else(|| {
-            let r = raw.range.as_ref().unwrap();
-            let offset = |t: &str| super::address::to_bits(ip(t)) - super::address::to_bits(base);
-            (offset(&r.start), offset(&r.end))
-        });
+        let span = raw
+            .subnet
+            .as_ref()
+            .map(|_| (0, size - 1))
+            .unwrap_or_else(|| {
+                let r = raw.range.as_ref().unwrap();
+                let offset =
+                    |t: &str| super::address::to_bits(ip(t)) - super::address::to_bits(base);
+                (offset(&r.start), offset(&r.end))
+            });
         for _ in 0..rng.below(3) {
             let first = span.0 + u128::from(rng.below((span.1 - span.0 + 1) as u64));
             let last = (first + u128::from(rng.below(4))).min(span.1);
@@ -325,11 +443,25 @@ fn next_free_properties() {
         // Lowest allowed address, by brute force.
         let expected = (span.0..=span.1).map(at).find(|a| allowed(*a, &used));
         assert_eq!(next_free(&pool, &used), expected, "case {case}: {raw:?}");
+        // The same from a random starting point.
+        let from = u128::from(rng.below(size as u64));
+        let expected = (span.0.max(from)..=span.1)
+            .map(at)
+            .find(|a| allowed(*a, &used));
+        assert_eq!(
+            next_free_from(&pool, &used, at(from)),
+            expected,
+            "case {case} from {}: {raw:?}",
+            at(from)
+        );
 
         // Filling the pool hands out exactly `capacity` distinct addresses.
         let mut fresh = BTreeSet::new();
         while let Some(address) = next_free(&pool, &fresh) {
-            assert!(allowed(address, &fresh), "case {case}: {address} not allowed");
+            assert!(
+                allowed(address, &fresh),
+                "case {case}: {address} not allowed"
+            );
             assert!(pool.is_allocatable(address));
             fresh.insert(address);
         }
@@ -345,5 +477,8 @@ fn lease_carries_pool_settings() {
     assert_eq!(lease.prefix, 24);
     assert_eq!(lease.gateway, ip("10.0.0.1"));
     assert_eq!(lease.name_servers, [ip("10.0.0.53")]);
-    assert_eq!((lease.cluster.as_str(), lease.node.as_str()), ("prod-a", "prod-a-cp-0"));
+    assert_eq!(
+        (lease.cluster.as_str(), lease.node.as_str()),
+        ("prod-a", "prod-a-cp-0")
+    );
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use rusqlite::{params, OptionalExtension, Transaction};
-use vkube_core::ipam::{check_overlap, next_free, IpPool, Lease, PoolName};
+use vkube_core::ipam::{check_overlap, next_free_from, IpPool, Lease, PoolName};
 
 use super::SqliteStore;
 use crate::error::{Error, Result};
@@ -26,7 +26,10 @@ fn check_owner(field: &'static str, value: &str) -> Result<()> {
     } else if value.len() > 253 {
         format!("name `{value}` is longer than 253 characters")
     } else if value.chars().any(char::is_control) {
-        format!("name `{}` contains control characters", value.escape_debug())
+        format!(
+            "name `{}` contains control characters",
+            value.escape_debug()
+        )
     } else {
         return Ok(());
     };
@@ -34,37 +37,150 @@ fn check_owner(field: &'static str, value: &str) -> Result<()> {
 }
 
 fn parse_definition(name: &str, json: &str) -> Result<IpPool> {
-    serde_json::from_str(json)
-        .map_err(|error| Error::Corrupt { what: format!("definition of pool `{name}`"), problem: error.to_string() })
+    serde_json::from_str(json).map_err(|error| Error::Corrupt {
+        what: format!("definition of pool `{name}`"),
+        problem: error.to_string(),
+    })
 }
 
 fn parse_address(pool: &str, text: &str) -> Result<IpAddr> {
-    text.parse()
-        .map_err(|_| Error::Corrupt { what: format!("address in pool `{pool}`"), problem: format!("`{text}` is not an IP address") })
+    text.parse().map_err(|_| Error::Corrupt {
+        what: format!("address in pool `{pool}`"),
+        problem: format!("`{text}` is not an IP address"),
+    })
+}
+
+/// How many used addresses one query reads while searching for a free one.
+const SCAN_CHUNK: u32 = 256;
+
+/// The address as 32 lowercase hex digits: text order is address order,
+/// in SQLite and PostgreSQL alike.
+fn address_key(address: IpAddr) -> String {
+    let bits = match address {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    };
+    format!("{bits:032x}")
+}
+
+/// The address a key stands for, in the family of `like`.
+fn key_address(like: IpAddr, key: &str) -> Option<IpAddr> {
+    let bits = u128::from_str_radix(key, 16).ok()?;
+    Some(match like {
+        IpAddr::V4(_) => IpAddr::V4(u32::try_from(bits).ok()?.into()),
+        IpAddr::V6(_) => IpAddr::V6(bits.into()),
+    })
+}
+
+/// The lowest free address of `pool`, reading used addresses in chunks
+/// upward from the pool's low-water mark, so a densely used pool costs one
+/// short query instead of reading every lease.
+fn find_free(transaction: &Transaction<'_>, pool: &IpPool, action: &str) -> Result<Option<IpAddr>> {
+    let name = pool.name().as_str();
+    let first = pool.addresses().range().start();
+    let low_water: Option<String> = transaction
+        .query_row(
+            "SELECT low_water_key FROM ip_pools WHERE name = ?1",
+            [name],
+            |row| row.get(0),
+        )
+        .map_err(database(action))?;
+    let mut from = match low_water.and_then(|key| key_address(first, &key)) {
+        Some(low) if address_key(low) > address_key(first) => low,
+        _ => first,
+    };
+    let mut statement = transaction
+        .prepare_cached(
+            "SELECT address_key FROM ip_leases WHERE pool_name = ?1 AND address_key >= ?2
+             ORDER BY address_key LIMIT ?3",
+        )
+        .map_err(database(action))?;
+    loop {
+        let keys = statement
+            .query_map(params![name, address_key(from), SCAN_CHUNK], |row| {
+                row.get::<_, String>(0)
+            })
+            .map_err(database(action))?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(database(action))?;
+        let mut used = BTreeSet::new();
+        for key in &keys {
+            let address = key_address(first, key).ok_or_else(|| Error::Corrupt {
+                what: format!("address key in pool `{name}`"),
+                problem: format!(
+                    "`{key}` is not a {}-family address key",
+                    if first.is_ipv4() { "IPv4" } else { "IPv6" }
+                ),
+            })?;
+            used.insert(address);
+        }
+        let Some(candidate) = next_free_from(pool, &used, from) else {
+            return Ok(None);
+        };
+        // A short chunk held every used address from `from` up; otherwise
+        // the candidate is only known free if it lies inside the chunk.
+        match used.last() {
+            Some(last) if keys.len() as u32 == SCAN_CHUNK && candidate > *last => from = candidate,
+            _ => return Ok(Some(candidate)),
+        }
+    }
+}
+
+/// Lowers the pool's low-water mark to `address` after a release.
+fn lower_water(
+    transaction: &Transaction<'_>,
+    pool: &str,
+    address: IpAddr,
+    action: &str,
+) -> Result<()> {
+    transaction
+        .execute(
+            "UPDATE ip_pools SET low_water_key = ?2 WHERE name = ?1 AND (low_water_key IS NULL OR low_water_key > ?2)",
+            params![pool, address_key(address)],
+        )
+        .map_err(database(action))?;
+    Ok(())
 }
 
 /// The pool and its owner, or `PoolNotFound`.
 fn load_pool(transaction: &Transaction<'_>, name: &str) -> Result<(IpPool, Option<String>)> {
     let row: Option<(String, Option<String>)> = transaction
-        .query_row("SELECT definition, owner_cluster FROM ip_pools WHERE name = ?1", [name], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
+        .query_row(
+            "SELECT definition, owner_cluster FROM ip_pools WHERE name = ?1",
+            [name],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
         .optional()
         .map_err(database(format!("reading pool `{name}`")))?;
-    let (definition, owner) = row.ok_or_else(|| Error::PoolNotFound { pool: name.to_owned() })?;
+    let (definition, owner) = row.ok_or_else(|| Error::PoolNotFound {
+        pool: name.to_owned(),
+    })?;
     Ok((parse_definition(name, &definition)?, owner))
 }
 
 fn count_leases(transaction: &Transaction<'_>, pool: &str) -> Result<u64> {
     transaction
-        .query_row("SELECT COUNT(*) FROM ip_leases WHERE pool_name = ?1", [pool], |row| row.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM ip_leases WHERE pool_name = ?1",
+            [pool],
+            |row| row.get(0),
+        )
         .map_err(database(format!("counting leases of pool `{pool}`")))
 }
 
-fn record(transaction: &Transaction<'_>, pool: IpPool, owner: Option<String>) -> Result<PoolRecord> {
+fn record(
+    transaction: &Transaction<'_>,
+    pool: IpPool,
+    owner: Option<String>,
+) -> Result<PoolRecord> {
     let allocated = count_leases(transaction, pool.name().as_str())?;
     let capacity = pool.capacity();
-    Ok(PoolRecord { pool, owner, allocated, capacity })
+    Ok(PoolRecord {
+        pool,
+        owner,
+        allocated,
+        capacity,
+    })
 }
 
 fn all_pools(transaction: &Transaction<'_>) -> Result<Vec<(IpPool, Option<String>)>> {
@@ -72,7 +188,13 @@ fn all_pools(transaction: &Transaction<'_>) -> Result<Vec<(IpPool, Option<String
         .prepare("SELECT name, definition, owner_cluster FROM ip_pools ORDER BY name")
         .map_err(database("listing pools"))?;
     let rows = statement
-        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?)))
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+            ))
+        })
         .map_err(database("listing pools"))?;
     let mut pools = Vec::new();
     for row in rows {
@@ -94,7 +216,9 @@ fn select_leases(
          FROM ip_leases l JOIN ip_pools p ON p.name = l.pool_name
          WHERE {condition}"
     );
-    let mut statement = transaction.prepare(&sql).map_err(database("listing leases"))?;
+    let mut statement = transaction
+        .prepare(&sql)
+        .map_err(database("listing leases"))?;
     let rows = statement
         .query_map(parameters, |row| {
             Ok((
@@ -109,7 +233,8 @@ fn select_leases(
     let mut pools: HashMap<String, IpPool> = HashMap::new();
     let mut leases = Vec::new();
     for row in rows {
-        let (pool_name, address, cluster, node, definition) = row.map_err(database("listing leases"))?;
+        let (pool_name, address, cluster, node, definition) =
+            row.map_err(database("listing leases"))?;
         if !pools.contains_key(&pool_name) {
             let pool = parse_definition(&pool_name, &definition)?;
             pools.insert(pool_name.clone(), pool);
@@ -124,26 +249,48 @@ fn select_leases(
 impl Store for SqliteStore {
     fn create_pools(&self, pools: &[IpPool], allow_overlap: bool) -> Result<Vec<PoolRecord>> {
         self.write("creating pools", |transaction| {
-            let mut known: Vec<IpPool> = all_pools(transaction)?.into_iter().map(|(pool, _)| pool).collect();
+            let mut known: Vec<IpPool> = all_pools(transaction)?
+                .into_iter()
+                .map(|(pool, _)| pool)
+                .collect();
             let mut records = Vec::with_capacity(pools.len());
             for pool in pools {
                 if known.iter().any(|other| other.name() == pool.name()) {
-                    return Err(Error::PoolExists { pool: pool.name().clone() });
+                    return Err(Error::PoolExists {
+                        pool: pool.name().clone(),
+                    });
                 }
                 if !allow_overlap {
                     check_overlap(pool, &known).map_err(|error| match error {
-                        vkube_core::ipam::Error::Overlap { pool, other, addresses } => {
-                            Error::Overlap { pool, other, addresses }
-                        }
-                        other => Error::Corrupt { what: "pool".into(), problem: other.to_string() },
+                        vkube_core::ipam::Error::Overlap {
+                            pool,
+                            other,
+                            addresses,
+                        } => Error::Overlap {
+                            pool,
+                            other,
+                            addresses,
+                        },
+                        other => Error::Corrupt {
+                            what: "pool".into(),
+                            problem: other.to_string(),
+                        },
                     })?;
                 }
                 let definition = serde_json::to_string(pool).expect("a pool always serializes");
                 transaction
-                    .execute("INSERT INTO ip_pools (name, definition) VALUES (?1, ?2)", params![pool.name().as_str(), definition])
+                    .execute(
+                        "INSERT INTO ip_pools (name, definition) VALUES (?1, ?2)",
+                        params![pool.name().as_str(), definition],
+                    )
                     .map_err(database(format!("creating pool `{}`", pool.name())))?;
                 known.push(pool.clone());
-                records.push(PoolRecord { pool: pool.clone(), owner: None, allocated: 0, capacity: pool.capacity() });
+                records.push(PoolRecord {
+                    pool: pool.clone(),
+                    owner: None,
+                    allocated: 0,
+                    capacity: pool.capacity(),
+                });
             }
             Ok(records)
         })
@@ -158,7 +305,10 @@ impl Store for SqliteStore {
 
     fn pools(&self) -> Result<Vec<PoolRecord>> {
         self.read("listing pools", |transaction| {
-            all_pools(transaction)?.into_iter().map(|(pool, owner)| record(transaction, pool, owner)).collect()
+            all_pools(transaction)?
+                .into_iter()
+                .map(|(pool, owner)| record(transaction, pool, owner))
+                .collect()
         })
     }
 
@@ -167,11 +317,18 @@ impl Store for SqliteStore {
             let (pool, _) = load_pool(transaction, name)?;
             let leases = select_leases(transaction, "l.pool_name = ?1", &[&name])?;
             if !leases.is_empty() && !force {
-                return Err(Error::PoolInUse { pool: pool.name().clone(), allocated: leases.len() as u64 });
+                return Err(Error::PoolInUse {
+                    pool: pool.name().clone(),
+                    allocated: leases.len() as u64,
+                });
             }
             let action = format!("deleting pool `{name}`");
-            transaction.execute("DELETE FROM ip_leases WHERE pool_name = ?1", [name]).map_err(database(&action))?;
-            transaction.execute("DELETE FROM ip_pools WHERE name = ?1", [name]).map_err(database(&action))?;
+            transaction
+                .execute("DELETE FROM ip_leases WHERE pool_name = ?1", [name])
+                .map_err(database(&action))?;
+            transaction
+                .execute("DELETE FROM ip_pools WHERE name = ?1", [name])
+                .map_err(database(&action))?;
             Ok(leases)
         })
     }
@@ -210,25 +367,22 @@ impl Store for SqliteStore {
                     }
                 }
             }
-            let used = {
-                let mut statement = transaction
-                    .prepare_cached("SELECT address FROM ip_leases WHERE pool_name = ?1")
-                    .map_err(database(&action))?;
-                let rows = statement.query_map([pool_name], |row| row.get::<_, String>(0)).map_err(database(&action))?;
-                let mut used = BTreeSet::new();
-                for row in rows {
-                    used.insert(parse_address(pool_name, &row.map_err(database(&action))?)?);
-                }
-                used
-            };
-            let Some(address) = next_free(&pool, &used) else {
-                // Rolls back the ownership claim above too.
-                return Err(Error::PoolFull { pool: pool.name().clone(), used: used.len() as u128, total: pool.capacity() });
+            let Some(address) = find_free(transaction, &pool, &action)? else {
+                // Returning an error rolls back the ownership claim above too.
+                let used = count_leases(transaction, pool_name)?;
+                return Err(Error::PoolFull { pool: pool.name().clone(), used: used.into(), total: pool.capacity() });
             };
             transaction
                 .execute(
-                    "INSERT INTO ip_leases (pool_name, address, cluster, node) VALUES (?1, ?2, ?3, ?4)",
-                    params![pool_name, address.to_string(), cluster, node],
+                    "INSERT INTO ip_leases (pool_name, address, address_key, cluster, node) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![pool_name, address.to_string(), address_key(address), cluster, node],
+                )
+                .map_err(database(&action))?;
+            // Everything from the old mark up to `address` is now taken.
+            transaction
+                .execute(
+                    "UPDATE ip_pools SET low_water_key = ?2 WHERE name = ?1",
+                    params![pool_name, address_key(address)],
                 )
                 .map_err(database(&action))?;
             Ok(Lease::new(&pool, address, cluster, node))
@@ -238,9 +392,19 @@ impl Store for SqliteStore {
     fn release_node(&self, cluster: &str, node: &str) -> Result<Vec<Lease>> {
         let action = format!("releasing leases of `{cluster}`/`{node}`");
         self.write(&action, |transaction| {
-            let leases = select_leases(transaction, "l.cluster = ?1 AND l.node = ?2", &[&cluster, &node])?;
+            let leases = select_leases(
+                transaction,
+                "l.cluster = ?1 AND l.node = ?2",
+                &[&cluster, &node],
+            )?;
+            for lease in &leases {
+                lower_water(transaction, lease.pool.as_str(), lease.address, &action)?;
+            }
             transaction
-                .execute("DELETE FROM ip_leases WHERE cluster = ?1 AND node = ?2", [cluster, node])
+                .execute(
+                    "DELETE FROM ip_leases WHERE cluster = ?1 AND node = ?2",
+                    [cluster, node],
+                )
                 .map_err(database(&action))?;
             Ok(leases)
         })
@@ -250,9 +414,17 @@ impl Store for SqliteStore {
         let action = format!("releasing leases of cluster `{cluster}`");
         self.write(&action, |transaction| {
             let leases = select_leases(transaction, "l.cluster = ?1", &[&cluster])?;
-            transaction.execute("DELETE FROM ip_leases WHERE cluster = ?1", [cluster]).map_err(database(&action))?;
+            for lease in &leases {
+                lower_water(transaction, lease.pool.as_str(), lease.address, &action)?;
+            }
             transaction
-                .execute("UPDATE ip_pools SET owner_cluster = NULL WHERE owner_cluster = ?1", [cluster])
+                .execute("DELETE FROM ip_leases WHERE cluster = ?1", [cluster])
+                .map_err(database(&action))?;
+            transaction
+                .execute(
+                    "UPDATE ip_pools SET owner_cluster = NULL WHERE owner_cluster = ?1",
+                    [cluster],
+                )
                 .map_err(database(&action))?;
             Ok(leases)
         })

@@ -24,6 +24,10 @@ CREATE TABLE ip_pools (
     definition    TEXT NOT NULL,
     -- For restrictToCluster pools: the cluster that claimed the pool.
     owner_cluster TEXT,
+    -- Address key below which every allocatable address is leased: where
+    -- the search for the lowest free address starts. Only a speed-up;
+    -- uniqueness never depends on it.
+    low_water_key TEXT,
     created_at    TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 
@@ -31,11 +35,14 @@ CREATE TABLE ip_leases (
     pool_name    TEXT NOT NULL REFERENCES ip_pools (name),
     -- Canonical text form (RFC 5952 for IPv6), so equal addresses are equal strings.
     address      TEXT NOT NULL,
+    -- The address as 32 lowercase hex digits, so text order is address order.
+    address_key  TEXT NOT NULL,
     cluster      TEXT NOT NULL,
     node         TEXT NOT NULL,
     allocated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
     -- The database itself refuses a second lease of one address.
     PRIMARY KEY (pool_name, address),
+    UNIQUE (pool_name, address_key),
     UNIQUE (pool_name, cluster, node)
 );
 
@@ -67,13 +74,24 @@ pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<u32> {
         )
         .map_err(database("creating table `schema_version`"))?;
     let found: u32 = transaction
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |row| row.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |row| row.get(0),
+        )
         .map_err(database("reading the schema version"))?;
     if found > latest() {
-        return Err(Error::SchemaTooNew { path: path.to_owned(), found, supported: latest() });
+        return Err(Error::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            supported: latest(),
+        });
     }
-    for (version, description, sql) in MIGRATIONS.iter().filter(|(version, _, _)| *version > found) {
-        transaction.execute_batch(sql).map_err(database(&format!("applying schema migration {version}")))?;
+    for (version, description, sql) in MIGRATIONS.iter().filter(|(version, _, _)| *version > found)
+    {
+        transaction
+            .execute_batch(sql)
+            .map_err(database(&format!("applying schema migration {version}")))?;
         transaction
             .execute(
                 "INSERT INTO schema_version (version, description) VALUES (?1, ?2)",
@@ -81,6 +99,8 @@ pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<u32> {
             )
             .map_err(database(&format!("recording schema migration {version}")))?;
     }
-    transaction.commit().map_err(database("committing schema migration"))?;
+    transaction
+        .commit()
+        .map_err(database("committing schema migration"))?;
     Ok(found)
 }

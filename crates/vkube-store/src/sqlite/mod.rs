@@ -44,24 +44,37 @@ impl SqliteStore {
         prepare_file(&path)?;
         let database = |action: &'static str| {
             let path = path.display().to_string();
-            move |source| Error::Database { action: format!("{action} `{path}`"), source }
+            move |source| Error::Database {
+                action: format!("{action} `{path}`"),
+                source,
+            }
         };
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut connection = Connection::open_with_flags(&path, flags).map_err(database("opening"))?;
-        connection.busy_timeout(BUSY_TIMEOUT).map_err(database("configuring"))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut connection =
+            Connection::open_with_flags(&path, flags).map_err(database("opening"))?;
+        connection
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(database("configuring"))?;
         // journal_mode answers with a row, so it cannot go through execute_batch.
         let mode: String = connection
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
             .map_err(database("enabling WAL on"))?;
         if !mode.eq_ignore_ascii_case("wal") {
             // e.g. on file systems without shared memory; still correct, just slower.
-            connection.execute_batch("PRAGMA journal_mode = DELETE").map_err(database("configuring"))?;
+            connection
+                .execute_batch("PRAGMA journal_mode = DELETE")
+                .map_err(database("configuring"))?;
         }
         connection
             .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(database("configuring"))?;
         migrations::migrate(&mut connection, &path)?;
-        Ok(SqliteStore { path, connection: Mutex::new(connection) })
+        Ok(SqliteStore {
+            path,
+            connection: Mutex::new(connection),
+        })
     }
 
     /// The state file.
@@ -73,8 +86,13 @@ impl SqliteStore {
     /// once opened).
     pub fn schema_version(&self) -> Result<u32> {
         self.lock()
-            .query_row("SELECT MAX(version) FROM schema_version", [], |row| row.get(0))
-            .map_err(|source| Error::Database { action: "reading the schema version".into(), source })
+            .query_row("SELECT MAX(version) FROM schema_version", [], |row| {
+                row.get(0)
+            })
+            .map_err(|source| Error::Database {
+                action: "reading the schema version".into(),
+                source,
+            })
     }
 
     /// The newest schema version this build knows.
@@ -85,15 +103,26 @@ impl SqliteStore {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a transaction open
         // (rusqlite rolls back on drop), so a poisoned lock is still usable.
-        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `work` in a `BEGIN IMMEDIATE` transaction, committing on `Ok`
     /// and rolling back on `Err`.
-    fn write<T>(&self, action: &str, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    fn write<T>(
+        &self,
+        action: &str,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let mut connection = self.lock();
-        let database = |source| Error::Database { action: action.to_owned(), source };
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(database)?;
+        let database = |source| Error::Database {
+            action: action.to_owned(),
+            source,
+        };
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(database)?;
         let value = work(&transaction)?;
         transaction.commit().map_err(database)?;
         Ok(value)
@@ -102,8 +131,13 @@ impl SqliteStore {
     /// Runs `work` in a read transaction (one consistent snapshot).
     fn read<T>(&self, action: &str, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut connection = self.lock();
-        let database = |source| Error::Database { action: action.to_owned(), source };
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Deferred).map_err(database)?;
+        let database = |source| Error::Database {
+            action: action.to_owned(),
+            source,
+        };
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(database)?;
         let value = work(&transaction)?;
         transaction.commit().map_err(database)?;
         Ok(value)
@@ -117,12 +151,24 @@ fn prepare_file(path: &Path) -> Result<()> {
         let path = path.to_owned();
         move |source| Error::Io { path, source }
     };
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
         if !parent.exists() {
-            DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io(parent))?;
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(io(parent))?;
         }
     }
-    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
         Ok(_) => Ok(()),
         // Another process created it first, or it existed: keep its mode.
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),

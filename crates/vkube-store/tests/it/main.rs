@@ -12,13 +12,16 @@ use vkube_core::ipam::{IpPool, RawIpPool, RawRange};
 use vkube_store::SqliteStore;
 
 /// A temp directory holding a fresh state file; removed on drop.
+#[allow(clippy::new_without_default)]
 pub struct TestState {
     pub dir: TempDir,
 }
 
 impl TestState {
     pub fn new() -> Self {
-        TestState { dir: tempfile::tempdir().expect("temp dir") }
+        TestState {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -34,7 +37,10 @@ impl TestState {
 pub fn range_pool(name: &str, third: u8, start: u8, end: u8) -> IpPool {
     RawIpPool {
         name: name.into(),
-        range: Some(RawRange { start: format!("10.0.{third}.{start}"), end: format!("10.0.{third}.{end}") }),
+        range: Some(RawRange {
+            start: format!("10.0.{third}.{start}"),
+            end: format!("10.0.{third}.{end}"),
+        }),
         prefix: Some(24),
         gateway: Some(format!("10.0.{third}.1")),
         name_servers: vec!["10.0.0.53".into()],

@@ -20,9 +20,15 @@ const PER_PROCESS: usize = 200;
 /// half of them are interleaved with another worker's nodes.
 #[test]
 fn multi_process_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let mut parts = spec.split('|');
-    let (path, worker, count) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let (path, worker, count) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
     let count: usize = count.parse().unwrap();
     let store = SqliteStore::open(path).unwrap();
     for n in 0..count {
@@ -39,13 +45,24 @@ fn multi_process_child() {
 #[test]
 fn concurrent_processes_never_share_an_address() {
     let state = TestState::new();
-    state.open().create_pools(&[subnet_pool("shared", "10.50.0.0/20", "10.50.0.1")], false).unwrap();
+    state
+        .open()
+        .create_pools(&[subnet_pool("shared", "10.50.0.0/20", "10.50.0.1")], false)
+        .unwrap();
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..PROCESSES)
         .map(|worker| {
             Command::new(&exe)
-                .args(["--exact", "multi_process::multi_process_child", "--nocapture", "--test-threads=1"])
-                .env(CHILD_ENV, format!("{}|{worker}|{PER_PROCESS}", state.path().display()))
+                .args([
+                    "--exact",
+                    "multi_process::multi_process_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(
+                    CHILD_ENV,
+                    format!("{}|{worker}|{PER_PROCESS}", state.path().display()),
+                )
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -56,16 +73,30 @@ fn concurrent_processes_never_share_an_address() {
     let mut told: BTreeMap<String, (String, String)> = BTreeMap::new();
     for child in children {
         let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "child failed: {}", String::from_utf8_lossy(&output.stdout));
+        assert!(
+            output.status.success(),
+            "child failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
         let stdout = String::from_utf8(output.stdout).unwrap();
         let mut lines = 0;
         // The harness prints `test … ... ` without a newline before the
         // child's first line, so look for the marker anywhere in a line.
-        for line in stdout.lines().filter_map(|l| l.split_once("LEASE ").map(|(_, rest)| rest)) {
+        for line in stdout
+            .lines()
+            .filter_map(|l| l.split_once("LEASE ").map(|(_, rest)| rest))
+        {
             let mut fields = line.split(' ');
-            let (cluster, node, address) = (fields.next().unwrap(), fields.next().unwrap(), fields.next().unwrap());
+            let (cluster, node, address) = (
+                fields.next().unwrap(),
+                fields.next().unwrap(),
+                fields.next().unwrap(),
+            );
             let previous = told.insert(address.to_owned(), (cluster.to_owned(), node.to_owned()));
-            assert!(previous.is_none(), "{address} given to {previous:?} and {cluster}/{node}");
+            assert!(
+                previous.is_none(),
+                "{address} given to {previous:?} and {cluster}/{node}"
+            );
             lines += 1;
         }
         assert_eq!(lines, PER_PROCESS);
@@ -75,13 +106,20 @@ fn concurrent_processes_never_share_an_address() {
     // What the state file holds agrees, one lease per (cluster, node).
     let leases = state.open().leases(&LeaseFilter::default()).unwrap();
     assert_eq!(leases.len(), PROCESSES * PER_PROCESS);
-    let owners: BTreeSet<(String, String)> = leases.iter().map(|l| (l.cluster.clone(), l.node.clone())).collect();
+    let owners: BTreeSet<(String, String)> = leases
+        .iter()
+        .map(|l| (l.cluster.clone(), l.node.clone()))
+        .collect();
     assert_eq!(owners.len(), PROCESSES * PER_PROCESS);
     for lease in &leases {
-        assert_eq!(told[&lease.address.to_string()], (lease.cluster.clone(), lease.node.clone()));
+        assert_eq!(
+            told[&lease.address.to_string()],
+            (lease.cluster.clone(), lease.node.clone())
+        );
     }
     // Lowest-first with no releases: the addresses form one block from .2.
-    let expected: BTreeSet<String> =
-        (2..2 + PROCESSES * PER_PROCESS).map(|n| format!("10.50.{}.{}", n / 256, n % 256)).collect();
+    let expected: BTreeSet<String> = (2..2 + PROCESSES * PER_PROCESS)
+        .map(|n| format!("10.50.{}.{}", n / 256, n % 256))
+        .collect();
     assert_eq!(told.keys().cloned().collect::<BTreeSet<_>>(), expected);
 }
