@@ -123,3 +123,33 @@ fn concurrent_processes_never_share_an_address() {
         .collect();
     assert_eq!(told.keys().cloned().collect::<BTreeSet<_>>(), expected);
 }
+
+/// Processes racing to create and migrate a fresh state file: every one
+/// opens it, and the migration is recorded exactly once.
+#[test]
+fn concurrent_first_open_migrates_once() {
+    let state = TestState::new();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..6)
+        .map(|worker| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "multi_process::multi_process_child",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ENV, format!("{}|{worker}|0", state.path().display()))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let connection = rusqlite::Connection::open(state.path()).unwrap();
+    let versions: u32 = connection
+        .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(versions, SqliteStore::latest_schema_version());
+}
