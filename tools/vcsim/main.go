@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/signal"
@@ -60,6 +61,10 @@ type Config struct {
 	SessionIdleTimeout time.Duration // 0 = sessions never expire
 
 	ExtraPrivileges []string // privilege ids registered in addition to the simulator's
+
+	CAOut      string // write the server certificate (PEM) here
+	ESX        bool   // simulate a standalone ESXi host instead of a vCenter
+	NotVcenter bool   // serve HTTPS 404s only, no vSphere API
 }
 
 // DefaultConfig mirrors vcsim's VPX defaults.
@@ -91,6 +96,8 @@ type Instance struct {
 	// URL of the SDK endpoint without credentials.
 	URL *url.URL
 	cfg Config
+	// other is the plain HTTPS server of -not-vcenter mode.
+	other *httptest.Server
 }
 
 // Start builds the model described by cfg and starts serving it.
@@ -101,17 +108,35 @@ func Start(cfg Config) (*Instance, error) {
 		return nil, errors.New("username and password must not be empty")
 	}
 
+	cert, certPEM, err := newServerCertificate()
+	if err != nil {
+		return nil, fmt.Errorf("generating the server certificate: %w", err)
+	}
+	if cfg.CAOut != "" {
+		if err := os.WriteFile(cfg.CAOut, certPEM, 0o600); err != nil {
+			return nil, fmt.Errorf("writing -ca-out: %w", err)
+		}
+	}
+	if cfg.NotVcenter {
+		ts := startNotVcenter(cert)
+		return &Instance{other: ts, URL: sdkURL(ts), cfg: cfg}, nil
+	}
+
 	model := simulator.VPX()
-	model.Datacenter = cfg.Datacenter
-	model.Cluster = cfg.Cluster
-	model.ClusterHost = cfg.ClusterHost
-	model.Host = cfg.StandaloneHost
-	model.Machine = cfg.Machine
-	model.Datastore = cfg.Datastore
-	model.Portgroup = cfg.Portgroup
-	model.Pod = cfg.Pod
-	model.Folder = cfg.Folder
-	model.Pool = cfg.Pool
+	if cfg.ESX {
+		model = simulator.ESX()
+	} else {
+		model.Datacenter = cfg.Datacenter
+		model.Cluster = cfg.Cluster
+		model.ClusterHost = cfg.ClusterHost
+		model.Host = cfg.StandaloneHost
+		model.Machine = cfg.Machine
+		model.Datastore = cfg.Datastore
+		model.Portgroup = cfg.Portgroup
+		model.Pod = cfg.Pod
+		model.Folder = cfg.Folder
+		model.Pool = cfg.Pool
+	}
 	model.DelayConfig = simulator.DelayConfig{
 		Delay:       cfg.Delay,
 		MethodDelay: cfg.MethodDelay,
@@ -141,7 +166,7 @@ func Start(cfg Config) (*Instance, error) {
 	// (without it, any non-empty user/password is accepted).
 	svc.Listen = &url.URL{Host: cfg.Listen, User: url.UserPassword(cfg.Username, cfg.Password)}
 	if cfg.TLS {
-		svc.TLS = new(tls.Config)
+		svc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	mux := http.NewServeMux()
 	svc.ServeMux = mux
@@ -157,6 +182,10 @@ func Start(cfg Config) (*Instance, error) {
 
 // Stop shuts the server down and removes the model's temporary files.
 func (i *Instance) Stop() {
+	if i.other != nil {
+		i.other.Close()
+		return
+	}
 	i.Server.Close()
 	i.Model.Remove()
 }
@@ -262,6 +291,9 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	methodDelay := fs.String("method-delay", "", "per-method delay in ms, e.g. CloneVM_Task=3000,PowerOnVM_Task=500")
 	fs.Float64Var(&cfg.DelayJitter, "delay-jitter", cfg.DelayJitter, "delay jitter as coefficient of variation (stddev/mean)")
 	fs.DurationVar(&cfg.SessionIdleTimeout, "session-idle-timeout", cfg.SessionIdleTimeout, "expire sessions idle this long, e.g. 30s (0 = never)")
+	fs.StringVar(&cfg.CAOut, "ca-out", "", "write the server's self-signed certificate (PEM) to this file")
+	fs.BoolVar(&cfg.ESX, "esx", false, "simulate a standalone ESXi host (API type HostAgent) instead of a vCenter")
+	fs.BoolVar(&cfg.NotVcenter, "not-vcenter", false, "serve HTTPS 404s only (a web server that is not a vCenter)")
 	var privFiles fileList
 	fs.Var(&privFiles, "privileges", "file of extra privilege ids to register (one per line, # comments); may be repeated")
 

@@ -222,11 +222,24 @@ fn login_error(options: &ConnectOptions, err: vim_rs::core::client::Error) -> Er
             detail: format!("it answered HTTP {} at `/sdk`", e.status().map(|s| s.as_u16()).unwrap_or(0)),
         },
         E::ReqwestError(_) => Error::from_client("login", err),
+        E::ParseError(text) => Error::NotVcenter {
+            url,
+            detail: match http_status_in(text) {
+                Some(status) => format!("it answered HTTP {status} at `/sdk`"),
+                None => "its answer at `/sdk` is not the vSphere API".into(),
+            },
+        },
         _ => Error::NotVcenter {
             url,
             detail: "its answer at `/sdk` is not the vSphere API".into(),
         },
     }
+}
+
+/// `vim_rs` reports a non-SOAP error page as "HTTP 404 Not Found (...)".
+fn http_status_in(text: &str) -> Option<&str> {
+    let rest = &text[text.find("HTTP ")? + 5..];
+    rest.split_whitespace().next().filter(|code| code.len() == 3 && code.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// A `VimClient` that re-establishes an expired session once per call and
@@ -268,20 +281,36 @@ impl ReloginClient {
         Ok(())
     }
 
-    /// Run `call` on the current client; on NotAuthenticated renew and run it once more.
-    async fn with_relogin<'a, T, F>(&'a self, call: F) -> vim_rs::core::client::Result<T>
+    /// Run `call` on the current client; when the session turns out to have
+    /// expired, renew it and run the call once more.
+    async fn with_relogin<'a, T, F>(&'a self, reads_properties: bool, call: F) -> vim_rs::core::client::Result<T>
     where
         F: Fn(Arc<Client>) -> BoxFuture<'a, vim_rs::core::client::Result<T>>,
     {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let (generation, client) = self.current_with_generation();
-        match call(client).await {
-            Err(e) if Error::is_not_authenticated(&e) => {
+        match call(client.clone()).await {
+            Err(e) if Error::is_not_authenticated(&e) || (reads_properties && self.session_lost(&client, &e).await) => {
                 self.renew(generation).await?;
                 self.round_trips.fetch_add(1, Ordering::Relaxed);
                 call(self.current()).await
             }
             other => other,
+        }
+    }
+
+    /// vCenter answers an expired session with a `NotAuthenticated` fault. The
+    /// simulator instead answers property reads with a `NotAuthenticated` per
+    /// property in `missingSet`, which arrives here as a parse error; there,
+    /// ask `CurrentTime` (which needs a session) before deciding.
+    async fn session_lost(&self, client: &Arc<Client>, err: &vim_rs::core::client::Error) -> bool {
+        if !matches!(err, vim_rs::core::client::Error::ParseError(_)) {
+            return false;
+        }
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        match client.invoke("", "ServiceInstance", "ServiceInstance", "CurrentTime", None).await {
+            Err(e) => Error::is_not_authenticated(&e),
+            Ok(_) => false,
         }
     }
 }
@@ -307,7 +336,8 @@ impl VimClient for ReloginClient {
         method_name: &'a str,
         params: Option<&'a (dyn miniserde::Serialize + Send + Sync)>,
     ) -> BoxFuture<'a, vim_rs::core::client::Result<Bytes>> {
-        Box::pin(self.with_relogin(move |c| {
+        let reads = method_name.starts_with("RetrieveProperties") || method_name == "ContinueRetrievePropertiesEx";
+        Box::pin(self.with_relogin(reads, move |c| {
             Box::pin(async move { c.invoke(svc, mo_type, mo_id, method_name, params).await })
         }))
     }
@@ -320,7 +350,8 @@ impl VimClient for ReloginClient {
         method_name: &'a str,
         params: Option<&'a (dyn miniserde::Serialize + Send + Sync)>,
     ) -> BoxFuture<'a, vim_rs::core::client::Result<Option<Bytes>>> {
-        Box::pin(self.with_relogin(move |c| {
+        let reads = method_name.starts_with("RetrieveProperties") || method_name == "ContinueRetrievePropertiesEx";
+        Box::pin(self.with_relogin(reads, move |c| {
             Box::pin(async move { c.invoke_optional(svc, mo_type, mo_id, method_name, params).await })
         }))
     }
@@ -333,7 +364,7 @@ impl VimClient for ReloginClient {
         method_name: &'a str,
         params: Option<&'a (dyn miniserde::Serialize + Send + Sync)>,
     ) -> BoxFuture<'a, vim_rs::core::client::Result<()>> {
-        Box::pin(self.with_relogin(move |c| {
+        Box::pin(self.with_relogin(false, move |c| {
             Box::pin(async move { c.invoke_void(svc, mo_type, mo_id, method_name, params).await })
         }))
     }
@@ -345,7 +376,7 @@ impl VimClient for ReloginClient {
         mo_id: &'a str,
         property: &'a str,
     ) -> BoxFuture<'a, vim_rs::core::client::Result<Option<PropertyValue>>> {
-        Box::pin(self.with_relogin(move |c| {
+        Box::pin(self.with_relogin(true, move |c| {
             Box::pin(async move { c.fetch_property_raw(svc, mo_type, mo_id, property).await })
         }))
     }

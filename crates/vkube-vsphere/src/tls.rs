@@ -271,10 +271,7 @@ pub async fn probe(endpoint: &Endpoint, policy: &TlsPolicy, timeout: Duration) -
     }
     let stream = match (stream, last_error) {
         (Some(s), _) => s,
-        (None, Some(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return Err(Error::ConnectionRefused { address })
-        }
-        (None, Some(source)) => return Err(Error::Unreachable { address, source }),
+        (None, Some(e)) => return Err(connect_error(address, e)),
         (None, None) => {
             return Err(Error::UnknownHost {
                 host: endpoint.host.clone(),
@@ -317,6 +314,14 @@ pub async fn probe(endpoint: &Endpoint, policy: &TlsPolicy, timeout: Duration) -
     }
 }
 
+/// Classify a failed TCP connect.
+fn connect_error(address: String, source: std::io::Error) -> Error {
+    match source.kind() {
+        std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused { address },
+        _ => Error::Unreachable { address, source },
+    }
+}
+
 /// An HTTP client that enforces `policy` on every connection, keeps cookies
 /// (the SOAP session lives in one) and never waits forever.
 pub fn http_client(policy: &TlsPolicy, timeout: Duration) -> Result<reqwest::Client> {
@@ -343,6 +348,18 @@ mod tests {
         for bad in ["", "zz", "AB:CD", &"00".repeat(21)] {
             let err = Thumbprint::parse(bad).unwrap_err().to_string();
             assert!(err.contains("not a certificate thumbprint"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn connect_failures_are_classified() {
+        use std::io::{Error as IoError, ErrorKind};
+        let refused = connect_error("h:1".into(), IoError::from(ErrorKind::ConnectionRefused));
+        assert!(matches!(refused, Error::ConnectionRefused { .. }));
+        for kind in [ErrorKind::HostUnreachable, ErrorKind::NetworkUnreachable, ErrorKind::TimedOut] {
+            let err = connect_error("h:1".into(), IoError::from(kind));
+            assert!(matches!(err, Error::Unreachable { .. }), "{kind:?}");
+            assert_eq!(err.to_string(), "host `h:1` is unreachable");
         }
     }
 

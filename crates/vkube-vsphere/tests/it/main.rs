@@ -1,0 +1,4 @@
+//! Integration tests of the vSphere layer against the simulator.
+
+mod connect;
+mod support;
