@@ -4,14 +4,17 @@
 //! the object concerned.
 #![deny(missing_docs)]
 
+pub mod collect;
 pub mod endpoint;
 pub mod error;
+pub mod inventory;
 pub mod secret;
 pub mod session;
 pub mod tls;
 
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
+pub use inventory::{Details, Entity, Inventory};
 pub use secret::Secret;
 pub use session::{About, ConnectOptions, Session, TransportChoice};
 pub use tls::{PeerCertificate, Thumbprint, TlsPolicy};

@@ -1,4 +1,5 @@
 //! Integration tests of the vSphere layer against the simulator.
 
 mod connect;
+mod inventory;
 mod support;
