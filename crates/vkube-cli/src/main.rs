@@ -1,1 +1,115 @@
-fn main() {}
+//! `vkube`: Kubernetes clusters on VMware vSphere from one binary.
+//! `main` only parses arguments, runs the command and turns the outcome
+//! into an exit code; errors are rendered once, in `exit::report`.
+
+mod commands;
+mod exit;
+mod output;
+mod settings;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::exit::Status;
+use crate::output::Format;
+use crate::settings::ConnectionArgs;
+
+/// Kubernetes clusters on VMware vSphere.
+#[derive(Debug, Parser)]
+#[command(name = "vkube", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Output format
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value = "table")]
+    output: Format,
+    /// State file (IP pools, clusters) [env: VKUBE_STATE; default: ~/.local/share/vkube/state.db]
+    #[arg(long, global = true, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace)
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Print the number of vCenter API round trips on exit (stderr)
+    #[arg(long, global = true, hide = true)]
+    stats: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what the vCenter is and how vkube connects to it
+    About,
+    /// List the children of an inventory path (govc style, e.g. /DC0/vm)
+    Ls {
+        /// Inventory path; the root when omitted
+        path: Option<String>,
+    },
+    /// Show datacenters, clusters, hosts, datastores, networks, pools, folders and templates
+    Inventory,
+    /// Manage static IP pools and their allocations
+    Ippool(commands::ippool::IpPoolArgs),
+}
+
+fn init_logging(verbose: u8, wire_log: bool) {
+    let level = match verbose {
+        // vim_rs warns about every fault it returns; vkube reports those itself.
+        0 => "warn,vim_rs=error",
+        1 => "vkube=info,vkube_vsphere=info,warn,vim_rs=error",
+        2 => "vkube=debug,vkube_vsphere=debug,info",
+        _ => "trace",
+    };
+    let mut filter = level.to_string();
+    if wire_log {
+        filter.push_str(",vim_rs::wire=debug");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VKUBE_LOG").unwrap_or_else(|_| filter.into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+async fn run(cli: Cli) -> Result<Status> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match &cli.command {
+        Command::Ippool(args) => {
+            let state = vkube_store::resolve_state_path(cli.state.clone())?;
+            commands::ippool::run(args, &state, cli.output, &mut out)?;
+            return Ok(Status::Success);
+        }
+        Command::About | Command::Ls { .. } | Command::Inventory => {}
+    }
+    let connected = commands::connect(&cli.connection).await?;
+    let session = &connected.session;
+    let result = match &cli.command {
+        Command::About => commands::about::run(session, cli.output, &mut out),
+        Command::Ls { path } => commands::ls::run(&connected, path.as_deref(), cli.output, &mut out).await,
+        Command::Inventory => commands::inventory::run(session, cli.output, &mut out).await,
+        Command::Ippool(_) => unreachable!("handled above"),
+    };
+    out.flush()?;
+    if cli.stats {
+        eprintln!("api-round-trips: {}", session.round_trips());
+    }
+    session.close().await;
+    result.map(|()| Status::Success)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.connection.wire_log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Status::Failure.into();
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(status) => status.into(),
+        Err(err) => exit::report(&err).into(),
+    }
+}

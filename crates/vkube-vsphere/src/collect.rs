@@ -115,7 +115,7 @@ pub async fn retrieve_container(
     }];
     let result = retrieve(session, object_set, property_specs(wanted)).await;
     // A leftover view only costs server memory until logout; don't fail the read for it.
-    if let Err(e) = vim_rs::mo::View::new(client, &view.value).destroy_view().await {
+    if let Err(e) = vim_rs::mo::ContainerView::new(client, &view.value).destroy_view().await {
         tracing::debug!("destroying container view failed: {e}");
     }
     result

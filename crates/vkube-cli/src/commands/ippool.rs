@@ -7,22 +7,12 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde::Serialize;
 use vkube_core::ipam::{self, Lease, PoolAddresses, RawIpPool, RawRange};
 use vkube_store::{LeaseFilter, PoolRecord, SqliteStore, Store};
 
-/// How results are printed (`-o`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned columns for people.
-    #[default]
-    Table,
-    /// JSON for programs.
-    Json,
-    /// YAML.
-    Yaml,
-}
+use crate::output::{print_data, print_table, Format};
 
 /// `vkube ippool …`
 #[derive(Debug, Args)]
@@ -283,17 +273,6 @@ struct Deleted<'a> {
     released: &'a [Lease],
 }
 
-fn print_data(out: &mut dyn Write, format: Format, value: &impl Serialize) -> Result<()> {
-    match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, value)?;
-            writeln!(out)?;
-        }
-        Format::Yaml | Format::Table => out.write_all(serde_yaml::to_string(value)?.as_bytes())?,
-    }
-    Ok(())
-}
-
 fn print_created(out: &mut dyn Write, format: Format, records: &[PoolRecord]) -> Result<()> {
     match format {
         Format::Table => {
@@ -402,33 +381,3 @@ fn print_lease_table(out: &mut dyn Write, leases: &[Lease]) -> Result<()> {
     print_table(out, &["ADDRESS", "CLUSTER", "NODE"], rows)
 }
 
-/// Columns padded to their widest cell, two spaces apart.
-fn print_table(
-    out: &mut dyn Write,
-    header: &[&str],
-    rows: impl Iterator<Item = Vec<String>>,
-) -> Result<()> {
-    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
-    lines.extend(rows);
-    let widths: Vec<usize> = (0..header.len())
-        .map(|column| {
-            lines
-                .iter()
-                .map(|line| line[column].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for line in &lines {
-        let mut text = String::new();
-        for (column, cell) in line.iter().enumerate() {
-            if column + 1 == line.len() {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}  ", width = widths[column]));
-            }
-        }
-        writeln!(out, "{}", text.trim_end())?;
-    }
-    Ok(())
-}

@@ -1,0 +1,79 @@
+//! Exit codes and error rendering, in one place. 0: success; 1: the user can
+//! fix it (bad input, missing privilege, wrong password, untrusted
+//! certificate); 2: something unexpected. A broken pipe exits 0.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+/// The meaning of each exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Everything worked.
+    Success = 0,
+    /// A problem the user can fix, or a check that found something missing.
+    UserError = 1,
+    /// Something unexpected.
+    Failure = 2,
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> Self {
+        ExitCode::from(status as u8)
+    }
+}
+
+/// Whether an error is the user's to fix.
+pub fn is_user_error(err: &anyhow::Error) -> bool {
+    use vkube_vsphere::Error as V;
+    if crate::commands::ippool::is_user_error(err) {
+        return true;
+    }
+    err.chain().any(|cause| {
+        if cause.downcast_ref::<crate::settings::SettingsError>().is_some()
+            || cause.downcast_ref::<crate::commands::UsageError>().is_some()
+            || cause.downcast_ref::<vkube_core::roles::Error>().is_some()
+        {
+            return true;
+        }
+        matches!(
+            cause.downcast_ref::<V>(),
+            Some(
+                V::InvalidUrl { .. }
+                    | V::UnknownHost { .. }
+                    | V::ConnectionRefused { .. }
+                    | V::Unreachable { .. }
+                    | V::UntrustedCertificate { .. }
+                    | V::ThumbprintMismatch { .. }
+                    | V::CaFile { .. }
+                    | V::InvalidLogin { .. }
+                    | V::NotVcenter { .. }
+                    | V::NotFound { .. }
+                    | V::PermissionDenied { .. }
+                    | V::Invalid(_)
+            )
+        )
+    })
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// Print one `error:` line (the context, then each cause, joined by `: `)
+/// and a `hint:` line when there is one; then pick the exit code.
+pub fn report(err: &anyhow::Error) -> Status {
+    if is_broken_pipe(err) {
+        return Status::Success;
+    }
+    let mut stderr = std::io::stderr().lock();
+    let line: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
+    let _ = writeln!(stderr, "error: {}", line.join(": "));
+    if let Some(hint) = err.chain().find_map(|c| c.downcast_ref::<vkube_vsphere::Error>().and_then(|e| e.hint())) {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+    if is_user_error(err) {
+        Status::UserError
+    } else {
+        Status::Failure
+    }
+}

@@ -1,0 +1,281 @@
+//! Connection settings: flags first, then `VKUBE_*`, then govc's variables
+//! (`GOVC_URL`, `GOVC_USERNAME`, …), then credentials inside the URL, then
+//! a prompt. Parsing flags only records what the user typed (clap); turning
+//! that into `ConnectOptions` happens here, with the environment injected so
+//! the precedence is unit-tested.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use vkube_vsphere::{ConnectOptions, Endpoint, Secret, Thumbprint, TlsPolicy, TransportChoice};
+
+/// A problem with the connection settings (user-fixable, exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// No URL anywhere.
+    #[error("no vCenter given: pass `--url` or set `VKUBE_URL` (or `GOVC_URL`)")]
+    NoUrl,
+    /// No user name anywhere.
+    #[error("no user name given: pass `--username` or set `VKUBE_USERNAME` (or `GOVC_USERNAME`)")]
+    NoUsername,
+    /// No password and no terminal to ask on.
+    #[error("no password given: pass `--password-file`, set `VKUBE_PASSWORD` (or `GOVC_PASSWORD`), or run in a terminal to be asked")]
+    NoPassword,
+    /// The password file is unreadable.
+    #[error("cannot read password file `{path}`")]
+    PasswordFile {
+        /// File path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The known-hosts file is unreadable.
+    #[error("cannot read `GOVC_TLS_KNOWN_HOSTS` file `{path}`")]
+    KnownHosts {
+        /// File path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A URL or thumbprint that does not parse.
+    #[error(transparent)]
+    Invalid(#[from] vkube_vsphere::Error),
+}
+
+/// Wire protocol flag values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TransportArg {
+    /// VI/JSON if offered, else SOAP.
+    Auto,
+    /// VI/JSON only (vCenter 8.0U1 and later).
+    Json,
+    /// SOAP only.
+    Soap,
+}
+
+/// Connection flags shared by every command that talks to vCenter.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ConnectionArgs {
+    /// vCenter URL or host [env: VKUBE_URL, GOVC_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// User name [env: VKUBE_USERNAME, GOVC_USERNAME]
+    #[arg(long, short = 'u', global = true)]
+    pub username: Option<String>,
+    /// Read the password from this file's first line [env: VKUBE_PASSWORD, GOVC_PASSWORD]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Skip TLS certificate verification (the server's thumbprint is shown) [env: VKUBE_INSECURE, GOVC_INSECURE]
+    #[arg(long, short = 'k', global = true)]
+    pub insecure: bool,
+    /// Trust exactly the certificate with this SHA-1 or SHA-256 thumbprint [env: VKUBE_THUMBPRINT, GOVC_TLS_KNOWN_HOSTS]
+    #[arg(long, global = true, value_name = "HEX")]
+    pub thumbprint: Option<String>,
+    /// Also trust CAs from this PEM file [env: VKUBE_CA_FILE, GOVC_TLS_CA_CERTS]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Wire protocol
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub transport: Option<TransportArg>,
+    /// Log a summary line per API request (never credentials)
+    #[arg(long, global = true)]
+    pub wire_log: bool,
+    /// Default datacenter for relative lookups [env: VKUBE_DATACENTER, GOVC_DATACENTER]
+    #[arg(long, global = true)]
+    pub datacenter: Option<String>,
+    /// Seconds to wait for the TCP connect and TLS handshake
+    #[arg(long, global = true, default_value = "10", value_name = "SECONDS")]
+    pub connect_timeout: Option<u64>,
+}
+
+/// Resolved settings: what to connect to and how.
+pub struct Resolved {
+    /// Ready for `Session::connect`.
+    pub options: ConnectOptions,
+    /// Default datacenter, if any.
+    pub datacenter: Option<String>,
+}
+
+fn truthy(value: &str) -> bool {
+    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+impl ConnectionArgs {
+    /// Resolve flags + environment (`env` looks a variable up) into options.
+    /// `prompt` asks for a password when nothing else gave one.
+    pub fn resolve(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+        prompt: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Resolved, SettingsError> {
+        let first = |flag: Option<String>, names: &[&str]| flag.or_else(|| names.iter().find_map(|n| env(n).filter(|v| !v.is_empty())));
+        let url = first(self.url.clone(), &["VKUBE_URL", "GOVC_URL"]).ok_or(SettingsError::NoUrl)?;
+        let endpoint = Endpoint::parse(&url)?;
+        let username = first(self.username.clone(), &["VKUBE_USERNAME", "GOVC_USERNAME"])
+            .or_else(|| endpoint.username.clone())
+            .ok_or(SettingsError::NoUsername)?;
+        let password = match &self.password_file {
+            Some(path) => Some(read_password_file(path)?),
+            None => first(None, &["VKUBE_PASSWORD", "GOVC_PASSWORD"])
+                .map(Secret::new)
+                .or_else(|| endpoint.password.clone()),
+        };
+        let password = match password {
+            Some(p) => p,
+            None => Secret::new(
+                prompt(&format!("Password for {username} at {}: ", endpoint.address())).ok_or(SettingsError::NoPassword)?,
+            ),
+        };
+        let insecure = self.insecure || first(None, &["VKUBE_INSECURE", "GOVC_INSECURE"]).is_some_and(|v| truthy(&v));
+        let pinned = match first(self.thumbprint.clone(), &["VKUBE_THUMBPRINT"]) {
+            Some(t) => Some(t),
+            None => match env("GOVC_TLS_KNOWN_HOSTS").filter(|v| !v.is_empty()) {
+                Some(file) => known_host_thumbprint(Path::new(&file), &endpoint)?,
+                None => None,
+            },
+        };
+        let ca_file = self
+            .ca_file
+            .clone()
+            .or_else(|| first(None, &["VKUBE_CA_FILE", "GOVC_TLS_CA_CERTS"]).map(PathBuf::from));
+        // A pinned thumbprint is stricter than --insecure, so it wins.
+        let tls = match (pinned, insecure) {
+            (Some(t), _) => TlsPolicy::Pinned(Thumbprint::parse(&t)?),
+            (None, true) => TlsPolicy::Insecure,
+            (None, false) => TlsPolicy::Verify { ca_file },
+        };
+        let transport = match self.transport.unwrap_or(TransportArg::Auto) {
+            TransportArg::Auto => TransportChoice::Auto,
+            TransportArg::Json => TransportChoice::Json,
+            TransportArg::Soap => TransportChoice::Soap,
+        };
+        Ok(Resolved {
+            options: ConnectOptions {
+                endpoint,
+                username,
+                password,
+                tls,
+                transport,
+                wire_log: self.wire_log,
+                connect_timeout: Duration::from_secs(self.connect_timeout.unwrap_or(10).max(1)),
+            },
+            datacenter: first(self.datacenter.clone(), &["VKUBE_DATACENTER", "GOVC_DATACENTER"]),
+        })
+    }
+}
+
+fn read_password_file(path: &Path) -> Result<Secret, SettingsError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| SettingsError::PasswordFile { path: path.display().to_string(), source })?;
+    Ok(Secret::new(text.lines().next().unwrap_or("").to_string()))
+}
+
+/// govc's known_hosts: lines of `host thumbprint`.
+fn known_host_thumbprint(path: &Path, endpoint: &Endpoint) -> Result<Option<String>, SettingsError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(SettingsError::KnownHosts { path: path.display().to_string(), source }),
+    };
+    let candidates = [endpoint.host.clone(), endpoint.address()];
+    Ok(text.lines().find_map(|line| {
+        let mut parts = line.split_whitespace();
+        let host = parts.next()?;
+        let thumb = parts.next()?;
+        candidates.iter().any(|c| c == host).then(|| thumb.to_string())
+    }))
+}
+
+/// Ask on the terminal without echo; `None` when stdin is not a terminal.
+pub fn terminal_prompt(message: &str) -> Option<String> {
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    rpassword::prompt_password(message).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(args: ConnectionArgs, vars: &[(&str, &str)]) -> Result<Resolved, SettingsError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        args.resolve(&|k| map.get(k).cloned(), &|_| None)
+    }
+
+    #[test]
+    fn flags_beat_vkube_variables_beat_govc_variables() {
+        let vars = [
+            ("VKUBE_URL", "vkube-vc"),
+            ("GOVC_URL", "govc-vc"),
+            ("GOVC_USERNAME", "govc-user"),
+            ("GOVC_PASSWORD", "govc-pass"),
+        ];
+        let r = resolve(ConnectionArgs::default(), &vars).unwrap();
+        assert_eq!(r.options.endpoint.host, "vkube-vc");
+        assert_eq!(r.options.username, "govc-user");
+        assert_eq!(r.options.password.expose(), "govc-pass");
+        let args = ConnectionArgs { url: Some("flag-vc:8443".into()), username: Some("flag-user".into()), ..Default::default() };
+        let r = resolve(args, &vars).unwrap();
+        assert_eq!((r.options.endpoint.host.as_str(), r.options.endpoint.port), ("flag-vc", 8443));
+        assert_eq!(r.options.username, "flag-user");
+    }
+
+    #[test]
+    fn govc_url_may_carry_credentials() {
+        let r = resolve(ConnectionArgs::default(), &[("GOVC_URL", "https://admin:pw@vc/sdk")]).unwrap();
+        assert_eq!(r.options.username, "admin");
+        assert_eq!(r.options.password.expose(), "pw");
+    }
+
+    #[test]
+    fn tls_policy_follows_insecure_and_thumbprint() {
+        let base = [("GOVC_URL", "u:p@vc")];
+        let r = resolve(ConnectionArgs::default(), &base).unwrap();
+        assert!(matches!(r.options.tls, TlsPolicy::Verify { .. }));
+        let r = resolve(ConnectionArgs::default(), &[base[0], ("GOVC_INSECURE", "1")]).unwrap();
+        assert_eq!(r.options.tls, TlsPolicy::Insecure);
+        let thumb = "AB:".repeat(19) + "AB";
+        let args = ConnectionArgs { insecure: true, thumbprint: Some(thumb), ..Default::default() };
+        assert!(matches!(resolve(args, &base).unwrap().options.tls, TlsPolicy::Pinned(_)));
+    }
+
+    #[test]
+    fn govc_known_hosts_pins_the_thumbprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        let thumb = "01:".repeat(19) + "01";
+        std::fs::write(&file, format!("other.example {}\nvc.example {thumb}\n", "02:".repeat(19) + "02")).unwrap();
+        let r = resolve(
+            ConnectionArgs::default(),
+            &[("GOVC_URL", "u:p@vc.example"), ("GOVC_TLS_KNOWN_HOSTS", file.to_str().unwrap())],
+        )
+        .unwrap();
+        assert_eq!(r.options.tls, TlsPolicy::Pinned(Thumbprint::parse(&thumb).unwrap()));
+    }
+
+    #[test]
+    fn missing_pieces_are_named() {
+        assert!(matches!(resolve(ConnectionArgs::default(), &[]), Err(SettingsError::NoUrl)));
+        assert!(matches!(resolve(ConnectionArgs::default(), &[("GOVC_URL", "vc")]), Err(SettingsError::NoUsername)));
+        assert!(matches!(
+            resolve(ConnectionArgs::default(), &[("GOVC_URL", "vc"), ("GOVC_USERNAME", "u")]),
+            Err(SettingsError::NoPassword)
+        ));
+    }
+
+    #[test]
+    fn password_file_first_line_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\nignored\n").unwrap();
+        let args = ConnectionArgs { password_file: Some(file), ..Default::default() };
+        let r = resolve(args, &[("GOVC_URL", "u@vc"), ("GOVC_PASSWORD", "env")]).unwrap();
+        assert_eq!(r.options.password.expose(), "from-file");
+    }
+}
