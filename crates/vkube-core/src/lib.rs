@@ -4,3 +4,4 @@
 
 pub mod ipam;
 pub mod roles;
+pub mod topology;

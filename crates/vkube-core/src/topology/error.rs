@@ -1,0 +1,104 @@
+//! Errors of the topology module: an invalid topology file (every problem
+//! listed, each naming its field like `zones[1].computeCluster`), YAML
+//! syntax, and zones the resolver does not know.
+
+use std::fmt;
+
+/// One thing wrong with the topology, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Path of the offending field, e.g. `zones[1].computeCluster`.
+    pub field: String,
+    /// What is wrong, starting lowercase.
+    pub problem: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+/// Everything that can go wrong in this module.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The YAML is malformed, has a wrong type or an unknown field.
+    #[error("cannot read topology file `{file}`{}", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    Syntax {
+        /// Source name (path) of the file.
+        file: String,
+        /// Line reported by the YAML parser.
+        line: Option<usize>,
+        /// The parser's own message.
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// The topology is invalid, or does not match the inventory; every
+    /// problem found is listed, not just the first.
+    #[error("{}", render_problems(problems))]
+    Invalid {
+        /// All problems found, in field order.
+        problems: Vec<Problem>,
+    },
+    /// A zone asked for is not tagged anywhere.
+    #[error("unknown zone `{zone}`{}", known_list(known))]
+    UnknownZone {
+        /// The zone asked for.
+        zone: String,
+        /// The zones that exist.
+        known: Vec<String>,
+    },
+    /// Two zones map to the same StorageClass name.
+    #[error("zones `{first}` and `{second}` both render as StorageClass `{name}`")]
+    StorageClassClash {
+        /// First zone.
+        first: String,
+        /// Second zone.
+        second: String,
+        /// The shared name.
+        name: String,
+    },
+}
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() {
+        " (no zones are tagged)".into()
+    } else {
+        format!(" (known: {})", known.iter().map(|z| format!("`{z}`")).collect::<Vec<_>>().join(", "))
+    }
+}
+
+fn render_problems(problems: &[Problem]) -> String {
+    match problems {
+        [one] => format!("invalid topology: {one}"),
+        many => {
+            let mut text = format!("invalid topology: {} problems", many.len());
+            for problem in many {
+                text.push_str("\n  ");
+                text.push_str(&problem.to_string());
+            }
+            text
+        }
+    }
+}
+
+/// Collects problems; turns into [`Error::Invalid`] when any were found.
+#[derive(Debug, Default)]
+pub(crate) struct Problems {
+    pub(crate) list: Vec<Problem>,
+}
+
+impl Problems {
+    pub(crate) fn push(&mut self, field: impl fmt::Display, problem: impl fmt::Display) {
+        self.list.push(Problem { field: field.to_string(), problem: problem.to_string() });
+    }
+
+    pub(crate) fn into_result<T>(self, value: impl FnOnce() -> T) -> Result<T, Error> {
+        if self.list.is_empty() {
+            Ok(value())
+        } else {
+            Err(Error::Invalid { problems: self.list })
+        }
+    }
+}
