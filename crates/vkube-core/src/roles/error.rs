@@ -203,6 +203,29 @@ pub enum Error {
         problem: String,
     },
 
+    /// A `builtin: true` role that this vCenter does not have.
+    #[error("predefined role `{role}` of profile `{profile}` does not exist in this vCenter")]
+    MissingBuiltinRole {
+        /// The role.
+        role: String,
+        /// The catalog's profile.
+        profile: String,
+    },
+
+    /// Two grants would put different permissions for one principal on one
+    /// object, where vCenter keeps only one.
+    #[error(
+        "roles {first} and {second} are both granted on `{path}`; vCenter keeps one permission per principal and object"
+    )]
+    ConflictingGrants {
+        /// The inventory path both grants go to.
+        path: String,
+        /// The first grant, e.g. "`a` (propagate=true)".
+        first: String,
+        /// The second grant.
+        second: String,
+    },
+
     /// Serializing the JSON export failed.
     #[error("cannot render role catalog `{profile}` as JSON")]
     Render {

@@ -10,6 +10,7 @@ mod catalog;
 mod diff;
 mod error;
 mod export;
+mod plan;
 mod privilege;
 mod slot;
 
@@ -19,6 +20,11 @@ pub use catalog::{Catalog, Grant, Role, RolePrivilege};
 pub use diff::{Requirement, RoleDiff};
 pub use error::Error;
 pub use export::{render_govc, render_json, shell_quote, ExportOptions};
+pub use plan::{
+    check, plan, required_privileges, same_principal, selected_roles, targets, CheckReport,
+    CheckedObject, Missing, Observed, ObservedPermission, Probe, RolePlan, SkippedGrant, Step,
+    Target, Targets, UnknownPrivileges,
+};
 pub use privilege::{
     is_implied_system, PrivilegeId, Registry, BUILTIN_REGISTRY_SOURCE, IMPLIED_SYSTEM_PRIVILEGES,
 };
