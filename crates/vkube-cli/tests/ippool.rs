@@ -83,7 +83,6 @@ const LAB: &[&str] = &[
 ];
 
 #[test]
-#[ignore = "needs `vkube ippool` wired into main.rs (issue 5); remove this line once wired"]
 fn create_ls_show() {
     let dir = TempDir::new();
     let state = dir.state();
@@ -114,7 +113,6 @@ fn create_ls_show() {
 }
 
 #[test]
-#[ignore = "needs `vkube ippool` wired into main.rs (issue 5); remove this line once wired"]
 fn validation_errors_exit_1_and_name_fields() {
     let dir = TempDir::new();
     let state = dir.state();
@@ -194,7 +192,6 @@ fn validation_errors_exit_1_and_name_fields() {
 }
 
 #[test]
-#[ignore = "needs `vkube ippool` wired into main.rs (issue 5); remove this line once wired"]
 fn allocations_and_delete_force() {
     let dir = TempDir::new();
     let state = dir.state();
@@ -249,7 +246,6 @@ fn allocations_and_delete_force() {
 }
 
 #[test]
-#[ignore = "needs `vkube ippool` wired into main.rs (issue 5); remove this line once wired"]
 fn import_is_all_or_nothing() {
     let dir = TempDir::new();
     let state = dir.state();
@@ -323,7 +319,6 @@ fn import_is_all_or_nothing() {
 }
 
 #[test]
-#[ignore = "needs `vkube ippool` wired into main.rs (issue 5); remove this line once wired"]
 fn state_flag_overrides_environment() {
     let dir = TempDir::new();
     let flag_state = dir.0.join("flag.db");
