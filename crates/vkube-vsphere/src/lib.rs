@@ -4,6 +4,7 @@
 //! the object concerned.
 #![deny(missing_docs)]
 
+pub mod authorization;
 pub mod collect;
 pub mod endpoint;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod secret;
 pub mod session;
 pub mod tls;
 
+pub use authorization::{Authorization, PermissionInfo, RoleInfo};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
 pub use inventory::{Details, Entity, Inventory};

@@ -1,5 +1,6 @@
 //! Integration tests of the vSphere layer against the simulator.
 
+mod authorization;
 mod connect;
 mod inventory;
 mod support;
