@@ -1,0 +1,38 @@
+//! Cluster lifecycle, pure part: the cluster spec and its validation,
+//! deterministic naming, planning, and rendering of everything a node boots
+//! with (kubeadm, cloud-init, Ignition, guestinfo, key material, kubeconfig,
+//! vSphere cloud config).
+//!
+//! No I/O, clock or randomness: callers pass the time and random bytes in,
+//! and do the vSphere calls, storage and file writes themselves.
+
+mod error;
+mod naming;
+mod plan;
+mod spec;
+mod values;
+
+pub use error::{Error, Problem};
+pub use naming::{
+    cluster_folder, markers, parse_vm_name, vip_lease_node, vm_name, MARKER_CLUSTER_NAME,
+    MARKER_CLUSTER_UID, MARKER_DOMAIN, MARKER_INDEX, MARKER_KEYS, MARKER_NODE, MARKER_POOL,
+    MARKER_SPEC_HASH,
+};
+pub use plan::{
+    plan, DeleteReason, Leases, NodeRole, ObservedCluster, ObservedNode, Plan, PowerState, Step,
+};
+pub use spec::{
+    CloneMode, ClusterSpec, ControlPlane, GroupRole, IpAllocation, NodeGroup, NodePool, OsFamily,
+    PlacementDomain, Proxy, RawClusterNetwork, RawClusterSpec, RawControlPlane, RawMetadata,
+    RawNodePool, RawPlacementDomain, RawProxy, RawSpec, RawTaint, RawVip, Storage, Taint,
+    TaintEffect, Vip, API_VERSION, CONTROL_PLANE_GROUP, DEFAULT_KUBE_VIP_IMAGE, DEFAULT_POD_CIDR,
+    DEFAULT_SERVICE_CIDR, INDEX_DIGITS, KIND,
+};
+pub use values::{
+    ClusterName, DomainName, KubernetesVersion, NodePoolName, MAX_NAME_LEN, MIN_KUBERNETES_MINOR,
+};
+
+#[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
+mod spec_tests;

@@ -1,0 +1,293 @@
+//! Table tests for cluster spec validation, the canonical form and hashes.
+
+use super::*;
+use crate::ipam::{parse_pools_yaml, validate_pools};
+
+pub(crate) const EXAMPLE: &str = include_str!("../../../../examples/cluster.yaml");
+pub(crate) const EXAMPLE_POOLS: &str = include_str!("../../../../examples/ippools.yaml");
+
+pub(crate) fn example() -> ClusterSpec {
+    ClusterSpec::from_yaml(EXAMPLE).expect("example is valid")
+}
+
+/// The example with `edit` applied to its raw form.
+fn edited(edit: impl FnOnce(&mut RawClusterSpec)) -> Result<ClusterSpec, Error> {
+    let mut raw = RawClusterSpec::from_yaml(EXAMPLE).unwrap();
+    edit(&mut raw);
+    raw.validate()
+}
+
+fn problems(edit: impl FnOnce(&mut RawClusterSpec)) -> Vec<String> {
+    match edited(edit) {
+        Ok(_) => Vec::new(),
+        Err(error) => error.problems().iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn example_is_valid_and_fits_its_pools() {
+    let spec = example();
+    assert_eq!(spec.name().as_str(), "demo");
+    assert_eq!(spec.control_plane().replicas(), 3);
+    assert_eq!(spec.placement_domains().len(), 2);
+    assert_eq!(
+        spec.groups().iter().map(|g| g.name()).collect::<Vec<_>>(),
+        ["cp", "workers", "infra"]
+    );
+    let pools = validate_pools(&parse_pools_yaml(EXAMPLE_POOLS).unwrap(), false).unwrap();
+    spec.check_pools(&pools).unwrap();
+}
+
+#[test]
+fn check_pools_reports_unknown_pools_and_vip_outside() {
+    let pools = validate_pools(&parse_pools_yaml(EXAMPLE_POOLS).unwrap(), false).unwrap();
+    let spec = edited(|raw| {
+        raw.spec.placement_domains[1].ip_pool = Some("other".into());
+        raw.spec.control_plane.vip = Some(RawVip {
+            address: Some("10.30.0.5".into()),
+            from_pool: None,
+        });
+    })
+    .unwrap();
+    let found: Vec<String> = spec
+        .check_pools(&pools)
+        .unwrap_err()
+        .problems()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(found, [
+        "spec.placementDomains[1].ipPool: unknown IP pool `other`",
+        "spec.controlPlane.vip.address: 10.30.0.5 is outside network 10.20.0.0/24 of IP pool `nodes` used by the control plane",
+    ]);
+    let inside = edited(|raw| {
+        raw.spec.control_plane.vip = Some(RawVip {
+            address: Some("10.20.0.50".into()),
+            from_pool: None,
+        })
+    })
+    .unwrap();
+    let found = inside.check_pools(&pools).unwrap_err().to_string();
+    assert!(found.contains("could be leased to a node"), "{found}");
+}
+
+#[test]
+fn validation_table() {
+    type Edit = fn(&mut RawClusterSpec);
+    let cases: Vec<(&str, Edit, &[&str])> = vec![
+        ("unknown pool domain", |r| r.spec.node_pools[1].placement_domains[0] = "az3".into(),
+            &["spec.nodePools[1].placementDomains[0]: unknown domain \"az3\""]),
+        ("duplicate pool domain", |r| r.spec.node_pools[0].placement_domains = vec!["az1".into(), "az1".into()],
+            &["spec.nodePools[0].placementDomains[1]: domain \"az1\" is listed twice"]),
+        ("cp replicas", |r| r.spec.control_plane.replicas = 2,
+            &["spec.controlPlane.replicas: must be 1, 3 or 5 (etcd needs an odd quorum), not 2"]),
+        ("cp unknown domain", |r| r.spec.control_plane.placement_domain = "az9".into(),
+            &["spec.controlPlane.placementDomain: unknown domain \"az9\""]),
+        ("cp no domain", |r| r.spec.control_plane.placement_domain = String::new(),
+            &["spec.controlPlane.placementDomain: is required (the control plane uses exactly one placement domain)"]),
+        ("datastore xor cluster: both", |r| r.spec.placement_domains[0].datastore_cluster = Some("/DC0/datastore/SP".into()),
+            &["spec.placementDomains[0].datastoreCluster: set either `datastore` or `datastoreCluster`, not both"]),
+        ("datastore xor cluster: none", |r| r.spec.placement_domains[1].datastore = None,
+            &["spec.placementDomains[1].datastore: one of `datastore` or `datastoreCluster` is required"]),
+        ("static needs pool", |r| r.spec.placement_domains[1].ip_pool = None,
+            &["spec.placementDomains[1].ipPool: is required with `ipAllocation: static`: nodes in domain `az2` need addresses"]),
+        ("dhcp needs no pool", |r| { r.spec.ip_allocation = Some("dhcp".into()); r.spec.placement_domains[1].ip_pool = None; }, &[]),
+        ("vip both", |r| r.spec.control_plane.vip = Some(RawVip { address: Some("10.20.0.5".into()), from_pool: Some("nodes".into()) }),
+            &["spec.controlPlane.vip: set either `address` or `fromPool`, not both"]),
+        ("vip missing", |r| r.spec.control_plane.vip = None,
+            &["spec.controlPlane.vip: is required: `{address: IP}` or `{fromPool: POOL}`"]),
+        ("vip from pool", |r| r.spec.control_plane.vip = Some(RawVip { address: None, from_pool: Some("nodes".into()) }), &[]),
+        ("vip bad address", |r| r.spec.control_plane.vip = Some(RawVip { address: Some("10.20.0".into()), from_pool: None }),
+            &["spec.controlPlane.vip.address: `10.20.0` is not an IP address"]),
+        ("linked with disk", |r| r.spec.clone_mode = Some("linked".into()),
+            &["spec.controlPlane.diskGiB: must be unset with `cloneMode: linked`: a linked clone keeps the template's disk size (use `cloneMode: full` to resize)",
+              "spec.nodePools[0].diskGiB: must be unset with `cloneMode: linked`: a linked clone keeps the template's disk size (use `cloneMode: full` to resize)"]),
+        ("linked without disk", |r| { r.spec.clone_mode = Some("linked".into()); r.spec.control_plane.disk_gib = None; r.spec.node_pools[0].disk_gib = None; }, &[]),
+        ("bad enums", |r| { r.spec.clone_mode = Some("instant".into()); r.spec.os_family = Some("debian".into()); r.spec.ip_allocation = Some("slaac".into()); },
+            &["spec.cloneMode: `instant` is not one of `full`, `linked`",
+              "spec.osFamily: `debian` is not one of `ubuntu`, `rocky`, `flatcar`",
+              "spec.ipAllocation: `slaac` is not one of `dhcp`, `static`"]),
+        ("version", |r| r.spec.kubernetes_version = "1.30.2".into(),
+            &["spec.kubernetesVersion: `1.30.2` is not a Kubernetes version like `v1.30.2` (a leading `v`, then MAJOR.MINOR.PATCH)"]),
+        ("names", |r| { r.metadata.name = "Demo".into(); r.spec.node_pools[0].name = "cp".into(); r.spec.node_pools[1].name = "cp".into(); },
+            &["metadata.name: `Demo` must be a DNS label: lowercase letters, digits and `-`, starting and ending with a letter or digit",
+              "spec.nodePools[0].name: `cp` is reserved for the control plane",
+              "spec.nodePools[1].name: `cp` is reserved for the control plane",
+              "spec.nodePools[1].name: `cp` is already used by spec.nodePools[0]"]),
+        ("vm name length", |r| { r.metadata.name = "a".repeat(30); r.spec.node_pools[0].name = "b".repeat(30); },
+            &["spec.nodePools[0].name: VM names `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-NNNN` would be 66 characters, over the 63 a hostname allows: shorten the cluster or pool name"]),
+        ("sizes", |r| { r.spec.control_plane.cpu = 1; r.spec.control_plane.memory_mib = 1024; r.spec.node_pools[0].disk_gib = Some(5); r.spec.node_pools[1].cpu = 0; },
+            &["spec.controlPlane.cpu: must be at least 2, not 1",
+              "spec.controlPlane.memoryMiB: must be at least 2048, not 1024",
+              "spec.nodePools[0].diskGiB: must be at least 10, not 5",
+              "spec.nodePools[1].cpu: must be at least 1, not 0"]),
+        ("labels and taints", |r| {
+            r.spec.node_pools[0].labels.insert("node-role.kubernetes.io/worker".into(), "".into());
+            r.spec.node_pools[0].labels.insert("team".into(), "bad value".into());
+            r.spec.node_pools[1].taints[0].effect = "Never".into();
+        }, &["spec.nodePools[0].labels[\"node-role.kubernetes.io/worker\"]: kubelets may not set `node-role.kubernetes.io/worker` (NodeRestriction refuses labels under `kubernetes.io` and `k8s.io`): use `node.kubernetes.io/…` or your own prefix",
+             "spec.nodePools[0].labels[\"team\"]: value `bad value` must be at most 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit",
+             "spec.nodePools[1].taints[0].effect: `Never` is not one of `NoSchedule`, `PreferNoSchedule`, `NoExecute`"]),
+        ("networks overlap", |r| r.spec.network = Some(RawClusterNetwork { pod_cidr: Some("10.0.0.0/8".into()), service_cidr: Some("10.96.0.0/12".into()) }),
+            &["spec.network.serviceCidr: 10.96.0.0/12 overlaps the pod network 10.0.0.0/8",
+              "spec.controlPlane.vip.address: 10.20.0.5 is inside spec.network.podCidr 10.0.0.0/8"]),
+        ("ssh ntp proxy", |r| {
+            r.spec.ssh_authorized_keys.push("not a key".into());
+            r.spec.ntp_servers.push("bad host".into());
+            r.spec.proxy = Some(RawProxy { http_proxy: Some("proxy:3128".into()), https_proxy: None, no_proxy: vec!["a,b".into()] });
+        }, &["spec.sshAuthorizedKeys[1]: is not an OpenSSH public key line like `ssh-ed25519 AAAA… comment`",
+             "spec.ntpServers[2]: `bad host` is not a host name or address",
+             "spec.proxy.httpProxy: `proxy:3128` is not a proxy URL like `http://proxy.example.com:3128`",
+             "spec.proxy.noProxy[0]: `a,b` must be one host, domain or CIDR (no spaces or commas)"]),
+        ("header and required", |r| { r.api_version = "v1".into(); r.kind = "Pod".into(); r.spec.template = " ".into(); r.spec.placement_domains[0].network = String::new(); },
+            &["apiVersion: must be `vkube.dev/v1alpha1`, not `v1`",
+              "kind: must be `Cluster`, not `Pod`",
+              "spec.template: is required",
+              "spec.placementDomains[0].network: is required"]),
+    ];
+    for (name, edit, expected) in cases {
+        let found = problems(edit);
+        assert_eq!(
+            found,
+            expected.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "case `{name}`"
+        );
+    }
+}
+
+#[test]
+fn all_problems_at_once() {
+    let error =
+        ClusterSpec::from_yaml("apiVersion: vkube.dev/v1alpha1\nkind: Cluster\n").unwrap_err();
+    let fields: Vec<&str> = error.problems().iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "metadata.name",
+            "spec.kubernetesVersion",
+            "spec.datacenter",
+            "spec.folder",
+            "spec.template",
+            "spec.placementDomains",
+            "spec.controlPlane.replicas",
+            "spec.controlPlane.vip",
+            "spec.controlPlane.cpu",
+            "spec.controlPlane.memoryMiB",
+            "spec.controlPlane.placementDomain",
+        ]
+    );
+    assert!(error
+        .to_string()
+        .starts_with("invalid cluster spec: 11 problems\n  metadata.name: is required"));
+}
+
+#[test]
+fn unknown_fields_are_refused_with_their_path() {
+    let text = EXAMPLE.replace("cpu: 4", "cpus: 4");
+    let error = RawClusterSpec::from_yaml(&text).unwrap_err();
+    let source = std::error::Error::source(&error).unwrap().to_string();
+    assert!(
+        source.contains("spec.nodePools[0]") && source.contains("unknown field `cpus`"),
+        "{source}"
+    );
+}
+
+#[test]
+fn canonical_yaml_round_trips_and_fills_defaults() {
+    let spec = example();
+    let yaml = spec.to_yaml();
+    assert_eq!(ClusterSpec::from_yaml(&yaml).unwrap(), spec);
+    assert_eq!(ClusterSpec::from_yaml(&yaml).unwrap().to_yaml(), yaml);
+    assert!(
+        yaml.contains("kubeVipImage: ghcr.io/kube-vip/kube-vip:v0.8.0"),
+        "{yaml}"
+    );
+
+    let minimal = "apiVersion: vkube.dev/v1alpha1
+kind: Cluster
+metadata: {name: mini}
+spec:
+  kubernetesVersion: v1.30.2
+  datacenter: DC0
+  folder: /DC0/vm/
+  template: ubuntu
+  placementDomains:
+    - {name: az1, computeCluster: /DC0/host/DC0_C0, datastore: /DC0/datastore/LocalDS_0, network: /DC0/network/VM Network}
+  controlPlane: {replicas: 1, vip: {address: 10.0.0.5}, cpu: 2, memoryMiB: 4096, placementDomain: az1}
+";
+    let canonical = ClusterSpec::from_yaml(minimal).unwrap().to_yaml();
+    assert_eq!(
+        canonical,
+        "apiVersion: vkube.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: mini
+spec:
+  kubernetesVersion: v1.30.2
+  datacenter: DC0
+  folder: /DC0/vm
+  template: ubuntu
+  cloneMode: full
+  osFamily: ubuntu
+  ipAllocation: dhcp
+  placementDomains:
+  - name: az1
+    computeCluster: /DC0/host/DC0_C0
+    resourcePool: /DC0/host/DC0_C0/Resources
+    datastore: /DC0/datastore/LocalDS_0
+    network: /DC0/network/VM Network
+  controlPlane:
+    replicas: 1
+    vip:
+      address: 10.0.0.5
+    cpu: 2
+    memoryMiB: 4096
+    placementDomain: az1
+    kubeVipImage: ghcr.io/kube-vip/kube-vip:v0.8.0
+  nodePools: []
+  network:
+    podCidr: 192.168.0.0/16
+    serviceCidr: 10.96.0.0/12
+"
+    );
+}
+
+#[test]
+fn spec_hash_is_stable_and_tracks_replacement_fields() {
+    let spec = example();
+    let cp = spec.group("cp").unwrap().spec_hash();
+    // Golden: changing this value replaces every control-plane node in
+    // every cluster on upgrade, so it must only change on purpose.
+    assert_eq!(cp.len(), 64);
+    assert_eq!(cp, example().group("cp").unwrap().spec_hash());
+    assert_ne!(cp, spec.group("workers").unwrap().spec_hash());
+
+    let hash =
+        |edit: fn(&mut RawClusterSpec)| edited(edit).unwrap().group("workers").unwrap().spec_hash();
+    let base = spec.group("workers").unwrap().spec_hash();
+    for (what, edit) in [
+        (
+            "template",
+            (|r: &mut RawClusterSpec| r.spec.template = "other".into()) as fn(&mut RawClusterSpec),
+        ),
+        ("version", |r| r.spec.kubernetes_version = "v1.30.3".into()),
+        ("os", |r| r.spec.os_family = Some("rocky".into())),
+        ("cpu", |r| r.spec.node_pools[0].cpu = 8),
+        ("memory", |r| r.spec.node_pools[0].memory_mib = 16384),
+        ("disk", |r| r.spec.node_pools[0].disk_gib = Some(80)),
+    ] {
+        assert_ne!(hash(edit), base, "{what} must change the hash");
+    }
+    for (what, edit) in [
+        (
+            "replicas",
+            (|r: &mut RawClusterSpec| r.spec.node_pools[0].replicas = 9) as fn(&mut RawClusterSpec),
+        ),
+        ("labels", |r| {
+            r.spec.node_pools[0].labels.clear();
+        }),
+        ("ntp", |r| r.spec.ntp_servers.clear()),
+    ] {
+        assert_eq!(hash(edit), base, "{what} must not change the hash");
+    }
+}
