@@ -6,17 +6,25 @@
 //! No I/O, clock or randomness: callers pass the time and random bytes in,
 //! and do the vSphere calls, storage and file writes themselves.
 
+pub mod bootstrap;
 mod error;
+mod kubeconfig;
 mod naming;
+mod pki;
 mod plan;
 mod spec;
 mod values;
 
 pub use error::{Error, Problem};
+pub use kubeconfig::render_admin_kubeconfig;
 pub use naming::{
     cluster_folder, markers, parse_vm_name, vip_lease_node, vm_name, MARKER_CLUSTER_NAME,
     MARKER_CLUSTER_UID, MARKER_DOMAIN, MARKER_INDEX, MARKER_KEYS, MARKER_NODE, MARKER_POOL,
     MARKER_SPEC_HASH,
+};
+pub use pki::{
+    CertificateAndKey, CertificateAuthority, ClusterPki, KeyPair, RandomSource, ADMIN_VALIDITY,
+    CA_VALIDITY, CLUSTER_CA_NAME, ETCD_CA_NAME, FRONT_PROXY_CA_NAME,
 };
 pub use plan::{
     plan, DeleteReason, Leases, NodeRole, ObservedCluster, ObservedNode, Plan, PowerState, Step,
