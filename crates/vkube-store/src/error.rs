@@ -2,8 +2,12 @@
 //! causes stay in `#[source]`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use vkube_core::ipam::{AddressRange, PoolName};
+
+use crate::journal::IntentId;
+use crate::time::human;
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -65,10 +69,99 @@ pub enum Error {
         /// The shared addresses.
         addresses: AddressRange,
     },
-    /// A cluster or node name is unusable.
+    /// No cluster has this name.
+    #[error("cluster `{cluster}` not found")]
+    ClusterNotFound {
+        /// The name asked for.
+        cluster: String,
+    },
+    /// A cluster with this name (and another uid) already exists.
+    #[error("cluster `{cluster}` already exists")]
+    ClusterExists {
+        /// The name.
+        cluster: String,
+    },
+    /// The cluster changed since the caller read it.
+    #[error("cluster `{cluster}` was changed by another writer (expected version {expected_version}, found {actual}); read it again and retry")]
+    Conflict {
+        /// The cluster.
+        cluster: String,
+        /// The version the caller read.
+        expected_version: u64,
+        /// The version stored now.
+        actual: u64,
+    },
+    /// The cluster is being deleted, so its spec and phase can only move
+    /// towards deletion.
+    #[error("cluster `{cluster}` is being deleted; it cannot become `{requested}`")]
+    ClusterDeleting {
+        /// The cluster.
+        cluster: String,
+        /// What the caller asked for: a phase, or `an updated spec`.
+        requested: String,
+    },
+    /// Another applier holds the cluster's apply lock.
+    #[error("cluster `{cluster}` is being applied by `{holder}` (its lock expires in {}); wait for it to finish or retry later", human(*.expires_in))]
+    Locked {
+        /// The cluster.
+        cluster: String,
+        /// The current holder.
+        holder: String,
+        /// Time left until the holder's lock expires.
+        expires_in: Duration,
+    },
+    /// The caller's apply lock expired and was taken over, or released.
+    #[error("apply lock of cluster `{cluster}` is no longer held by `{holder}`{}; stop applying", match .now_held_by { Some(other) => format!(" (now held by `{other}`)"), None => String::new() })]
+    LockLost {
+        /// The cluster.
+        cluster: String,
+        /// The holder that lost it.
+        holder: String,
+        /// Who holds it now, if anyone.
+        now_held_by: Option<String>,
+    },
+    /// Node records remain and removal was not forced.
+    #[error("cluster `{cluster}` still has {} node record(s) ({}) whose VMs may exist; finish deleting it, or pass `--force`", .nodes.len(), quoted_list(.nodes))]
+    ClusterHasNodes {
+        /// The cluster.
+        cluster: String,
+        /// The nodes still recorded.
+        nodes: Vec<String>,
+    },
+    /// Forced removal asked for before deletion had been stuck long enough.
+    #[error("{}", not_stuck(.cluster, *.stuck_for, *.required))]
+    DeletionNotStuck {
+        /// The cluster.
+        cluster: String,
+        /// How long deletion has been running; `None` if it never started.
+        stuck_for: Option<Duration>,
+        /// How long it must have been running.
+        required: Duration,
+    },
+    /// Two node records of one cluster would share a VM or a pool index.
+    #[error(
+        "node `{node}` of cluster `{cluster}` cannot have {shared}: node `{other}` already has it"
+    )]
+    NodeClash {
+        /// The cluster.
+        cluster: String,
+        /// The node being written.
+        node: String,
+        /// The node already holding it.
+        other: String,
+        /// What they would share, e.g. "VM `vm-42`".
+        shared: String,
+    },
+    /// No intent has this id (or its cluster was removed).
+    #[error("intent {id} not found")]
+    IntentNotFound {
+        /// The id asked for.
+        id: IntentId,
+    },
+    /// A name or value given to the store is unusable.
     #[error("{field} {problem}")]
     Invalid {
-        /// `cluster` or `node`.
+        /// What it is: `cluster`, `node`, `holder`, `event kind`, ….
         field: &'static str,
         /// What is wrong.
         problem: String,
@@ -114,4 +207,35 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+}
+
+/// `` `a`, `b`, `c` `` (the first five, then "and N more").
+fn quoted_list(names: &[String]) -> String {
+    let mut text = names
+        .iter()
+        .take(5)
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > 5 {
+        text.push_str(&format!(" and {} more", names.len() - 5));
+    }
+    text
+}
+
+fn not_stuck(cluster: &str, stuck_for: Option<Duration>, required: Duration) -> String {
+    let rule = format!(
+        "`--force` is allowed once deletion has been stuck for {}",
+        human(required)
+    );
+    match stuck_for {
+        None => format!(
+            "deletion of cluster `{cluster}` has not started; run `vkube cluster delete {cluster}` first ({rule}), or pass `--force --now`"
+        ),
+        Some(stuck_for) => format!(
+            "deletion of cluster `{cluster}` has been running for {}; {rule} ({} from now), or pass `--force --now`",
+            human(stuck_for),
+            human(required.saturating_sub(stuck_for))
+        ),
+    }
 }

@@ -9,32 +9,9 @@ use std::net::IpAddr;
 use rusqlite::{params, OptionalExtension, Transaction};
 use vkube_core::ipam::{check_overlap, next_free_from, IpPool, Lease, PoolName};
 
-use super::SqliteStore;
+use super::{check_name, database, SqliteStore};
 use crate::error::{Error, Result};
 use crate::store::{LeaseFilter, PoolRecord, Store};
-
-fn database(action: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Error {
-    let action = action.into();
-    move |source| Error::Database { action, source }
-}
-
-/// Checks a cluster or node name: non-empty, at most 253 characters, no
-/// control characters.
-fn check_owner(field: &'static str, value: &str) -> Result<()> {
-    let problem = if value.is_empty() {
-        "name is required".to_owned()
-    } else if value.len() > 253 {
-        format!("name `{value}` is longer than 253 characters")
-    } else if value.chars().any(char::is_control) {
-        format!(
-            "name `{}` contains control characters",
-            value.escape_debug()
-        )
-    } else {
-        return Ok(());
-    };
-    Err(Error::Invalid { field, problem })
-}
 
 fn parse_definition(name: &str, json: &str) -> Result<IpPool> {
     serde_json::from_str(json).map_err(|error| Error::Corrupt {
@@ -246,6 +223,47 @@ fn select_leases(
     Ok(leases)
 }
 
+/// Releases the leases of one node, or of the whole cluster (which also
+/// gives up its claim on restricted pools), inside the caller's transaction.
+pub(super) fn release_leases(
+    transaction: &Transaction<'_>,
+    cluster: &str,
+    node: Option<&str>,
+    action: &str,
+) -> Result<Vec<Lease>> {
+    let leases = match node {
+        Some(node) => select_leases(
+            transaction,
+            "l.cluster = ?1 AND l.node = ?2",
+            &[&cluster, &node],
+        )?,
+        None => select_leases(transaction, "l.cluster = ?1", &[&cluster])?,
+    };
+    for lease in &leases {
+        lower_water(transaction, lease.pool.as_str(), lease.address, action)?;
+    }
+    match node {
+        Some(node) => transaction
+            .execute(
+                "DELETE FROM ip_leases WHERE cluster = ?1 AND node = ?2",
+                [cluster, node],
+            )
+            .map_err(database(action))?,
+        None => {
+            transaction
+                .execute(
+                    "UPDATE ip_pools SET owner_cluster = NULL WHERE owner_cluster = ?1",
+                    [cluster],
+                )
+                .map_err(database(action))?;
+            transaction
+                .execute("DELETE FROM ip_leases WHERE cluster = ?1", [cluster])
+                .map_err(database(action))?
+        }
+    };
+    Ok(leases)
+}
+
 impl Store for SqliteStore {
     fn create_pools(&self, pools: &[IpPool], allow_overlap: bool) -> Result<Vec<PoolRecord>> {
         self.write("creating pools", |transaction| {
@@ -334,8 +352,8 @@ impl Store for SqliteStore {
     }
 
     fn allocate(&self, pool_name: &str, cluster: &str, node: &str) -> Result<Lease> {
-        check_owner("cluster", cluster)?;
-        check_owner("node", node)?;
+        check_name("cluster", cluster)?;
+        check_name("node", node)?;
         let action = format!("allocating from pool `{pool_name}` for `{cluster}`/`{node}`");
         self.write(&action, |transaction| {
             let (pool, owner) = load_pool(transaction, pool_name)?;
@@ -392,41 +410,14 @@ impl Store for SqliteStore {
     fn release_node(&self, cluster: &str, node: &str) -> Result<Vec<Lease>> {
         let action = format!("releasing leases of `{cluster}`/`{node}`");
         self.write(&action, |transaction| {
-            let leases = select_leases(
-                transaction,
-                "l.cluster = ?1 AND l.node = ?2",
-                &[&cluster, &node],
-            )?;
-            for lease in &leases {
-                lower_water(transaction, lease.pool.as_str(), lease.address, &action)?;
-            }
-            transaction
-                .execute(
-                    "DELETE FROM ip_leases WHERE cluster = ?1 AND node = ?2",
-                    [cluster, node],
-                )
-                .map_err(database(&action))?;
-            Ok(leases)
+            release_leases(transaction, cluster, Some(node), &action)
         })
     }
 
     fn release_cluster(&self, cluster: &str) -> Result<Vec<Lease>> {
         let action = format!("releasing leases of cluster `{cluster}`");
         self.write(&action, |transaction| {
-            let leases = select_leases(transaction, "l.cluster = ?1", &[&cluster])?;
-            for lease in &leases {
-                lower_water(transaction, lease.pool.as_str(), lease.address, &action)?;
-            }
-            transaction
-                .execute("DELETE FROM ip_leases WHERE cluster = ?1", [cluster])
-                .map_err(database(&action))?;
-            transaction
-                .execute(
-                    "UPDATE ip_pools SET owner_cluster = NULL WHERE owner_cluster = ?1",
-                    [cluster],
-                )
-                .map_err(database(&action))?;
-            Ok(leases)
+            release_leases(transaction, cluster, None, &action)
         })
     }
 

@@ -3,8 +3,10 @@
 //! Each migration is applied once, in order, inside one `BEGIN IMMEDIATE`
 //! transaction together with its `schema_version` row, so concurrent
 //! processes opening a fresh file cannot both apply it. The SQL sticks to
-//! what PostgreSQL also accepts (TEXT keys, composite constraints,
-//! `CURRENT_TIMESTAMP` defaults), so a Postgres store can reuse it.
+//! what PostgreSQL also accepts (TEXT keys, BIGINT times, composite
+//! constraints, partial indexes, `CURRENT_TIMESTAMP` defaults), so a
+//! Postgres store can reuse it; the one exception is
+//! `INTEGER PRIMARY KEY AUTOINCREMENT` (see the crate's PostgreSQL notes).
 //! Never edit a released migration; add a new one.
 
 use std::path::Path;
@@ -14,10 +16,11 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Error, Result};
 
 /// `(version, description, SQL)`, in order, versions starting at 1.
-const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "IP pools and leases",
-    r#"
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "IP pools and leases",
+        r#"
 CREATE TABLE ip_pools (
     name          TEXT NOT NULL PRIMARY KEY,
     -- The validated pool as JSON (the camelCase YAML fields).
@@ -48,7 +51,89 @@ CREATE TABLE ip_leases (
 
 CREATE INDEX ip_leases_by_owner ON ip_leases (cluster, node);
 "#,
-)];
+    ),
+    (
+        2,
+        "clusters, nodes, intents, events and apply locks",
+        r#"
+-- Times are whole Unix seconds passed in by the caller (BIGINT: PostgreSQL's
+-- INTEGER is 32-bit). Enums are stored as their variant names.
+CREATE TABLE clusters (
+    name                TEXT NOT NULL PRIMARY KEY,
+    uid                 TEXT NOT NULL UNIQUE,
+    spec_yaml           TEXT NOT NULL,
+    spec_hash           TEXT NOT NULL,
+    -- Compare-and-set: every change runs
+    -- `UPDATE ... SET version = version + 1 WHERE name = ? AND version = ?`.
+    version             BIGINT NOT NULL,
+    phase               TEXT NOT NULL,
+    deletion_started_at BIGINT,
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL
+);
+
+-- vkube's record of what it did per node; vCenter stays the truth.
+CREATE TABLE cluster_nodes (
+    cluster    TEXT NOT NULL REFERENCES clusters (name),
+    name       TEXT NOT NULL,
+    node_pool  TEXT NOT NULL,
+    node_index BIGINT NOT NULL,
+    domain     TEXT,
+    -- Managed object id; NULL until the clone returned. NULLs never clash.
+    vm_id      TEXT,
+    ip         TEXT,
+    phase      TEXT NOT NULL,
+    spec_hash  TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (cluster, name),
+    UNIQUE (cluster, node_pool, node_index),
+    UNIQUE (cluster, vm_id)
+);
+
+-- The operation journal. AUTOINCREMENT so an id is never reused, even
+-- after the newest rows are deleted (PostgreSQL: GENERATED ALWAYS AS
+-- IDENTITY, which never reuses either).
+CREATE TABLE cluster_intents (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    cluster         TEXT NOT NULL REFERENCES clusters (name),
+    node            TEXT,
+    action          TEXT NOT NULL,
+    -- JSON (PostgreSQL: JSONB).
+    detail          TEXT NOT NULL,
+    started_at      BIGINT NOT NULL,
+    completed_at    BIGINT,
+    outcome         TEXT,
+    outcome_message TEXT
+);
+
+CREATE INDEX cluster_intents_open ON cluster_intents (cluster, id) WHERE completed_at IS NULL;
+
+CREATE TABLE cluster_events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    cluster TEXT NOT NULL REFERENCES clusters (name),
+    at      BIGINT NOT NULL,
+    level   TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    message TEXT NOT NULL,
+    node    TEXT
+);
+
+CREATE INDEX cluster_events_by_cluster ON cluster_events (cluster, id);
+
+-- One row per cluster ever locked; no foreign key, since the first apply
+-- locks the name before the cluster is recorded. A released lock keeps its
+-- row (holder NULL) so `generation` keeps increasing.
+CREATE TABLE apply_locks (
+    cluster     TEXT NOT NULL PRIMARY KEY,
+    holder      TEXT,
+    generation  BIGINT NOT NULL,
+    acquired_at BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL
+);
+"#,
+    ),
+];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> u32 {

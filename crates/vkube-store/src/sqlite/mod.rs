@@ -8,7 +8,10 @@
 //! single write lock up front, so read-check-write sequences such as
 //! allocation cannot interleave between processes.
 
+mod cluster;
 mod ipam;
+mod journal;
+mod lock;
 mod migrations;
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -174,4 +177,27 @@ fn prepare_file(path: &Path) -> Result<()> {
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(io(path)(error)),
     }
+}
+
+fn database(action: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Database { action, source }
+}
+
+/// Checks a name given to the store (cluster, node, holder): non-empty, at
+/// most 253 characters, no control characters.
+fn check_name(field: &'static str, value: &str) -> Result<()> {
+    let problem = if value.is_empty() {
+        "name is required".to_owned()
+    } else if value.len() > 253 {
+        format!("name `{value}` is longer than 253 characters")
+    } else if value.chars().any(char::is_control) {
+        format!(
+            "name `{}` contains control characters",
+            value.escape_debug()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::Invalid { field, problem })
 }

@@ -1,22 +1,27 @@
 //! Integration tests for `vkube-store`: one binary, a temp state file per
 //! test.
 
+mod clusters;
 mod ipam;
+mod journal;
+mod locks;
+mod migrate;
 mod multi_process;
 mod open;
 
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 
 use tempfile::TempDir;
 use vkube_core::ipam::{IpPool, RawIpPool, RawRange};
-use vkube_store::SqliteStore;
+use vkube_store::{Node, NodePhase, SqliteStore, Timestamp};
 
 /// A temp directory holding a fresh state file; removed on drop.
-#[allow(clippy::new_without_default)]
 pub struct TestState {
     pub dir: TempDir,
 }
 
+#[allow(clippy::new_without_default)]
 impl TestState {
     pub fn new() -> Self {
         TestState {
@@ -62,4 +67,45 @@ pub fn subnet_pool(name: &str, subnet: &str, gateway: &str) -> IpPool {
     }
     .validate()
     .expect("valid test pool")
+}
+
+/// `seconds` after the epoch: tests pass time in, the store never reads it.
+pub fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(seconds)
+}
+
+/// A planned node `name`, index `index` of pool `pool`.
+pub fn node(name: &str, pool: &str, index: u32) -> Node {
+    Node {
+        name: name.into(),
+        pool: pool.into(),
+        index,
+        domain: None,
+        vm_id: None,
+        ip: None,
+        phase: NodePhase::Planned,
+        spec_hash: "h1".into(),
+    }
+}
+
+/// Re-executes this test binary running only `test` (a child-side test
+/// that does nothing unless `env` is set), with `env=value`.
+pub fn spawn_child(test: &str, env: &str, value: String) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(env, value)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// What follows `marker` on each stdout line that has it. The harness
+/// prints `test … ... ` without a newline before a child's first line, so
+/// the marker may be mid-line.
+pub fn marked_lines(stdout: &[u8], marker: &str) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| line.split_once(marker).map(|(_, rest)| rest.to_owned()))
+        .collect()
 }

@@ -69,12 +69,11 @@ fn refuses_a_newer_schema() {
         .unwrap();
     drop(connection);
     let error = SqliteStore::open(state.path()).unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("has schema version 999, but this vkube only knows up to 1; upgrade vkube"),
-        "{error}"
+    let expected = format!(
+        "has schema version 999, but this vkube only knows up to {}; upgrade vkube",
+        SqliteStore::latest_schema_version()
     );
+    assert!(error.to_string().contains(&expected), "{error}");
 }
 
 #[test]

@@ -1,0 +1,282 @@
+//! The [`ClusterStore`] trait: clusters (desired spec, phase, version) and
+//! vkube's record of their nodes. The operation journal and events are in
+//! [`Journal`](crate::Journal); the apply lock in
+//! [`ApplyLocks`](crate::ApplyLocks).
+//!
+//! Node records say what vkube has *done* (or is about to do): which VM it
+//! planned, cloned, powered on. They are not the truth about vCenter. The
+//! reconcile loop observes vCenter on every pass and plans from that; it
+//! uses node records to find its own half-done work (a `Creating` node whose
+//! clone may or may not have finished) and to keep `vkube cluster ls` cheap.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use vkube_core::ipam::Lease;
+
+use crate::error::Result;
+use crate::journal::Intent;
+use crate::time::Timestamp;
+
+/// How long a deletion must have been stuck before `--force` may remove the
+/// cluster from the store while VMs may remain (Palette's rule).
+pub const FORCE_DELETE_AFTER: Duration = Duration::from_secs(15 * 60);
+
+text_enum! {
+    /// Where a cluster is in its life. Stored as text.
+    pub enum ClusterPhase {
+        /// Recorded; nothing done in vCenter yet.
+        Pending,
+        /// First apply under way.
+        Provisioning,
+        /// Every node is up and matches the spec.
+        Ready,
+        /// A changed spec is being applied.
+        Updating,
+        /// The last apply failed or some node is missing or unhealthy.
+        Degraded,
+        /// Deletion has started; the spec can no longer change.
+        Deleting,
+        /// Every VM is gone; only the record remains until it is removed.
+        Deleted,
+    }
+}
+
+impl ClusterPhase {
+    /// `Deleting` or `Deleted`.
+    pub fn is_deletion(self) -> bool {
+        matches!(self, ClusterPhase::Deleting | ClusterPhase::Deleted)
+    }
+}
+
+text_enum! {
+    /// How far vkube got with one node's VM. Stored as text.
+    pub enum NodePhase {
+        /// Planned, lease taken; no vCenter call made yet.
+        Planned,
+        /// The clone was requested; the VM may or may not exist yet.
+        Creating,
+        /// The VM exists (its `vm_id` is known) and is powered off.
+        Created,
+        /// The VM is powered on.
+        PoweredOn,
+        /// Deletion was requested; the VM may still exist.
+        Deleting,
+    }
+}
+
+/// A stored cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRecord {
+    /// The cluster name (unique).
+    pub name: String,
+    /// The caller-generated unique id, also written to the ownership tags.
+    pub uid: String,
+    /// The desired spec, as the user gave it.
+    pub spec_yaml: String,
+    /// The caller's hash of the validated spec, to notice changes cheaply.
+    pub spec_hash: String,
+    /// Bumped by every write that changes the row; writes name the version
+    /// they read and fail with `Conflict` if it moved.
+    pub version: u64,
+    /// Where the cluster is in its life.
+    pub phase: ClusterPhase,
+    /// When deletion started (set once, never cleared).
+    pub deletion_started_at: Option<Timestamp>,
+    /// When the cluster was recorded.
+    pub created_at: Timestamp,
+    /// When the row last changed.
+    pub updated_at: Timestamp,
+}
+
+impl ClusterRecord {
+    /// How long deletion has been running at `now`, if it has started.
+    pub fn deleting_for(&self, now: Timestamp) -> Option<Duration> {
+        self.deletion_started_at
+            .map(|started| now.duration_since(started))
+    }
+}
+
+/// What vkube records about one node: the fields a caller writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    /// The node (and VM) name, unique within the cluster.
+    pub name: String,
+    /// The node pool it belongs to.
+    pub pool: String,
+    /// Its index within the pool; unique per pool.
+    pub index: u32,
+    /// The failure domain it was placed in, when the cluster has several.
+    pub domain: Option<String>,
+    /// The VM's managed object id (`vm-42`), once the clone has returned.
+    pub vm_id: Option<String>,
+    /// Its leased address, once allocated.
+    pub ip: Option<IpAddr>,
+    /// How far vkube got.
+    pub phase: NodePhase,
+    /// Hash of the node's part of the spec, to notice needed changes.
+    pub spec_hash: String,
+}
+
+/// A stored node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRecord {
+    /// The cluster it belongs to.
+    pub cluster: String,
+    /// What was recorded.
+    #[serde(flatten)]
+    pub node: Node,
+    /// When the node was first recorded.
+    pub created_at: Timestamp,
+    /// When the record last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Whether [`ClusterStore::remove_cluster`] may drop a cluster whose node
+/// records say VMs may remain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForceDelete {
+    /// Only if no node records remain (every VM's deletion was observed).
+    No,
+    /// Also when deletion has been under way for at least this long
+    /// (`--force`; use [`ForceDelete::if_stuck`] for the 15-minute rule).
+    IfStuckFor(Duration),
+    /// Always (`--force --now`).
+    Now,
+}
+
+impl ForceDelete {
+    /// `IfStuckFor(FORCE_DELETE_AFTER)`: `--force` with the 15-minute rule.
+    pub const fn if_stuck() -> Self {
+        ForceDelete::IfStuckFor(FORCE_DELETE_AFTER)
+    }
+}
+
+/// What [`ClusterStore::remove_cluster`] removed; the nodes and open
+/// intents tell the caller which vCenter objects may remain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedCluster {
+    /// The cluster as it was.
+    pub cluster: ClusterRecord,
+    /// Node records that remained (VMs that may still exist when forced).
+    pub nodes: Vec<NodeRecord>,
+    /// Intents never completed (actions that may be half-done).
+    pub open_intents: Vec<Intent>,
+    /// Leases released.
+    pub released_leases: Vec<Lease>,
+}
+
+/// What [`ClusterStore::delete_node`] removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedNode {
+    /// The node record, if there was one.
+    pub node: Option<NodeRecord>,
+    /// The node's leases, released with it.
+    pub released_leases: Vec<Lease>,
+}
+
+/// Clusters and their node records.
+///
+/// Every method runs in its own transaction (all or nothing, also when the
+/// process is killed mid-call) and is safe for several processes or
+/// replicas sharing one state. Times are passed in, never read.
+///
+/// Cluster writes take the `version` the caller read and fail with
+/// `Conflict` if another writer changed the row since; a write that would
+/// change nothing still checks the version but leaves version and
+/// `updated_at` alone. Retrying a write whose commit succeeded but whose
+/// answer was lost therefore fails with `Conflict`: re-read and compare.
+pub trait ClusterStore: Send + Sync {
+    /// Records a new cluster in phase `Pending` at version 1.
+    ///
+    /// Idempotent for one `uid`: if `name` already exists with the same
+    /// `uid` (a retry after a lost answer), returns the stored record
+    /// unchanged. Fails with `ClusterExists` if it exists with another uid,
+    /// or `Invalid` for an unusable name or a uid used by another cluster.
+    fn create_cluster(
+        &self,
+        name: &str,
+        uid: &str,
+        spec_yaml: &str,
+        spec_hash: &str,
+        now: Timestamp,
+    ) -> Result<ClusterRecord>;
+
+    /// One cluster, or `ClusterNotFound`.
+    fn cluster(&self, name: &str) -> Result<ClusterRecord>;
+
+    /// All clusters, by name.
+    fn clusters(&self) -> Result<Vec<ClusterRecord>>;
+
+    /// Replaces the desired spec. Fails with `Conflict`, `ClusterNotFound`,
+    /// or `ClusterDeleting` once deletion has started.
+    fn update_cluster_spec(
+        &self,
+        name: &str,
+        expected_version: u64,
+        spec_yaml: &str,
+        spec_hash: &str,
+        now: Timestamp,
+    ) -> Result<ClusterRecord>;
+
+    /// Sets the phase. `Deleting` and `Deleted` also start deletion (as
+    /// [`mark_deleting`](Self::mark_deleting)); once it has started, any
+    /// other phase fails with `ClusterDeleting`. Fails with `Conflict` or
+    /// `ClusterNotFound`.
+    fn set_cluster_phase(
+        &self,
+        name: &str,
+        expected_version: u64,
+        phase: ClusterPhase,
+        now: Timestamp,
+    ) -> Result<ClusterRecord>;
+
+    /// Starts deletion: phase `Deleting` (unless already `Deleted`) and
+    /// `deletion_started_at = now` if not yet set. Takes no version, since
+    /// the user's decision wins over a concurrent apply (whose next write
+    /// then fails with `Conflict`). Idempotent: calling it again keeps the
+    /// first start time, so the 15-minute rule counts from the first
+    /// `vkube cluster delete`.
+    fn mark_deleting(&self, name: &str, now: Timestamp) -> Result<ClusterRecord>;
+
+    /// Removes the cluster with its nodes, intents, events and apply lock,
+    /// and releases its IP leases, in one transaction.
+    ///
+    /// With node records left, `force` decides: `No` fails with
+    /// `ClusterHasNodes`; `IfStuckFor(d)` fails with `DeletionNotStuck`
+    /// unless deletion started at least `d` before `now`; `Now` always
+    /// proceeds. Fails with `ClusterNotFound` if it is already gone (a
+    /// retry after a lost answer may treat that as success).
+    fn remove_cluster(
+        &self,
+        name: &str,
+        force: ForceDelete,
+        now: Timestamp,
+    ) -> Result<RemovedCluster>;
+
+    /// Creates or replaces the record of one node, keeping `created_at`.
+    /// Idempotent: writing the same values again changes nothing, not even
+    /// `updated_at`. Fails with `ClusterNotFound`, `Invalid` for an
+    /// unusable node name, or `NodeClash` when another node of the cluster
+    /// already has the same `vm_id` or the same pool and index.
+    fn upsert_node(&self, cluster: &str, node: &Node, now: Timestamp) -> Result<NodeRecord>;
+
+    /// One node record, or `None`. Fails with `ClusterNotFound`.
+    fn node(&self, cluster: &str, node: &str) -> Result<Option<NodeRecord>>;
+
+    /// The cluster's node records, by pool then index. Fails with
+    /// `ClusterNotFound`.
+    fn nodes(&self, cluster: &str) -> Result<Vec<NodeRecord>>;
+
+    /// Deletes one node record and releases the node's leases together, so
+    /// neither can outlive the other. Call it only after the VM's deletion
+    /// has been observed. Idempotent: a missing record (or cluster) is not
+    /// an error, and leases of the node are released either way.
+    fn delete_node(&self, cluster: &str, node: &str) -> Result<RemovedNode>;
+}
