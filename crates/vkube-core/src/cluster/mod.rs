@@ -12,7 +12,9 @@ mod kubeconfig;
 mod naming;
 mod pki;
 mod plan;
+mod raw;
 mod spec;
+mod validate;
 mod values;
 
 pub use error::{Error, Problem};
@@ -29,12 +31,14 @@ pub use pki::{
 pub use plan::{
     plan, DeleteReason, Leases, NodeRole, ObservedCluster, ObservedNode, Plan, PowerState, Step,
 };
+pub use raw::{
+    RawClusterNetwork, RawClusterSpec, RawControlPlane, RawMetadata, RawNodePool,
+    RawPlacementDomain, RawProxy, RawSpec, RawTaint, RawVip,
+};
 pub use spec::{
     CloneMode, ClusterSpec, ControlPlane, GroupRole, IpAllocation, NodeGroup, NodePool, OsFamily,
-    PlacementDomain, Proxy, RawClusterNetwork, RawClusterSpec, RawControlPlane, RawMetadata,
-    RawNodePool, RawPlacementDomain, RawProxy, RawSpec, RawTaint, RawVip, Storage, Taint,
-    TaintEffect, Vip, API_VERSION, CONTROL_PLANE_GROUP, DEFAULT_KUBE_VIP_IMAGE, DEFAULT_POD_CIDR,
-    DEFAULT_SERVICE_CIDR, INDEX_DIGITS, KIND,
+    PlacementDomain, Proxy, Storage, Taint, TaintEffect, Vip, API_VERSION, CONTROL_PLANE_GROUP,
+    DEFAULT_KUBE_VIP_IMAGE, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, INDEX_DIGITS, KIND,
 };
 pub use values::{
     ClusterName, DomainName, KubernetesVersion, NodePoolName, MAX_NAME_LEN, MIN_KUBERNETES_MINOR,

@@ -1,4 +1,4 @@
-//! Ignition v3 config for Flatcar nodes: the same [`NodeContent`] as the
+//! Ignition v3 config for Flatcar nodes: the same [`NodeContent`](super::content::NodeContent) as the
 //! cloud-init path, as `storage.files` and `systemd.units`, plus the
 //! `core` user's SSH keys, the host name, and a systemd-networkd file that
 //! matches the NIC by MAC (static address or DHCP).

@@ -1,7 +1,7 @@
 //! cloud-init instance metadata for the VMware datasource
 //! (`guestinfo.metadata`): instance id, host name, and a netplan v2
 //! network config that matches the NIC by MAC address, names it
-//! [`NIC_NAME`](super::NIC_NAME), and sets the leased address, gateway and
+//! [`NIC_NAME`], and sets the leased address, gateway and
 //! DNS from the pool, or DHCP.
 
 use std::collections::BTreeMap;

@@ -1,0 +1,246 @@
+//! The YAML form of a cluster document, [`RawClusterSpec`], before
+//! validation. Only syntax lives here: serde refuses unknown fields with
+//! their path; every other check is in `validate.rs`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A cluster document as written in YAML, before validation:
+///
+/// ```yaml
+/// apiVersion: vkube.dev/v1alpha1
+/// kind: Cluster
+/// metadata: { name: prod-a }
+/// spec:
+///   kubernetesVersion: v1.30.2
+///   datacenter: DC0
+///   folder: /DC0/vm              # vkube creates /DC0/vm/prod-a
+///   template: /DC0/vm/ubuntu-2204-kube-v1.30.2
+///   cloneMode: full              # or linked (needs a snapshot)
+///   osFamily: ubuntu             # ubuntu | rocky | flatcar
+///   ipAllocation: static         # static | dhcp
+///   placementDomains:
+///     - { name: az1, computeCluster: /DC0/host/C0, datastore: /DC0/datastore/ds1,
+///         network: /DC0/network/VM Network, ipPool: nodes }
+///   controlPlane: { replicas: 3, vip: { address: 10.20.0.5 }, cpu: 2,
+///                   memoryMiB: 4096, placementDomain: az1 }
+///   nodePools:
+///     - { name: workers, replicas: 2, cpu: 4, memoryMiB: 8192, placementDomains: [az1] }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawClusterSpec {
+    /// Must be `vkube.dev/v1alpha1`.
+    #[serde(default)]
+    pub api_version: String,
+    /// Must be `Cluster`.
+    #[serde(default)]
+    pub kind: String,
+    /// The cluster's name.
+    #[serde(default)]
+    pub metadata: RawMetadata,
+    /// Everything else.
+    #[serde(default)]
+    pub spec: RawSpec,
+}
+
+/// `metadata` of a cluster document.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawMetadata {
+    /// The cluster's name: a DNS label of at most 40 characters.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `spec` of a cluster document.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSpec {
+    /// Kubernetes release, e.g. `v1.30.2`.
+    #[serde(default)]
+    pub kubernetes_version: String,
+    /// vSphere datacenter name or path.
+    #[serde(default)]
+    pub datacenter: String,
+    /// Parent VM folder; vkube creates `<folder>/<cluster>` inside it.
+    #[serde(default)]
+    pub folder: String,
+    /// The VM or template to clone, by inventory path or name.
+    #[serde(default)]
+    pub template: String,
+    /// `full` (default) or `linked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_mode: Option<String>,
+    /// `ubuntu` (default), `rocky` or `flatcar`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_family: Option<String>,
+    /// `dhcp` (default) or `static`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_allocation: Option<String>,
+    /// Fault domains nodes are placed in.
+    #[serde(default)]
+    pub placement_domains: Vec<RawPlacementDomain>,
+    /// The control plane.
+    #[serde(default)]
+    pub control_plane: RawControlPlane,
+    /// Worker node pools.
+    #[serde(default)]
+    pub node_pools: Vec<RawNodePool>,
+    /// Pod and service networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<RawClusterNetwork>,
+    /// SSH public keys authorized on every node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_authorized_keys: Vec<String>,
+    /// NTP servers (names or addresses) for chrony / timesyncd.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ntp_servers: Vec<String>,
+    /// Proxy settings propagated to nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<RawProxy>,
+    /// Turn off VMXNET3 UDP tunnel offload at every boot (fixes CNI
+    /// connectivity on hardware version 14+).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_tunnel_offload: bool,
+}
+
+/// One entry of `spec.placementDomains`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPlacementDomain {
+    /// Domain name, referenced by the control plane and node pools.
+    #[serde(default)]
+    pub name: String,
+    /// Compute cluster path.
+    #[serde(default)]
+    pub compute_cluster: String,
+    /// Resource pool path; defaults to `<computeCluster>/Resources`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_pool: Option<String>,
+    /// Datastore path; exclusive with `datastoreCluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datastore: Option<String>,
+    /// Datastore cluster (storage pod) path; exclusive with `datastore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datastore_cluster: Option<String>,
+    /// Network (port group) path.
+    #[serde(default)]
+    pub network: String,
+    /// IP pool nodes of this domain take addresses from (static allocation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_pool: Option<String>,
+}
+
+/// `spec.controlPlane`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawControlPlane {
+    /// 1, 3 or 5.
+    #[serde(default)]
+    pub replicas: u32,
+    /// The API server's virtual IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<RawVip>,
+    /// vCPUs per node.
+    #[serde(default)]
+    pub cpu: u32,
+    /// Memory per node in MiB.
+    #[serde(default, rename = "memoryMiB")]
+    pub memory_mib: u32,
+    /// Disk size in GiB; unset keeps the template's size.
+    #[serde(default, rename = "diskGiB", skip_serializing_if = "Option::is_none")]
+    pub disk_gib: Option<u32>,
+    /// The one placement domain of the control plane.
+    #[serde(default)]
+    pub placement_domain: String,
+    /// kube-vip image for the VIP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_vip_image: Option<String>,
+}
+
+/// `spec.controlPlane.vip`: exactly one of the two fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawVip {
+    /// A fixed address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Take an address from this IP pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_pool: Option<String>,
+}
+
+/// One entry of `spec.nodePools`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawNodePool {
+    /// Pool name (not `cp`).
+    #[serde(default)]
+    pub name: String,
+    /// Number of nodes; 0 is allowed.
+    #[serde(default)]
+    pub replicas: u32,
+    /// vCPUs per node.
+    #[serde(default)]
+    pub cpu: u32,
+    /// Memory per node in MiB.
+    #[serde(default, rename = "memoryMiB")]
+    pub memory_mib: u32,
+    /// Disk size in GiB; unset keeps the template's size.
+    #[serde(default, rename = "diskGiB", skip_serializing_if = "Option::is_none")]
+    pub disk_gib: Option<u32>,
+    /// Domains the nodes are spread over, round-robin by node index.
+    #[serde(default)]
+    pub placement_domains: Vec<String>,
+    /// Kubernetes node labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Kubernetes node taints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<RawTaint>,
+}
+
+/// A taint of a node pool.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawTaint {
+    /// Taint key (label key syntax).
+    #[serde(default)]
+    pub key: String,
+    /// Optional value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+    #[serde(default)]
+    pub effect: String,
+}
+
+/// `spec.network`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawClusterNetwork {
+    /// Pod network CIDR; default `192.168.0.0/16`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_cidr: Option<String>,
+    /// Service network CIDR; default `10.96.0.0/12`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_cidr: Option<String>,
+}
+
+/// `spec.proxy`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawProxy {
+    /// `http://[user:password@]host:port` for plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_proxy: Option<String>,
+    /// Proxy URL for HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_proxy: Option<String>,
+    /// Hosts, domains and CIDRs reached directly. vkube adds the pod and
+    /// service networks, the VIP, localhost and cluster-local domains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_proxy: Vec<String>,
+}
