@@ -96,8 +96,9 @@ pub struct ObservedCluster {
     pub nodes: Vec<ObservedNode>,
 }
 
-/// The cluster's address leases: node name → address. The VIP's lease, if
-/// taken from a pool, is under [`vip_lease_node`].
+/// The cluster's address leases (this cluster's only: any lease passed in
+/// that no node uses is released): node name → address. The VIP's lease,
+/// if taken from a pool, is under [`vip_lease_node`].
 pub type Leases = BTreeMap<String, IpAddr>;
 
 /// How a new node bootstraps.
