@@ -25,7 +25,7 @@ impl From<Status> for ExitCode {
 /// Whether an error is the user's to fix.
 pub fn is_user_error(err: &anyhow::Error) -> bool {
     use vkube_vsphere::Error as V;
-    if crate::commands::ippool::is_user_error(err) {
+    if crate::commands::ippool::is_user_error(err) || crate::commands::zones::is_user_error(err) {
         return true;
     }
     err.chain().any(|cause| {

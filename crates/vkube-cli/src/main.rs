@@ -53,6 +53,8 @@ enum Command {
     Inventory,
     /// Manage static IP pools and their allocations
     Ippool(commands::ippool::IpPoolArgs),
+    /// Regions and zones as vSphere tags: setup, ls, validate, render
+    Zones(commands::zones::ZonesArgs),
 }
 
 fn init_logging(verbose: u8, wire_log: bool) {
@@ -80,6 +82,11 @@ async fn run(cli: Cli) -> Result<Status> {
             commands::ippool::run(args, &state, cli.output, &mut out)?;
             return Ok(Status::Success);
         }
+        Command::Zones(args) => {
+            let status = commands::zones::run(args, &cli.connection, cli.output, cli.stats, &mut out).await;
+            out.flush()?;
+            return status;
+        }
         Command::About | Command::Ls { .. } | Command::Inventory => {}
     }
     let connected = commands::connect(&cli.connection).await?;
@@ -88,7 +95,7 @@ async fn run(cli: Cli) -> Result<Status> {
         Command::About => commands::about::run(session, cli.output, &mut out),
         Command::Ls { path } => commands::ls::run(&connected, path.as_deref(), cli.output, &mut out).await,
         Command::Inventory => commands::inventory::run(session, cli.output, &mut out).await,
-        Command::Ippool(_) => unreachable!("handled above"),
+        Command::Ippool(_) | Command::Zones(_) => unreachable!("handled above"),
     };
     out.flush()?;
     if cli.stats {

@@ -153,6 +153,22 @@ pub enum Error {
     /// The caller asked for something the input cannot satisfy.
     #[error("{0}")]
     Invalid(String),
+    /// vCenter's REST (vAPI) endpoint answered a call with an error.
+    #[error(
+        "{operation}: vCenter answered HTTP {status}{}{}",
+        error_type.as_ref().map(|t| format!(" `{t}`")).unwrap_or_default(),
+        message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+    )]
+    RestFault {
+        /// What vkube was doing.
+        operation: String,
+        /// HTTP status.
+        status: u16,
+        /// vAPI error type, e.g. `ALREADY_EXISTS`, `NOT_FOUND`.
+        error_type: Option<String>,
+        /// vCenter's message, when it sent one.
+        message: Option<String>,
+    },
 }
 
 impl Error {
@@ -239,6 +255,12 @@ impl Error {
         }
     }
 
+    /// Whether a REST call failed because the name is taken (a create raced
+    /// another, or the object exists).
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, Error::RestFault { error_type: Some(t), .. } if t == "ALREADY_EXISTS")
+    }
+
     /// The vSphere fault type name, if this error is a fault.
     pub fn fault_name(&self) -> Option<&str> {
         match self {
@@ -289,7 +311,7 @@ fn extra_str(fault: &MethodFault, key: &str) -> Option<String> {
     }
 }
 
-fn describe_reqwest(e: &Arc<reqwest::Error>) -> String {
+pub(crate) fn describe_reqwest(e: &Arc<reqwest::Error>) -> String {
     if e.is_timeout() {
         return "timed out".into();
     }

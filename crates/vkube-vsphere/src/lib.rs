@@ -11,7 +11,9 @@ pub mod error;
 pub mod inventory;
 pub mod secret;
 pub mod session;
+pub mod tagging;
 pub mod tls;
+pub mod topology;
 
 pub use authorization::{Authorization, PermissionInfo, RoleInfo};
 pub use endpoint::Endpoint;
@@ -19,4 +21,5 @@ pub use error::{Error, Result};
 pub use inventory::{Details, Entity, Inventory};
 pub use secret::Secret;
 pub use session::{About, ConnectOptions, Session, TransportChoice};
+pub use tagging::TaggingClient;
 pub use tls::{PeerCertificate, Thumbprint, TlsPolicy};

@@ -4,3 +4,4 @@ mod authorization;
 mod connect;
 mod inventory;
 mod support;
+mod tagging;
