@@ -77,3 +77,13 @@ pub fn report(err: &anyhow::Error) -> Status {
         Status::Failure
     }
 }
+
+/// Like [`report`], for check commands whose exit 1 means "something is
+/// missing": every error, the user's to fix or not, exits 2 so scripts can
+/// tell the two apart (a broken pipe still exits 0).
+pub fn report_as_failure(err: &anyhow::Error) -> Status {
+    match report(err) {
+        Status::Success => Status::Success,
+        _ => Status::Failure,
+    }
+}

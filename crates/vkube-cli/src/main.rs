@@ -53,6 +53,8 @@ enum Command {
     Inventory,
     /// Manage static IP pools and their allocations
     Ippool(commands::ippool::IpPoolArgs),
+    /// vCenter roles and permissions: list, show, export, apply, check
+    Roles(commands::roles::RolesArgs),
     /// Regions and zones as vSphere tags: setup, ls, validate, render
     Zones(commands::zones::ZonesArgs),
 }
@@ -82,6 +84,11 @@ async fn run(cli: Cli) -> Result<Status> {
             commands::ippool::run(args, &state, cli.output, &mut out)?;
             return Ok(Status::Success);
         }
+        Command::Roles(args) => {
+            let status = commands::roles::run(args, &cli.connection, cli.output, cli.stats, &mut out).await;
+            out.flush()?;
+            return status;
+        }
         Command::Zones(args) => {
             let status = commands::zones::run(args, &cli.connection, cli.output, cli.stats, &mut out).await;
             out.flush()?;
@@ -95,7 +102,7 @@ async fn run(cli: Cli) -> Result<Status> {
         Command::About => commands::about::run(session, cli.output, &mut out),
         Command::Ls { path } => commands::ls::run(&connected, path.as_deref(), cli.output, &mut out).await,
         Command::Inventory => commands::inventory::run(session, cli.output, &mut out).await,
-        Command::Ippool(_) | Command::Zones(_) => unreachable!("handled above"),
+        Command::Ippool(_) | Command::Roles(_) | Command::Zones(_) => unreachable!("handled above"),
     };
     out.flush()?;
     if cli.stats {
@@ -115,8 +122,11 @@ fn main() -> ExitCode {
             return Status::Failure.into();
         }
     };
+    let errors_exit_2 = matches!(&cli.command, Command::Roles(args) if args.is_check())
+        || matches!(&cli.command, Command::Zones(args) if args.is_check());
     match runtime.block_on(run(cli)) {
         Ok(status) => status.into(),
+        Err(err) if errors_exit_2 => exit::report_as_failure(&err).into(),
         Err(err) => exit::report(&err).into(),
     }
 }

@@ -5,6 +5,7 @@ pub mod about;
 pub mod inventory;
 pub mod ippool;
 pub mod ls;
+pub mod roles;
 pub mod zones;
 
 use anyhow::{Context as _, Result};

@@ -1,0 +1,570 @@
+//! `vkube roles`: list and show role catalogs, export them as a govc script
+//! or JSON, apply them to vCenter and check a principal's privileges.
+//!
+//! Catalog parsing, binding syntax, planning and the check comparison are
+//! `vkube_core::roles`'; vCenter calls are `vkube_vsphere::Authorization`'s.
+//! This module reads the user's input first (catalog, `--bind`), connects
+//! only for `apply` and `check`, resolves every binding from one inventory
+//! snapshot ([`resolve_targets`]), and picks which children to probe for
+//! propagation ([`children_to_probe`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
+use vkube_core::roles::{self, Bindings, Catalog, CheckReport, ExportOptions, Observed, ObservedPermission, Probe, RolePlan, Slot, Step, Target, Targets};
+use vkube_vsphere::{Authorization, Details, Entity, Inventory};
+
+use super::{connect, Connected, UsageError};
+use crate::exit::Status;
+use crate::output::{print_data, print_table, Format};
+use crate::settings::ConnectionArgs;
+
+/// `vkube roles …`
+#[derive(Debug, Args)]
+pub struct RolesArgs {
+    #[command(subcommand)]
+    pub command: RolesCommand,
+}
+
+/// The `roles` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// List the built-in role profiles
+    #[command(alias = "ls")]
+    List,
+    /// Show a profile's roles, where each is granted and its privileges
+    Show(CatalogArgs),
+    /// Print a runnable govc script (or JSON) that creates the roles and grants them
+    Export(ExportArgs),
+    /// Create or update the roles in vCenter and grant them to a principal
+    Apply(ApplyArgs),
+    /// Compare effective privileges on every bound object with what the profile requires
+    /// (exit 0: complete, 1: something missing, 2: error)
+    Check(CheckArgs),
+}
+
+/// Which catalog: a built-in profile or a file.
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    /// Built-in profile (see `vkube roles list`)
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub profile: Option<String>,
+    /// Role catalog YAML file instead of a built-in profile
+    #[arg(short = 'f', long = "file", value_name = "CATALOG.yaml")]
+    pub file: Option<PathBuf>,
+}
+
+/// Where the grants go.
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    /// Bind a slot to an inventory path, e.g. `vm-folder=/DC0/vm/k8s` (repeatable; `vcenter` is always `/`)
+    #[arg(long = "bind", value_name = "SLOT=PATH")]
+    pub bind: Vec<String>,
+    /// Include roles marked optional (e.g. what `vkube roles apply` itself needs)
+    #[arg(long)]
+    pub include_optional: bool,
+}
+
+/// `vkube roles export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub bindings: BindArgs,
+    /// Who receives the permissions, e.g. `k8s-svc@vsphere.local`
+    #[arg(long)]
+    pub principal: String,
+    /// Script or document
+    #[arg(long, value_enum, default_value = "govc")]
+    pub format: ExportFormat,
+}
+
+/// What `roles export` renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// A POSIX shell script of `govc role.create` / `govc permissions.set`.
+    Govc,
+    /// The catalog with each grant's path, as JSON.
+    Json,
+}
+
+/// `vkube roles apply`
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub bindings: BindArgs,
+    /// Who receives the permissions, e.g. `k8s-svc@vsphere.local`
+    #[arg(long)]
+    pub principal: String,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Create and update roles without the privilege ids this vCenter does not know
+    #[arg(long)]
+    pub skip_unknown: bool,
+}
+
+/// `vkube roles check`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub bindings: BindArgs,
+    /// Whose privileges to check; the logged-in user when omitted
+    #[arg(long)]
+    pub principal: Option<String>,
+}
+
+impl RolesArgs {
+    /// Whether this is `roles check`, whose errors exit 2 (1 means "missing").
+    pub fn is_check(&self) -> bool {
+        matches!(self.command, RolesCommand::Check(_))
+    }
+}
+
+/// Run a `roles` subcommand. `list`, `show` and `export` work offline;
+/// `apply` and `check` validate their input before connecting.
+pub async fn run(args: &RolesArgs, connection: &ConnectionArgs, format: Format, stats: bool, out: &mut dyn Write) -> Result<Status> {
+    match &args.command {
+        RolesCommand::List => list(format, out).map(|()| Status::Success),
+        RolesCommand::Show(catalog) => show(&load_catalog(catalog)?, format, out).map(|()| Status::Success),
+        RolesCommand::Export(export_args) => export(export_args, out).map(|()| Status::Success),
+        RolesCommand::Apply(apply_args) => {
+            let input = Input::read(&apply_args.catalog, &apply_args.bindings)?;
+            let connected = connect(connection).await?;
+            let result = apply(&connected, &input, apply_args, format, out).await;
+            finish(&connected, stats).await;
+            result.map(|()| Status::Success)
+        }
+        RolesCommand::Check(check_args) => {
+            let input = Input::read(&check_args.catalog, &check_args.bindings)?;
+            let connected = connect(connection).await?;
+            let result = check(&connected, &input, check_args.principal.as_deref(), format, out).await;
+            finish(&connected, stats).await;
+            result
+        }
+    }
+}
+
+async fn finish(connected: &Connected, stats: bool) {
+    if stats {
+        eprintln!("api-round-trips: {}", connected.session.round_trips());
+    }
+    connected.session.close().await;
+}
+
+/// The built-in profile or the `-f` file, parsed and validated.
+fn load_catalog(args: &CatalogArgs) -> Result<Catalog> {
+    match (&args.profile, &args.file) {
+        (_, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("cannot read role catalog `{}`: {e}", path.display())))?;
+            Ok(Catalog::parse(&text, &path.display().to_string())?)
+        }
+        (Some(profile), None) => Ok(Catalog::builtin(profile)?),
+        (None, None) => Err(UsageError("name a profile or pass `--file CATALOG.yaml`".into()).into()),
+    }
+}
+
+/// What `apply` and `check` read from the command line.
+struct Input {
+    catalog: Catalog,
+    include_optional: bool,
+    targets: Targets,
+}
+
+impl Input {
+    fn read(catalog: &CatalogArgs, bindings: &BindArgs) -> Result<Input> {
+        let catalog = load_catalog(catalog)?;
+        let parsed = Bindings::parse_all(&bindings.bind)?;
+        let targets = roles::targets(&catalog, &parsed, bindings.include_optional);
+        Ok(Input { catalog, include_optional: bindings.include_optional, targets })
+    }
+
+    /// One warning per unbound slot, naming the roles not granted there.
+    fn warn_unbound(&self, what: &str) {
+        for slot in &self.targets.unbound {
+            let roles: Vec<String> = roles::selected_roles(&self.catalog, self.include_optional)
+                .filter(|role| role.grants().iter().any(|grant| grant.slot == *slot))
+                .map(|role| format!("`{}`", role.name()))
+                .collect();
+            eprintln!(
+                "warning: slot `{slot}` is not bound; {what} {} there (add `--bind {slot}=PATH`)",
+                roles.join(", ")
+            );
+        }
+    }
+}
+
+fn list(format: Format, out: &mut dyn Write) -> Result<()> {
+    #[derive(Serialize)]
+    struct Profile {
+        name: &'static str,
+        description: String,
+    }
+    let profiles: Vec<Profile> = Catalog::builtin_profiles()
+        .into_iter()
+        .map(|p| Profile { name: p.name, description: p.description })
+        .collect();
+    match format {
+        Format::Table => print_table(out, &["PROFILE", "DESCRIPTION"], profiles.iter().map(|p| vec![p.name.to_owned(), p.description.clone()])),
+        _ => print_data(out, format, &profiles),
+    }
+}
+
+fn show(catalog: &Catalog, format: Format, out: &mut dyn Write) -> Result<()> {
+    if format != Format::Table {
+        return print_data(out, format, catalog);
+    }
+    writeln!(out, "profile:     {}", catalog.profile())?;
+    writeln!(out, "description: {}", catalog.description())?;
+    writeln!(out, "source:      {}", catalog.source())?;
+    writeln!(out)?;
+    let rows = catalog.roles().iter().map(|role| {
+        let grants: Vec<String> = role
+            .grants()
+            .iter()
+            .map(|g| if g.propagate { format!("{} (propagate)", g.slot) } else { g.slot.to_string() })
+            .collect();
+        let mut name = role.name().to_owned();
+        if role.is_optional() {
+            name.push_str(" (optional)");
+        }
+        let privileges = if role.is_builtin() { "predefined".to_owned() } else { role.privileges().len().to_string() };
+        vec![name, grants.join(", "), privileges]
+    });
+    print_table(out, &["ROLE", "GRANTED ON", "PRIVILEGES"], rows)?;
+    for role in catalog.roles().iter().filter(|role| !role.is_builtin()) {
+        writeln!(out, "\n{}:", role.name())?;
+        for privilege in role.privileges() {
+            writeln!(out, "  {}", privilege.id)?;
+        }
+    }
+    Ok(())
+}
+
+fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
+    let catalog = load_catalog(&args.catalog)?;
+    let bindings = Bindings::parse_all(&args.bindings.bind)?;
+    let options = ExportOptions { include_optional: args.bindings.include_optional };
+    let text = match args.format {
+        ExportFormat::Govc => roles::render_govc(&catalog, &args.principal, &bindings, options),
+        ExportFormat::Json => roles::render_json(&catalog, &args.principal, &bindings, options)?,
+    };
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// A bound object found in the inventory.
+pub struct Resolved<'a> {
+    /// The slot and path as bound.
+    pub target: Target,
+    /// The object.
+    pub entity: &'a Entity,
+}
+
+/// Resolves every target in one inventory snapshot, checking that each path
+/// exists and is the kind of object its slot means. The one place bindings
+/// become objects (cluster specs will bind slots the same way).
+pub fn resolve_targets<'a>(inventory: &'a Inventory, targets: &Targets) -> Result<Vec<Resolved<'a>>> {
+    targets
+        .targets
+        .iter()
+        .map(|target| {
+            let (kind, fits): (&str, fn(&Details) -> bool) = match target.slot {
+                Slot::Vcenter => ("root folder", |d| matches!(d, Details::Folder { .. })),
+                Slot::Datacenter => ("datacenter", |d| matches!(d, Details::Datacenter)),
+                Slot::ComputeCluster => (
+                    "compute cluster",
+                    |d| matches!(d, Details::ComputeCluster { .. } | Details::StandaloneComputeResource { .. }),
+                ),
+                Slot::Datastore => ("datastore", |d| matches!(d, Details::Datastore { .. })),
+                Slot::DatastoreCluster => ("datastore cluster", |d| matches!(d, Details::DatastoreCluster { .. })),
+                Slot::Network => ("network", |d| matches!(d, Details::Network { .. } | Details::DistributedSwitch)),
+                Slot::VmFolder => ("VM folder", |d| matches!(d, Details::Folder { .. })),
+                Slot::TemplateFolder => ("template folder", |d| matches!(d, Details::Folder { .. })),
+                Slot::NodeVms => ("VM", |d| matches!(d, Details::VirtualMachine { .. })),
+            };
+            let entity = inventory
+                .resolve(&target.path, kind)
+                .with_context(|| format!("binding slot `{}`", target.slot))?;
+            if !fits(&entity.details) {
+                return Err(UsageError(format!(
+                    "slot `{}` is bound to `{}`, which is a {}, not a {kind}",
+                    target.slot, target.path, entity.type_name
+                ))
+                .into());
+            }
+            Ok(Resolved { target: target.clone(), entity })
+        })
+        .collect()
+}
+
+/// Children of a bound object on which a propagating grant must be
+/// effective too: a VM (or else any child) below a folder, a host and the
+/// root resource pool of a cluster, the datastores of a datastore cluster,
+/// the datacenter's folders, the first datacenter under the root. Objects
+/// without inventory children (datastores, networks, VMs) have none.
+pub fn children_to_probe<'a>(inventory: &'a Inventory, entity: &Entity) -> Vec<&'a Entity> {
+    let children = inventory.children(&entity.id);
+    match &entity.details {
+        Details::Folder { .. } if entity.parent.is_none() => children.into_iter().take(1).collect(),
+        Details::Folder { .. } => {
+            let prefix = format!("{}/", entity.path);
+            let vm = inventory
+                .select(|d| matches!(d, Details::VirtualMachine { .. }))
+                .into_iter()
+                .find(|vm| vm.path.starts_with(&prefix));
+            vm.or_else(|| children.into_iter().next()).into_iter().collect()
+        }
+        Details::ComputeCluster { hosts } | Details::StandaloneComputeResource { hosts } => {
+            let host = hosts.first().and_then(|id| inventory.get(id));
+            let pool = children.into_iter().find(|c| matches!(c.details, Details::ResourcePool { .. }));
+            host.into_iter().chain(pool).collect()
+        }
+        Details::DatastoreCluster { .. } | Details::ResourcePool { .. } => children.into_iter().take(1).collect(),
+        Details::Datacenter => children,
+        _ => Vec::new(),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApplyReport<'a> {
+    dry_run: bool,
+    changed: bool,
+    #[serde(flatten)]
+    plan: &'a RolePlan,
+}
+
+async fn apply(connected: &Connected, input: &Input, args: &ApplyArgs, format: Format, out: &mut dyn Write) -> Result<()> {
+    let session = &connected.session;
+    let context = || format!("applying role profile `{}` for `{}`", input.catalog.profile(), args.principal);
+    let inventory = Inventory::load(session).await.with_context(context)?;
+    let resolved = resolve_targets(&inventory, &input.targets)?;
+    let authz = Authorization::new(session)?;
+    let server_roles = authz.roles().await.with_context(context)?;
+    let known_privileges = authz.privileges().await.with_context(context)?;
+    let role_names: BTreeMap<i32, &str> = server_roles.iter().map(|r| (r.id, r.name.as_str())).collect();
+    let mut observed = Observed {
+        known_privileges,
+        roles: server_roles.iter().map(|r| (r.name.clone(), r.privileges.clone())).collect(),
+        permissions: BTreeMap::new(),
+    };
+    for target in &resolved {
+        if observed.permissions.contains_key(&target.target.path) {
+            continue;
+        }
+        let permissions = authz.entity_permissions(target.entity.moref(), false).await.with_context(context)?;
+        if let Some(p) = permissions.iter().find(|p| !p.group && roles::same_principal(&p.principal, &args.principal)) {
+            let role = role_names.get(&p.role_id).map_or_else(|| format!("#{}", p.role_id), |name| (*name).to_owned());
+            observed.permissions.insert(target.target.path.clone(), ObservedPermission { role, propagate: p.propagate });
+        }
+    }
+    let plan = roles::plan(&input.catalog, input.include_optional, &args.principal, &input.targets, &observed)?;
+
+    // Unknown ids first, before anything changes.
+    for unknown in &plan.unknown_privileges {
+        eprintln!(
+            "{}: role `{}`: this vCenter does not know {}",
+            if args.skip_unknown { "warning" } else { "error" },
+            unknown.role,
+            unknown.privileges.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if !plan.unknown_privileges.is_empty() && !args.skip_unknown {
+        return Err(UsageError(format!(
+            "refusing to apply role profile `{}`: this vCenter does not know {} privilege ids (listed above); rerun with `--skip-unknown` to leave them out",
+            input.catalog.profile(),
+            plan.unknown_privileges.iter().map(|u| u.privileges.len()).sum::<usize>()
+        ))
+        .into());
+    }
+    for step in &plan.steps {
+        if let Step::SetPermission { path, role, replaces: Some(current), principal, .. } = step {
+            if current.role == "Admin" {
+                return Err(UsageError(format!(
+                    "refusing to grant `{role}` on `{path}` to `{principal}`: it would replace that principal's `Admin` permission there"
+                ))
+                .into());
+            }
+        }
+    }
+    input.warn_unbound("not granting");
+
+    if format == Format::Table {
+        print_plan(&plan, args.dry_run, out)?;
+    }
+    if !args.dry_run {
+        execute(&authz, &plan, &resolved, &server_roles, out, format).await.with_context(context)?;
+    }
+    if format != Format::Table {
+        print_data(out, format, &ApplyReport { dry_run: args.dry_run, changed: !args.dry_run && !plan.is_empty(), plan: &plan })?;
+    }
+    Ok(())
+}
+
+fn print_plan(plan: &RolePlan, dry_run: bool, out: &mut dyn Write) -> Result<()> {
+    if plan.is_empty() {
+        writeln!(out, "no changes: the roles and permissions of profile `{}` for `{}` are up to date", plan.profile, plan.principal)?;
+        return Ok(());
+    }
+    if dry_run {
+        writeln!(out, "plan (dry run, nothing is changed):")?;
+    }
+    for step in &plan.steps {
+        match step {
+            Step::CreateRole { name, privileges } => {
+                writeln!(out, "create role `{name}` with {} privileges", privileges.len())?;
+            }
+            Step::UpdateRole { name, added, removed, .. } => {
+                writeln!(out, "update role `{name}`")?;
+                for id in added {
+                    writeln!(out, "  + {id}")?;
+                }
+                for id in removed {
+                    writeln!(out, "  - {id}")?;
+                }
+            }
+            Step::SetPermission { path, role, propagate, principal, replaces, .. } => {
+                let replacing = replaces
+                    .as_ref()
+                    .map(|r| format!(" (replaces `{}` propagate={})", r.role, r.propagate))
+                    .unwrap_or_default();
+                writeln!(out, "grant `{role}` on `{path}` to `{principal}` propagate={propagate}{replacing}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn execute(
+    authz: &Authorization<'_>,
+    plan: &RolePlan,
+    resolved: &[Resolved<'_>],
+    server_roles: &[vkube_vsphere::RoleInfo],
+    out: &mut dyn Write,
+    format: Format,
+) -> Result<()> {
+    let mut role_ids: BTreeMap<String, i32> = server_roles.iter().map(|r| (r.name.clone(), r.id)).collect();
+    for step in &plan.steps {
+        match step {
+            Step::CreateRole { name, privileges } => {
+                let id = authz.create_role(name, privileges).await?;
+                role_ids.insert(name.clone(), id);
+            }
+            Step::UpdateRole { name, privileges, .. } => {
+                let id = role_ids[name.as_str()];
+                authz.update_role(id, name, privileges).await?;
+            }
+            Step::SetPermission { path, role, propagate, principal, .. } => {
+                let entity = resolved
+                    .iter()
+                    .find(|r| &r.target.path == path)
+                    .map(|r| r.entity.moref())
+                    .expect("planned paths come from the resolved targets");
+                let id = *role_ids.get(role.as_str()).with_context(|| format!("role `{role}` vanished during apply"))?;
+                authz
+                    .set_permission(entity, principal, false, id, *propagate)
+                    .await
+                    .with_context(|| format!("granting `{role}` on `{path}`"))?;
+            }
+        }
+    }
+    if format == Format::Table && !plan.is_empty() {
+        writeln!(out, "applied {} changes", plan.steps.len())?;
+    }
+    Ok(())
+}
+
+async fn check(connected: &Connected, input: &Input, principal: Option<&str>, format: Format, out: &mut dyn Write) -> Result<Status> {
+    let session = &connected.session;
+    let inventory = Inventory::load(session).await?;
+    let resolved = resolve_targets(&inventory, &input.targets)?;
+    let mut probes: Vec<Probe> = Vec::new();
+    let mut paths: BTreeMap<String, String> = BTreeMap::new(); // entity id -> path
+    let mut entities = Vec::new();
+    let mut add = |probe: Probe, entity: &Entity, probes: &mut Vec<Probe>| {
+        if paths.insert(entity.id.clone(), entity.path.clone()).is_none() {
+            entities.push(entity.moref().clone());
+        }
+        probes.push(probe);
+    };
+    for target in &resolved {
+        add(Probe { path: target.entity.path.clone(), slot: target.target.slot, child_of: None }, target.entity, &mut probes);
+        let propagates = input
+            .catalog
+            .effective_at(target.target.slot)
+            .iter()
+            .any(|r| r.inherited_by_children && (input.include_optional || !r.optional));
+        if propagates {
+            for child in children_to_probe(&inventory, target.entity) {
+                let probe = Probe { path: child.path.clone(), slot: target.target.slot, child_of: Some(target.entity.path.clone()) };
+                add(probe, child, &mut probes);
+            }
+        }
+    }
+    let authz = Authorization::new(session)?;
+    let (who, by_id) = match principal {
+        Some(user) => (
+            user.to_owned(),
+            authz.user_privileges(&entities, user).await.with_context(|| format!("checking the privileges of `{user}`"))?,
+        ),
+        None => {
+            let (_, user) = authz.current_session().await?;
+            let wanted = roles::required_privileges(&input.catalog, input.include_optional, &probes);
+            let held = authz.session_privileges(&entities, &wanted).await.context("checking this session's privileges")?;
+            (user, held)
+        }
+    };
+    let effective: BTreeMap<String, BTreeSet<String>> =
+        by_id.into_iter().filter_map(|(id, set)| paths.get(&id).map(|path| (path.clone(), set))).collect();
+    let report = roles::check(&input.catalog, input.include_optional, &who, &probes, &input.targets.unbound, &effective);
+    input.warn_unbound("not checking");
+    match format {
+        Format::Table => print_report(&report, out)?,
+        _ => print_data(out, format, &report)?,
+    }
+    Ok(if report.complete { Status::Success } else { Status::UserError })
+}
+
+fn print_report(report: &CheckReport, out: &mut dyn Write) -> Result<()> {
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() };
+    let mut rows = Vec::new();
+    for object in &report.objects {
+        let slot = match &object.child_of {
+            Some(_) => format!("{} child", object.slot),
+            None => object.slot.to_string(),
+        };
+        if object.missing.is_empty() {
+            let status = if object.required == 0 { "nothing required".to_owned() } else { paint("32", "all present") };
+            rows.push(vec![object.path.clone(), slot, status]);
+            continue;
+        }
+        for (index, missing) in object.missing.iter().enumerate() {
+            let (path, slot) = if index == 0 { (object.path.clone(), slot.clone()) } else { (String::new(), String::new()) };
+            rows.push(vec![path, slot, paint("31", &missing.privilege), missing.role.clone(), missing.reason.clone()]);
+        }
+    }
+    print_table(out, &["OBJECT", "SLOT", "MISSING", "ROLE", "REASON"], rows)?;
+    let missing = report.missing_count();
+    if report.complete {
+        writeln!(out, "`{}` holds every privilege profile `{}` requires on {} objects", report.principal, report.profile, report.objects.len())?;
+    } else {
+        let objects = report.objects.iter().filter(|o| !o.missing.is_empty()).count();
+        writeln!(out, "`{}` lacks {missing} privileges on {objects} of {} objects", report.principal, report.objects.len())?;
+    }
+    Ok(())
+}
