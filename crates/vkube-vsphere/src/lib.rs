@@ -11,8 +11,10 @@ pub mod error;
 pub mod inventory;
 pub mod secret;
 pub mod session;
+mod tasks;
 pub mod tagging;
 pub mod tls;
+pub mod vm;
 pub mod topology;
 
 pub use authorization::{Authorization, PermissionInfo, RoleInfo};

@@ -82,6 +82,7 @@ pub struct About {
 /// [`Session::close`] when done (idempotent).
 pub struct Session {
     client: Arc<ReloginClient>,
+    tasks: crate::tasks::TaskWaits,
     certificate: PeerCertificate,
     endpoint: Endpoint,
     options: ConnectOptions,
@@ -126,6 +127,7 @@ impl Session {
                 round_trips: AtomicU64::new(0),
                 relogins: AtomicU64::new(0),
             }),
+            tasks: Default::default(),
             certificate,
             endpoint,
             options,
@@ -186,6 +188,17 @@ impl Session {
             thumbprint_sha256: self.certificate.sha256.clone(),
             thumbprint_sha1: self.certificate.sha1.clone(),
         }
+    }
+
+    /// Wait for a vSphere task; returns its result when that is a managed
+    /// object (e.g. a clone's new VM). Tasks waited for in parallel are
+    /// polled together (see [`crate::tasks`]).
+    pub async fn wait_task(
+        &self,
+        operation: &str,
+        task: vim_rs::types::structs::ManagedObjectReference,
+    ) -> Result<Option<vim_rs::types::structs::ManagedObjectReference>> {
+        crate::tasks::wait(self, &self.tasks, operation, task).await
     }
 
     /// Log out. Idempotent; errors are logged, not returned, since there is

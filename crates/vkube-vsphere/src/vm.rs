@@ -1,0 +1,620 @@
+//! Node VM operations: folders, clones, reconfiguration, power, destroy,
+//! Storage DRS placement, and observing the VMs of a folder in one call.
+//! Every operation is idempotent where vSphere allows it: "already exists"
+//! and "already gone" count as success, so an interrupted apply can run again.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use vim_rs::types::boxed_types::ValueElements;
+use vim_rs::types::convert::CastInto;
+use vim_rs::types::enums::{
+    VirtualDeviceConfigSpecOperationEnum, VirtualMachineMovePriorityEnum, VirtualMachinePowerStateEnum,
+};
+use vim_rs::types::structs::{
+    DistributedVirtualSwitchPortConnection, ManagedObjectReference, OptionValue, StoragePlacementSpec,
+    StorageDrsPodSelectionSpec, VirtualDeviceConfigSpec, VirtualDeviceDeviceBackingInfo, VirtualDisk,
+    VirtualEthernetCardDistributedVirtualPortBackingInfo, VirtualEthernetCardNetworkBackingInfo,
+    VirtualMachineCloneSpec, VirtualMachineConfigSpec, VirtualMachineFlagInfo, VirtualMachineRelocateSpec,
+    VmPodConfigForPlacement, PodDiskLocator,
+};
+use vim_rs::types::traits::{OptionValueTrait, VirtualDeviceTrait, VirtualEthernetCardTrait};
+use vim_rs::types::vim_any::VimAny;
+
+use crate::collect::{retrieve_container, retrieve_objects, ObjectProps, Wanted};
+use crate::error::{Error, Result};
+use crate::session::Session;
+
+/// The network a NIC should be on, with what its backing needs.
+#[derive(Debug, Clone)]
+pub enum NetworkTarget {
+    /// A standard port group.
+    Standard {
+        /// The network.
+        network: ManagedObjectReference,
+        /// Its name (the backing's device name).
+        name: String,
+    },
+    /// A distributed port group.
+    Distributed {
+        /// The port group.
+        portgroup: ManagedObjectReference,
+        /// Its key.
+        key: String,
+        /// UUID of its switch.
+        switch_uuid: String,
+    },
+}
+
+impl NetworkTarget {
+    /// Look up what a NIC backing needs for `network` (one or two round trips).
+    pub async fn resolve(session: &Session, network: &ManagedObjectReference) -> Result<NetworkTarget> {
+        if network.r#type.as_str() != "DistributedVirtualPortgroup" {
+            let mut props = retrieve_objects(session, std::slice::from_ref(network), &[Wanted { type_name: network.r#type.as_str(), paths: &["name"] }]).await?;
+            let name = props.first_mut().and_then(|p| p.string("name")).unwrap_or_default();
+            return Ok(NetworkTarget::Standard { network: network.clone(), name });
+        }
+        let mut pg = retrieve_objects(
+            session,
+            std::slice::from_ref(network),
+            &[Wanted { type_name: "DistributedVirtualPortgroup", paths: &["key", "config.distributedVirtualSwitch"] }],
+        )
+        .await?;
+        let pg = pg.first_mut().ok_or_else(|| not_found("network", &network.value))?;
+        let key = pg.string("key").unwrap_or_default();
+        let switch = pg
+            .take::<ManagedObjectReference>("config.distributedVirtualSwitch")
+            .ok_or_else(|| Error::Protocol { operation: "reading a port group".into(), detail: "it has no switch".into() })?;
+        let mut dvs = retrieve_objects(session, std::slice::from_ref(&switch), &[Wanted { type_name: switch.r#type.as_str(), paths: &["uuid"] }]).await?;
+        let switch_uuid = dvs.first_mut().and_then(|p| p.string("uuid")).unwrap_or_default();
+        Ok(NetworkTarget::Distributed { portgroup: network.clone(), key, switch_uuid })
+    }
+
+    fn reference(&self) -> &ManagedObjectReference {
+        match self {
+            NetworkTarget::Standard { network, .. } => network,
+            NetworkTarget::Distributed { portgroup, .. } => portgroup,
+        }
+    }
+}
+
+fn not_found(kind: &str, id: &str) -> Error {
+    Error::NotFound { kind: kind.into(), path: id.into(), parent: "/".into(), missing: id.into() }
+}
+
+/// The VM settings vkube manages; `None` leaves a setting as cloned.
+#[derive(Debug, Clone, Default)]
+pub struct VmSettings {
+    /// vCPUs.
+    pub num_cpus: Option<i32>,
+    /// Memory in MiB.
+    pub memory_mib: Option<i64>,
+    /// Size of the first disk in GiB (only grows).
+    pub disk_gib: Option<i64>,
+    /// Network of the first NIC.
+    pub network: Option<NetworkTarget>,
+    /// extraConfig keys to set (markers, guestinfo).
+    pub extra_config: BTreeMap<String, String>,
+    /// `disk.enableUUID`, as `flags.diskUuidEnabled`.
+    pub disk_uuid_enabled: bool,
+    /// The VM's annotation (notes).
+    pub annotation: Option<String>,
+}
+
+/// A clone request: where the new VM goes and how it is set up.
+#[derive(Debug, Clone)]
+pub struct CloneRequest {
+    /// New VM name (unique in the folder).
+    pub name: String,
+    /// Source VM or template.
+    pub template: ManagedObjectReference,
+    /// Target folder.
+    pub folder: ManagedObjectReference,
+    /// Target resource pool.
+    pub pool: ManagedObjectReference,
+    /// Target datastore (resolved from a datastore cluster by the caller).
+    pub datastore: ManagedObjectReference,
+    /// Linked clone from this snapshot, or a full clone when `None`.
+    pub linked_snapshot: Option<ManagedObjectReference>,
+    /// Settings to apply in the clone spec.
+    pub settings: VmSettings,
+}
+
+/// What vkube sees of one VM.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedVm {
+    /// Managed object id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// `poweredOn`, `poweredOff`, `suspended`.
+    pub power_state: String,
+    /// vCPUs.
+    pub num_cpus: i32,
+    /// Memory in MiB.
+    pub memory_mib: i64,
+    /// First disk size in KiB.
+    pub disk_kib: i64,
+    /// MAC of the first NIC.
+    pub mac: Option<String>,
+    /// Network of the first NIC.
+    pub network: Option<String>,
+    /// Guest-reported IP address.
+    pub ip: Option<String>,
+    /// `flags.diskUuidEnabled`.
+    pub disk_uuid_enabled: bool,
+    /// Whether it is a template.
+    pub template: bool,
+    /// extraConfig (all keys).
+    pub extra_config: BTreeMap<String, String>,
+}
+
+const VM_PATHS: &[&str] = &[
+    "name",
+    "runtime.powerState",
+    "config.hardware.numCPU",
+    "config.hardware.memoryMB",
+    "config.hardware.device",
+    "config.extraConfig",
+    "config.flags.diskUuidEnabled",
+    "config.template",
+    "guest.ipAddress",
+];
+
+fn option_string(value: &Option<VimAny>) -> String {
+    match value {
+        Some(VimAny::Value(ValueElements::PrimitiveString(s))) => s.clone(),
+        Some(VimAny::Value(other)) => format!("{other:?}"),
+        _ => String::new(),
+    }
+}
+
+fn observed(mut props: ObjectProps) -> ObservedVm {
+    let devices = props.take::<Vec<Box<dyn VirtualDeviceTrait>>>("config.hardware.device").unwrap_or_default();
+    let mut mac = None;
+    let mut network = None;
+    let mut disk_kib = 0;
+    for device in &devices {
+        if let Some(disk) = device.as_any_ref().downcast_ref::<VirtualDisk>() {
+            if disk_kib == 0 {
+                disk_kib = disk.capacity_in_kb;
+            }
+        } else if let Some(card) = CastInto::<dyn VirtualEthernetCardTrait>::into_ref(device.as_ref()) {
+            if mac.is_none() {
+                let card = card.get_virtual_ethernet_card();
+                mac = card.mac_address.clone();
+                network = card.virtual_device_.backing.as_ref().and_then(|b| {
+                    b.as_any_ref()
+                        .downcast_ref::<VirtualEthernetCardNetworkBackingInfo>()
+                        .and_then(|n| n.network.as_ref().map(|r| r.value.clone()))
+                        .or_else(|| {
+                            b.as_any_ref()
+                                .downcast_ref::<VirtualEthernetCardDistributedVirtualPortBackingInfo>()
+                                .and_then(|d| d.port.portgroup_key.clone())
+                        })
+                });
+            }
+        }
+    }
+    let extra_config = props
+        .take::<Vec<Box<dyn OptionValueTrait>>>("config.extraConfig")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| {
+            let o = o.get_option_value();
+            (o.key.clone(), option_string(&o.value))
+        })
+        .collect();
+    ObservedVm {
+        id: props.obj.value.clone(),
+        name: props.string("name").unwrap_or_default(),
+        power_state: props
+            .take::<VirtualMachinePowerStateEnum>("runtime.powerState")
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        num_cpus: props.take("config.hardware.numCPU").unwrap_or(0),
+        memory_mib: props.take::<i32>("config.hardware.memoryMB").map(i64::from).unwrap_or(0),
+        disk_kib,
+        mac,
+        network,
+        ip: props.string("guest.ipAddress").filter(|s| !s.is_empty()),
+        disk_uuid_enabled: props.take("config.flags.diskUuidEnabled").unwrap_or(false),
+        template: props.take("config.template").unwrap_or(false),
+        extra_config,
+    }
+}
+
+/// Every VM below `folder` (recursively), in three round trips.
+pub async fn observe_folder(session: &Session, folder: &ManagedObjectReference) -> Result<Vec<ObservedVm>> {
+    let objects = retrieve_container(session, folder, &[Wanted { type_name: "VirtualMachine", paths: VM_PATHS }]).await?;
+    Ok(objects.into_iter().map(observed).collect())
+}
+
+/// One VM by reference (`None` if it is gone).
+pub async fn observe_vm(session: &Session, vm: &ManagedObjectReference) -> Result<Option<ObservedVm>> {
+    match retrieve_objects(session, std::slice::from_ref(vm), &[Wanted { type_name: "VirtualMachine", paths: VM_PATHS }]).await {
+        Ok(objects) => Ok(objects.into_iter().next().map(observed)),
+        Err(e) if e.fault_name() == Some("ManagedObjectNotFound") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The folder `name` inside `parent`, created if missing. Safe to run
+/// concurrently and again: `DuplicateName` means another run made it.
+pub async fn ensure_folder(session: &Session, parent: &ManagedObjectReference, name: &str) -> Result<ManagedObjectReference> {
+    if let Some(existing) = child_folder(session, parent, name).await? {
+        return Ok(existing);
+    }
+    let folder = vim_rs::mo::Folder::new(session.client(), &parent.value);
+    match folder.create_folder(name).await {
+        Ok(created) => Ok(created),
+        Err(e) => {
+            let err = Error::from_client(&format!("creating folder `{name}`"), e);
+            if err.fault_name() == Some("DuplicateName") {
+                if let Some(existing) = child_folder(session, parent, name).await? {
+                    return Ok(existing);
+                }
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn child_folder(session: &Session, parent: &ManagedObjectReference, name: &str) -> Result<Option<ManagedObjectReference>> {
+    let mut props = retrieve_objects(session, std::slice::from_ref(parent), &[Wanted { type_name: "Folder", paths: &["childEntity"] }]).await?;
+    let children = props.first_mut().map(|p| p.morefs("childEntity")).unwrap_or_default();
+    let folders: Vec<ManagedObjectReference> = children.into_iter().filter(|c| c.r#type.as_str() == "Folder").collect();
+    let named = retrieve_objects(session, &folders, &[Wanted { type_name: "Folder", paths: &["name"] }]).await?;
+    Ok(named.into_iter().find_map(|mut p| (p.string("name").as_deref() == Some(name)).then_some(p.obj)))
+}
+
+/// The current snapshot of a VM or template (for linked clones).
+pub async fn current_snapshot(session: &Session, vm: &ManagedObjectReference) -> Result<Option<ManagedObjectReference>> {
+    let mut props = retrieve_objects(session, std::slice::from_ref(vm), &[Wanted { type_name: "VirtualMachine", paths: &["snapshot.currentSnapshot"] }]).await?;
+    Ok(props.first_mut().and_then(|p| p.take::<ManagedObjectReference>("snapshot.currentSnapshot")))
+}
+
+/// The config changes that bring `current` to `desired` (`None`: nothing to do).
+fn config_spec(desired: &VmSettings, current: Option<&CurrentConfig>) -> Option<VirtualMachineConfigSpec> {
+    let mut spec = VirtualMachineConfigSpec::default();
+    let mut changed = false;
+    if let Some(cpus) = desired.num_cpus {
+        if current.is_none_or(|c| c.observed.num_cpus != cpus) {
+            spec.num_cp_us = Some(cpus);
+            changed = true;
+        }
+    }
+    if let Some(mib) = desired.memory_mib {
+        if current.is_none_or(|c| c.observed.memory_mib != mib) {
+            spec.memory_mb = Some(mib);
+            changed = true;
+        }
+    }
+    let extra: Vec<Box<dyn OptionValueTrait>> = desired
+        .extra_config
+        .iter()
+        .filter(|(k, v)| current.is_none_or(|c| c.observed.extra_config.get(*k) != Some(v)))
+        .map(|(k, v)| {
+            Box::new(OptionValue { key: k.clone(), value: Some(VimAny::Value(ValueElements::PrimitiveString(v.clone()))) })
+                as Box<dyn OptionValueTrait>
+        })
+        .collect();
+    if !extra.is_empty() {
+        spec.extra_config = Some(extra);
+        changed = true;
+    }
+    if desired.disk_uuid_enabled && current.is_none_or(|c| !c.observed.disk_uuid_enabled) {
+        spec.flags = Some(VirtualMachineFlagInfo { disk_uuid_enabled: Some(true), ..Default::default() });
+        changed = true;
+    }
+    if let Some(note) = &desired.annotation {
+        if current.is_none() {
+            spec.annotation = Some(note.clone());
+            changed = true;
+        }
+    }
+    if let Some(current) = current {
+        let mut devices: Vec<Box<dyn vim_rs::types::traits::VirtualDeviceConfigSpecTrait>> = Vec::new();
+        if let Some(network) = &desired.network {
+            if current.observed.network.as_deref() != Some(network_key(network)) {
+                if let Some(nic) = current.nic_with(network) {
+                    devices.push(edit(nic));
+                }
+            }
+        }
+        if let Some(gib) = desired.disk_gib {
+            let want_kib = gib * 1024 * 1024;
+            if current.observed.disk_kib < want_kib {
+                if let Some(disk) = current.disk_with(want_kib) {
+                    devices.push(edit(disk));
+                }
+            }
+        }
+        if !devices.is_empty() {
+            spec.device_change = Some(devices);
+            changed = true;
+        }
+    }
+    changed.then_some(spec)
+}
+
+fn network_key(target: &NetworkTarget) -> &str {
+    match target {
+        NetworkTarget::Standard { network, .. } => &network.value,
+        NetworkTarget::Distributed { key, .. } => key,
+    }
+}
+
+fn edit(device: Box<dyn VirtualDeviceTrait>) -> Box<dyn vim_rs::types::traits::VirtualDeviceConfigSpecTrait> {
+    Box::new(VirtualDeviceConfigSpec {
+        operation: Some(VirtualDeviceConfigSpecOperationEnum::Edit),
+        file_operation: None,
+        device,
+        profile: None,
+        backing: None,
+        filter_spec: None,
+        change_mode: None,
+    })
+}
+
+/// The parts of a VM's current configuration that edits start from.
+struct CurrentConfig {
+    observed: ObservedVm,
+    devices: Vec<Box<dyn VirtualDeviceTrait>>,
+}
+
+impl CurrentConfig {
+    async fn read(session: &Session, vm: &ManagedObjectReference) -> Result<Option<CurrentConfig>> {
+        let objects = retrieve_objects(session, std::slice::from_ref(vm), &[Wanted { type_name: "VirtualMachine", paths: VM_PATHS }]).await?;
+        let Some(mut props) = objects.into_iter().next() else { return Ok(None) };
+        // Devices are read twice from one answer: once to edit, once to observe.
+        let devices = props.take::<Vec<Box<dyn VirtualDeviceTrait>>>("config.hardware.device").unwrap_or_default();
+        let mut observed_props = props;
+        let observed = {
+            // Re-insertion is not possible, so derive the device facts from `devices` directly.
+            let mut o = observed(std::mem::replace(&mut observed_props, ObjectProps::empty(vm.clone())));
+            let facts = device_facts(&devices);
+            o.mac = facts.0;
+            o.network = facts.1;
+            o.disk_kib = facts.2;
+            o
+        };
+        Ok(Some(CurrentConfig { observed, devices }))
+    }
+
+    /// A copy of the first NIC with its backing switched to `network`.
+    fn nic_with(&self, network: &NetworkTarget) -> Option<Box<dyn VirtualDeviceTrait>> {
+        let source = self.devices.iter().find(|d| CastInto::<dyn VirtualEthernetCardTrait>::into_ref(d.as_ref()).is_some())?;
+        let mut card: Box<dyn VirtualEthernetCardTrait> = clone_device(source.as_ref())?.into_box().ok()?;
+        let backing: Box<dyn vim_rs::types::traits::VirtualDeviceBackingInfoTrait> = match network {
+            NetworkTarget::Standard { network, name } => Box::new(VirtualEthernetCardNetworkBackingInfo {
+                virtual_device_device_backing_info_: VirtualDeviceDeviceBackingInfo {
+                    device_name: name.clone(),
+                    use_auto_detect: Some(false),
+                    ..Default::default()
+                },
+                network: Some(network.clone()),
+                in_passthrough_mode: None,
+            }),
+            NetworkTarget::Distributed { key, switch_uuid, .. } => Box::new(VirtualEthernetCardDistributedVirtualPortBackingInfo {
+                port: DistributedVirtualSwitchPortConnection {
+                    switch_uuid: switch_uuid.clone(),
+                    portgroup_key: Some(key.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+        };
+        card.get_virtual_ethernet_card_mut().virtual_device_.backing = Some(backing);
+        Some(card)
+    }
+
+    /// A copy of the first disk grown to `kib`.
+    fn disk_with(&self, kib: i64) -> Option<Box<dyn VirtualDeviceTrait>> {
+        let source = self.devices.iter().find(|d| d.as_any_ref().is::<VirtualDisk>())?;
+        let copy = clone_device(source.as_ref())?;
+        let mut disk = copy.as_any_box().downcast::<VirtualDisk>().ok()?;
+        disk.capacity_in_kb = kib;
+        disk.capacity_in_bytes = Some(kib * 1024);
+        Some(disk)
+    }
+}
+
+/// Generated device types are not `Clone`; a serialize/parse round trip copies one.
+fn clone_device(device: &dyn VirtualDeviceTrait) -> Option<Box<dyn VirtualDeviceTrait>> {
+    let json = miniserde::json::to_string(&device as &dyn miniserde::Serialize);
+    miniserde::json::from_str::<Box<dyn VirtualDeviceTrait>>(&json).ok()
+}
+
+fn device_facts(devices: &[Box<dyn VirtualDeviceTrait>]) -> (Option<String>, Option<String>, i64) {
+    let mut mac = None;
+    let mut network = None;
+    let mut disk_kib = 0;
+    for device in devices {
+        if let Some(disk) = device.as_any_ref().downcast_ref::<VirtualDisk>() {
+            if disk_kib == 0 {
+                disk_kib = disk.capacity_in_kb;
+            }
+        } else if let Some(card) = CastInto::<dyn VirtualEthernetCardTrait>::into_ref(device.as_ref()) {
+            if mac.is_none() {
+                let card = card.get_virtual_ethernet_card();
+                mac = card.mac_address.clone();
+                network = card.virtual_device_.backing.as_ref().and_then(|b| {
+                    b.as_any_ref()
+                        .downcast_ref::<VirtualEthernetCardNetworkBackingInfo>()
+                        .and_then(|n| n.network.as_ref().map(|r| r.value.clone()))
+                        .or_else(|| {
+                            b.as_any_ref()
+                                .downcast_ref::<VirtualEthernetCardDistributedVirtualPortBackingInfo>()
+                                .and_then(|d| d.port.portgroup_key.clone())
+                        })
+                });
+            }
+        }
+    }
+    (mac, network, disk_kib)
+}
+
+/// Clone a VM. Returns the new VM. A clone whose name already exists in the
+/// folder is an error (`DuplicateName`): callers look for their marked VM first.
+pub async fn clone_vm(session: &Session, request: &CloneRequest) -> Result<ManagedObjectReference> {
+    let operation = format!("cloning `{}`", request.name);
+    let spec = VirtualMachineCloneSpec {
+        location: VirtualMachineRelocateSpec {
+            folder: Some(request.folder.clone()),
+            datastore: Some(request.datastore.clone()),
+            pool: Some(request.pool.clone()),
+            disk_move_type: request.linked_snapshot.as_ref().map(|_| "createNewChildDiskBacking".to_string()),
+            ..Default::default()
+        },
+        template: false,
+        config: config_spec(&request.settings, None),
+        power_on: false,
+        snapshot: request.linked_snapshot.clone(),
+        ..Default::default()
+    };
+    let source = vim_rs::mo::VirtualMachine::new(session.client(), &request.template.value);
+    let task = source.clone_vm_task(&request.folder, &request.name, &spec).await.map_err(|e| Error::from_client(&operation, e))?;
+    session
+        .wait_task(&operation, task)
+        .await?
+        .ok_or_else(|| Error::Protocol { operation: operation.clone(), detail: "the clone task returned no VM".into() })
+}
+
+/// Bring a VM's CPU, memory, disk, NIC, extraConfig and flags to `desired`,
+/// changing only what differs (a no-op when it already matches). Returns
+/// whether anything was changed.
+pub async fn ensure_settings(session: &Session, vm: &ManagedObjectReference, desired: &VmSettings) -> Result<bool> {
+    let current = CurrentConfig::read(session, vm).await?.ok_or_else(|| not_found("VM", &vm.value))?;
+    let Some(spec) = config_spec(desired, Some(&current)) else { return Ok(false) };
+    let operation = format!("reconfiguring `{}`", current.observed.name);
+    let task = vim_rs::mo::VirtualMachine::new(session.client(), &vm.value)
+        .reconfig_vm_task(&spec)
+        .await
+        .map_err(|e| Error::from_client(&operation, e))?;
+    session.wait_task(&operation, task).await?;
+    Ok(true)
+}
+
+/// Power a VM on; already on is success.
+pub async fn power_on(session: &Session, vm: &ManagedObjectReference) -> Result<()> {
+    let operation = format!("powering on `{}`", vm.value);
+    let machine = vim_rs::mo::VirtualMachine::new(session.client(), &vm.value);
+    let task = machine.power_on_vm_task(None).await.map_err(|e| Error::from_client(&operation, e))?;
+    match session.wait_task(&operation, task).await.map(|_| ()) {
+        Err(e) if e.fault_name() == Some("InvalidPowerState") => Ok(()),
+        other => other,
+    }
+}
+
+/// Power a VM off: a guest shutdown first, a hard power-off after `grace`.
+/// Already off (or gone) is success.
+pub async fn power_off(session: &Session, vm: &ManagedObjectReference, grace: Duration) -> Result<()> {
+    let Some(state) = observe_vm(session, vm).await? else { return Ok(()) };
+    if state.power_state != "poweredOn" {
+        return Ok(());
+    }
+    let machine = vim_rs::mo::VirtualMachine::new(session.client(), &vm.value);
+    if machine.shutdown_guest().await.is_ok() && !grace.is_zero() {
+        let deadline = tokio::time::Instant::now() + grace;
+        // Guests take seconds to shut down; check at a calm pace.
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500).min(grace)).await;
+            match observe_vm(session, vm).await? {
+                None => return Ok(()),
+                Some(s) if s.power_state != "poweredOn" => return Ok(()),
+                Some(_) => {}
+            }
+        }
+    }
+    let operation = format!("powering off `{}`", state.name);
+    let task = machine.power_off_vm_task().await.map_err(|e| Error::from_client(&operation, e))?;
+    match session.wait_task(&operation, task).await.map(|_| ()) {
+        Err(e) if e.fault_name() == Some("InvalidPowerState") => Ok(()),
+        other => other,
+    }
+}
+
+/// Destroy a VM or folder; already gone is success.
+pub async fn destroy(session: &Session, entity: &ManagedObjectReference) -> Result<()> {
+    let operation = format!("destroying `{}`", entity.value);
+    let task = match entity.r#type.as_str() {
+        "Folder" => vim_rs::mo::Folder::new(session.client(), &entity.value).destroy_task().await,
+        _ => vim_rs::mo::VirtualMachine::new(session.client(), &entity.value).destroy_task().await,
+    };
+    let result = match task {
+        Ok(task) => session.wait_task(&operation, task).await.map(|_| ()),
+        Err(e) => Err(Error::from_client(&operation, e)),
+    };
+    match result {
+        Err(e) if e.fault_name() == Some("ManagedObjectNotFound") => Ok(()),
+        other => other,
+    }
+}
+
+/// Ask Storage DRS where a clone of `template` should go inside datastore
+/// cluster `pod`. The simulator cannot apply recommendations, so vkube
+/// takes the recommended datastore and names it in its own relocate spec.
+pub async fn recommend_datastore(
+    session: &Session,
+    pod: &ManagedObjectReference,
+    template: &ManagedObjectReference,
+    folder: &ManagedObjectReference,
+    pool: &ManagedObjectReference,
+    name: &str,
+) -> Result<ManagedObjectReference> {
+    let operation = format!("asking Storage DRS where to place `{name}`");
+    let manager_ref = session
+        .content()
+        .storage_resource_manager
+        .clone()
+        .ok_or_else(|| Error::Protocol { operation: operation.clone(), detail: "no StorageResourceManager".into() })?;
+    let spec = StoragePlacementSpec {
+        r#type: "clone".into(),
+        priority: Some(VirtualMachineMovePriorityEnum::DefaultPriority),
+        vm: Some(template.clone()),
+        pod_selection_spec: StorageDrsPodSelectionSpec {
+            initial_vm_config: Some(vec![VmPodConfigForPlacement {
+                storage_pod: pod.clone(),
+                disk: None::<Vec<PodDiskLocator>>,
+                vm_config: None,
+                inter_vm_rule: None,
+            }]),
+            storage_pod: Some(pod.clone()),
+        },
+        clone_spec: Some(VirtualMachineCloneSpec {
+            location: VirtualMachineRelocateSpec { pool: Some(pool.clone()), ..Default::default() },
+            ..Default::default()
+        }),
+        clone_name: Some(name.to_string()),
+        folder: Some(folder.clone()),
+        resource_pool: Some(pool.clone()),
+        ..Default::default()
+    };
+    let manager = vim_rs::mo::StorageResourceManager::new(session.client(), &manager_ref.value);
+    let result = manager.recommend_datastores(&spec).await.map_err(|e| Error::from_client(&operation, e))?;
+    result
+        .recommendations
+        .iter()
+        .flatten()
+        .flat_map(|r| r.action.iter().flatten())
+        .find_map(|action| {
+            action
+                .as_any_ref()
+                .downcast_ref::<vim_rs::types::structs::StoragePlacementAction>()
+                .map(|a| a.destination.clone())
+        })
+        .ok_or_else(|| Error::Fault {
+            operation,
+            fault: "NoRecommendation".into(),
+            message: Some(format!("Storage DRS recommended no datastore in `{}`", pod.value)),
+        })
+}
+
+impl VmSettings {
+    /// The network reference this setting targets, if any.
+    pub fn network_ref(&self) -> Option<&ManagedObjectReference> {
+        self.network.as_ref().map(NetworkTarget::reference)
+    }
+}
