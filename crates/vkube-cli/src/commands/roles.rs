@@ -426,7 +426,8 @@ fn print_plan(plan: &RolePlan, dry_run: bool, out: &mut dyn Write) -> Result<()>
     for step in &plan.steps {
         match step {
             Step::CreateRole { name, privileges } => {
-                writeln!(out, "create role `{name}` with {} privileges", privileges.len())?;
+                let noun = if privileges.len() == 1 { "privilege" } else { "privileges" };
+                writeln!(out, "create role `{name}` with {} {noun}", privileges.len())?;
             }
             Step::UpdateRole { name, added, removed, .. } => {
                 writeln!(out, "update role `{name}`")?;
