@@ -279,4 +279,12 @@ pub trait ClusterStore: Send + Sync {
     /// has been observed. Idempotent: a missing record (or cluster) is not
     /// an error, and leases of the node are released either way.
     fn delete_node(&self, cluster: &str, node: &str) -> Result<RemovedNode>;
+
+    /// The secret `name` of `cluster`, storing `value` first if there is
+    /// none yet. The first writer wins, so concurrent or repeated applies
+    /// all use the same key material. Returns the stored value.
+    fn ensure_secret(&self, cluster: &str, name: &str, value: &str) -> Result<String>;
+
+    /// The secret `name` of `cluster`, if stored.
+    fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>>;
 }

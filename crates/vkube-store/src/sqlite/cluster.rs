@@ -467,6 +467,7 @@ impl ClusterStore for SqliteStore {
             )?;
             let released_leases = release_leases(transaction, name, None, &action)?;
             for sql in [
+                "DELETE FROM cluster_secrets WHERE cluster = ?1",
                 "DELETE FROM cluster_events WHERE cluster = ?1",
                 "DELETE FROM cluster_intents WHERE cluster = ?1",
                 "DELETE FROM cluster_nodes WHERE cluster = ?1",
@@ -590,6 +591,42 @@ impl ClusterStore for SqliteStore {
                 node: record,
                 released_leases,
             })
+        })
+    }
+
+    fn ensure_secret(&self, cluster: &str, name: &str, value: &str) -> Result<String> {
+        let action = format!("storing secret `{name}` of cluster `{cluster}`");
+        self.write(&action, |transaction| {
+            load_cluster(transaction, cluster)?;
+            transaction
+                .execute(
+                    "INSERT INTO cluster_secrets (cluster, name, value) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (cluster, name) DO NOTHING",
+                    rusqlite::params![cluster, name, value],
+                )
+                .map_err(database(&action))?;
+            transaction
+                .query_row(
+                    "SELECT value FROM cluster_secrets WHERE cluster = ?1 AND name = ?2",
+                    rusqlite::params![cluster, name],
+                    |row| row.get::<_, String>(0),
+                )
+                .map_err(database(&action))
+        })
+    }
+
+    fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>> {
+        let action = format!("reading secret `{name}` of cluster `{cluster}`");
+        self.read(&action, |transaction| {
+            use rusqlite::OptionalExtension;
+            transaction
+                .query_row(
+                    "SELECT value FROM cluster_secrets WHERE cluster = ?1 AND name = ?2",
+                    rusqlite::params![cluster, name],
+                    |row| row.get::<_, String>(0),
+                )
+                .optional()
+                .map_err(database(&action))
         })
     }
 }

@@ -133,6 +133,21 @@ CREATE TABLE apply_locks (
 );
 "#,
     ),
+    (
+        3,
+        "cluster secrets (PKI, bootstrap token)",
+        r#"
+-- Key material vkube generated for a cluster, so later nodes join the same
+-- control plane. The state file is 0600; PostgreSQL deployments should
+-- encrypt this column (pgcrypto) or keep it in a secret store.
+CREATE TABLE cluster_secrets (
+    cluster TEXT NOT NULL REFERENCES clusters (name),
+    name    TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (cluster, name)
+);
+"#,
+    ),
 ];
 
 /// The schema version this build writes.
