@@ -1,0 +1,606 @@
+//! `apply`: converge vCenter to a cluster spec, pass by pass.
+//!
+//! Each pass starts fresh: observe the cluster folder (one property read),
+//! read the leases, plan (pure), and execute the plan's steps — folder and
+//! addresses first, then node steps in parallel (bounded), then address
+//! releases. Nothing carries over between passes but the store.
+//!
+//! # Guarantees
+//! - Safe to kill at any point and run again: VM names are deterministic,
+//!   the cluster folder is dedicated, a VM found without markers is
+//!   adopted and finished, a clone that races an existing name is adopted
+//!   (`DuplicateName`), and address allocation is idempotent per node.
+//! - Intent is written to the store before every vCenter change; intents
+//!   left open by a crashed run are closed as abandoned (observation, not
+//!   the journal, decides what happens next).
+//! - One failed node does not stop the others; it is reported and retried
+//!   by the next apply.
+//!
+//! # Caveats
+//! - Kubernetes readiness is not observed yet: a replaced node is deleted
+//!   as soon as its replacement is created and powered on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use vim_rs::types::structs::ManagedObjectReference;
+use vkube_core::cluster::bootstrap::{self, token::BootstrapToken, NodeBootstrap};
+use vkube_core::cluster::{
+    cluster_folder, markers, plan, vip_lease_node, ClusterPki, ClusterSpec, GroupRole, IpAllocation, Leases, NodeRole, Step, Vip,
+};
+use vkube_core::ipam::Lease;
+use vkube_store::{
+    ApplyLocks, ClusterPhase, ClusterStore, EventLevel, IntentAction, IntentOutcome, Journal, LeaseFilter, Node, NodePhase,
+    SqliteStore, Store, Timestamp,
+};
+use vkube_vsphere::vm::{self, CloneRequest, VmSettings};
+use vkube_vsphere::{Inventory, Session};
+
+use crate::error::{Error, NodeFailure, Result};
+use crate::observe::{observe, Observation};
+use crate::placement::{resolve, Placement, StorageTarget};
+use crate::progress::Progress;
+use crate::random;
+
+/// How an apply runs.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Node operations in flight at once.
+    pub parallel: usize,
+    /// Passes before giving up (a rolling change needs several).
+    pub max_passes: usize,
+    /// How long a guest shutdown may take before a hard power-off.
+    pub power_off_grace: Duration,
+    /// How long the apply lock is held without renewal.
+    pub lock_ttl: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions { parallel: 8, max_passes: 60, power_off_grace: Duration::from_secs(60), lock_ttl: Duration::from_secs(900) }
+    }
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    /// Cluster name.
+    pub cluster: String,
+    /// Passes run.
+    pub passes: usize,
+    /// Steps executed, as `step node` lines.
+    pub executed: Vec<String>,
+    /// Whether anything changed.
+    pub changed: bool,
+    /// vCenter API round trips used.
+    pub round_trips: u64,
+}
+
+/// What `plan` shows: the next steps, without changing anything.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanPreview {
+    /// Cluster name.
+    pub cluster: String,
+    /// Whether the store knows the cluster already.
+    pub known: bool,
+    /// The cluster folder path.
+    pub folder: String,
+    /// The next batch of steps (empty: converged).
+    pub steps: Vec<Step>,
+    /// Nodes found half-created, to be finished.
+    pub unfinished: Vec<String>,
+}
+
+const SECRET_PKI: &str = "pki";
+const SECRET_TOKEN: &str = "bootstrap-token";
+
+fn step_name(step: &Step) -> (&'static str, Option<&str>) {
+    match step {
+        Step::CreateFolder { .. } => ("create folder", None),
+        Step::AllocateAddress { node, .. } => ("allocate address", Some(node)),
+        Step::CreateNode { node, .. } => ("create node", Some(node)),
+        Step::Reconfigure { node, .. } => ("reconfigure", Some(node)),
+        Step::PowerOn { node } => ("power on", Some(node)),
+        Step::DeleteNode { node, .. } => ("delete node", Some(node)),
+        Step::ReleaseAddress { node } => ("release address", Some(node)),
+    }
+}
+
+fn leases_of(store: &SqliteStore, cluster: &str) -> Result<Vec<Lease>> {
+    Ok(store.leases(&LeaseFilter { pool: None, cluster: Some(cluster.to_string()) })?)
+}
+
+fn lease_map(leases: &[Lease]) -> Leases {
+    leases.iter().map(|l| (l.node.clone(), l.address)).collect()
+}
+
+/// Validate the spec (and its pools) without touching vCenter.
+pub fn parse_spec(store: &SqliteStore, text: &str) -> Result<ClusterSpec> {
+    let spec = ClusterSpec::from_yaml(text)?;
+    if spec.ip_allocation() == IpAllocation::Static || matches!(spec.control_plane().vip(), Vip::FromPool(_)) {
+        let pools: Vec<_> = store.pools()?.into_iter().map(|r| r.pool).collect();
+        spec.check_pools(&pools)?;
+    }
+    Ok(spec)
+}
+
+/// The plan for `text` against vCenter now, changing nothing.
+pub async fn plan_only(session: &Session, store: &SqliteStore, text: &str, progress: &dyn Progress) -> Result<PlanPreview> {
+    let spec = parse_spec(store, text)?;
+    let inventory = Inventory::load(session).await?;
+    resolve(session, &inventory, &spec, progress).await?;
+    let name = spec.name().to_string();
+    let record = store.cluster(&name).ok();
+    let uid = record.as_ref().map(|r| r.uid.clone()).unwrap_or_default();
+    let observation = observe(session, &inventory, &spec, &uid).await?;
+    let leases = if record.is_some() { lease_map(&leases_of(store, &name)?) } else { Leases::new() };
+    Ok(PlanPreview {
+        cluster: name,
+        known: record.is_some(),
+        folder: cluster_folder(spec.folder(), spec.name()),
+        steps: plan(&spec, &observation.cluster, &leases).steps,
+        unfinished: observation.unfinished,
+    })
+}
+
+/// Everything a pass needs, shared by the parallel node steps.
+struct Run<'a> {
+    session: &'a Session,
+    store: &'a SqliteStore,
+    spec: &'a ClusterSpec,
+    uid: String,
+    placement: Placement,
+    pki: ClusterPki,
+    token: BootstrapToken,
+    options: &'a ApplyOptions,
+    progress: &'a dyn Progress,
+}
+
+impl Run<'_> {
+    fn name(&self) -> String {
+        self.spec.name().to_string()
+    }
+
+    fn event(&self, level: EventLevel, kind: &str, message: &str, node: Option<&str>) {
+        if let Err(e) = self.store.append_event(&self.name(), Timestamp::now(), level, kind, message, node) {
+            tracing::warn!("recording an event failed: {e}");
+        }
+    }
+
+    /// Run `work` between an intent row and its completion.
+    async fn with_intent<T>(
+        &self,
+        node: Option<&str>,
+        action: IntentAction,
+        detail: serde_json::Value,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let intent = self.store.record_intent(&self.name(), node, action, &detail, Timestamp::now())?;
+        let result = work.await;
+        let outcome = match &result {
+            Ok(_) => IntentOutcome::Succeeded,
+            Err(e) => IntentOutcome::Failed(e.to_string()),
+        };
+        self.store.complete_intent(intent, outcome, Timestamp::now())?;
+        result
+    }
+
+    fn vip(&self, leases: &[Lease]) -> Option<IpAddr> {
+        match self.spec.control_plane().vip() {
+            Vip::Address(address) => Some(*address),
+            Vip::FromPool(_) => {
+                let node = vip_lease_node(self.spec.name());
+                leases.iter().find(|l| l.node == node).map(|l| l.address)
+            }
+        }
+    }
+
+    fn settings(&self, node: &str, group: &str, index: u32, domain: &str, spec_hash: &str) -> VmSettings {
+        let group_spec = self.spec.group(group).expect("planned group exists");
+        let placement = &self.placement.domains[domain];
+        VmSettings {
+            num_cpus: Some(group_spec.cpu() as i32),
+            memory_mib: Some(i64::from(group_spec.memory_mib())),
+            disk_gib: group_spec.disk_gib().map(i64::from),
+            network: Some(placement.network.clone()),
+            extra_config: markers(self.spec.name(), &self.uid, group, node, index, spec_hash, domain).into_iter().collect(),
+            disk_uuid_enabled: true,
+            annotation: Some(format!("vkube cluster `{}` ({}), node `{node}`; managed by vkube, do not edit", self.spec.name(), self.uid)),
+        }
+    }
+
+    async fn datastore_for(&self, domain: &str, folder: &ManagedObjectReference, node: &str) -> Result<ManagedObjectReference> {
+        let placement = &self.placement.domains[domain];
+        Ok(match &placement.storage {
+            StorageTarget::Datastore(ds) => ds.clone(),
+            StorageTarget::DatastoreCluster(pod) => {
+                vm::recommend_datastore(self.session, pod, &self.placement.template, folder, &placement.resource_pool, node).await?
+            }
+        })
+    }
+
+    /// Clone (or adopt) and finish one node.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_node(
+        &self,
+        folder: &ManagedObjectReference,
+        node: &str,
+        group: &str,
+        index: u32,
+        domain: &str,
+        role: NodeRole,
+        spec_hash: &str,
+    ) -> Result<()> {
+        let settings = self.settings(node, group, index, domain, spec_hash);
+        let detail = serde_json::json!({ "node": node, "group": group, "index": index, "domain": domain });
+        let vm = self
+            .with_intent(Some(node), IntentAction::CreateNode, detail, async {
+                let request = CloneRequest {
+                    name: node.to_string(),
+                    template: self.placement.template.clone(),
+                    folder: folder.clone(),
+                    pool: self.placement.domains[domain].resource_pool.clone(),
+                    datastore: self.datastore_for(domain, folder, node).await?,
+                    linked_snapshot: self.placement.linked_snapshot.clone(),
+                    settings: settings.clone(),
+                };
+                match vm::clone_vm(self.session, &request).await {
+                    Ok(vm) => Ok(vm),
+                    // A clone from an interrupted run got there first: adopt it.
+                    Err(e) if e.fault_name() == Some("DuplicateName") => find_vm(self.session, folder, node).await,
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
+        self.record_node(node, group, index, domain, spec_hash, Some(&vm), NodePhase::Creating)?;
+        self.finish_node(&vm, node, group, role, &settings).await?;
+        self.record_node(node, group, index, domain, spec_hash, Some(&vm), NodePhase::Created)?;
+        Ok(())
+    }
+
+    /// Bring a cloned VM to its settings and write its bootstrap data.
+    async fn finish_node(&self, vm: &ManagedObjectReference, node: &str, group: &str, role: NodeRole, settings: &VmSettings) -> Result<()> {
+        vm::ensure_settings(self.session, vm, settings).await?;
+        let observed = vm::observe_vm(self.session, vm).await?.ok_or_else(|| vkube_vsphere::Error::NotFound {
+            kind: "VM".into(),
+            path: node.into(),
+            parent: "cluster folder".into(),
+            missing: node.into(),
+        })?;
+        let mac = observed.mac.clone().unwrap_or_default();
+        let leases = leases_of(self.store, &self.name())?;
+        let lease = leases.iter().find(|l| l.node == node);
+        let vip = self.vip(&leases).ok_or_else(|| Error::Corrupt {
+            cluster: self.name(),
+            what: "control-plane VIP lease".into(),
+            detail: "missing".into(),
+        })?;
+        let input = NodeBootstrap {
+            spec: self.spec,
+            node,
+            group,
+            role,
+            mac_address: &mac,
+            lease,
+            vip,
+            token: &self.token,
+            pki: &self.pki,
+        };
+        let mut with_bootstrap = settings.clone();
+        for (key, value) in bootstrap::guestinfo::render(&input)? {
+            with_bootstrap.extra_config.insert(key, value);
+        }
+        vm::ensure_settings(self.session, vm, &with_bootstrap).await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_node(
+        &self,
+        node: &str,
+        group: &str,
+        index: u32,
+        domain: &str,
+        spec_hash: &str,
+        vm: Option<&ManagedObjectReference>,
+        phase: NodePhase,
+    ) -> Result<()> {
+        let ip = leases_of(self.store, &self.name())?.into_iter().find(|l| l.node == node).map(|l| l.address);
+        let record = Node {
+            name: node.to_string(),
+            pool: group.to_string(),
+            index,
+            domain: Some(domain.to_string()),
+            vm_id: vm.map(|v| v.value.clone()),
+            ip,
+            phase,
+            spec_hash: spec_hash.to_string(),
+        };
+        self.store.upsert_node(&self.name(), &record, Timestamp::now())?;
+        Ok(())
+    }
+
+    async fn node_step(&self, step: &Step, observation: &Observation) -> Result<()> {
+        let folder = observation.folder.clone();
+        let vm_of = |node: &str| observation.vms.get(node).map(|(r, _)| r.clone());
+        match step {
+            Step::CreateNode { node, pool, index, domain, role, spec_hash, .. } => {
+                let folder = folder.expect("the folder step ran first");
+                self.create_node(&folder, node, pool, *index, domain, *role, spec_hash).await
+            }
+            Step::Reconfigure { node, cpu, memory_mib } => {
+                let Some(vm) = vm_of(node) else { return Ok(()) };
+                let settings = VmSettings { num_cpus: Some(*cpu as i32), memory_mib: Some(i64::from(*memory_mib)), ..Default::default() };
+                let detail = serde_json::json!({ "cpu": cpu, "memoryMiB": memory_mib });
+                self.with_intent(Some(node), IntentAction::ReconfigureNode, detail, async {
+                    vm::ensure_settings(self.session, &vm, &settings).await.map(|_| ()).map_err(Error::from)
+                })
+                .await
+            }
+            Step::PowerOn { node } => {
+                let Some(vm) = vm_of(node) else { return Ok(()) };
+                self.with_intent(Some(node), IntentAction::PowerOnNode, serde_json::json!({}), async {
+                    vm::power_on(self.session, &vm).await.map_err(Error::from)
+                })
+                .await?;
+                if let Some(record) = self.store.node(&self.name(), node)? {
+                    let mut n = record.node;
+                    n.phase = NodePhase::PoweredOn;
+                    self.store.upsert_node(&self.name(), &n, Timestamp::now())?;
+                }
+                Ok(())
+            }
+            Step::DeleteNode { node, reason } => {
+                let detail = serde_json::to_value(reason).unwrap_or_default();
+                if let Some(vm) = vm_of(node) {
+                    self.with_intent(Some(node), IntentAction::DeleteNode, detail, async {
+                        vm::power_off(self.session, &vm, self.options.power_off_grace).await?;
+                        vm::destroy(self.session, &vm).await.map_err(Error::from)
+                    })
+                    .await?;
+                }
+                // Only after the VM is gone: forget the node and free its address.
+                self.store.delete_node(&self.name(), node)?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Finish nodes whose creation was interrupted after the clone.
+    async fn finish_unfinished(&self, observation: &Observation) -> Vec<NodeFailure> {
+        let mut failures = Vec::new();
+        let cp_nodes: BTreeSet<&str> = observation
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| self.spec.group(&n.pool).is_some_and(|g| g.role() == GroupRole::ControlPlane))
+            .map(|n| n.name.as_str())
+            .collect();
+        for name in &observation.unfinished {
+            let Some(node) = observation.cluster.nodes.iter().find(|n| &n.name == name) else { continue };
+            let Some((vm, _)) = observation.vms.get(name) else { continue };
+            let group = self.spec.group(&node.pool).expect("observed group exists");
+            let role = match group.role() {
+                GroupRole::ControlPlane if cp_nodes.iter().all(|n| *n >= name.as_str()) => NodeRole::Init,
+                GroupRole::ControlPlane => NodeRole::ControlPlane,
+                GroupRole::Worker => NodeRole::Worker,
+            };
+            let settings = self.settings(name, &node.pool, node.index, &node.domain, &node.spec_hash);
+            self.progress.started("finish node", Some(name));
+            let result = self.finish_node(vm, name, &node.pool, role, &settings).await;
+            let message = result.as_ref().err().map(|e| e.to_string());
+            self.progress.finished("finish node", Some(name), message.as_deref());
+            match result {
+                Ok(()) => {
+                    self.event(EventLevel::Info, "NodeAdopted", "finished a node whose creation was interrupted", Some(name));
+                    let _ = self.record_node(name, &node.pool, node.index, &node.domain, &node.spec_hash, Some(vm), NodePhase::Created);
+                }
+                Err(e) => failures.push(NodeFailure { node: name.clone(), step: "finish node".into(), message: e.to_string() }),
+            }
+        }
+        failures
+    }
+}
+
+async fn find_vm(session: &Session, folder: &ManagedObjectReference, name: &str) -> Result<ManagedObjectReference> {
+    let vms = vm::observe_folder(session, folder).await?;
+    vms.into_iter()
+        .find(|v| v.name == name)
+        .map(|v| ManagedObjectReference { r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine, value: v.id })
+        .ok_or_else(|| {
+            Error::Vsphere(vkube_vsphere::Error::NotFound { kind: "VM".into(), path: name.into(), parent: "cluster folder".into(), missing: name.into() })
+        })
+}
+
+fn load_secrets(store: &SqliteStore, spec: &ClusterSpec) -> Result<(ClusterPki, BootstrapToken)> {
+    let name = spec.name().to_string();
+    let corrupt = |what: &str, detail: String| Error::Corrupt { cluster: name.clone(), what: what.into(), detail };
+    let fresh_pki = ClusterPki::generate(spec.name(), std::time::SystemTime::now(), &mut random::fill)?;
+    let pki_json = serde_json::to_string(&fresh_pki).map_err(|e| corrupt("PKI", e.to_string()))?;
+    let stored = store.ensure_secret(&name, SECRET_PKI, &pki_json)?;
+    let pki: ClusterPki = serde_json::from_str(&stored).map_err(|e| corrupt("PKI", e.to_string()))?;
+    let fresh_token = BootstrapToken::generate(&mut random::fill).to_string();
+    let token = store.ensure_secret(&name, SECRET_TOKEN, &fresh_token)?;
+    let token = token.parse::<BootstrapToken>().map_err(|e| corrupt("bootstrap token", format!("{e:?}")))?;
+    Ok((pki, token))
+}
+
+/// Converge vCenter to the spec in `text`. See the module docs for the
+/// guarantees; `progress` hears about every step.
+pub async fn apply(
+    session: &Session,
+    store: &SqliteStore,
+    text: &str,
+    options: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<ApplyReport> {
+    let spec = parse_spec(store, text)?;
+    let inventory = Inventory::load(session).await?;
+    let placement = resolve(session, &inventory, &spec, progress).await?;
+    let name = spec.name().to_string();
+    let holder = format!("pid-{}-{}", std::process::id(), random::hex_id(4));
+    let lock = store.acquire_apply_lock(&name, &holder, Timestamp::now(), options.lock_ttl)?;
+    let result = apply_locked(session, store, &spec, placement, options, progress, &lock).await;
+    if let Err(e) = store.release_apply_lock(&lock) {
+        tracing::warn!("releasing the apply lock of `{name}` failed: {e}");
+    }
+    result
+}
+
+async fn apply_locked(
+    session: &Session,
+    store: &SqliteStore,
+    spec: &ClusterSpec,
+    placement: Placement,
+    options: &ApplyOptions,
+    progress: &dyn Progress,
+    lock: &vkube_store::ApplyLock,
+) -> Result<ApplyReport> {
+    let name = spec.name().to_string();
+    let spec_yaml = spec.to_yaml();
+    let spec_hash = spec.groups().iter().map(|g| g.spec_hash()).collect::<Vec<_>>().join(",");
+    let record = match store.cluster(&name) {
+        Ok(existing) if existing.spec_yaml != spec_yaml => store.update_cluster_spec(&name, existing.version, &spec_yaml, &spec_hash, Timestamp::now())?,
+        Ok(existing) => existing,
+        Err(vkube_store::Error::ClusterNotFound { .. }) => {
+            store.create_cluster(&name, &random::hex_id(16), &spec_yaml, &spec_hash, Timestamp::now())?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (pki, token) = load_secrets(store, spec)?;
+    let run = Run { session, store, spec, uid: record.uid.clone(), placement, pki, token, options, progress };
+    for intent in store.open_intents(&name)? {
+        store.complete_intent(intent.id, IntentOutcome::Abandoned("an earlier apply stopped before finishing".into()), Timestamp::now())?;
+        run.event(EventLevel::Warning, "IntentAbandoned", &format!("{:?} was interrupted; re-observing", intent.action), intent.node.as_deref());
+    }
+    let record = store.set_cluster_phase(&name, store.cluster(&name)?.version, ClusterPhase::Provisioning, Timestamp::now())?;
+    let _ = record;
+    let start_trips = session.round_trips();
+    let mut report = ApplyReport { cluster: name.clone(), ..Default::default() };
+    let mut failed: BTreeMap<String, NodeFailure> = BTreeMap::new();
+    let mut lock = lock.clone();
+    for pass in 1..=options.max_passes {
+        report.passes = pass;
+        lock = store.renew_apply_lock(&lock, Timestamp::now(), options.lock_ttl)?;
+        let inventory = Inventory::load(session).await?;
+        let mut observation = observe(session, &inventory, spec, &run.uid).await?;
+        if !observation.unfinished.is_empty() {
+            for failure in run.finish_unfinished(&observation).await {
+                failed.insert(failure.node.clone(), failure);
+            }
+            observation = observe(session, &inventory, spec, &run.uid).await?;
+        }
+        let leases = leases_of(store, &name)?;
+        let planned = plan(spec, &observation.cluster, &lease_map(&leases));
+        // A node that failed in this run is not retried until the next apply.
+        let steps: Vec<Step> = planned
+            .steps
+            .into_iter()
+            .filter(|s| step_name(s).1.is_none_or(|n| !failed.contains_key(n)))
+            .collect();
+        if steps.is_empty() {
+            break;
+        }
+        progress.pass(pass, &steps);
+        report.changed = true;
+        run_pass(&run, &steps, &mut observation, &mut failed, &mut report).await?;
+        if pass == options.max_passes {
+            store.set_cluster_phase(&name, store.cluster(&name)?.version, ClusterPhase::Degraded, Timestamp::now())?;
+            return Err(Error::NotConverged { cluster: name, passes: pass });
+        }
+    }
+    report.round_trips = session.round_trips() - start_trips;
+    let phase = if failed.is_empty() { ClusterPhase::Ready } else { ClusterPhase::Degraded };
+    store.set_cluster_phase(&name, store.cluster(&name)?.version, phase, Timestamp::now())?;
+    if !failed.is_empty() {
+        return Err(Error::NodesFailed { cluster: name, failures: failed.into_values().collect() });
+    }
+    run.event(EventLevel::Info, "Applied", &format!("converged after {} pass(es)", report.passes), None);
+    Ok(report)
+}
+
+async fn run_pass(
+    run: &Run<'_>,
+    steps: &[Step],
+    observation: &mut Observation,
+    failed: &mut BTreeMap<String, NodeFailure>,
+    report: &mut ApplyReport,
+) -> Result<()> {
+    // Folder and addresses first: node steps need them.
+    for step in steps {
+        match step {
+            Step::CreateFolder { path } => {
+                run.progress.started("create folder", None);
+                let name = run.spec.name().to_string();
+                let parent = run.placement.parent_folder.clone();
+                let folder = run
+                    .with_intent(None, IntentAction::CreateFolder, serde_json::json!({ "path": path }), async {
+                        vm::ensure_folder(run.session, &parent, &name).await.map_err(Error::from)
+                    })
+                    .await?;
+                run.progress.finished("create folder", None, None);
+                run.event(EventLevel::Info, "FolderCreated", path, None);
+                observation.folder = Some(folder);
+                report.executed.push(format!("create folder {path}"));
+            }
+            Step::AllocateAddress { node, pool } => {
+                let lease = run.store.allocate(pool.as_str(), &run.spec.name().to_string(), node)?;
+                run.event(EventLevel::Info, "AddressAllocated", &format!("{} from pool `{pool}`", lease.address), Some(node));
+                report.executed.push(format!("allocate address {node} {}", lease.address));
+            }
+            _ => {}
+        }
+    }
+    let node_steps: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::CreateNode { .. } | Step::Reconfigure { .. } | Step::PowerOn { .. } | Step::DeleteNode { .. })).collect();
+    let limit = Semaphore::new(run.options.parallel.max(1));
+    let observed = &*observation;
+    let results = futures::future::join_all(node_steps.iter().map(|step| {
+        let limit = &limit;
+        async move {
+            let _permit = limit.acquire().await.expect("semaphore open");
+            let (what, node) = step_name(step);
+            run.progress.started(what, node);
+            let result = run.node_step(step, observed).await;
+            let message = result.as_ref().err().map(|e| e.to_string());
+            run.progress.finished(what, node, message.as_deref());
+            (*step, result)
+        }
+    }))
+    .await;
+    for (step, result) in results {
+        let (what, node) = step_name(step);
+        let node = node.unwrap_or_default().to_string();
+        match result {
+            Ok(()) => {
+                run.event(EventLevel::Info, &event_kind(what), &format!("{what} done"), Some(&node));
+                report.executed.push(format!("{what} {node}"));
+            }
+            Err(e) => {
+                run.event(EventLevel::Error, &event_kind(what), &e.to_string(), Some(&node));
+                failed.insert(node.clone(), NodeFailure { node, step: what.into(), message: e.to_string() });
+            }
+        }
+    }
+    for step in steps {
+        if let Step::ReleaseAddress { node } = step {
+            if !failed.contains_key(node) {
+                run.store.release_node(&run.spec.name().to_string(), node)?;
+                report.executed.push(format!("release address {node}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn event_kind(what: &str) -> String {
+    what.split(' ').map(|w| {
+        let mut c = w.chars();
+        c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    }).collect()
+}

@@ -1,0 +1,128 @@
+//! `delete`: power off and destroy every VM of a cluster, remove its
+//! folder, release its addresses and forget it. A VM already gone counts as
+//! deleted. `--force` removes the cluster from the store even when vCenter
+//! objects remain (once deletion has been stuck for 15 minutes, or `--now`),
+//! and lists those orphans.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use vkube_core::cluster::ClusterSpec;
+use vkube_store::{ClusterStore, EventLevel, ForceDelete, Journal, SqliteStore, Timestamp};
+use vkube_vsphere::{vm, Inventory, Session};
+
+use crate::error::{Error, NodeFailure, Result};
+use crate::observe::observe;
+use crate::progress::Progress;
+
+/// How a delete runs.
+#[derive(Debug, Clone)]
+pub struct DeleteOptions {
+    /// Remove from the store even if vCenter objects remain.
+    pub force: ForceDelete,
+    /// Guest shutdown grace before a hard power-off.
+    pub power_off_grace: Duration,
+    /// VMs deleted at once.
+    pub parallel: usize,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteReport {
+    /// Cluster name.
+    pub cluster: String,
+    /// VMs destroyed.
+    pub destroyed: Vec<String>,
+    /// Whether the cluster folder was removed.
+    pub folder_removed: bool,
+    /// Addresses released.
+    pub released_addresses: usize,
+    /// vCenter objects left behind (forced delete or strangers in the folder).
+    pub orphans: Vec<String>,
+}
+
+/// Delete cluster `name`. With `session` `None` (vCenter unreachable) only a
+/// forced delete can proceed, and every recorded node is reported as an orphan.
+pub async fn delete(
+    session: Option<&Session>,
+    store: &SqliteStore,
+    name: &str,
+    options: &DeleteOptions,
+    progress: &dyn Progress,
+) -> Result<DeleteReport> {
+    let record = store.mark_deleting(name, Timestamp::now())?;
+    let event = |level, kind: &str, message: &str, node: Option<&str>| {
+        let _ = store.append_event(name, Timestamp::now(), level, kind, message, node);
+    };
+    event(EventLevel::Info, "DeletionStarted", "deleting the cluster", None);
+    let mut report = DeleteReport { cluster: name.to_string(), ..Default::default() };
+    let mut failures = Vec::new();
+    if let Some(session) = session {
+        let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
+        let inventory = Inventory::load(session).await?;
+        let observation = observe(session, &inventory, &spec, &record.uid).await?;
+        let limit = Semaphore::new(options.parallel.max(1));
+        let results = futures::future::join_all(observation.vms.iter().map(|(node, (vm_ref, _))| {
+            let limit = &limit;
+            async move {
+                let _permit = limit.acquire().await.expect("semaphore open");
+                progress.started("delete node", Some(node));
+                let result = async {
+                    vm::power_off(session, vm_ref, options.power_off_grace).await?;
+                    vm::destroy(session, vm_ref).await
+                }
+                .await;
+                let message = result.as_ref().err().map(|e| e.to_string());
+                progress.finished("delete node", Some(node), message.as_deref());
+                (node.clone(), result)
+            }
+        }))
+        .await;
+        for (node, result) in results {
+            match result {
+                Ok(()) => {
+                    store.delete_node(name, &node)?;
+                    event(EventLevel::Info, "NodeDeleted", "VM destroyed", Some(&node));
+                    report.destroyed.push(node);
+                }
+                Err(e) => {
+                    event(EventLevel::Error, "NodeDeleteFailed", &e.to_string(), Some(&node));
+                    failures.push(NodeFailure { node, step: "delete node".into(), message: e.to_string() });
+                }
+            }
+        }
+        report.orphans.extend(observation.strangers.iter().map(|s| format!("VM `{s}` (not vkube's, left in place)")));
+        if let Some(folder) = &observation.folder {
+            if failures.is_empty() && observation.strangers.is_empty() {
+                progress.started("delete folder", None);
+                let removed = vm::destroy(session, folder).await;
+                progress.finished("delete folder", None, removed.as_ref().err().map(|e| e.to_string()).as_deref());
+                match removed {
+                    Ok(()) => report.folder_removed = true,
+                    Err(e) => failures.push(NodeFailure { node: "(folder)".into(), step: "delete folder".into(), message: e.to_string() }),
+                }
+            } else {
+                report.orphans.push(format!("folder `{}`", inventory.path(&folder.value)));
+            }
+        } else {
+            report.folder_removed = true;
+        }
+    }
+    let force = if failures.is_empty() && session.is_some() { ForceDelete::Now } else { options.force };
+    if matches!(force, ForceDelete::No) && !failures.is_empty() {
+        return Err(Error::NodesFailed { cluster: name.into(), failures });
+    }
+    let removed = store.remove_cluster(name, force, Timestamp::now())?;
+    report.released_addresses = removed.released_leases.len();
+    for node in removed.nodes {
+        report.orphans.push(format!("VM `{}`{}", node.node.name, node.node.vm_id.map(|id| format!(" ({id})")).unwrap_or_default()));
+    }
+    for failure in failures {
+        if !report.orphans.iter().any(|o| o.contains(&failure.node)) {
+            report.orphans.push(format!("`{}`: {}", failure.node, failure.message));
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,78 @@
+//! The runtime's error type: each variant names the cluster, node or field.
+
+use vkube_core::cluster::Problem;
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One node that could not be brought to its desired state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeFailure {
+    /// VM name.
+    pub node: String,
+    /// What was being done.
+    pub step: String,
+    /// vCenter's fault, as one line.
+    pub message: String,
+}
+
+/// What can stop an apply or delete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The spec does not validate.
+    #[error(transparent)]
+    Spec(#[from] vkube_core::cluster::Error),
+    /// Paths in the spec that do not resolve in vCenter, all at once.
+    #[error("the spec does not match vCenter:{}", problems.iter().map(|p| format!("\n  {}: {}", p.field, p.message)).collect::<String>())]
+    Placement {
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+    /// A vCenter call failed.
+    #[error(transparent)]
+    Vsphere(#[from] vkube_vsphere::Error),
+    /// The state store failed or refused.
+    #[error(transparent)]
+    Store(#[from] vkube_store::Error),
+    /// Some nodes failed; the others were applied.
+    #[error("{} node(s) of cluster `{cluster}` failed:{}", failures.len(), failures.iter().map(|f| format!("\n  {} ({}): {}", f.node, f.step, f.message)).collect::<String>())]
+    NodesFailed {
+        /// Cluster name.
+        cluster: String,
+        /// Each failure.
+        failures: Vec<NodeFailure>,
+    },
+    /// The plan did not converge within the allowed passes.
+    #[error("cluster `{cluster}` did not converge after {passes} passes; run apply again")]
+    NotConverged {
+        /// Cluster name.
+        cluster: String,
+        /// Passes made.
+        passes: usize,
+    },
+    /// Stored data could not be read back.
+    #[error("stored {what} of cluster `{cluster}` is unreadable: {detail}")]
+    Corrupt {
+        /// Cluster name.
+        cluster: String,
+        /// What was read.
+        what: String,
+        /// Why it failed.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Whether the user can fix this (bad spec, missing object, missing privilege, …).
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            Error::Spec(_) | Error::Placement { .. } | Error::NodesFailed { .. } | Error::NotConverged { .. } => true,
+            Error::Store(e) => !matches!(
+                e,
+                vkube_store::Error::Database { .. } | vkube_store::Error::Io { .. } | vkube_store::Error::Corrupt { .. }
+            ),
+            Error::Vsphere(_) | Error::Corrupt { .. } => false,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! vkube's reconcile loop for clusters: read the desired spec, observe
+//! vCenter, plan (pure, in `vkube-core`), execute the next steps, record
+//! intent and events in the store, and repeat until the plan is empty.
+//! Shared by the CLI and the future server; never prints.
+#![deny(missing_docs)]
+
+pub mod apply;
+pub mod delete;
+mod error;
+pub mod observe;
+pub mod placement;
+pub mod progress;
+mod random;
+
+pub use apply::{apply, plan_only, ApplyOptions, ApplyReport, PlanPreview};
+pub use delete::{delete, DeleteOptions, DeleteReport};
+pub use error::{Error, NodeFailure, Result};
+pub use progress::{NoProgress, Progress};

@@ -1,0 +1,90 @@
+//! Observing a cluster: every VM in its dedicated folder, in one
+//! property-collector read, turned into `vkube-core`'s `ObservedCluster`.
+//!
+//! The folder belongs to the cluster, so a VM in it that lacks vkube's
+//! markers is a node whose creation was interrupted after the clone: it is
+//! adopted (by its deterministic name) and finished, never cloned twice.
+
+use std::collections::BTreeMap;
+
+use vim_rs::types::structs::ManagedObjectReference;
+use vkube_core::cluster::{
+    cluster_folder, parse_vm_name, ClusterSpec, ObservedCluster, ObservedNode, PowerState, MARKER_CLUSTER_UID, MARKER_DOMAIN,
+    MARKER_SPEC_HASH,
+};
+use vkube_vsphere::vm::{observe_folder, ObservedVm};
+use vkube_vsphere::{Inventory, Session};
+
+use crate::error::Result;
+
+/// What is in vCenter for one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    /// The cluster folder, if it exists.
+    pub folder: Option<ManagedObjectReference>,
+    /// The planner's view.
+    pub cluster: ObservedCluster,
+    /// Each node's VM, by node name.
+    pub vms: BTreeMap<String, (ManagedObjectReference, ObservedVm)>,
+    /// Nodes whose markers are missing (interrupted creation): finish them.
+    pub unfinished: Vec<String>,
+    /// VMs in the folder that are not this cluster's nodes.
+    pub strangers: Vec<String>,
+}
+
+fn power_state(state: &str) -> PowerState {
+    match state {
+        "poweredOn" => PowerState::PoweredOn,
+        "suspended" => PowerState::Suspended,
+        _ => PowerState::PoweredOff,
+    }
+}
+
+/// Observe the cluster's folder (three round trips, whatever its size).
+pub async fn observe(session: &Session, inventory: &Inventory, spec: &ClusterSpec, uid: &str) -> Result<Observation> {
+    let path = cluster_folder(spec.folder(), spec.name());
+    let Ok(folder) = inventory.resolve(&path, "cluster folder") else {
+        return Ok(Observation::default());
+    };
+    let folder_ref = folder.moref().clone();
+    let vms = observe_folder(session, &folder_ref).await?;
+    let groups = spec.groups();
+    let group_names: Vec<&str> = groups.iter().map(|g| g.name()).collect();
+    let mut observation = Observation { folder: Some(folder_ref), ..Default::default() };
+    observation.cluster.folder_exists = true;
+    for vm in vms {
+        let Some((group, index)) = parse_vm_name(spec.name(), &group_names, &vm.name) else {
+            observation.strangers.push(vm.name.clone());
+            continue;
+        };
+        let marker = |key: &str| vm.extra_config.get(key).cloned();
+        let owned = marker(MARKER_CLUSTER_UID);
+        if owned.as_deref().is_some_and(|u| u != uid) {
+            // Another cluster's node in our folder: never touch it.
+            observation.strangers.push(vm.name.clone());
+            continue;
+        }
+        let group_spec = groups.iter().find(|g| g.name() == group).expect("parsed group exists");
+        let (spec_hash, domain) = match (owned, marker(MARKER_SPEC_HASH), marker(MARKER_DOMAIN)) {
+            (Some(_), Some(hash), Some(domain)) => (hash, domain),
+            _ => {
+                observation.unfinished.push(vm.name.clone());
+                (group_spec.spec_hash(), group_spec.domain_for(index).to_string())
+            }
+        };
+        observation.cluster.nodes.push(ObservedNode {
+            name: vm.name.clone(),
+            pool: group.to_string(),
+            domain,
+            spec_hash,
+            power_state: power_state(&vm.power_state),
+            cpu: vm.num_cpus.max(0) as u32,
+            memory_mib: vm.memory_mib.max(0) as u32,
+            index,
+        });
+        let moref = ManagedObjectReference { r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine, value: vm.id.clone() };
+        observation.vms.insert(vm.name.clone(), (moref, vm));
+    }
+    observation.cluster.nodes.sort_by(|a, b| (&a.pool, a.index).cmp(&(&b.pool, b.index)));
+    Ok(observation)
+}
