@@ -32,6 +32,8 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
         if cause.downcast_ref::<crate::settings::SettingsError>().is_some()
             || cause.downcast_ref::<crate::commands::UsageError>().is_some()
             || cause.downcast_ref::<vkube_core::roles::Error>().is_some()
+            || cause.downcast_ref::<vkube_core::cluster::Error>().is_some()
+            || cause.downcast_ref::<vkube_runtime::Error>().is_some_and(vkube_runtime::Error::is_user_error)
         {
             return true;
         }

@@ -53,6 +53,8 @@ enum Command {
     Inventory,
     /// Manage static IP pools and their allocations
     Ippool(commands::ippool::IpPoolArgs),
+    /// Plan, apply, inspect, scale and delete clusters
+    Cluster(commands::cluster::ClusterArgs),
     /// vCenter roles and permissions: list, show, export, apply, check
     Roles(commands::roles::RolesArgs),
     /// Regions and zones as vSphere tags: setup, ls, validate, render
@@ -84,6 +86,12 @@ async fn run(cli: Cli) -> Result<Status> {
             commands::ippool::run(args, &state, cli.output, &mut out)?;
             return Ok(Status::Success);
         }
+        Command::Cluster(args) => {
+            let state = vkube_store::resolve_state_path(cli.state.clone())?;
+            let status = commands::cluster::run(args, &cli.connection, &state, cli.output, cli.stats, &mut out).await;
+            out.flush()?;
+            return status;
+        }
         Command::Roles(args) => {
             let status = commands::roles::run(args, &cli.connection, cli.output, cli.stats, &mut out).await;
             out.flush()?;
@@ -102,7 +110,7 @@ async fn run(cli: Cli) -> Result<Status> {
         Command::About => commands::about::run(session, cli.output, &mut out),
         Command::Ls { path } => commands::ls::run(&connected, path.as_deref(), cli.output, &mut out).await,
         Command::Inventory => commands::inventory::run(session, cli.output, &mut out).await,
-        Command::Ippool(_) | Command::Roles(_) | Command::Zones(_) => unreachable!("handled above"),
+        Command::Ippool(_) | Command::Cluster(_) | Command::Roles(_) | Command::Zones(_) => unreachable!("handled above"),
     };
     out.flush()?;
     if cli.stats {

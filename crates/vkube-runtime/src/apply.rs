@@ -235,7 +235,7 @@ impl Run<'_> {
         domain: &str,
         role: NodeRole,
         spec_hash: &str,
-    ) -> Result<()> {
+    ) -> Result<ManagedObjectReference> {
         let settings = self.settings(node, group, index, domain, spec_hash);
         let detail = serde_json::json!({ "node": node, "group": group, "index": index, "domain": domain });
         let vm = self
@@ -260,7 +260,7 @@ impl Run<'_> {
         self.record_node(node, group, index, domain, spec_hash, Some(&vm), NodePhase::Creating)?;
         self.finish_node(&vm, node, group, role, &settings).await?;
         self.record_node(node, group, index, domain, spec_hash, Some(&vm), NodePhase::Created)?;
-        Ok(())
+        Ok(vm)
     }
 
     /// Bring a cloned VM to its settings and write its bootstrap data.
@@ -325,25 +325,31 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn node_step(&self, step: &Step, observation: &Observation) -> Result<()> {
+    /// Run one node step. `created` holds VMs cloned earlier in this pass.
+    async fn node_step(
+        &self,
+        step: &Step,
+        observation: &Observation,
+        created: &BTreeMap<String, ManagedObjectReference>,
+    ) -> Result<Option<ManagedObjectReference>> {
         let folder = observation.folder.clone();
-        let vm_of = |node: &str| observation.vms.get(node).map(|(r, _)| r.clone());
+        let vm_of = |node: &str| observation.vms.get(node).map(|(r, _)| r.clone()).or_else(|| created.get(node).cloned());
         match step {
             Step::CreateNode { node, pool, index, domain, role, spec_hash, .. } => {
                 let folder = folder.expect("the folder step ran first");
-                self.create_node(&folder, node, pool, *index, domain, *role, spec_hash).await
+                self.create_node(&folder, node, pool, *index, domain, *role, spec_hash).await.map(Some)
             }
             Step::Reconfigure { node, cpu, memory_mib } => {
-                let Some(vm) = vm_of(node) else { return Ok(()) };
+                let Some(vm) = vm_of(node) else { return Ok(None) };
                 let settings = VmSettings { num_cpus: Some(*cpu as i32), memory_mib: Some(i64::from(*memory_mib)), ..Default::default() };
                 let detail = serde_json::json!({ "cpu": cpu, "memoryMiB": memory_mib });
                 self.with_intent(Some(node), IntentAction::ReconfigureNode, detail, async {
-                    vm::ensure_settings(self.session, &vm, &settings).await.map(|_| ()).map_err(Error::from)
+                    vm::ensure_settings(self.session, &vm, &settings).await.map(|_| None).map_err(Error::from)
                 })
                 .await
             }
             Step::PowerOn { node } => {
-                let Some(vm) = vm_of(node) else { return Ok(()) };
+                let Some(vm) = vm_of(node) else { return Ok(None) };
                 self.with_intent(Some(node), IntentAction::PowerOnNode, serde_json::json!({}), async {
                     vm::power_on(self.session, &vm).await.map_err(Error::from)
                 })
@@ -353,7 +359,7 @@ impl Run<'_> {
                     n.phase = NodePhase::PoweredOn;
                     self.store.upsert_node(&self.name(), &n, Timestamp::now())?;
                 }
-                Ok(())
+                Ok(None)
             }
             Step::DeleteNode { node, reason } => {
                 let detail = serde_json::to_value(reason).unwrap_or_default();
@@ -366,9 +372,9 @@ impl Run<'_> {
                 }
                 // Only after the VM is gone: forget the node and free its address.
                 self.store.delete_node(&self.name(), node)?;
-                Ok(())
+                Ok(None)
             }
-            _ => Ok(()),
+            _ => Ok(None),
         }
     }
 
@@ -557,36 +563,15 @@ async fn run_pass(
             _ => {}
         }
     }
-    let node_steps: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::CreateNode { .. } | Step::Reconfigure { .. } | Step::PowerOn { .. } | Step::DeleteNode { .. })).collect();
-    let limit = Semaphore::new(run.options.parallel.max(1));
-    let observed = &*observation;
-    let results = futures::future::join_all(node_steps.iter().map(|step| {
-        let limit = &limit;
-        async move {
-            let _permit = limit.acquire().await.expect("semaphore open");
-            let (what, node) = step_name(step);
-            run.progress.started(what, node);
-            let result = run.node_step(step, observed).await;
-            let message = result.as_ref().err().map(|e| e.to_string());
-            run.progress.finished(what, node, message.as_deref());
-            (*step, result)
-        }
-    }))
-    .await;
-    for (step, result) in results {
-        let (what, node) = step_name(step);
-        let node = node.unwrap_or_default().to_string();
-        match result {
-            Ok(()) => {
-                run.event(EventLevel::Info, &event_kind(what), &format!("{what} done"), Some(&node));
-                report.executed.push(format!("{what} {node}"));
-            }
-            Err(e) => {
-                run.event(EventLevel::Error, &event_kind(what), &e.to_string(), Some(&node));
-                failed.insert(node.clone(), NodeFailure { node, step: what.into(), message: e.to_string() });
-            }
-        }
-    }
+    // Clones, reconfigurations and deletions in parallel; then power-ons,
+    // which may target VMs cloned just now.
+    let first: Vec<&Step> = steps
+        .iter()
+        .filter(|s| matches!(s, Step::CreateNode { .. } | Step::Reconfigure { .. } | Step::DeleteNode { .. }))
+        .collect();
+    let created = run_parallel(run, &first, observation, &BTreeMap::new(), failed, report).await;
+    let second: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::PowerOn { node } if !failed.contains_key(node))).collect();
+    run_parallel(run, &second, observation, &created, failed, report).await;
     for step in steps {
         if let Step::ReleaseAddress { node } = step {
             if !failed.contains_key(node) {
@@ -596,6 +581,51 @@ async fn run_pass(
         }
     }
     Ok(())
+}
+
+/// Run node steps at most `parallel` at a time; record each outcome.
+/// Returns the VMs that were cloned.
+async fn run_parallel(
+    run: &Run<'_>,
+    steps: &[&Step],
+    observation: &Observation,
+    created: &BTreeMap<String, ManagedObjectReference>,
+    failed: &mut BTreeMap<String, NodeFailure>,
+    report: &mut ApplyReport,
+) -> BTreeMap<String, ManagedObjectReference> {
+    let limit = Semaphore::new(run.options.parallel.max(1));
+    let results = futures::future::join_all(steps.iter().map(|step| {
+        let limit = &limit;
+        async move {
+            let _permit = limit.acquire().await.expect("semaphore open");
+            let (what, node) = step_name(step);
+            run.progress.started(what, node);
+            let result = run.node_step(step, observation, created).await;
+            let message = result.as_ref().err().map(|e| e.to_string());
+            run.progress.finished(what, node, message.as_deref());
+            (*step, result)
+        }
+    }))
+    .await;
+    let mut new_vms = BTreeMap::new();
+    for (step, result) in results {
+        let (what, node) = step_name(step);
+        let node = node.unwrap_or_default().to_string();
+        match result {
+            Ok(vm) => {
+                run.event(EventLevel::Info, &event_kind(what), &format!("{what} done"), Some(&node));
+                report.executed.push(format!("{what} {node}"));
+                if let Some(vm) = vm {
+                    new_vms.insert(node, vm);
+                }
+            }
+            Err(e) => {
+                run.event(EventLevel::Error, &event_kind(what), &e.to_string(), Some(&node));
+                failed.insert(node.clone(), NodeFailure { node, step: what.into(), message: e.to_string() });
+            }
+        }
+    }
+    new_vms
 }
 
 fn event_kind(what: &str) -> String {

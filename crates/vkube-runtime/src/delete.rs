@@ -59,6 +59,7 @@ pub async fn delete(
     event(EventLevel::Info, "DeletionStarted", "deleting the cluster", None);
     let mut report = DeleteReport { cluster: name.to_string(), ..Default::default() };
     let mut failures = Vec::new();
+    let mut released = 0;
     if let Some(session) = session {
         let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
         let inventory = Inventory::load(session).await?;
@@ -83,7 +84,7 @@ pub async fn delete(
         for (node, result) in results {
             match result {
                 Ok(()) => {
-                    store.delete_node(name, &node)?;
+                    released += store.delete_node(name, &node)?.released_leases.len();
                     event(EventLevel::Info, "NodeDeleted", "VM destroyed", Some(&node));
                     report.destroyed.push(node);
                 }
@@ -115,7 +116,7 @@ pub async fn delete(
         return Err(Error::NodesFailed { cluster: name.into(), failures });
     }
     let removed = store.remove_cluster(name, force, Timestamp::now())?;
-    report.released_addresses = removed.released_leases.len();
+    report.released_addresses = released + removed.released_leases.len();
     for node in removed.nodes {
         report.orphans.push(format!("VM `{}`{}", node.node.name, node.node.vm_id.map(|id| format!(" ({id})")).unwrap_or_default()));
     }

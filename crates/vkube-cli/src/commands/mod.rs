@@ -2,6 +2,7 @@
 //! renders results through `crate::output`; none prints errors or exits.
 
 pub mod about;
+pub mod cluster;
 pub mod inventory;
 pub mod ippool;
 pub mod ls;

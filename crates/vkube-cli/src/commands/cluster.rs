@@ -1,0 +1,493 @@
+//! `vkube cluster`: plan, apply, list, inspect, scale and delete clusters.
+//! The reconcile loop is `vkube_runtime`'s; this module maps flags, shows
+//! progress and renders results.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use vkube_core::cluster::{render_admin_kubeconfig, ClusterPki, ClusterSpec, Step, Vip, ADMIN_VALIDITY};
+use vkube_runtime::{ApplyOptions, DeleteOptions, Progress};
+use vkube_store::{ClusterStore, ForceDelete, Journal, LeaseFilter, SqliteStore, Store};
+
+use super::{connect, UsageError};
+use crate::exit::Status;
+use crate::output::{print_data, print_table, Format};
+use crate::settings::ConnectionArgs;
+
+/// `vkube cluster …`
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Show what apply would do (VMs to create, reconfigure, replace, delete; folders; addresses)
+    Plan {
+        /// Cluster spec (YAML)
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// Create or update a cluster to match its spec
+    Apply {
+        /// Cluster spec (YAML)
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Only show the plan
+        #[arg(long)]
+        dry_run: bool,
+        /// Node operations at once
+        #[arg(long, default_value = "8")]
+        parallel: usize,
+    },
+    /// Same as apply, for a new cluster
+    Create {
+        /// Cluster spec (YAML)
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Only show the plan
+        #[arg(long)]
+        dry_run: bool,
+        /// Node operations at once
+        #[arg(long, default_value = "8")]
+        parallel: usize,
+    },
+    /// List clusters
+    #[command(alias = "list")]
+    Ls,
+    /// Print a cluster's spec and status
+    Get {
+        /// Cluster name
+        name: String,
+    },
+    /// Show a cluster's nodes: VM, placement domain, IP, power state, phase
+    Describe {
+        /// Cluster name
+        name: String,
+    },
+    /// Show a cluster's event log
+    Events {
+        /// Cluster name
+        name: String,
+        /// How many of the newest events
+        #[arg(long, default_value = "100")]
+        limit: usize,
+    },
+    /// Write the admin kubeconfig (0600), signed by the cluster CA
+    Kubeconfig {
+        /// Cluster name
+        name: String,
+        /// Output file (default: standard output)
+        #[arg(long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Change a node pool's replicas and apply
+    Scale {
+        /// Cluster name
+        name: String,
+        /// Node pool (`cp` for the control plane)
+        #[arg(long)]
+        pool: String,
+        /// New replica count
+        #[arg(long)]
+        replicas: u32,
+        /// Only show the plan
+        #[arg(long)]
+        dry_run: bool,
+        /// Node operations at once
+        #[arg(long, default_value = "8")]
+        parallel: usize,
+    },
+    /// Power off and destroy every VM, remove the folder, release addresses
+    Delete {
+        /// Cluster name
+        name: String,
+        /// Forget the cluster even if vCenter objects remain (after 15 minutes stuck, or with --now)
+        #[arg(long)]
+        force: bool,
+        /// With --force: do not wait for the 15 minutes
+        #[arg(long, requires = "force")]
+        now: bool,
+        /// Seconds a guest shutdown may take before a hard power-off
+        #[arg(long, default_value = "60")]
+        shutdown_timeout: u64,
+        /// Only show what would be deleted
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Progress for people: one line per finished step (a spinner per node on a terminal).
+struct CliProgress {
+    bars: indicatif::MultiProgress,
+    live: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+    terminal: bool,
+}
+
+impl CliProgress {
+    fn new() -> Self {
+        CliProgress { bars: indicatif::MultiProgress::new(), live: Default::default(), terminal: std::io::stderr().is_terminal() }
+    }
+
+    fn key(step: &str, node: Option<&str>) -> String {
+        format!("{step} {}", node.unwrap_or(""))
+    }
+
+    fn line(&self, text: &str) {
+        if self.terminal {
+            let _ = self.bars.println(text);
+        } else {
+            eprintln!("{text}");
+        }
+    }
+}
+
+impl Progress for CliProgress {
+    fn pass(&self, pass: usize, steps: &[Step]) {
+        self.line(&format!("pass {pass}: {} step(s)", steps.len()));
+    }
+
+    fn started(&self, step: &str, node: Option<&str>) {
+        if !self.terminal {
+            return;
+        }
+        let bar = self.bars.add(indicatif::ProgressBar::new_spinner());
+        bar.set_message(Self::key(step, node));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.live.lock().expect("progress").insert(Self::key(step, node), bar);
+    }
+
+    fn finished(&self, step: &str, node: Option<&str>, error: Option<&str>) {
+        if let Some(bar) = self.live.lock().expect("progress").remove(&Self::key(step, node)) {
+            bar.finish_and_clear();
+        }
+        match error {
+            None => self.line(&format!("  ok      {step} {}", node.unwrap_or(""))),
+            Some(e) => self.line(&format!("  FAILED  {step} {}: {e}", node.unwrap_or(""))),
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        self.line(&format!("warning: {message}"));
+    }
+}
+
+fn open_store(state: &Path) -> Result<SqliteStore> {
+    SqliteStore::open(state).with_context(|| format!("opening state file `{}`", state.display()))
+}
+
+fn read_spec(file: &Path) -> Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("reading cluster spec `{}`", file.display()))
+}
+
+fn step_row(step: &Step) -> Vec<String> {
+    let text = serde_json::to_value(step).unwrap_or_default();
+    let kind = text["step"].as_str().unwrap_or("").to_string();
+    let target = text.get("node").or_else(|| text.get("path")).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let detail = match step {
+        Step::CreateNode { pool, domain, role, cpu, memory_mib, disk_gib, .. } => format!(
+            "pool {pool}, domain {domain}, {role:?}, {cpu} CPU, {memory_mib} MiB{}",
+            disk_gib.map(|d| format!(", {d} GiB")).unwrap_or_default()
+        ),
+        Step::AllocateAddress { pool, .. } => format!("from pool {pool}"),
+        Step::Reconfigure { cpu, memory_mib, .. } => format!("{cpu} CPU, {memory_mib} MiB"),
+        Step::DeleteNode { reason, .. } => format!("{reason:?}"),
+        _ => String::new(),
+    };
+    vec![kind, target, detail]
+}
+
+fn print_plan(out: &mut dyn Write, format: Format, preview: &vkube_runtime::PlanPreview) -> Result<()> {
+    if format != Format::Table {
+        return print_data(out, format, preview);
+    }
+    if preview.steps.is_empty() && preview.unfinished.is_empty() {
+        writeln!(out, "cluster `{}` matches its spec: no changes", preview.cluster)?;
+        return Ok(());
+    }
+    writeln!(out, "cluster `{}` ({}), folder {}:", preview.cluster, if preview.known { "known" } else { "new" }, preview.folder)?;
+    for node in &preview.unfinished {
+        writeln!(out, "  finish half-created node {node}")?;
+    }
+    print_table(out, &["STEP", "TARGET", "DETAIL"], preview.steps.iter().map(step_row))?;
+    writeln!(out, "(this is the next batch; apply repeats planning until nothing is left)")?;
+    Ok(())
+}
+
+async fn apply_text(
+    text: &str,
+    connection: &ConnectionArgs,
+    state: &Path,
+    format: Format,
+    dry_run: bool,
+    parallel: usize,
+    stats: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let store = open_store(state)?;
+    let connected = connect(connection).await?;
+    let progress = CliProgress::new();
+    let result = if dry_run {
+        let preview = vkube_runtime::plan_only(&connected.session, &store, text, &progress).await;
+        preview.map_err(anyhow::Error::from).and_then(|p| print_plan(out, format, &p))
+    } else {
+        let options = ApplyOptions { parallel, ..Default::default() };
+        match vkube_runtime::apply(&connected.session, &store, text, &options, &progress).await {
+            Ok(report) if format != Format::Table => print_data(out, format, &report),
+            Ok(report) if !report.changed => Ok(writeln!(out, "cluster `{}`: no changes", report.cluster)?),
+            Ok(report) => Ok(writeln!(
+                out,
+                "cluster `{}` applied: {} step(s) in {} pass(es), {} API round trips",
+                report.cluster,
+                report.executed.len(),
+                report.passes,
+                report.round_trips
+            )?),
+            Err(e) => Err(e.into()),
+        }
+    };
+    if stats {
+        eprintln!("api-round-trips: {}", connected.session.round_trips());
+    }
+    connected.session.close().await;
+    result
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterRow {
+    name: String,
+    uid: String,
+    phase: String,
+    version: u64,
+    nodes: usize,
+    updated_at: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeRow {
+    name: String,
+    pool: String,
+    domain: String,
+    vm: String,
+    ip: String,
+    power_state: String,
+    phase: String,
+}
+
+/// Run a `cluster` subcommand.
+pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, format: Format, stats: bool, out: &mut dyn Write) -> Result<Status> {
+    match &args.command {
+        ClusterCommand::Plan { file } => {
+            apply_text(&read_spec(file)?, connection, state, format, true, 1, stats, out).await?;
+        }
+        ClusterCommand::Apply { file, dry_run, parallel } | ClusterCommand::Create { file, dry_run, parallel } => {
+            apply_text(&read_spec(file)?, connection, state, format, *dry_run, *parallel, stats, out).await?;
+        }
+        ClusterCommand::Scale { name, pool, replicas, dry_run, parallel } => {
+            let store = open_store(state)?;
+            let record = store.cluster(name)?;
+            let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
+            let mut raw = spec.to_raw();
+            if pool == "cp" {
+                raw.spec.control_plane.replicas = *replicas;
+            } else {
+                let Some(p) = raw.spec.node_pools.iter_mut().find(|p| p.name == *pool) else {
+                    return Err(UsageError(format!("cluster `{name}` has no node pool `{pool}`")).into());
+                };
+                p.replicas = *replicas;
+            }
+            let text = serde_yaml::to_string(&raw)?;
+            apply_text(&text, connection, state, format, *dry_run, *parallel, stats, out).await?;
+        }
+        ClusterCommand::Ls => {
+            let store = open_store(state)?;
+            let rows: Vec<ClusterRow> = store
+                .clusters()?
+                .into_iter()
+                .map(|c| ClusterRow {
+                    nodes: store.nodes(&c.name).map(|n| n.len()).unwrap_or(0),
+                    name: c.name,
+                    uid: c.uid,
+                    phase: c.phase.as_str().to_string(),
+                    version: c.version,
+                    updated_at: c.updated_at.unix_seconds(),
+                })
+                .collect();
+            match format {
+                Format::Table => print_table(out, &["NAME", "PHASE", "NODES", "UID"], rows.iter().map(|r| vec![r.name.clone(), r.phase.clone(), r.nodes.to_string(), r.uid.clone()]))?,
+                _ => print_data(out, format, &rows)?,
+            }
+        }
+        ClusterCommand::Get { name } => {
+            let store = open_store(state)?;
+            let record = store.cluster(name)?;
+            let spec: serde_yaml::Value = serde_yaml::from_str(&record.spec_yaml)?;
+            let doc = serde_json::json!({
+                "spec": spec,
+                "status": { "uid": record.uid, "phase": record.phase.as_str(), "version": record.version,
+                            "createdAt": record.created_at.unix_seconds(), "updatedAt": record.updated_at.unix_seconds() }
+            });
+            print_data(out, if format == Format::Json { Format::Json } else { Format::Yaml }, &doc)?;
+        }
+        ClusterCommand::Describe { name } => describe(name, connection, state, format, out).await?,
+        ClusterCommand::Events { name, limit } => {
+            let store = open_store(state)?;
+            store.cluster(name)?;
+            let events = store.events(name, *limit)?;
+            match format {
+                Format::Table => print_table(
+                    out,
+                    &["AT", "LEVEL", "KIND", "NODE", "MESSAGE"],
+                    events.iter().map(|e| {
+                        vec![e.at.unix_seconds().to_string(), format!("{:?}", e.level), e.kind.clone(), e.node.clone().unwrap_or_default(), e.message.clone()]
+                    }),
+                )?,
+                _ => print_data(out, format, &events)?,
+            }
+        }
+        ClusterCommand::Kubeconfig { name, out: file } => kubeconfig(name, state, file.as_deref(), out)?,
+        ClusterCommand::Delete { name, force, now, shutdown_timeout, dry_run } => {
+            let store = open_store(state)?;
+            let record = store.cluster(name)?;
+            if *dry_run {
+                let nodes = store.nodes(name)?;
+                writeln!(out, "would delete cluster `{name}` ({}): {} node(s) and its folder", record.uid, nodes.len())?;
+                for n in nodes {
+                    writeln!(out, "  {}", n.node.name)?;
+                }
+                return Ok(Status::Success);
+            }
+            let force = match (force, now) {
+                (false, _) => ForceDelete::No,
+                (true, false) => ForceDelete::if_stuck(),
+                (true, true) => ForceDelete::Now,
+            };
+            let options = DeleteOptions { force, power_off_grace: Duration::from_secs(*shutdown_timeout), parallel: 8 };
+            // A forced delete proceeds without vCenter when it cannot be reached.
+            let connected = match connect(connection).await {
+                Ok(c) => Some(c),
+                Err(e) if !matches!(force, ForceDelete::No) => {
+                    eprintln!("warning: {e:#}; forgetting the cluster without touching vCenter");
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            let progress = CliProgress::new();
+            let report = vkube_runtime::delete(connected.as_ref().map(|c| &c.session), &store, name, &options, &progress).await;
+            if let Some(c) = &connected {
+                c.session.close().await;
+            }
+            let report = report?;
+            match format {
+                Format::Table => {
+                    writeln!(out, "deleted cluster `{name}`: {} VM(s) destroyed, {} address(es) released", report.destroyed.len(), report.released_addresses)?;
+                    for orphan in &report.orphans {
+                        writeln!(out, "  left in vCenter: {orphan}")?;
+                    }
+                }
+                _ => print_data(out, format, &report)?,
+            }
+        }
+    }
+    Ok(Status::Success)
+}
+
+async fn describe(name: &str, connection: &ConnectionArgs, state: &Path, format: Format, out: &mut dyn Write) -> Result<()> {
+    let store = open_store(state)?;
+    let record = store.cluster(name)?;
+    let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
+    let connected = connect(connection).await?;
+    let inventory = vkube_vsphere::Inventory::load(&connected.session).await?;
+    let observation = vkube_runtime::observe::observe(&connected.session, &inventory, &spec, &record.uid).await?;
+    let leases = store.leases(&LeaseFilter { pool: None, cluster: Some(name.to_string()) })?;
+    let stored = store.nodes(name)?;
+    let mut rows = Vec::new();
+    for node in &observation.cluster.nodes {
+        let vm = observation.vms.get(&node.name);
+        rows.push(NodeRow {
+            name: node.name.clone(),
+            pool: node.pool.clone(),
+            domain: node.domain.clone(),
+            vm: vm.map(|(r, _)| inventory.path(&r.value)).filter(|p| !p.is_empty()).unwrap_or_else(|| format!("{}/{}", vkube_core::cluster::cluster_folder(spec.folder(), spec.name()), node.name)),
+            ip: leases
+                .iter()
+                .find(|l| l.node == node.name)
+                .map(|l| l.address.to_string())
+                .or_else(|| vm.and_then(|(_, o)| o.ip.clone()))
+                .unwrap_or_else(|| "dhcp".into()),
+            power_state: vm.map(|(_, o)| o.power_state.clone()).unwrap_or_default(),
+            phase: stored.iter().find(|s| s.node.name == node.name).map(|s| format!("{:?}", s.node.phase)).unwrap_or_else(|| "Unrecorded".into()),
+        });
+    }
+    connected.session.close().await;
+    let vip = match spec.control_plane().vip() {
+        Vip::Address(a) => a.to_string(),
+        Vip::FromPool(_) => leases.iter().find(|l| l.node == vkube_core::cluster::vip_lease_node(spec.name())).map(|l| l.address.to_string()).unwrap_or_default(),
+    };
+    if format != Format::Table {
+        let doc = serde_json::json!({ "name": name, "uid": record.uid, "phase": record.phase.as_str(), "controlPlaneEndpoint": vip, "nodes": rows });
+        return print_data(out, format, &doc);
+    }
+    writeln!(out, "Cluster:   {name} ({})", record.uid)?;
+    writeln!(out, "Phase:     {}", record.phase.as_str())?;
+    writeln!(out, "Version:   {}", spec.kubernetes_version())?;
+    writeln!(out, "Endpoint:  {vip}:6443")?;
+    writeln!(out)?;
+    print_table(
+        out,
+        &["NODE", "POOL", "DOMAIN", "IP", "POWER", "PHASE", "VM"],
+        rows.iter().map(|r| vec![r.name.clone(), r.pool.clone(), r.domain.clone(), r.ip.clone(), r.power_state.clone(), r.phase.clone(), r.vm.clone()]),
+    )
+}
+
+fn kubeconfig(name: &str, state: &Path, file: Option<&Path>, out: &mut dyn Write) -> Result<()> {
+    let store = open_store(state)?;
+    let record = store.cluster(name)?;
+    let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
+    let pki_json = store
+        .secret(name, "pki")?
+        .ok_or_else(|| UsageError(format!("cluster `{name}` has no key material yet: run `vkube cluster apply` first")))?;
+    let pki: ClusterPki = serde_json::from_str(&pki_json).context("reading the cluster PKI")?;
+    let vip = match spec.control_plane().vip() {
+        Vip::Address(a) => a.to_string(),
+        Vip::FromPool(_) => store
+            .leases(&LeaseFilter { pool: None, cluster: Some(name.to_string()) })?
+            .into_iter()
+            .find(|l| l.node == vkube_core::cluster::vip_lease_node(spec.name()))
+            .map(|l| l.address.to_string())
+            .ok_or_else(|| UsageError(format!("cluster `{name}` has no VIP yet: run `vkube cluster apply` first")))?,
+    };
+    let endpoint = if vip.contains(':') { format!("[{vip}]:6443") } else { format!("{vip}:6443") };
+    let mut random = |buf: &mut [u8]| getrandom::getrandom(buf).expect("OS random generator");
+    let client = pki.admin_certificate(&format!("{name}-admin"), SystemTime::now(), ADMIN_VALIDITY, &mut random)?;
+    let text = render_admin_kubeconfig(spec.name(), &endpoint, &pki, &client);
+    match file {
+        None => out.write_all(text.as_bytes())?,
+        Some(path) => {
+            write_private(path, &text)?;
+            eprintln!("wrote {} (mode 0600)", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Write a file readable by its owner only, replacing any old one.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing `{}`", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
