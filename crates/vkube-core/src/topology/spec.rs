@@ -278,7 +278,7 @@ impl Topology {
                     if let Some(other) = datastores_seen.insert(path.clone(), name.to_string()) {
                         problems.push(
                             &ds_field,
-                            if &other == name.as_str() {
+                            if other == name.as_str() {
                                 format!("`{path}` is listed twice")
                             } else {
                                 format!("`{path}` is already in zone `{other}` (a datastore carries one zone tag)")
