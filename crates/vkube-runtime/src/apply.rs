@@ -60,7 +60,7 @@ pub struct ApplyOptions {
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { parallel: 8, max_passes: 60, power_off_grace: Duration::from_secs(60), lock_ttl: Duration::from_secs(900) }
+        ApplyOptions { parallel: 8, max_passes: 60, power_off_grace: Duration::from_secs(60), lock_ttl: Duration::from_secs(60) }
     }
 }
 
@@ -378,6 +378,18 @@ impl Run<'_> {
         }
     }
 
+    /// Destroy second VMs of a node (never the node's address: the node stays).
+    async fn remove_duplicates(&self, observation: &Observation) -> Result<()> {
+        for (node, vm) in &observation.duplicates {
+            self.progress.started("remove duplicate", Some(node));
+            vm::power_off(self.session, vm, Duration::ZERO).await?;
+            vm::destroy(self.session, vm).await?;
+            self.progress.finished("remove duplicate", Some(node), None);
+            self.event(EventLevel::Warning, "DuplicateRemoved", &format!("a second VM `{}` of this node was destroyed", vm.value), Some(node));
+        }
+        Ok(())
+    }
+
     /// Finish nodes whose creation was interrupted after the clone.
     async fn finish_unfinished(&self, observation: &Observation) -> Vec<NodeFailure> {
         let mut failures = Vec::new();
@@ -450,13 +462,53 @@ pub async fn apply(
     let inventory = Inventory::load(session).await?;
     let placement = resolve(session, &inventory, &spec, progress).await?;
     let name = spec.name().to_string();
-    let holder = format!("pid-{}-{}", std::process::id(), random::hex_id(4));
-    let lock = store.acquire_apply_lock(&name, &holder, Timestamp::now(), options.lock_ttl)?;
-    let result = apply_locked(session, store, &spec, placement, options, progress, &lock).await;
+    let lock = acquire_lock(store, &name, options.lock_ttl)?;
+    // Renew the lock while working, so a killed run's lock expires soon but
+    // a long run keeps it.
+    let renew = async {
+        let mut held = lock.clone();
+        loop {
+            tokio::time::sleep(options.lock_ttl / 3).await;
+            match store.renew_apply_lock(&held, Timestamp::now(), options.lock_ttl) {
+                Ok(renewed) => held = renewed,
+                Err(e) => return e,
+            }
+        }
+    };
+    let result = tokio::select! {
+        result = apply_locked(session, store, &spec, placement, options, progress) => result,
+        lost = renew => Err(lost.into()),
+    };
     if let Err(e) = store.release_apply_lock(&lock) {
         tracing::warn!("releasing the apply lock of `{name}` failed: {e}");
     }
     result
+}
+
+/// This host's name, for lock holder ids.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}
+
+/// Take the cluster's apply lock. A lock held by a process of this host
+/// that no longer runs (an apply that was killed) is taken over at once.
+fn acquire_lock(store: &SqliteStore, cluster: &str, ttl: Duration) -> Result<vkube_store::ApplyLock> {
+    let host = host_name();
+    let holder = format!("{host}:{}:{}", std::process::id(), random::hex_id(4));
+    match store.acquire_apply_lock(cluster, &holder, Timestamp::now(), ttl) {
+        Err(vkube_store::Error::Locked { holder: other, .. }) if holder_is_dead(&other, &host) => {
+            tracing::info!("taking over the apply lock of `{cluster}` from `{other}`, which no longer runs");
+            store.expire_apply_lock(cluster, &other)?;
+            Ok(store.acquire_apply_lock(cluster, &holder, Timestamp::now(), ttl)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+fn holder_is_dead(holder: &str, this_host: &str) -> bool {
+    let mut parts = holder.split(':');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else { return false };
+    host == this_host && pid.parse::<u32>().is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
 async fn apply_locked(
@@ -466,7 +518,6 @@ async fn apply_locked(
     placement: Placement,
     options: &ApplyOptions,
     progress: &dyn Progress,
-    lock: &vkube_store::ApplyLock,
 ) -> Result<ApplyReport> {
     let name = spec.name().to_string();
     let spec_yaml = spec.to_yaml();
@@ -490,12 +541,14 @@ async fn apply_locked(
     let start_trips = session.round_trips();
     let mut report = ApplyReport { cluster: name.clone(), ..Default::default() };
     let mut failed: BTreeMap<String, NodeFailure> = BTreeMap::new();
-    let mut lock = lock.clone();
     for pass in 1..=options.max_passes {
         report.passes = pass;
-        lock = store.renew_apply_lock(&lock, Timestamp::now(), options.lock_ttl)?;
         let inventory = Inventory::load(session).await?;
         let mut observation = observe(session, &inventory, spec, &run.uid).await?;
+        if !observation.duplicates.is_empty() {
+            run.remove_duplicates(&observation).await?;
+            observation = observe(session, &inventory, spec, &run.uid).await?;
+        }
         if !observation.unfinished.is_empty() {
             for failure in run.finish_unfinished(&observation).await {
                 failed.insert(failure.node.clone(), failure);

@@ -30,6 +30,9 @@ pub struct Observation {
     pub unfinished: Vec<String>,
     /// VMs in the folder that are not this cluster's nodes.
     pub strangers: Vec<String>,
+    /// Second VMs of one node (a clone raced by an interrupted run's clone):
+    /// vkube's own, to be destroyed.
+    pub duplicates: Vec<(String, ManagedObjectReference)>,
 }
 
 fn power_state(state: &str) -> PowerState {
@@ -47,7 +50,10 @@ pub async fn observe(session: &Session, inventory: &Inventory, spec: &ClusterSpe
         return Ok(Observation::default());
     };
     let folder_ref = folder.moref().clone();
-    let vms = observe_folder(session, &folder_ref).await?;
+    let mut vms = observe_folder(session, &folder_ref).await?;
+    // When one node has two VMs, keep the most complete one.
+    let bootstrapped = |vm: &ObservedVm| vm.extra_config.contains_key("guestinfo.metadata") || vm.extra_config.contains_key("guestinfo.ignition.config.data");
+    vms.sort_by_key(|vm| (!bootstrapped(vm), vm.power_state != "poweredOn", vm.id.len(), vm.id.clone()));
     let groups = spec.groups();
     let group_names: Vec<&str> = groups.iter().map(|g| g.name()).collect();
     let mut observation = Observation { folder: Some(folder_ref), ..Default::default() };
@@ -64,9 +70,21 @@ pub async fn observe(session: &Session, inventory: &Inventory, spec: &ClusterSpe
             observation.strangers.push(vm.name.clone());
             continue;
         }
+        if observation.vms.contains_key(&vm.name) {
+            let moref = ManagedObjectReference { r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine, value: vm.id.clone() };
+            observation.duplicates.push((vm.name.clone(), moref));
+            continue;
+        }
         let group_spec = groups.iter().find(|g| g.name() == group).expect("parsed group exists");
+        // Bootstrap data is written last: without it the node is unfinished
+        // even when the clone already carried the markers.
+        let bootstrapped = bootstrapped(&vm);
         let (spec_hash, domain) = match (owned, marker(MARKER_SPEC_HASH), marker(MARKER_DOMAIN)) {
-            (Some(_), Some(hash), Some(domain)) => (hash, domain),
+            (Some(_), Some(hash), Some(domain)) if bootstrapped => (hash, domain),
+            (Some(_), Some(hash), Some(domain)) => {
+                observation.unfinished.push(vm.name.clone());
+                (hash, domain)
+            }
             _ => {
                 observation.unfinished.push(vm.name.clone());
                 (group_spec.spec_hash(), group_spec.domain_for(index).to_string())

@@ -73,6 +73,12 @@ pub trait ApplyLocks: Send + Sync {
     /// held, or held by someone else, changes nothing.
     fn release_apply_lock(&self, lock: &ApplyLock) -> Result<()>;
 
+    /// Expire the lock of `holder` at once, for a holder known to be dead
+    /// (e.g. a process on this host that no longer runs), so the next
+    /// `acquire_apply_lock` takes it over. Changes nothing when someone
+    /// else holds the lock by now. Returns whether it expired the lock.
+    fn expire_apply_lock(&self, cluster: &str, holder: &str) -> Result<bool>;
+
     /// The current holder of the cluster's lock, if any, expired or not
     /// (compare `expires_at` with the time), for `describe`.
     fn apply_lock(&self, cluster: &str) -> Result<Option<ApplyLock>>;

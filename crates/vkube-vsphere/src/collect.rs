@@ -107,7 +107,7 @@ pub async fn retrieve_container(
         .create_container_view(container, Some(&types), true)
         .await
         .map_err(|e| Error::from_client("creating a container view", e))?;
-    let object_set = vec![ObjectSpec {
+    let object_set = ViewSpec(vec![ObjectSpec {
         obj: view.clone(),
         skip: Some(true),
         select_set: Some(vec![Box::new(TraversalSpec {
@@ -117,13 +117,58 @@ pub async fn retrieve_container(
             skip: Some(false),
             select_set: None,
         })]),
-    }];
-    let result = retrieve(session, object_set, property_specs(wanted)).await;
+    }]);
+    let mut result = retrieve(session, object_set.clone_specs(), property_specs(wanted)).await;
+    if matches!(result, Err(Error::Protocol { .. })) {
+        // An object caught mid-change (the simulator then sends a per-property
+        // fault `vim_rs` cannot read) spoils the whole answer: read each object alone.
+        result = retrieve_one_by_one(session, &view, wanted).await;
+    }
     // A leftover view only costs server memory until logout; don't fail the read for it.
     if let Err(e) = vim_rs::mo::ContainerView::new(client, &view.value).destroy_view().await {
         tracing::debug!("destroying container view failed: {e}");
     }
     result
+}
+
+/// A view's object set; rebuilt rather than cloned (generated specs are not `Clone`).
+struct ViewSpec(Vec<ObjectSpec>);
+
+impl ViewSpec {
+    fn clone_specs(&self) -> Vec<ObjectSpec> {
+        self.0
+            .iter()
+            .map(|spec| ObjectSpec {
+                obj: spec.obj.clone(),
+                skip: spec.skip,
+                select_set: Some(vec![Box::new(TraversalSpec {
+                    selection_spec_: SelectionSpec { name: Some("view".into()) },
+                    r#type: "ContainerView".into(),
+                    path: "view".into(),
+                    skip: Some(false),
+                    select_set: None,
+                })]),
+            })
+            .collect()
+    }
+}
+
+/// The fallback read: the view's members, then each member alone; members
+/// that still cannot be read are left out (and logged).
+async fn retrieve_one_by_one(session: &Session, view: &ManagedObjectReference, wanted: &[Wanted<'_>]) -> Result<Vec<ObjectProps>> {
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut members = retrieve_objects(session, std::slice::from_ref(view), &[Wanted { type_name: "ContainerView", paths: &["view"] }]).await?;
+    let members = members.first_mut().map(|m| m.morefs("view")).unwrap_or_default();
+    let mut out = Vec::with_capacity(members.len());
+    for member in members {
+        let specs: Vec<Wanted<'_>> = wanted.iter().filter(|w| w.type_name == member.r#type.as_str()).map(|w| Wanted { type_name: w.type_name, paths: w.paths }).collect();
+        let specs = if specs.is_empty() { wanted.iter().map(|w| Wanted { type_name: w.type_name, paths: w.paths }).collect() } else { specs };
+        match retrieve_objects(session, std::slice::from_ref(&member), &specs).await {
+            Ok(found) => out.extend(found),
+            Err(e) => tracing::warn!("skipping `{}` that cannot be read right now: {e}", member.value),
+        }
+    }
+    Ok(out)
 }
 
 async fn retrieve(session: &Session, object_set: Vec<ObjectSpec>, prop_set: Vec<PropertySpec>) -> Result<Vec<ObjectProps>> {

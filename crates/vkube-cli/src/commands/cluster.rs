@@ -182,7 +182,7 @@ fn open_store(state: &Path) -> Result<SqliteStore> {
 }
 
 fn read_spec(file: &Path) -> Result<String> {
-    std::fs::read_to_string(file).with_context(|| format!("reading cluster spec `{}`", file.display()))
+    std::fs::read_to_string(file).map_err(|e| UsageError(format!("cannot read cluster spec `{}`: {e}", file.display())).into())
 }
 
 fn step_row(step: &Step) -> Vec<String> {

@@ -170,6 +170,19 @@ impl ApplyLocks for SqliteStore {
         })
     }
 
+    fn expire_apply_lock(&self, cluster: &str, holder: &str) -> Result<bool> {
+        let action = format!("expiring the apply lock of cluster `{cluster}`");
+        self.write(&action, |transaction| {
+            let changed = transaction
+                .execute(
+                    "UPDATE apply_locks SET expires_at = 0 WHERE cluster = ?1 AND holder = ?2",
+                    params![cluster, holder],
+                )
+                .map_err(database(&action))?;
+            Ok(changed == 1)
+        })
+    }
+
     fn apply_lock(&self, cluster: &str) -> Result<Option<ApplyLock>> {
         let action = format!("reading the apply lock of cluster `{cluster}`");
         self.read(&action, |transaction| {

@@ -1,0 +1,358 @@
+//! `vkube cluster` end to end against the simulator: plan, apply (read back
+//! through the vSphere API), no-op re-apply, round-robin placement, static
+//! addresses, scale, rolling replacement, delete, kill-and-rerun, bad specs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{vkube, vkube_command, Run};
+use vkube_test_support::{Simulator, SimulatorConfig};
+use vkube_vsphere::collect::{retrieve_objects, Wanted};
+use vkube_vsphere::vm::ObservedVm;
+use vkube_vsphere::{ConnectOptions, Endpoint, Inventory, Secret, Session, TlsPolicy, TransportChoice};
+
+const SPEC: &str = r#"apiVersion: vkube.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: t1
+spec:
+  kubernetesVersion: v1.30.2
+  datacenter: DC0
+  folder: /DC0/vm
+  template: /DC0/vm/DC0_C0_RP0_VM0
+  cloneMode: full
+  osFamily: ubuntu
+  ipAllocation: static
+  placementDomains:
+    - name: az1
+      computeCluster: /DC0/host/DC0_C0
+      resourcePool: /DC0/host/DC0_C0/Resources
+      datastore: /DC0/datastore/LocalDS_0
+      network: /DC0/network/VM Network
+      ipPool: nodes
+    - name: az2
+      computeCluster: /DC0/host/DC0_C1
+      resourcePool: /DC0/host/DC0_C1/Resources
+      datastore: /DC0/datastore/LocalDS_1
+      network: /DC0/network/DC0_DVPG0
+      ipPool: nodes
+  controlPlane:
+    replicas: 1
+    vip:
+      address: 10.20.0.5
+    cpu: 2
+    memoryMiB: 4096
+    diskGiB: 40
+    placementDomain: az1
+  nodePools:
+    - name: workers
+      replicas: 3
+      cpu: 4
+      memoryMiB: 8192
+      diskGiB: 60
+      placementDomains: [az1, az2]
+  sshAuthorizedKeys:
+    - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB8gk0G1vLmnRgZc0eXKzAdFfVbN6f4p0g0cX3cZ1n9v admin@example
+  ntpServers: [0.pool.ntp.org]
+"#;
+
+struct Env {
+    sim: Simulator,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn start(delays: &[(&str, u64)]) -> Env {
+        let sim = Simulator::start(SimulatorConfig {
+            clusters: 2,
+            datastores: 2,
+            method_delays: delays.iter().map(|(m, d)| (m.to_string(), *d)).collect(),
+            ..Default::default()
+        });
+        let env = Env { sim, dir: tempfile::tempdir().unwrap() };
+        let pools = env.vkube(&["ippool", "import", "-f", &repo_file("examples/ippools.yaml")]);
+        assert_eq!(pools.code, 0, "{}", pools.stderr);
+        env
+    }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        let mut vars = self.sim.vkube_env();
+        vars.push(("VKUBE_STATE".into(), self.dir.path().join("state.db").display().to_string()));
+        vars
+    }
+
+    fn vkube(&self, args: &[&str]) -> Run {
+        vkube(&self.vars(), args)
+    }
+
+    fn spec_file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    async fn session(&self) -> Session {
+        Session::connect(ConnectOptions {
+            endpoint: Endpoint::parse(self.sim.url()).unwrap(),
+            username: self.sim.username().into(),
+            password: Secret::new(self.sim.password()),
+            tls: TlsPolicy::Insecure,
+            transport: TransportChoice::Soap,
+            wire_log: false,
+            connect_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The cluster folder's VMs, read through the vSphere API.
+    async fn vms(&self, cluster: &str) -> BTreeMap<String, ObservedVm> {
+        self.vm_list(cluster).await.into_iter().map(|v| (v.name.clone(), v)).collect()
+    }
+
+    /// The same, as a list (duplicates would show).
+    async fn vm_list(&self, cluster: &str) -> Vec<ObservedVm> {
+        let session = self.session().await;
+        let inventory = Inventory::load(&session).await.unwrap();
+        let vms = match inventory.resolve(&format!("/DC0/vm/{cluster}"), "folder") {
+            Ok(folder) => vkube_vsphere::vm::observe_folder(&session, folder.moref()).await.unwrap(),
+            Err(_) => Vec::new(),
+        };
+        session.close().await;
+        vms
+    }
+
+    fn allocations(&self) -> Vec<serde_json::Value> {
+        let run = self.vkube(&["ippool", "allocations", "nodes", "-o", "json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        serde_json::from_str::<Vec<serde_json::Value>>(&run.stdout).unwrap()
+    }
+}
+
+fn repo_file(path: &str) -> String {
+    vkube_test_support::repo_root().join(path).display().to_string()
+}
+
+fn ok(run: &Run) {
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+}
+
+fn decode(vm: &ObservedVm, key: &str) -> String {
+    let raw = vm.extra_config.get(key).unwrap_or_else(|| panic!("{} lacks {key}", vm.name));
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(raw).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_places_nodes_round_robin_with_static_addresses_then_is_a_no_op() {
+    let env = Env::start(&[]);
+    let spec = env.spec_file("t1.yaml", SPEC);
+
+    let plan = env.vkube(&["cluster", "plan", "-f", &spec]);
+    ok(&plan);
+    assert!(plan.stdout.contains("(new)") && plan.stdout.contains("/DC0/vm/t1"), "{}", plan.stdout);
+    for expected in ["createFolder", "allocateAddress", "createNode", "t1-cp-0"] {
+        assert!(plan.stdout.contains(expected), "plan lacks {expected}: {}", plan.stdout);
+    }
+    assert!(env.vms("t1").await.is_empty(), "plan changes nothing");
+
+    ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
+    let vms = env.vms("t1").await;
+    let names: Vec<&str> = vms.keys().map(String::as_str).collect();
+    assert_eq!(names, ["t1-cp-0", "t1-workers-0", "t1-workers-1", "t1-workers-2"]);
+
+    // Placement read back from vCenter: pool, datastore and network per domain, round robin.
+    let session = env.session().await;
+    let inventory = Inventory::load(&session).await.unwrap();
+    let refs: Vec<_> = vms.values().map(|v| vim_rs::types::structs::ManagedObjectReference {
+        r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine,
+        value: v.id.clone(),
+    }).collect();
+    let mut placed = BTreeMap::new();
+    let paths = ["name", "resourcePool", "config.files.vmPathName", "network"];
+    for mut props in retrieve_objects(&session, &refs, &[Wanted { type_name: "VirtualMachine", paths: &paths }]).await.unwrap() {
+        let name = props.string("name").unwrap();
+        let pool = inventory.path(&props.take::<vim_rs::types::structs::ManagedObjectReference>("resourcePool").unwrap().value);
+        // `[LocalDS_1] t1-workers-1/t1-workers-1.vmx`: where the VM's files live.
+        let vmx = props.string("config.files.vmPathName").unwrap();
+        let datastore = vmx.trim_start_matches('[').split(']').next().unwrap().to_string();
+        let networks: Vec<String> = props.morefs("network").iter().map(|n| inventory.path(&n.value)).collect();
+        placed.insert(name, (pool, datastore, networks));
+    }
+    session.close().await;
+    let az1 = ("/DC0/host/DC0_C0/Resources".to_string(), "LocalDS_0".to_string(), vec!["/DC0/network/VM Network".to_string()]);
+    let az2 = ("/DC0/host/DC0_C1/Resources".to_string(), "LocalDS_1".to_string(), vec!["/DC0/network/DC0_DVPG0".to_string()]);
+    assert_eq!(placed["t1-cp-0"], az1);
+    assert_eq!(placed["t1-workers-0"], az1);
+    assert_eq!(placed["t1-workers-1"], az2);
+    assert_eq!(placed["t1-workers-2"], az1);
+
+    let worker = &vms["t1-workers-1"];
+    assert_eq!((worker.num_cpus, worker.memory_mib, worker.disk_kib), (4, 8192, 60 * 1024 * 1024));
+    assert!(worker.disk_uuid_enabled && worker.power_state == "poweredOn");
+    assert_eq!(worker.extra_config["vkube.pool"], "workers");
+    assert_eq!(worker.extra_config["vkube.domain"], "az2");
+    assert_eq!(worker.extra_config["guestinfo.userdata.encoding"], "base64");
+    assert!(decode(worker, "guestinfo.userdata").starts_with("#cloud-config"));
+    let uid = &worker.extra_config["vkube.cluster.uid"];
+    assert!(vms.values().all(|v| &v.extra_config["vkube.cluster.uid"] == uid));
+
+    // Static addresses: one lease per node, and each node's metadata carries its own.
+    let leases = env.allocations();
+    assert_eq!(leases.len(), 4);
+    for lease in &leases {
+        let node = lease["node"].as_str().unwrap();
+        let address = lease["address"].as_str().unwrap();
+        let metadata = decode(&vms[node], "guestinfo.metadata");
+        assert!(metadata.contains(address), "{node}: {metadata}");
+        assert!(metadata.contains(vms[node].mac.as_deref().unwrap()), "netplan matches by MAC: {metadata}");
+    }
+
+    let again = env.vkube(&["cluster", "apply", "-f", &spec]);
+    ok(&again);
+    assert!(again.stdout.contains("no changes"), "{}", again.stdout);
+    let describe = env.vkube(&["cluster", "describe", "t1"]);
+    ok(&describe);
+    assert!(describe.stdout.contains("t1-workers-1") && describe.stdout.contains("az2"), "{}", describe.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_and_delete_leave_nothing_behind() {
+    let env = Env::start(&[]);
+    let spec = env.spec_file("t1.yaml", SPEC);
+    ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
+    ok(&env.vkube(&["cluster", "scale", "t1", "--pool", "workers", "--replicas", "5"]));
+    assert_eq!(env.vms("t1").await.len(), 6);
+    assert_eq!(env.allocations().len(), 6);
+    ok(&env.vkube(&["cluster", "scale", "t1", "--pool", "workers", "--replicas", "1"]));
+    let names: Vec<String> = env.vms("t1").await.into_keys().collect();
+    assert_eq!(names, ["t1-cp-0", "t1-workers-0"], "the newest nodes go first");
+    assert_eq!(env.allocations().len(), 2, "their addresses are released");
+
+    let kubeconfig = env.dir.path().join("admin.conf");
+    ok(&env.vkube(&["cluster", "kubeconfig", "t1", "--out", kubeconfig.to_str().unwrap()]));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&kubeconfig).unwrap().contains("https://10.20.0.5:6443"));
+
+    let deleted = env.vkube(&["cluster", "delete", "t1", "--shutdown-timeout", "1"]);
+    ok(&deleted);
+    let session = env.session().await;
+    let inventory = Inventory::load(&session).await.unwrap();
+    session.close().await;
+    assert!(inventory.resolve("/DC0/vm/t1", "folder").is_err(), "the folder is gone");
+    assert!(inventory.entities().all(|e| !e.name.starts_with("t1-")), "no VM is left");
+    assert!(env.allocations().is_empty());
+    let ls = env.vkube(&["cluster", "ls", "-o", "json"]);
+    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&ls.stdout).unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn template_change_rolls_nodes_control_plane_first() {
+    let env = Env::start(&[]);
+    let spec = env.spec_file("t1.yaml", SPEC);
+    ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
+    let before: Vec<String> = env.vms("t1").await.into_keys().collect();
+    let changed = env.spec_file("t1-new.yaml", &SPEC.replace("DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1"));
+    ok(&env.vkube(&["cluster", "apply", "-f", &changed]));
+    let after = env.vms("t1").await;
+    assert_eq!(after.len(), before.len());
+    assert!(before.iter().all(|old| !after.contains_key(old)), "every old node was replaced: {:?}", after.keys());
+    let events = env.vkube(&["cluster", "events", "t1", "-o", "json"]);
+    let events: Vec<serde_json::Value> = serde_json::from_str(&events.stdout).unwrap();
+    let deletions: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "DeleteNode" && e["level"] == "Info")
+        .filter_map(|e| e["node"].as_str())
+        .collect();
+    assert_eq!(deletions.first(), Some(&"t1-cp-0"), "control plane first: {deletions:?}");
+    assert_eq!(deletions.len(), 4);
+    assert_eq!(env.allocations().len(), 4, "replaced nodes' addresses were released");
+}
+
+fn spawn_apply(env: &Env, spec: &str) -> std::process::Child {
+    vkube_command()
+        .args(["cluster", "apply", "-f", spec, "--parallel", "4"])
+        .envs(env.vars())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_applies_converge_without_duplicates_or_leaks() {
+    let env = Env::start(&[("CloneVM_Task", 1200), ("ReconfigVM_Task", 100), ("PowerOnVM_Task", 200)]);
+    let spec = env.spec_file("t1.yaml", &SPEC.replace("replicas: 3", "replicas: 4"));
+    // Kill points: during the first clone, between clones and power-ons, during the workers.
+    for after_ms in [400, 1700, 2600, 3300] {
+        let mut child = spawn_apply(&env, &spec);
+        std::thread::sleep(Duration::from_millis(after_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // The next run takes over a killed run's lock at once (its process is gone).
+    }
+    let last = env.vkube(&["cluster", "apply", "-f", &spec]);
+    ok(&last);
+    let all = env.vm_list("t1").await;
+    let mut names: Vec<&str> = all.iter().map(|v| v.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names.len(), 5, "no duplicate VMs: {names:?}");
+    let vms = env.vms("t1").await;
+    let names: Vec<&str> = vms.keys().map(String::as_str).collect();
+    assert_eq!(names, ["t1-cp-0", "t1-workers-0", "t1-workers-1", "t1-workers-2", "t1-workers-3"]);
+    assert!(vms.values().all(|v| v.extra_config.contains_key("vkube.cluster.uid") && v.extra_config.contains_key("guestinfo.metadata")));
+    assert!(vms.values().all(|v| v.power_state == "poweredOn"));
+    let leases = env.allocations();
+    assert_eq!(leases.len(), 5, "one address per node, none leaked: {leases:?}");
+    let mut addresses: Vec<&str> = leases.iter().map(|l| l["address"].as_str().unwrap()).collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 5, "no address given twice");
+    let again = env.vkube(&["cluster", "apply", "-f", &spec]);
+    assert!(again.stdout.contains("no changes"), "{}", again.stdout);
+}
+
+#[test]
+fn bad_specs_name_every_field_before_any_change() {
+    let env = Env::start(&[]);
+    let unknown_domain = env.spec_file("a.yaml", &SPEC.replace("placementDomains: [az1, az2]", "placementDomains: [az1, az3]"));
+    let run = env.vkube(&["cluster", "apply", "-f", &unknown_domain]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("spec.nodePools[0].placementDomains[1]") && run.stderr.contains("az3"), "{}", run.stderr);
+
+    let bad_paths = env.spec_file(
+        "b.yaml",
+        &SPEC
+            .replace("/DC0/datastore/LocalDS_1", "/DC0/datastore/nope")
+            .replace("/DC0/vm/DC0_C0_RP0_VM0", "/DC0/vm/missing-template")
+            .replace("/DC0/network/DC0_DVPG0", "/DC0/network/missing-net"),
+    );
+    let run = env.vkube(&["cluster", "apply", "-f", &bad_paths]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for field in ["spec.template", "spec.placementDomains[1].datastore", "spec.placementDomains[1].network"] {
+        assert!(run.stderr.contains(field), "one report names {field}: {}", run.stderr);
+    }
+    assert!(run.stderr.contains("has no `missing-template`"), "{}", run.stderr);
+
+    let wrong_kind = env.spec_file("c.yaml", &SPEC.replace("resourcePool: /DC0/host/DC0_C1/Resources", "resourcePool: /DC0/host/DC0_C0/Resources"));
+    let run = env.vkube(&["cluster", "apply", "-f", &wrong_kind]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("spec.placementDomains[1].resourcePool") && run.stderr.contains("belongs to"), "{}", run.stderr);
+
+    let no_pool = env.spec_file("d.yaml", &SPEC.replace("ipPool: nodes", "ipPool: elsewhere"));
+    let run = env.vkube(&["cluster", "apply", "-f", &no_pool]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("elsewhere"), "{}", run.stderr);
+
+    let not_yaml = env.spec_file("e.yaml", "spec: [unclosed");
+    assert_eq!(env.vkube(&["cluster", "apply", "-f", &not_yaml]).code, 1);
+    assert_eq!(env.vkube(&["cluster", "apply", "-f", "/nonexistent.yaml"]).code, 1);
+    assert!(!Path::new(&env.dir.path().join("x")).exists());
+
+    let session_free = env.vkube(&["ls", "/DC0/vm"]);
+    assert!(!session_free.stdout.contains("t1"), "nothing was created: {}", session_free.stdout);
+}
