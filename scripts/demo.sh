@@ -14,7 +14,8 @@ vkube="$repo/target/debug/vkube"
 
 work="$(mktemp -d)"
 ca="$work/vcsim-ca.pem"
-"$vcsim" -username demo-admin -password 'demo-Pa55' -dc 2 -cluster 2 -host 2 -vm 2 -ds 2 -pod 1 \
+"$vcsim" -username demo-admin -password 'demo-Pa55' -dc 2 -cluster 2 -host 2 -vm 2 -ds 1 -pod 1 \
+    -method-delay CloneVM_Task=400,ReconfigVM_Task=50,PowerOnVM_Task=100 \
     -ca-out "$ca" -privileges catalogs/privileges/vsphere-8.txt -privileges catalogs/privileges/vsphere-extra.txt \
     >"$work/vcsim.out" 2>"$work/vcsim.log" &
 sim_pid=$!
@@ -36,7 +37,34 @@ step about
 step ls /
 step ls host
 step inventory
-step ippool create nodes --subnet 10.20.0.0/24 --gateway 10.20.0.1 --name-servers 10.20.0.2 --exclude 10.20.0.2-10.20.0.9
+echo; echo "### Permissions: what the vkube profile needs, granted and checked"
+binds=(--bind datacenter=/DC0 --bind compute-cluster=/DC0/host/DC0_C0 --bind datastore=/DC0/datastore/LocalDS_0
+       --bind network=/DC0/network/DC0_DVPG0 --bind vm-folder=/DC0/vm)
+step roles list
+step roles apply vkube --principal k8s-svc@vsphere.local "${binds[@]}" --dry-run
+step roles apply vkube --principal k8s-svc@vsphere.local "${binds[@]}"
+step roles check vkube --principal k8s-svc@vsphere.local "${binds[@]}"
+
+echo; echo "### Regions and zones as vSphere tags"
+step zones setup -f examples/topology.yaml
+step zones ls
+step zones validate || true   # findings exit 1; the demo goes on
+step zones render --csi
+
+echo; echo "### Static IP pools"
+step ippool import -f examples/ippools.yaml
 step ippool ls
+
+echo; echo "### A cluster: 3 control-plane nodes and 2 worker pools over 2 placement domains"
+step cluster plan -f examples/cluster.yaml
+step cluster apply -f examples/cluster.yaml
+step cluster apply -f examples/cluster.yaml
+step cluster describe demo
+step ippool allocations nodes
+step cluster scale demo --pool workers --replicas 1
+step cluster kubeconfig demo --out "$work/demo.kubeconfig"
+step cluster events demo
+step cluster delete demo --shutdown-timeout 1
+step ls /DC0/vm
 echo
 echo "demo finished: vkube talked to $url"
