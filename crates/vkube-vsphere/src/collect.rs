@@ -41,11 +41,6 @@ impl ObjectProps {
         self.take::<Vec<ManagedObjectReference>>(path).unwrap_or_default()
     }
 
-    /// No properties (a placeholder when the values were moved out).
-    pub fn empty(obj: ManagedObjectReference) -> Self {
-        ObjectProps { obj, props: HashMap::new() }
-    }
-
     /// The object's managed-object type name, e.g. `VirtualMachine`.
     pub fn type_name(&self) -> &str {
         self.obj.r#type.as_str()

@@ -172,31 +172,12 @@ fn option_string(value: &Option<VimAny>) -> String {
 
 fn observed(mut props: ObjectProps) -> ObservedVm {
     let devices = props.take::<Vec<Box<dyn VirtualDeviceTrait>>>("config.hardware.device").unwrap_or_default();
-    let mut mac = None;
-    let mut network = None;
-    let mut disk_kib = 0;
-    for device in &devices {
-        if let Some(disk) = device.as_any_ref().downcast_ref::<VirtualDisk>() {
-            if disk_kib == 0 {
-                disk_kib = disk.capacity_in_kb;
-            }
-        } else if let Some(card) = CastInto::<dyn VirtualEthernetCardTrait>::into_ref(device.as_ref()) {
-            if mac.is_none() {
-                let card = card.get_virtual_ethernet_card();
-                mac = card.mac_address.clone();
-                network = card.virtual_device_.backing.as_ref().and_then(|b| {
-                    b.as_any_ref()
-                        .downcast_ref::<VirtualEthernetCardNetworkBackingInfo>()
-                        .and_then(|n| n.network.as_ref().map(|r| r.value.clone()))
-                        .or_else(|| {
-                            b.as_any_ref()
-                                .downcast_ref::<VirtualEthernetCardDistributedVirtualPortBackingInfo>()
-                                .and_then(|d| d.port.portgroup_key.clone())
-                        })
-                });
-            }
-        }
-    }
+    observed_with_devices(props, &devices)
+}
+
+/// The observation of a VM whose devices were already taken out of `props`.
+fn observed_with_devices(mut props: ObjectProps, devices: &[Box<dyn VirtualDeviceTrait>]) -> ObservedVm {
+    let (mac, network, disk_kib) = device_facts(devices);
     let extra_config = props
         .take::<Vec<Box<dyn OptionValueTrait>>>("config.extraConfig")
         .unwrap_or_default()
@@ -368,18 +349,8 @@ impl CurrentConfig {
     async fn read(session: &Session, vm: &ManagedObjectReference) -> Result<Option<CurrentConfig>> {
         let objects = retrieve_objects(session, std::slice::from_ref(vm), &[Wanted { type_name: "VirtualMachine", paths: VM_PATHS }]).await?;
         let Some(mut props) = objects.into_iter().next() else { return Ok(None) };
-        // Devices are read twice from one answer: once to edit, once to observe.
         let devices = props.take::<Vec<Box<dyn VirtualDeviceTrait>>>("config.hardware.device").unwrap_or_default();
-        let mut observed_props = props;
-        let observed = {
-            // Re-insertion is not possible, so derive the device facts from `devices` directly.
-            let mut o = observed(std::mem::replace(&mut observed_props, ObjectProps::empty(vm.clone())));
-            let facts = device_facts(&devices);
-            o.mac = facts.0;
-            o.network = facts.1;
-            o.disk_kib = facts.2;
-            o
-        };
+        let observed = observed_with_devices(props, &devices);
         Ok(Some(CurrentConfig { observed, devices }))
     }
 
