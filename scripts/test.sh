@@ -17,4 +17,16 @@ echo "== Rust workspace tests"
 export VKUBE_REQUIRE_CLOUD_INIT=1
 export VKUBE_REQUIRE_KUBERNETES_VALIDATE=1
 export VKUBE_VCSIM_BIN="$repo/target/vcsim/vcsim"
-cargo test --workspace --locked "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+# Doc tests are off (the crates carry none that run); every binary's result
+# is summed into one closing line.
+set +e
+cargo test --workspace --locked --lib --bins --tests "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(sed -n 's/^test result: .* \([0-9]\+\) passed;.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+failed=$(sed -n 's/^test result: .* \([0-9]\+\) failed;.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+echo
+echo "vkube: $passed passed, $failed failed"
+exit "$status"
