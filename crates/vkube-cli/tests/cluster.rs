@@ -356,3 +356,114 @@ fn bad_specs_name_every_field_before_any_change() {
     let session_free = env.vkube(&["ls", "/DC0/vm"]);
     assert!(!session_free.stdout.contains("t1"), "nothing was created: {}", session_free.stdout);
 }
+
+async fn set_guest_ip(env: &Env, vm: &ObservedVm, ip: &str) {
+    let session = env.session().await;
+    let moref = vim_rs::types::structs::ManagedObjectReference { r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine, value: vm.id.clone() };
+    let settings = vkube_vsphere::vm::VmSettings {
+        extra_config: BTreeMap::from([("SET.guest.ipAddress".to_string(), ip.to_string())]),
+        ..Default::default()
+    };
+    vkube_vsphere::vm::ensure_settings(&session, &moref, &settings).await.unwrap();
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dhcp_nodes_are_waited_for_until_they_report_an_address() {
+    let env = Env::start(&[]);
+    let dhcp = SPEC.replace("ipAllocation: static", "ipAllocation: dhcp").replace("      ipPool: nodes\n", "");
+    let spec = env.spec_file("dhcp.yaml", &dhcp);
+    // Nobody answers: the wait times out and names the cause.
+    let silent = env.vkube(&["cluster", "apply", "-f", &spec, "--ip-timeout", "1"]);
+    assert_eq!(silent.code, 1, "{}", silent.stderr);
+    assert!(silent.stderr.contains("no IP address reported within 1s"), "{}", silent.stderr);
+
+    // Play the guests' DHCP clients: give each powered-on VM an address while apply waits.
+    let mut child = vkube_command()
+        .args(["cluster", "apply", "-f", &spec, "--ip-timeout", "60"])
+        .envs(env.vars())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut next = 20;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        for vm in env.vm_list("t1").await {
+            if vm.power_state == "poweredOn" && vm.ip.is_none() {
+                next += 1;
+                set_guest_ip(&env, &vm, &format!("10.30.0.{next}")).await;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(status.success());
+    let described = env.vkube(&["cluster", "describe", "t1", "-o", "json"]);
+    ok(&described);
+    let doc: serde_json::Value = serde_json::from_str(&described.stdout).unwrap();
+    let ips: Vec<&str> = doc["nodes"].as_array().unwrap().iter().map(|n| n["ip"].as_str().unwrap()).collect();
+    assert_eq!(ips.len(), 4);
+    assert!(ips.iter().all(|ip| ip.starts_with("10.30.0.")), "{ips:?}");
+    assert!(env.allocations().is_empty(), "DHCP takes nothing from the pool");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn force_delete_forgets_a_cluster_whose_vcenter_is_gone_and_lists_orphans() {
+    let env = Env::start(&[]);
+    let spec = env.spec_file("t1.yaml", SPEC);
+    ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut unreachable = env.vars();
+    unreachable.retain(|(k, _)| k != "VKUBE_URL");
+    unreachable.push(("VKUBE_URL".into(), format!("127.0.0.1:{port}")));
+    let plain = vkube(&unreachable, &["cluster", "delete", "t1"]);
+    assert_eq!(plain.code, 1, "without --force vCenter must be reachable: {}", plain.stderr);
+    let early = vkube(&unreachable, &["cluster", "delete", "t1", "--force"]);
+    assert_eq!(early.code, 1);
+    assert!(early.stderr.contains("15m"), "the 15-minute rule is named: {}", early.stderr);
+    let forced = vkube(&unreachable, &["cluster", "delete", "t1", "--force", "--now"]);
+    ok(&forced);
+    assert!(forced.stdout.contains("left in vCenter: VM `t1-cp-0`"), "{}", forced.stdout);
+    assert!(env.allocations().is_empty());
+    assert_eq!(env.vms("t1").await.len(), 4, "vCenter objects stay (they are orphans now)");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn datastore_clusters_place_through_storage_drs() {
+    let sim = Simulator::start(SimulatorConfig { clusters: 2, datastores: 2, datastore_clusters: 1, ..Default::default() });
+    let env = Env { sim, dir: tempfile::tempdir().unwrap() };
+    ok(&env.vkube(&["ippool", "import", "-f", &repo_file("examples/ippools.yaml")]));
+    // The simulator creates the pod empty: put LocalDS_1 in it, as an admin would.
+    let session = env.session().await;
+    let inventory = Inventory::load(&session).await.unwrap();
+    let pod = inventory.resolve("/DC0/datastore/DC0_POD0", "pod").unwrap();
+    let ds = inventory.resolve("/DC0/datastore/LocalDS_1", "datastore").unwrap();
+    let task = vim_rs::mo::StoragePod::new(session.client(), &pod.id).move_into_folder_task(std::slice::from_ref(ds.moref())).await.unwrap();
+    session.wait_task("moving a datastore into the pod", task).await.unwrap();
+    session.close().await;
+    let spec = env.spec_file("pod.yaml", &SPEC.replace("datastore: /DC0/datastore/LocalDS_1", "datastoreCluster: /DC0/datastore/DC0_POD0"));
+    ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
+    let session = env.session().await;
+    let vms = env.vms("t1").await;
+    let worker = &vms["t1-workers-1"];
+    let moref = vim_rs::types::structs::ManagedObjectReference { r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine, value: worker.id.clone() };
+    let mut props = retrieve_objects(&session, &[moref], &[Wanted { type_name: "VirtualMachine", paths: &["config.files.vmPathName"] }]).await.unwrap();
+    let vmx = props[0].string("config.files.vmPathName").unwrap();
+    session.close().await;
+    assert!(vmx.starts_with("[LocalDS_1]"), "Storage DRS placed az2's node in the pod's datastore: {vmx}");
+}
+
+#[test]
+fn linked_clones_fall_back_with_a_warning_and_refuse_a_disk_resize() {
+    let env = Env::start(&[]);
+    let resize = env.spec_file("linked-resize.yaml", &SPEC.replace("cloneMode: full", "cloneMode: linked"));
+    let refused = env.vkube(&["cluster", "apply", "-f", &resize]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("diskGiB"), "{}", refused.stderr);
+    let linked = env.spec_file("linked.yaml", &SPEC.replace("cloneMode: full", "cloneMode: linked").replace("      diskGiB: 60\n", "").replace("    diskGiB: 40\n", ""));
+    let run = env.vkube(&["cluster", "apply", "-f", &linked]);
+    ok(&run);
+    assert!(run.stderr.contains("has no snapshot") && run.stderr.contains("full clones"), "{}", run.stderr);
+}

@@ -56,11 +56,13 @@ pub struct ApplyOptions {
     pub power_off_grace: Duration,
     /// How long the apply lock is held without renewal.
     pub lock_ttl: Duration,
+    /// With DHCP: how long a powered-on node may take to report its address.
+    pub ip_wait: Duration,
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { parallel: 8, max_passes: 60, power_off_grace: Duration::from_secs(60), lock_ttl: Duration::from_secs(60) }
+        ApplyOptions { parallel: 8, max_passes: 60, power_off_grace: Duration::from_secs(60), lock_ttl: Duration::from_secs(60), ip_wait: Duration::from_secs(600) }
     }
 }
 
@@ -378,6 +380,42 @@ impl Run<'_> {
         }
     }
 
+    /// With DHCP, wait for freshly powered-on nodes to report an address
+    /// and record it; a node that stays silent is a failure naming its network.
+    async fn wait_for_addresses(&self, nodes: &[(String, ManagedObjectReference)]) -> Vec<NodeFailure> {
+        let waits = futures::future::join_all(nodes.iter().map(|(node, vm)| async move {
+            self.progress.started("wait for address", Some(node));
+            let result = vm::wait_for_ip(self.session, vm, self.options.ip_wait).await;
+            let message = match &result {
+                Ok(Some(_)) => None,
+                Ok(None) => Some(format!("no IP address reported within {}s: is DHCP serving the node's network?", self.options.ip_wait.as_secs())),
+                Err(e) => Some(e.to_string()),
+            };
+            self.progress.finished("wait for address", Some(node), message.as_deref());
+            (node, result.ok().flatten(), message)
+        }))
+        .await;
+        let mut failures = Vec::new();
+        for (node, ip, message) in waits {
+            match (ip, message) {
+                (Some(ip), _) => {
+                    self.event(EventLevel::Info, "AddressReported", &format!("the guest reports {ip}"), Some(node));
+                    if let (Ok(Some(record)), Ok(address)) = (self.store.node(&self.name(), node), ip.parse::<IpAddr>()) {
+                        let mut n = record.node;
+                        n.ip = Some(address);
+                        let _ = self.store.upsert_node(&self.name(), &n, Timestamp::now());
+                    }
+                }
+                (None, message) => failures.push(NodeFailure {
+                    node: node.clone(),
+                    step: "wait for address".into(),
+                    message: message.unwrap_or_default(),
+                }),
+            }
+        }
+        failures
+    }
+
     /// Destroy second VMs of a node (never the node's address: the node stays).
     async fn remove_duplicates(&self, observation: &Observation) -> Result<()> {
         for (node, vm) in &observation.duplicates {
@@ -625,6 +663,20 @@ async fn run_pass(
     let created = run_parallel(run, &first, observation, &BTreeMap::new(), failed, report).await;
     let second: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::PowerOn { node } if !failed.contains_key(node))).collect();
     run_parallel(run, &second, observation, &created, failed, report).await;
+    if run.spec.ip_allocation() == IpAllocation::Dhcp {
+        let powered: Vec<(String, ManagedObjectReference)> = second
+            .iter()
+            .filter_map(|s| match s {
+                Step::PowerOn { node } if !failed.contains_key(node) => {
+                    observation.vms.get(node).map(|(r, _)| r.clone()).or_else(|| created.get(node).cloned()).map(|r| (node.clone(), r))
+                }
+                _ => None,
+            })
+            .collect();
+        for failure in run.wait_for_addresses(&powered).await {
+            failed.insert(failure.node.clone(), failure);
+        }
+    }
     for step in steps {
         if let Step::ReleaseAddress { node } = step {
             if !failed.contains_key(node) {

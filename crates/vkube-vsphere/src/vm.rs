@@ -589,3 +589,22 @@ impl VmSettings {
         self.network.as_ref().map(NetworkTarget::reference)
     }
 }
+
+/// Wait until the guest reports an IP address (DHCP), checking at a calm
+/// pace (0.5 s growing to 5 s). `None` when `timeout` passes first.
+pub async fn wait_for_ip(session: &Session, vm: &ManagedObjectReference, timeout: Duration) -> Result<Option<String>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut interval = Duration::from_millis(500);
+    loop {
+        let mut props = retrieve_objects(session, std::slice::from_ref(vm), &[Wanted { type_name: "VirtualMachine", paths: &["guest.ipAddress"] }]).await?;
+        if let Some(ip) = props.first_mut().and_then(|p| p.string("guest.ipAddress")).filter(|ip| !ip.is_empty()) {
+            return Ok(Some(ip));
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(interval.min(deadline - now)).await;
+        interval = (interval * 2).min(Duration::from_secs(5));
+    }
+}

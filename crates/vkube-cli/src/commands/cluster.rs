@@ -44,6 +44,9 @@ enum ClusterCommand {
         /// Node operations at once
         #[arg(long, default_value = "8")]
         parallel: usize,
+        /// With DHCP: seconds a node may take to report its address
+        #[arg(long, default_value = "600")]
+        ip_timeout: u64,
     },
     /// Same as apply, for a new cluster
     Create {
@@ -56,6 +59,9 @@ enum ClusterCommand {
         /// Node operations at once
         #[arg(long, default_value = "8")]
         parallel: usize,
+        /// With DHCP: seconds a node may take to report its address
+        #[arg(long, default_value = "600")]
+        ip_timeout: u64,
     },
     /// List clusters
     #[command(alias = "list")]
@@ -102,6 +108,9 @@ enum ClusterCommand {
         /// Node operations at once
         #[arg(long, default_value = "8")]
         parallel: usize,
+        /// With DHCP: seconds a node may take to report its address
+        #[arg(long, default_value = "600")]
+        ip_timeout: u64,
     },
     /// Power off and destroy every VM, remove the folder, release addresses
     Delete {
@@ -219,24 +228,23 @@ fn print_plan(out: &mut dyn Write, format: Format, preview: &vkube_runtime::Plan
     Ok(())
 }
 
-async fn apply_text(
-    text: &str,
-    connection: &ConnectionArgs,
-    state: &Path,
-    format: Format,
+/// How one apply runs, from the flags.
+struct ApplyRun {
     dry_run: bool,
     parallel: usize,
+    ip_timeout: u64,
     stats: bool,
-    out: &mut dyn Write,
-) -> Result<()> {
+}
+
+async fn apply_text(text: &str, connection: &ConnectionArgs, state: &Path, format: Format, run: &ApplyRun, out: &mut dyn Write) -> Result<()> {
     let store = open_store(state)?;
     let connected = connect(connection).await?;
     let progress = CliProgress::new();
-    let result = if dry_run {
+    let result = if run.dry_run {
         let preview = vkube_runtime::plan_only(&connected.session, &store, text, &progress).await;
         preview.map_err(anyhow::Error::from).and_then(|p| print_plan(out, format, &p))
     } else {
-        let options = ApplyOptions { parallel, ..Default::default() };
+        let options = ApplyOptions { parallel: run.parallel, ip_wait: Duration::from_secs(run.ip_timeout), ..Default::default() };
         match vkube_runtime::apply(&connected.session, &store, text, &options, &progress).await {
             Ok(report) if format != Format::Table => print_data(out, format, &report),
             Ok(report) if !report.changed => Ok(writeln!(out, "cluster `{}`: no changes", report.cluster)?),
@@ -251,7 +259,7 @@ async fn apply_text(
             Err(e) => Err(e.into()),
         }
     };
-    if stats {
+    if run.stats {
         eprintln!("api-round-trips: {}", connected.session.round_trips());
     }
     connected.session.close().await;
@@ -285,12 +293,14 @@ struct NodeRow {
 pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, format: Format, stats: bool, out: &mut dyn Write) -> Result<Status> {
     match &args.command {
         ClusterCommand::Plan { file } => {
-            apply_text(&read_spec(file)?, connection, state, format, true, 1, stats, out).await?;
+            let run = ApplyRun { dry_run: true, parallel: 1, ip_timeout: 0, stats };
+            apply_text(&read_spec(file)?, connection, state, format, &run, out).await?;
         }
-        ClusterCommand::Apply { file, dry_run, parallel } | ClusterCommand::Create { file, dry_run, parallel } => {
-            apply_text(&read_spec(file)?, connection, state, format, *dry_run, *parallel, stats, out).await?;
+        ClusterCommand::Apply { file, dry_run, parallel, ip_timeout } | ClusterCommand::Create { file, dry_run, parallel, ip_timeout } => {
+            let run = ApplyRun { dry_run: *dry_run, parallel: *parallel, ip_timeout: *ip_timeout, stats };
+            apply_text(&read_spec(file)?, connection, state, format, &run, out).await?;
         }
-        ClusterCommand::Scale { name, pool, replicas, dry_run, parallel } => {
+        ClusterCommand::Scale { name, pool, replicas, dry_run, parallel, ip_timeout } => {
             let store = open_store(state)?;
             let record = store.cluster(name)?;
             let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
@@ -304,7 +314,8 @@ pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, 
                 p.replicas = *replicas;
             }
             let text = serde_yaml::to_string(&raw)?;
-            apply_text(&text, connection, state, format, *dry_run, *parallel, stats, out).await?;
+            let run = ApplyRun { dry_run: *dry_run, parallel: *parallel, ip_timeout: *ip_timeout, stats };
+            apply_text(&text, connection, state, format, &run, out).await?;
         }
         ClusterCommand::Ls => {
             let store = open_store(state)?;
