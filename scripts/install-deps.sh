@@ -21,6 +21,8 @@ fi
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
     echo "installing kubernetes-validate (PyPI)" >&2
     python3 -m pip install --quiet kubernetes-validate >&2
+    # pyenv installs console scripts behind shims that exist only after a rehash.
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
