@@ -1,8 +1,13 @@
-//! placeholder
+//! vkube's domain core: role catalogs (`roles`), IP address management
+//! (`ipam`), cluster specs, plans and bootstrap rendering (`cluster`), and
+//! regions and zones (`topology`). No I/O: no tokio, no vSphere, no SQL, no
+//! clock or randomness — callers pass those in, so all of it is tested with
+//! plain values.
 
 #![deny(missing_docs)]
 
 pub mod cluster;
 pub mod ipam;
+pub mod problem;
 pub mod roles;
 pub mod topology;

@@ -6,28 +6,15 @@
 
 use std::fmt;
 
-/// One thing wrong with a cluster spec, naming the field like
-/// `spec.nodePools[1].placementDomains[0]`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Problem {
-    /// Path of the offending field, e.g. `spec.controlPlane.replicas`.
-    pub field: String,
-    /// What is wrong, starting lowercase, e.g. `unknown domain "az3"`.
-    pub message: String,
-}
+pub use crate::problem::Problem;
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
 
 /// Errors from parsing, validating, planning or rendering a cluster.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The spec is invalid; every problem found is listed, not just the first.
-    #[error("{}", render_problems(problems))]
+    #[error("{}", crate::problem::render("cluster spec", problems))]
     Invalid {
         /// All problems found, in field order.
         problems: Vec<Problem>,
@@ -74,19 +61,6 @@ impl Error {
     }
 }
 
-fn render_problems(problems: &[Problem]) -> String {
-    match problems {
-        [one] => format!("invalid cluster spec: {one}"),
-        many => {
-            let mut text = format!("invalid cluster spec: {} problems", many.len());
-            for problem in many {
-                text.push_str("\n  ");
-                text.push_str(&problem.to_string());
-            }
-            text
-        }
-    }
-}
 
 /// Collects problems while validating; every check pushes and carries on.
 #[derive(Debug, Default)]

@@ -5,28 +5,14 @@ use std::fmt;
 use super::address::AddressRange;
 use super::pool::PoolName;
 
-/// One thing wrong with a pool definition, naming the field like
-/// `pools[2].gateway`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Path of the offending field, e.g. `pools[2].gateway` or `range.end`.
-    pub field: String,
-    /// What is wrong, starting lowercase, e.g. `10.0.1.1 is outside subnet 10.0.0.0/24`.
-    pub problem: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.problem)
-    }
-}
+pub use crate::problem::Problem;
 
 /// Errors from parsing or validating IP pools.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The definition is invalid; every problem found is listed, not just the first.
-    #[error("{}", render_problems(problems))]
+    #[error("{}", crate::problem::render("IP pool", problems))]
     Invalid {
         /// All problems found, in field order.
         problems: Vec<Problem>,
@@ -60,19 +46,6 @@ impl Error {
     }
 }
 
-fn render_problems(problems: &[Problem]) -> String {
-    match problems {
-        [one] => format!("invalid IP pool: {one}"),
-        many => {
-            let mut text = format!("invalid IP pool: {} problems", many.len());
-            for problem in many {
-                text.push_str("\n  ");
-                text.push_str(&problem.to_string());
-            }
-            text
-        }
-    }
-}
 
 /// Collects problems under a field prefix such as `pools[2].`.
 #[derive(Debug, Default)]
@@ -92,7 +65,7 @@ impl Problems {
     pub(crate) fn push(&mut self, field: impl fmt::Display, problem: impl fmt::Display) {
         self.list.push(Problem {
             field: format!("{}{}", self.prefix, field),
-            problem: problem.to_string(),
+            message: problem.to_string(),
         });
     }
 

@@ -4,20 +4,7 @@
 
 use std::fmt;
 
-/// One thing wrong with the topology, naming the field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Path of the offending field, e.g. `zones[1].computeCluster`.
-    pub field: String,
-    /// What is wrong, starting lowercase.
-    pub problem: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.problem)
-    }
-}
+pub use crate::problem::Problem;
 
 /// Everything that can go wrong in this module.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +23,7 @@ pub enum Error {
     },
     /// The topology is invalid, or does not match the inventory; every
     /// problem found is listed, not just the first.
-    #[error("{}", render_problems(problems))]
+    #[error("{}", crate::problem::render("topology", problems))]
     Invalid {
         /// All problems found, in field order.
         problems: Vec<Problem>,
@@ -69,19 +56,6 @@ fn known_list(known: &[String]) -> String {
     }
 }
 
-fn render_problems(problems: &[Problem]) -> String {
-    match problems {
-        [one] => format!("invalid topology: {one}"),
-        many => {
-            let mut text = format!("invalid topology: {} problems", many.len());
-            for problem in many {
-                text.push_str("\n  ");
-                text.push_str(&problem.to_string());
-            }
-            text
-        }
-    }
-}
 
 /// Collects problems; turns into [`Error::Invalid`] when any were found.
 #[derive(Debug, Default)]
@@ -91,7 +65,7 @@ pub(crate) struct Problems {
 
 impl Problems {
     pub(crate) fn push(&mut self, field: impl fmt::Display, problem: impl fmt::Display) {
-        self.list.push(Problem { field: field.to_string(), problem: problem.to_string() });
+        self.list.push(Problem { field: field.to_string(), message: problem.to_string() });
     }
 
     pub(crate) fn into_result<T>(self, value: impl FnOnce() -> T) -> Result<T, Error> {

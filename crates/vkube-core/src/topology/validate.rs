@@ -187,7 +187,7 @@ pub fn validate(observed: &Observed, categories: &Categories, scope: Option<&Top
             }
             Err(Error::Invalid { problems }) => {
                 for problem in problems {
-                    f.error("file-unresolved", problem.field, problem.problem);
+                    f.error("file-unresolved", problem.field, problem.message);
                 }
             }
             Err(other) => f.error("file-unresolved", "topology file", other.to_string()),
