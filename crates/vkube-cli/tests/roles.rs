@@ -371,3 +371,22 @@ fn list_show_and_export_work_offline() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(json(&run)["principal"], PRINCIPAL);
 }
+
+#[test]
+fn privileges_an_older_vcenter_does_not_know_are_listed_and_refused() {
+    // Without vkube's vSphere 7/8 ids the simulator knows only vSphere 6.5's.
+    let sim = Simulator::start(vkube_test_support::SimulatorConfig { modern_privileges: false, ..Default::default() });
+    let env = sim.vkube_env();
+    let refused = vkube(&env, &args(&["roles", "apply", "kkp-user", "--principal", PRINCIPAL], &[]));
+    assert_eq!(refused.code, 1, "stdout: {}\nstderr: {}", refused.stdout, refused.stderr);
+    let all = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(all.contains("Cns.Searchable"), "the unknown id is named: {all}");
+    assert!(all.contains("--skip-unknown"), "the way out is named: {all}");
+    let api = Api::connect(&sim);
+    assert!(api.role_privileges("k8c-user-vcenter").is_none(), "nothing was created before refusing");
+    let skipped = vkube(&env, &args(&["roles", "apply", "kkp-user", "--principal", PRINCIPAL], &["--skip-unknown"]));
+    assert_eq!(skipped.code, 0, "{}", skipped.stderr);
+    let api = Api::connect(&sim);
+    let created = api.role_privileges("k8c-user-vcenter").expect("created without the unknown ids");
+    assert!(!created.contains("Cns.Searchable"));
+}

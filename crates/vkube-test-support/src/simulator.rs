@@ -41,6 +41,9 @@ pub struct SimulatorConfig {
     pub password: String,
     /// Extra command-line flags, for harness features without a field here.
     pub extra_args: Vec<String>,
+    /// Register the vSphere 7/8 privilege ids vkube knows (`catalogs/privileges`);
+    /// off, the simulator knows only its own vSphere 6.5 ids, like an old vCenter.
+    pub modern_privileges: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -61,6 +64,7 @@ impl Default for SimulatorConfig {
             username: "vkube-admin".into(),
             password: "s3cret-Pa55".into(),
             extra_args: Vec::new(),
+            modern_privileges: true,
         }
     }
 }
@@ -127,7 +131,7 @@ impl Simulator {
             .args(["-pool", &config.resource_pools.to_string()]);
         for file in ["vsphere-8.txt", "vsphere-extra.txt"] {
             let path = repo_root().join("catalogs/privileges").join(file);
-            if path.exists() {
+            if config.modern_privileges && path.exists() {
                 cmd.arg("-privileges").arg(path);
             }
         }
