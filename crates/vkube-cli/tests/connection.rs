@@ -163,3 +163,12 @@ fn inventory_reports_every_section() {
     let table = vkube(&sim.vkube_env(), &["inventory"]);
     assert!(table.stdout.contains("DATASTORES") && table.stdout.contains("LocalDS_0"));
 }
+
+#[test]
+fn wire_log_and_debug_logs_never_show_the_password() {
+    let sim = Simulator::start_default();
+    let run = vkube(&sim.vkube_env(), &["inventory", "--wire-log", "-vvv", "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("wire=soap"), "wire logging is on: {}", &run.stderr[..run.stderr.len().min(500)]);
+    assert!(!run.stderr.contains(sim.password()) && !run.stdout.contains(sim.password()), "the password leaked");
+}

@@ -1,7 +1,7 @@
 //! Waiting for vSphere tasks. All tasks a session waits for are polled
 //! together: one waiter at a time reads `info.state` of every pending task
 //! in a single property retrieval, on an interval that starts at 100 ms and
-//! backs off to 2 s, and wakes the others. Results and faults are read once
+//! backs off to 1 s, and wakes the others. Results and faults are read once
 //! per task when it ends.
 //!
 //! Why not `vim_rs`'s `TaskTracker`: its shared update loop stops for every
@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::session::Session;
 
 const FIRST_INTERVAL: Duration = Duration::from_millis(100);
-const MAX_INTERVAL: Duration = Duration::from_secs(2);
+const MAX_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq)]
 enum Finished {
