@@ -67,52 +67,16 @@ if missing:
     sys.exit(f"FAIL: not in the simulator's inventory: {missing}")
 EOF
 
-cat >"$work/cluster.yaml" <<EOF
-apiVersion: vkube.dev/v1alpha1
-kind: Cluster
-metadata:
-  name: bench
-spec:
-  kubernetesVersion: v1.30.2
-  datacenter: DC0
-  folder: /DC0/vm
-  template: /DC0/vm/DC0_C0_RP0_VM0
-  cloneMode: full
-  osFamily: ubuntu
-  ipAllocation: static
-  placementDomains:
-    - name: az1
-      computeCluster: /DC0/host/DC0_C0
-      resourcePool: /DC0/host/DC0_C0/Resources
-      datastore: /DC0/datastore/LocalDS_0
-      network: /DC0/network/VM Network
-      ipPool: nodes
-    - name: az2
-      computeCluster: /DC0/host/DC0_C1
-      resourcePool: /DC0/host/DC0_C1/Resources
-      datastore: /DC0/datastore/LocalDS_1
-      network: /DC0/network/DC0_DVPG0
-      ipPool: nodes
-  controlPlane:
-    replicas: $control_planes
-    vip:
-      address: 10.20.0.5
-    cpu: 2
-    memoryMiB: 4096
-    diskGiB: 40
-    placementDomain: az1
-  nodePools:
-    - name: workers
-      replicas: $workers
-      cpu: 4
-      memoryMiB: 8192
-      diskGiB: 60
-      placementDomains: [az1, az2]
-  network:
-    podCidr: 192.168.0.0/16
-    serviceCidr: 10.96.0.0/12
-  sshAuthorizedKeys:
-    - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB8gk0G1vLmnRgZc0eXKzAdFfVbN6f4p0g0cX3cZ1n9v bench@example
+# The shared two-domain example, scaled to the bench's size.
+python3 - "$repo/examples/cluster-two-az.yaml" "$work/cluster.yaml" "$control_planes" "$workers" <<'EOF'
+import sys
+src, dst, control_planes, workers = sys.argv[1:]
+text = open(src).read().replace("name: two-az", "name: bench", 1)
+text = text.replace("  controlPlane:\n    replicas: 1", f"  controlPlane:\n    replicas: {control_planes}", 1)
+text = text.replace("    - name: workers\n      replicas: 3", f"    - name: workers\n      replicas: {workers}", 1)
+if f"replicas: {control_planes}" not in text or f"replicas: {workers}" not in text:
+    sys.exit("FAIL: examples/cluster-two-az.yaml no longer has the replica lines this bench scales")
+open(dst, "w").write(text)
 EOF
 
 "$vkube" ippool import -f examples/ippools.yaml 2>&1 | quiet >/dev/null

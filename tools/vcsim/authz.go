@@ -182,6 +182,19 @@ func notFound(ref types.ManagedObjectReference) *soap.Fault {
 	return simulator.Fault(fmt.Sprintf("managed object not found: %s", ref), &types.ManagedObjectNotFound{Obj: ref})
 }
 
+// editableRole is the role a client may change or remove: it must exist and
+// must not be a system role (vCenter refuses those with InvalidArgument).
+func (m *AuthzManager) editableRole(id int32) (*types.AuthorizationRole, *soap.Fault) {
+	role := m.role(id)
+	if role == nil {
+		return nil, simulator.Fault(fmt.Sprintf("role %d not found", id), &types.NotFound{})
+	}
+	if role.System {
+		return nil, invalidArgument("roleId")
+	}
+	return role, nil
+}
+
 func invalidArgument(prop string) *soap.Fault {
 	return simulator.Fault("", &types.InvalidArgument{InvalidProperty: prop})
 }
@@ -608,13 +621,9 @@ func (m *AuthzManager) AddAuthorizationRole(req *types.AddAuthorizationRole) soa
 
 func (m *AuthzManager) UpdateAuthorizationRole(req *types.UpdateAuthorizationRole) soap.HasFault {
 	body := new(methods.UpdateAuthorizationRoleBody)
-	role := m.role(req.RoleId)
-	if role == nil {
-		body.Fault_ = simulator.Fault(fmt.Sprintf("role %d not found", req.RoleId), &types.NotFound{})
-		return body
-	}
-	if role.System {
-		body.Fault_ = invalidArgument("roleId")
+	role, fault := m.editableRole(req.RoleId)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	for _, r := range m.RoleList {
@@ -641,13 +650,8 @@ func (m *AuthzManager) UpdateAuthorizationRole(req *types.UpdateAuthorizationRol
 
 func (m *AuthzManager) RemoveAuthorizationRole(req *types.RemoveAuthorizationRole) soap.HasFault {
 	body := new(methods.RemoveAuthorizationRoleBody)
-	role := m.role(req.RoleId)
-	if role == nil {
-		body.Fault_ = simulator.Fault(fmt.Sprintf("role %d not found", req.RoleId), &types.NotFound{})
-		return body
-	}
-	if role.System {
-		body.Fault_ = invalidArgument("roleId")
+	if _, fault := m.editableRole(req.RoleId); fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	used := false

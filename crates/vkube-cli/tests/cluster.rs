@@ -15,51 +15,10 @@ use vkube_vsphere::collect::{retrieve_objects, Wanted};
 use vkube_vsphere::vm::ObservedVm;
 use vkube_vsphere::{ConnectOptions, Endpoint, Inventory, Secret, Session, TlsPolicy, TransportChoice};
 
-const SPEC: &str = r#"apiVersion: vkube.dev/v1alpha1
-kind: Cluster
-metadata:
-  name: t1
-spec:
-  kubernetesVersion: v1.30.2
-  datacenter: DC0
-  folder: /DC0/vm
-  template: /DC0/vm/DC0_C0_RP0_VM0
-  cloneMode: full
-  osFamily: ubuntu
-  ipAllocation: static
-  placementDomains:
-    - name: az1
-      computeCluster: /DC0/host/DC0_C0
-      resourcePool: /DC0/host/DC0_C0/Resources
-      datastore: /DC0/datastore/LocalDS_0
-      network: /DC0/network/VM Network
-      ipPool: nodes
-    - name: az2
-      computeCluster: /DC0/host/DC0_C1
-      resourcePool: /DC0/host/DC0_C1/Resources
-      datastore: /DC0/datastore/LocalDS_1
-      network: /DC0/network/DC0_DVPG0
-      ipPool: nodes
-  controlPlane:
-    replicas: 1
-    vip:
-      address: 10.20.0.5
-    cpu: 2
-    memoryMiB: 4096
-    diskGiB: 40
-    placementDomain: az1
-  nodePools:
-    - name: workers
-      replicas: 3
-      cpu: 4
-      memoryMiB: 8192
-      diskGiB: 60
-      placementDomains: [az1, az2]
-  sshAuthorizedKeys:
-    - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB8gk0G1vLmnRgZc0eXKzAdFfVbN6f4p0g0cX3cZ1n9v admin@example
-  ntpServers: [0.pool.ntp.org]
-"#;
-
+/// `examples/cluster-two-az.yaml`, renamed `t1`.
+fn two_az_spec() -> String {
+    include_str!("../../../examples/cluster-two-az.yaml").replacen("name: two-az", "name: t1", 1)
+}
 struct Env {
     sim: Simulator,
     dir: tempfile::TempDir,
@@ -149,7 +108,7 @@ fn decode(vm: &ObservedVm, key: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_places_nodes_round_robin_with_static_addresses_then_is_a_no_op() {
     let env = Env::start(&[]);
-    let spec = env.spec_file("t1.yaml", SPEC);
+    let spec = env.spec_file("t1.yaml", &two_az_spec());
 
     let plan = env.vkube(&["cluster", "plan", "-f", &spec]);
     ok(&plan);
@@ -222,7 +181,7 @@ async fn apply_places_nodes_round_robin_with_static_addresses_then_is_a_no_op() 
 #[tokio::test(flavor = "multi_thread")]
 async fn scale_and_delete_leave_nothing_behind() {
     let env = Env::start(&[]);
-    let spec = env.spec_file("t1.yaml", SPEC);
+    let spec = env.spec_file("t1.yaml", &two_az_spec());
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
     ok(&env.vkube(&["cluster", "scale", "t1", "--pool", "workers", "--replicas", "5"]));
     assert_eq!(env.vms("t1").await.len(), 6);
@@ -253,10 +212,10 @@ async fn scale_and_delete_leave_nothing_behind() {
 #[tokio::test(flavor = "multi_thread")]
 async fn template_change_rolls_nodes_control_plane_first() {
     let env = Env::start(&[]);
-    let spec = env.spec_file("t1.yaml", SPEC);
+    let spec = env.spec_file("t1.yaml", &two_az_spec());
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
     let before: Vec<String> = env.vms("t1").await.into_keys().collect();
-    let changed = env.spec_file("t1-new.yaml", &SPEC.replace("DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1"));
+    let changed = env.spec_file("t1-new.yaml", &two_az_spec().replace("DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1"));
     ok(&env.vkube(&["cluster", "apply", "-f", &changed]));
     let after = env.vms("t1").await;
     assert_eq!(after.len(), before.len());
@@ -286,7 +245,7 @@ fn spawn_apply(env: &Env, spec: &str) -> std::process::Child {
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_applies_converge_without_duplicates_or_leaks() {
     let env = Env::start(&[("CloneVM_Task", 1200), ("ReconfigVM_Task", 100), ("PowerOnVM_Task", 200)]);
-    let spec = env.spec_file("t1.yaml", &SPEC.replace("replicas: 3", "replicas: 4"));
+    let spec = env.spec_file("t1.yaml", &two_az_spec().replace("replicas: 3", "replicas: 4"));
     // Kill points: during the first clone, between clones and power-ons, during the workers.
     for after_ms in [400, 1700, 2600, 3300] {
         let mut child = spawn_apply(&env, &spec);
@@ -319,14 +278,14 @@ async fn killed_applies_converge_without_duplicates_or_leaks() {
 #[test]
 fn bad_specs_name_every_field_before_any_change() {
     let env = Env::start(&[]);
-    let unknown_domain = env.spec_file("a.yaml", &SPEC.replace("placementDomains: [az1, az2]", "placementDomains: [az1, az3]"));
+    let unknown_domain = env.spec_file("a.yaml", &two_az_spec().replace("placementDomains: [az1, az2]", "placementDomains: [az1, az3]"));
     let run = env.vkube(&["cluster", "apply", "-f", &unknown_domain]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("spec.nodePools[0].placementDomains[1]") && run.stderr.contains("az3"), "{}", run.stderr);
 
     let bad_paths = env.spec_file(
         "b.yaml",
-        &SPEC
+        &two_az_spec()
             .replace("/DC0/datastore/LocalDS_1", "/DC0/datastore/nope")
             .replace("/DC0/vm/DC0_C0_RP0_VM0", "/DC0/vm/missing-template")
             .replace("/DC0/network/DC0_DVPG0", "/DC0/network/missing-net"),
@@ -338,12 +297,12 @@ fn bad_specs_name_every_field_before_any_change() {
     }
     assert!(run.stderr.contains("has no `missing-template`"), "{}", run.stderr);
 
-    let wrong_kind = env.spec_file("c.yaml", &SPEC.replace("resourcePool: /DC0/host/DC0_C1/Resources", "resourcePool: /DC0/host/DC0_C0/Resources"));
+    let wrong_kind = env.spec_file("c.yaml", &two_az_spec().replace("resourcePool: /DC0/host/DC0_C1/Resources", "resourcePool: /DC0/host/DC0_C0/Resources"));
     let run = env.vkube(&["cluster", "apply", "-f", &wrong_kind]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("spec.placementDomains[1].resourcePool") && run.stderr.contains("belongs to"), "{}", run.stderr);
 
-    let no_pool = env.spec_file("d.yaml", &SPEC.replace("ipPool: nodes", "ipPool: elsewhere"));
+    let no_pool = env.spec_file("d.yaml", &two_az_spec().replace("ipPool: nodes", "ipPool: elsewhere"));
     let run = env.vkube(&["cluster", "apply", "-f", &no_pool]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("elsewhere"), "{}", run.stderr);
@@ -371,7 +330,7 @@ async fn set_guest_ip(env: &Env, vm: &ObservedVm, ip: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn dhcp_nodes_are_waited_for_until_they_report_an_address() {
     let env = Env::start(&[]);
-    let dhcp = SPEC.replace("ipAllocation: static", "ipAllocation: dhcp").replace("      ipPool: nodes\n", "");
+    let dhcp = two_az_spec().replace("ipAllocation: static", "ipAllocation: dhcp").replace("      ipPool: nodes\n", "");
     let spec = env.spec_file("dhcp.yaml", &dhcp);
     // Nobody answers: the wait times out and names the cause.
     let silent = env.vkube(&["cluster", "apply", "-f", &spec, "--ip-timeout", "1"]);
@@ -412,7 +371,7 @@ async fn dhcp_nodes_are_waited_for_until_they_report_an_address() {
 #[tokio::test(flavor = "multi_thread")]
 async fn force_delete_forgets_a_cluster_whose_vcenter_is_gone_and_lists_orphans() {
     let env = Env::start(&[]);
-    let spec = env.spec_file("t1.yaml", SPEC);
+    let spec = env.spec_file("t1.yaml", &two_az_spec());
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut unreachable = env.vars();
@@ -443,7 +402,7 @@ async fn datastore_clusters_place_through_storage_drs() {
     let task = vim_rs::mo::StoragePod::new(session.client(), &pod.id).move_into_folder_task(std::slice::from_ref(ds.moref())).await.unwrap();
     session.wait_task("moving a datastore into the pod", task).await.unwrap();
     session.close().await;
-    let spec = env.spec_file("pod.yaml", &SPEC.replace("datastore: /DC0/datastore/LocalDS_1", "datastoreCluster: /DC0/datastore/DC0_POD0"));
+    let spec = env.spec_file("pod.yaml", &two_az_spec().replace("datastore: /DC0/datastore/LocalDS_1", "datastoreCluster: /DC0/datastore/DC0_POD0"));
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
     let session = env.session().await;
     let vms = env.vms("t1").await;
@@ -458,11 +417,11 @@ async fn datastore_clusters_place_through_storage_drs() {
 #[test]
 fn linked_clones_fall_back_with_a_warning_and_refuse_a_disk_resize() {
     let env = Env::start(&[]);
-    let resize = env.spec_file("linked-resize.yaml", &SPEC.replace("cloneMode: full", "cloneMode: linked"));
+    let resize = env.spec_file("linked-resize.yaml", &two_az_spec().replace("cloneMode: full", "cloneMode: linked"));
     let refused = env.vkube(&["cluster", "apply", "-f", &resize]);
     assert_eq!(refused.code, 1);
     assert!(refused.stderr.contains("diskGiB"), "{}", refused.stderr);
-    let linked = env.spec_file("linked.yaml", &SPEC.replace("cloneMode: full", "cloneMode: linked").replace("      diskGiB: 60\n", "").replace("    diskGiB: 40\n", ""));
+    let linked = env.spec_file("linked.yaml", &two_az_spec().replace("cloneMode: full", "cloneMode: linked").replace("      diskGiB: 60\n", "").replace("    diskGiB: 40\n", ""));
     let run = env.vkube(&["cluster", "apply", "-f", &linked]);
     ok(&run);
     assert!(run.stderr.contains("has no snapshot") && run.stderr.contains("full clones"), "{}", run.stderr);

@@ -255,6 +255,12 @@ fn http_status_in(text: &str) -> Option<&str> {
     rest.split_whitespace().next().filter(|code| code.len() == 3 && code.chars().all(|c| c.is_ascii_digit()))
 }
 
+/// Whether a method reads properties (where the simulator reports an expired
+/// session differently; see `ReloginClient::session_lost`).
+fn reads_properties(method_name: &str) -> bool {
+    method_name.starts_with("RetrieveProperties") || method_name == "ContinueRetrievePropertiesEx"
+}
+
 /// A `VimClient` that re-establishes an expired session once per call and
 /// counts round trips.
 pub struct ReloginClient {
@@ -349,8 +355,7 @@ impl VimClient for ReloginClient {
         method_name: &'a str,
         params: Option<&'a (dyn miniserde::Serialize + Send + Sync)>,
     ) -> BoxFuture<'a, vim_rs::core::client::Result<Bytes>> {
-        let reads = method_name.starts_with("RetrieveProperties") || method_name == "ContinueRetrievePropertiesEx";
-        Box::pin(self.with_relogin(reads, move |c| {
+        Box::pin(self.with_relogin(reads_properties(method_name), move |c| {
             Box::pin(async move { c.invoke(svc, mo_type, mo_id, method_name, params).await })
         }))
     }
@@ -363,8 +368,7 @@ impl VimClient for ReloginClient {
         method_name: &'a str,
         params: Option<&'a (dyn miniserde::Serialize + Send + Sync)>,
     ) -> BoxFuture<'a, vim_rs::core::client::Result<Option<Bytes>>> {
-        let reads = method_name.starts_with("RetrieveProperties") || method_name == "ContinueRetrievePropertiesEx";
-        Box::pin(self.with_relogin(reads, move |c| {
+        Box::pin(self.with_relogin(reads_properties(method_name), move |c| {
             Box::pin(async move { c.invoke_optional(svc, mo_type, mo_id, method_name, params).await })
         }))
     }

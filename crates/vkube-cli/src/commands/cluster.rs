@@ -34,34 +34,13 @@ enum ClusterCommand {
         file: PathBuf,
     },
     /// Create or update a cluster to match its spec
+    #[command(visible_alias = "create")]
     Apply {
         /// Cluster spec (YAML)
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
-        /// Only show the plan
-        #[arg(long)]
-        dry_run: bool,
-        /// Node operations at once
-        #[arg(long, default_value = "8")]
-        parallel: usize,
-        /// With DHCP: seconds a node may take to report its address
-        #[arg(long, default_value = "600")]
-        ip_timeout: u64,
-    },
-    /// Same as apply, for a new cluster
-    Create {
-        /// Cluster spec (YAML)
-        #[arg(short = 'f', long = "file")]
-        file: PathBuf,
-        /// Only show the plan
-        #[arg(long)]
-        dry_run: bool,
-        /// Node operations at once
-        #[arg(long, default_value = "8")]
-        parallel: usize,
-        /// With DHCP: seconds a node may take to report its address
-        #[arg(long, default_value = "600")]
-        ip_timeout: u64,
+        #[command(flatten)]
+        run: ApplyRun,
     },
     /// List clusters
     #[command(alias = "list")]
@@ -102,15 +81,8 @@ enum ClusterCommand {
         /// New replica count
         #[arg(long)]
         replicas: u32,
-        /// Only show the plan
-        #[arg(long)]
-        dry_run: bool,
-        /// Node operations at once
-        #[arg(long, default_value = "8")]
-        parallel: usize,
-        /// With DHCP: seconds a node may take to report its address
-        #[arg(long, default_value = "600")]
-        ip_timeout: u64,
+        #[command(flatten)]
+        run: ApplyRun,
     },
     /// Power off and destroy every VM, remove the folder, release addresses
     Delete {
@@ -228,15 +200,29 @@ fn print_plan(out: &mut dyn Write, format: Format, preview: &vkube_runtime::Plan
     Ok(())
 }
 
-/// How one apply runs, from the flags.
+/// How one apply runs: the flags `apply` and `scale` share.
+#[derive(Debug, Args)]
 struct ApplyRun {
+    /// Only show the plan
+    #[arg(long)]
     dry_run: bool,
+    /// Node operations at once
+    #[arg(long, default_value = "8")]
     parallel: usize,
+    /// With DHCP: seconds a node may take to report its address
+    #[arg(long, default_value = "600")]
     ip_timeout: u64,
-    stats: bool,
 }
 
-async fn apply_text(text: &str, connection: &ConnectionArgs, state: &Path, format: Format, run: &ApplyRun, out: &mut dyn Write) -> Result<()> {
+async fn apply_text(
+    text: &str,
+    connection: &ConnectionArgs,
+    state: &Path,
+    format: Format,
+    run: &ApplyRun,
+    stats: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
     let store = open_store(state)?;
     let connected = connect(connection).await?;
     let progress = CliProgress::new();
@@ -259,7 +245,7 @@ async fn apply_text(text: &str, connection: &ConnectionArgs, state: &Path, forma
             Err(e) => Err(e.into()),
         }
     };
-    if run.stats {
+    if stats {
         eprintln!("api-round-trips: {}", connected.session.round_trips());
     }
     connected.session.close().await;
@@ -293,14 +279,13 @@ struct NodeRow {
 pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, format: Format, stats: bool, out: &mut dyn Write) -> Result<Status> {
     match &args.command {
         ClusterCommand::Plan { file } => {
-            let run = ApplyRun { dry_run: true, parallel: 1, ip_timeout: 0, stats };
-            apply_text(&read_spec(file)?, connection, state, format, &run, out).await?;
+            let run = ApplyRun { dry_run: true, parallel: 1, ip_timeout: 0 };
+            apply_text(&read_spec(file)?, connection, state, format, &run, stats, out).await?;
         }
-        ClusterCommand::Apply { file, dry_run, parallel, ip_timeout } | ClusterCommand::Create { file, dry_run, parallel, ip_timeout } => {
-            let run = ApplyRun { dry_run: *dry_run, parallel: *parallel, ip_timeout: *ip_timeout, stats };
-            apply_text(&read_spec(file)?, connection, state, format, &run, out).await?;
+        ClusterCommand::Apply { file, run } => {
+            apply_text(&read_spec(file)?, connection, state, format, run, stats, out).await?;
         }
-        ClusterCommand::Scale { name, pool, replicas, dry_run, parallel, ip_timeout } => {
+        ClusterCommand::Scale { name, pool, replicas, run } => {
             let store = open_store(state)?;
             let record = store.cluster(name)?;
             let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
@@ -314,8 +299,7 @@ pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, 
                 p.replicas = *replicas;
             }
             let text = serde_yaml::to_string(&raw)?;
-            let run = ApplyRun { dry_run: *dry_run, parallel: *parallel, ip_timeout: *ip_timeout, stats };
-            apply_text(&text, connection, state, format, &run, out).await?;
+            apply_text(&text, connection, state, format, run, stats, out).await?;
         }
         ClusterCommand::Ls => {
             let store = open_store(state)?;
