@@ -29,11 +29,17 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
         return true;
     }
     err.chain().any(|cause| {
-        if cause.downcast_ref::<crate::settings::SettingsError>().is_some()
-            || cause.downcast_ref::<crate::commands::UsageError>().is_some()
+        if cause
+            .downcast_ref::<crate::settings::SettingsError>()
+            .is_some()
+            || cause
+                .downcast_ref::<crate::commands::UsageError>()
+                .is_some()
             || cause.downcast_ref::<vkube_core::roles::Error>().is_some()
             || cause.downcast_ref::<vkube_core::cluster::Error>().is_some()
-            || cause.downcast_ref::<vkube_runtime::Error>().is_some_and(vkube_runtime::Error::is_user_error)
+            || cause
+                .downcast_ref::<vkube_runtime::Error>()
+                .is_some_and(vkube_runtime::Error::is_user_error)
         {
             return true;
         }
@@ -58,7 +64,10 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Print one `error:` line (the context, then each cause, joined by `: `)
@@ -70,7 +79,10 @@ pub fn report(err: &anyhow::Error) -> Status {
     let mut stderr = std::io::stderr().lock();
     let line: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
     let _ = writeln!(stderr, "error: {}", line.join(": "));
-    if let Some(hint) = err.chain().find_map(|c| c.downcast_ref::<vkube_vsphere::Error>().and_then(|e| e.hint())) {
+    if let Some(hint) = err.chain().find_map(|c| {
+        c.downcast_ref::<vkube_vsphere::Error>()
+            .and_then(|e| e.hint())
+    }) {
         let _ = writeln!(stderr, "hint: {hint}");
     }
     if is_user_error(err) {

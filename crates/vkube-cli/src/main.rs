@@ -27,7 +27,13 @@ struct Cli {
     #[command(flatten)]
     connection: ConnectionArgs,
     /// Output format
-    #[arg(short = 'o', long = "output", global = true, value_enum, default_value = "table")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        default_value = "table"
+    )]
     output: Format,
     /// State file (IP pools, clusters) [env: VKUBE_STATE; default: ~/.local/share/vkube/state.db]
     #[arg(long, global = true, value_name = "FILE")]
@@ -73,8 +79,13 @@ fn init_logging(verbose: u8, wire_log: bool) {
     if wire_log {
         filter.push_str(",vim_rs::wire=debug");
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VKUBE_LOG").unwrap_or_else(|_| filter.into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("VKUBE_LOG").unwrap_or_else(|_| filter.into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 async fn run(cli: Cli) -> Result<Status> {
@@ -88,17 +99,27 @@ async fn run(cli: Cli) -> Result<Status> {
         }
         Command::Cluster(args) => {
             let state = vkube_store::resolve_state_path(cli.state.clone())?;
-            let status = commands::cluster::run(args, &cli.connection, &state, cli.output, cli.stats, &mut out).await;
+            let status = commands::cluster::run(
+                args,
+                &cli.connection,
+                &state,
+                cli.output,
+                cli.stats,
+                &mut out,
+            )
+            .await;
             out.flush()?;
             return status;
         }
         Command::Roles(args) => {
-            let status = commands::roles::run(args, &cli.connection, cli.output, cli.stats, &mut out).await;
+            let status =
+                commands::roles::run(args, &cli.connection, cli.output, cli.stats, &mut out).await;
             out.flush()?;
             return status;
         }
         Command::Zones(args) => {
-            let status = commands::zones::run(args, &cli.connection, cli.output, cli.stats, &mut out).await;
+            let status =
+                commands::zones::run(args, &cli.connection, cli.output, cli.stats, &mut out).await;
             out.flush()?;
             return status;
         }
@@ -108,9 +129,13 @@ async fn run(cli: Cli) -> Result<Status> {
     let session = &connected.session;
     let result = match &cli.command {
         Command::About => commands::about::run(session, cli.output, &mut out),
-        Command::Ls { path } => commands::ls::run(&connected, path.as_deref(), cli.output, &mut out).await,
+        Command::Ls { path } => {
+            commands::ls::run(&connected, path.as_deref(), cli.output, &mut out).await
+        }
         Command::Inventory => commands::inventory::run(session, cli.output, &mut out).await,
-        Command::Ippool(_) | Command::Cluster(_) | Command::Roles(_) | Command::Zones(_) => unreachable!("handled above"),
+        Command::Ippool(_) | Command::Cluster(_) | Command::Roles(_) | Command::Zones(_) => {
+            unreachable!("handled above")
+        }
     };
     out.flush()?;
     if cli.stats {
@@ -123,7 +148,10 @@ async fn run(cli: Cli) -> Result<Status> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.connection.wire_log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -32,11 +32,21 @@ pub fn print_data(out: &mut dyn Write, format: Format, value: &impl Serialize) -
 }
 
 /// Columns padded to their widest cell, two spaces apart.
-pub fn print_table(out: &mut dyn Write, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<()> {
+pub fn print_table(
+    out: &mut dyn Write,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<()> {
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
     lines.extend(rows);
     let widths: Vec<usize> = (0..header.len())
-        .map(|column| lines.iter().map(|line| line.get(column).map_or(0, |c| c.chars().count())).max().unwrap_or(0))
+        .map(|column| {
+            lines
+                .iter()
+                .map(|line| line.get(column).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for line in &lines {
         let mut text = String::new();
@@ -75,8 +85,16 @@ mod tests {
     #[test]
     fn tables_align_columns() {
         let mut out = Vec::new();
-        print_table(&mut out, &["A", "LONGER"], vec![vec!["wide-cell".into(), "x".into()]]).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "A          LONGER\nwide-cell  x\n");
+        print_table(
+            &mut out,
+            &["A", "LONGER"],
+            vec![vec!["wide-cell".into(), "x".into()]],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "A          LONGER\nwide-cell  x\n"
+        );
     }
 
     #[test]

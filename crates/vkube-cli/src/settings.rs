@@ -101,7 +101,10 @@ pub struct Resolved {
 }
 
 fn truthy(value: &str) -> bool {
-    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
 }
 
 impl ConnectionArgs {
@@ -112,8 +115,11 @@ impl ConnectionArgs {
         env: &dyn Fn(&str) -> Option<String>,
         prompt: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Resolved, SettingsError> {
-        let first = |flag: Option<String>, names: &[&str]| flag.or_else(|| names.iter().find_map(|n| env(n).filter(|v| !v.is_empty())));
-        let url = first(self.url.clone(), &["VKUBE_URL", "GOVC_URL"]).ok_or(SettingsError::NoUrl)?;
+        let first = |flag: Option<String>, names: &[&str]| {
+            flag.or_else(|| names.iter().find_map(|n| env(n).filter(|v| !v.is_empty())))
+        };
+        let url =
+            first(self.url.clone(), &["VKUBE_URL", "GOVC_URL"]).ok_or(SettingsError::NoUrl)?;
         let endpoint = Endpoint::parse(&url)?;
         let username = first(self.username.clone(), &["VKUBE_USERNAME", "GOVC_USERNAME"])
             .or_else(|| endpoint.username.clone())
@@ -127,10 +133,15 @@ impl ConnectionArgs {
         let password = match password {
             Some(p) => p,
             None => Secret::new(
-                prompt(&format!("Password for {username} at {}: ", endpoint.address())).ok_or(SettingsError::NoPassword)?,
+                prompt(&format!(
+                    "Password for {username} at {}: ",
+                    endpoint.address()
+                ))
+                .ok_or(SettingsError::NoPassword)?,
             ),
         };
-        let insecure = self.insecure || first(None, &["VKUBE_INSECURE", "GOVC_INSECURE"]).is_some_and(|v| truthy(&v));
+        let insecure = self.insecure
+            || first(None, &["VKUBE_INSECURE", "GOVC_INSECURE"]).is_some_and(|v| truthy(&v));
         let pinned = match first(self.thumbprint.clone(), &["VKUBE_THUMBPRINT"]) {
             Some(t) => Some(t),
             None => match env("GOVC_TLS_KNOWN_HOSTS").filter(|v| !v.is_empty()) {
@@ -163,30 +174,46 @@ impl ConnectionArgs {
                 wire_log: self.wire_log,
                 connect_timeout: Duration::from_secs(self.connect_timeout.unwrap_or(10).max(1)),
             },
-            datacenter: first(self.datacenter.clone(), &["VKUBE_DATACENTER", "GOVC_DATACENTER"]),
+            datacenter: first(
+                self.datacenter.clone(),
+                &["VKUBE_DATACENTER", "GOVC_DATACENTER"],
+            ),
         })
     }
 }
 
 fn read_password_file(path: &Path) -> Result<Secret, SettingsError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| SettingsError::PasswordFile { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::PasswordFile {
+        path: path.display().to_string(),
+        source,
+    })?;
     Ok(Secret::new(text.lines().next().unwrap_or("").to_string()))
 }
 
 /// govc's known_hosts: lines of `host thumbprint`.
-fn known_host_thumbprint(path: &Path, endpoint: &Endpoint) -> Result<Option<String>, SettingsError> {
+fn known_host_thumbprint(
+    path: &Path,
+    endpoint: &Endpoint,
+) -> Result<Option<String>, SettingsError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(SettingsError::KnownHosts { path: path.display().to_string(), source }),
+        Err(source) => {
+            return Err(SettingsError::KnownHosts {
+                path: path.display().to_string(),
+                source,
+            })
+        }
     };
     let candidates = [endpoint.host.clone(), endpoint.address()];
     Ok(text.lines().find_map(|line| {
         let mut parts = line.split_whitespace();
         let host = parts.next()?;
         let thumb = parts.next()?;
-        candidates.iter().any(|c| c == host).then(|| thumb.to_string())
+        candidates
+            .iter()
+            .any(|c| c == host)
+            .then(|| thumb.to_string())
     }))
 }
 
@@ -204,7 +231,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn resolve(args: ConnectionArgs, vars: &[(&str, &str)]) -> Result<Resolved, SettingsError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         args.resolve(&|k| map.get(k).cloned(), &|_| None)
     }
 
@@ -220,15 +250,26 @@ mod tests {
         assert_eq!(r.options.endpoint.host, "vkube-vc");
         assert_eq!(r.options.username, "govc-user");
         assert_eq!(r.options.password.expose(), "govc-pass");
-        let args = ConnectionArgs { url: Some("flag-vc:8443".into()), username: Some("flag-user".into()), ..Default::default() };
+        let args = ConnectionArgs {
+            url: Some("flag-vc:8443".into()),
+            username: Some("flag-user".into()),
+            ..Default::default()
+        };
         let r = resolve(args, &vars).unwrap();
-        assert_eq!((r.options.endpoint.host.as_str(), r.options.endpoint.port), ("flag-vc", 8443));
+        assert_eq!(
+            (r.options.endpoint.host.as_str(), r.options.endpoint.port),
+            ("flag-vc", 8443)
+        );
         assert_eq!(r.options.username, "flag-user");
     }
 
     #[test]
     fn govc_url_may_carry_credentials() {
-        let r = resolve(ConnectionArgs::default(), &[("GOVC_URL", "https://admin:pw@vc/sdk")]).unwrap();
+        let r = resolve(
+            ConnectionArgs::default(),
+            &[("GOVC_URL", "https://admin:pw@vc/sdk")],
+        )
+        .unwrap();
         assert_eq!(r.options.username, "admin");
         assert_eq!(r.options.password.expose(), "pw");
     }
@@ -238,11 +279,22 @@ mod tests {
         let base = [("GOVC_URL", "u:p@vc")];
         let r = resolve(ConnectionArgs::default(), &base).unwrap();
         assert!(matches!(r.options.tls, TlsPolicy::Verify { .. }));
-        let r = resolve(ConnectionArgs::default(), &[base[0], ("GOVC_INSECURE", "1")]).unwrap();
+        let r = resolve(
+            ConnectionArgs::default(),
+            &[base[0], ("GOVC_INSECURE", "1")],
+        )
+        .unwrap();
         assert_eq!(r.options.tls, TlsPolicy::Insecure);
         let thumb = "AB:".repeat(19) + "AB";
-        let args = ConnectionArgs { insecure: true, thumbprint: Some(thumb), ..Default::default() };
-        assert!(matches!(resolve(args, &base).unwrap().options.tls, TlsPolicy::Pinned(_)));
+        let args = ConnectionArgs {
+            insecure: true,
+            thumbprint: Some(thumb),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve(args, &base).unwrap().options.tls,
+            TlsPolicy::Pinned(_)
+        ));
     }
 
     #[test]
@@ -250,21 +302,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("known_hosts");
         let thumb = "01:".repeat(19) + "01";
-        std::fs::write(&file, format!("other.example {}\nvc.example {thumb}\n", "02:".repeat(19) + "02")).unwrap();
-        let r = resolve(
-            ConnectionArgs::default(),
-            &[("GOVC_URL", "u:p@vc.example"), ("GOVC_TLS_KNOWN_HOSTS", file.to_str().unwrap())],
+        std::fs::write(
+            &file,
+            format!(
+                "other.example {}\nvc.example {thumb}\n",
+                "02:".repeat(19) + "02"
+            ),
         )
         .unwrap();
-        assert_eq!(r.options.tls, TlsPolicy::Pinned(Thumbprint::parse(&thumb).unwrap()));
+        let r = resolve(
+            ConnectionArgs::default(),
+            &[
+                ("GOVC_URL", "u:p@vc.example"),
+                ("GOVC_TLS_KNOWN_HOSTS", file.to_str().unwrap()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            r.options.tls,
+            TlsPolicy::Pinned(Thumbprint::parse(&thumb).unwrap())
+        );
     }
 
     #[test]
     fn missing_pieces_are_named() {
-        assert!(matches!(resolve(ConnectionArgs::default(), &[]), Err(SettingsError::NoUrl)));
-        assert!(matches!(resolve(ConnectionArgs::default(), &[("GOVC_URL", "vc")]), Err(SettingsError::NoUsername)));
         assert!(matches!(
-            resolve(ConnectionArgs::default(), &[("GOVC_URL", "vc"), ("GOVC_USERNAME", "u")]),
+            resolve(ConnectionArgs::default(), &[]),
+            Err(SettingsError::NoUrl)
+        ));
+        assert!(matches!(
+            resolve(ConnectionArgs::default(), &[("GOVC_URL", "vc")]),
+            Err(SettingsError::NoUsername)
+        ));
+        assert!(matches!(
+            resolve(
+                ConnectionArgs::default(),
+                &[("GOVC_URL", "vc"), ("GOVC_USERNAME", "u")]
+            ),
             Err(SettingsError::NoPassword)
         ));
     }
@@ -274,7 +348,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pw");
         std::fs::write(&file, "from-file\nignored\n").unwrap();
-        let args = ConnectionArgs { password_file: Some(file), ..Default::default() };
+        let args = ConnectionArgs {
+            password_file: Some(file),
+            ..Default::default()
+        };
         let r = resolve(args, &[("GOVC_URL", "u@vc"), ("GOVC_PASSWORD", "env")]).unwrap();
         assert_eq!(r.options.password.expose(), "from-file");
     }

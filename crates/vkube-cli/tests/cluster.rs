@@ -13,7 +13,9 @@ use common::{vkube, vkube_command, Run};
 use vkube_test_support::{Simulator, SimulatorConfig};
 use vkube_vsphere::collect::{retrieve_objects, Wanted};
 use vkube_vsphere::vm::ObservedVm;
-use vkube_vsphere::{ConnectOptions, Endpoint, Inventory, Secret, Session, TlsPolicy, TransportChoice};
+use vkube_vsphere::{
+    ConnectOptions, Endpoint, Inventory, Secret, Session, TlsPolicy, TransportChoice,
+};
 
 /// `examples/cluster-two-az.yaml`, renamed `t1`.
 fn two_az_spec() -> String {
@@ -32,15 +34,26 @@ impl Env {
             method_delays: delays.iter().map(|(m, d)| (m.to_string(), *d)).collect(),
             ..Default::default()
         });
-        let env = Env { sim, dir: tempfile::tempdir().unwrap() };
-        let pools = env.vkube(&["ippool", "import", "-f", &repo_file("examples/ippools.yaml")]);
+        let env = Env {
+            sim,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let pools = env.vkube(&[
+            "ippool",
+            "import",
+            "-f",
+            &repo_file("examples/ippools.yaml"),
+        ]);
         assert_eq!(pools.code, 0, "{}", pools.stderr);
         env
     }
 
     fn vars(&self) -> Vec<(String, String)> {
         let mut vars = self.sim.vkube_env();
-        vars.push(("VKUBE_STATE".into(), self.dir.path().join("state.db").display().to_string()));
+        vars.push((
+            "VKUBE_STATE".into(),
+            self.dir.path().join("state.db").display().to_string(),
+        ));
         vars
     }
 
@@ -70,7 +83,11 @@ impl Env {
 
     /// The cluster folder's VMs, read through the vSphere API.
     async fn vms(&self, cluster: &str) -> BTreeMap<String, ObservedVm> {
-        self.vm_list(cluster).await.into_iter().map(|v| (v.name.clone(), v)).collect()
+        self.vm_list(cluster)
+            .await
+            .into_iter()
+            .map(|v| (v.name.clone(), v))
+            .collect()
     }
 
     /// The same, as a list (duplicates would show).
@@ -78,7 +95,9 @@ impl Env {
         let session = self.session().await;
         let inventory = Inventory::load(&session).await.unwrap();
         let vms = match inventory.resolve(&format!("/DC0/vm/{cluster}"), "folder") {
-            Ok(folder) => vkube_vsphere::vm::observe_folder(&session, folder.moref()).await.unwrap(),
+            Ok(folder) => vkube_vsphere::vm::observe_folder(&session, folder.moref())
+                .await
+                .unwrap(),
             Err(_) => Vec::new(),
         };
         session.close().await;
@@ -93,16 +112,31 @@ impl Env {
 }
 
 fn repo_file(path: &str) -> String {
-    vkube_test_support::repo_root().join(path).display().to_string()
+    vkube_test_support::repo_root()
+        .join(path)
+        .display()
+        .to_string()
 }
 
 fn ok(run: &Run) {
-    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
 }
 
 fn decode(vm: &ObservedVm, key: &str) -> String {
-    let raw = vm.extra_config.get(key).unwrap_or_else(|| panic!("{} lacks {key}", vm.name));
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(raw).unwrap()).unwrap()
+    let raw = vm
+        .extra_config
+        .get(key)
+        .unwrap_or_else(|| panic!("{} lacks {key}", vm.name));
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,52 +146,103 @@ async fn apply_places_nodes_round_robin_with_static_addresses_then_is_a_no_op() 
 
     let plan = env.vkube(&["cluster", "plan", "-f", &spec]);
     ok(&plan);
-    assert!(plan.stdout.contains("(new)") && plan.stdout.contains("/DC0/vm/t1"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("(new)") && plan.stdout.contains("/DC0/vm/t1"),
+        "{}",
+        plan.stdout
+    );
     for expected in ["createFolder", "allocateAddress", "createNode", "t1-cp-0"] {
-        assert!(plan.stdout.contains(expected), "plan lacks {expected}: {}", plan.stdout);
+        assert!(
+            plan.stdout.contains(expected),
+            "plan lacks {expected}: {}",
+            plan.stdout
+        );
     }
     assert!(env.vms("t1").await.is_empty(), "plan changes nothing");
 
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
     let vms = env.vms("t1").await;
     let names: Vec<&str> = vms.keys().map(String::as_str).collect();
-    assert_eq!(names, ["t1-cp-0", "t1-workers-0", "t1-workers-1", "t1-workers-2"]);
+    assert_eq!(
+        names,
+        ["t1-cp-0", "t1-workers-0", "t1-workers-1", "t1-workers-2"]
+    );
 
     // Placement read back from vCenter: pool, datastore and network per domain, round robin.
     let session = env.session().await;
     let inventory = Inventory::load(&session).await.unwrap();
-    let refs: Vec<_> = vms.values().map(|v| vim_rs::types::structs::ManagedObjectReference {
-        r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine,
-        value: v.id.clone(),
-    }).collect();
+    let refs: Vec<_> = vms
+        .values()
+        .map(|v| vim_rs::types::structs::ManagedObjectReference {
+            r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine,
+            value: v.id.clone(),
+        })
+        .collect();
     let mut placed = BTreeMap::new();
     let paths = ["name", "resourcePool", "config.files.vmPathName", "network"];
-    for mut props in retrieve_objects(&session, &refs, &[Wanted { type_name: "VirtualMachine", paths: &paths }]).await.unwrap() {
+    for mut props in retrieve_objects(
+        &session,
+        &refs,
+        &[Wanted {
+            type_name: "VirtualMachine",
+            paths: &paths,
+        }],
+    )
+    .await
+    .unwrap()
+    {
         let name = props.string("name").unwrap();
-        let pool = inventory.path(&props.take::<vim_rs::types::structs::ManagedObjectReference>("resourcePool").unwrap().value);
+        let pool = inventory.path(
+            &props
+                .take::<vim_rs::types::structs::ManagedObjectReference>("resourcePool")
+                .unwrap()
+                .value,
+        );
         // `[LocalDS_1] t1-workers-1/t1-workers-1.vmx`: where the VM's files live.
         let vmx = props.string("config.files.vmPathName").unwrap();
-        let datastore = vmx.trim_start_matches('[').split(']').next().unwrap().to_string();
-        let networks: Vec<String> = props.morefs("network").iter().map(|n| inventory.path(&n.value)).collect();
+        let datastore = vmx
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap()
+            .to_string();
+        let networks: Vec<String> = props
+            .morefs("network")
+            .iter()
+            .map(|n| inventory.path(&n.value))
+            .collect();
         placed.insert(name, (pool, datastore, networks));
     }
     session.close().await;
-    let az1 = ("/DC0/host/DC0_C0/Resources".to_string(), "LocalDS_0".to_string(), vec!["/DC0/network/VM Network".to_string()]);
-    let az2 = ("/DC0/host/DC0_C1/Resources".to_string(), "LocalDS_1".to_string(), vec!["/DC0/network/DC0_DVPG0".to_string()]);
+    let az1 = (
+        "/DC0/host/DC0_C0/Resources".to_string(),
+        "LocalDS_0".to_string(),
+        vec!["/DC0/network/VM Network".to_string()],
+    );
+    let az2 = (
+        "/DC0/host/DC0_C1/Resources".to_string(),
+        "LocalDS_1".to_string(),
+        vec!["/DC0/network/DC0_DVPG0".to_string()],
+    );
     assert_eq!(placed["t1-cp-0"], az1);
     assert_eq!(placed["t1-workers-0"], az1);
     assert_eq!(placed["t1-workers-1"], az2);
     assert_eq!(placed["t1-workers-2"], az1);
 
     let worker = &vms["t1-workers-1"];
-    assert_eq!((worker.num_cpus, worker.memory_mib, worker.disk_kib), (4, 8192, 60 * 1024 * 1024));
+    assert_eq!(
+        (worker.num_cpus, worker.memory_mib, worker.disk_kib),
+        (4, 8192, 60 * 1024 * 1024)
+    );
     assert!(worker.disk_uuid_enabled && worker.power_state == "poweredOn");
     assert_eq!(worker.extra_config["vkube.pool"], "workers");
     assert_eq!(worker.extra_config["vkube.domain"], "az2");
     assert_eq!(worker.extra_config["guestinfo.userdata.encoding"], "base64");
     assert!(decode(worker, "guestinfo.userdata").starts_with("#cloud-config"));
     let uid = &worker.extra_config["vkube.cluster.uid"];
-    assert!(vms.values().all(|v| &v.extra_config["vkube.cluster.uid"] == uid));
+    assert!(vms
+        .values()
+        .all(|v| &v.extra_config["vkube.cluster.uid"] == uid));
 
     // Static addresses: one lease per node, and each node's metadata carries its own.
     let leases = env.allocations();
@@ -167,7 +252,10 @@ async fn apply_places_nodes_round_robin_with_static_addresses_then_is_a_no_op() 
         let address = lease["address"].as_str().unwrap();
         let metadata = decode(&vms[node], "guestinfo.metadata");
         assert!(metadata.contains(address), "{node}: {metadata}");
-        assert!(metadata.contains(vms[node].mac.as_deref().unwrap()), "netplan matches by MAC: {metadata}");
+        assert!(
+            metadata.contains(vms[node].mac.as_deref().unwrap()),
+            "netplan matches by MAC: {metadata}"
+        );
     }
 
     let again = env.vkube(&["cluster", "apply", "-f", &spec]);
@@ -175,7 +263,11 @@ async fn apply_places_nodes_round_robin_with_static_addresses_then_is_a_no_op() 
     assert!(again.stdout.contains("no changes"), "{}", again.stdout);
     let describe = env.vkube(&["cluster", "describe", "t1"]);
     ok(&describe);
-    assert!(describe.stdout.contains("t1-workers-1") && describe.stdout.contains("az2"), "{}", describe.stdout);
+    assert!(
+        describe.stdout.contains("t1-workers-1") && describe.stdout.contains("az2"),
+        "{}",
+        describe.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -183,30 +275,72 @@ async fn scale_and_delete_leave_nothing_behind() {
     let env = Env::start(&[]);
     let spec = env.spec_file("t1.yaml", &two_az_spec());
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
-    ok(&env.vkube(&["cluster", "scale", "t1", "--pool", "workers", "--replicas", "5"]));
+    ok(&env.vkube(&[
+        "cluster",
+        "scale",
+        "t1",
+        "--pool",
+        "workers",
+        "--replicas",
+        "5",
+    ]));
     assert_eq!(env.vms("t1").await.len(), 6);
     assert_eq!(env.allocations().len(), 6);
-    ok(&env.vkube(&["cluster", "scale", "t1", "--pool", "workers", "--replicas", "1"]));
+    ok(&env.vkube(&[
+        "cluster",
+        "scale",
+        "t1",
+        "--pool",
+        "workers",
+        "--replicas",
+        "1",
+    ]));
     let names: Vec<String> = env.vms("t1").await.into_keys().collect();
-    assert_eq!(names, ["t1-cp-0", "t1-workers-0"], "the newest nodes go first");
+    assert_eq!(
+        names,
+        ["t1-cp-0", "t1-workers-0"],
+        "the newest nodes go first"
+    );
     assert_eq!(env.allocations().len(), 2, "their addresses are released");
 
     let kubeconfig = env.dir.path().join("admin.conf");
-    ok(&env.vkube(&["cluster", "kubeconfig", "t1", "--out", kubeconfig.to_str().unwrap()]));
+    ok(&env.vkube(&[
+        "cluster",
+        "kubeconfig",
+        "t1",
+        "--out",
+        kubeconfig.to_str().unwrap(),
+    ]));
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(std::fs::read_to_string(&kubeconfig).unwrap().contains("https://10.20.0.5:6443"));
+    assert_eq!(
+        std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(std::fs::read_to_string(&kubeconfig)
+        .unwrap()
+        .contains("https://10.20.0.5:6443"));
 
     let deleted = env.vkube(&["cluster", "delete", "t1", "--shutdown-timeout", "1"]);
     ok(&deleted);
     let session = env.session().await;
     let inventory = Inventory::load(&session).await.unwrap();
     session.close().await;
-    assert!(inventory.resolve("/DC0/vm/t1", "folder").is_err(), "the folder is gone");
-    assert!(inventory.entities().all(|e| !e.name.starts_with("t1-")), "no VM is left");
+    assert!(
+        inventory.resolve("/DC0/vm/t1", "folder").is_err(),
+        "the folder is gone"
+    );
+    assert!(
+        inventory.entities().all(|e| !e.name.starts_with("t1-")),
+        "no VM is left"
+    );
     assert!(env.allocations().is_empty());
     let ls = env.vkube(&["cluster", "ls", "-o", "json"]);
-    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&ls.stdout).unwrap().len(), 0);
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&ls.stdout)
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -215,11 +349,18 @@ async fn template_change_rolls_nodes_control_plane_first() {
     let spec = env.spec_file("t1.yaml", &two_az_spec());
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
     let before: Vec<String> = env.vms("t1").await.into_keys().collect();
-    let changed = env.spec_file("t1-new.yaml", &two_az_spec().replace("DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1"));
+    let changed = env.spec_file(
+        "t1-new.yaml",
+        &two_az_spec().replace("DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1"),
+    );
     ok(&env.vkube(&["cluster", "apply", "-f", &changed]));
     let after = env.vms("t1").await;
     assert_eq!(after.len(), before.len());
-    assert!(before.iter().all(|old| !after.contains_key(old)), "every old node was replaced: {:?}", after.keys());
+    assert!(
+        before.iter().all(|old| !after.contains_key(old)),
+        "every old node was replaced: {:?}",
+        after.keys()
+    );
     let events = env.vkube(&["cluster", "events", "t1", "-o", "json"]);
     let events: Vec<serde_json::Value> = serde_json::from_str(&events.stdout).unwrap();
     let deletions: Vec<&str> = events
@@ -227,9 +368,17 @@ async fn template_change_rolls_nodes_control_plane_first() {
         .filter(|e| e["kind"] == "DeleteNode" && e["level"] == "Info")
         .filter_map(|e| e["node"].as_str())
         .collect();
-    assert_eq!(deletions.first(), Some(&"t1-cp-0"), "control plane first: {deletions:?}");
+    assert_eq!(
+        deletions.first(),
+        Some(&"t1-cp-0"),
+        "control plane first: {deletions:?}"
+    );
     assert_eq!(deletions.len(), 4);
-    assert_eq!(env.allocations().len(), 4, "replaced nodes' addresses were released");
+    assert_eq!(
+        env.allocations().len(),
+        4,
+        "replaced nodes' addresses were released"
+    );
 }
 
 fn spawn_apply(env: &Env, spec: &str) -> std::process::Child {
@@ -244,8 +393,15 @@ fn spawn_apply(env: &Env, spec: &str) -> std::process::Child {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_applies_converge_without_duplicates_or_leaks() {
-    let env = Env::start(&[("CloneVM_Task", 1200), ("ReconfigVM_Task", 100), ("PowerOnVM_Task", 200)]);
-    let spec = env.spec_file("t1.yaml", &two_az_spec().replace("replicas: 3", "replicas: 4"));
+    let env = Env::start(&[
+        ("CloneVM_Task", 1200),
+        ("ReconfigVM_Task", 100),
+        ("PowerOnVM_Task", 200),
+    ]);
+    let spec = env.spec_file(
+        "t1.yaml",
+        &two_az_spec().replace("replicas: 3", "replicas: 4"),
+    );
     // Kill points: during the first clone, between clones and power-ons, during the workers.
     for after_ms in [400, 1700, 2600, 3300] {
         let mut child = spawn_apply(&env, &spec);
@@ -262,12 +418,31 @@ async fn killed_applies_converge_without_duplicates_or_leaks() {
     assert_eq!(names.len(), 5, "no duplicate VMs: {names:?}");
     let vms = env.vms("t1").await;
     let names: Vec<&str> = vms.keys().map(String::as_str).collect();
-    assert_eq!(names, ["t1-cp-0", "t1-workers-0", "t1-workers-1", "t1-workers-2", "t1-workers-3"]);
-    assert!(vms.values().all(|v| v.extra_config.contains_key("vkube.cluster.uid") && v.extra_config.contains_key("guestinfo.metadata")));
+    assert_eq!(
+        names,
+        [
+            "t1-cp-0",
+            "t1-workers-0",
+            "t1-workers-1",
+            "t1-workers-2",
+            "t1-workers-3"
+        ]
+    );
+    assert!(vms
+        .values()
+        .all(|v| v.extra_config.contains_key("vkube.cluster.uid")
+            && v.extra_config.contains_key("guestinfo.metadata")));
     assert!(vms.values().all(|v| v.power_state == "poweredOn"));
     let leases = env.allocations();
-    assert_eq!(leases.len(), 5, "one address per node, none leaked: {leases:?}");
-    let mut addresses: Vec<&str> = leases.iter().map(|l| l["address"].as_str().unwrap()).collect();
+    assert_eq!(
+        leases.len(),
+        5,
+        "one address per node, none leaked: {leases:?}"
+    );
+    let mut addresses: Vec<&str> = leases
+        .iter()
+        .map(|l| l["address"].as_str().unwrap())
+        .collect();
     addresses.sort();
     addresses.dedup();
     assert_eq!(addresses.len(), 5, "no address given twice");
@@ -278,10 +453,20 @@ async fn killed_applies_converge_without_duplicates_or_leaks() {
 #[test]
 fn bad_specs_name_every_field_before_any_change() {
     let env = Env::start(&[]);
-    let unknown_domain = env.spec_file("a.yaml", &two_az_spec().replace("placementDomains: [az1, az2]", "placementDomains: [az1, az3]"));
+    let unknown_domain = env.spec_file(
+        "a.yaml",
+        &two_az_spec().replace(
+            "placementDomains: [az1, az2]",
+            "placementDomains: [az1, az3]",
+        ),
+    );
     let run = env.vkube(&["cluster", "apply", "-f", &unknown_domain]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("spec.nodePools[0].placementDomains[1]") && run.stderr.contains("az3"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("spec.nodePools[0].placementDomains[1]") && run.stderr.contains("az3"),
+        "{}",
+        run.stderr
+    );
 
     let bad_paths = env.spec_file(
         "b.yaml",
@@ -292,50 +477,95 @@ fn bad_specs_name_every_field_before_any_change() {
     );
     let run = env.vkube(&["cluster", "apply", "-f", &bad_paths]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    for field in ["spec.template", "spec.placementDomains[1].datastore", "spec.placementDomains[1].network"] {
-        assert!(run.stderr.contains(field), "one report names {field}: {}", run.stderr);
+    for field in [
+        "spec.template",
+        "spec.placementDomains[1].datastore",
+        "spec.placementDomains[1].network",
+    ] {
+        assert!(
+            run.stderr.contains(field),
+            "one report names {field}: {}",
+            run.stderr
+        );
     }
-    assert!(run.stderr.contains("has no `missing-template`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("has no `missing-template`"),
+        "{}",
+        run.stderr
+    );
 
-    let wrong_kind = env.spec_file("c.yaml", &two_az_spec().replace("resourcePool: /DC0/host/DC0_C1/Resources", "resourcePool: /DC0/host/DC0_C0/Resources"));
+    let wrong_kind = env.spec_file(
+        "c.yaml",
+        &two_az_spec().replace(
+            "resourcePool: /DC0/host/DC0_C1/Resources",
+            "resourcePool: /DC0/host/DC0_C0/Resources",
+        ),
+    );
     let run = env.vkube(&["cluster", "apply", "-f", &wrong_kind]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("spec.placementDomains[1].resourcePool") && run.stderr.contains("belongs to"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("spec.placementDomains[1].resourcePool")
+            && run.stderr.contains("belongs to"),
+        "{}",
+        run.stderr
+    );
 
-    let no_pool = env.spec_file("d.yaml", &two_az_spec().replace("ipPool: nodes", "ipPool: elsewhere"));
+    let no_pool = env.spec_file(
+        "d.yaml",
+        &two_az_spec().replace("ipPool: nodes", "ipPool: elsewhere"),
+    );
     let run = env.vkube(&["cluster", "apply", "-f", &no_pool]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("elsewhere"), "{}", run.stderr);
 
     let not_yaml = env.spec_file("e.yaml", "spec: [unclosed");
     assert_eq!(env.vkube(&["cluster", "apply", "-f", &not_yaml]).code, 1);
-    assert_eq!(env.vkube(&["cluster", "apply", "-f", "/nonexistent.yaml"]).code, 1);
+    assert_eq!(
+        env.vkube(&["cluster", "apply", "-f", "/nonexistent.yaml"])
+            .code,
+        1
+    );
     assert!(!Path::new(&env.dir.path().join("x")).exists());
 
     let session_free = env.vkube(&["ls", "/DC0/vm"]);
-    assert!(!session_free.stdout.contains("t1"), "nothing was created: {}", session_free.stdout);
+    assert!(
+        !session_free.stdout.contains("t1"),
+        "nothing was created: {}",
+        session_free.stdout
+    );
 }
 
 async fn set_guest_ip(env: &Env, vm: &ObservedVm, ip: &str) {
     let session = env.session().await;
-    let moref = vim_rs::types::structs::ManagedObjectReference { r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine, value: vm.id.clone() };
+    let moref = vim_rs::types::structs::ManagedObjectReference {
+        r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine,
+        value: vm.id.clone(),
+    };
     let settings = vkube_vsphere::vm::VmSettings {
         extra_config: BTreeMap::from([("SET.guest.ipAddress".to_string(), ip.to_string())]),
         ..Default::default()
     };
-    vkube_vsphere::vm::ensure_settings(&session, &moref, &settings).await.unwrap();
+    vkube_vsphere::vm::ensure_settings(&session, &moref, &settings)
+        .await
+        .unwrap();
     session.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dhcp_nodes_are_waited_for_until_they_report_an_address() {
     let env = Env::start(&[]);
-    let dhcp = two_az_spec().replace("ipAllocation: static", "ipAllocation: dhcp").replace("      ipPool: nodes\n", "");
+    let dhcp = two_az_spec()
+        .replace("ipAllocation: static", "ipAllocation: dhcp")
+        .replace("      ipPool: nodes\n", "");
     let spec = env.spec_file("dhcp.yaml", &dhcp);
     // Nobody answers: the wait times out and names the cause.
     let silent = env.vkube(&["cluster", "apply", "-f", &spec, "--ip-timeout", "1"]);
     assert_eq!(silent.code, 1, "{}", silent.stderr);
-    assert!(silent.stderr.contains("no IP address reported within 1s"), "{}", silent.stderr);
+    assert!(
+        silent.stderr.contains("no IP address reported within 1s"),
+        "{}",
+        silent.stderr
+    );
 
     // Play the guests' DHCP clients: give each powered-on VM an address while apply waits.
     let mut child = vkube_command()
@@ -362,10 +592,18 @@ async fn dhcp_nodes_are_waited_for_until_they_report_an_address() {
     let described = env.vkube(&["cluster", "describe", "t1", "-o", "json"]);
     ok(&described);
     let doc: serde_json::Value = serde_json::from_str(&described.stdout).unwrap();
-    let ips: Vec<&str> = doc["nodes"].as_array().unwrap().iter().map(|n| n["ip"].as_str().unwrap()).collect();
+    let ips: Vec<&str> = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["ip"].as_str().unwrap())
+        .collect();
     assert_eq!(ips.len(), 4);
     assert!(ips.iter().all(|ip| ip.starts_with("10.30.0.")), "{ips:?}");
-    assert!(env.allocations().is_empty(), "DHCP takes nothing from the pool");
+    assert!(
+        env.allocations().is_empty(),
+        "DHCP takes nothing from the pool"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -373,56 +611,134 @@ async fn force_delete_forgets_a_cluster_whose_vcenter_is_gone_and_lists_orphans(
     let env = Env::start(&[]);
     let spec = env.spec_file("t1.yaml", &two_az_spec());
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut unreachable = env.vars();
     unreachable.retain(|(k, _)| k != "VKUBE_URL");
     unreachable.push(("VKUBE_URL".into(), format!("127.0.0.1:{port}")));
     let plain = vkube(&unreachable, &["cluster", "delete", "t1"]);
-    assert_eq!(plain.code, 1, "without --force vCenter must be reachable: {}", plain.stderr);
+    assert_eq!(
+        plain.code, 1,
+        "without --force vCenter must be reachable: {}",
+        plain.stderr
+    );
     let early = vkube(&unreachable, &["cluster", "delete", "t1", "--force"]);
     assert_eq!(early.code, 1);
-    assert!(early.stderr.contains("15m"), "the 15-minute rule is named: {}", early.stderr);
-    let forced = vkube(&unreachable, &["cluster", "delete", "t1", "--force", "--now"]);
+    assert!(
+        early.stderr.contains("15m"),
+        "the 15-minute rule is named: {}",
+        early.stderr
+    );
+    let forced = vkube(
+        &unreachable,
+        &["cluster", "delete", "t1", "--force", "--now"],
+    );
     ok(&forced);
-    assert!(forced.stdout.contains("left in vCenter: VM `t1-cp-0`"), "{}", forced.stdout);
+    assert!(
+        forced.stdout.contains("left in vCenter: VM `t1-cp-0`"),
+        "{}",
+        forced.stdout
+    );
     assert!(env.allocations().is_empty());
-    assert_eq!(env.vms("t1").await.len(), 4, "vCenter objects stay (they are orphans now)");
+    assert_eq!(
+        env.vms("t1").await.len(),
+        4,
+        "vCenter objects stay (they are orphans now)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn datastore_clusters_place_through_storage_drs() {
-    let sim = Simulator::start(SimulatorConfig { clusters: 2, datastores: 2, datastore_clusters: 1, ..Default::default() });
-    let env = Env { sim, dir: tempfile::tempdir().unwrap() };
-    ok(&env.vkube(&["ippool", "import", "-f", &repo_file("examples/ippools.yaml")]));
+    let sim = Simulator::start(SimulatorConfig {
+        clusters: 2,
+        datastores: 2,
+        datastore_clusters: 1,
+        ..Default::default()
+    });
+    let env = Env {
+        sim,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    ok(&env.vkube(&[
+        "ippool",
+        "import",
+        "-f",
+        &repo_file("examples/ippools.yaml"),
+    ]));
     // The simulator creates the pod empty: put LocalDS_1 in it, as an admin would.
     let session = env.session().await;
     let inventory = Inventory::load(&session).await.unwrap();
     let pod = inventory.resolve("/DC0/datastore/DC0_POD0", "pod").unwrap();
-    let ds = inventory.resolve("/DC0/datastore/LocalDS_1", "datastore").unwrap();
-    let task = vim_rs::mo::StoragePod::new(session.client(), &pod.id).move_into_folder_task(std::slice::from_ref(ds.moref())).await.unwrap();
-    session.wait_task("moving a datastore into the pod", task).await.unwrap();
+    let ds = inventory
+        .resolve("/DC0/datastore/LocalDS_1", "datastore")
+        .unwrap();
+    let task = vim_rs::mo::StoragePod::new(session.client(), &pod.id)
+        .move_into_folder_task(std::slice::from_ref(ds.moref()))
+        .await
+        .unwrap();
+    session
+        .wait_task("moving a datastore into the pod", task)
+        .await
+        .unwrap();
     session.close().await;
-    let spec = env.spec_file("pod.yaml", &two_az_spec().replace("datastore: /DC0/datastore/LocalDS_1", "datastoreCluster: /DC0/datastore/DC0_POD0"));
+    let spec = env.spec_file(
+        "pod.yaml",
+        &two_az_spec().replace(
+            "datastore: /DC0/datastore/LocalDS_1",
+            "datastoreCluster: /DC0/datastore/DC0_POD0",
+        ),
+    );
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
     let session = env.session().await;
     let vms = env.vms("t1").await;
     let worker = &vms["t1-workers-1"];
-    let moref = vim_rs::types::structs::ManagedObjectReference { r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine, value: worker.id.clone() };
-    let mut props = retrieve_objects(&session, &[moref], &[Wanted { type_name: "VirtualMachine", paths: &["config.files.vmPathName"] }]).await.unwrap();
+    let moref = vim_rs::types::structs::ManagedObjectReference {
+        r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine,
+        value: worker.id.clone(),
+    };
+    let mut props = retrieve_objects(
+        &session,
+        &[moref],
+        &[Wanted {
+            type_name: "VirtualMachine",
+            paths: &["config.files.vmPathName"],
+        }],
+    )
+    .await
+    .unwrap();
     let vmx = props[0].string("config.files.vmPathName").unwrap();
     session.close().await;
-    assert!(vmx.starts_with("[LocalDS_1]"), "Storage DRS placed az2's node in the pod's datastore: {vmx}");
+    assert!(
+        vmx.starts_with("[LocalDS_1]"),
+        "Storage DRS placed az2's node in the pod's datastore: {vmx}"
+    );
 }
 
 #[test]
 fn linked_clones_fall_back_with_a_warning_and_refuse_a_disk_resize() {
     let env = Env::start(&[]);
-    let resize = env.spec_file("linked-resize.yaml", &two_az_spec().replace("cloneMode: full", "cloneMode: linked"));
+    let resize = env.spec_file(
+        "linked-resize.yaml",
+        &two_az_spec().replace("cloneMode: full", "cloneMode: linked"),
+    );
     let refused = env.vkube(&["cluster", "apply", "-f", &resize]);
     assert_eq!(refused.code, 1);
     assert!(refused.stderr.contains("diskGiB"), "{}", refused.stderr);
-    let linked = env.spec_file("linked.yaml", &two_az_spec().replace("cloneMode: full", "cloneMode: linked").replace("      diskGiB: 60\n", "").replace("    diskGiB: 40\n", ""));
+    let linked = env.spec_file(
+        "linked.yaml",
+        &two_az_spec()
+            .replace("cloneMode: full", "cloneMode: linked")
+            .replace("      diskGiB: 60\n", "")
+            .replace("    diskGiB: 40\n", ""),
+    );
     let run = env.vkube(&["cluster", "apply", "-f", &linked]);
     ok(&run);
-    assert!(run.stderr.contains("has no snapshot") && run.stderr.contains("full clones"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("has no snapshot") && run.stderr.contains("full clones"),
+        "{}",
+        run.stderr
+    );
 }

@@ -22,7 +22,11 @@ fn assert_one_clear_error(run: &common::Run, needle: &str) {
     let lines = error_lines(run);
     assert_eq!(lines.len(), 1, "{}", run.stderr);
     assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
-    assert!(!run.stderr.contains("panicked") && !run.stderr.contains("<soapenv"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("panicked") && !run.stderr.contains("<soapenv"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -33,16 +37,29 @@ fn about_shows_product_transport_and_thumbprint() {
     let about: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(about["apiType"], "VirtualCenter");
     assert_eq!(about["transport"], "soap");
-    assert!(about["instanceUuid"].as_str().is_some_and(|u| !u.is_empty()));
+    assert!(about["instanceUuid"]
+        .as_str()
+        .is_some_and(|u| !u.is_empty()));
     // Insecure mode says so and shows the thumbprint to pin.
-    assert!(run.stderr.contains("TLS verification is off") && run.stderr.contains(about["thumbprintSha256"].as_str().unwrap()));
+    assert!(
+        run.stderr.contains("TLS verification is off")
+            && run
+                .stderr
+                .contains(about["thumbprintSha256"].as_str().unwrap())
+    );
 }
 
 #[test]
 fn govc_environment_is_the_fallback() {
     let sim = Simulator::start_default();
-    let url = sim.url().replace("https://", &format!("https://{}:{}@", sim.username(), sim.password()));
-    let env = vec![("GOVC_URL".to_string(), url), ("GOVC_INSECURE".to_string(), "1".to_string())];
+    let url = sim.url().replace(
+        "https://",
+        &format!("https://{}:{}@", sim.username(), sim.password()),
+    );
+    let env = vec![
+        ("GOVC_URL".to_string(), url),
+        ("GOVC_INSECURE".to_string(), "1".to_string()),
+    ];
     let run = vkube(&env, &["about"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("Transport:") && run.stdout.contains("soap"));
@@ -64,7 +81,10 @@ fn wrong_password_is_one_line_and_exit_1() {
     let sim = Simulator::start_default();
     let run = vkube(&env_with(&sim, &[("VKUBE_PASSWORD", "nope")]), &["about"]);
     assert_one_clear_error(&run, "wrong user name or password");
-    assert!(!run.stderr.contains("nope"), "the password must not be echoed");
+    assert!(
+        !run.stderr.contains("nope"),
+        "the password must not be echoed"
+    );
 }
 
 #[test]
@@ -72,10 +92,25 @@ fn untrusted_certificate_prints_thumbprints_and_the_flag() {
     let sim = Simulator::start_default();
     let run = vkube(&env_with(&sim, &[("VKUBE_INSECURE", "")]), &["about"]);
     assert_one_clear_error(&run, "is not trusted");
-    assert!(run.stderr.contains("hint:") && run.stderr.contains("--thumbprint"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint:") && run.stderr.contains("--thumbprint"),
+        "{}",
+        run.stderr
+    );
     // The printed SHA-256 pins the server.
-    let thumb = run.stderr.split("--thumbprint ").nth(1).unwrap().split('`').next().unwrap().to_string();
-    let pinned = vkube(&env_with(&sim, &[("VKUBE_INSECURE", "")]), &["about", "--thumbprint", &thumb]);
+    let thumb = run
+        .stderr
+        .split("--thumbprint ")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap()
+        .to_string();
+    let pinned = vkube(
+        &env_with(&sim, &[("VKUBE_INSECURE", "")]),
+        &["about", "--thumbprint", &thumb],
+    );
     assert_eq!(pinned.code, 0, "{}", pinned.stderr);
     assert!(!pinned.stderr.contains("verification is off"));
 }
@@ -84,7 +119,10 @@ fn untrusted_certificate_prints_thumbprints_and_the_flag() {
 fn thumbprint_mismatch_is_refused() {
     let sim = Simulator::start_default();
     let wrong = "00:".repeat(31) + "00";
-    let run = vkube(&env_with(&sim, &[("VKUBE_INSECURE", "")]), &["about", "--thumbprint", &wrong]);
+    let run = vkube(
+        &env_with(&sim, &[("VKUBE_INSECURE", "")]),
+        &["about", "--thumbprint", &wrong],
+    );
     assert_one_clear_error(&run, "does not match the pinned thumbprint");
 }
 
@@ -96,26 +134,45 @@ fn ca_file_is_trusted() {
         extra_args: vec!["-ca-out".into(), ca.display().to_string()],
         ..Default::default()
     });
-    let run = vkube(&env_with(&sim, &[("VKUBE_INSECURE", "")]), &["about", "--ca-file", ca.to_str().unwrap()]);
+    let run = vkube(
+        &env_with(&sim, &[("VKUBE_INSECURE", "")]),
+        &["about", "--ca-file", ca.to_str().unwrap()],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 #[test]
 fn connection_refused_and_unknown_host() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let sim = Simulator::start_default();
-    let run = vkube(&env_with(&sim, &[("VKUBE_URL", &format!("127.0.0.1:{port}"))]), &["about"]);
+    let run = vkube(
+        &env_with(&sim, &[("VKUBE_URL", &format!("127.0.0.1:{port}"))]),
+        &["about"],
+    );
     assert_one_clear_error(&run, "refused");
-    let run = vkube(&env_with(&sim, &[("VKUBE_URL", "no-such-host.invalid")]), &["about"]);
+    let run = vkube(
+        &env_with(&sim, &[("VKUBE_URL", "no-such-host.invalid")]),
+        &["about"],
+    );
     assert_one_clear_error(&run, "cannot resolve host `no-such-host.invalid`");
 }
 
 #[test]
 fn a_server_that_is_not_a_vcenter() {
-    let sim = Simulator::start(SimulatorConfig { extra_args: vec!["-not-vcenter".into()], ..Default::default() });
+    let sim = Simulator::start(SimulatorConfig {
+        extra_args: vec!["-not-vcenter".into()],
+        ..Default::default()
+    });
     let run = vkube(&sim.vkube_env(), &["about"]);
     assert_one_clear_error(&run, "is not a vCenter");
-    let esx = Simulator::start(SimulatorConfig { extra_args: vec!["-esx".into()], ..Default::default() });
+    let esx = Simulator::start(SimulatorConfig {
+        extra_args: vec!["-esx".into()],
+        ..Default::default()
+    });
     let run = vkube(&esx.vkube_env(), &["about"]);
     assert_one_clear_error(&run, "HostAgent");
 }
@@ -134,16 +191,26 @@ fn ls_lists_children_and_names_a_missing_segment() {
     for child in ["/DC0/vm", "/DC0/host", "/DC0/datastore", "/DC0/network"] {
         assert!(run.stdout.contains(child), "{}", run.stdout);
     }
-    let relative = vkube(&env_with(&sim, &[("GOVC_DATACENTER", "DC0")]), &["ls", "host", "-o", "json"]);
+    let relative = vkube(
+        &env_with(&sim, &[("GOVC_DATACENTER", "DC0")]),
+        &["ls", "host", "-o", "json"],
+    );
     let children: serde_json::Value = serde_json::from_str(&relative.stdout).unwrap();
-    assert!(children.as_array().unwrap().iter().any(|c| c["path"] == "/DC0/host/DC0_C0"));
+    assert!(children
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["path"] == "/DC0/host/DC0_C0"));
     let missing = vkube(&sim.vkube_env(), &["ls", "/DC0/vm/k8s/prod"]);
     assert_one_clear_error(&missing, "`/DC0/vm` has no `k8s`");
 }
 
 #[test]
 fn inventory_reports_every_section() {
-    let sim = Simulator::start(SimulatorConfig { datastore_clusters: 1, ..Default::default() });
+    let sim = Simulator::start(SimulatorConfig {
+        datastore_clusters: 1,
+        ..Default::default()
+    });
     for format in ["yaml", "json"] {
         let run = vkube(&sim.vkube_env(), &["inventory", "-o", format]);
         assert_eq!(run.code, 0, "{}", run.stderr);
@@ -158,7 +225,11 @@ fn inventory_reports_every_section() {
         assert!(!report["datastoreClusters"].as_array().unwrap().is_empty());
         assert!(!report["networks"].as_array().unwrap().is_empty());
         assert!(!report["resourcePools"].as_array().unwrap().is_empty());
-        assert!(report["vmFolders"].as_array().unwrap().iter().any(|f| f["path"] == "/DC0/vm"));
+        assert!(report["vmFolders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "/DC0/vm"));
     }
     let table = vkube(&sim.vkube_env(), &["inventory"]);
     assert!(table.stdout.contains("DATASTORES") && table.stdout.contains("LocalDS_0"));
@@ -167,8 +238,18 @@ fn inventory_reports_every_section() {
 #[test]
 fn wire_log_and_debug_logs_never_show_the_password() {
     let sim = Simulator::start_default();
-    let run = vkube(&sim.vkube_env(), &["inventory", "--wire-log", "-vvv", "-o", "json"]);
+    let run = vkube(
+        &sim.vkube_env(),
+        &["inventory", "--wire-log", "-vvv", "-o", "json"],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("wire=soap"), "wire logging is on: {}", &run.stderr[..run.stderr.len().min(500)]);
-    assert!(!run.stderr.contains(sim.password()) && !run.stdout.contains(sim.password()), "the password leaked");
+    assert!(
+        run.stderr.contains("wire=soap"),
+        "wire logging is on: {}",
+        &run.stderr[..run.stderr.len().min(500)]
+    );
+    assert!(
+        !run.stderr.contains(sim.password()) && !run.stdout.contains(sim.password()),
+        "the password leaked"
+    );
 }

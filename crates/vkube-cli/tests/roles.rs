@@ -10,7 +10,9 @@ use std::time::Duration;
 use common::{error_lines, vkube, Run};
 use vkube_core::roles::{Catalog, IMPLIED_SYSTEM_PRIVILEGES};
 use vkube_test_support::Simulator;
-use vkube_vsphere::{Authorization, ConnectOptions, Endpoint, Inventory, Secret, Session, TlsPolicy, TransportChoice};
+use vkube_vsphere::{
+    Authorization, ConnectOptions, Endpoint, Inventory, Secret, Session, TlsPolicy, TransportChoice,
+};
 
 const PRINCIPAL: &str = "k8s-svc@vsphere.local";
 
@@ -34,7 +36,11 @@ fn args<'a>(head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn assert_one_error(run: &Run, code: i32, needle: &str) {
-    assert_eq!(run.code, code, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, code,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
     let lines = error_lines(run);
     assert_eq!(lines.len(), 1, "{}", run.stderr);
     assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
@@ -50,7 +56,10 @@ struct Api {
 
 impl Api {
     fn connect(sim: &Simulator) -> Api {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let options = ConnectOptions {
             endpoint: Endpoint::parse(sim.url()).unwrap(),
             username: sim.username().to_owned(),
@@ -62,7 +71,11 @@ impl Api {
         };
         let session = runtime.block_on(Session::connect(options)).unwrap();
         let inventory = runtime.block_on(Inventory::load(&session)).unwrap();
-        Api { runtime, session, inventory }
+        Api {
+            runtime,
+            session,
+            inventory,
+        }
     }
 
     fn authz(&self) -> Authorization<'_> {
@@ -71,18 +84,42 @@ impl Api {
 
     fn role_privileges(&self, name: &str) -> Option<BTreeSet<String>> {
         let roles = self.runtime.block_on(self.authz().roles()).unwrap();
-        roles.into_iter().find(|r| r.name == name).map(|r| r.privileges)
+        roles
+            .into_iter()
+            .find(|r| r.name == name)
+            .map(|r| r.privileges)
     }
 
     /// The principal's own permission on `path`: (role name, propagate).
     fn permission(&self, path: &str, principal: &str) -> Option<(String, bool)> {
-        let entity = self.inventory.resolve(path, "object").unwrap().moref().clone();
+        let entity = self
+            .inventory
+            .resolve(path, "object")
+            .unwrap()
+            .moref()
+            .clone();
         let authz = self.authz();
         let roles = self.runtime.block_on(authz.roles()).unwrap();
-        let permissions = self.runtime.block_on(authz.entity_permissions(&entity, false)).unwrap();
-        let mine: Vec<_> = permissions.iter().filter(|p| p.principal.eq_ignore_ascii_case(principal) && !p.group).collect();
+        let permissions = self
+            .runtime
+            .block_on(authz.entity_permissions(&entity, false))
+            .unwrap();
+        let mine: Vec<_> = permissions
+            .iter()
+            .filter(|p| p.principal.eq_ignore_ascii_case(principal) && !p.group)
+            .collect();
         assert!(mine.len() <= 1, "{mine:?}");
-        mine.first().map(|p| (roles.iter().find(|r| r.id == p.role_id).unwrap().name.clone(), p.propagate))
+        mine.first().map(|p| {
+            (
+                roles
+                    .iter()
+                    .find(|r| r.id == p.role_id)
+                    .unwrap()
+                    .name
+                    .clone(),
+                p.propagate,
+            )
+        })
     }
 
     fn update_role(&self, name: &str, privileges: &BTreeSet<String>) {
@@ -90,18 +127,30 @@ impl Api {
         let roles = self.runtime.block_on(authz.roles()).unwrap();
         let id = roles.iter().find(|r| r.name == name).unwrap().id;
         let list: Vec<String> = privileges.iter().cloned().collect();
-        self.runtime.block_on(authz.update_role(id, name, &list)).unwrap();
+        self.runtime
+            .block_on(authz.update_role(id, name, &list))
+            .unwrap();
     }
 
     fn set_permission(&self, path: &str, principal: &str, role: &str, propagate: bool) {
-        let entity = self.inventory.resolve(path, "object").unwrap().moref().clone();
+        let entity = self
+            .inventory
+            .resolve(path, "object")
+            .unwrap()
+            .moref()
+            .clone();
         let authz = self.authz();
         let roles = self.runtime.block_on(authz.roles()).unwrap();
         let id = match roles.iter().find(|r| r.name == role) {
             Some(r) => r.id,
-            None => self.runtime.block_on(authz.create_role(role, &["Folder.Create".to_owned()])).unwrap(),
+            None => self
+                .runtime
+                .block_on(authz.create_role(role, &["Folder.Create".to_owned()]))
+                .unwrap(),
         };
-        self.runtime.block_on(authz.set_permission(&entity, principal, false, id, propagate)).unwrap();
+        self.runtime
+            .block_on(authz.set_permission(&entity, principal, false, id, propagate))
+            .unwrap();
     }
 }
 
@@ -126,13 +175,23 @@ fn missing_on<'a>(report: &'a serde_json::Value, path: &str) -> Vec<(&'a str, &'
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["privilege"].as_str().unwrap(), m["reason"].as_str().unwrap()))
+        .map(|m| {
+            (
+                m["privilege"].as_str().unwrap(),
+                m["reason"].as_str().unwrap(),
+            )
+        })
         .collect()
 }
 
 /// The first probed child of `parent` in a check report.
 fn child_of<'a>(report: &'a serde_json::Value, parent: &str) -> &'a str {
-    report["objects"].as_array().unwrap().iter().find(|o| o["childOf"] == parent).expect("a child probe")["path"]
+    report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["childOf"] == parent)
+        .expect("a child probe")["path"]
         .as_str()
         .unwrap()
 }
@@ -141,10 +200,25 @@ fn child_of<'a>(report: &'a serde_json::Value, parent: &str) -> &'a str {
 fn apply_creates_exactly_the_catalog_roles_and_permissions_then_no_changes() {
     let sim = Simulator::start_default();
     let env = sim.vkube_env();
-    let run = vkube(&env, &args(&["roles", "apply", "kkp-user", "--principal", PRINCIPAL], &[]));
+    let run = vkube(
+        &env,
+        &args(
+            &["roles", "apply", "kkp-user", "--principal", PRINCIPAL],
+            &[],
+        ),
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("create role `k8c-user-vcenter`"), "{}", run.stdout);
-    assert!(run.stderr.contains("warning: slot `template-folder` is not bound"), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("create role `k8c-user-vcenter`"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("warning: slot `template-folder` is not bound"),
+        "{}",
+        run.stderr
+    );
 
     let api = Api::connect(&sim);
     let catalog = Catalog::builtin("kkp-user").unwrap();
@@ -158,12 +232,21 @@ fn apply_creates_exactly_the_catalog_roles_and_permissions_then_no_changes() {
     ];
     for role in catalog.roles().iter().filter(|r| !r.is_optional()) {
         if !role.is_builtin() {
-            let mut expected: BTreeSet<String> = role.privileges().iter().map(|p| p.id.to_string()).collect();
+            let mut expected: BTreeSet<String> =
+                role.privileges().iter().map(|p| p.id.to_string()).collect();
             expected.extend(IMPLIED_SYSTEM_PRIVILEGES.iter().map(|id| (*id).to_owned()));
-            assert_eq!(api.role_privileges(role.name()).as_ref(), Some(&expected), "role {}", role.name());
+            assert_eq!(
+                api.role_privileges(role.name()).as_ref(),
+                Some(&expected),
+                "role {}",
+                role.name()
+            );
         }
         for grant in role.grants() {
-            let Some((_, path)) = paths.iter().find(|(slot, _)| *slot == grant.slot.as_str()) else { continue };
+            let Some((_, path)) = paths.iter().find(|(slot, _)| *slot == grant.slot.as_str())
+            else {
+                continue;
+            };
             assert_eq!(
                 api.permission(path, PRINCIPAL),
                 Some((role.name().to_owned(), grant.propagate)),
@@ -174,29 +257,92 @@ fn apply_creates_exactly_the_catalog_roles_and_permissions_then_no_changes() {
     }
 
     // Second run, with the other spelling of the same principal: nothing to do.
-    let run = vkube(&env, &args(&["roles", "apply", "kkp-user", "--principal", "VSPHERE.LOCAL\\k8s-svc"], &[]));
+    let run = vkube(
+        &env,
+        &args(
+            &[
+                "roles",
+                "apply",
+                "kkp-user",
+                "--principal",
+                "VSPHERE.LOCAL\\k8s-svc",
+            ],
+            &[],
+        ),
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.starts_with("no changes"), "{}", run.stdout);
 
-    let run = vkube(&env, &args(&["roles", "check", "kkp-user", "--principal", PRINCIPAL], &[]));
+    let run = vkube(
+        &env,
+        &args(
+            &["roles", "check", "kkp-user", "--principal", PRINCIPAL],
+            &[],
+        ),
+    );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("all present"), "{}", run.stdout);
-    assert!(run.stdout.contains("holds every privilege"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("holds every privilege"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
 fn dry_run_changes_nothing() {
     let sim = Simulator::start_default();
     let env = sim.vkube_env();
-    let run = vkube(&env, &args(&["roles", "apply", "vkube", "--principal", PRINCIPAL, "--dry-run"], &[]));
+    let run = vkube(
+        &env,
+        &args(
+            &[
+                "roles",
+                "apply",
+                "vkube",
+                "--principal",
+                PRINCIPAL,
+                "--dry-run",
+            ],
+            &[],
+        ),
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.starts_with("plan (dry run"), "{}", run.stdout);
-    assert!(run.stdout.contains("grant `vkube-folder` on `/DC0/vm` to `k8s-svc@vsphere.local` propagate=true"), "{}", run.stdout);
-    let run = vkube(&env, &args(&["roles", "apply", "vkube", "--principal", PRINCIPAL, "--dry-run", "-o", "json"], &[]));
+    assert!(
+        run.stdout.contains(
+            "grant `vkube-folder` on `/DC0/vm` to `k8s-svc@vsphere.local` propagate=true"
+        ),
+        "{}",
+        run.stdout
+    );
+    let run = vkube(
+        &env,
+        &args(
+            &[
+                "roles",
+                "apply",
+                "vkube",
+                "--principal",
+                PRINCIPAL,
+                "--dry-run",
+                "-o",
+                "json",
+            ],
+            &[],
+        ),
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let plan = json(&run);
-    assert_eq!((plan["dryRun"].as_bool(), plan["changed"].as_bool()), (Some(true), Some(false)));
-    assert!(plan["steps"].as_array().unwrap().iter().any(|s| s["step"] == "createRole" && s["name"] == "vkube-folder"));
+    assert_eq!(
+        (plan["dryRun"].as_bool(), plan["changed"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert!(plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["step"] == "createRole" && s["name"] == "vkube-folder"));
 
     let api = Api::connect(&sim);
     assert_eq!(api.role_privileges("vkube-folder"), None);
@@ -210,7 +356,10 @@ fn dry_run_changes_nothing() {
 fn check_names_a_privilege_removed_from_a_role() {
     let sim = Simulator::start_default();
     let env = sim.vkube_env();
-    let run = vkube(&env, &args(&["roles", "apply", "vkube", "--principal", PRINCIPAL], &[]));
+    let run = vkube(
+        &env,
+        &args(&["roles", "apply", "vkube", "--principal", PRINCIPAL], &[]),
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
 
     let api = Api::connect(&sim);
@@ -218,26 +367,69 @@ fn check_names_a_privilege_removed_from_a_role() {
     assert!(privileges.remove("Folder.Delete"));
     api.update_role("vkube-folder", &privileges);
 
-    let run = vkube(&env, &args(&["roles", "check", "vkube", "--principal", PRINCIPAL, "-o", "json"], &[]));
+    let run = vkube(
+        &env,
+        &args(
+            &[
+                "roles",
+                "check",
+                "vkube",
+                "--principal",
+                PRINCIPAL,
+                "-o",
+                "json",
+            ],
+            &[],
+        ),
+    );
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = json(&run);
     assert_eq!(report["complete"], false);
-    assert_eq!(missing_on(&report, "/DC0/vm"), [("Folder.Delete", "granted here")]);
+    assert_eq!(
+        missing_on(&report, "/DC0/vm"),
+        [("Folder.Delete", "granted here")]
+    );
     let child = child_of(&report, "/DC0/vm");
-    assert_eq!(missing_on(&report, child), [("Folder.Delete", "must be inherited from vm-folder")]);
-    let total: usize = report["objects"].as_array().unwrap().iter().map(|o| o["missing"].as_array().unwrap().len()).sum();
+    assert_eq!(
+        missing_on(&report, child),
+        [("Folder.Delete", "must be inherited from vm-folder")]
+    );
+    let total: usize = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["missing"].as_array().unwrap().len())
+        .sum();
     assert_eq!(total, 2, "{report}");
 
-    let table = vkube(&env, &args(&["roles", "check", "vkube", "--principal", PRINCIPAL], &[]));
+    let table = vkube(
+        &env,
+        &args(&["roles", "check", "vkube", "--principal", PRINCIPAL], &[]),
+    );
     assert_eq!(table.code, 1);
-    assert!(table.stdout.contains("Folder.Delete") && table.stdout.contains("granted here"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("Folder.Delete") && table.stdout.contains("granted here"),
+        "{}",
+        table.stdout
+    );
     assert!(error_lines(&table).is_empty(), "{}", table.stderr);
 
     // Apply puts it back, naming the difference.
-    let run = vkube(&env, &args(&["roles", "apply", "vkube", "--principal", PRINCIPAL], &[]));
+    let run = vkube(
+        &env,
+        &args(&["roles", "apply", "vkube", "--principal", PRINCIPAL], &[]),
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("update role `vkube-folder`\n  + Folder.Delete\n"), "{}", run.stdout);
-    let run = vkube(&env, &args(&["roles", "check", "vkube", "--principal", PRINCIPAL], &[]));
+    assert!(
+        run.stdout
+            .contains("update role `vkube-folder`\n  + Folder.Delete\n"),
+        "{}",
+        run.stdout
+    );
+    let run = vkube(
+        &env,
+        &args(&["roles", "check", "vkube", "--principal", PRINCIPAL], &[]),
+    );
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
 
@@ -245,12 +437,32 @@ fn check_names_a_privilege_removed_from_a_role() {
 fn check_catches_a_grant_that_does_not_propagate() {
     let sim = Simulator::start_default();
     let env = sim.vkube_env();
-    let run = vkube(&env, &args(&["roles", "apply", "kkp-user", "--principal", PRINCIPAL], &[]));
+    let run = vkube(
+        &env,
+        &args(
+            &["roles", "apply", "kkp-user", "--principal", PRINCIPAL],
+            &[],
+        ),
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let api = Api::connect(&sim);
     api.set_permission("/DC0/vm", PRINCIPAL, "k8c-user-folder-propagate", false);
 
-    let run = vkube(&env, &args(&["roles", "check", "kkp-user", "--principal", PRINCIPAL, "-o", "json"], &[]));
+    let run = vkube(
+        &env,
+        &args(
+            &[
+                "roles",
+                "check",
+                "kkp-user",
+                "--principal",
+                PRINCIPAL,
+                "-o",
+                "json",
+            ],
+            &[],
+        ),
+    );
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = json(&run);
     assert!(missing_on(&report, "/DC0/vm").is_empty(), "{report}");
@@ -266,17 +478,37 @@ fn check_catches_a_grant_that_does_not_propagate() {
         .map(|p| p.id.as_str())
         .filter(|id| !id.starts_with("System."))
         .collect();
-    assert_eq!(missing.iter().map(|(id, _)| *id).collect::<BTreeSet<_>>(), expected);
-    assert!(missing.iter().all(|(_, reason)| *reason == "must be inherited from vm-folder"));
+    assert_eq!(
+        missing.iter().map(|(id, _)| *id).collect::<BTreeSet<_>>(),
+        expected
+    );
+    assert!(missing
+        .iter()
+        .all(|(_, reason)| *reason == "must be inherited from vm-folder"));
 
-    let run = vkube(&env, &args(&["roles", "apply", "kkp-user", "--principal", PRINCIPAL], &[]));
+    let run = vkube(
+        &env,
+        &args(
+            &["roles", "apply", "kkp-user", "--principal", PRINCIPAL],
+            &[],
+        ),
+    );
     assert!(
         run.stdout.contains("grant `k8c-user-folder-propagate` on `/DC0/vm` to `k8s-svc@vsphere.local` propagate=true (replaces `k8c-user-folder-propagate` propagate=false)"),
         "{}",
         run.stdout
     );
-    assert_eq!(api.permission("/DC0/vm", PRINCIPAL), Some(("k8c-user-folder-propagate".to_owned(), true)));
-    let run = vkube(&env, &args(&["roles", "check", "kkp-user", "--principal", PRINCIPAL], &[]));
+    assert_eq!(
+        api.permission("/DC0/vm", PRINCIPAL),
+        Some(("k8c-user-folder-propagate".to_owned(), true))
+    );
+    let run = vkube(
+        &env,
+        &args(
+            &["roles", "check", "kkp-user", "--principal", PRINCIPAL],
+            &[],
+        ),
+    );
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
 
@@ -289,7 +521,13 @@ fn check_without_principal_uses_the_own_session() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report = json(&run);
     assert_eq!(report["complete"], true);
-    assert!(report["principal"].as_str().unwrap().eq_ignore_ascii_case(sim.username()), "{report}");
+    assert!(
+        report["principal"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case(sim.username()),
+        "{report}"
+    );
 
     // Narrow the own permission on the VM folder (nearest entity wins).
     let api = Api::connect(&sim);
@@ -298,8 +536,14 @@ fn check_without_principal_uses_the_own_session() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = json(&run);
     let missing = missing_on(&report, "/DC0/vm");
-    assert!(missing.contains(&("Folder.Delete", "granted here")), "{missing:?}");
-    assert!(!missing.iter().any(|(id, _)| *id == "Folder.Create"), "{missing:?}");
+    assert!(
+        missing.contains(&("Folder.Delete", "granted here")),
+        "{missing:?}"
+    );
+    assert!(
+        !missing.iter().any(|(id, _)| *id == "Folder.Create"),
+        "{missing:?}"
+    );
     assert!(missing_on(&report, "/DC0").is_empty());
 }
 
@@ -308,10 +552,28 @@ fn bad_inputs_give_one_clear_error_each() {
     // Offline: no vCenter is contacted before the input is valid.
     let none: Vec<(String, String)> = Vec::new();
     let run = vkube(&none, &["roles", "show", "kkp-usr"]);
-    assert_one_error(&run, 1, "unknown role profile `kkp-usr`; profiles are `vkube`");
-    let run = vkube(&none, &["roles", "apply", "kkp-usr", "--principal", PRINCIPAL]);
+    assert_one_error(
+        &run,
+        1,
+        "unknown role profile `kkp-usr`; profiles are `vkube`",
+    );
+    let run = vkube(
+        &none,
+        &["roles", "apply", "kkp-usr", "--principal", PRINCIPAL],
+    );
     assert_one_error(&run, 1, "unknown role profile `kkp-usr`");
-    let run = vkube(&none, &["roles", "apply", "kkp-user", "--principal", PRINCIPAL, "--bind", "vm_folder=/DC0/vm"]);
+    let run = vkube(
+        &none,
+        &[
+            "roles",
+            "apply",
+            "kkp-user",
+            "--principal",
+            PRINCIPAL,
+            "--bind",
+            "vm_folder=/DC0/vm",
+        ],
+    );
     assert_one_error(&run, 1, "invalid slot binding `vm_folder=/DC0/vm`: unknown slot `vm_folder`; did you mean `vm-folder`?");
 
     let dir = tempfile::tempdir().unwrap();
@@ -322,27 +584,103 @@ fn bad_inputs_give_one_clear_error_each() {
     )
     .unwrap();
     let file = bad.to_str().unwrap();
-    let run = vkube(&none, &["roles", "apply", "-f", file, "--principal", PRINCIPAL]);
-    assert_one_error(&run, 1, &format!("unknown privilege `Folder.Creat` in `{file}` line 11; did you mean `Folder.Create`?"));
-    let run = vkube(&none, &["roles", "show", "-f", &dir.path().join("absent.yaml").display().to_string()]);
+    let run = vkube(
+        &none,
+        &["roles", "apply", "-f", file, "--principal", PRINCIPAL],
+    );
+    assert_one_error(
+        &run,
+        1,
+        &format!(
+            "unknown privilege `Folder.Creat` in `{file}` line 11; did you mean `Folder.Create`?"
+        ),
+    );
+    let run = vkube(
+        &none,
+        &[
+            "roles",
+            "show",
+            "-f",
+            &dir.path().join("absent.yaml").display().to_string(),
+        ],
+    );
     assert_one_error(&run, 1, "cannot read role catalog");
 
     // Against vCenter.
     let sim = Simulator::start_default();
     let env = sim.vkube_env();
-    let run = vkube(&env, &["roles", "apply", "kkp-user", "--principal", PRINCIPAL, "--bind", "vm-folder=/DC0/vm/k8s"]);
-    assert_one_error(&run, 1, "binding slot `vm-folder`: VM folder `/DC0/vm/k8s` not found: `/DC0/vm` has no `k8s`");
-    let run = vkube(&env, &["roles", "apply", "kkp-user", "--principal", PRINCIPAL, "--bind", "datastore=/DC0/vm"]);
-    assert_one_error(&run, 1, "slot `datastore` is bound to `/DC0/vm`, which is a Folder, not a datastore");
-    let run = vkube(&env, &["roles", "apply", "vkube", "--principal", PRINCIPAL, "--include-optional"]);
-    assert_one_error(&run, 1, "are both granted on `/`; vCenter keeps one permission per principal and object");
+    let run = vkube(
+        &env,
+        &[
+            "roles",
+            "apply",
+            "kkp-user",
+            "--principal",
+            PRINCIPAL,
+            "--bind",
+            "vm-folder=/DC0/vm/k8s",
+        ],
+    );
+    assert_one_error(
+        &run,
+        1,
+        "binding slot `vm-folder`: VM folder `/DC0/vm/k8s` not found: `/DC0/vm` has no `k8s`",
+    );
+    let run = vkube(
+        &env,
+        &[
+            "roles",
+            "apply",
+            "kkp-user",
+            "--principal",
+            PRINCIPAL,
+            "--bind",
+            "datastore=/DC0/vm",
+        ],
+    );
+    assert_one_error(
+        &run,
+        1,
+        "slot `datastore` is bound to `/DC0/vm`, which is a Folder, not a datastore",
+    );
+    let run = vkube(
+        &env,
+        &[
+            "roles",
+            "apply",
+            "vkube",
+            "--principal",
+            PRINCIPAL,
+            "--include-optional",
+        ],
+    );
+    assert_one_error(
+        &run,
+        1,
+        "are both granted on `/`; vCenter keeps one permission per principal and object",
+    );
     // `check` reserves exit 1 for missing privileges: its errors exit 2.
-    let run = vkube(&env, &["roles", "check", "kkp-user", "--principal", PRINCIPAL, "--bind", "vm-folder=/DC0/vm/k8s"]);
+    let run = vkube(
+        &env,
+        &[
+            "roles",
+            "check",
+            "kkp-user",
+            "--principal",
+            PRINCIPAL,
+            "--bind",
+            "vm-folder=/DC0/vm/k8s",
+        ],
+    );
     assert_one_error(&run, 2, "VM folder `/DC0/vm/k8s` not found");
     let run = vkube(&none, &["roles", "check", "kkp-usr"]);
     assert_one_error(&run, 2, "unknown role profile `kkp-usr`");
     let api = Api::connect(&sim);
-    assert_eq!(api.role_privileges("k8c-user-vcenter"), None, "nothing was created");
+    assert_eq!(
+        api.role_privileges("k8c-user-vcenter"),
+        None,
+        "nothing was created"
+    );
 }
 
 #[test]
@@ -351,23 +689,60 @@ fn list_show_and_export_work_offline() {
     let run = vkube(&none, &["roles", "list"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.starts_with("PROFILE"));
-    assert!(run.stdout.lines().any(|l| l.starts_with("kkp-user ")), "{}", run.stdout);
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with("kkp-user ")),
+        "{}",
+        run.stdout
+    );
 
     let run = vkube(&none, &["roles", "show", "kkp-user", "-o", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let catalog = json(&run);
     assert_eq!(catalog["profile"], "kkp-user");
-    assert!(catalog["roles"].as_array().unwrap().iter().any(|r| r["name"] == "k8c-user-folder-propagate"));
+    assert!(catalog["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "k8c-user-folder-propagate"));
     let run = vkube(&none, &["roles", "show", "vkube"]);
-    assert!(run.stdout.contains("vkube-roles-admin (optional)") && run.stdout.contains("vm-folder (propagate)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("vkube-roles-admin (optional)")
+            && run.stdout.contains("vm-folder (propagate)"),
+        "{}",
+        run.stdout
+    );
 
-    let run = vkube(&none, &["roles", "export", "vkube", "--principal", PRINCIPAL, "--format", "govc", "--bind", "vm-folder=/DC0/vm"]);
+    let run = vkube(
+        &none,
+        &[
+            "roles",
+            "export",
+            "vkube",
+            "--principal",
+            PRINCIPAL,
+            "--format",
+            "govc",
+            "--bind",
+            "vm-folder=/DC0/vm",
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.starts_with("#!/bin/sh\n"));
     assert!(run.stdout.contains("govc role.create vkube-folder \\\n"));
     assert!(run.stdout.contains("govc permissions.set -principal k8s-svc@vsphere.local -role vkube-folder -propagate=true /DC0/vm\n"));
     assert!(!run.stdout.contains("vkube-roles-admin"));
-    let run = vkube(&none, &["roles", "export", "kkp-user", "--principal", PRINCIPAL, "--format", "json"]);
+    let run = vkube(
+        &none,
+        &[
+            "roles",
+            "export",
+            "kkp-user",
+            "--principal",
+            PRINCIPAL,
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(json(&run)["principal"], PRINCIPAL);
 }
@@ -375,18 +750,48 @@ fn list_show_and_export_work_offline() {
 #[test]
 fn privileges_an_older_vcenter_does_not_know_are_listed_and_refused() {
     // Without vkube's vSphere 7/8 ids the simulator knows only vSphere 6.5's.
-    let sim = Simulator::start(vkube_test_support::SimulatorConfig { modern_privileges: false, ..Default::default() });
+    let sim = Simulator::start(vkube_test_support::SimulatorConfig {
+        modern_privileges: false,
+        ..Default::default()
+    });
     let env = sim.vkube_env();
-    let refused = vkube(&env, &args(&["roles", "apply", "kkp-user", "--principal", PRINCIPAL], &[]));
-    assert_eq!(refused.code, 1, "stdout: {}\nstderr: {}", refused.stdout, refused.stderr);
+    let refused = vkube(
+        &env,
+        &args(
+            &["roles", "apply", "kkp-user", "--principal", PRINCIPAL],
+            &[],
+        ),
+    );
+    assert_eq!(
+        refused.code, 1,
+        "stdout: {}\nstderr: {}",
+        refused.stdout, refused.stderr
+    );
     let all = format!("{}{}", refused.stdout, refused.stderr);
-    assert!(all.contains("Cns.Searchable"), "the unknown id is named: {all}");
-    assert!(all.contains("--skip-unknown"), "the way out is named: {all}");
+    assert!(
+        all.contains("Cns.Searchable"),
+        "the unknown id is named: {all}"
+    );
+    assert!(
+        all.contains("--skip-unknown"),
+        "the way out is named: {all}"
+    );
     let api = Api::connect(&sim);
-    assert!(api.role_privileges("k8c-user-vcenter").is_none(), "nothing was created before refusing");
-    let skipped = vkube(&env, &args(&["roles", "apply", "kkp-user", "--principal", PRINCIPAL], &["--skip-unknown"]));
+    assert!(
+        api.role_privileges("k8c-user-vcenter").is_none(),
+        "nothing was created before refusing"
+    );
+    let skipped = vkube(
+        &env,
+        &args(
+            &["roles", "apply", "kkp-user", "--principal", PRINCIPAL],
+            &["--skip-unknown"],
+        ),
+    );
     assert_eq!(skipped.code, 0, "{}", skipped.stderr);
     let api = Api::connect(&sim);
-    let created = api.role_privileges("k8c-user-vcenter").expect("created without the unknown ids");
+    let created = api
+        .role_privileges("k8c-user-vcenter")
+        .expect("created without the unknown ids");
     assert!(!created.contains("Cns.Searchable"));
 }

@@ -41,8 +41,17 @@ mod tests {
 
     #[test]
     fn one_problem_is_one_line_and_many_are_listed() {
-        let p = |f: &str| Problem { field: f.into(), message: "bad".into() };
-        assert_eq!(render("IP pool", &[p("gateway")]), "invalid IP pool: gateway: bad");
-        assert_eq!(render("topology", &[p("a"), p("b")]), "invalid topology: 2 problems\n  a: bad\n  b: bad");
+        let p = |f: &str| Problem {
+            field: f.into(),
+            message: "bad".into(),
+        };
+        assert_eq!(
+            render("IP pool", &[p("gateway")]),
+            "invalid IP pool: gateway: bad"
+        );
+        assert_eq!(
+            render("topology", &[p("a"), p("b")]),
+            "invalid topology: 2 problems\n  a: bad\n  b: bad"
+        );
     }
 }

@@ -29,12 +29,13 @@ use tokio::sync::Semaphore;
 use vim_rs::types::structs::ManagedObjectReference;
 use vkube_core::cluster::bootstrap::{self, token::BootstrapToken, NodeBootstrap};
 use vkube_core::cluster::{
-    cluster_folder, markers, plan, vip_lease_node, ClusterPki, ClusterSpec, GroupRole, IpAllocation, Leases, NodeRole, Step, Vip,
+    cluster_folder, markers, plan, vip_lease_node, ClusterPki, ClusterSpec, GroupRole,
+    IpAllocation, Leases, NodeRole, Step, Vip,
 };
 use vkube_core::ipam::Lease;
 use vkube_store::{
-    ApplyLocks, ClusterPhase, ClusterStore, EventLevel, IntentAction, IntentOutcome, Journal, LeaseFilter, Node, NodePhase,
-    SqliteStore, Store, Timestamp,
+    ApplyLocks, ClusterPhase, ClusterStore, EventLevel, IntentAction, IntentOutcome, Journal,
+    LeaseFilter, Node, NodePhase, SqliteStore, Store, Timestamp,
 };
 use vkube_vsphere::vm::{self, CloneRequest, VmSettings};
 use vkube_vsphere::{Inventory, Session};
@@ -62,7 +63,13 @@ pub struct ApplyOptions {
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { parallel: 8, max_passes: 60, power_off_grace: Duration::from_secs(60), lock_ttl: Duration::from_secs(60), ip_wait: Duration::from_secs(600) }
+        ApplyOptions {
+            parallel: 8,
+            max_passes: 60,
+            power_off_grace: Duration::from_secs(60),
+            lock_ttl: Duration::from_secs(60),
+            ip_wait: Duration::from_secs(600),
+        }
     }
 }
 
@@ -114,7 +121,10 @@ fn step_name(step: &Step) -> (&'static str, Option<&str>) {
 }
 
 fn leases_of(store: &SqliteStore, cluster: &str) -> Result<Vec<Lease>> {
-    Ok(store.leases(&LeaseFilter { pool: None, cluster: Some(cluster.to_string()) })?)
+    Ok(store.leases(&LeaseFilter {
+        pool: None,
+        cluster: Some(cluster.to_string()),
+    })?)
 }
 
 fn lease_map(leases: &[Lease]) -> Leases {
@@ -124,7 +134,9 @@ fn lease_map(leases: &[Lease]) -> Leases {
 /// Validate the spec (and its pools) without touching vCenter.
 pub fn parse_spec(store: &SqliteStore, text: &str) -> Result<ClusterSpec> {
     let spec = ClusterSpec::from_yaml(text)?;
-    if spec.ip_allocation() == IpAllocation::Static || matches!(spec.control_plane().vip(), Vip::FromPool(_)) {
+    if spec.ip_allocation() == IpAllocation::Static
+        || matches!(spec.control_plane().vip(), Vip::FromPool(_))
+    {
         let pools: Vec<_> = store.pools()?.into_iter().map(|r| r.pool).collect();
         spec.check_pools(&pools)?;
     }
@@ -132,7 +144,12 @@ pub fn parse_spec(store: &SqliteStore, text: &str) -> Result<ClusterSpec> {
 }
 
 /// The plan for `text` against vCenter now, changing nothing.
-pub async fn plan_only(session: &Session, store: &SqliteStore, text: &str, progress: &dyn Progress) -> Result<PlanPreview> {
+pub async fn plan_only(
+    session: &Session,
+    store: &SqliteStore,
+    text: &str,
+    progress: &dyn Progress,
+) -> Result<PlanPreview> {
     let spec = parse_spec(store, text)?;
     let inventory = Inventory::load(session).await?;
     resolve(session, &inventory, &spec, progress).await?;
@@ -140,7 +157,11 @@ pub async fn plan_only(session: &Session, store: &SqliteStore, text: &str, progr
     let record = store.cluster(&name).ok();
     let uid = record.as_ref().map(|r| r.uid.clone()).unwrap_or_default();
     let observation = observe(session, &inventory, &spec, &uid).await?;
-    let leases = if record.is_some() { lease_map(&leases_of(store, &name)?) } else { Leases::new() };
+    let leases = if record.is_some() {
+        lease_map(&leases_of(store, &name)?)
+    } else {
+        Leases::new()
+    };
     Ok(PlanPreview {
         cluster: name,
         known: record.is_some(),
@@ -169,7 +190,10 @@ impl Run<'_> {
     }
 
     fn event(&self, level: EventLevel, kind: &str, message: &str, node: Option<&str>) {
-        if let Err(e) = self.store.append_event(&self.name(), Timestamp::now(), level, kind, message, node) {
+        if let Err(e) =
+            self.store
+                .append_event(&self.name(), Timestamp::now(), level, kind, message, node)
+        {
             tracing::warn!("recording an event failed: {e}");
         }
     }
@@ -182,13 +206,16 @@ impl Run<'_> {
         detail: serde_json::Value,
         work: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let intent = self.store.record_intent(&self.name(), node, action, &detail, Timestamp::now())?;
+        let intent =
+            self.store
+                .record_intent(&self.name(), node, action, &detail, Timestamp::now())?;
         let result = work.await;
         let outcome = match &result {
             Ok(_) => IntentOutcome::Succeeded,
             Err(e) => IntentOutcome::Failed(e.to_string()),
         };
-        self.store.complete_intent(intent, outcome, Timestamp::now())?;
+        self.store
+            .complete_intent(intent, outcome, Timestamp::now())?;
         result
     }
 
@@ -202,7 +229,14 @@ impl Run<'_> {
         }
     }
 
-    fn settings(&self, node: &str, group: &str, index: u32, domain: &str, spec_hash: &str) -> VmSettings {
+    fn settings(
+        &self,
+        node: &str,
+        group: &str,
+        index: u32,
+        domain: &str,
+        spec_hash: &str,
+    ) -> VmSettings {
         let group_spec = self.spec.group(group).expect("planned group exists");
         let placement = &self.placement.domains[domain];
         VmSettings {
@@ -210,18 +244,45 @@ impl Run<'_> {
             memory_mib: Some(i64::from(group_spec.memory_mib())),
             disk_gib: group_spec.disk_gib().map(i64::from),
             network: Some(placement.network.clone()),
-            extra_config: markers(self.spec.name(), &self.uid, group, node, index, spec_hash, domain).into_iter().collect(),
+            extra_config: markers(
+                self.spec.name(),
+                &self.uid,
+                group,
+                node,
+                index,
+                spec_hash,
+                domain,
+            )
+            .into_iter()
+            .collect(),
             disk_uuid_enabled: true,
-            annotation: Some(format!("vkube cluster `{}` ({}), node `{node}`; managed by vkube, do not edit", self.spec.name(), self.uid)),
+            annotation: Some(format!(
+                "vkube cluster `{}` ({}), node `{node}`; managed by vkube, do not edit",
+                self.spec.name(),
+                self.uid
+            )),
         }
     }
 
-    async fn datastore_for(&self, domain: &str, folder: &ManagedObjectReference, node: &str) -> Result<ManagedObjectReference> {
+    async fn datastore_for(
+        &self,
+        domain: &str,
+        folder: &ManagedObjectReference,
+        node: &str,
+    ) -> Result<ManagedObjectReference> {
         let placement = &self.placement.domains[domain];
         Ok(match &placement.storage {
             StorageTarget::Datastore(ds) => ds.clone(),
             StorageTarget::DatastoreCluster(pod) => {
-                vm::recommend_datastore(self.session, pod, &self.placement.template, folder, &placement.resource_pool, node).await?
+                vm::recommend_datastore(
+                    self.session,
+                    pod,
+                    &self.placement.template,
+                    folder,
+                    &placement.resource_pool,
+                    node,
+                )
+                .await?
             }
         })
     }
@@ -239,7 +300,8 @@ impl Run<'_> {
         spec_hash: &str,
     ) -> Result<ManagedObjectReference> {
         let settings = self.settings(node, group, index, domain, spec_hash);
-        let detail = serde_json::json!({ "node": node, "group": group, "index": index, "domain": domain });
+        let detail =
+            serde_json::json!({ "node": node, "group": group, "index": index, "domain": domain });
         let vm = self
             .with_intent(Some(node), IntentAction::CreateNode, detail, async {
                 let request = CloneRequest {
@@ -254,25 +316,52 @@ impl Run<'_> {
                 match vm::clone_vm(self.session, &request).await {
                     Ok(vm) => Ok(vm),
                     // A clone from an interrupted run got there first: adopt it.
-                    Err(e) if e.fault_name() == Some("DuplicateName") => find_vm(self.session, folder, node).await,
+                    Err(e) if e.fault_name() == Some("DuplicateName") => {
+                        find_vm(self.session, folder, node).await
+                    }
                     Err(e) => Err(e.into()),
                 }
             })
             .await?;
-        self.record_node(node, group, index, domain, spec_hash, Some(&vm), NodePhase::Creating)?;
+        self.record_node(
+            node,
+            group,
+            index,
+            domain,
+            spec_hash,
+            Some(&vm),
+            NodePhase::Creating,
+        )?;
         self.finish_node(&vm, node, group, role, &settings).await?;
-        self.record_node(node, group, index, domain, spec_hash, Some(&vm), NodePhase::Created)?;
+        self.record_node(
+            node,
+            group,
+            index,
+            domain,
+            spec_hash,
+            Some(&vm),
+            NodePhase::Created,
+        )?;
         Ok(vm)
     }
 
     /// Bring a cloned VM to its settings and write its bootstrap data.
-    async fn finish_node(&self, vm: &ManagedObjectReference, node: &str, group: &str, role: NodeRole, settings: &VmSettings) -> Result<()> {
+    async fn finish_node(
+        &self,
+        vm: &ManagedObjectReference,
+        node: &str,
+        group: &str,
+        role: NodeRole,
+        settings: &VmSettings,
+    ) -> Result<()> {
         vm::ensure_settings(self.session, vm, settings).await?;
-        let observed = vm::observe_vm(self.session, vm).await?.ok_or_else(|| vkube_vsphere::Error::NotFound {
-            kind: "VM".into(),
-            path: node.into(),
-            parent: "cluster folder".into(),
-            missing: node.into(),
+        let observed = vm::observe_vm(self.session, vm).await?.ok_or_else(|| {
+            vkube_vsphere::Error::NotFound {
+                kind: "VM".into(),
+                path: node.into(),
+                parent: "cluster folder".into(),
+                missing: node.into(),
+            }
         })?;
         let mac = observed.mac.clone().unwrap_or_default();
         let leases = leases_of(self.store, &self.name())?;
@@ -312,7 +401,10 @@ impl Run<'_> {
         vm: Option<&ManagedObjectReference>,
         phase: NodePhase,
     ) -> Result<()> {
-        let ip = leases_of(self.store, &self.name())?.into_iter().find(|l| l.node == node).map(|l| l.address);
+        let ip = leases_of(self.store, &self.name())?
+            .into_iter()
+            .find(|l| l.node == node)
+            .map(|l| l.address);
         let record = Node {
             name: node.to_string(),
             pool: group.to_string(),
@@ -323,7 +415,8 @@ impl Run<'_> {
             phase,
             spec_hash: spec_hash.to_string(),
         };
-        self.store.upsert_node(&self.name(), &record, Timestamp::now())?;
+        self.store
+            .upsert_node(&self.name(), &record, Timestamp::now())?;
         Ok(())
     }
 
@@ -335,26 +428,60 @@ impl Run<'_> {
         created: &BTreeMap<String, ManagedObjectReference>,
     ) -> Result<Option<ManagedObjectReference>> {
         let folder = observation.folder.clone();
-        let vm_of = |node: &str| observation.vms.get(node).map(|(r, _)| r.clone()).or_else(|| created.get(node).cloned());
+        let vm_of = |node: &str| {
+            observation
+                .vms
+                .get(node)
+                .map(|(r, _)| r.clone())
+                .or_else(|| created.get(node).cloned())
+        };
         match step {
-            Step::CreateNode { node, pool, index, domain, role, spec_hash, .. } => {
+            Step::CreateNode {
+                node,
+                pool,
+                index,
+                domain,
+                role,
+                spec_hash,
+                ..
+            } => {
                 let folder = folder.expect("the folder step ran first");
-                self.create_node(&folder, node, pool, *index, domain, *role, spec_hash).await.map(Some)
+                self.create_node(&folder, node, pool, *index, domain, *role, spec_hash)
+                    .await
+                    .map(Some)
             }
-            Step::Reconfigure { node, cpu, memory_mib } => {
-                let Some(vm) = vm_of(node) else { return Ok(None) };
-                let settings = VmSettings { num_cpus: Some(*cpu as i32), memory_mib: Some(i64::from(*memory_mib)), ..Default::default() };
+            Step::Reconfigure {
+                node,
+                cpu,
+                memory_mib,
+            } => {
+                let Some(vm) = vm_of(node) else {
+                    return Ok(None);
+                };
+                let settings = VmSettings {
+                    num_cpus: Some(*cpu as i32),
+                    memory_mib: Some(i64::from(*memory_mib)),
+                    ..Default::default()
+                };
                 let detail = serde_json::json!({ "cpu": cpu, "memoryMiB": memory_mib });
                 self.with_intent(Some(node), IntentAction::ReconfigureNode, detail, async {
-                    vm::ensure_settings(self.session, &vm, &settings).await.map(|_| None).map_err(Error::from)
+                    vm::ensure_settings(self.session, &vm, &settings)
+                        .await
+                        .map(|_| None)
+                        .map_err(Error::from)
                 })
                 .await
             }
             Step::PowerOn { node } => {
-                let Some(vm) = vm_of(node) else { return Ok(None) };
-                self.with_intent(Some(node), IntentAction::PowerOnNode, serde_json::json!({}), async {
-                    vm::power_on(self.session, &vm).await.map_err(Error::from)
-                })
+                let Some(vm) = vm_of(node) else {
+                    return Ok(None);
+                };
+                self.with_intent(
+                    Some(node),
+                    IntentAction::PowerOnNode,
+                    serde_json::json!({}),
+                    async { vm::power_on(self.session, &vm).await.map_err(Error::from) },
+                )
                 .await?;
                 if let Some(record) = self.store.node(&self.name(), node)? {
                     let mut n = record.node;
@@ -382,16 +509,23 @@ impl Run<'_> {
 
     /// With DHCP, wait for freshly powered-on nodes to report an address
     /// and record it; a node that stays silent is a failure naming its network.
-    async fn wait_for_addresses(&self, nodes: &[(String, ManagedObjectReference)]) -> Vec<NodeFailure> {
+    async fn wait_for_addresses(
+        &self,
+        nodes: &[(String, ManagedObjectReference)],
+    ) -> Vec<NodeFailure> {
         let waits = futures::future::join_all(nodes.iter().map(|(node, vm)| async move {
             self.progress.started("wait for address", Some(node));
             let result = vm::wait_for_ip(self.session, vm, self.options.ip_wait).await;
             let message = match &result {
                 Ok(Some(_)) => None,
-                Ok(None) => Some(format!("no IP address reported within {}s: is DHCP serving the node's network?", self.options.ip_wait.as_secs())),
+                Ok(None) => Some(format!(
+                    "no IP address reported within {}s: is DHCP serving the node's network?",
+                    self.options.ip_wait.as_secs()
+                )),
                 Err(e) => Some(e.to_string()),
             };
-            self.progress.finished("wait for address", Some(node), message.as_deref());
+            self.progress
+                .finished("wait for address", Some(node), message.as_deref());
             (node, result.ok().flatten(), message)
         }))
         .await;
@@ -399,8 +533,15 @@ impl Run<'_> {
         for (node, ip, message) in waits {
             match (ip, message) {
                 (Some(ip), _) => {
-                    self.event(EventLevel::Info, "AddressReported", &format!("the guest reports {ip}"), Some(node));
-                    if let (Ok(Some(record)), Ok(address)) = (self.store.node(&self.name(), node), ip.parse::<IpAddr>()) {
+                    self.event(
+                        EventLevel::Info,
+                        "AddressReported",
+                        &format!("the guest reports {ip}"),
+                        Some(node),
+                    );
+                    if let (Ok(Some(record)), Ok(address)) =
+                        (self.store.node(&self.name(), node), ip.parse::<IpAddr>())
+                    {
                         let mut n = record.node;
                         n.ip = Some(address);
                         let _ = self.store.upsert_node(&self.name(), &n, Timestamp::now());
@@ -423,7 +564,12 @@ impl Run<'_> {
             vm::power_off(self.session, vm, Duration::ZERO).await?;
             vm::destroy(self.session, vm).await?;
             self.progress.finished("remove duplicate", Some(node), None);
-            self.event(EventLevel::Warning, "DuplicateRemoved", &format!("a second VM `{}` of this node was destroyed", vm.value), Some(node));
+            self.event(
+                EventLevel::Warning,
+                "DuplicateRemoved",
+                &format!("a second VM `{}` of this node was destroyed", vm.value),
+                Some(node),
+            );
         }
         Ok(())
     }
@@ -435,55 +581,106 @@ impl Run<'_> {
             .cluster
             .nodes
             .iter()
-            .filter(|n| self.spec.group(&n.pool).is_some_and(|g| g.role() == GroupRole::ControlPlane))
+            .filter(|n| {
+                self.spec
+                    .group(&n.pool)
+                    .is_some_and(|g| g.role() == GroupRole::ControlPlane)
+            })
             .map(|n| n.name.as_str())
             .collect();
         for name in &observation.unfinished {
-            let Some(node) = observation.cluster.nodes.iter().find(|n| &n.name == name) else { continue };
-            let Some((vm, _)) = observation.vms.get(name) else { continue };
+            let Some(node) = observation.cluster.nodes.iter().find(|n| &n.name == name) else {
+                continue;
+            };
+            let Some((vm, _)) = observation.vms.get(name) else {
+                continue;
+            };
             let group = self.spec.group(&node.pool).expect("observed group exists");
             let role = match group.role() {
-                GroupRole::ControlPlane if cp_nodes.iter().all(|n| *n >= name.as_str()) => NodeRole::Init,
+                GroupRole::ControlPlane if cp_nodes.iter().all(|n| *n >= name.as_str()) => {
+                    NodeRole::Init
+                }
                 GroupRole::ControlPlane => NodeRole::ControlPlane,
                 GroupRole::Worker => NodeRole::Worker,
             };
-            let settings = self.settings(name, &node.pool, node.index, &node.domain, &node.spec_hash);
+            let settings =
+                self.settings(name, &node.pool, node.index, &node.domain, &node.spec_hash);
             self.progress.started("finish node", Some(name));
-            let result = self.finish_node(vm, name, &node.pool, role, &settings).await;
+            let result = self
+                .finish_node(vm, name, &node.pool, role, &settings)
+                .await;
             let message = result.as_ref().err().map(|e| e.to_string());
-            self.progress.finished("finish node", Some(name), message.as_deref());
+            self.progress
+                .finished("finish node", Some(name), message.as_deref());
             match result {
                 Ok(()) => {
-                    self.event(EventLevel::Info, "NodeAdopted", "finished a node whose creation was interrupted", Some(name));
-                    let _ = self.record_node(name, &node.pool, node.index, &node.domain, &node.spec_hash, Some(vm), NodePhase::Created);
+                    self.event(
+                        EventLevel::Info,
+                        "NodeAdopted",
+                        "finished a node whose creation was interrupted",
+                        Some(name),
+                    );
+                    let _ = self.record_node(
+                        name,
+                        &node.pool,
+                        node.index,
+                        &node.domain,
+                        &node.spec_hash,
+                        Some(vm),
+                        NodePhase::Created,
+                    );
                 }
-                Err(e) => failures.push(NodeFailure { node: name.clone(), step: "finish node".into(), message: e.to_string() }),
+                Err(e) => failures.push(NodeFailure {
+                    node: name.clone(),
+                    step: "finish node".into(),
+                    message: e.to_string(),
+                }),
             }
         }
         failures
     }
 }
 
-async fn find_vm(session: &Session, folder: &ManagedObjectReference, name: &str) -> Result<ManagedObjectReference> {
+async fn find_vm(
+    session: &Session,
+    folder: &ManagedObjectReference,
+    name: &str,
+) -> Result<ManagedObjectReference> {
     let vms = vm::observe_folder(session, folder).await?;
     vms.into_iter()
         .find(|v| v.name == name)
-        .map(|v| ManagedObjectReference { r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine, value: v.id })
+        .map(|v| ManagedObjectReference {
+            r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine,
+            value: v.id,
+        })
         .ok_or_else(|| {
-            Error::Vsphere(vkube_vsphere::Error::NotFound { kind: "VM".into(), path: name.into(), parent: "cluster folder".into(), missing: name.into() })
+            Error::Vsphere(vkube_vsphere::Error::NotFound {
+                kind: "VM".into(),
+                path: name.into(),
+                parent: "cluster folder".into(),
+                missing: name.into(),
+            })
         })
 }
 
 fn load_secrets(store: &SqliteStore, spec: &ClusterSpec) -> Result<(ClusterPki, BootstrapToken)> {
     let name = spec.name().to_string();
-    let corrupt = |what: &str, detail: String| Error::Corrupt { cluster: name.clone(), what: what.into(), detail };
-    let fresh_pki = ClusterPki::generate(spec.name(), std::time::SystemTime::now(), &mut random::fill)?;
+    let corrupt = |what: &str, detail: String| Error::Corrupt {
+        cluster: name.clone(),
+        what: what.into(),
+        detail,
+    };
+    let fresh_pki =
+        ClusterPki::generate(spec.name(), std::time::SystemTime::now(), &mut random::fill)?;
     let pki_json = serde_json::to_string(&fresh_pki).map_err(|e| corrupt("PKI", e.to_string()))?;
     let stored = store.ensure_secret(&name, SECRET_PKI, &pki_json)?;
-    let pki: ClusterPki = serde_json::from_str(&stored).map_err(|e| corrupt("PKI", e.to_string()))?;
+    let pki: ClusterPki =
+        serde_json::from_str(&stored).map_err(|e| corrupt("PKI", e.to_string()))?;
     let fresh_token = BootstrapToken::generate(&mut random::fill).to_string();
     let token = store.ensure_secret(&name, SECRET_TOKEN, &fresh_token)?;
-    let token = token.parse::<BootstrapToken>().map_err(|e| corrupt("bootstrap token", format!("{e:?}")))?;
+    let token = token
+        .parse::<BootstrapToken>()
+        .map_err(|e| corrupt("bootstrap token", format!("{e:?}")))?;
     Ok((pki, token))
 }
 
@@ -525,17 +722,25 @@ pub async fn apply(
 
 /// This host's name, for lock holder ids.
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Take the cluster's apply lock. A lock held by a process of this host
 /// that no longer runs (an apply that was killed) is taken over at once.
-fn acquire_lock(store: &SqliteStore, cluster: &str, ttl: Duration) -> Result<vkube_store::ApplyLock> {
+fn acquire_lock(
+    store: &SqliteStore,
+    cluster: &str,
+    ttl: Duration,
+) -> Result<vkube_store::ApplyLock> {
     let host = host_name();
     let holder = format!("{host}:{}:{}", std::process::id(), random::hex_id(4));
     match store.acquire_apply_lock(cluster, &holder, Timestamp::now(), ttl) {
         Err(vkube_store::Error::Locked { holder: other, .. }) if holder_is_dead(&other, &host) => {
-            tracing::info!("taking over the apply lock of `{cluster}` from `{other}`, which no longer runs");
+            tracing::info!(
+                "taking over the apply lock of `{cluster}` from `{other}`, which no longer runs"
+            );
             store.expire_apply_lock(cluster, &other)?;
             Ok(store.acquire_apply_lock(cluster, &holder, Timestamp::now(), ttl)?)
         }
@@ -545,8 +750,13 @@ fn acquire_lock(store: &SqliteStore, cluster: &str, ttl: Duration) -> Result<vku
 
 fn holder_is_dead(holder: &str, this_host: &str) -> bool {
     let mut parts = holder.split(':');
-    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else { return false };
-    host == this_host && pid.parse::<u32>().is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    host == this_host
+        && pid
+            .parse::<u32>()
+            .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
 async fn apply_locked(
@@ -559,25 +769,67 @@ async fn apply_locked(
 ) -> Result<ApplyReport> {
     let name = spec.name().to_string();
     let spec_yaml = spec.to_yaml();
-    let spec_hash = spec.groups().iter().map(|g| g.spec_hash()).collect::<Vec<_>>().join(",");
+    let spec_hash = spec
+        .groups()
+        .iter()
+        .map(|g| g.spec_hash())
+        .collect::<Vec<_>>()
+        .join(",");
     let record = match store.cluster(&name) {
-        Ok(existing) if existing.spec_yaml != spec_yaml => store.update_cluster_spec(&name, existing.version, &spec_yaml, &spec_hash, Timestamp::now())?,
+        Ok(existing) if existing.spec_yaml != spec_yaml => store.update_cluster_spec(
+            &name,
+            existing.version,
+            &spec_yaml,
+            &spec_hash,
+            Timestamp::now(),
+        )?,
         Ok(existing) => existing,
-        Err(vkube_store::Error::ClusterNotFound { .. }) => {
-            store.create_cluster(&name, &random::hex_id(16), &spec_yaml, &spec_hash, Timestamp::now())?
-        }
+        Err(vkube_store::Error::ClusterNotFound { .. }) => store.create_cluster(
+            &name,
+            &random::hex_id(16),
+            &spec_yaml,
+            &spec_hash,
+            Timestamp::now(),
+        )?,
         Err(e) => return Err(e.into()),
     };
     let (pki, token) = load_secrets(store, spec)?;
-    let run = Run { session, store, spec, uid: record.uid.clone(), placement, pki, token, options, progress };
+    let run = Run {
+        session,
+        store,
+        spec,
+        uid: record.uid.clone(),
+        placement,
+        pki,
+        token,
+        options,
+        progress,
+    };
     for intent in store.open_intents(&name)? {
-        store.complete_intent(intent.id, IntentOutcome::Abandoned("an earlier apply stopped before finishing".into()), Timestamp::now())?;
-        run.event(EventLevel::Warning, "IntentAbandoned", &format!("{:?} was interrupted; re-observing", intent.action), intent.node.as_deref());
+        store.complete_intent(
+            intent.id,
+            IntentOutcome::Abandoned("an earlier apply stopped before finishing".into()),
+            Timestamp::now(),
+        )?;
+        run.event(
+            EventLevel::Warning,
+            "IntentAbandoned",
+            &format!("{:?} was interrupted; re-observing", intent.action),
+            intent.node.as_deref(),
+        );
     }
-    let record = store.set_cluster_phase(&name, store.cluster(&name)?.version, ClusterPhase::Provisioning, Timestamp::now())?;
+    let record = store.set_cluster_phase(
+        &name,
+        store.cluster(&name)?.version,
+        ClusterPhase::Provisioning,
+        Timestamp::now(),
+    )?;
     let _ = record;
     let start_trips = session.round_trips();
-    let mut report = ApplyReport { cluster: name.clone(), ..Default::default() };
+    let mut report = ApplyReport {
+        cluster: name.clone(),
+        ..Default::default()
+    };
     let mut failed: BTreeMap<String, NodeFailure> = BTreeMap::new();
     for pass in 1..=options.max_passes {
         report.passes = pass;
@@ -608,17 +860,42 @@ async fn apply_locked(
         report.changed = true;
         run_pass(&run, &steps, &mut observation, &mut failed, &mut report).await?;
         if pass == options.max_passes {
-            store.set_cluster_phase(&name, store.cluster(&name)?.version, ClusterPhase::Degraded, Timestamp::now())?;
-            return Err(Error::NotConverged { cluster: name, passes: pass });
+            store.set_cluster_phase(
+                &name,
+                store.cluster(&name)?.version,
+                ClusterPhase::Degraded,
+                Timestamp::now(),
+            )?;
+            return Err(Error::NotConverged {
+                cluster: name,
+                passes: pass,
+            });
         }
     }
     report.round_trips = session.round_trips() - start_trips;
-    let phase = if failed.is_empty() { ClusterPhase::Ready } else { ClusterPhase::Degraded };
-    store.set_cluster_phase(&name, store.cluster(&name)?.version, phase, Timestamp::now())?;
+    let phase = if failed.is_empty() {
+        ClusterPhase::Ready
+    } else {
+        ClusterPhase::Degraded
+    };
+    store.set_cluster_phase(
+        &name,
+        store.cluster(&name)?.version,
+        phase,
+        Timestamp::now(),
+    )?;
     if !failed.is_empty() {
-        return Err(Error::NodesFailed { cluster: name, failures: failed.into_values().collect() });
+        return Err(Error::NodesFailed {
+            cluster: name,
+            failures: failed.into_values().collect(),
+        });
     }
-    run.event(EventLevel::Info, "Applied", &format!("converged after {} pass(es)", report.passes), None);
+    run.event(
+        EventLevel::Info,
+        "Applied",
+        &format!("converged after {} pass(es)", report.passes),
+        None,
+    );
     Ok(report)
 }
 
@@ -637,9 +914,16 @@ async fn run_pass(
                 let name = run.spec.name().to_string();
                 let parent = run.placement.parent_folder.clone();
                 let folder = run
-                    .with_intent(None, IntentAction::CreateFolder, serde_json::json!({ "path": path }), async {
-                        vm::ensure_folder(run.session, &parent, &name).await.map_err(Error::from)
-                    })
+                    .with_intent(
+                        None,
+                        IntentAction::CreateFolder,
+                        serde_json::json!({ "path": path }),
+                        async {
+                            vm::ensure_folder(run.session, &parent, &name)
+                                .await
+                                .map_err(Error::from)
+                        },
+                    )
                     .await?;
                 run.progress.finished("create folder", None, None);
                 run.event(EventLevel::Info, "FolderCreated", path, None);
@@ -647,9 +931,18 @@ async fn run_pass(
                 report.executed.push(format!("create folder {path}"));
             }
             Step::AllocateAddress { node, pool } => {
-                let lease = run.store.allocate(pool.as_str(), &run.spec.name().to_string(), node)?;
-                run.event(EventLevel::Info, "AddressAllocated", &format!("{} from pool `{pool}`", lease.address), Some(node));
-                report.executed.push(format!("allocate address {node} {}", lease.address));
+                let lease =
+                    run.store
+                        .allocate(pool.as_str(), &run.spec.name().to_string(), node)?;
+                run.event(
+                    EventLevel::Info,
+                    "AddressAllocated",
+                    &format!("{} from pool `{pool}`", lease.address),
+                    Some(node),
+                );
+                report
+                    .executed
+                    .push(format!("allocate address {node} {}", lease.address));
             }
             _ => {}
         }
@@ -658,18 +951,29 @@ async fn run_pass(
     // which may target VMs cloned just now.
     let first: Vec<&Step> = steps
         .iter()
-        .filter(|s| matches!(s, Step::CreateNode { .. } | Step::Reconfigure { .. } | Step::DeleteNode { .. }))
+        .filter(|s| {
+            matches!(
+                s,
+                Step::CreateNode { .. } | Step::Reconfigure { .. } | Step::DeleteNode { .. }
+            )
+        })
         .collect();
     let created = run_parallel(run, &first, observation, &BTreeMap::new(), failed, report).await;
-    let second: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::PowerOn { node } if !failed.contains_key(node))).collect();
+    let second: Vec<&Step> = steps
+        .iter()
+        .filter(|s| matches!(s, Step::PowerOn { node } if !failed.contains_key(node)))
+        .collect();
     run_parallel(run, &second, observation, &created, failed, report).await;
     if run.spec.ip_allocation() == IpAllocation::Dhcp {
         let powered: Vec<(String, ManagedObjectReference)> = second
             .iter()
             .filter_map(|s| match s {
-                Step::PowerOn { node } if !failed.contains_key(node) => {
-                    observation.vms.get(node).map(|(r, _)| r.clone()).or_else(|| created.get(node).cloned()).map(|r| (node.clone(), r))
-                }
+                Step::PowerOn { node } if !failed.contains_key(node) => observation
+                    .vms
+                    .get(node)
+                    .map(|(r, _)| r.clone())
+                    .or_else(|| created.get(node).cloned())
+                    .map(|r| (node.clone(), r)),
                 _ => None,
             })
             .collect();
@@ -718,15 +1022,32 @@ async fn run_parallel(
         let node = node.unwrap_or_default().to_string();
         match result {
             Ok(vm) => {
-                run.event(EventLevel::Info, &event_kind(what), &format!("{what} done"), Some(&node));
+                run.event(
+                    EventLevel::Info,
+                    &event_kind(what),
+                    &format!("{what} done"),
+                    Some(&node),
+                );
                 report.executed.push(format!("{what} {node}"));
                 if let Some(vm) = vm {
                     new_vms.insert(node, vm);
                 }
             }
             Err(e) => {
-                run.event(EventLevel::Error, &event_kind(what), &e.to_string(), Some(&node));
-                failed.insert(node.clone(), NodeFailure { node, step: what.into(), message: e.to_string() });
+                run.event(
+                    EventLevel::Error,
+                    &event_kind(what),
+                    &e.to_string(),
+                    Some(&node),
+                );
+                failed.insert(
+                    node.clone(),
+                    NodeFailure {
+                        node,
+                        step: what.into(),
+                        message: e.to_string(),
+                    },
+                );
             }
         }
     }
@@ -734,8 +1055,12 @@ async fn run_parallel(
 }
 
 fn event_kind(what: &str) -> String {
-    what.split(' ').map(|w| {
-        let mut c = w.chars();
-        c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
-    }).collect()
+    what.split(' ')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }

@@ -56,8 +56,16 @@ pub async fn delete(
     let event = |level, kind: &str, message: &str, node: Option<&str>| {
         let _ = store.append_event(name, Timestamp::now(), level, kind, message, node);
     };
-    event(EventLevel::Info, "DeletionStarted", "deleting the cluster", None);
-    let mut report = DeleteReport { cluster: name.to_string(), ..Default::default() };
+    event(
+        EventLevel::Info,
+        "DeletionStarted",
+        "deleting the cluster",
+        None,
+    );
+    let mut report = DeleteReport {
+        cluster: name.to_string(),
+        ..Default::default()
+    };
     let mut failures = Vec::new();
     let mut released = 0;
     if let Some(session) = session {
@@ -65,22 +73,23 @@ pub async fn delete(
         let inventory = Inventory::load(session).await?;
         let observation = observe(session, &inventory, &spec, &record.uid).await?;
         let limit = Semaphore::new(options.parallel.max(1));
-        let results = futures::future::join_all(observation.vms.iter().map(|(node, (vm_ref, _))| {
-            let limit = &limit;
-            async move {
-                let _permit = limit.acquire().await.expect("semaphore open");
-                progress.started("delete node", Some(node));
-                let result = async {
-                    vm::power_off(session, vm_ref, options.power_off_grace).await?;
-                    vm::destroy(session, vm_ref).await
+        let results =
+            futures::future::join_all(observation.vms.iter().map(|(node, (vm_ref, _))| {
+                let limit = &limit;
+                async move {
+                    let _permit = limit.acquire().await.expect("semaphore open");
+                    progress.started("delete node", Some(node));
+                    let result = async {
+                        vm::power_off(session, vm_ref, options.power_off_grace).await?;
+                        vm::destroy(session, vm_ref).await
+                    }
+                    .await;
+                    let message = result.as_ref().err().map(|e| e.to_string());
+                    progress.finished("delete node", Some(node), message.as_deref());
+                    (node.clone(), result)
                 }
-                .await;
-                let message = result.as_ref().err().map(|e| e.to_string());
-                progress.finished("delete node", Some(node), message.as_deref());
-                (node.clone(), result)
-            }
-        }))
-        .await;
+            }))
+            .await;
         for (node, result) in results {
             match result {
                 Ok(()) => {
@@ -89,40 +98,80 @@ pub async fn delete(
                     report.destroyed.push(node);
                 }
                 Err(e) => {
-                    event(EventLevel::Error, "NodeDeleteFailed", &e.to_string(), Some(&node));
-                    failures.push(NodeFailure { node, step: "delete node".into(), message: e.to_string() });
+                    event(
+                        EventLevel::Error,
+                        "NodeDeleteFailed",
+                        &e.to_string(),
+                        Some(&node),
+                    );
+                    failures.push(NodeFailure {
+                        node,
+                        step: "delete node".into(),
+                        message: e.to_string(),
+                    });
                 }
             }
         }
-        report.orphans.extend(observation.strangers.iter().map(|s| format!("VM `{s}` (not vkube's, left in place)")));
+        report.orphans.extend(
+            observation
+                .strangers
+                .iter()
+                .map(|s| format!("VM `{s}` (not vkube's, left in place)")),
+        );
         if let Some(folder) = &observation.folder {
             if failures.is_empty() && observation.strangers.is_empty() {
                 progress.started("delete folder", None);
                 let removed = vm::destroy(session, folder).await;
-                progress.finished("delete folder", None, removed.as_ref().err().map(|e| e.to_string()).as_deref());
+                progress.finished(
+                    "delete folder",
+                    None,
+                    removed.as_ref().err().map(|e| e.to_string()).as_deref(),
+                );
                 match removed {
                     Ok(()) => report.folder_removed = true,
-                    Err(e) => failures.push(NodeFailure { node: "(folder)".into(), step: "delete folder".into(), message: e.to_string() }),
+                    Err(e) => failures.push(NodeFailure {
+                        node: "(folder)".into(),
+                        step: "delete folder".into(),
+                        message: e.to_string(),
+                    }),
                 }
             } else {
-                report.orphans.push(format!("folder `{}`", inventory.path(&folder.value)));
+                report
+                    .orphans
+                    .push(format!("folder `{}`", inventory.path(&folder.value)));
             }
         } else {
             report.folder_removed = true;
         }
     }
-    let force = if failures.is_empty() && session.is_some() { ForceDelete::Now } else { options.force };
+    let force = if failures.is_empty() && session.is_some() {
+        ForceDelete::Now
+    } else {
+        options.force
+    };
     if matches!(force, ForceDelete::No) && !failures.is_empty() {
-        return Err(Error::NodesFailed { cluster: name.into(), failures });
+        return Err(Error::NodesFailed {
+            cluster: name.into(),
+            failures,
+        });
     }
     let removed = store.remove_cluster(name, force, Timestamp::now())?;
     report.released_addresses = released + removed.released_leases.len();
     for node in removed.nodes {
-        report.orphans.push(format!("VM `{}`{}", node.node.name, node.node.vm_id.map(|id| format!(" ({id})")).unwrap_or_default()));
+        report.orphans.push(format!(
+            "VM `{}`{}",
+            node.node.name,
+            node.node
+                .vm_id
+                .map(|id| format!(" ({id})"))
+                .unwrap_or_default()
+        ));
     }
     for failure in failures {
         if !report.orphans.iter().any(|o| o.contains(&failure.node)) {
-            report.orphans.push(format!("`{}`: {}", failure.node, failure.message));
+            report
+                .orphans
+                .push(format!("`{}`: {}", failure.node, failure.message));
         }
     }
     Ok(report)

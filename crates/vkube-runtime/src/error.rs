@@ -67,10 +67,15 @@ impl Error {
     /// Whether the user can fix this (bad spec, missing object, missing privilege, …).
     pub fn is_user_error(&self) -> bool {
         match self {
-            Error::Spec(_) | Error::Placement { .. } | Error::NodesFailed { .. } | Error::NotConverged { .. } => true,
+            Error::Spec(_)
+            | Error::Placement { .. }
+            | Error::NodesFailed { .. }
+            | Error::NotConverged { .. } => true,
             Error::Store(e) => !matches!(
                 e,
-                vkube_store::Error::Database { .. } | vkube_store::Error::Io { .. } | vkube_store::Error::Corrupt { .. }
+                vkube_store::Error::Database { .. }
+                    | vkube_store::Error::Io { .. }
+                    | vkube_store::Error::Corrupt { .. }
             ),
             Error::Vsphere(_) | Error::Corrupt { .. } => false,
         }

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use vim_rs::types::structs::ManagedObjectReference;
 use vkube_core::cluster::{
-    cluster_folder, parse_vm_name, ClusterSpec, ObservedCluster, ObservedNode, PowerState, MARKER_CLUSTER_UID, MARKER_DOMAIN,
-    MARKER_SPEC_HASH,
+    cluster_folder, parse_vm_name, ClusterSpec, ObservedCluster, ObservedNode, PowerState,
+    MARKER_CLUSTER_UID, MARKER_DOMAIN, MARKER_SPEC_HASH,
 };
 use vkube_vsphere::vm::{observe_folder, ObservedVm};
 use vkube_vsphere::{Inventory, Session};
@@ -44,7 +44,12 @@ fn power_state(state: &str) -> PowerState {
 }
 
 /// Observe the cluster's folder (three round trips, whatever its size).
-pub async fn observe(session: &Session, inventory: &Inventory, spec: &ClusterSpec, uid: &str) -> Result<Observation> {
+pub async fn observe(
+    session: &Session,
+    inventory: &Inventory,
+    spec: &ClusterSpec,
+    uid: &str,
+) -> Result<Observation> {
     let path = cluster_folder(spec.folder(), spec.name());
     let Ok(folder) = inventory.resolve(&path, "cluster folder") else {
         return Ok(Observation::default());
@@ -52,11 +57,26 @@ pub async fn observe(session: &Session, inventory: &Inventory, spec: &ClusterSpe
     let folder_ref = folder.moref().clone();
     let mut vms = observe_folder(session, &folder_ref).await?;
     // When one node has two VMs, keep the most complete one.
-    let bootstrapped = |vm: &ObservedVm| vm.extra_config.contains_key("guestinfo.metadata") || vm.extra_config.contains_key("guestinfo.ignition.config.data");
-    vms.sort_by_key(|vm| (!bootstrapped(vm), vm.power_state != "poweredOn", vm.id.len(), vm.id.clone()));
+    let bootstrapped = |vm: &ObservedVm| {
+        vm.extra_config.contains_key("guestinfo.metadata")
+            || vm
+                .extra_config
+                .contains_key("guestinfo.ignition.config.data")
+    };
+    vms.sort_by_key(|vm| {
+        (
+            !bootstrapped(vm),
+            vm.power_state != "poweredOn",
+            vm.id.len(),
+            vm.id.clone(),
+        )
+    });
     let groups = spec.groups();
     let group_names: Vec<&str> = groups.iter().map(|g| g.name()).collect();
-    let mut observation = Observation { folder: Some(folder_ref), ..Default::default() };
+    let mut observation = Observation {
+        folder: Some(folder_ref),
+        ..Default::default()
+    };
     observation.cluster.folder_exists = true;
     for vm in vms {
         let Some((group, index)) = parse_vm_name(spec.name(), &group_names, &vm.name) else {
@@ -71,11 +91,17 @@ pub async fn observe(session: &Session, inventory: &Inventory, spec: &ClusterSpe
             continue;
         }
         if observation.vms.contains_key(&vm.name) {
-            let moref = ManagedObjectReference { r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine, value: vm.id.clone() };
+            let moref = ManagedObjectReference {
+                r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine,
+                value: vm.id.clone(),
+            };
             observation.duplicates.push((vm.name.clone(), moref));
             continue;
         }
-        let group_spec = groups.iter().find(|g| g.name() == group).expect("parsed group exists");
+        let group_spec = groups
+            .iter()
+            .find(|g| g.name() == group)
+            .expect("parsed group exists");
         // Bootstrap data is written last: without it the node is unfinished
         // even when the clone already carried the markers.
         let bootstrapped = bootstrapped(&vm);
@@ -87,7 +113,10 @@ pub async fn observe(session: &Session, inventory: &Inventory, spec: &ClusterSpe
             }
             _ => {
                 observation.unfinished.push(vm.name.clone());
-                (group_spec.spec_hash(), group_spec.domain_for(index).to_string())
+                (
+                    group_spec.spec_hash(),
+                    group_spec.domain_for(index).to_string(),
+                )
             }
         };
         observation.cluster.nodes.push(ObservedNode {
@@ -100,9 +129,15 @@ pub async fn observe(session: &Session, inventory: &Inventory, spec: &ClusterSpe
             memory_mib: vm.memory_mib.max(0) as u32,
             index,
         });
-        let moref = ManagedObjectReference { r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine, value: vm.id.clone() };
+        let moref = ManagedObjectReference {
+            r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine,
+            value: vm.id.clone(),
+        };
         observation.vms.insert(vm.name.clone(), (moref, vm));
     }
-    observation.cluster.nodes.sort_by(|a, b| (&a.pool, a.index).cmp(&(&b.pool, b.index)));
+    observation
+        .cluster
+        .nodes
+        .sort_by(|a, b| (&a.pool, a.index).cmp(&(&b.pool, b.index)));
     Ok(observation)
 }

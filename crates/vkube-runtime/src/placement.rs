@@ -58,11 +58,17 @@ fn expect<'a>(
     match inventory.resolve(path, kind) {
         Ok(entity) if accept(&entity.details) => Some(entity),
         Ok(entity) => {
-            problems.push(Problem { field, message: format!("`{path}` is a {}, not a {kind}", entity.type_name) });
+            problems.push(Problem {
+                field,
+                message: format!("`{path}` is a {}, not a {kind}", entity.type_name),
+            });
             None
         }
         Err(e) => {
-            problems.push(Problem { field, message: e.to_string() });
+            problems.push(Problem {
+                field,
+                message: e.to_string(),
+            });
             None
         }
     }
@@ -71,35 +77,72 @@ fn expect<'a>(
 /// Resolve every path of `spec`. All problems come back in one
 /// [`Error::Placement`]. A linked clone without a template snapshot falls
 /// back to a full clone, with a warning through `progress`.
-pub async fn resolve(session: &Session, inventory: &Inventory, spec: &ClusterSpec, progress: &dyn Progress) -> Result<Placement> {
+pub async fn resolve(
+    session: &Session,
+    inventory: &Inventory,
+    spec: &ClusterSpec,
+    progress: &dyn Progress,
+) -> Result<Placement> {
     let mut problems = Vec::new();
-    let datacenter = expect(inventory, &mut problems, "spec.datacenter".into(), &format!("/{}", spec.datacenter().trim_matches('/')), "datacenter", |d| {
-        matches!(d, Details::Datacenter)
-    });
-    let parent_folder = expect(inventory, &mut problems, "spec.folder".into(), spec.folder(), "VM folder", |d| {
-        matches!(d, Details::Folder { child_types } if child_types.iter().any(|t| t == "VirtualMachine"))
-    });
+    let datacenter = expect(
+        inventory,
+        &mut problems,
+        "spec.datacenter".into(),
+        &format!("/{}", spec.datacenter().trim_matches('/')),
+        "datacenter",
+        |d| matches!(d, Details::Datacenter),
+    );
+    let parent_folder = expect(
+        inventory,
+        &mut problems,
+        "spec.folder".into(),
+        spec.folder(),
+        "VM folder",
+        |d| matches!(d, Details::Folder { child_types } if child_types.iter().any(|t| t == "VirtualMachine")),
+    );
     let template = if spec.template().starts_with('/') {
-        expect(inventory, &mut problems, "spec.template".into(), spec.template(), "VM or template", |d| {
-            matches!(d, Details::VirtualMachine { .. })
-        })
+        expect(
+            inventory,
+            &mut problems,
+            "spec.template".into(),
+            spec.template(),
+            "VM or template",
+            |d| matches!(d, Details::VirtualMachine { .. }),
+        )
     } else {
         // By name: unique within the spec's datacenter.
         let dc_id = datacenter.map(|d| d.id.clone());
         let matches: Vec<&Entity> = inventory
             .select(|d| matches!(d, Details::VirtualMachine { .. }))
             .into_iter()
-            .filter(|e| e.name == spec.template() && inventory.datacenter_of(&e.id).map(|d| d.id.clone()) == dc_id)
+            .filter(|e| {
+                e.name == spec.template()
+                    && inventory.datacenter_of(&e.id).map(|d| d.id.clone()) == dc_id
+            })
             .collect();
         match matches.as_slice() {
             [one] => Some(*one),
             [] => {
-                problems.push(Problem { field: "spec.template".into(), message: format!("no VM or template named `{}` in `{}`", spec.template(), spec.datacenter()) });
+                problems.push(Problem {
+                    field: "spec.template".into(),
+                    message: format!(
+                        "no VM or template named `{}` in `{}`",
+                        spec.template(),
+                        spec.datacenter()
+                    ),
+                });
                 None
             }
             many => {
                 let paths: Vec<&str> = many.iter().map(|e| e.path.as_str()).collect();
-                problems.push(Problem { field: "spec.template".into(), message: format!("`{}` is ambiguous: {}; give a path", spec.template(), paths.join(", ")) });
+                problems.push(Problem {
+                    field: "spec.template".into(),
+                    message: format!(
+                        "`{}` is ambiguous: {}; give a path",
+                        spec.template(),
+                        paths.join(", ")
+                    ),
+                });
                 None
             }
         }
@@ -108,34 +151,78 @@ pub async fn resolve(session: &Session, inventory: &Inventory, spec: &ClusterSpe
     let mut networks = Vec::new();
     for (i, domain) in spec.placement_domains().iter().enumerate() {
         let field = |name: &str| format!("spec.placementDomains[{i}].{name}");
-        let cluster = expect(inventory, &mut problems, field("computeCluster"), domain.compute_cluster(), "compute cluster", |d| {
-            matches!(d, Details::ComputeCluster { .. } | Details::StandaloneComputeResource { .. })
-        });
-        let pool = expect(inventory, &mut problems, field("resourcePool"), domain.resource_pool(), "resource pool", |d| {
-            matches!(d, Details::ResourcePool { .. })
-        });
+        let cluster = expect(
+            inventory,
+            &mut problems,
+            field("computeCluster"),
+            domain.compute_cluster(),
+            "compute cluster",
+            |d| {
+                matches!(
+                    d,
+                    Details::ComputeCluster { .. } | Details::StandaloneComputeResource { .. }
+                )
+            },
+        );
+        let pool = expect(
+            inventory,
+            &mut problems,
+            field("resourcePool"),
+            domain.resource_pool(),
+            "resource pool",
+            |d| matches!(d, Details::ResourcePool { .. }),
+        );
         if let (Some(cluster), Some(pool)) = (cluster, pool) {
             if let Details::ResourcePool { owner: Some(owner) } = &pool.details {
                 if owner != &cluster.id {
                     problems.push(Problem {
                         field: field("resourcePool"),
-                        message: format!("`{}` belongs to `{}`, not to `{}`", pool.path, inventory.path(owner), cluster.path),
+                        message: format!(
+                            "`{}` belongs to `{}`, not to `{}`",
+                            pool.path,
+                            inventory.path(owner),
+                            cluster.path
+                        ),
                     });
                 }
             }
         }
         let storage = match domain.storage() {
-            Storage::Datastore(path) => expect(inventory, &mut problems, field("datastore"), path, "datastore", |d| matches!(d, Details::Datastore { .. }))
-                .map(|e| StorageTarget::Datastore(e.moref().clone())),
-            Storage::DatastoreCluster(path) => expect(inventory, &mut problems, field("datastoreCluster"), path, "datastore cluster", |d| {
-                matches!(d, Details::DatastoreCluster { .. })
-            })
+            Storage::Datastore(path) => expect(
+                inventory,
+                &mut problems,
+                field("datastore"),
+                path,
+                "datastore",
+                |d| matches!(d, Details::Datastore { .. }),
+            )
+            .map(|e| StorageTarget::Datastore(e.moref().clone())),
+            Storage::DatastoreCluster(path) => expect(
+                inventory,
+                &mut problems,
+                field("datastoreCluster"),
+                path,
+                "datastore cluster",
+                |d| matches!(d, Details::DatastoreCluster { .. }),
+            )
             .map(|e| StorageTarget::DatastoreCluster(e.moref().clone())),
         };
-        let network = expect(inventory, &mut problems, field("network"), domain.network(), "network", |d| matches!(d, Details::Network { .. }));
-        if let (Some(cluster), Some(pool), Some(storage), Some(network)) = (cluster, pool, storage, network) {
+        let network = expect(
+            inventory,
+            &mut problems,
+            field("network"),
+            domain.network(),
+            "network",
+            |d| matches!(d, Details::Network { .. }),
+        );
+        if let (Some(cluster), Some(pool), Some(storage), Some(network)) =
+            (cluster, pool, storage, network)
+        {
             networks.push((domain.name().to_string(), network.moref().clone()));
-            domains.insert(domain.name().to_string(), (cluster.moref().clone(), pool.moref().clone(), storage));
+            domains.insert(
+                domain.name().to_string(),
+                (cluster.moref().clone(), pool.moref().clone(), storage),
+            );
         }
     }
     if !problems.is_empty() {
@@ -146,9 +233,18 @@ pub async fn resolve(session: &Session, inventory: &Inventory, spec: &ClusterSpe
     };
     let mut resolved = BTreeMap::new();
     for (name, network) in networks {
-        let (compute_cluster, resource_pool, storage) = domains.remove(&name).expect("domain resolved above");
+        let (compute_cluster, resource_pool, storage) =
+            domains.remove(&name).expect("domain resolved above");
         let network = NetworkTarget::resolve(session, &network).await?;
-        resolved.insert(name, DomainPlacement { compute_cluster, resource_pool, storage, network });
+        resolved.insert(
+            name,
+            DomainPlacement {
+                compute_cluster,
+                resource_pool,
+                storage,
+                network,
+            },
+        );
     }
     let linked_snapshot = match spec.clone_mode() {
         CloneMode::Full => None,

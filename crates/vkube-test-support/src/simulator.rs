@@ -136,11 +136,18 @@ impl Simulator {
             }
         }
         if !config.method_delays.is_empty() {
-            let delays: Vec<String> = config.method_delays.iter().map(|(m, ms)| format!("{m}={ms}")).collect();
+            let delays: Vec<String> = config
+                .method_delays
+                .iter()
+                .map(|(m, ms)| format!("{m}={ms}"))
+                .collect();
             cmd.args(["-method-delay", &delays.join(",")]);
         }
         if let Some(timeout) = config.session_idle_timeout {
-            cmd.args(["-session-idle-timeout", &format!("{}ms", timeout.as_millis())]);
+            cmd.args([
+                "-session-idle-timeout",
+                &format!("{}ms", timeout.as_millis()),
+            ]);
         }
         cmd.args(&config.extra_args);
         let mut child = cmd
@@ -160,10 +167,18 @@ impl Simulator {
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
         let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
-        let mut sim = Simulator { child, url: line.trim().to_string(), config, log };
+        let mut sim = Simulator {
+            child,
+            url: line.trim().to_string(),
+            config,
+            log,
+        };
         if !sim.url.contains("://") {
             let log = sim.log_text();
-            panic!("the simulator did not start: first line {:?}; log:\n{log}", sim.url);
+            panic!(
+                "the simulator did not start: first line {:?}; log:\n{log}",
+                sim.url
+            );
         }
         sim.wait_until_listening();
         sim

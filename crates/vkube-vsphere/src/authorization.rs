@@ -59,16 +59,27 @@ impl<'a> Authorization<'a> {
     /// The session's AuthorizationManager. Fails with [`Error::Protocol`] on
     /// a server without one (an ESXi host).
     pub fn new(session: &'a Session) -> Result<Authorization<'a>> {
-        let reference = session.content().authorization_manager.as_ref().ok_or_else(|| Error::Protocol {
-            operation: "managing roles".into(),
-            detail: "the server has no AuthorizationManager".into(),
-        })?;
-        Ok(Authorization { session, manager: AuthorizationManager::new(session.client(), &reference.value) })
+        let reference = session
+            .content()
+            .authorization_manager
+            .as_ref()
+            .ok_or_else(|| Error::Protocol {
+                operation: "managing roles".into(),
+                detail: "the server has no AuthorizationManager".into(),
+            })?;
+        Ok(Authorization {
+            session,
+            manager: AuthorizationManager::new(session.client(), &reference.value),
+        })
     }
 
     /// Every role (`roleList`), system roles included, ordered by id.
     pub async fn roles(&self) -> Result<Vec<RoleInfo>> {
-        let roles = self.manager.role_list().await.map_err(|e| Error::from_client("reading roles", e))?;
+        let roles = self
+            .manager
+            .role_list()
+            .await
+            .map_err(|e| Error::from_client("reading roles", e))?;
         let mut out: Vec<RoleInfo> = roles
             .unwrap_or_default()
             .into_iter()
@@ -86,8 +97,16 @@ impl<'a> Authorization<'a> {
     /// The privilege ids this server knows (`privilegeList`). Ids differ
     /// between vSphere versions; an id missing here makes role creation fail.
     pub async fn privileges(&self) -> Result<BTreeSet<String>> {
-        let list = self.manager.privilege_list().await.map_err(|e| Error::from_client("reading privileges", e))?;
-        Ok(list.unwrap_or_default().into_iter().map(|p| p.priv_id).collect())
+        let list = self
+            .manager
+            .privilege_list()
+            .await
+            .map_err(|e| Error::from_client("reading privileges", e))?;
+        Ok(list
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.priv_id)
+            .collect())
     }
 
     /// Create role `name` with `privileges`; returns its id. Fails with a
@@ -119,12 +138,17 @@ impl<'a> Authorization<'a> {
             .manager
             .retrieve_entity_permissions(entity, inherited)
             .await
-            .map_err(|e| Error::from_client(&format!("reading permissions on `{}`", entity.value), e))?;
+            .map_err(|e| {
+                Error::from_client(&format!("reading permissions on `{}`", entity.value), e)
+            })?;
         Ok(permissions
             .unwrap_or_default()
             .into_iter()
             .map(|p| PermissionInfo {
-                entity: p.entity.map(|e| e.value).unwrap_or_else(|| entity.value.clone()),
+                entity: p
+                    .entity
+                    .map(|e| e.value)
+                    .unwrap_or_else(|| entity.value.clone()),
                 principal: p.principal,
                 group: p.group,
                 role_id: p.role_id,
@@ -154,7 +178,9 @@ impl<'a> Authorization<'a> {
         self.manager
             .set_entity_permissions(entity, Some(&[permission]))
             .await
-            .map_err(|e| Error::from_client(&format!("setting permissions on `{}`", entity.value), e))
+            .map_err(|e| {
+                Error::from_client(&format!("setting permissions on `{}`", entity.value), e)
+            })
     }
 
     /// The effective privileges of user `user` on each of `entities`, in one
@@ -165,8 +191,10 @@ impl<'a> Authorization<'a> {
         entities: &[ManagedObjectReference],
         user: &str,
     ) -> Result<BTreeMap<String, BTreeSet<String>>> {
-        let mut out: BTreeMap<String, BTreeSet<String>> =
-            entities.iter().map(|e| (e.value.clone(), BTreeSet::new())).collect();
+        let mut out: BTreeMap<String, BTreeSet<String>> = entities
+            .iter()
+            .map(|e| (e.value.clone(), BTreeSet::new()))
+            .collect();
         if entities.is_empty() {
             return Ok(out);
         }
@@ -176,7 +204,9 @@ impl<'a> Authorization<'a> {
             .await
             .map_err(|e| Error::from_client(&format!("reading the privileges of `{user}`"), e))?;
         for result in results.unwrap_or_default() {
-            out.entry(result.entity.value).or_default().extend(result.privileges.unwrap_or_default());
+            out.entry(result.entity.value)
+                .or_default()
+                .extend(result.privileges.unwrap_or_default());
         }
         Ok(out)
     }
@@ -189,8 +219,10 @@ impl<'a> Authorization<'a> {
         entities: &[ManagedObjectReference],
         privileges: &[String],
     ) -> Result<BTreeMap<String, BTreeSet<String>>> {
-        let mut out: BTreeMap<String, BTreeSet<String>> =
-            entities.iter().map(|e| (e.value.clone(), BTreeSet::new())).collect();
+        let mut out: BTreeMap<String, BTreeSet<String>> = entities
+            .iter()
+            .map(|e| (e.value.clone(), BTreeSet::new()))
+            .collect();
         if entities.is_empty() || privileges.is_empty() {
             return Ok(out);
         }
@@ -201,7 +233,11 @@ impl<'a> Authorization<'a> {
             .await
             .map_err(|e| Error::from_client("checking this session's privileges", e))?;
         for result in results.unwrap_or_default() {
-            let granted = result.priv_availability.into_iter().filter(|p| p.is_granted).map(|p| p.priv_id);
+            let granted = result
+                .priv_availability
+                .into_iter()
+                .filter(|p| p.is_granted)
+                .map(|p| p.priv_id);
             out.entry(result.entity.value).or_default().extend(granted);
         }
         Ok(out)
@@ -210,16 +246,24 @@ impl<'a> Authorization<'a> {
     /// This session's key and user name (`SessionManager.currentSession`).
     pub async fn current_session(&self) -> Result<(String, String)> {
         let operation = "reading the current session";
-        let reference = self.session.content().session_manager.as_ref().ok_or_else(|| Error::Protocol {
-            operation: operation.into(),
-            detail: "the server has no SessionManager".into(),
-        })?;
+        let reference = self
+            .session
+            .content()
+            .session_manager
+            .as_ref()
+            .ok_or_else(|| Error::Protocol {
+                operation: operation.into(),
+                detail: "the server has no SessionManager".into(),
+            })?;
         let manager = SessionManager::new(self.session.client(), &reference.value);
         let session = manager
             .current_session()
             .await
             .map_err(|e| Error::from_client(operation, e))?
-            .ok_or_else(|| Error::Protocol { operation: operation.into(), detail: "no current session".into() })?;
+            .ok_or_else(|| Error::Protocol {
+                operation: operation.into(),
+                detail: "no current session".into(),
+            })?;
         Ok((session.key, session.user_name))
     }
 }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use vim_rs::mo::{PropertyCollector, ViewManager};
 use vim_rs::types::structs::{
-    ManagedObjectReference, ObjectSpec, PropertyFilterSpec, PropertySpec, RetrieveOptions, SelectionSpec,
-    TraversalSpec,
+    ManagedObjectReference, ObjectSpec, PropertyFilterSpec, PropertySpec, RetrieveOptions,
+    SelectionSpec, TraversalSpec,
 };
 use vim_rs::types::vim_any::VimAny;
 
@@ -38,7 +38,8 @@ impl ObjectProps {
 
     /// Take a property holding a list of references (empty when unset).
     pub fn morefs(&mut self, path: &str) -> Vec<ManagedObjectReference> {
-        self.take::<Vec<ManagedObjectReference>>(path).unwrap_or_default()
+        self.take::<Vec<ManagedObjectReference>>(path)
+            .unwrap_or_default()
     }
 
     /// The object's managed-object type name, e.g. `VirtualMachine`.
@@ -77,7 +78,11 @@ pub async fn retrieve_objects(
     }
     let object_set = objects
         .iter()
-        .map(|obj| ObjectSpec { obj: obj.clone(), skip: Some(false), select_set: None })
+        .map(|obj| ObjectSpec {
+            obj: obj.clone(),
+            skip: Some(false),
+            select_set: None,
+        })
         .collect();
     retrieve(session, object_set, property_specs(wanted)).await
 }
@@ -91,11 +96,15 @@ pub async fn retrieve_container(
     wanted: &[Wanted<'_>],
 ) -> Result<Vec<ObjectProps>> {
     let client = session.client();
-    let view_manager_ref = session
-        .content()
-        .view_manager
-        .as_ref()
-        .ok_or_else(|| Error::Protocol { operation: "listing the inventory".into(), detail: "no ViewManager".into() })?;
+    let view_manager_ref =
+        session
+            .content()
+            .view_manager
+            .as_ref()
+            .ok_or_else(|| Error::Protocol {
+                operation: "listing the inventory".into(),
+                detail: "no ViewManager".into(),
+            })?;
     let view_manager = ViewManager::new(client.clone(), &view_manager_ref.value);
     let types: Vec<String> = wanted.iter().map(|w| w.type_name.to_string()).collect();
     let view = view_manager
@@ -106,7 +115,9 @@ pub async fn retrieve_container(
         obj: view.clone(),
         skip: Some(true),
         select_set: Some(vec![Box::new(TraversalSpec {
-            selection_spec_: SelectionSpec { name: Some("view".into()) },
+            selection_spec_: SelectionSpec {
+                name: Some("view".into()),
+            },
             r#type: "ContainerView".into(),
             path: "view".into(),
             skip: Some(false),
@@ -120,7 +131,10 @@ pub async fn retrieve_container(
         result = retrieve_one_by_one(session, &view, wanted).await;
     }
     // A leftover view only costs server memory until logout; don't fail the read for it.
-    if let Err(e) = vim_rs::mo::ContainerView::new(client, &view.value).destroy_view().await {
+    if let Err(e) = vim_rs::mo::ContainerView::new(client, &view.value)
+        .destroy_view()
+        .await
+    {
         tracing::debug!("destroying container view failed: {e}");
     }
     result
@@ -137,7 +151,9 @@ impl ViewSpec {
                 obj: spec.obj.clone(),
                 skip: spec.skip,
                 select_set: Some(vec![Box::new(TraversalSpec {
-                    selection_spec_: SelectionSpec { name: Some("view".into()) },
+                    selection_spec_: SelectionSpec {
+                        name: Some("view".into()),
+                    },
                     r#type: "ContainerView".into(),
                     path: "view".into(),
                     skip: Some(false),
@@ -150,25 +166,71 @@ impl ViewSpec {
 
 /// The fallback read: the view's members, then each member alone; members
 /// that still cannot be read are left out (and logged).
-async fn retrieve_one_by_one(session: &Session, view: &ManagedObjectReference, wanted: &[Wanted<'_>]) -> Result<Vec<ObjectProps>> {
+async fn retrieve_one_by_one(
+    session: &Session,
+    view: &ManagedObjectReference,
+    wanted: &[Wanted<'_>],
+) -> Result<Vec<ObjectProps>> {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let mut members = retrieve_objects(session, std::slice::from_ref(view), &[Wanted { type_name: "ContainerView", paths: &["view"] }]).await?;
-    let members = members.first_mut().map(|m| m.morefs("view")).unwrap_or_default();
+    let mut members = retrieve_objects(
+        session,
+        std::slice::from_ref(view),
+        &[Wanted {
+            type_name: "ContainerView",
+            paths: &["view"],
+        }],
+    )
+    .await?;
+    let members = members
+        .first_mut()
+        .map(|m| m.morefs("view"))
+        .unwrap_or_default();
     let mut out = Vec::with_capacity(members.len());
     for member in members {
-        let specs: Vec<Wanted<'_>> = wanted.iter().filter(|w| w.type_name == member.r#type.as_str()).map(|w| Wanted { type_name: w.type_name, paths: w.paths }).collect();
-        let specs = if specs.is_empty() { wanted.iter().map(|w| Wanted { type_name: w.type_name, paths: w.paths }).collect() } else { specs };
+        let specs: Vec<Wanted<'_>> = wanted
+            .iter()
+            .filter(|w| w.type_name == member.r#type.as_str())
+            .map(|w| Wanted {
+                type_name: w.type_name,
+                paths: w.paths,
+            })
+            .collect();
+        let specs = if specs.is_empty() {
+            wanted
+                .iter()
+                .map(|w| Wanted {
+                    type_name: w.type_name,
+                    paths: w.paths,
+                })
+                .collect()
+        } else {
+            specs
+        };
         match retrieve_objects(session, std::slice::from_ref(&member), &specs).await {
             Ok(found) => out.extend(found),
-            Err(e) => tracing::warn!("skipping `{}` that cannot be read right now: {e}", member.value),
+            Err(e) => tracing::warn!(
+                "skipping `{}` that cannot be read right now: {e}",
+                member.value
+            ),
         }
     }
     Ok(out)
 }
 
-async fn retrieve(session: &Session, object_set: Vec<ObjectSpec>, prop_set: Vec<PropertySpec>) -> Result<Vec<ObjectProps>> {
-    let collector = PropertyCollector::new(session.client(), &session.content().property_collector.value);
-    let spec = [PropertyFilterSpec { object_set, prop_set, report_missing_objects_in_results: Some(false) }];
+async fn retrieve(
+    session: &Session,
+    object_set: Vec<ObjectSpec>,
+    prop_set: Vec<PropertySpec>,
+) -> Result<Vec<ObjectProps>> {
+    let collector = PropertyCollector::new(
+        session.client(),
+        &session.content().property_collector.value,
+    );
+    let spec = [PropertyFilterSpec {
+        object_set,
+        prop_set,
+        report_missing_objects_in_results: Some(false),
+    }];
     // No maxObjects: vCenter picks its page size; continuations follow below.
     let options = RetrieveOptions { max_objects: None };
     let op = "retrieving properties";
@@ -185,7 +247,10 @@ async fn retrieve(session: &Session, object_set: Vec<ObjectSpec>, prop_set: Vec<
                 .into_iter()
                 .map(|p| (p.name, p.val))
                 .collect();
-            out.push(ObjectProps { obj: content.obj, props });
+            out.push(ObjectProps {
+                obj: content.obj,
+                props,
+            });
         }
         page = match result.token {
             Some(token) => collector

@@ -54,7 +54,10 @@ impl Endpoint {
         let (username, password) = match userinfo {
             None => (None, None),
             Some(info) => match info.split_once(':') {
-                Some((u, p)) => (Some(percent_decode(u)), Some(Secret::new(percent_decode(p)))),
+                Some((u, p)) => (
+                    Some(percent_decode(u)),
+                    Some(Secret::new(percent_decode(p))),
+                ),
                 None => (Some(percent_decode(info)), None),
             },
         };
@@ -169,7 +172,10 @@ mod tests {
             let e = parse(input);
             assert_eq!((e.host.as_str(), e.port), (host, port), "{input}");
         }
-        assert_eq!(parse("https://[::1]:9443/sdk").sdk_url(), "https://[::1]:9443/sdk");
+        assert_eq!(
+            parse("https://[::1]:9443/sdk").sdk_url(),
+            "https://[::1]:9443/sdk"
+        );
     }
 
     #[test]
@@ -199,7 +205,9 @@ mod tests {
 
     #[test]
     fn errors_never_show_the_password() {
-        let err = Endpoint::parse("http://u:topsecret@vc/sdk").unwrap_err().to_string();
+        let err = Endpoint::parse("http://u:topsecret@vc/sdk")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("topsecret"), "{err}");
         assert_eq!(redact("https://u:p@h/sdk"), "https://u:***@h/sdk");
     }

@@ -288,7 +288,14 @@ fn fault_message(fault: &MethodFault) -> Option<String> {
         .filter_map(|m| m.message.clone())
         .filter(|m| !m.is_empty())
         .collect();
-    for key in ["invalidProperty", "name", "text", "reason", "msg", "propertyPath"] {
+    for key in [
+        "invalidProperty",
+        "name",
+        "text",
+        "reason",
+        "msg",
+        "propertyPath",
+    ] {
         if let Some(v) = extra_str(fault, key) {
             parts.push(format!("{key} `{v}`"));
         }

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use vim_rs::types::enums::{HostSystemConnectionStateEnum, HostSystemPowerStateEnum, VirtualMachinePowerStateEnum};
+use vim_rs::types::enums::{
+    HostSystemConnectionStateEnum, HostSystemPowerStateEnum, VirtualMachinePowerStateEnum,
+};
 use vim_rs::types::structs::{DatastoreHostMount, ManagedObjectReference};
 
 use crate::collect::{retrieve_container, ObjectProps, Wanted};
@@ -131,16 +133,74 @@ pub struct Inventory {
 }
 
 const WANTED: &[Wanted<'static>] = &[
-    Wanted { type_name: "Folder", paths: &["name", "parent", "childType"] },
-    Wanted { type_name: "StoragePod", paths: &["name", "parent", "childType", "summary.capacity", "summary.freeSpace"] },
-    Wanted { type_name: "Datacenter", paths: &["name", "parent"] },
-    Wanted { type_name: "ComputeResource", paths: &["name", "parent", "host"] },
-    Wanted { type_name: "HostSystem", paths: &["name", "parent", "runtime.connectionState", "runtime.powerState", "datastore", "network"] },
-    Wanted { type_name: "Datastore", paths: &["name", "parent", "summary.type", "summary.capacity", "summary.freeSpace", "summary.accessible", "host"] },
-    Wanted { type_name: "Network", paths: &["name", "parent", "host"] },
-    Wanted { type_name: "DistributedVirtualSwitch", paths: &["name", "parent"] },
-    Wanted { type_name: "ResourcePool", paths: &["name", "parent", "owner"] },
-    Wanted { type_name: "VirtualMachine", paths: &["name", "parent", "config.template", "runtime.powerState", "resourcePool", "runtime.host"] },
+    Wanted {
+        type_name: "Folder",
+        paths: &["name", "parent", "childType"],
+    },
+    Wanted {
+        type_name: "StoragePod",
+        paths: &[
+            "name",
+            "parent",
+            "childType",
+            "summary.capacity",
+            "summary.freeSpace",
+        ],
+    },
+    Wanted {
+        type_name: "Datacenter",
+        paths: &["name", "parent"],
+    },
+    Wanted {
+        type_name: "ComputeResource",
+        paths: &["name", "parent", "host"],
+    },
+    Wanted {
+        type_name: "HostSystem",
+        paths: &[
+            "name",
+            "parent",
+            "runtime.connectionState",
+            "runtime.powerState",
+            "datastore",
+            "network",
+        ],
+    },
+    Wanted {
+        type_name: "Datastore",
+        paths: &[
+            "name",
+            "parent",
+            "summary.type",
+            "summary.capacity",
+            "summary.freeSpace",
+            "summary.accessible",
+            "host",
+        ],
+    },
+    Wanted {
+        type_name: "Network",
+        paths: &["name", "parent", "host"],
+    },
+    Wanted {
+        type_name: "DistributedVirtualSwitch",
+        paths: &["name", "parent"],
+    },
+    Wanted {
+        type_name: "ResourcePool",
+        paths: &["name", "parent", "owner"],
+    },
+    Wanted {
+        type_name: "VirtualMachine",
+        paths: &[
+            "name",
+            "parent",
+            "config.template",
+            "runtime.powerState",
+            "resourcePool",
+            "runtime.host",
+        ],
+    },
 ];
 
 fn ids(refs: Vec<ManagedObjectReference>) -> Vec<String> {
@@ -149,14 +209,20 @@ fn ids(refs: Vec<ManagedObjectReference>) -> Vec<String> {
 
 fn details_of(props: &mut ObjectProps) -> Details {
     match props.type_name() {
-        "Folder" => Details::Folder { child_types: props.take::<Vec<String>>("childType").unwrap_or_default() },
+        "Folder" => Details::Folder {
+            child_types: props.take::<Vec<String>>("childType").unwrap_or_default(),
+        },
         "StoragePod" => Details::DatastoreCluster {
             capacity_bytes: props.take("summary.capacity").unwrap_or(0),
             free_bytes: props.take("summary.freeSpace").unwrap_or(0),
         },
         "Datacenter" => Details::Datacenter,
-        "ClusterComputeResource" => Details::ComputeCluster { hosts: ids(props.morefs("host")) },
-        "ComputeResource" => Details::StandaloneComputeResource { hosts: ids(props.morefs("host")) },
+        "ClusterComputeResource" => Details::ComputeCluster {
+            hosts: ids(props.morefs("host")),
+        },
+        "ComputeResource" => Details::StandaloneComputeResource {
+            hosts: ids(props.morefs("host")),
+        },
         "HostSystem" => Details::Host {
             connection_state: props
                 .take::<HostSystemConnectionStateEnum>("runtime.connectionState")
@@ -187,7 +253,9 @@ fn details_of(props: &mut ObjectProps) -> Details {
         },
         "VmwareDistributedVirtualSwitch" | "DistributedVirtualSwitch" => Details::DistributedSwitch,
         "ResourcePool" | "VirtualApp" => Details::ResourcePool {
-            owner: props.take::<ManagedObjectReference>("owner").map(|r| r.value),
+            owner: props
+                .take::<ManagedObjectReference>("owner")
+                .map(|r| r.value),
         },
         "VirtualMachine" => Details::VirtualMachine {
             template: props.take("config.template").unwrap_or(false),
@@ -195,10 +263,16 @@ fn details_of(props: &mut ObjectProps) -> Details {
                 .take::<VirtualMachinePowerStateEnum>("runtime.powerState")
                 .map(|s| s.to_string())
                 .unwrap_or_default(),
-            resource_pool: props.take::<ManagedObjectReference>("resourcePool").map(|r| r.value),
-            host: props.take::<ManagedObjectReference>("runtime.host").map(|r| r.value),
+            resource_pool: props
+                .take::<ManagedObjectReference>("resourcePool")
+                .map(|r| r.value),
+            host: props
+                .take::<ManagedObjectReference>("runtime.host")
+                .map(|r| r.value),
         },
-        _ => Details::Folder { child_types: Vec::new() },
+        _ => Details::Folder {
+            child_types: Vec::new(),
+        },
     }
 }
 
@@ -217,14 +291,18 @@ impl Inventory {
                 name: String::new(),
                 path: "/".into(),
                 parent: None,
-                details: Details::Folder { child_types: vec!["Datacenter".into(), "Folder".into()] },
+                details: Details::Folder {
+                    child_types: vec!["Datacenter".into(), "Folder".into()],
+                },
                 moref: root.clone(),
             },
         );
         for mut props in objects {
             let details = details_of(&mut props);
             let name = props.string("name").unwrap_or_default();
-            let parent = props.take::<ManagedObjectReference>("parent").map(|r| r.value);
+            let parent = props
+                .take::<ManagedObjectReference>("parent")
+                .map(|r| r.value);
             entities.insert(
                 props.obj.value.clone(),
                 Entity {
@@ -250,8 +328,15 @@ impl Inventory {
                 e.path = path;
             }
         }
-        let by_path = entities.values().map(|e| (e.path.clone(), e.id.clone())).collect();
-        Inventory { entities, by_path, root }
+        let by_path = entities
+            .values()
+            .map(|e| (e.path.clone(), e.id.clone()))
+            .collect();
+        Inventory {
+            entities,
+            by_path,
+            root,
+        }
     }
 
     /// Every entity, ordered by id.
@@ -271,7 +356,11 @@ impl Inventory {
 
     /// Children of an entity (by parent link), sorted by name.
     pub fn children(&self, id: &str) -> Vec<&Entity> {
-        let mut out: Vec<&Entity> = self.entities.values().filter(|e| e.parent.as_deref() == Some(id)).collect();
+        let mut out: Vec<&Entity> = self
+            .entities
+            .values()
+            .filter(|e| e.parent.as_deref() == Some(id))
+            .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
@@ -285,7 +374,11 @@ impl Inventory {
         }
         let mut parent = "/".to_string();
         for segment in normalized.split('/').filter(|s| !s.is_empty()) {
-            let candidate = if parent == "/" { format!("/{segment}") } else { format!("{parent}/{segment}") };
+            let candidate = if parent == "/" {
+                format!("/{segment}")
+            } else {
+                format!("{parent}/{segment}")
+            };
             if !self.by_path.contains_key(&candidate) {
                 return Err(Error::NotFound {
                     kind: kind.to_string(),
@@ -296,7 +389,12 @@ impl Inventory {
             }
             parent = candidate;
         }
-        Err(Error::NotFound { kind: kind.to_string(), path: path.to_string(), parent, missing: String::new() })
+        Err(Error::NotFound {
+            kind: kind.to_string(),
+            path: path.to_string(),
+            parent,
+            missing: String::new(),
+        })
     }
 
     /// The datacenter an entity belongs to.
@@ -312,18 +410,28 @@ impl Inventory {
 
     /// Entities whose details match `pred`, sorted by path.
     pub fn select(&self, pred: impl Fn(&Details) -> bool) -> Vec<&Entity> {
-        let mut out: Vec<&Entity> = self.entities.values().filter(|e| pred(&e.details)).collect();
+        let mut out: Vec<&Entity> = self
+            .entities
+            .values()
+            .filter(|e| pred(&e.details))
+            .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out
     }
 
     /// Path of an entity by id, or the id itself when unknown.
     pub fn path(&self, id: &str) -> String {
-        self.entities.get(id).map(|e| e.path.clone()).unwrap_or_else(|| id.to_string())
+        self.entities
+            .get(id)
+            .map(|e| e.path.clone())
+            .unwrap_or_else(|| id.to_string())
     }
 
     /// Build a snapshot from entities (for tests of code that consumes one).
-    pub fn from_parts(entities: Vec<(ManagedObjectReference, String, Option<String>, Details)>, root: ManagedObjectReference) -> Inventory {
+    pub fn from_parts(
+        entities: Vec<(ManagedObjectReference, String, Option<String>, Details)>,
+        root: ManagedObjectReference,
+    ) -> Inventory {
         let mut map = BTreeMap::new();
         for (moref, name, parent, details) in entities {
             map.insert(
@@ -353,7 +461,12 @@ fn escape(name: &str) -> String {
     name.replace('%', "%25").replace('/', "%2f")
 }
 
-fn path_of(entities: &BTreeMap<String, Entity>, root: &str, id: &str, memo: &mut HashMap<String, String>) -> String {
+fn path_of(
+    entities: &BTreeMap<String, Entity>,
+    root: &str,
+    id: &str,
+    memo: &mut HashMap<String, String>,
+) -> String {
     if let Some(p) = memo.get(id) {
         return p.clone();
     }

@@ -11,11 +11,11 @@ pub mod error;
 pub mod inventory;
 pub mod secret;
 pub mod session;
-mod tasks;
 pub mod tagging;
+mod tasks;
 pub mod tls;
-pub mod vm;
 pub mod topology;
+pub mod vm;
 
 pub use authorization::{Authorization, PermissionInfo, RoleInfo};
 pub use endpoint::Endpoint;

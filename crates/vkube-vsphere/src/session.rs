@@ -107,7 +107,10 @@ impl Session {
             let _ = client.close().await;
             return Err(Error::NotVcenter {
                 url: endpoint.sdk_url(),
-                detail: format!("it is `{}` (API type `{}`)", about.full_name, about.api_type),
+                detail: format!(
+                    "it is `{}` (API type `{}`)",
+                    about.full_name, about.api_type
+                ),
             });
         }
         // Re-logins reuse the transport that worked, without probing again.
@@ -211,12 +214,20 @@ impl Session {
     }
 }
 
-async fn login(options: &ConnectOptions, http: &reqwest::Client, mode: TransportMode) -> Result<Arc<Client>> {
+async fn login(
+    options: &ConnectOptions,
+    http: &reqwest::Client,
+    mode: TransportMode,
+) -> Result<Arc<Client>> {
     let builder = ClientBuilder::new(&options.endpoint.address())
         .http_client(http.clone())
         .basic_authn(&options.username, options.password.expose())
         .app_details("vkube", env!("CARGO_PKG_VERSION"))
-        .wire_logging(if options.wire_log { WireLoggingMode::Summary } else { WireLoggingMode::Off })
+        .wire_logging(if options.wire_log {
+            WireLoggingMode::Summary
+        } else {
+            WireLoggingMode::Off
+        })
         .transport(mode);
     builder.build().await.map_err(|e| login_error(options, e))
 }
@@ -232,7 +243,10 @@ fn login_error(options: &ConnectOptions, err: vim_rs::core::client::Error) -> Er
         E::MethodFault(_) => Error::from_client("login", err),
         E::ReqwestError(e) if e.status().is_some() => Error::NotVcenter {
             url,
-            detail: format!("it answered HTTP {} at `/sdk`", e.status().map(|s| s.as_u16()).unwrap_or(0)),
+            detail: format!(
+                "it answered HTTP {} at `/sdk`",
+                e.status().map(|s| s.as_u16()).unwrap_or(0)
+            ),
         },
         E::ReqwestError(_) => Error::from_client("login", err),
         E::ParseError(text) => Error::NotVcenter {
@@ -252,7 +266,9 @@ fn login_error(options: &ConnectOptions, err: vim_rs::core::client::Error) -> Er
 /// `vim_rs` reports a non-SOAP error page as "HTTP 404 Not Found (...)".
 fn http_status_in(text: &str) -> Option<&str> {
     let rest = &text[text.find("HTTP ")? + 5..];
-    rest.split_whitespace().next().filter(|code| code.len() == 3 && code.chars().all(|c| c.is_ascii_digit()))
+    rest.split_whitespace()
+        .next()
+        .filter(|code| code.len() == 3 && code.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// Whether a method reads properties (where the simulator reports an expired
@@ -294,7 +310,9 @@ impl ReloginClient {
         tracing::info!("vCenter session expired; logging in again");
         let fresh = login(&self.options, &self.http, self.mode)
             .await
-            .map_err(|e| vim_rs::core::client::Error::ParseError(format!("re-login failed: {e}")))?;
+            .map_err(|e| {
+                vim_rs::core::client::Error::ParseError(format!("re-login failed: {e}"))
+            })?;
         *self.current.write().expect("session lock") = (generation + 1, fresh);
         self.relogins.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -302,14 +320,21 @@ impl ReloginClient {
 
     /// Run `call` on the current client; when the session turns out to have
     /// expired, renew it and run the call once more.
-    async fn with_relogin<'a, T, F>(&'a self, reads_properties: bool, call: F) -> vim_rs::core::client::Result<T>
+    async fn with_relogin<'a, T, F>(
+        &'a self,
+        reads_properties: bool,
+        call: F,
+    ) -> vim_rs::core::client::Result<T>
     where
         F: Fn(Arc<Client>) -> BoxFuture<'a, vim_rs::core::client::Result<T>>,
     {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let (generation, client) = self.current_with_generation();
         match call(client.clone()).await {
-            Err(e) if Error::is_not_authenticated(&e) || (reads_properties && self.session_lost(&client, &e).await) => {
+            Err(e)
+                if Error::is_not_authenticated(&e)
+                    || (reads_properties && self.session_lost(&client, &e).await) =>
+            {
                 self.renew(generation).await?;
                 self.round_trips.fetch_add(1, Ordering::Relaxed);
                 call(self.current()).await
@@ -327,7 +352,16 @@ impl ReloginClient {
             return false;
         }
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        match client.invoke("", "ServiceInstance", "ServiceInstance", "CurrentTime", None).await {
+        match client
+            .invoke(
+                "",
+                "ServiceInstance",
+                "ServiceInstance",
+                "CurrentTime",
+                None,
+            )
+            .await
+        {
             Err(e) => Error::is_not_authenticated(&e),
             Ok(_) => false,
         }
@@ -369,7 +403,10 @@ impl VimClient for ReloginClient {
         params: Option<&'a (dyn miniserde::Serialize + Send + Sync)>,
     ) -> BoxFuture<'a, vim_rs::core::client::Result<Option<Bytes>>> {
         Box::pin(self.with_relogin(reads_properties(method_name), move |c| {
-            Box::pin(async move { c.invoke_optional(svc, mo_type, mo_id, method_name, params).await })
+            Box::pin(async move {
+                c.invoke_optional(svc, mo_type, mo_id, method_name, params)
+                    .await
+            })
         }))
     }
 
@@ -382,7 +419,10 @@ impl VimClient for ReloginClient {
         params: Option<&'a (dyn miniserde::Serialize + Send + Sync)>,
     ) -> BoxFuture<'a, vim_rs::core::client::Result<()>> {
         Box::pin(self.with_relogin(false, move |c| {
-            Box::pin(async move { c.invoke_void(svc, mo_type, mo_id, method_name, params).await })
+            Box::pin(async move {
+                c.invoke_void(svc, mo_type, mo_id, method_name, params)
+                    .await
+            })
         }))
     }
 

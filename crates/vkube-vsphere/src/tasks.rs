@@ -38,7 +38,12 @@ pub(crate) struct TaskWaits {
 
 impl TaskWaits {
     fn status(&self, id: &str) -> Option<Finished> {
-        self.finished.lock().expect("task map").get(id).cloned().flatten()
+        self.finished
+            .lock()
+            .expect("task map")
+            .get(id)
+            .cloned()
+            .flatten()
     }
 
     async fn poll_all(&self, session: &Session) -> Result<()> {
@@ -49,7 +54,15 @@ impl TaskWaits {
                 .map(|(id, _)| task_ref(id))
                 .collect()
         };
-        let mut states = retrieve_objects(session, &pending, &[Wanted { type_name: "Task", paths: &["info.state"] }]).await?;
+        let mut states = retrieve_objects(
+            session,
+            &pending,
+            &[Wanted {
+                type_name: "Task",
+                paths: &["info.state"],
+            }],
+        )
+        .await?;
         let mut map = self.finished.lock().expect("task map");
         for props in states.iter_mut() {
             let finished = match props.take::<TaskInfoStateEnum>("info.state") {
@@ -66,7 +79,10 @@ impl TaskWaits {
 }
 
 fn task_ref(id: &str) -> ManagedObjectReference {
-    ManagedObjectReference { r#type: vim_rs::types::enums::MoTypesEnum::Task, value: id.to_string() }
+    ManagedObjectReference {
+        r#type: vim_rs::types::enums::MoTypesEnum::Task,
+        value: id.to_string(),
+    }
 }
 
 /// Wait for `task` to end. Returns the task's result when it is a managed
@@ -79,13 +95,27 @@ pub(crate) async fn wait(
     task: ManagedObjectReference,
 ) -> Result<Option<ManagedObjectReference>> {
     let id = task.value.clone();
-    waits.finished.lock().expect("task map").insert(id.clone(), None);
+    waits
+        .finished
+        .lock()
+        .expect("task map")
+        .insert(id.clone(), None);
     let outcome = wait_until_finished(session, waits, &id).await;
     waits.finished.lock().expect("task map").remove(&id);
     match outcome? {
         Finished::Success => {
-            let mut props = retrieve_objects(session, &[task], &[Wanted { type_name: "Task", paths: &["info.result"] }]).await?;
-            Ok(props.first_mut().and_then(|p| p.take::<ManagedObjectReference>("info.result")))
+            let mut props = retrieve_objects(
+                session,
+                &[task],
+                &[Wanted {
+                    type_name: "Task",
+                    paths: &["info.result"],
+                }],
+            )
+            .await?;
+            Ok(props
+                .first_mut()
+                .and_then(|p| p.take::<ManagedObjectReference>("info.result")))
         }
         Finished::Error => Err(task_error(session, operation, &task_ref(&id)).await),
     }
@@ -120,30 +150,65 @@ async fn wait_until_finished(session: &Session, waits: &TaskWaits, id: &str) -> 
 /// `vim_rs` cannot parse; then its message (`*types.InvalidPowerState`) still
 /// names the fault.
 async fn task_error(session: &Session, operation: &str, task: &ManagedObjectReference) -> Error {
-    match retrieve_objects(session, std::slice::from_ref(task), &[Wanted { type_name: "Task", paths: &["info.error"] }]).await {
-        Ok(mut props) => match props.first_mut().and_then(|p| p.take::<LocalizedMethodFault>("info.error")) {
+    match retrieve_objects(
+        session,
+        std::slice::from_ref(task),
+        &[Wanted {
+            type_name: "Task",
+            paths: &["info.error"],
+        }],
+    )
+    .await
+    {
+        Ok(mut props) => match props
+            .first_mut()
+            .and_then(|p| p.take::<LocalizedMethodFault>("info.error"))
+        {
             Some(fault) => {
                 let mut err = Error::from_fault(operation, &fault.fault);
                 if let Error::Fault { message, .. } = &mut err {
-                    if message.is_none() && !fault.localized_message.as_deref().unwrap_or("").is_empty() {
+                    if message.is_none()
+                        && !fault.localized_message.as_deref().unwrap_or("").is_empty()
+                    {
                         *message = fault.localized_message.clone();
                     }
                 }
                 err
             }
-            None => Error::Fault { operation: operation.into(), fault: "MethodFault".into(), message: None },
+            None => Error::Fault {
+                operation: operation.into(),
+                fault: "MethodFault".into(),
+                message: None,
+            },
         },
         Err(_) => {
-            let message = retrieve_objects(session, std::slice::from_ref(task), &[Wanted { type_name: "Task", paths: &["info.error.localizedMessage"] }])
-                .await
-                .ok()
-                .and_then(|mut p| p.first_mut().and_then(|p| p.string("info.error.localizedMessage")))
-                .unwrap_or_default();
+            let message = retrieve_objects(
+                session,
+                std::slice::from_ref(task),
+                &[Wanted {
+                    type_name: "Task",
+                    paths: &["info.error.localizedMessage"],
+                }],
+            )
+            .await
+            .ok()
+            .and_then(|mut p| {
+                p.first_mut()
+                    .and_then(|p| p.string("info.error.localizedMessage"))
+            })
+            .unwrap_or_default();
             match message.strip_prefix("*types.") {
-                Some(name) => Error::Fault { operation: operation.into(), fault: name.to_string(), message: None },
-                None => Error::Fault { operation: operation.into(), fault: "MethodFault".into(), message: Some(message) },
+                Some(name) => Error::Fault {
+                    operation: operation.into(),
+                    fault: name.to_string(),
+                    message: None,
+                },
+                None => Error::Fault {
+                    operation: operation.into(),
+                    fault: "MethodFault".into(),
+                    message: Some(message),
+                },
             }
         }
     }
 }
-

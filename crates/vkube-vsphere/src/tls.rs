@@ -41,7 +41,10 @@ pub struct Thumbprint(Vec<u8>);
 impl Thumbprint {
     /// Parse hex with or without colons, any case.
     pub fn parse(text: &str) -> Result<Self> {
-        let hex: String = text.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
+        let hex: String = text
+            .chars()
+            .filter(|c| *c != ':' && !c.is_whitespace())
+            .collect();
         let bytes = (0..hex.len())
             .step_by(2)
             .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
@@ -89,7 +92,11 @@ impl PeerCertificate {
 }
 
 fn colon_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -166,7 +173,9 @@ impl PolicyVerifier {
             TlsPolicy::Insecure => None,
             TlsPolicy::Pinned(t) => (!t.matches(end_entity)).then_some(Refusal::Mismatch),
             TlsPolicy::Verify { .. } => match &self.webpki {
-                None => Some(Refusal::Untrusted("no trusted root certificates are configured".into())),
+                None => Some(Refusal::Untrusted(
+                    "no trusted root certificates are configured".into(),
+                )),
                 Some(v) => v
                     .verify_server_cert(end_entity, intermediates, server_name, &[], now)
                     .err()
@@ -179,10 +188,11 @@ impl PolicyVerifier {
 fn describe_rustls(e: &rustls::Error) -> String {
     use rustls::CertificateError as C;
     match e {
-        rustls::Error::InvalidCertificate(C::UnknownIssuer) => "issued by an unknown authority".into(),
-        rustls::Error::InvalidCertificate(C::Expired) | rustls::Error::InvalidCertificate(C::ExpiredContext { .. }) => {
-            "expired".into()
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+            "issued by an unknown authority".into()
         }
+        rustls::Error::InvalidCertificate(C::Expired)
+        | rustls::Error::InvalidCertificate(C::ExpiredContext { .. }) => "expired".into(),
         rustls::Error::InvalidCertificate(C::NotValidForName)
         | rustls::Error::InvalidCertificate(C::NotValidForNameContext { .. }) => {
             "not valid for this host name".into()
@@ -217,7 +227,12 @@ impl ServerCertVerifier for PolicyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -226,11 +241,18 @@ impl ServerCertVerifier for PolicyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -247,7 +269,11 @@ fn client_config(verifier: Arc<PolicyVerifier>) -> Result<rustls::ClientConfig> 
 /// Connect once, complete a TLS handshake, and judge the server's certificate
 /// against `policy`. Turns every failure into a precise error (refused,
 /// unreachable, untrusted with thumbprints, mismatch). Safe to retry.
-pub async fn probe(endpoint: &Endpoint, policy: &TlsPolicy, timeout: Duration) -> Result<PeerCertificate> {
+pub async fn probe(
+    endpoint: &Endpoint,
+    policy: &TlsPolicy,
+    timeout: Duration,
+) -> Result<PeerCertificate> {
     let address = endpoint.address();
     let addrs: Vec<_> = tokio::time::timeout(timeout, tokio::net::lookup_host(address.clone()))
         .await
@@ -255,7 +281,10 @@ pub async fn probe(endpoint: &Endpoint, policy: &TlsPolicy, timeout: Duration) -
             host: endpoint.host.clone(),
             source: std::io::Error::new(std::io::ErrorKind::TimedOut, "name resolution timed out"),
         })?
-        .map_err(|source| Error::UnknownHost { host: endpoint.host.clone(), source })?
+        .map_err(|source| Error::UnknownHost {
+            host: endpoint.host.clone(),
+            source,
+        })?
         .collect();
     let mut last_error = None;
     let mut stream = None;
@@ -266,7 +295,12 @@ pub async fn probe(endpoint: &Endpoint, policy: &TlsPolicy, timeout: Duration) -
                 break;
             }
             Ok(Err(e)) => last_error = Some(e),
-            Err(_) => last_error = Some(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")),
+            Err(_) => {
+                last_error = Some(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect timed out",
+                ))
+            }
         }
     }
     let stream = match (stream, last_error) {
@@ -281,18 +315,31 @@ pub async fn probe(endpoint: &Endpoint, policy: &TlsPolicy, timeout: Duration) -
     };
     let verifier = Arc::new(PolicyVerifier::new(policy, true)?);
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(verifier.clone())?));
-    let server_name = ServerName::try_from(endpoint.host.clone())
-        .map_err(|_| Error::Invalid(format!("`{}` is not a valid TLS server name", endpoint.host)))?;
+    let server_name = ServerName::try_from(endpoint.host.clone()).map_err(|_| {
+        Error::Invalid(format!(
+            "`{}` is not a valid TLS server name",
+            endpoint.host
+        ))
+    })?;
     tokio::time::timeout(timeout, connector.connect(server_name, stream))
         .await
-        .map_err(|_| Error::Tls { address: address.clone(), detail: "handshake timed out".into() })?
-        .map_err(|e| Error::Tls { address: address.clone(), detail: e.to_string() })?;
+        .map_err(|_| Error::Tls {
+            address: address.clone(),
+            detail: "handshake timed out".into(),
+        })?
+        .map_err(|e| Error::Tls {
+            address: address.clone(),
+            detail: e.to_string(),
+        })?;
     let (der, refusal) = verifier
         .seen
         .lock()
         .expect("verifier lock")
         .take()
-        .ok_or_else(|| Error::Tls { address: address.clone(), detail: "the server sent no certificate".into() })?;
+        .ok_or_else(|| Error::Tls {
+            address: address.clone(),
+            detail: "the server sent no certificate".into(),
+        })?;
     let peer = PeerCertificate::of(&der);
     match refusal {
         None => Ok(peer),
@@ -343,7 +390,12 @@ mod tests {
     fn thumbprints_parse_in_govc_and_plain_forms() {
         let sha1 = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01";
         assert_eq!(Thumbprint::parse(sha1).unwrap().to_string(), sha1);
-        assert_eq!(Thumbprint::parse(&sha1.replace(':', "").to_lowercase()).unwrap().to_string(), sha1);
+        assert_eq!(
+            Thumbprint::parse(&sha1.replace(':', "").to_lowercase())
+                .unwrap()
+                .to_string(),
+            sha1
+        );
         assert!(Thumbprint::parse(&"00".repeat(32)).is_ok());
         for bad in ["", "zz", "AB:CD", &"00".repeat(21)] {
             let err = Thumbprint::parse(bad).unwrap_err().to_string();
@@ -356,7 +408,11 @@ mod tests {
         use std::io::{Error as IoError, ErrorKind};
         let refused = connect_error("h:1".into(), IoError::from(ErrorKind::ConnectionRefused));
         assert!(matches!(refused, Error::ConnectionRefused { .. }));
-        for kind in [ErrorKind::HostUnreachable, ErrorKind::NetworkUnreachable, ErrorKind::TimedOut] {
+        for kind in [
+            ErrorKind::HostUnreachable,
+            ErrorKind::NetworkUnreachable,
+            ErrorKind::TimedOut,
+        ] {
             let err = connect_error("h:1".into(), IoError::from(kind));
             assert!(matches!(err, Error::Unreachable { .. }), "{kind:?}");
             assert_eq!(err.to_string(), "host `h:1` is unreachable");

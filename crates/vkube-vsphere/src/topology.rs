@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use vkube_core::topology::{
-    Attachment, Cardinality, CategoryFacts, ClusterFacts, DatacenterFacts, DatastoreFacts, HostFacts, InventoryFacts,
-    NetworkFacts, ObjectRef, Observed, Step, TagFact, TagFacts,
+    Attachment, Cardinality, CategoryFacts, ClusterFacts, DatacenterFacts, DatastoreFacts,
+    HostFacts, InventoryFacts, NetworkFacts, ObjectRef, Observed, Step, TagFact, TagFacts,
 };
 
 use crate::error::{Error, Result};
@@ -22,32 +22,68 @@ use crate::tagging::{CategorySpec, DynamicId, TagSpec, TaggingClient};
 /// govmomi's simulator creates one object per host for a shared local
 /// datastore and keeps only the last host's mount on it.
 pub fn inventory_facts(inventory: &Inventory) -> InventoryFacts {
-    let datacenter_id = |id: &str| inventory.datacenter_of(id).map(|d| d.id.clone()).unwrap_or_default();
+    let datacenter_id = |id: &str| {
+        inventory
+            .datacenter_of(id)
+            .map(|d| d.id.clone())
+            .unwrap_or_default()
+    };
     let mut mounts: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut facts = InventoryFacts::default();
     for entity in inventory.select(|_| true) {
         match &entity.details {
-            Details::Datacenter => facts.datacenters.push(DatacenterFacts { id: entity.id.clone(), path: entity.path.clone() }),
+            Details::Datacenter => facts.datacenters.push(DatacenterFacts {
+                id: entity.id.clone(),
+                path: entity.path.clone(),
+            }),
             Details::ComputeCluster { hosts } => facts.clusters.push(ClusterFacts {
                 id: entity.id.clone(),
                 path: entity.path.clone(),
                 datacenter: datacenter_id(&entity.id),
                 hosts: hosts.clone(),
             }),
-            Details::Host { datastores, networks, .. } => {
+            Details::Host {
+                datastores,
+                networks,
+                ..
+            } => {
                 for ds in datastores {
-                    mounts.entry(ds.as_str()).or_default().insert(entity.id.clone());
+                    mounts
+                        .entry(ds.as_str())
+                        .or_default()
+                        .insert(entity.id.clone());
                 }
-                facts.hosts.push(HostFacts { id: entity.id.clone(), path: entity.path.clone(), networks: networks.clone() });
+                facts.hosts.push(HostFacts {
+                    id: entity.id.clone(),
+                    path: entity.path.clone(),
+                    networks: networks.clone(),
+                });
             }
-            Details::Network { .. } => facts.networks.push(NetworkFacts { id: entity.id.clone(), path: entity.path.clone() }),
+            Details::Network { .. } => facts.networks.push(NetworkFacts {
+                id: entity.id.clone(),
+                path: entity.path.clone(),
+            }),
             _ => {}
         }
     }
     for entity in inventory.select(|d| matches!(d, Details::Datastore { .. })) {
-        let Details::Datastore { hosts, datastore_type, free_bytes, .. } = &entity.details else { continue };
+        let Details::Datastore {
+            hosts,
+            datastore_type,
+            free_bytes,
+            ..
+        } = &entity.details
+        else {
+            continue;
+        };
         let mut all: BTreeSet<String> = hosts.iter().cloned().collect();
-        all.extend(mounts.get(entity.id.as_str()).into_iter().flatten().cloned());
+        all.extend(
+            mounts
+                .get(entity.id.as_str())
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
         facts.datastores.push(DatastoreFacts {
             id: entity.id.clone(),
             path: entity.path.clone(),
@@ -72,7 +108,11 @@ pub async fn observe_tags(tagging: &TaggingClient, names: &[&str]) -> Result<Tag
                 id: category.id,
                 name: category.name,
                 description: category.description,
-                cardinality: if category.cardinality.eq_ignore_ascii_case("SINGLE") { Cardinality::Single } else { Cardinality::Multiple },
+                cardinality: if category.cardinality.eq_ignore_ascii_case("SINGLE") {
+                    Cardinality::Single
+                } else {
+                    Cardinality::Multiple
+                },
                 associable_types: category.associable_types,
             });
         }
@@ -80,13 +120,24 @@ pub async fn observe_tags(tagging: &TaggingClient, names: &[&str]) -> Result<Tag
     facts.categories.sort_by(|a, b| a.name.cmp(&b.name));
     for category in &facts.categories {
         for tag in tagging.tags_for_category(&category.id).await? {
-            facts.tags.push(TagFact { id: tag.id, name: tag.name, category_id: tag.category_id, description: tag.description });
+            facts.tags.push(TagFact {
+                id: tag.id,
+                name: tag.name,
+                category_id: tag.category_id,
+                description: tag.description,
+            });
         }
     }
     let tag_ids: Vec<String> = facts.tags.iter().map(|t| t.id.clone()).collect();
     for (tag_id, objects) in tagging.attached_objects_on_tags(&tag_ids).await? {
         for object in objects {
-            facts.attachments.push(Attachment { tag_id: tag_id.clone(), object: ObjectRef { type_name: object.type_name, id: object.id } });
+            facts.attachments.push(Attachment {
+                tag_id: tag_id.clone(),
+                object: ObjectRef {
+                    type_name: object.type_name,
+                    id: object.id,
+                },
+            });
         }
     }
     facts.attachments.sort();
@@ -94,10 +145,18 @@ pub async fn observe_tags(tagging: &TaggingClient, names: &[&str]) -> Result<Tag
 }
 
 /// Inventory and the two topology categories, observed together.
-pub async fn observe(session: &Session, tagging: &TaggingClient, region_category: &str, zone_category: &str) -> Result<Observed> {
+pub async fn observe(
+    session: &Session,
+    tagging: &TaggingClient,
+    region_category: &str,
+    zone_category: &str,
+) -> Result<Observed> {
     let inventory = Inventory::load(session).await?;
     let tags = observe_tags(tagging, &[region_category, zone_category]).await?;
-    Ok(Observed { inventory: inventory_facts(&inventory), tags })
+    Ok(Observed {
+        inventory: inventory_facts(&inventory),
+        tags,
+    })
 }
 
 /// Runs plan steps, resolving the category and tag names they use to ids
@@ -111,30 +170,52 @@ pub struct Applier<'a> {
 impl<'a> Applier<'a> {
     /// An applier that knows the ids in `observed`.
     pub fn new(tagging: &'a TaggingClient, observed: &Observed) -> Self {
-        let categories: BTreeMap<String, String> =
-            observed.tags.categories.iter().map(|c| (c.name.clone(), c.id.clone())).collect();
-        let names: BTreeMap<&str, &str> = observed.tags.categories.iter().map(|c| (c.id.as_str(), c.name.as_str())).collect();
+        let categories: BTreeMap<String, String> = observed
+            .tags
+            .categories
+            .iter()
+            .map(|c| (c.name.clone(), c.id.clone()))
+            .collect();
+        let names: BTreeMap<&str, &str> = observed
+            .tags
+            .categories
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_str()))
+            .collect();
         let tags = observed
             .tags
             .tags
             .iter()
-            .filter_map(|t| names.get(t.category_id.as_str()).map(|c| ((c.to_string(), t.name.clone()), t.id.clone())))
+            .filter_map(|t| {
+                names
+                    .get(t.category_id.as_str())
+                    .map(|c| ((c.to_string(), t.name.clone()), t.id.clone()))
+            })
             .collect();
-        Applier { tagging, categories, tags }
+        Applier {
+            tagging,
+            categories,
+            tags,
+        }
     }
 
     fn category_id(&self, name: &str) -> Result<String> {
-        self.categories
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::Invalid(format!("tag category `{name}` neither exists nor is created by the plan")))
+        self.categories.get(name).cloned().ok_or_else(|| {
+            Error::Invalid(format!(
+                "tag category `{name}` neither exists nor is created by the plan"
+            ))
+        })
     }
 
     fn tag_id(&self, category: &str, name: &str) -> Result<String> {
         self.tags
             .get(&(category.to_string(), name.to_string()))
             .cloned()
-            .ok_or_else(|| Error::Invalid(format!("tag `{category}/{name}` neither exists nor is created by the plan")))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "tag `{category}/{name}` neither exists nor is created by the plan"
+                ))
+            })
     }
 
     /// Run one step. Safe to retry: a create that finds its name taken
@@ -142,7 +223,12 @@ impl<'a> Applier<'a> {
     /// adopts the existing object; attach and detach are idempotent.
     pub async fn apply(&mut self, step: &Step) -> Result<()> {
         match step {
-            Step::CreateCategory { name, cardinality, associable_types, description } => {
+            Step::CreateCategory {
+                name,
+                cardinality,
+                associable_types,
+                description,
+            } => {
                 let spec = CategorySpec {
                     name: name.clone(),
                     description: description.clone(),
@@ -165,13 +251,27 @@ impl<'a> Applier<'a> {
                 };
                 self.categories.insert(name.clone(), id);
             }
-            Step::AddAssociableTypes { category, associable_types, .. } => {
+            Step::AddAssociableTypes {
+                category,
+                associable_types,
+                ..
+            } => {
                 let id = self.category_id(category)?;
-                self.tagging.set_associable_types(&id, category, associable_types).await?;
+                self.tagging
+                    .set_associable_types(&id, category, associable_types)
+                    .await?;
             }
-            Step::CreateTag { category, name, description } => {
+            Step::CreateTag {
+                category,
+                name,
+                description,
+            } => {
                 let category_id = self.category_id(category)?;
-                let spec = TagSpec { name: name.clone(), description: description.clone(), category_id: category_id.clone() };
+                let spec = TagSpec {
+                    name: name.clone(),
+                    description: description.clone(),
+                    category_id: category_id.clone(),
+                };
                 let id = match self.tagging.create_tag(&spec).await {
                     Ok(id) => id,
                     Err(e) if e.is_already_exists() => self
@@ -186,11 +286,21 @@ impl<'a> Applier<'a> {
                 };
                 self.tags.insert((category.clone(), name.clone()), id);
             }
-            Step::Attach { category, tag, object, .. } => {
+            Step::Attach {
+                category,
+                tag,
+                object,
+                ..
+            } => {
                 let id = self.tag_id(category, tag)?;
                 self.tagging.attach(&id, &dynamic_id(object)).await?;
             }
-            Step::Detach { category, tag, object, .. } => {
+            Step::Detach {
+                category,
+                tag,
+                object,
+                ..
+            } => {
                 let id = self.tag_id(category, tag)?;
                 self.tagging.detach(&id, &dynamic_id(object)).await?;
             }
@@ -200,5 +310,8 @@ impl<'a> Applier<'a> {
 }
 
 fn dynamic_id(object: &ObjectRef) -> DynamicId {
-    DynamicId { type_name: object.type_name.clone(), id: object.id.clone() }
+    DynamicId {
+        type_name: object.type_name.clone(),
+        id: object.id.clone(),
+    }
 }

@@ -9,14 +9,16 @@ use std::time::Duration;
 use vim_rs::types::boxed_types::ValueElements;
 use vim_rs::types::convert::CastInto;
 use vim_rs::types::enums::{
-    VirtualDeviceConfigSpecOperationEnum, VirtualMachineMovePriorityEnum, VirtualMachinePowerStateEnum,
+    VirtualDeviceConfigSpecOperationEnum, VirtualMachineMovePriorityEnum,
+    VirtualMachinePowerStateEnum,
 };
 use vim_rs::types::structs::{
-    DistributedVirtualSwitchPortConnection, ManagedObjectReference, OptionValue, StoragePlacementSpec,
-    StorageDrsPodSelectionSpec, VirtualDeviceConfigSpec, VirtualDeviceDeviceBackingInfo, VirtualDisk,
+    DistributedVirtualSwitchPortConnection, ManagedObjectReference, OptionValue, PodDiskLocator,
+    StorageDrsPodSelectionSpec, StoragePlacementSpec, VirtualDeviceConfigSpec,
+    VirtualDeviceDeviceBackingInfo, VirtualDisk,
     VirtualEthernetCardDistributedVirtualPortBackingInfo, VirtualEthernetCardNetworkBackingInfo,
-    VirtualMachineCloneSpec, VirtualMachineConfigSpec, VirtualMachineFlagInfo, VirtualMachineRelocateSpec,
-    VmPodConfigForPlacement, PodDiskLocator,
+    VirtualMachineCloneSpec, VirtualMachineConfigSpec, VirtualMachineFlagInfo,
+    VirtualMachineRelocateSpec, VmPodConfigForPlacement,
 };
 use vim_rs::types::traits::{OptionValueTrait, VirtualDeviceTrait, VirtualEthernetCardTrait};
 use vim_rs::types::vim_any::VimAny;
@@ -48,26 +50,66 @@ pub enum NetworkTarget {
 
 impl NetworkTarget {
     /// Look up what a NIC backing needs for `network` (one or two round trips).
-    pub async fn resolve(session: &Session, network: &ManagedObjectReference) -> Result<NetworkTarget> {
+    pub async fn resolve(
+        session: &Session,
+        network: &ManagedObjectReference,
+    ) -> Result<NetworkTarget> {
         if network.r#type.as_str() != "DistributedVirtualPortgroup" {
-            let mut props = retrieve_objects(session, std::slice::from_ref(network), &[Wanted { type_name: network.r#type.as_str(), paths: &["name"] }]).await?;
-            let name = props.first_mut().and_then(|p| p.string("name")).unwrap_or_default();
-            return Ok(NetworkTarget::Standard { network: network.clone(), name });
+            let mut props = retrieve_objects(
+                session,
+                std::slice::from_ref(network),
+                &[Wanted {
+                    type_name: network.r#type.as_str(),
+                    paths: &["name"],
+                }],
+            )
+            .await?;
+            let name = props
+                .first_mut()
+                .and_then(|p| p.string("name"))
+                .unwrap_or_default();
+            return Ok(NetworkTarget::Standard {
+                network: network.clone(),
+                name,
+            });
         }
         let mut pg = retrieve_objects(
             session,
             std::slice::from_ref(network),
-            &[Wanted { type_name: "DistributedVirtualPortgroup", paths: &["key", "config.distributedVirtualSwitch"] }],
+            &[Wanted {
+                type_name: "DistributedVirtualPortgroup",
+                paths: &["key", "config.distributedVirtualSwitch"],
+            }],
         )
         .await?;
-        let pg = pg.first_mut().ok_or_else(|| not_found("network", &network.value))?;
+        let pg = pg
+            .first_mut()
+            .ok_or_else(|| not_found("network", &network.value))?;
         let key = pg.string("key").unwrap_or_default();
         let switch = pg
             .take::<ManagedObjectReference>("config.distributedVirtualSwitch")
-            .ok_or_else(|| Error::Protocol { operation: "reading a port group".into(), detail: "it has no switch".into() })?;
-        let mut dvs = retrieve_objects(session, std::slice::from_ref(&switch), &[Wanted { type_name: switch.r#type.as_str(), paths: &["uuid"] }]).await?;
-        let switch_uuid = dvs.first_mut().and_then(|p| p.string("uuid")).unwrap_or_default();
-        Ok(NetworkTarget::Distributed { portgroup: network.clone(), key, switch_uuid })
+            .ok_or_else(|| Error::Protocol {
+                operation: "reading a port group".into(),
+                detail: "it has no switch".into(),
+            })?;
+        let mut dvs = retrieve_objects(
+            session,
+            std::slice::from_ref(&switch),
+            &[Wanted {
+                type_name: switch.r#type.as_str(),
+                paths: &["uuid"],
+            }],
+        )
+        .await?;
+        let switch_uuid = dvs
+            .first_mut()
+            .and_then(|p| p.string("uuid"))
+            .unwrap_or_default();
+        Ok(NetworkTarget::Distributed {
+            portgroup: network.clone(),
+            key,
+            switch_uuid,
+        })
     }
 
     fn reference(&self) -> &ManagedObjectReference {
@@ -79,7 +121,12 @@ impl NetworkTarget {
 }
 
 fn not_found(kind: &str, id: &str) -> Error {
-    Error::NotFound { kind: kind.into(), path: id.into(), parent: "/".into(), missing: id.into() }
+    Error::NotFound {
+        kind: kind.into(),
+        path: id.into(),
+        parent: "/".into(),
+        missing: id.into(),
+    }
 }
 
 /// The VM settings vkube manages; `None` leaves a setting as cloned.
@@ -171,12 +218,17 @@ fn option_string(value: &Option<VimAny>) -> String {
 }
 
 fn observed(mut props: ObjectProps) -> ObservedVm {
-    let devices = props.take::<Vec<Box<dyn VirtualDeviceTrait>>>("config.hardware.device").unwrap_or_default();
+    let devices = props
+        .take::<Vec<Box<dyn VirtualDeviceTrait>>>("config.hardware.device")
+        .unwrap_or_default();
     observed_with_devices(props, &devices)
 }
 
 /// The observation of a VM whose devices were already taken out of `props`.
-fn observed_with_devices(mut props: ObjectProps, devices: &[Box<dyn VirtualDeviceTrait>]) -> ObservedVm {
+fn observed_with_devices(
+    mut props: ObjectProps,
+    devices: &[Box<dyn VirtualDeviceTrait>],
+) -> ObservedVm {
     let (mac, network, disk_kib) = device_facts(devices);
     let extra_config = props
         .take::<Vec<Box<dyn OptionValueTrait>>>("config.extraConfig")
@@ -195,7 +247,10 @@ fn observed_with_devices(mut props: ObjectProps, devices: &[Box<dyn VirtualDevic
             .map(|s| s.to_string())
             .unwrap_or_default(),
         num_cpus: props.take("config.hardware.numCPU").unwrap_or(0),
-        memory_mib: props.take::<i32>("config.hardware.memoryMB").map(i64::from).unwrap_or(0),
+        memory_mib: props
+            .take::<i32>("config.hardware.memoryMB")
+            .map(i64::from)
+            .unwrap_or(0),
         disk_kib,
         mac,
         network,
@@ -207,14 +262,37 @@ fn observed_with_devices(mut props: ObjectProps, devices: &[Box<dyn VirtualDevic
 }
 
 /// Every VM below `folder` (recursively), in three round trips.
-pub async fn observe_folder(session: &Session, folder: &ManagedObjectReference) -> Result<Vec<ObservedVm>> {
-    let objects = retrieve_container(session, folder, &[Wanted { type_name: "VirtualMachine", paths: VM_PATHS }]).await?;
+pub async fn observe_folder(
+    session: &Session,
+    folder: &ManagedObjectReference,
+) -> Result<Vec<ObservedVm>> {
+    let objects = retrieve_container(
+        session,
+        folder,
+        &[Wanted {
+            type_name: "VirtualMachine",
+            paths: VM_PATHS,
+        }],
+    )
+    .await?;
     Ok(objects.into_iter().map(observed).collect())
 }
 
 /// One VM by reference (`None` if it is gone).
-pub async fn observe_vm(session: &Session, vm: &ManagedObjectReference) -> Result<Option<ObservedVm>> {
-    match retrieve_objects(session, std::slice::from_ref(vm), &[Wanted { type_name: "VirtualMachine", paths: VM_PATHS }]).await {
+pub async fn observe_vm(
+    session: &Session,
+    vm: &ManagedObjectReference,
+) -> Result<Option<ObservedVm>> {
+    match retrieve_objects(
+        session,
+        std::slice::from_ref(vm),
+        &[Wanted {
+            type_name: "VirtualMachine",
+            paths: VM_PATHS,
+        }],
+    )
+    .await
+    {
         Ok(objects) => Ok(objects.into_iter().next().map(observed)),
         Err(e) if e.fault_name() == Some("ManagedObjectNotFound") => Ok(None),
         Err(e) => Err(e),
@@ -223,7 +301,11 @@ pub async fn observe_vm(session: &Session, vm: &ManagedObjectReference) -> Resul
 
 /// The folder `name` inside `parent`, created if missing. Safe to run
 /// concurrently and again: `DuplicateName` means another run made it.
-pub async fn ensure_folder(session: &Session, parent: &ManagedObjectReference, name: &str) -> Result<ManagedObjectReference> {
+pub async fn ensure_folder(
+    session: &Session,
+    parent: &ManagedObjectReference,
+    name: &str,
+) -> Result<ManagedObjectReference> {
     if let Some(existing) = child_folder(session, parent, name).await? {
         return Ok(existing);
     }
@@ -242,22 +324,66 @@ pub async fn ensure_folder(session: &Session, parent: &ManagedObjectReference, n
     }
 }
 
-async fn child_folder(session: &Session, parent: &ManagedObjectReference, name: &str) -> Result<Option<ManagedObjectReference>> {
-    let mut props = retrieve_objects(session, std::slice::from_ref(parent), &[Wanted { type_name: "Folder", paths: &["childEntity"] }]).await?;
-    let children = props.first_mut().map(|p| p.morefs("childEntity")).unwrap_or_default();
-    let folders: Vec<ManagedObjectReference> = children.into_iter().filter(|c| c.r#type.as_str() == "Folder").collect();
-    let named = retrieve_objects(session, &folders, &[Wanted { type_name: "Folder", paths: &["name"] }]).await?;
-    Ok(named.into_iter().find_map(|mut p| (p.string("name").as_deref() == Some(name)).then_some(p.obj)))
+async fn child_folder(
+    session: &Session,
+    parent: &ManagedObjectReference,
+    name: &str,
+) -> Result<Option<ManagedObjectReference>> {
+    let mut props = retrieve_objects(
+        session,
+        std::slice::from_ref(parent),
+        &[Wanted {
+            type_name: "Folder",
+            paths: &["childEntity"],
+        }],
+    )
+    .await?;
+    let children = props
+        .first_mut()
+        .map(|p| p.morefs("childEntity"))
+        .unwrap_or_default();
+    let folders: Vec<ManagedObjectReference> = children
+        .into_iter()
+        .filter(|c| c.r#type.as_str() == "Folder")
+        .collect();
+    let named = retrieve_objects(
+        session,
+        &folders,
+        &[Wanted {
+            type_name: "Folder",
+            paths: &["name"],
+        }],
+    )
+    .await?;
+    Ok(named
+        .into_iter()
+        .find_map(|mut p| (p.string("name").as_deref() == Some(name)).then_some(p.obj)))
 }
 
 /// The current snapshot of a VM or template (for linked clones).
-pub async fn current_snapshot(session: &Session, vm: &ManagedObjectReference) -> Result<Option<ManagedObjectReference>> {
-    let mut props = retrieve_objects(session, std::slice::from_ref(vm), &[Wanted { type_name: "VirtualMachine", paths: &["snapshot.currentSnapshot"] }]).await?;
-    Ok(props.first_mut().and_then(|p| p.take::<ManagedObjectReference>("snapshot.currentSnapshot")))
+pub async fn current_snapshot(
+    session: &Session,
+    vm: &ManagedObjectReference,
+) -> Result<Option<ManagedObjectReference>> {
+    let mut props = retrieve_objects(
+        session,
+        std::slice::from_ref(vm),
+        &[Wanted {
+            type_name: "VirtualMachine",
+            paths: &["snapshot.currentSnapshot"],
+        }],
+    )
+    .await?;
+    Ok(props
+        .first_mut()
+        .and_then(|p| p.take::<ManagedObjectReference>("snapshot.currentSnapshot")))
 }
 
 /// The config changes that bring `current` to `desired` (`None`: nothing to do).
-fn config_spec(desired: &VmSettings, current: Option<&CurrentConfig>) -> Option<VirtualMachineConfigSpec> {
+fn config_spec(
+    desired: &VmSettings,
+    current: Option<&CurrentConfig>,
+) -> Option<VirtualMachineConfigSpec> {
     let mut spec = VirtualMachineConfigSpec::default();
     let mut changed = false;
     if let Some(cpus) = desired.num_cpus {
@@ -277,8 +403,10 @@ fn config_spec(desired: &VmSettings, current: Option<&CurrentConfig>) -> Option<
         .iter()
         .filter(|(k, v)| current.is_none_or(|c| c.observed.extra_config.get(*k) != Some(v)))
         .map(|(k, v)| {
-            Box::new(OptionValue { key: k.clone(), value: Some(VimAny::Value(ValueElements::PrimitiveString(v.clone()))) })
-                as Box<dyn OptionValueTrait>
+            Box::new(OptionValue {
+                key: k.clone(),
+                value: Some(VimAny::Value(ValueElements::PrimitiveString(v.clone()))),
+            }) as Box<dyn OptionValueTrait>
         })
         .collect();
     if !extra.is_empty() {
@@ -286,7 +414,10 @@ fn config_spec(desired: &VmSettings, current: Option<&CurrentConfig>) -> Option<
         changed = true;
     }
     if desired.disk_uuid_enabled && current.is_none_or(|c| !c.observed.disk_uuid_enabled) {
-        spec.flags = Some(VirtualMachineFlagInfo { disk_uuid_enabled: Some(true), ..Default::default() });
+        spec.flags = Some(VirtualMachineFlagInfo {
+            disk_uuid_enabled: Some(true),
+            ..Default::default()
+        });
         changed = true;
     }
     if let Some(note) = &desired.annotation {
@@ -296,7 +427,8 @@ fn config_spec(desired: &VmSettings, current: Option<&CurrentConfig>) -> Option<
         }
     }
     if let Some(current) = current {
-        let mut devices: Vec<Box<dyn vim_rs::types::traits::VirtualDeviceConfigSpecTrait>> = Vec::new();
+        let mut devices: Vec<Box<dyn vim_rs::types::traits::VirtualDeviceConfigSpecTrait>> =
+            Vec::new();
         if let Some(network) = &desired.network {
             if current.observed.network.as_deref() != Some(network_key(network)) {
                 if let Some(nic) = current.nic_with(network) {
@@ -327,7 +459,9 @@ fn network_key(target: &NetworkTarget) -> &str {
     }
 }
 
-fn edit(device: Box<dyn VirtualDeviceTrait>) -> Box<dyn vim_rs::types::traits::VirtualDeviceConfigSpecTrait> {
+fn edit(
+    device: Box<dyn VirtualDeviceTrait>,
+) -> Box<dyn vim_rs::types::traits::VirtualDeviceConfigSpecTrait> {
     Box::new(VirtualDeviceConfigSpec {
         operation: Some(VirtualDeviceConfigSpecOperationEnum::Edit),
         file_operation: None,
@@ -347,28 +481,48 @@ struct CurrentConfig {
 
 impl CurrentConfig {
     async fn read(session: &Session, vm: &ManagedObjectReference) -> Result<Option<CurrentConfig>> {
-        let objects = retrieve_objects(session, std::slice::from_ref(vm), &[Wanted { type_name: "VirtualMachine", paths: VM_PATHS }]).await?;
-        let Some(mut props) = objects.into_iter().next() else { return Ok(None) };
-        let devices = props.take::<Vec<Box<dyn VirtualDeviceTrait>>>("config.hardware.device").unwrap_or_default();
+        let objects = retrieve_objects(
+            session,
+            std::slice::from_ref(vm),
+            &[Wanted {
+                type_name: "VirtualMachine",
+                paths: VM_PATHS,
+            }],
+        )
+        .await?;
+        let Some(mut props) = objects.into_iter().next() else {
+            return Ok(None);
+        };
+        let devices = props
+            .take::<Vec<Box<dyn VirtualDeviceTrait>>>("config.hardware.device")
+            .unwrap_or_default();
         let observed = observed_with_devices(props, &devices);
         Ok(Some(CurrentConfig { observed, devices }))
     }
 
     /// A copy of the first NIC with its backing switched to `network`.
     fn nic_with(&self, network: &NetworkTarget) -> Option<Box<dyn VirtualDeviceTrait>> {
-        let source = self.devices.iter().find(|d| CastInto::<dyn VirtualEthernetCardTrait>::into_ref(d.as_ref()).is_some())?;
-        let mut card: Box<dyn VirtualEthernetCardTrait> = clone_device(source.as_ref())?.into_box().ok()?;
+        let source = self
+            .devices
+            .iter()
+            .find(|d| CastInto::<dyn VirtualEthernetCardTrait>::into_ref(d.as_ref()).is_some())?;
+        let mut card: Box<dyn VirtualEthernetCardTrait> =
+            clone_device(source.as_ref())?.into_box().ok()?;
         let backing: Box<dyn vim_rs::types::traits::VirtualDeviceBackingInfoTrait> = match network {
-            NetworkTarget::Standard { network, name } => Box::new(VirtualEthernetCardNetworkBackingInfo {
-                virtual_device_device_backing_info_: VirtualDeviceDeviceBackingInfo {
-                    device_name: name.clone(),
-                    use_auto_detect: Some(false),
-                    ..Default::default()
-                },
-                network: Some(network.clone()),
-                in_passthrough_mode: None,
-            }),
-            NetworkTarget::Distributed { key, switch_uuid, .. } => Box::new(VirtualEthernetCardDistributedVirtualPortBackingInfo {
+            NetworkTarget::Standard { network, name } => {
+                Box::new(VirtualEthernetCardNetworkBackingInfo {
+                    virtual_device_device_backing_info_: VirtualDeviceDeviceBackingInfo {
+                        device_name: name.clone(),
+                        use_auto_detect: Some(false),
+                        ..Default::default()
+                    },
+                    network: Some(network.clone()),
+                    in_passthrough_mode: None,
+                })
+            }
+            NetworkTarget::Distributed {
+                key, switch_uuid, ..
+            } => Box::new(VirtualEthernetCardDistributedVirtualPortBackingInfo {
                 port: DistributedVirtualSwitchPortConnection {
                     switch_uuid: switch_uuid.clone(),
                     portgroup_key: Some(key.clone()),
@@ -383,7 +537,10 @@ impl CurrentConfig {
 
     /// A copy of the first disk grown to `kib`.
     fn disk_with(&self, kib: i64) -> Option<Box<dyn VirtualDeviceTrait>> {
-        let source = self.devices.iter().find(|d| d.as_any_ref().is::<VirtualDisk>())?;
+        let source = self
+            .devices
+            .iter()
+            .find(|d| d.as_any_ref().is::<VirtualDisk>())?;
         let copy = clone_device(source.as_ref())?;
         let mut disk = copy.as_any_box().downcast::<VirtualDisk>().ok()?;
         disk.capacity_in_kb = kib;
@@ -407,7 +564,9 @@ fn device_facts(devices: &[Box<dyn VirtualDeviceTrait>]) -> (Option<String>, Opt
             if disk_kib == 0 {
                 disk_kib = disk.capacity_in_kb;
             }
-        } else if let Some(card) = CastInto::<dyn VirtualEthernetCardTrait>::into_ref(device.as_ref()) {
+        } else if let Some(card) =
+            CastInto::<dyn VirtualEthernetCardTrait>::into_ref(device.as_ref())
+        {
             if mac.is_none() {
                 let card = card.get_virtual_ethernet_card();
                 mac = card.mac_address.clone();
@@ -436,7 +595,10 @@ pub async fn clone_vm(session: &Session, request: &CloneRequest) -> Result<Manag
             folder: Some(request.folder.clone()),
             datastore: Some(request.datastore.clone()),
             pool: Some(request.pool.clone()),
-            disk_move_type: request.linked_snapshot.as_ref().map(|_| "createNewChildDiskBacking".to_string()),
+            disk_move_type: request
+                .linked_snapshot
+                .as_ref()
+                .map(|_| "createNewChildDiskBacking".to_string()),
             ..Default::default()
         },
         template: false,
@@ -446,19 +608,33 @@ pub async fn clone_vm(session: &Session, request: &CloneRequest) -> Result<Manag
         ..Default::default()
     };
     let source = vim_rs::mo::VirtualMachine::new(session.client(), &request.template.value);
-    let task = source.clone_vm_task(&request.folder, &request.name, &spec).await.map_err(|e| Error::from_client(&operation, e))?;
+    let task = source
+        .clone_vm_task(&request.folder, &request.name, &spec)
+        .await
+        .map_err(|e| Error::from_client(&operation, e))?;
     session
         .wait_task(&operation, task)
         .await?
-        .ok_or_else(|| Error::Protocol { operation: operation.clone(), detail: "the clone task returned no VM".into() })
+        .ok_or_else(|| Error::Protocol {
+            operation: operation.clone(),
+            detail: "the clone task returned no VM".into(),
+        })
 }
 
 /// Bring a VM's CPU, memory, disk, NIC, extraConfig and flags to `desired`,
 /// changing only what differs (a no-op when it already matches). Returns
 /// whether anything was changed.
-pub async fn ensure_settings(session: &Session, vm: &ManagedObjectReference, desired: &VmSettings) -> Result<bool> {
-    let current = CurrentConfig::read(session, vm).await?.ok_or_else(|| not_found("VM", &vm.value))?;
-    let Some(spec) = config_spec(desired, Some(&current)) else { return Ok(false) };
+pub async fn ensure_settings(
+    session: &Session,
+    vm: &ManagedObjectReference,
+    desired: &VmSettings,
+) -> Result<bool> {
+    let current = CurrentConfig::read(session, vm)
+        .await?
+        .ok_or_else(|| not_found("VM", &vm.value))?;
+    let Some(spec) = config_spec(desired, Some(&current)) else {
+        return Ok(false);
+    };
     let operation = format!("reconfiguring `{}`", current.observed.name);
     let task = vim_rs::mo::VirtualMachine::new(session.client(), &vm.value)
         .reconfig_vm_task(&spec)
@@ -472,7 +648,10 @@ pub async fn ensure_settings(session: &Session, vm: &ManagedObjectReference, des
 pub async fn power_on(session: &Session, vm: &ManagedObjectReference) -> Result<()> {
     let operation = format!("powering on `{}`", vm.value);
     let machine = vim_rs::mo::VirtualMachine::new(session.client(), &vm.value);
-    let task = machine.power_on_vm_task(None).await.map_err(|e| Error::from_client(&operation, e))?;
+    let task = machine
+        .power_on_vm_task(None)
+        .await
+        .map_err(|e| Error::from_client(&operation, e))?;
     match session.wait_task(&operation, task).await.map(|_| ()) {
         Err(e) if e.fault_name() == Some("InvalidPowerState") => Ok(()),
         other => other,
@@ -481,8 +660,14 @@ pub async fn power_on(session: &Session, vm: &ManagedObjectReference) -> Result<
 
 /// Power a VM off: a guest shutdown first, a hard power-off after `grace`.
 /// Already off (or gone) is success.
-pub async fn power_off(session: &Session, vm: &ManagedObjectReference, grace: Duration) -> Result<()> {
-    let Some(state) = observe_vm(session, vm).await? else { return Ok(()) };
+pub async fn power_off(
+    session: &Session,
+    vm: &ManagedObjectReference,
+    grace: Duration,
+) -> Result<()> {
+    let Some(state) = observe_vm(session, vm).await? else {
+        return Ok(());
+    };
     if state.power_state != "poweredOn" {
         return Ok(());
     }
@@ -500,7 +685,10 @@ pub async fn power_off(session: &Session, vm: &ManagedObjectReference, grace: Du
         }
     }
     let operation = format!("powering off `{}`", state.name);
-    let task = machine.power_off_vm_task().await.map_err(|e| Error::from_client(&operation, e))?;
+    let task = machine
+        .power_off_vm_task()
+        .await
+        .map_err(|e| Error::from_client(&operation, e))?;
     match session.wait_task(&operation, task).await.map(|_| ()) {
         Err(e) if e.fault_name() == Some("InvalidPowerState") => Ok(()),
         other => other,
@@ -511,8 +699,16 @@ pub async fn power_off(session: &Session, vm: &ManagedObjectReference, grace: Du
 pub async fn destroy(session: &Session, entity: &ManagedObjectReference) -> Result<()> {
     let operation = format!("destroying `{}`", entity.value);
     let task = match entity.r#type.as_str() {
-        "Folder" => vim_rs::mo::Folder::new(session.client(), &entity.value).destroy_task().await,
-        _ => vim_rs::mo::VirtualMachine::new(session.client(), &entity.value).destroy_task().await,
+        "Folder" => {
+            vim_rs::mo::Folder::new(session.client(), &entity.value)
+                .destroy_task()
+                .await
+        }
+        _ => {
+            vim_rs::mo::VirtualMachine::new(session.client(), &entity.value)
+                .destroy_task()
+                .await
+        }
     };
     let result = match task {
         Ok(task) => session.wait_task(&operation, task).await.map(|_| ()),
@@ -540,7 +736,10 @@ pub async fn recommend_datastore(
         .content()
         .storage_resource_manager
         .clone()
-        .ok_or_else(|| Error::Protocol { operation: operation.clone(), detail: "no StorageResourceManager".into() })?;
+        .ok_or_else(|| Error::Protocol {
+            operation: operation.clone(),
+            detail: "no StorageResourceManager".into(),
+        })?;
     let spec = StoragePlacementSpec {
         r#type: "clone".into(),
         priority: Some(VirtualMachineMovePriorityEnum::DefaultPriority),
@@ -555,7 +754,10 @@ pub async fn recommend_datastore(
             storage_pod: Some(pod.clone()),
         },
         clone_spec: Some(VirtualMachineCloneSpec {
-            location: VirtualMachineRelocateSpec { pool: Some(pool.clone()), ..Default::default() },
+            location: VirtualMachineRelocateSpec {
+                pool: Some(pool.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         }),
         clone_name: Some(name.to_string()),
@@ -564,7 +766,10 @@ pub async fn recommend_datastore(
         ..Default::default()
     };
     let manager = vim_rs::mo::StorageResourceManager::new(session.client(), &manager_ref.value);
-    let result = manager.recommend_datastores(&spec).await.map_err(|e| Error::from_client(&operation, e))?;
+    let result = manager
+        .recommend_datastores(&spec)
+        .await
+        .map_err(|e| Error::from_client(&operation, e))?;
     result
         .recommendations
         .iter()
@@ -579,7 +784,10 @@ pub async fn recommend_datastore(
         .ok_or_else(|| Error::Fault {
             operation,
             fault: "NoRecommendation".into(),
-            message: Some(format!("Storage DRS recommended no datastore in `{}`", pod.value)),
+            message: Some(format!(
+                "Storage DRS recommended no datastore in `{}`",
+                pod.value
+            )),
         })
 }
 
@@ -592,12 +800,28 @@ impl VmSettings {
 
 /// Wait until the guest reports an IP address (DHCP), checking at a calm
 /// pace (0.5 s growing to 5 s). `None` when `timeout` passes first.
-pub async fn wait_for_ip(session: &Session, vm: &ManagedObjectReference, timeout: Duration) -> Result<Option<String>> {
+pub async fn wait_for_ip(
+    session: &Session,
+    vm: &ManagedObjectReference,
+    timeout: Duration,
+) -> Result<Option<String>> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut interval = Duration::from_millis(500);
     loop {
-        let mut props = retrieve_objects(session, std::slice::from_ref(vm), &[Wanted { type_name: "VirtualMachine", paths: &["guest.ipAddress"] }]).await?;
-        if let Some(ip) = props.first_mut().and_then(|p| p.string("guest.ipAddress")).filter(|ip| !ip.is_empty()) {
+        let mut props = retrieve_objects(
+            session,
+            std::slice::from_ref(vm),
+            &[Wanted {
+                type_name: "VirtualMachine",
+                paths: &["guest.ipAddress"],
+            }],
+        )
+        .await?;
+        if let Some(ip) = props
+            .first_mut()
+            .and_then(|p| p.string("guest.ipAddress"))
+            .filter(|ip| !ip.is_empty())
+        {
             return Ok(Some(ip));
         }
         let now = tokio::time::Instant::now();

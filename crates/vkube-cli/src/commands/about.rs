@@ -15,9 +15,15 @@ pub fn run(session: &Session, format: Format, out: &mut dyn Write) -> Result<()>
     }
     let rows = [
         ("Product", about.full_name.clone()),
-        ("Version", format!("{} (build {})", about.version, about.build)),
+        (
+            "Version",
+            format!("{} (build {})", about.version, about.build),
+        ),
         ("API", format!("{} {}", about.api_type, about.api_version)),
-        ("Instance UUID", about.instance_uuid.clone().unwrap_or_else(|| "-".into())),
+        (
+            "Instance UUID",
+            about.instance_uuid.clone().unwrap_or_else(|| "-".into()),
+        ),
         ("URL", about.url.clone()),
         ("Transport", about.transport.clone()),
         ("SHA-256", about.thumbprint_sha256.clone()),

@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use vkube_core::cluster::{render_admin_kubeconfig, ClusterPki, ClusterSpec, Step, Vip, ADMIN_VALIDITY};
+use vkube_core::cluster::{
+    render_admin_kubeconfig, ClusterPki, ClusterSpec, Step, Vip, ADMIN_VALIDITY,
+};
 use vkube_runtime::{ApplyOptions, DeleteOptions, Progress};
 use vkube_store::{ClusterStore, ForceDelete, Journal, LeaseFilter, SqliteStore, Store};
 
@@ -112,7 +114,11 @@ struct CliProgress {
 
 impl CliProgress {
     fn new() -> Self {
-        CliProgress { bars: indicatif::MultiProgress::new(), live: Default::default(), terminal: std::io::stderr().is_terminal() }
+        CliProgress {
+            bars: indicatif::MultiProgress::new(),
+            live: Default::default(),
+            terminal: std::io::stderr().is_terminal(),
+        }
     }
 
     fn key(step: &str, node: Option<&str>) -> String {
@@ -140,11 +146,19 @@ impl Progress for CliProgress {
         let bar = self.bars.add(indicatif::ProgressBar::new_spinner());
         bar.set_message(Self::key(step, node));
         bar.enable_steady_tick(Duration::from_millis(120));
-        self.live.lock().expect("progress").insert(Self::key(step, node), bar);
+        self.live
+            .lock()
+            .expect("progress")
+            .insert(Self::key(step, node), bar);
     }
 
     fn finished(&self, step: &str, node: Option<&str>, error: Option<&str>) {
-        if let Some(bar) = self.live.lock().expect("progress").remove(&Self::key(step, node)) {
+        if let Some(bar) = self
+            .live
+            .lock()
+            .expect("progress")
+            .remove(&Self::key(step, node))
+        {
             bar.finish_and_clear();
         }
         match error {
@@ -163,40 +177,82 @@ fn open_store(state: &Path) -> Result<SqliteStore> {
 }
 
 fn read_spec(file: &Path) -> Result<String> {
-    std::fs::read_to_string(file).map_err(|e| UsageError(format!("cannot read cluster spec `{}`: {e}", file.display())).into())
+    std::fs::read_to_string(file).map_err(|e| {
+        UsageError(format!(
+            "cannot read cluster spec `{}`: {e}",
+            file.display()
+        ))
+        .into()
+    })
 }
 
 fn step_row(step: &Step) -> Vec<String> {
     let text = serde_json::to_value(step).unwrap_or_default();
     let kind = text["step"].as_str().unwrap_or("").to_string();
-    let target = text.get("node").or_else(|| text.get("path")).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let target = text
+        .get("node")
+        .or_else(|| text.get("path"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
     let detail = match step {
-        Step::CreateNode { pool, domain, role, cpu, memory_mib, disk_gib, .. } => format!(
+        Step::CreateNode {
+            pool,
+            domain,
+            role,
+            cpu,
+            memory_mib,
+            disk_gib,
+            ..
+        } => format!(
             "pool {pool}, domain {domain}, {role:?}, {cpu} CPU, {memory_mib} MiB{}",
             disk_gib.map(|d| format!(", {d} GiB")).unwrap_or_default()
         ),
         Step::AllocateAddress { pool, .. } => format!("from pool {pool}"),
-        Step::Reconfigure { cpu, memory_mib, .. } => format!("{cpu} CPU, {memory_mib} MiB"),
+        Step::Reconfigure {
+            cpu, memory_mib, ..
+        } => format!("{cpu} CPU, {memory_mib} MiB"),
         Step::DeleteNode { reason, .. } => format!("{reason:?}"),
         _ => String::new(),
     };
     vec![kind, target, detail]
 }
 
-fn print_plan(out: &mut dyn Write, format: Format, preview: &vkube_runtime::PlanPreview) -> Result<()> {
+fn print_plan(
+    out: &mut dyn Write,
+    format: Format,
+    preview: &vkube_runtime::PlanPreview,
+) -> Result<()> {
     if format != Format::Table {
         return print_data(out, format, preview);
     }
     if preview.steps.is_empty() && preview.unfinished.is_empty() {
-        writeln!(out, "cluster `{}` matches its spec: no changes", preview.cluster)?;
+        writeln!(
+            out,
+            "cluster `{}` matches its spec: no changes",
+            preview.cluster
+        )?;
         return Ok(());
     }
-    writeln!(out, "cluster `{}` ({}), folder {}:", preview.cluster, if preview.known { "known" } else { "new" }, preview.folder)?;
+    writeln!(
+        out,
+        "cluster `{}` ({}), folder {}:",
+        preview.cluster,
+        if preview.known { "known" } else { "new" },
+        preview.folder
+    )?;
     for node in &preview.unfinished {
         writeln!(out, "  finish half-created node {node}")?;
     }
-    print_table(out, &["STEP", "TARGET", "DETAIL"], preview.steps.iter().map(step_row))?;
-    writeln!(out, "(this is the next batch; apply repeats planning until nothing is left)")?;
+    print_table(
+        out,
+        &["STEP", "TARGET", "DETAIL"],
+        preview.steps.iter().map(step_row),
+    )?;
+    writeln!(
+        out,
+        "(this is the next batch; apply repeats planning until nothing is left)"
+    )?;
     Ok(())
 }
 
@@ -228,12 +284,20 @@ async fn apply_text(
     let progress = CliProgress::new();
     let result = if run.dry_run {
         let preview = vkube_runtime::plan_only(&connected.session, &store, text, &progress).await;
-        preview.map_err(anyhow::Error::from).and_then(|p| print_plan(out, format, &p))
+        preview
+            .map_err(anyhow::Error::from)
+            .and_then(|p| print_plan(out, format, &p))
     } else {
-        let options = ApplyOptions { parallel: run.parallel, ip_wait: Duration::from_secs(run.ip_timeout), ..Default::default() };
+        let options = ApplyOptions {
+            parallel: run.parallel,
+            ip_wait: Duration::from_secs(run.ip_timeout),
+            ..Default::default()
+        };
         match vkube_runtime::apply(&connected.session, &store, text, &options, &progress).await {
             Ok(report) if format != Format::Table => print_data(out, format, &report),
-            Ok(report) if !report.changed => Ok(writeln!(out, "cluster `{}`: no changes", report.cluster)?),
+            Ok(report) if !report.changed => {
+                Ok(writeln!(out, "cluster `{}`: no changes", report.cluster)?)
+            }
             Ok(report) => Ok(writeln!(
                 out,
                 "cluster `{}` applied: {} step(s) in {} pass(es), {} API round trips",
@@ -276,16 +340,50 @@ struct NodeRow {
 }
 
 /// Run a `cluster` subcommand.
-pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, format: Format, stats: bool, out: &mut dyn Write) -> Result<Status> {
+pub async fn run(
+    args: &ClusterArgs,
+    connection: &ConnectionArgs,
+    state: &Path,
+    format: Format,
+    stats: bool,
+    out: &mut dyn Write,
+) -> Result<Status> {
     match &args.command {
         ClusterCommand::Plan { file } => {
-            let run = ApplyRun { dry_run: true, parallel: 1, ip_timeout: 0 };
-            apply_text(&read_spec(file)?, connection, state, format, &run, stats, out).await?;
+            let run = ApplyRun {
+                dry_run: true,
+                parallel: 1,
+                ip_timeout: 0,
+            };
+            apply_text(
+                &read_spec(file)?,
+                connection,
+                state,
+                format,
+                &run,
+                stats,
+                out,
+            )
+            .await?;
         }
         ClusterCommand::Apply { file, run } => {
-            apply_text(&read_spec(file)?, connection, state, format, run, stats, out).await?;
+            apply_text(
+                &read_spec(file)?,
+                connection,
+                state,
+                format,
+                run,
+                stats,
+                out,
+            )
+            .await?;
         }
-        ClusterCommand::Scale { name, pool, replicas, run } => {
+        ClusterCommand::Scale {
+            name,
+            pool,
+            replicas,
+            run,
+        } => {
             let store = open_store(state)?;
             let record = store.cluster(name)?;
             let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
@@ -294,7 +392,9 @@ pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, 
                 raw.spec.control_plane.replicas = *replicas;
             } else {
                 let Some(p) = raw.spec.node_pools.iter_mut().find(|p| p.name == *pool) else {
-                    return Err(UsageError(format!("cluster `{name}` has no node pool `{pool}`")).into());
+                    return Err(
+                        UsageError(format!("cluster `{name}` has no node pool `{pool}`")).into(),
+                    );
                 };
                 p.replicas = *replicas;
             }
@@ -316,7 +416,18 @@ pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, 
                 })
                 .collect();
             match format {
-                Format::Table => print_table(out, &["NAME", "PHASE", "NODES", "UID"], rows.iter().map(|r| vec![r.name.clone(), r.phase.clone(), r.nodes.to_string(), r.uid.clone()]))?,
+                Format::Table => print_table(
+                    out,
+                    &["NAME", "PHASE", "NODES", "UID"],
+                    rows.iter().map(|r| {
+                        vec![
+                            r.name.clone(),
+                            r.phase.clone(),
+                            r.nodes.to_string(),
+                            r.uid.clone(),
+                        ]
+                    }),
+                )?,
                 _ => print_data(out, format, &rows)?,
             }
         }
@@ -329,7 +440,15 @@ pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, 
                 "status": { "uid": record.uid, "phase": record.phase.as_str(), "version": record.version,
                             "createdAt": record.created_at.unix_seconds(), "updatedAt": record.updated_at.unix_seconds() }
             });
-            print_data(out, if format == Format::Json { Format::Json } else { Format::Yaml }, &doc)?;
+            print_data(
+                out,
+                if format == Format::Json {
+                    Format::Json
+                } else {
+                    Format::Yaml
+                },
+                &doc,
+            )?;
         }
         ClusterCommand::Describe { name } => describe(name, connection, state, format, out).await?,
         ClusterCommand::Events { name, limit } => {
@@ -341,19 +460,38 @@ pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, 
                     out,
                     &["AT", "LEVEL", "KIND", "NODE", "MESSAGE"],
                     events.iter().map(|e| {
-                        vec![e.at.unix_seconds().to_string(), format!("{:?}", e.level), e.kind.clone(), e.node.clone().unwrap_or_default(), e.message.clone()]
+                        vec![
+                            e.at.unix_seconds().to_string(),
+                            format!("{:?}", e.level),
+                            e.kind.clone(),
+                            e.node.clone().unwrap_or_default(),
+                            e.message.clone(),
+                        ]
                     }),
                 )?,
                 _ => print_data(out, format, &events)?,
             }
         }
-        ClusterCommand::Kubeconfig { name, out: file } => kubeconfig(name, state, file.as_deref(), out)?,
-        ClusterCommand::Delete { name, force, now, shutdown_timeout, dry_run } => {
+        ClusterCommand::Kubeconfig { name, out: file } => {
+            kubeconfig(name, state, file.as_deref(), out)?
+        }
+        ClusterCommand::Delete {
+            name,
+            force,
+            now,
+            shutdown_timeout,
+            dry_run,
+        } => {
             let store = open_store(state)?;
             let record = store.cluster(name)?;
             if *dry_run {
                 let nodes = store.nodes(name)?;
-                writeln!(out, "would delete cluster `{name}` ({}): {} node(s) and its folder", record.uid, nodes.len())?;
+                writeln!(
+                    out,
+                    "would delete cluster `{name}` ({}): {} node(s) and its folder",
+                    record.uid,
+                    nodes.len()
+                )?;
                 for n in nodes {
                     writeln!(out, "  {}", n.node.name)?;
                 }
@@ -364,7 +502,11 @@ pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, 
                 (true, false) => ForceDelete::if_stuck(),
                 (true, true) => ForceDelete::Now,
             };
-            let options = DeleteOptions { force, power_off_grace: Duration::from_secs(*shutdown_timeout), parallel: 8 };
+            let options = DeleteOptions {
+                force,
+                power_off_grace: Duration::from_secs(*shutdown_timeout),
+                parallel: 8,
+            };
             // A forced delete proceeds without vCenter when it cannot be reached.
             let connected = match connect(connection).await {
                 Ok(c) => Some(c),
@@ -375,14 +517,26 @@ pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, 
                 Err(e) => return Err(e),
             };
             let progress = CliProgress::new();
-            let report = vkube_runtime::delete(connected.as_ref().map(|c| &c.session), &store, name, &options, &progress).await;
+            let report = vkube_runtime::delete(
+                connected.as_ref().map(|c| &c.session),
+                &store,
+                name,
+                &options,
+                &progress,
+            )
+            .await;
             if let Some(c) = &connected {
                 c.session.close().await;
             }
             let report = report?;
             match format {
                 Format::Table => {
-                    writeln!(out, "deleted cluster `{name}`: {} VM(s) destroyed, {} address(es) released", report.destroyed.len(), report.released_addresses)?;
+                    writeln!(
+                        out,
+                        "deleted cluster `{name}`: {} VM(s) destroyed, {} address(es) released",
+                        report.destroyed.len(),
+                        report.released_addresses
+                    )?;
                     for orphan in &report.orphans {
                         writeln!(out, "  left in vCenter: {orphan}")?;
                     }
@@ -394,14 +548,24 @@ pub async fn run(args: &ClusterArgs, connection: &ConnectionArgs, state: &Path, 
     Ok(Status::Success)
 }
 
-async fn describe(name: &str, connection: &ConnectionArgs, state: &Path, format: Format, out: &mut dyn Write) -> Result<()> {
+async fn describe(
+    name: &str,
+    connection: &ConnectionArgs,
+    state: &Path,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
     let store = open_store(state)?;
     let record = store.cluster(name)?;
     let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
     let connected = connect(connection).await?;
     let inventory = vkube_vsphere::Inventory::load(&connected.session).await?;
-    let observation = vkube_runtime::observe::observe(&connected.session, &inventory, &spec, &record.uid).await?;
-    let leases = store.leases(&LeaseFilter { pool: None, cluster: Some(name.to_string()) })?;
+    let observation =
+        vkube_runtime::observe::observe(&connected.session, &inventory, &spec, &record.uid).await?;
+    let leases = store.leases(&LeaseFilter {
+        pool: None,
+        cluster: Some(name.to_string()),
+    })?;
     let stored = store.nodes(name)?;
     let mut rows = Vec::new();
     for node in &observation.cluster.nodes {
@@ -410,7 +574,16 @@ async fn describe(name: &str, connection: &ConnectionArgs, state: &Path, format:
             name: node.name.clone(),
             pool: node.pool.clone(),
             domain: node.domain.clone(),
-            vm: vm.map(|(r, _)| inventory.path(&r.value)).filter(|p| !p.is_empty()).unwrap_or_else(|| format!("{}/{}", vkube_core::cluster::cluster_folder(spec.folder(), spec.name()), node.name)),
+            vm: vm
+                .map(|(r, _)| inventory.path(&r.value))
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| {
+                    format!(
+                        "{}/{}",
+                        vkube_core::cluster::cluster_folder(spec.folder(), spec.name()),
+                        node.name
+                    )
+                }),
             ip: leases
                 .iter()
                 .find(|l| l.node == node.name)
@@ -418,13 +591,21 @@ async fn describe(name: &str, connection: &ConnectionArgs, state: &Path, format:
                 .or_else(|| vm.and_then(|(_, o)| o.ip.clone()))
                 .unwrap_or_else(|| "dhcp".into()),
             power_state: vm.map(|(_, o)| o.power_state.clone()).unwrap_or_default(),
-            phase: stored.iter().find(|s| s.node.name == node.name).map(|s| format!("{:?}", s.node.phase)).unwrap_or_else(|| "Unrecorded".into()),
+            phase: stored
+                .iter()
+                .find(|s| s.node.name == node.name)
+                .map(|s| format!("{:?}", s.node.phase))
+                .unwrap_or_else(|| "Unrecorded".into()),
         });
     }
     connected.session.close().await;
     let vip = match spec.control_plane().vip() {
         Vip::Address(a) => a.to_string(),
-        Vip::FromPool(_) => leases.iter().find(|l| l.node == vkube_core::cluster::vip_lease_node(spec.name())).map(|l| l.address.to_string()).unwrap_or_default(),
+        Vip::FromPool(_) => leases
+            .iter()
+            .find(|l| l.node == vkube_core::cluster::vip_lease_node(spec.name()))
+            .map(|l| l.address.to_string())
+            .unwrap_or_default(),
     };
     if format != Format::Table {
         let doc = serde_json::json!({ "name": name, "uid": record.uid, "phase": record.phase.as_str(), "controlPlaneEndpoint": vip, "nodes": rows });
@@ -438,7 +619,17 @@ async fn describe(name: &str, connection: &ConnectionArgs, state: &Path, format:
     print_table(
         out,
         &["NODE", "POOL", "DOMAIN", "IP", "POWER", "PHASE", "VM"],
-        rows.iter().map(|r| vec![r.name.clone(), r.pool.clone(), r.domain.clone(), r.ip.clone(), r.power_state.clone(), r.phase.clone(), r.vm.clone()]),
+        rows.iter().map(|r| {
+            vec![
+                r.name.clone(),
+                r.pool.clone(),
+                r.domain.clone(),
+                r.ip.clone(),
+                r.power_state.clone(),
+                r.phase.clone(),
+                r.vm.clone(),
+            ]
+        }),
     )
 }
 
@@ -446,22 +637,40 @@ fn kubeconfig(name: &str, state: &Path, file: Option<&Path>, out: &mut dyn Write
     let store = open_store(state)?;
     let record = store.cluster(name)?;
     let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
-    let pki_json = store
-        .secret(name, "pki")?
-        .ok_or_else(|| UsageError(format!("cluster `{name}` has no key material yet: run `vkube cluster apply` first")))?;
+    let pki_json = store.secret(name, "pki")?.ok_or_else(|| {
+        UsageError(format!(
+            "cluster `{name}` has no key material yet: run `vkube cluster apply` first"
+        ))
+    })?;
     let pki: ClusterPki = serde_json::from_str(&pki_json).context("reading the cluster PKI")?;
     let vip = match spec.control_plane().vip() {
         Vip::Address(a) => a.to_string(),
         Vip::FromPool(_) => store
-            .leases(&LeaseFilter { pool: None, cluster: Some(name.to_string()) })?
+            .leases(&LeaseFilter {
+                pool: None,
+                cluster: Some(name.to_string()),
+            })?
             .into_iter()
             .find(|l| l.node == vkube_core::cluster::vip_lease_node(spec.name()))
             .map(|l| l.address.to_string())
-            .ok_or_else(|| UsageError(format!("cluster `{name}` has no VIP yet: run `vkube cluster apply` first")))?,
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "cluster `{name}` has no VIP yet: run `vkube cluster apply` first"
+                ))
+            })?,
     };
-    let endpoint = if vip.contains(':') { format!("[{vip}]:6443") } else { format!("{vip}:6443") };
+    let endpoint = if vip.contains(':') {
+        format!("[{vip}]:6443")
+    } else {
+        format!("{vip}:6443")
+    };
     let mut random = |buf: &mut [u8]| getrandom::getrandom(buf).expect("OS random generator");
-    let client = pki.admin_certificate(&format!("{name}-admin"), SystemTime::now(), ADMIN_VALIDITY, &mut random)?;
+    let client = pki.admin_certificate(
+        &format!("{name}-admin"),
+        SystemTime::now(),
+        ADMIN_VALIDITY,
+        &mut random,
+    )?;
     let text = render_admin_kubeconfig(spec.name(), &endpoint, &pki, &client);
     match file {
         None => out.write_all(text.as_bytes())?,

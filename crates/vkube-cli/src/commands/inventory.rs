@@ -80,7 +80,10 @@ struct Network {
 }
 
 fn named(e: &Entity) -> Named {
-    Named { path: e.path.clone(), id: e.id.clone() }
+    Named {
+        path: e.path.clone(),
+        id: e.id.clone(),
+    }
 }
 
 fn report(inv: &Inventory) -> Report {
@@ -88,27 +91,40 @@ fn report(inv: &Inventory) -> Report {
     for e in inv.select(|_| true) {
         match &e.details {
             Details::Datacenter => r.datacenters.push(named(e)),
-            Details::ComputeCluster { hosts } => {
-                r.compute_clusters.push(Cluster { path: e.path.clone(), id: e.id.clone(), hosts: hosts.len() })
-            }
-            Details::Host { connection_state, power_state, .. } => r.hosts.push(Host {
+            Details::ComputeCluster { hosts } => r.compute_clusters.push(Cluster {
+                path: e.path.clone(),
+                id: e.id.clone(),
+                hosts: hosts.len(),
+            }),
+            Details::Host {
+                connection_state,
+                power_state,
+                ..
+            } => r.hosts.push(Host {
                 path: e.path.clone(),
                 id: e.id.clone(),
                 connection_state: connection_state.clone(),
                 power_state: power_state.clone(),
             }),
-            Details::Datastore { datastore_type, capacity_bytes, free_bytes, accessible, hosts } => {
-                r.datastores.push(Datastore {
-                    path: e.path.clone(),
-                    id: e.id.clone(),
-                    datastore_type: datastore_type.clone(),
-                    capacity_bytes: *capacity_bytes,
-                    free_bytes: *free_bytes,
-                    accessible: *accessible,
-                    hosts: hosts.len(),
-                })
-            }
-            Details::DatastoreCluster { capacity_bytes, free_bytes } => r.datastore_clusters.push(DatastoreCluster {
+            Details::Datastore {
+                datastore_type,
+                capacity_bytes,
+                free_bytes,
+                accessible,
+                hosts,
+            } => r.datastores.push(Datastore {
+                path: e.path.clone(),
+                id: e.id.clone(),
+                datastore_type: datastore_type.clone(),
+                capacity_bytes: *capacity_bytes,
+                free_bytes: *free_bytes,
+                accessible: *accessible,
+                hosts: hosts.len(),
+            }),
+            Details::DatastoreCluster {
+                capacity_bytes,
+                free_bytes,
+            } => r.datastore_clusters.push(DatastoreCluster {
                 path: e.path.clone(),
                 id: e.id.clone(),
                 capacity_bytes: *capacity_bytes,
@@ -120,7 +136,9 @@ fn report(inv: &Inventory) -> Report {
                 network_type: network_type.clone(),
             }),
             Details::ResourcePool { .. } => r.resource_pools.push(named(e)),
-            Details::Folder { child_types } if child_types.iter().any(|t| t == "VirtualMachine") => {
+            Details::Folder { child_types }
+                if child_types.iter().any(|t| t == "VirtualMachine") =>
+            {
                 r.vm_folders.push(named(e))
             }
             Details::VirtualMachine { template: true, .. } => r.templates.push(named(e)),
@@ -140,14 +158,32 @@ pub async fn run(session: &Session, format: Format, out: &mut dyn Write) -> Resu
     }
     let section = |out: &mut dyn Write, title: &str| writeln!(out, "\n{title}");
     section(out, "DATACENTERS")?;
-    print_table(out, &["PATH", "ID"], r.datacenters.iter().map(|d| vec![d.path.clone(), d.id.clone()]))?;
+    print_table(
+        out,
+        &["PATH", "ID"],
+        r.datacenters
+            .iter()
+            .map(|d| vec![d.path.clone(), d.id.clone()]),
+    )?;
     section(out, "COMPUTE CLUSTERS")?;
-    print_table(out, &["PATH", "HOSTS"], r.compute_clusters.iter().map(|c| vec![c.path.clone(), c.hosts.to_string()]))?;
+    print_table(
+        out,
+        &["PATH", "HOSTS"],
+        r.compute_clusters
+            .iter()
+            .map(|c| vec![c.path.clone(), c.hosts.to_string()]),
+    )?;
     section(out, "HOSTS")?;
     print_table(
         out,
         &["PATH", "CONNECTION", "POWER"],
-        r.hosts.iter().map(|h| vec![h.path.clone(), h.connection_state.clone(), h.power_state.clone()]),
+        r.hosts.iter().map(|h| {
+            vec![
+                h.path.clone(),
+                h.connection_state.clone(),
+                h.power_state.clone(),
+            ]
+        }),
     )?;
     section(out, "DATASTORES")?;
     print_table(
@@ -160,7 +196,11 @@ pub async fn run(session: &Session, format: Format, out: &mut dyn Write) -> Resu
                 human_bytes(d.capacity_bytes),
                 human_bytes(d.free_bytes),
                 d.hosts.to_string(),
-                if d.accessible { "yes".into() } else { "no".into() },
+                if d.accessible {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
             ]
         }),
     )?;
@@ -168,16 +208,40 @@ pub async fn run(session: &Session, format: Format, out: &mut dyn Write) -> Resu
     print_table(
         out,
         &["PATH", "CAPACITY", "FREE"],
-        r.datastore_clusters.iter().map(|d| vec![d.path.clone(), human_bytes(d.capacity_bytes), human_bytes(d.free_bytes)]),
+        r.datastore_clusters.iter().map(|d| {
+            vec![
+                d.path.clone(),
+                human_bytes(d.capacity_bytes),
+                human_bytes(d.free_bytes),
+            ]
+        }),
     )?;
     section(out, "NETWORKS")?;
-    print_table(out, &["PATH", "TYPE"], r.networks.iter().map(|n| vec![n.path.clone(), n.network_type.clone()]))?;
+    print_table(
+        out,
+        &["PATH", "TYPE"],
+        r.networks
+            .iter()
+            .map(|n| vec![n.path.clone(), n.network_type.clone()]),
+    )?;
     section(out, "RESOURCE POOLS")?;
-    print_table(out, &["PATH"], r.resource_pools.iter().map(|p| vec![p.path.clone()]))?;
+    print_table(
+        out,
+        &["PATH"],
+        r.resource_pools.iter().map(|p| vec![p.path.clone()]),
+    )?;
     section(out, "VM FOLDERS")?;
-    print_table(out, &["PATH"], r.vm_folders.iter().map(|p| vec![p.path.clone()]))?;
+    print_table(
+        out,
+        &["PATH"],
+        r.vm_folders.iter().map(|p| vec![p.path.clone()]),
+    )?;
     section(out, "TEMPLATES")?;
-    print_table(out, &["PATH"], r.templates.iter().map(|p| vec![p.path.clone()]))?;
+    print_table(
+        out,
+        &["PATH"],
+        r.templates.iter().map(|p| vec![p.path.clone()]),
+    )?;
     writeln!(out, "\n{} virtual machines", r.virtual_machines)?;
     Ok(())
 }

@@ -380,4 +380,3 @@ fn print_lease_table(out: &mut dyn Write, leases: &[Lease]) -> Result<()> {
     });
     print_table(out, &["ADDRESS", "CLUSTER", "NODE"], rows)
 }
-

@@ -19,20 +19,31 @@ struct Child<'a> {
 }
 
 /// List what is inside `path` (the root when absent).
-pub async fn run(connected: &Connected, path: Option<&str>, format: Format, out: &mut dyn Write) -> Result<()> {
+pub async fn run(
+    connected: &Connected,
+    path: Option<&str>,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
     let inventory = Inventory::load(&connected.session).await?;
     let path = connected.absolute(path.unwrap_or("/"))?;
     let parent = inventory.resolve(&path, "inventory path")?;
     let children: Vec<Child> = inventory
         .children(&parent.id)
         .into_iter()
-        .map(|e| Child { path: &e.path, type_name: &e.type_name, id: &e.id })
+        .map(|e| Child {
+            path: &e.path,
+            type_name: &e.type_name,
+            id: &e.id,
+        })
         .collect();
     match format {
         Format::Table => print_table(
             out,
             &["PATH", "TYPE"],
-            children.iter().map(|c| vec![c.path.to_string(), c.type_name.to_string()]),
+            children
+                .iter()
+                .map(|c| vec![c.path.to_string(), c.type_name.to_string()]),
         ),
         _ => print_data(out, format, &children),
     }

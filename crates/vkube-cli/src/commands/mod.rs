@@ -60,5 +60,8 @@ pub async fn connect(args: &ConnectionArgs) -> Result<Connected> {
             cert.sha256, cert.sha1
         );
     }
-    Ok(Connected { session, datacenter: resolved.datacenter })
+    Ok(Connected {
+        session,
+        datacenter: resolved.datacenter,
+    })
 }

@@ -15,7 +15,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
-use vkube_core::roles::{self, Bindings, Catalog, CheckReport, ExportOptions, Observed, ObservedPermission, Probe, RolePlan, Slot, Step, Target, Targets};
+use vkube_core::roles::{
+    self, Bindings, Catalog, CheckReport, ExportOptions, Observed, ObservedPermission, Probe,
+    RolePlan, Slot, Step, Target, Targets,
+};
 use vkube_vsphere::{Authorization, Details, Entity, Inventory};
 
 use super::{connect, Connected, UsageError};
@@ -132,10 +135,18 @@ impl RolesArgs {
 
 /// Run a `roles` subcommand. `list`, `show` and `export` work offline;
 /// `apply` and `check` validate their input before connecting.
-pub async fn run(args: &RolesArgs, connection: &ConnectionArgs, format: Format, stats: bool, out: &mut dyn Write) -> Result<Status> {
+pub async fn run(
+    args: &RolesArgs,
+    connection: &ConnectionArgs,
+    format: Format,
+    stats: bool,
+    out: &mut dyn Write,
+) -> Result<Status> {
     match &args.command {
         RolesCommand::List => list(format, out).map(|()| Status::Success),
-        RolesCommand::Show(catalog) => show(&load_catalog(catalog)?, format, out).map(|()| Status::Success),
+        RolesCommand::Show(catalog) => {
+            show(&load_catalog(catalog)?, format, out).map(|()| Status::Success)
+        }
         RolesCommand::Export(export_args) => export(export_args, out).map(|()| Status::Success),
         RolesCommand::Apply(apply_args) => {
             let input = Input::read(&apply_args.catalog, &apply_args.bindings)?;
@@ -147,7 +158,14 @@ pub async fn run(args: &RolesArgs, connection: &ConnectionArgs, format: Format, 
         RolesCommand::Check(check_args) => {
             let input = Input::read(&check_args.catalog, &check_args.bindings)?;
             let connected = connect(connection).await?;
-            let result = check(&connected, &input, check_args.principal.as_deref(), format, out).await;
+            let result = check(
+                &connected,
+                &input,
+                check_args.principal.as_deref(),
+                format,
+                out,
+            )
+            .await;
             finish(&connected, stats).await;
             result
         }
@@ -165,12 +183,18 @@ async fn finish(connected: &Connected, stats: bool) {
 fn load_catalog(args: &CatalogArgs) -> Result<Catalog> {
     match (&args.profile, &args.file) {
         (_, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| UsageError(format!("cannot read role catalog `{}`: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                UsageError(format!(
+                    "cannot read role catalog `{}`: {e}",
+                    path.display()
+                ))
+            })?;
             Ok(Catalog::parse(&text, &path.display().to_string())?)
         }
         (Some(profile), None) => Ok(Catalog::builtin(profile)?),
-        (None, None) => Err(UsageError("name a profile or pass `--file CATALOG.yaml`".into()).into()),
+        (None, None) => {
+            Err(UsageError("name a profile or pass `--file CATALOG.yaml`".into()).into())
+        }
     }
 }
 
@@ -186,7 +210,11 @@ impl Input {
         let catalog = load_catalog(catalog)?;
         let parsed = Bindings::parse_all(&bindings.bind)?;
         let targets = roles::targets(&catalog, &parsed, bindings.include_optional);
-        Ok(Input { catalog, include_optional: bindings.include_optional, targets })
+        Ok(Input {
+            catalog,
+            include_optional: bindings.include_optional,
+            targets,
+        })
     }
 
     /// One warning per unbound slot, naming the roles not granted there.
@@ -212,10 +240,19 @@ fn list(format: Format, out: &mut dyn Write) -> Result<()> {
     }
     let profiles: Vec<Profile> = Catalog::builtin_profiles()
         .into_iter()
-        .map(|p| Profile { name: p.name, description: p.description })
+        .map(|p| Profile {
+            name: p.name,
+            description: p.description,
+        })
         .collect();
     match format {
-        Format::Table => print_table(out, &["PROFILE", "DESCRIPTION"], profiles.iter().map(|p| vec![p.name.to_owned(), p.description.clone()])),
+        Format::Table => print_table(
+            out,
+            &["PROFILE", "DESCRIPTION"],
+            profiles
+                .iter()
+                .map(|p| vec![p.name.to_owned(), p.description.clone()]),
+        ),
         _ => print_data(out, format, &profiles),
     }
 }
@@ -232,13 +269,23 @@ fn show(catalog: &Catalog, format: Format, out: &mut dyn Write) -> Result<()> {
         let grants: Vec<String> = role
             .grants()
             .iter()
-            .map(|g| if g.propagate { format!("{} (propagate)", g.slot) } else { g.slot.to_string() })
+            .map(|g| {
+                if g.propagate {
+                    format!("{} (propagate)", g.slot)
+                } else {
+                    g.slot.to_string()
+                }
+            })
             .collect();
         let mut name = role.name().to_owned();
         if role.is_optional() {
             name.push_str(" (optional)");
         }
-        let privileges = if role.is_builtin() { "predefined".to_owned() } else { role.privileges().len().to_string() };
+        let privileges = if role.is_builtin() {
+            "predefined".to_owned()
+        } else {
+            role.privileges().len().to_string()
+        };
         vec![name, grants.join(", "), privileges]
     });
     print_table(out, &["ROLE", "GRANTED ON", "PRIVILEGES"], rows)?;
@@ -254,7 +301,9 @@ fn show(catalog: &Catalog, format: Format, out: &mut dyn Write) -> Result<()> {
 fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
     let catalog = load_catalog(&args.catalog)?;
     let bindings = Bindings::parse_all(&args.bindings.bind)?;
-    let options = ExportOptions { include_optional: args.bindings.include_optional };
+    let options = ExportOptions {
+        include_optional: args.bindings.include_optional,
+    };
     let text = match args.format {
         ExportFormat::Govc => roles::render_govc(&catalog, &args.principal, &bindings, options),
         ExportFormat::Json => roles::render_json(&catalog, &args.principal, &bindings, options)?,
@@ -277,7 +326,10 @@ pub struct Resolved<'a> {
 /// Resolves every target in one inventory snapshot, checking that each path
 /// exists and is the kind of object its slot means. The one place bindings
 /// become objects (cluster specs will bind slots the same way).
-pub fn resolve_targets<'a>(inventory: &'a Inventory, targets: &Targets) -> Result<Vec<Resolved<'a>>> {
+pub fn resolve_targets<'a>(
+    inventory: &'a Inventory,
+    targets: &Targets,
+) -> Result<Vec<Resolved<'a>>> {
     targets
         .targets
         .iter()
@@ -285,15 +337,23 @@ pub fn resolve_targets<'a>(inventory: &'a Inventory, targets: &Targets) -> Resul
             let (kind, fits): (&str, fn(&Details) -> bool) = match target.slot {
                 Slot::Vcenter => ("root folder", |d| matches!(d, Details::Folder { .. })),
                 Slot::Datacenter => ("datacenter", |d| matches!(d, Details::Datacenter)),
-                Slot::ComputeCluster => (
-                    "compute cluster",
-                    |d| matches!(d, Details::ComputeCluster { .. } | Details::StandaloneComputeResource { .. }),
-                ),
+                Slot::ComputeCluster => ("compute cluster", |d| {
+                    matches!(
+                        d,
+                        Details::ComputeCluster { .. } | Details::StandaloneComputeResource { .. }
+                    )
+                }),
                 Slot::Datastore => ("datastore", |d| matches!(d, Details::Datastore { .. })),
-                Slot::DatastoreCluster => ("datastore cluster", |d| matches!(d, Details::DatastoreCluster { .. })),
-                Slot::Network => ("network", |d| matches!(d, Details::Network { .. } | Details::DistributedSwitch)),
+                Slot::DatastoreCluster => ("datastore cluster", |d| {
+                    matches!(d, Details::DatastoreCluster { .. })
+                }),
+                Slot::Network => ("network", |d| {
+                    matches!(d, Details::Network { .. } | Details::DistributedSwitch)
+                }),
                 Slot::VmFolder => ("VM folder", |d| matches!(d, Details::Folder { .. })),
-                Slot::TemplateFolder => ("template folder", |d| matches!(d, Details::Folder { .. })),
+                Slot::TemplateFolder => {
+                    ("template folder", |d| matches!(d, Details::Folder { .. }))
+                }
                 Slot::NodeVms => ("VM", |d| matches!(d, Details::VirtualMachine { .. })),
             };
             let entity = inventory
@@ -306,7 +366,10 @@ pub fn resolve_targets<'a>(inventory: &'a Inventory, targets: &Targets) -> Resul
                 ))
                 .into());
             }
-            Ok(Resolved { target: target.clone(), entity })
+            Ok(Resolved {
+                target: target.clone(),
+                entity,
+            })
         })
         .collect()
 }
@@ -326,14 +389,20 @@ pub fn children_to_probe<'a>(inventory: &'a Inventory, entity: &Entity) -> Vec<&
                 .select(|d| matches!(d, Details::VirtualMachine { .. }))
                 .into_iter()
                 .find(|vm| vm.path.starts_with(&prefix));
-            vm.or_else(|| children.into_iter().next()).into_iter().collect()
+            vm.or_else(|| children.into_iter().next())
+                .into_iter()
+                .collect()
         }
         Details::ComputeCluster { hosts } | Details::StandaloneComputeResource { hosts } => {
             let host = hosts.first().and_then(|id| inventory.get(id));
-            let pool = children.into_iter().find(|c| matches!(c.details, Details::ResourcePool { .. }));
+            let pool = children
+                .into_iter()
+                .find(|c| matches!(c.details, Details::ResourcePool { .. }));
             host.into_iter().chain(pool).collect()
         }
-        Details::DatastoreCluster { .. } | Details::ResourcePool { .. } => children.into_iter().take(1).collect(),
+        Details::DatastoreCluster { .. } | Details::ResourcePool { .. } => {
+            children.into_iter().take(1).collect()
+        }
         Details::Datacenter => children,
         _ => Vec::new(),
     }
@@ -348,39 +417,86 @@ struct ApplyReport<'a> {
     plan: &'a RolePlan,
 }
 
-async fn apply(connected: &Connected, input: &Input, args: &ApplyArgs, format: Format, out: &mut dyn Write) -> Result<()> {
+async fn apply(
+    connected: &Connected,
+    input: &Input,
+    args: &ApplyArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
     let session = &connected.session;
-    let context = || format!("applying role profile `{}` for `{}`", input.catalog.profile(), args.principal);
+    let context = || {
+        format!(
+            "applying role profile `{}` for `{}`",
+            input.catalog.profile(),
+            args.principal
+        )
+    };
     let inventory = Inventory::load(session).await.with_context(context)?;
     let resolved = resolve_targets(&inventory, &input.targets)?;
     let authz = Authorization::new(session)?;
     let server_roles = authz.roles().await.with_context(context)?;
     let known_privileges = authz.privileges().await.with_context(context)?;
-    let role_names: BTreeMap<i32, &str> = server_roles.iter().map(|r| (r.id, r.name.as_str())).collect();
+    let role_names: BTreeMap<i32, &str> = server_roles
+        .iter()
+        .map(|r| (r.id, r.name.as_str()))
+        .collect();
     let mut observed = Observed {
         known_privileges,
-        roles: server_roles.iter().map(|r| (r.name.clone(), r.privileges.clone())).collect(),
+        roles: server_roles
+            .iter()
+            .map(|r| (r.name.clone(), r.privileges.clone()))
+            .collect(),
         permissions: BTreeMap::new(),
     };
     for target in &resolved {
         if observed.permissions.contains_key(&target.target.path) {
             continue;
         }
-        let permissions = authz.entity_permissions(target.entity.moref(), false).await.with_context(context)?;
-        if let Some(p) = permissions.iter().find(|p| !p.group && roles::same_principal(&p.principal, &args.principal)) {
-            let role = role_names.get(&p.role_id).map_or_else(|| format!("#{}", p.role_id), |name| (*name).to_owned());
-            observed.permissions.insert(target.target.path.clone(), ObservedPermission { role, propagate: p.propagate });
+        let permissions = authz
+            .entity_permissions(target.entity.moref(), false)
+            .await
+            .with_context(context)?;
+        if let Some(p) = permissions
+            .iter()
+            .find(|p| !p.group && roles::same_principal(&p.principal, &args.principal))
+        {
+            let role = role_names
+                .get(&p.role_id)
+                .map_or_else(|| format!("#{}", p.role_id), |name| (*name).to_owned());
+            observed.permissions.insert(
+                target.target.path.clone(),
+                ObservedPermission {
+                    role,
+                    propagate: p.propagate,
+                },
+            );
         }
     }
-    let plan = roles::plan(&input.catalog, input.include_optional, &args.principal, &input.targets, &observed)?;
+    let plan = roles::plan(
+        &input.catalog,
+        input.include_optional,
+        &args.principal,
+        &input.targets,
+        &observed,
+    )?;
 
     // Unknown ids first, before anything changes.
     for unknown in &plan.unknown_privileges {
         eprintln!(
             "{}: role `{}`: this vCenter does not know {}",
-            if args.skip_unknown { "warning" } else { "error" },
+            if args.skip_unknown {
+                "warning"
+            } else {
+                "error"
+            },
             unknown.role,
-            unknown.privileges.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
+            unknown
+                .privileges
+                .iter()
+                .map(|id| format!("`{id}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     if !plan.unknown_privileges.is_empty() && !args.skip_unknown {
@@ -392,7 +508,14 @@ async fn apply(connected: &Connected, input: &Input, args: &ApplyArgs, format: F
         .into());
     }
     for step in &plan.steps {
-        if let Step::SetPermission { path, role, replaces: Some(current), principal, .. } = step {
+        if let Step::SetPermission {
+            path,
+            role,
+            replaces: Some(current),
+            principal,
+            ..
+        } = step
+        {
             if current.role == "Admin" {
                 return Err(UsageError(format!(
                     "refusing to grant `{role}` on `{path}` to `{principal}`: it would replace that principal's `Admin` permission there"
@@ -407,17 +530,31 @@ async fn apply(connected: &Connected, input: &Input, args: &ApplyArgs, format: F
         print_plan(&plan, args.dry_run, out)?;
     }
     if !args.dry_run {
-        execute(&authz, &plan, &resolved, &server_roles, out, format).await.with_context(context)?;
+        execute(&authz, &plan, &resolved, &server_roles, out, format)
+            .await
+            .with_context(context)?;
     }
     if format != Format::Table {
-        print_data(out, format, &ApplyReport { dry_run: args.dry_run, changed: !args.dry_run && !plan.is_empty(), plan: &plan })?;
+        print_data(
+            out,
+            format,
+            &ApplyReport {
+                dry_run: args.dry_run,
+                changed: !args.dry_run && !plan.is_empty(),
+                plan: &plan,
+            },
+        )?;
     }
     Ok(())
 }
 
 fn print_plan(plan: &RolePlan, dry_run: bool, out: &mut dyn Write) -> Result<()> {
     if plan.is_empty() {
-        writeln!(out, "no changes: the roles and permissions of profile `{}` for `{}` are up to date", plan.profile, plan.principal)?;
+        writeln!(
+            out,
+            "no changes: the roles and permissions of profile `{}` for `{}` are up to date",
+            plan.profile, plan.principal
+        )?;
         return Ok(());
     }
     if dry_run {
@@ -426,10 +563,19 @@ fn print_plan(plan: &RolePlan, dry_run: bool, out: &mut dyn Write) -> Result<()>
     for step in &plan.steps {
         match step {
             Step::CreateRole { name, privileges } => {
-                let noun = if privileges.len() == 1 { "privilege" } else { "privileges" };
+                let noun = if privileges.len() == 1 {
+                    "privilege"
+                } else {
+                    "privileges"
+                };
                 writeln!(out, "create role `{name}` with {} {noun}", privileges.len())?;
             }
-            Step::UpdateRole { name, added, removed, .. } => {
+            Step::UpdateRole {
+                name,
+                added,
+                removed,
+                ..
+            } => {
                 writeln!(out, "update role `{name}`")?;
                 for id in added {
                     writeln!(out, "  + {id}")?;
@@ -438,12 +584,22 @@ fn print_plan(plan: &RolePlan, dry_run: bool, out: &mut dyn Write) -> Result<()>
                     writeln!(out, "  - {id}")?;
                 }
             }
-            Step::SetPermission { path, role, propagate, principal, replaces, .. } => {
+            Step::SetPermission {
+                path,
+                role,
+                propagate,
+                principal,
+                replaces,
+                ..
+            } => {
                 let replacing = replaces
                     .as_ref()
                     .map(|r| format!(" (replaces `{}` propagate={})", r.role, r.propagate))
                     .unwrap_or_default();
-                writeln!(out, "grant `{role}` on `{path}` to `{principal}` propagate={propagate}{replacing}")?;
+                writeln!(
+                    out,
+                    "grant `{role}` on `{path}` to `{principal}` propagate={propagate}{replacing}"
+                )?;
             }
         }
     }
@@ -458,24 +614,37 @@ async fn execute(
     out: &mut dyn Write,
     format: Format,
 ) -> Result<()> {
-    let mut role_ids: BTreeMap<String, i32> = server_roles.iter().map(|r| (r.name.clone(), r.id)).collect();
+    let mut role_ids: BTreeMap<String, i32> = server_roles
+        .iter()
+        .map(|r| (r.name.clone(), r.id))
+        .collect();
     for step in &plan.steps {
         match step {
             Step::CreateRole { name, privileges } => {
                 let id = authz.create_role(name, privileges).await?;
                 role_ids.insert(name.clone(), id);
             }
-            Step::UpdateRole { name, privileges, .. } => {
+            Step::UpdateRole {
+                name, privileges, ..
+            } => {
                 let id = role_ids[name.as_str()];
                 authz.update_role(id, name, privileges).await?;
             }
-            Step::SetPermission { path, role, propagate, principal, .. } => {
+            Step::SetPermission {
+                path,
+                role,
+                propagate,
+                principal,
+                ..
+            } => {
                 let entity = resolved
                     .iter()
                     .find(|r| &r.target.path == path)
                     .map(|r| r.entity.moref())
                     .expect("planned paths come from the resolved targets");
-                let id = *role_ids.get(role.as_str()).with_context(|| format!("role `{role}` vanished during apply"))?;
+                let id = *role_ids
+                    .get(role.as_str())
+                    .with_context(|| format!("role `{role}` vanished during apply"))?;
                 authz
                     .set_permission(entity, principal, false, id, *propagate)
                     .await
@@ -489,7 +658,13 @@ async fn execute(
     Ok(())
 }
 
-async fn check(connected: &Connected, input: &Input, principal: Option<&str>, format: Format, out: &mut dyn Write) -> Result<Status> {
+async fn check(
+    connected: &Connected,
+    input: &Input,
+    principal: Option<&str>,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Status> {
     let session = &connected.session;
     let inventory = Inventory::load(session).await?;
     let resolved = resolve_targets(&inventory, &input.targets)?;
@@ -497,13 +672,24 @@ async fn check(connected: &Connected, input: &Input, principal: Option<&str>, fo
     let mut paths: BTreeMap<String, String> = BTreeMap::new(); // entity id -> path
     let mut entities = Vec::new();
     let mut add = |probe: Probe, entity: &Entity, probes: &mut Vec<Probe>| {
-        if paths.insert(entity.id.clone(), entity.path.clone()).is_none() {
+        if paths
+            .insert(entity.id.clone(), entity.path.clone())
+            .is_none()
+        {
             entities.push(entity.moref().clone());
         }
         probes.push(probe);
     };
     for target in &resolved {
-        add(Probe { path: target.entity.path.clone(), slot: target.target.slot, child_of: None }, target.entity, &mut probes);
+        add(
+            Probe {
+                path: target.entity.path.clone(),
+                slot: target.target.slot,
+                child_of: None,
+            },
+            target.entity,
+            &mut probes,
+        );
         let propagates = input
             .catalog
             .effective_at(target.target.slot)
@@ -511,7 +697,11 @@ async fn check(connected: &Connected, input: &Input, principal: Option<&str>, fo
             .any(|r| r.inherited_by_children && (input.include_optional || !r.optional));
         if propagates {
             for child in children_to_probe(&inventory, target.entity) {
-                let probe = Probe { path: child.path.clone(), slot: target.target.slot, child_of: Some(target.entity.path.clone()) };
+                let probe = Probe {
+                    path: child.path.clone(),
+                    slot: target.target.slot,
+                    child_of: Some(target.entity.path.clone()),
+                };
                 add(probe, child, &mut probes);
             }
         }
@@ -520,29 +710,55 @@ async fn check(connected: &Connected, input: &Input, principal: Option<&str>, fo
     let (who, by_id) = match principal {
         Some(user) => (
             user.to_owned(),
-            authz.user_privileges(&entities, user).await.with_context(|| format!("checking the privileges of `{user}`"))?,
+            authz
+                .user_privileges(&entities, user)
+                .await
+                .with_context(|| format!("checking the privileges of `{user}`"))?,
         ),
         None => {
             let (_, user) = authz.current_session().await?;
-            let wanted = roles::required_privileges(&input.catalog, input.include_optional, &probes);
-            let held = authz.session_privileges(&entities, &wanted).await.context("checking this session's privileges")?;
+            let wanted =
+                roles::required_privileges(&input.catalog, input.include_optional, &probes);
+            let held = authz
+                .session_privileges(&entities, &wanted)
+                .await
+                .context("checking this session's privileges")?;
             (user, held)
         }
     };
-    let effective: BTreeMap<String, BTreeSet<String>> =
-        by_id.into_iter().filter_map(|(id, set)| paths.get(&id).map(|path| (path.clone(), set))).collect();
-    let report = roles::check(&input.catalog, input.include_optional, &who, &probes, &input.targets.unbound, &effective);
+    let effective: BTreeMap<String, BTreeSet<String>> = by_id
+        .into_iter()
+        .filter_map(|(id, set)| paths.get(&id).map(|path| (path.clone(), set)))
+        .collect();
+    let report = roles::check(
+        &input.catalog,
+        input.include_optional,
+        &who,
+        &probes,
+        &input.targets.unbound,
+        &effective,
+    );
     input.warn_unbound("not checking");
     match format {
         Format::Table => print_report(&report, out)?,
         _ => print_data(out, format, &report)?,
     }
-    Ok(if report.complete { Status::Success } else { Status::UserError })
+    Ok(if report.complete {
+        Status::Success
+    } else {
+        Status::UserError
+    })
 }
 
 fn print_report(report: &CheckReport, out: &mut dyn Write) -> Result<()> {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() };
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    };
     let mut rows = Vec::new();
     for object in &report.objects {
         let slot = match &object.child_of {
@@ -550,22 +766,51 @@ fn print_report(report: &CheckReport, out: &mut dyn Write) -> Result<()> {
             None => object.slot.to_string(),
         };
         if object.missing.is_empty() {
-            let status = if object.required == 0 { "nothing required".to_owned() } else { paint("32", "all present") };
+            let status = if object.required == 0 {
+                "nothing required".to_owned()
+            } else {
+                paint("32", "all present")
+            };
             rows.push(vec![object.path.clone(), slot, status]);
             continue;
         }
         for (index, missing) in object.missing.iter().enumerate() {
-            let (path, slot) = if index == 0 { (object.path.clone(), slot.clone()) } else { (String::new(), String::new()) };
-            rows.push(vec![path, slot, paint("31", &missing.privilege), missing.role.clone(), missing.reason.clone()]);
+            let (path, slot) = if index == 0 {
+                (object.path.clone(), slot.clone())
+            } else {
+                (String::new(), String::new())
+            };
+            rows.push(vec![
+                path,
+                slot,
+                paint("31", &missing.privilege),
+                missing.role.clone(),
+                missing.reason.clone(),
+            ]);
         }
     }
     print_table(out, &["OBJECT", "SLOT", "MISSING", "ROLE", "REASON"], rows)?;
     let missing = report.missing_count();
     if report.complete {
-        writeln!(out, "`{}` holds every privilege profile `{}` requires on {} objects", report.principal, report.profile, report.objects.len())?;
+        writeln!(
+            out,
+            "`{}` holds every privilege profile `{}` requires on {} objects",
+            report.principal,
+            report.profile,
+            report.objects.len()
+        )?;
     } else {
-        let objects = report.objects.iter().filter(|o| !o.missing.is_empty()).count();
-        writeln!(out, "`{}` lacks {missing} privileges on {objects} of {} objects", report.principal, report.objects.len())?;
+        let objects = report
+            .objects
+            .iter()
+            .filter(|o| !o.missing.is_empty())
+            .count();
+        writeln!(
+            out,
+            "`{}` lacks {missing} privileges on {objects} of {} objects",
+            report.principal,
+            report.objects.len()
+        )?;
     }
     Ok(())
 }

@@ -15,8 +15,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use vkube_core::topology::{
-    self, plan_setup, render_csi, render_storage_classes, Categories, Conflict, Finding, PlanOptions, Severity,
-    SetupPlan, Step, Topology, TopologyView, ZoneLabel,
+    self, plan_setup, render_csi, render_storage_classes, Categories, Conflict, Finding,
+    PlanOptions, SetupPlan, Severity, Step, Topology, TopologyView, ZoneLabel,
 };
 use vkube_vsphere::TaggingClient;
 
@@ -68,7 +68,10 @@ pub struct CategoryArgs {
 
 impl CategoryArgs {
     fn categories(&self) -> Result<Categories> {
-        Ok(Categories::new(self.region.as_deref(), self.zone.as_deref())?)
+        Ok(Categories::new(
+            self.region.as_deref(),
+            self.zone.as_deref(),
+        )?)
     }
 }
 
@@ -123,16 +126,26 @@ pub struct ConflictsError {
 
 /// Whether an error from this module is the user's to fix.
 pub fn is_user_error(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.downcast_ref::<topology::Error>().is_some() || cause.downcast_ref::<ConflictsError>().is_some())
+    error.chain().any(|cause| {
+        cause.downcast_ref::<topology::Error>().is_some()
+            || cause.downcast_ref::<ConflictsError>().is_some()
+    })
 }
 
 fn read_topology(path: &Path) -> Result<Topology> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading topology file `{}`", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading topology file `{}`", path.display()))?;
     Ok(Topology::from_yaml(&text, &path.display().to_string())?)
 }
 
 /// Run a `zones` subcommand.
-pub async fn run(args: &ZonesArgs, connection: &ConnectionArgs, format: Format, stats: bool, out: &mut dyn Write) -> Result<Status> {
+pub async fn run(
+    args: &ZonesArgs,
+    connection: &ConnectionArgs,
+    format: Format,
+    stats: bool,
+    out: &mut dyn Write,
+) -> Result<Status> {
     // Read and check the user's input before connecting.
     let (categories, file) = match &args.command {
         ZonesCommand::Setup(setup) => {
@@ -163,7 +176,10 @@ pub async fn run(args: &ZonesArgs, connection: &ConnectionArgs, format: Format, 
                 let labels: Vec<ZoneLabel> = topology
                     .zones
                     .iter()
-                    .map(|z| ZoneLabel { region: Some(z.region.to_string()), zone: z.name.to_string() })
+                    .map(|z| ZoneLabel {
+                        region: Some(z.region.to_string()),
+                        zone: z.name.to_string(),
+                    })
                     .collect();
                 out.write_all(render_storage_classes(&labels, &categories)?.as_bytes())?;
                 return Ok(Status::Success);
@@ -172,7 +188,16 @@ pub async fn run(args: &ZonesArgs, connection: &ConnectionArgs, format: Format, 
         }
     };
     let connected = connect(connection).await?;
-    let result = with_tagging(&connected, args, &categories, file.as_ref(), format, stats, out).await;
+    let result = with_tagging(
+        &connected,
+        args,
+        &categories,
+        file.as_ref(),
+        format,
+        stats,
+        out,
+    )
+    .await;
     connected.session.close().await;
     result
 }
@@ -187,10 +212,17 @@ async fn with_tagging(
     out: &mut dyn Write,
 ) -> Result<Status> {
     let session = &connected.session;
-    let tagging = TaggingClient::login(session).await.context("logging in to the vCenter REST API (tagging)")?;
-    let observed = vkube_vsphere::topology::observe(session, &tagging, categories.region.as_str(), categories.zone.as_str())
+    let tagging = TaggingClient::login(session)
         .await
-        .context("reading regions and zones from vCenter");
+        .context("logging in to the vCenter REST API (tagging)")?;
+    let observed = vkube_vsphere::topology::observe(
+        session,
+        &tagging,
+        categories.region.as_str(),
+        categories.zone.as_str(),
+    )
+    .await
+    .context("reading regions and zones from vCenter");
     let result = match observed {
         Err(e) => Err(e),
         Ok(observed) => match &args.command {
@@ -198,13 +230,20 @@ async fn with_tagging(
                 let topology = file.expect("setup reads its file first");
                 run_setup(&tagging, topology, &observed, setup, format, out).await
             }
-            ZonesCommand::Ls(_) => list(&observed, categories, format, out).map(|()| Status::Success),
+            ZonesCommand::Ls(_) => {
+                list(&observed, categories, format, out).map(|()| Status::Success)
+            }
             ZonesCommand::Validate(_) => run_validate(&observed, categories, file, format, out),
-            ZonesCommand::Render(_) => render_observed(&observed, categories, out).map(|()| Status::Success),
+            ZonesCommand::Render(_) => {
+                render_observed(&observed, categories, out).map(|()| Status::Success)
+            }
         },
     };
     if stats {
-        eprintln!("api-round-trips: {}", session.round_trips() + tagging.round_trips());
+        eprintln!(
+            "api-round-trips: {}",
+            session.round_trips() + tagging.round_trips()
+        );
     }
     tagging.close().await;
     result
@@ -230,9 +269,21 @@ async fn run_setup(
     let plan: SetupPlan = plan_setup(topology, observed, PlanOptions { force: args.force })?;
     if !plan.conflicts.is_empty() && !args.force {
         if format != Format::Table {
-            print_data(out, format, &SetupReport { dry_run: args.dry_run, applied: 0, steps: &plan.steps, conflicts: &plan.conflicts })?;
+            print_data(
+                out,
+                format,
+                &SetupReport {
+                    dry_run: args.dry_run,
+                    applied: 0,
+                    steps: &plan.steps,
+                    conflicts: &plan.conflicts,
+                },
+            )?;
         }
-        return Err(ConflictsError { conflicts: plan.conflicts }.into());
+        return Err(ConflictsError {
+            conflicts: plan.conflicts,
+        }
+        .into());
     }
     for conflict in &plan.conflicts {
         eprintln!("warning: overriding a conflict (--force): {conflict}");
@@ -240,9 +291,22 @@ async fn run_setup(
     let table = format == Format::Table;
     if plan.steps.is_empty() {
         if table {
-            writeln!(out, "no changes: vCenter already matches `{}`", args.file.display())?;
+            writeln!(
+                out,
+                "no changes: vCenter already matches `{}`",
+                args.file.display()
+            )?;
         } else {
-            print_data(out, format, &SetupReport { dry_run: args.dry_run, applied: 0, steps: &[], conflicts: &plan.conflicts })?;
+            print_data(
+                out,
+                format,
+                &SetupReport {
+                    dry_run: args.dry_run,
+                    applied: 0,
+                    steps: &[],
+                    conflicts: &plan.conflicts,
+                },
+            )?;
         }
         return Ok(Status::Success);
     }
@@ -253,17 +317,28 @@ async fn run_setup(
             }
             writeln!(out, "dry run: {} changes not applied", plan.steps.len())?;
         } else {
-            print_data(out, format, &SetupReport { dry_run: true, applied: 0, steps: &plan.steps, conflicts: &plan.conflicts })?;
+            print_data(
+                out,
+                format,
+                &SetupReport {
+                    dry_run: true,
+                    applied: 0,
+                    steps: &plan.steps,
+                    conflicts: &plan.conflicts,
+                },
+            )?;
         }
         return Ok(Status::Success);
     }
     let mut applier = vkube_vsphere::topology::Applier::new(tagging, observed);
     let total = plan.steps.len();
     for (i, step) in plan.steps.iter().enumerate() {
-        applier
-            .apply(step)
-            .await
-            .with_context(|| format!("step {} of {total}: {step} ({i} done; re-run `vkube zones setup` to finish)", i + 1))?;
+        applier.apply(step).await.with_context(|| {
+            format!(
+                "step {} of {total}: {step} ({i} done; re-run `vkube zones setup` to finish)",
+                i + 1
+            )
+        })?;
         if table {
             writeln!(out, "{step}")?;
             out.flush()?;
@@ -272,7 +347,16 @@ async fn run_setup(
     if table {
         writeln!(out, "applied {total} changes")?;
     } else {
-        print_data(out, format, &SetupReport { dry_run: false, applied: total, steps: &plan.steps, conflicts: &plan.conflicts })?;
+        print_data(
+            out,
+            format,
+            &SetupReport {
+                dry_run: false,
+                applied: total,
+                steps: &plan.steps,
+                conflicts: &plan.conflicts,
+            },
+        )?;
     }
     Ok(Status::Success)
 }
@@ -282,7 +366,12 @@ fn name_of(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-fn list(observed: &topology::Observed, categories: &Categories, format: Format, out: &mut dyn Write) -> Result<()> {
+fn list(
+    observed: &topology::Observed,
+    categories: &Categories,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
     let view = TopologyView::build(observed, categories);
     if format != Format::Table {
         return print_data(out, format, &view);
@@ -300,11 +389,25 @@ fn list(observed: &topology::Observed, categories: &Categories, format: Format, 
             None => "(no region tag)".to_string(),
         };
         if region.zones.is_empty() {
-            rows.push(vec![region_name.clone(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()]);
+            rows.push(vec![
+                region_name.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]);
         }
         for zone in &region.zones {
             if zone.compute_clusters.is_empty() {
-                rows.push(vec![region_name.clone(), zone.name.clone(), "-".into(), "-".into(), zone.tagged_datastores.join(", "), "-".into()]);
+                rows.push(vec![
+                    region_name.clone(),
+                    zone.name.clone(),
+                    "-".into(),
+                    "-".into(),
+                    zone.tagged_datastores.join(", "),
+                    "-".into(),
+                ]);
             }
             for cluster in &zone.compute_clusters {
                 let datastores: Vec<String> = cluster
@@ -320,14 +423,30 @@ fn list(observed: &topology::Observed, categories: &Categories, format: Format, 
                     region_name.clone(),
                     zone.name.clone(),
                     cluster.path.clone(),
-                    cluster.hosts.iter().map(|h| name_of(h)).collect::<Vec<_>>().join(", "),
+                    cluster
+                        .hosts
+                        .iter()
+                        .map(|h| name_of(h))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     datastores.join(", "),
                     networks.join(", "),
                 ]);
             }
         }
     }
-    print_table(out, &["REGION", "ZONE", "COMPUTE CLUSTER", "HOSTS", "DATASTORES", "NETWORKS"], rows)
+    print_table(
+        out,
+        &[
+            "REGION",
+            "ZONE",
+            "COMPUTE CLUSTER",
+            "HOSTS",
+            "DATASTORES",
+            "NETWORKS",
+        ],
+        rows,
+    )
 }
 
 #[derive(Serialize)]
@@ -344,9 +463,19 @@ fn run_validate(
     out: &mut dyn Write,
 ) -> Result<Status> {
     let findings = topology::validate(observed, categories, file);
-    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
     if format != Format::Table {
-        print_data(out, format, &ValidateReport { valid: errors == 0, findings: &findings })?;
+        print_data(
+            out,
+            format,
+            &ValidateReport {
+                valid: errors == 0,
+                findings: &findings,
+            },
+        )?;
     } else if findings.is_empty() {
         let view = TopologyView::build(observed, categories);
         let zones = view.zone_names().len();
@@ -377,12 +506,21 @@ fn run_validate(
     Ok(Status::Success)
 }
 
-fn render_observed(observed: &topology::Observed, categories: &Categories, out: &mut dyn Write) -> Result<()> {
+fn render_observed(
+    observed: &topology::Observed,
+    categories: &Categories,
+    out: &mut dyn Write,
+) -> Result<()> {
     let view = TopologyView::build(observed, categories);
     let labels: Vec<ZoneLabel> = view
         .regions
         .iter()
-        .flat_map(|r| r.zones.iter().map(|z| ZoneLabel { region: r.name.clone(), zone: z.name.clone() }))
+        .flat_map(|r| {
+            r.zones.iter().map(|z| ZoneLabel {
+                region: r.name.clone(),
+                zone: z.name.clone(),
+            })
+        })
         .collect();
     if labels.is_empty() {
         return Err(UsageError(format!(

@@ -38,5 +38,8 @@ pub fn vkube(env: &[(String, String)], args: &[&str]) -> Run {
 
 /// The lines of stderr that start with `error:`.
 pub fn error_lines(run: &Run) -> Vec<&str> {
-    run.stderr.lines().filter(|l| l.starts_with("error:")).collect()
+    run.stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect()
 }

@@ -8,7 +8,6 @@ use std::fmt;
 
 pub use crate::problem::Problem;
 
-
 /// Errors from parsing, validating, planning or rendering a cluster.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -60,7 +59,6 @@ impl Error {
         }
     }
 }
-
 
 /// Collects problems while validating; every check pushes and carries on.
 #[derive(Debug, Default)]

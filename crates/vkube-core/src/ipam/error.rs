@@ -46,7 +46,6 @@ impl Error {
     }
 }
 
-
 /// Collects problems under a field prefix such as `pools[2].`.
 #[derive(Debug, Default)]
 pub(crate) struct Problems {

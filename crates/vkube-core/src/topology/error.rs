@@ -52,10 +52,16 @@ fn known_list(known: &[String]) -> String {
     if known.is_empty() {
         " (no zones are tagged)".into()
     } else {
-        format!(" (known: {})", known.iter().map(|z| format!("`{z}`")).collect::<Vec<_>>().join(", "))
+        format!(
+            " (known: {})",
+            known
+                .iter()
+                .map(|z| format!("`{z}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
-
 
 /// Collects problems; turns into [`Error::Invalid`] when any were found.
 #[derive(Debug, Default)]
@@ -65,14 +71,19 @@ pub(crate) struct Problems {
 
 impl Problems {
     pub(crate) fn push(&mut self, field: impl fmt::Display, problem: impl fmt::Display) {
-        self.list.push(Problem { field: field.to_string(), message: problem.to_string() });
+        self.list.push(Problem {
+            field: field.to_string(),
+            message: problem.to_string(),
+        });
     }
 
     pub(crate) fn into_result<T>(self, value: impl FnOnce() -> T) -> Result<T, Error> {
         if self.list.is_empty() {
             Ok(value())
         } else {
-            Err(Error::Invalid { problems: self.list })
+            Err(Error::Invalid {
+                problems: self.list,
+            })
         }
     }
 }

@@ -23,17 +23,19 @@ mod view;
 pub use error::{Error, Problem};
 pub use name::TopologyName;
 pub use observed::{
-    Attachment, Cardinality, CategoryFacts, ClusterFacts, DatacenterFacts, DatastoreFacts, HostFacts,
-    InventoryFacts, NetworkFacts, ObjectRef, Observed, TagFact, TagFacts,
+    Attachment, Cardinality, CategoryFacts, ClusterFacts, DatacenterFacts, DatastoreFacts,
+    HostFacts, InventoryFacts, NetworkFacts, ObjectRef, Observed, TagFact, TagFacts,
 };
 pub use plan::{plan_setup, Conflict, PlanOptions, SetupPlan, Step};
 pub use render::{render_csi, render_storage_classes, storage_class_name, ZoneLabel};
 pub use spec::{
-    Categories, RawCategories, RawRegion, RawTopology, RawZone, Region, Topology, Zone, DEFAULT_REGION_CATEGORY,
-    DEFAULT_ZONE_CATEGORY,
+    Categories, RawCategories, RawRegion, RawTopology, RawZone, Region, Topology, Zone,
+    DEFAULT_REGION_CATEGORY, DEFAULT_ZONE_CATEGORY,
 };
 pub use validate::{validate, Finding, Severity};
-pub use view::{ClusterView, DatastoreAccess, DatastoreView, Placement, RegionView, TopologyView, ZoneView};
+pub use view::{
+    ClusterView, DatastoreAccess, DatastoreView, Placement, RegionView, TopologyView, ZoneView,
+};
 
 /// The marker vkube writes into the description of every category and tag
 /// it creates, so that what vkube created can be told from what it found.

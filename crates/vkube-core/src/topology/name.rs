@@ -31,16 +31,23 @@ pub(crate) fn check(name: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if name.len() > 63 {
-        return Err(format!("`{name}` is longer than 63 characters (it becomes a Kubernetes label)"));
+        return Err(format!(
+            "`{name}` is longer than 63 characters (it becomes a Kubernetes label)"
+        ));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
         return Err(format!(
             "`{name}` contains `{bad}`; use letters, digits, `-`, `_` and `.` (it becomes a Kubernetes label)"
         ));
     }
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
-        return Err(format!("`{name}` must start and end with a letter or digit (it becomes a Kubernetes label)"));
+        return Err(format!(
+            "`{name}` must start and end with a letter or digit (it becomes a Kubernetes label)"
+        ));
     }
     Ok(())
 }

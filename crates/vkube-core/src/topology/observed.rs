@@ -20,7 +20,10 @@ pub struct ObjectRef {
 impl ObjectRef {
     /// A reference of `type_name` with `id`.
     pub fn new(type_name: &str, id: &str) -> Self {
-        ObjectRef { type_name: type_name.to_string(), id: id.to_string() }
+        ObjectRef {
+            type_name: type_name.to_string(),
+            id: id.to_string(),
+        }
     }
 }
 
@@ -190,7 +193,10 @@ impl Observed {
     /// A tag by category name and tag name.
     pub fn tag(&self, category: &str, name: &str) -> Option<&TagFact> {
         let category = self.category(category)?;
-        self.tags.tags.iter().find(|t| t.category_id == category.id && t.name == name)
+        self.tags
+            .tags
+            .iter()
+            .find(|t| t.category_id == category.id && t.name == name)
     }
 
     /// A tag by id.
@@ -200,16 +206,28 @@ impl Observed {
 
     /// Tags of a category (by name), sorted by name.
     pub fn tags_of(&self, category: &str) -> Vec<&TagFact> {
-        let Some(category) = self.category(category) else { return Vec::new() };
-        let mut tags: Vec<&TagFact> = self.tags.tags.iter().filter(|t| t.category_id == category.id).collect();
+        let Some(category) = self.category(category) else {
+            return Vec::new();
+        };
+        let mut tags: Vec<&TagFact> = self
+            .tags
+            .tags
+            .iter()
+            .filter(|t| t.category_id == category.id)
+            .collect();
         tags.sort_by(|a, b| a.name.cmp(&b.name));
         tags
     }
 
     /// Objects a tag is attached to, sorted.
     pub fn objects_of(&self, tag_id: &str) -> Vec<&ObjectRef> {
-        let mut out: Vec<&ObjectRef> =
-            self.tags.attachments.iter().filter(|a| a.tag_id == tag_id).map(|a| &a.object).collect();
+        let mut out: Vec<&ObjectRef> = self
+            .tags
+            .attachments
+            .iter()
+            .filter(|a| a.tag_id == tag_id)
+            .map(|a| &a.object)
+            .collect();
         out.sort();
         out.dedup();
         out
@@ -217,7 +235,9 @@ impl Observed {
 
     /// Tags of a category (by name) attached to an object, sorted by name.
     pub fn tags_on(&self, category: &str, object: &ObjectRef) -> Vec<&TagFact> {
-        let Some(category) = self.category(category) else { return Vec::new() };
+        let Some(category) = self.category(category) else {
+            return Vec::new();
+        };
         let mut out: Vec<&TagFact> = self
             .tags
             .attachments
@@ -235,13 +255,31 @@ impl Observed {
     pub fn path_of(&self, object: &ObjectRef) -> String {
         let inv = &self.inventory;
         let found = match object.type_name.as_str() {
-            super::TYPE_DATACENTER => inv.datacenters.iter().find(|d| d.id == object.id).map(|d| &d.path),
-            super::TYPE_CLUSTER => inv.clusters.iter().find(|c| c.id == object.id).map(|c| &c.path),
-            super::TYPE_DATASTORE => inv.datastores.iter().find(|d| d.id == object.id).map(|d| &d.path),
-            "HostSystem" => inv.hosts.iter().find(|h| h.id == object.id).map(|h| &h.path),
+            super::TYPE_DATACENTER => inv
+                .datacenters
+                .iter()
+                .find(|d| d.id == object.id)
+                .map(|d| &d.path),
+            super::TYPE_CLUSTER => inv
+                .clusters
+                .iter()
+                .find(|c| c.id == object.id)
+                .map(|c| &c.path),
+            super::TYPE_DATASTORE => inv
+                .datastores
+                .iter()
+                .find(|d| d.id == object.id)
+                .map(|d| &d.path),
+            "HostSystem" => inv
+                .hosts
+                .iter()
+                .find(|h| h.id == object.id)
+                .map(|h| &h.path),
             _ => None,
         };
-        found.cloned().unwrap_or_else(|| format!("{}:{}", object.type_name, object.id))
+        found
+            .cloned()
+            .unwrap_or_else(|| format!("{}:{}", object.type_name, object.id))
     }
 
     /// A datacenter by path.
@@ -281,7 +319,12 @@ impl Observed {
 
     /// Path of a network, or its id.
     pub fn network_path(&self, id: &str) -> String {
-        self.inventory.networks.iter().find(|n| n.id == id).map(|n| n.path.clone()).unwrap_or_else(|| id.to_string())
+        self.inventory
+            .networks
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.path.clone())
+            .unwrap_or_else(|| id.to_string())
     }
 
     /// Datastores mounted by every one of `hosts` (none when `hosts` is empty).
@@ -304,7 +347,11 @@ impl Observed {
 
     /// Compute clusters by id, for quick lookups.
     pub(crate) fn clusters_by_id(&self) -> BTreeMap<&str, &ClusterFacts> {
-        self.inventory.clusters.iter().map(|c| (c.id.as_str(), c)).collect()
+        self.inventory
+            .clusters
+            .iter()
+            .map(|c| (c.id.as_str(), c))
+            .collect()
     }
 }
 
@@ -318,7 +365,10 @@ pub(crate) mod fixtures {
         let mut inv = InventoryFacts::default();
         for dc in 0..2 {
             let dc_id = format!("datacenter-{dc}");
-            inv.datacenters.push(DatacenterFacts { id: dc_id.clone(), path: format!("/DC{dc}") });
+            inv.datacenters.push(DatacenterFacts {
+                id: dc_id.clone(),
+                path: format!("/DC{dc}"),
+            });
             let mut all_hosts = Vec::new();
             for c in 0..2 {
                 let hosts: Vec<String> = (0..3).map(|h| format!("host-{dc}{c}{h}")).collect();
@@ -347,7 +397,10 @@ pub(crate) mod fixtures {
                     free_bytes: 1 << 30,
                 });
             }
-            inv.networks.push(NetworkFacts { id: format!("network-{dc}"), path: format!("/DC{dc}/network/VM Network") });
+            inv.networks.push(NetworkFacts {
+                id: format!("network-{dc}"),
+                path: format!("/DC{dc}/network/VM Network"),
+            });
         }
         inv
     }
@@ -363,11 +416,19 @@ pub(crate) mod fixtures {
     }
 
     pub(crate) fn tag(id: &str, name: &str, category: &str) -> TagFact {
-        TagFact { id: id.into(), name: name.into(), category_id: category.into(), description: String::new() }
+        TagFact {
+            id: id.into(),
+            name: name.into(),
+            category_id: category.into(),
+            description: String::new(),
+        }
     }
 
     pub(crate) fn attach(tag_id: &str, type_name: &str, id: &str) -> Attachment {
-        Attachment { tag_id: tag_id.into(), object: ObjectRef::new(type_name, id) }
+        Attachment {
+            tag_id: tag_id.into(),
+            object: ObjectRef::new(type_name, id),
+        }
     }
 
     /// Fully tagged: regions r0/r1 on DC0/DC1, zones z00.. on clusters,
@@ -381,15 +442,25 @@ pub(crate) mod fixtures {
             ..Default::default()
         };
         for dc in 0..2 {
-            tags.tags.push(tag(&format!("tag-r{dc}"), &format!("r{dc}"), "cat-r"));
-            tags.attachments.push(attach(&format!("tag-r{dc}"), TYPE_DATACENTER, &format!("datacenter-{dc}")));
+            tags.tags
+                .push(tag(&format!("tag-r{dc}"), &format!("r{dc}"), "cat-r"));
+            tags.attachments.push(attach(
+                &format!("tag-r{dc}"),
+                TYPE_DATACENTER,
+                &format!("datacenter-{dc}"),
+            ));
             for c in 0..2 {
                 let id = format!("tag-z{dc}{c}");
                 tags.tags.push(tag(&id, &format!("z{dc}{c}"), "cat-z"));
-                tags.attachments.push(attach(&id, TYPE_CLUSTER, &format!("domain-c{dc}{c}")));
-                tags.attachments.push(attach(&id, TYPE_DATASTORE, &format!("datastore-{dc}{c}")));
+                tags.attachments
+                    .push(attach(&id, TYPE_CLUSTER, &format!("domain-c{dc}{c}")));
+                tags.attachments
+                    .push(attach(&id, TYPE_DATASTORE, &format!("datastore-{dc}{c}")));
             }
         }
-        Observed { inventory: inventory(), tags }
+        Observed {
+            inventory: inventory(),
+            tags,
+        }
     }
 }

@@ -17,7 +17,9 @@ use serde::Serialize;
 use super::error::{Error, Problems};
 use super::observed::{Cardinality, ObjectRef, Observed};
 use super::spec::Topology;
-use super::{MANAGED_MARKER, REGION_TYPES, TYPE_CLUSTER, TYPE_DATACENTER, TYPE_DATASTORE, ZONE_TYPES};
+use super::{
+    MANAGED_MARKER, REGION_TYPES, TYPE_CLUSTER, TYPE_DATACENTER, TYPE_DATASTORE, ZONE_TYPES,
+};
 
 /// Planning switches.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,7 +30,11 @@ pub struct PlanOptions {
 
 /// One change to vCenter's tags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "action",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Step {
     /// Create a category.
     CreateCategory {
@@ -87,25 +93,46 @@ pub enum Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::CreateCategory { name, cardinality, associable_types, .. } => write!(
+            Step::CreateCategory {
+                name,
+                cardinality,
+                associable_types,
+                ..
+            } => write!(
                 f,
                 "create category `{name}` ({} cardinality, for {})",
                 cardinality.as_str().to_lowercase(),
                 associable_types.join(", ")
             ),
-            Step::AddAssociableTypes { category, added, .. } => {
+            Step::AddAssociableTypes {
+                category, added, ..
+            } => {
                 write!(f, "let category `{category}` tag {}", added.join(", "))
             }
             Step::CreateTag { category, name, .. } => write!(f, "create tag `{category}/{name}`"),
-            Step::Detach { category, tag, path, .. } => write!(f, "detach `{category}/{tag}` from `{path}`"),
-            Step::Attach { category, tag, path, .. } => write!(f, "attach `{category}/{tag}` to `{path}`"),
+            Step::Detach {
+                category,
+                tag,
+                path,
+                ..
+            } => write!(f, "detach `{category}/{tag}` from `{path}`"),
+            Step::Attach {
+                category,
+                tag,
+                path,
+                ..
+            } => write!(f, "attach `{category}/{tag}` to `{path}`"),
         }
     }
 }
 
 /// Something in vCenter that contradicts the topology file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "conflict", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "conflict",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Conflict {
     /// The object already carries another tag of the (single-cardinality) category.
     ObjectHasOtherTag {
@@ -186,13 +213,20 @@ struct Wanted {
 /// Plan the changes that make vCenter carry `topology`. Pure and
 /// deterministic. Fails with every path that does not resolve in the
 /// inventory, naming the field.
-pub fn plan_setup(topology: &Topology, observed: &Observed, options: PlanOptions) -> Result<SetupPlan, Error> {
+pub fn plan_setup(
+    topology: &Topology,
+    observed: &Observed,
+    options: PlanOptions,
+) -> Result<SetupPlan, Error> {
     let wanted = resolve(topology, observed)?;
     let mut plan = SetupPlan::default();
     let region_category = topology.categories.region.as_str();
     let zone_category = topology.categories.zone.as_str();
 
-    for (name, kind, types) in [(region_category, "region", REGION_TYPES), (zone_category, "zone", ZONE_TYPES)] {
+    for (name, kind, types) in [
+        (region_category, "region", REGION_TYPES),
+        (zone_category, "zone", ZONE_TYPES),
+    ] {
         match observed.category(name) {
             None => plan.steps.push(Step::CreateCategory {
                 name: name.to_string(),
@@ -202,18 +236,27 @@ pub fn plan_setup(topology: &Topology, observed: &Observed, options: PlanOptions
             }),
             Some(existing) => {
                 if existing.cardinality != Cardinality::Single {
-                    plan.conflicts.push(Conflict::CategoryNotSingle { category: name.to_string() });
+                    plan.conflicts.push(Conflict::CategoryNotSingle {
+                        category: name.to_string(),
+                    });
                 }
                 // An empty list means every type is associable.
                 let missing: Vec<String> = types
                     .iter()
-                    .filter(|t| !existing.associable_types.is_empty() && !existing.associable_types.iter().any(|e| e == *t))
+                    .filter(|t| {
+                        !existing.associable_types.is_empty()
+                            && !existing.associable_types.iter().any(|e| e == *t)
+                    })
                     .map(|t| t.to_string())
                     .collect();
                 if !missing.is_empty() {
                     let mut all = existing.associable_types.clone();
                     all.extend(missing.iter().cloned());
-                    plan.steps.push(Step::AddAssociableTypes { category: name.to_string(), associable_types: all, added: missing });
+                    plan.steps.push(Step::AddAssociableTypes {
+                        category: name.to_string(),
+                        associable_types: all,
+                        added: missing,
+                    });
                 }
             }
         }
@@ -224,7 +267,12 @@ pub fn plan_setup(topology: &Topology, observed: &Observed, options: PlanOptions
         .regions
         .iter()
         .map(|r| (region_category, "region", r.name.as_str()))
-        .chain(topology.zones.iter().map(|z| (zone_category, "zone", z.name.as_str())))
+        .chain(
+            topology
+                .zones
+                .iter()
+                .map(|z| (zone_category, "zone", z.name.as_str())),
+        )
     {
         if observed.tag(category, name).is_none() && tags_created.insert((category, name)) {
             plan.steps.push(Step::CreateTag {
@@ -238,7 +286,10 @@ pub fn plan_setup(topology: &Topology, observed: &Observed, options: PlanOptions
     // Where each tag should be, per object type, for the exclusivity check.
     let mut wanted_on: BTreeMap<(&str, &str), BTreeSet<&ObjectRef>> = BTreeMap::new();
     for w in &wanted {
-        wanted_on.entry((&w.category, &w.tag)).or_default().insert(&w.object);
+        wanted_on
+            .entry((&w.category, &w.tag))
+            .or_default()
+            .insert(&w.object);
     }
     let mut detaches = Vec::new();
     let mut attaches = Vec::new();
@@ -274,7 +325,11 @@ pub fn plan_setup(topology: &Topology, observed: &Observed, options: PlanOptions
         if tag.is_some_and(|t| observed.objects_of(&t.id).contains(&&w.object)) {
             continue;
         }
-        let others: Vec<_> = observed.tags_on(&w.category, &w.object).into_iter().filter(|t| t.name != w.tag).collect();
+        let others: Vec<_> = observed
+            .tags_on(&w.category, &w.object)
+            .into_iter()
+            .filter(|t| t.name != w.tag)
+            .collect();
         for other in &others {
             plan.conflicts.push(Conflict::ObjectHasOtherTag {
                 category: w.category.clone(),
@@ -323,7 +378,10 @@ fn resolve(topology: &Topology, observed: &Observed) -> Result<Vec<Wanted>, Erro
                 path: dc.path.clone(),
                 exclusive: true,
             }),
-            None => problems.push(format!("regions[{i}].datacenter"), format!("no datacenter at `{}`", region.datacenter)),
+            None => problems.push(
+                format!("regions[{i}].datacenter"),
+                format!("no datacenter at `{}`", region.datacenter),
+            ),
         }
     }
     for (i, zone) in topology.zones.iter().enumerate() {
@@ -351,7 +409,10 @@ fn resolve(topology: &Topology, observed: &Observed) -> Result<Vec<Wanted>, Erro
                     path: ds.path.clone(),
                     exclusive: false,
                 }),
-                None => problems.push(format!("zones[{i}].datastores[{j}]"), format!("no datastore at `{path}`")),
+                None => problems.push(
+                    format!("zones[{i}].datastores[{j}]"),
+                    format!("no datastore at `{path}`"),
+                ),
             }
         }
     }
@@ -385,19 +446,30 @@ zones:
 
     #[test]
     fn empty_vcenter_gets_everything_in_order() {
-        let observed = Observed { inventory: fixtures::inventory(), tags: TagFacts::default() };
+        let observed = Observed {
+            inventory: fixtures::inventory(),
+            tags: TagFacts::default(),
+        };
         let plan = plan_setup(&topology(), &observed, PlanOptions::default()).unwrap();
         assert!(plan.conflicts.is_empty());
         let text = lines(&plan);
-        assert_eq!(text[0], "create category `k8s-region` (single cardinality, for Datacenter)");
+        assert_eq!(
+            text[0],
+            "create category `k8s-region` (single cardinality, for Datacenter)"
+        );
         assert_eq!(text[1], "create category `k8s-zone` (single cardinality, for ClusterComputeResource, Datastore)");
         assert_eq!(text[2], "create tag `k8s-region/r0`");
         assert_eq!(text[7], "create tag `k8s-zone/z11`");
         assert_eq!(text[8], "attach `k8s-region/r0` to `/DC0`");
         assert_eq!(text[10], "attach `k8s-zone/z00` to `/DC0/host/DC0_C0`");
-        assert_eq!(text[11], "attach `k8s-zone/z00` to `/DC0/datastore/LocalDS_0`");
+        assert_eq!(
+            text[11],
+            "attach `k8s-zone/z00` to `/DC0/datastore/LocalDS_0`"
+        );
         assert_eq!(text.len(), 2 + 6 + 2 + 8);
-        let Step::CreateTag { description, .. } = &plan.steps[2] else { panic!() };
+        let Step::CreateTag { description, .. } = &plan.steps[2] else {
+            panic!()
+        };
         assert!(description.contains(MANAGED_MARKER));
     }
 
@@ -411,8 +483,14 @@ zones:
     fn another_tag_on_the_object_is_a_conflict_naming_both() {
         let mut observed = fixtures::tagged();
         // DC0_C0 carries z01 instead of z00.
-        observed.tags.attachments.retain(|a| !(a.tag_id == "tag-z00" && a.object.id == "domain-c00"));
-        observed.tags.attachments.push(attach("tag-z01", TYPE_CLUSTER, "domain-c00"));
+        observed
+            .tags
+            .attachments
+            .retain(|a| !(a.tag_id == "tag-z00" && a.object.id == "domain-c00"));
+        observed
+            .tags
+            .attachments
+            .push(attach("tag-z01", TYPE_CLUSTER, "domain-c00"));
         let plan = plan_setup(&topology(), &observed, PlanOptions::default()).unwrap();
         let conflicts: Vec<String> = plan.conflicts.iter().map(|c| c.to_string()).collect();
         assert_eq!(
@@ -422,7 +500,10 @@ zones:
                 "`k8s-zone/z01` is attached to `/DC0/host/DC0_C0`; the file puts it on `/DC0/host/DC0_C1`",
             ]
         );
-        assert!(plan.steps.is_empty(), "nothing is overwritten without force: {plan:?}");
+        assert!(
+            plan.steps.is_empty(),
+            "nothing is overwritten without force: {plan:?}"
+        );
 
         let forced = plan_setup(&topology(), &observed, PlanOptions { force: true }).unwrap();
         assert_eq!(
@@ -440,7 +521,12 @@ zones:
         observed.tags.categories[0].cardinality = Cardinality::Multiple;
         observed.tags.categories[1].associable_types = vec!["ClusterComputeResource".into()];
         let plan = plan_setup(&topology(), &observed, PlanOptions::default()).unwrap();
-        assert_eq!(plan.conflicts, vec![Conflict::CategoryNotSingle { category: "k8s-region".into() }]);
+        assert_eq!(
+            plan.conflicts,
+            vec![Conflict::CategoryNotSingle {
+                category: "k8s-region".into()
+            }]
+        );
         assert_eq!(
             plan.steps,
             vec![Step::AddAssociableTypes {
@@ -452,19 +538,36 @@ zones:
         // An empty list means all types.
         observed.tags.categories[1].associable_types.clear();
         observed.tags.categories[0].cardinality = Cardinality::Single;
-        assert!(plan_setup(&topology(), &observed, PlanOptions::default()).unwrap().is_empty());
+        assert!(plan_setup(&topology(), &observed, PlanOptions::default())
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn existing_foreign_tags_are_reused() {
-        let mut observed = Observed { inventory: fixtures::inventory(), ..Default::default() };
-        observed.tags.categories.push(fixtures::category("c", "k8s-region", &[]));
+        let mut observed = Observed {
+            inventory: fixtures::inventory(),
+            ..Default::default()
+        };
+        observed
+            .tags
+            .categories
+            .push(fixtures::category("c", "k8s-region", &[]));
         observed.tags.tags.push(tag("t", "r0", "c"));
         let plan = plan_setup(&topology(), &observed, PlanOptions::default()).unwrap();
         let text = lines(&plan);
-        assert!(!text.iter().any(|l| l.contains("category `k8s-region`")), "{text:?}");
-        assert!(!text.iter().any(|l| l == "create tag `k8s-region/r0`"), "{text:?}");
-        assert!(text.iter().any(|l| l == "attach `k8s-region/r0` to `/DC0`"), "{text:?}");
+        assert!(
+            !text.iter().any(|l| l.contains("category `k8s-region`")),
+            "{text:?}"
+        );
+        assert!(
+            !text.iter().any(|l| l == "create tag `k8s-region/r0`"),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|l| l == "attach `k8s-region/r0` to `/DC0`"),
+            "{text:?}"
+        );
     }
 
     #[test]

@@ -26,7 +26,10 @@ pub struct ZoneLabel {
 
 /// The `[Labels]` section of the CSI driver's `csi-vsphere.conf`.
 pub fn render_csi(categories: &Categories) -> String {
-    format!("[Labels]\ntopology-categories = \"{},{}\"\n", categories.region, categories.zone)
+    format!(
+        "[Labels]\ntopology-categories = \"{},{}\"\n",
+        categories.region, categories.zone
+    )
 }
 
 /// StorageClass name of a zone: `vsphere-` and the zone name lowercased,
@@ -36,10 +39,16 @@ pub fn storage_class_name(zone: &str) -> String {
         .chars()
         .map(|c| {
             let c = c.to_ascii_lowercase();
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' }
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
         })
         .collect();
-    name = name.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    name = name
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string();
     if name.is_empty() {
         name = "zone".into();
     }
@@ -81,7 +90,10 @@ struct Requirement<'a> {
 /// zone. Each binds volumes where the pod lands (`WaitForFirstConsumer`) and
 /// only within its zone (and region, when known). Fails when two zones
 /// would get the same StorageClass name.
-pub fn render_storage_classes(zones: &[ZoneLabel], categories: &Categories) -> Result<String, Error> {
+pub fn render_storage_classes(
+    zones: &[ZoneLabel],
+    categories: &Categories,
+) -> Result<String, Error> {
     let mut sorted = zones.to_vec();
     sorted.sort();
     sorted.dedup();
@@ -90,29 +102,46 @@ pub fn render_storage_classes(zones: &[ZoneLabel], categories: &Categories) -> R
     for label in &sorted {
         let name = storage_class_name(&label.zone);
         if let Some(first) = names.insert(name.clone(), &label.zone) {
-            return Err(Error::StorageClassClash { first: first.to_string(), second: label.zone.clone(), name });
+            return Err(Error::StorageClassClash {
+                first: first.to_string(),
+                second: label.zone.clone(),
+                name,
+            });
         }
         let mut expressions = vec![Requirement {
             key: format!("{CSI_TOPOLOGY_PREFIX}/{}", categories.zone),
             values: vec![label.zone.as_str()],
         }];
         if let Some(region) = &label.region {
-            expressions.push(Requirement { key: format!("{CSI_TOPOLOGY_PREFIX}/{}", categories.region), values: vec![region] });
+            expressions.push(Requirement {
+                key: format!("{CSI_TOPOLOGY_PREFIX}/{}", categories.region),
+                values: vec![region],
+            });
         }
         let class = StorageClass {
             api_version: "storage.k8s.io/v1",
             kind: "StorageClass",
-            metadata: Metadata { name, labels: BTreeMap::from([("app.kubernetes.io/managed-by", "vkube")]) },
+            metadata: Metadata {
+                name,
+                labels: BTreeMap::from([("app.kubernetes.io/managed-by", "vkube")]),
+            },
             provisioner: CSI_PROVISIONER,
             reclaim_policy: "Delete",
             volume_binding_mode: "WaitForFirstConsumer",
             allow_volume_expansion: true,
-            allowed_topologies: vec![TopologySelectorTerm { match_label_expressions: expressions }],
+            allowed_topologies: vec![TopologySelectorTerm {
+                match_label_expressions: expressions,
+            }],
         };
         out.push_str("---\n");
         match &label.region {
-            Some(region) => out.push_str(&format!("# zone `{}` in region `{region}`\n", label.zone)),
-            None => out.push_str(&format!("# zone `{}` (its datacenter has no region tag)\n", label.zone)),
+            Some(region) => {
+                out.push_str(&format!("# zone `{}` in region `{region}`\n", label.zone))
+            }
+            None => out.push_str(&format!(
+                "# zone `{}` (its datacenter has no region tag)\n",
+                label.zone
+            )),
         }
         out.push_str(&serde_yaml::to_string(&class).expect("StorageClass serializes"));
     }
@@ -124,19 +153,32 @@ mod tests {
     use super::*;
 
     fn label(region: Option<&str>, zone: &str) -> ZoneLabel {
-        ZoneLabel { region: region.map(str::to_string), zone: zone.to_string() }
+        ZoneLabel {
+            region: region.map(str::to_string),
+            zone: zone.to_string(),
+        }
     }
 
     #[test]
     fn csi_labels_section_lists_region_then_zone() {
-        assert_eq!(render_csi(&Categories::default()), "[Labels]\ntopology-categories = \"k8s-region,k8s-zone\"\n");
+        assert_eq!(
+            render_csi(&Categories::default()),
+            "[Labels]\ntopology-categories = \"k8s-region,k8s-zone\"\n"
+        );
         let custom = Categories::new(Some("dc"), Some("az")).unwrap();
-        assert_eq!(render_csi(&custom), "[Labels]\ntopology-categories = \"dc,az\"\n");
+        assert_eq!(
+            render_csi(&custom),
+            "[Labels]\ntopology-categories = \"dc,az\"\n"
+        );
     }
 
     #[test]
     fn one_storage_class_per_zone() {
-        let text = render_storage_classes(&[label(Some("r1"), "az2"), label(Some("r1"), "az1")], &Categories::default()).unwrap();
+        let text = render_storage_classes(
+            &[label(Some("r1"), "az2"), label(Some("r1"), "az1")],
+            &Categories::default(),
+        )
+        .unwrap();
         let expected = "---
 # zone `az1` in region `r1`
 apiVersion: storage.k8s.io/v1
@@ -171,7 +213,14 @@ allowedTopologies:
     fn names_are_kubernetes_names_and_clashes_fail() {
         assert_eq!(storage_class_name("Zone_A1"), "vsphere-zone-a1");
         assert_eq!(storage_class_name("_"), "vsphere-zone");
-        let err = render_storage_classes(&[label(None, "Az1"), label(None, "az1")], &Categories::default()).unwrap_err();
-        assert_eq!(err.to_string(), "zones `Az1` and `az1` both render as StorageClass `vsphere-az1`");
+        let err = render_storage_classes(
+            &[label(None, "Az1"), label(None, "az1")],
+            &Categories::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "zones `Az1` and `az1` both render as StorageClass `vsphere-az1`"
+        );
     }
 }

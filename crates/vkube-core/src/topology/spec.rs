@@ -104,7 +104,10 @@ impl Default for Categories {
 impl Categories {
     /// Categories from optional overrides (e.g. command-line flags), checked.
     pub fn new(region: Option<&str>, zone: Option<&str>) -> Result<Categories, Error> {
-        let raw = RawCategories { region: region.map(str::to_string), zone: zone.map(str::to_string) };
+        let raw = RawCategories {
+            region: region.map(str::to_string),
+            zone: zone.map(str::to_string),
+        };
         let mut problems = Problems::default();
         let categories = categories(&raw, &mut problems);
         problems.into_result(|| categories)
@@ -164,7 +167,10 @@ fn categories(raw: &RawCategories, problems: &mut Problems) -> Categories {
     let region = pick("categories.region", &raw.region, defaults.region);
     let zone = pick("categories.zone", &raw.zone, defaults.zone);
     if region == zone {
-        problems.push("categories.zone", format!("must differ from the region category `{region}`"));
+        problems.push(
+            "categories.zone",
+            format!("must differ from the region category `{region}`"),
+        );
     }
     categories_unchecked(region, zone)
 }
@@ -204,7 +210,10 @@ impl Topology {
             };
             if let Some(name) = name {
                 if region_datacenters.contains_key(name.as_str()) {
-                    problems.push(format!("regions[{i}].name"), format!("region `{name}` is listed twice"));
+                    problems.push(
+                        format!("regions[{i}].name"),
+                        format!("region `{name}` is listed twice"),
+                    );
                 } else {
                     region_datacenters.insert(name.to_string(), datacenter.clone());
                 }
@@ -234,10 +243,22 @@ impl Topology {
             let datacenter = match region_datacenters.get(&z.region) {
                 Some(dc) => Some(dc.clone()),
                 None => {
-                    let known: Vec<String> = raw.regions.iter().map(|r| format!("`{}`", r.name)).collect();
+                    let known: Vec<String> = raw
+                        .regions
+                        .iter()
+                        .map(|r| format!("`{}`", r.name))
+                        .collect();
                     problems.push(
                         field("region"),
-                        format!("unknown region `{}` (regions: {})", z.region, if known.is_empty() { "none".into() } else { known.join(", ") }),
+                        format!(
+                            "unknown region `{}` (regions: {})",
+                            z.region,
+                            if known.is_empty() {
+                                "none".into()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
                     );
                     None
                 }
@@ -252,7 +273,10 @@ impl Topology {
             if !cluster.is_empty() && !dc.is_empty() && !cluster.starts_with(&format!("{dc}/")) {
                 problems.push(
                     field("computeCluster"),
-                    format!("`{cluster}` is not in datacenter `{dc}` of region `{}`", z.region),
+                    format!(
+                        "`{cluster}` is not in datacenter `{dc}` of region `{}`",
+                        z.region
+                    ),
                 );
             }
             if let (false, Some(name)) = (cluster.is_empty(), &name) {
@@ -272,7 +296,13 @@ impl Topology {
                 }
                 let path = absolute(ds, &dc, "datastore");
                 if !dc.is_empty() && !path.starts_with(&format!("{dc}/")) {
-                    problems.push(&ds_field, format!("`{path}` is not in datacenter `{dc}` of region `{}`", z.region));
+                    problems.push(
+                        &ds_field,
+                        format!(
+                            "`{path}` is not in datacenter `{dc}` of region `{}`",
+                            z.region
+                        ),
+                    );
                 }
                 if let Some(name) = &name {
                     if let Some(other) = datastores_seen.insert(path.clone(), name.to_string()) {
@@ -290,10 +320,19 @@ impl Topology {
                 datastores.push(path);
             }
             if let (Some(name), Ok(region)) = (name, TopologyName::new(&z.region)) {
-                zones.push(Zone { name, region, compute_cluster: cluster, datastores });
+                zones.push(Zone {
+                    name,
+                    region,
+                    compute_cluster: cluster,
+                    datastores,
+                });
             }
         }
-        problems.into_result(|| Topology { categories, regions, zones })
+        problems.into_result(|| Topology {
+            categories,
+            regions,
+            zones,
+        })
     }
 
     /// The region of a zone.
@@ -374,16 +413,24 @@ zones:
         ];
         for (yaml, expected) in cases {
             let found = problems(yaml);
-            assert!(found.iter().any(|p| p.starts_with(expected)), "{yaml}\nexpected {expected}\nfound {found:?}");
+            assert!(
+                found.iter().any(|p| p.starts_with(expected)),
+                "{yaml}\nexpected {expected}\nfound {found:?}"
+            );
         }
     }
 
     #[test]
     fn unknown_fields_are_syntax_errors_with_a_line() {
-        let err = Topology::from_yaml("regions:\n  - name: r\n    datacentre: DC0\n", "t.yaml").unwrap_err();
-        let Error::Syntax { line, .. } = &err else { panic!("{err}") };
+        let err = Topology::from_yaml("regions:\n  - name: r\n    datacentre: DC0\n", "t.yaml")
+            .unwrap_err();
+        let Error::Syntax { line, .. } = &err else {
+            panic!("{err}")
+        };
         assert_eq!(*line, Some(3));
-        assert!(err.to_string().starts_with("cannot read topology file `t.yaml` at line 3"));
+        assert!(err
+            .to_string()
+            .starts_with("cannot read topology file `t.yaml` at line 3"));
     }
 
     #[test]

@@ -140,7 +140,14 @@ impl TopologyView {
                 .filter(|o| o.type_name == TYPE_DATACENTER)
                 .map(|o| observed.path_of(o))
                 .collect();
-            regions.insert(Some(tag.name.clone()), RegionView { name: Some(tag.name.clone()), datacenters, zones: Vec::new() });
+            regions.insert(
+                Some(tag.name.clone()),
+                RegionView {
+                    name: Some(tag.name.clone()),
+                    datacenters,
+                    zones: Vec::new(),
+                },
+            );
         }
         for tag in observed.tags_of(zone_category) {
             let objects = observed.objects_of(&tag.id);
@@ -153,7 +160,10 @@ impl TopologyView {
             let mut by_region: BTreeMap<Option<String>, Vec<&ClusterFacts>> = BTreeMap::new();
             for object in objects.iter().filter(|o| o.type_name == TYPE_CLUSTER) {
                 if let Some(cluster) = clusters.get(object.id.as_str()) {
-                    by_region.entry(region_of_datacenter(&cluster.datacenter)).or_default().push(cluster);
+                    by_region
+                        .entry(region_of_datacenter(&cluster.datacenter))
+                        .or_default()
+                        .push(cluster);
                 }
             }
             if by_region.is_empty() {
@@ -165,16 +175,30 @@ impl TopologyView {
                 by_region.insert(region, Vec::new());
             }
             for (region, members) in by_region {
-                let hosts: BTreeSet<String> = members.iter().flat_map(|c| c.hosts.iter().cloned()).collect();
+                let hosts: BTreeSet<String> = members
+                    .iter()
+                    .flat_map(|c| c.hosts.iter().cloned())
+                    .collect();
                 let zone = ZoneView {
                     name: tag.name.clone(),
-                    compute_clusters: members.iter().map(|c| cluster_view(observed, zone_category, c)).collect(),
+                    compute_clusters: members
+                        .iter()
+                        .map(|c| cluster_view(observed, zone_category, c))
+                        .collect(),
                     tagged_datastores: tagged_datastores.iter().map(|p| p.to_string()).collect(),
-                    shared_datastores: observed.datastores_reachable_by_all(&hosts).iter().map(|d| d.path.clone()).collect(),
+                    shared_datastores: observed
+                        .datastores_reachable_by_all(&hosts)
+                        .iter()
+                        .map(|d| d.path.clone())
+                        .collect(),
                 };
                 regions
                     .entry(region.clone())
-                    .or_insert_with(|| RegionView { name: region, datacenters: Vec::new(), zones: Vec::new() })
+                    .or_insert_with(|| RegionView {
+                        name: region,
+                        datacenters: Vec::new(),
+                        zones: Vec::new(),
+                    })
                     .zones
                     .push(zone);
             }
@@ -185,14 +209,19 @@ impl TopologyView {
         TopologyView {
             region_category: region_category.to_string(),
             zone_category: zone_category.to_string(),
-            categories_found: observed.category(region_category).is_some() && observed.category(zone_category).is_some(),
+            categories_found: observed.category(region_category).is_some()
+                && observed.category(zone_category).is_some(),
             regions,
         }
     }
 
     /// Every zone name, sorted.
     pub fn zone_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.regions.iter().flat_map(|r| r.zones.iter().map(|z| z.name.clone())).collect();
+        let mut names: Vec<String> = self
+            .regions
+            .iter()
+            .flat_map(|r| r.zones.iter().map(|z| z.name.clone()))
+            .collect();
         names.sort();
         names.dedup();
         names
@@ -208,14 +237,29 @@ impl TopologyView {
                     .regions
                     .iter()
                     .find_map(|r| r.zones.iter().find(|z| z.name == *name).map(|z| (r, z)))
-                    .ok_or_else(|| Error::UnknownZone { zone: name.to_string(), known: self.zone_names() })?;
-                let tagged_shared: Vec<String> =
-                    zone.tagged_datastores.iter().filter(|d| zone.shared_datastores.contains(d)).cloned().collect();
+                    .ok_or_else(|| Error::UnknownZone {
+                        zone: name.to_string(),
+                        known: self.zone_names(),
+                    })?;
+                let tagged_shared: Vec<String> = zone
+                    .tagged_datastores
+                    .iter()
+                    .filter(|d| zone.shared_datastores.contains(d))
+                    .cloned()
+                    .collect();
                 Ok(Placement {
                     zone: zone.name.clone(),
                     region: region.name.clone(),
-                    compute_clusters: zone.compute_clusters.iter().map(|c| c.path.clone()).collect(),
-                    datastores: if tagged_shared.is_empty() { zone.shared_datastores.clone() } else { tagged_shared },
+                    compute_clusters: zone
+                        .compute_clusters
+                        .iter()
+                        .map(|c| c.path.clone())
+                        .collect(),
+                    datastores: if tagged_shared.is_empty() {
+                        zone.shared_datastores.clone()
+                    } else {
+                        tagged_shared
+                    },
                 })
             })
             .collect()
@@ -261,7 +305,12 @@ fn cluster_view(observed: &Observed, zone_category: &str, cluster: &ClusterFacts
         }
     }
     host_paths.sort();
-    ClusterView { path: cluster.path.clone(), hosts: host_paths, datastores, networks: networks.into_iter().collect() }
+    ClusterView {
+        path: cluster.path.clone(),
+        hosts: host_paths,
+        datastores,
+        networks: networks.into_iter().collect(),
+    }
 }
 
 #[cfg(test)]
@@ -273,7 +322,11 @@ mod tests {
     fn regions_hold_zones_hold_clusters() {
         let view = TopologyView::build(&fixtures::tagged(), &Categories::default());
         assert!(view.categories_found);
-        let names: Vec<_> = view.regions.iter().map(|r| r.name.clone().unwrap()).collect();
+        let names: Vec<_> = view
+            .regions
+            .iter()
+            .map(|r| r.name.clone().unwrap())
+            .collect();
         assert_eq!(names, ["r0", "r1"]);
         let r0 = &view.regions[0];
         assert_eq!(r0.datacenters, ["/DC0"]);
@@ -305,6 +358,9 @@ mod tests {
         assert_eq!(placement[0].datastores, ["/DC0/datastore/LocalDS_1"]);
         assert_eq!(placement[1].region.as_deref(), Some("r1"));
         let err = view.placement(&["nope"]).unwrap_err();
-        assert_eq!(err.to_string(), "unknown zone `nope` (known: `z00`, `z01`, `z10`, `z11`)");
+        assert_eq!(
+            err.to_string(),
+            "unknown zone `nope` (known: `z00`, `z01`, `z10`, `z11`)"
+        );
     }
 }

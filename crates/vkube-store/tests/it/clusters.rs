@@ -518,13 +518,35 @@ fn nodes_are_listed_by_pool_then_index_and_never_share_a_vm() {
 fn secrets_keep_the_first_value_and_go_with_the_cluster() {
     let state = TestState::new();
     let store = state.open();
-    store.create_cluster("prod", "uid-1", SPEC, "hash-1", at(100)).unwrap();
+    store
+        .create_cluster("prod", "uid-1", SPEC, "hash-1", at(100))
+        .unwrap();
     assert_eq!(store.secret("prod", "pki").unwrap(), None);
-    assert_eq!(store.ensure_secret("prod", "pki", "first").unwrap(), "first");
-    assert_eq!(store.ensure_secret("prod", "pki", "second").unwrap(), "first");
-    assert_eq!(store.secret("prod", "pki").unwrap().as_deref(), Some("first"));
-    assert!(store.ensure_secret("nope", "pki", "x").is_err(), "unknown cluster");
-    store.remove_cluster("prod", ForceDelete::Now, at(200)).unwrap();
-    store.create_cluster("prod", "uid-2", SPEC, "hash-1", at(300)).unwrap();
-    assert_eq!(store.secret("prod", "pki").unwrap(), None, "a new cluster of the same name gets new secrets");
+    assert_eq!(
+        store.ensure_secret("prod", "pki", "first").unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.ensure_secret("prod", "pki", "second").unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.secret("prod", "pki").unwrap().as_deref(),
+        Some("first")
+    );
+    assert!(
+        store.ensure_secret("nope", "pki", "x").is_err(),
+        "unknown cluster"
+    );
+    store
+        .remove_cluster("prod", ForceDelete::Now, at(200))
+        .unwrap();
+    store
+        .create_cluster("prod", "uid-2", SPEC, "hash-1", at(300))
+        .unwrap();
+    assert_eq!(
+        store.secret("prod", "pki").unwrap(),
+        None,
+        "a new cluster of the same name gets new secrets"
+    );
 }

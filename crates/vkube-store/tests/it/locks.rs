@@ -282,10 +282,19 @@ fn a_dead_holders_lock_can_be_expired_by_name() {
     let state = TestState::new();
     let store = state.open();
     let ttl = Duration::from_secs(600);
-    let dead = store.acquire_apply_lock("prod", "host:1:dead", at(100), ttl).unwrap();
-    assert!(store.acquire_apply_lock("prod", "host:2:live", at(101), ttl).is_err());
-    assert!(!store.expire_apply_lock("prod", "someone-else").unwrap(), "only the named holder");
+    let dead = store
+        .acquire_apply_lock("prod", "host:1:dead", at(100), ttl)
+        .unwrap();
+    assert!(store
+        .acquire_apply_lock("prod", "host:2:live", at(101), ttl)
+        .is_err());
+    assert!(
+        !store.expire_apply_lock("prod", "someone-else").unwrap(),
+        "only the named holder"
+    );
     assert!(store.expire_apply_lock("prod", &dead.holder).unwrap());
-    let taken = store.acquire_apply_lock("prod", "host:2:live", at(102), ttl).unwrap();
+    let taken = store
+        .acquire_apply_lock("prod", "host:2:live", at(102), ttl)
+        .unwrap();
     assert_eq!(taken.taken_over_from.as_deref(), Some("host:1:dead"));
 }

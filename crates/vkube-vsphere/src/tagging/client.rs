@@ -43,11 +43,22 @@ impl TaggingClient {
     /// back to `/rest` when the server does not serve it.
     pub async fn login(session: &Session) -> Result<TaggingClient> {
         let options = session.options();
-        TaggingClient::login_with(session.http().clone(), &options.endpoint, &options.username, &options.password).await
+        TaggingClient::login_with(
+            session.http().clone(),
+            &options.endpoint,
+            &options.username,
+            &options.password,
+        )
+        .await
     }
 
     /// Log in with an explicit HTTP client and credentials.
-    pub async fn login_with(http: reqwest::Client, endpoint: &Endpoint, username: &str, password: &Secret) -> Result<TaggingClient> {
+    pub async fn login_with(
+        http: reqwest::Client,
+        endpoint: &Endpoint,
+        username: &str,
+        password: &Secret,
+    ) -> Result<TaggingClient> {
         let mut client = TaggingClient {
             http,
             base: format!("https://{}", endpoint.address()),
@@ -64,10 +75,15 @@ impl TaggingClient {
             Some(token) => token,
             None => {
                 client.flavor = Flavor::Rest;
-                client.create_session(Flavor::Rest).await?.ok_or_else(|| Error::NotVcenter {
-                    url: format!("{}/rest", client.base),
-                    detail: "it serves neither `/api/session` nor `/rest/com/vmware/cis/session`".into(),
-                })?
+                client
+                    .create_session(Flavor::Rest)
+                    .await?
+                    .ok_or_else(|| Error::NotVcenter {
+                        url: format!("{}/rest", client.base),
+                        detail:
+                            "it serves neither `/api/session` nor `/rest/com/vmware/cis/session`"
+                                .into(),
+                    })?
             }
         };
         tracing::debug!(flavor = ?client.flavor, "logged in to the REST API");
@@ -96,7 +112,13 @@ impl TaggingClient {
         let Some(token) = token else { return };
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}{}", self.base, self.flavor.session_path());
-        if let Err(e) = self.http.delete(url).header(SESSION_HEADER, token).send().await {
+        if let Err(e) = self
+            .http
+            .delete(url)
+            .header(SESSION_HEADER, token)
+            .send()
+            .await
+        {
             tracing::debug!("REST logout failed: {e}");
         }
     }
@@ -117,17 +139,25 @@ impl TaggingClient {
         let status = response.status().as_u16();
         match status {
             404 | 405 => Ok(None),
-            401 | 403 => Err(Error::InvalidLogin { user: self.username.clone(), host: self.host.clone() }),
+            401 | 403 => Err(Error::InvalidLogin {
+                user: self.username.clone(),
+                host: self.host.clone(),
+            }),
             _ => {
                 let text = response.text().await.map_err(|e| transport(operation, e))?;
                 if !(200..300).contains(&status) {
                     return Err(rest_fault(operation, status, &text));
                 }
-                let body: Value = serde_json::from_str(&text)
-                    .map_err(|_| Error::Protocol { operation: operation.into(), detail: "the session id is not JSON".into() })?;
+                let body: Value = serde_json::from_str(&text).map_err(|_| Error::Protocol {
+                    operation: operation.into(),
+                    detail: "the session id is not JSON".into(),
+                })?;
                 match flavor.unwrap(body) {
                     Value::String(token) if !token.is_empty() => Ok(Some(token)),
-                    _ => Err(Error::Protocol { operation: operation.into(), detail: "the answer has no session id".into() }),
+                    _ => Err(Error::Protocol {
+                        operation: operation.into(),
+                        detail: "the answer has no session id".into(),
+                    }),
                 }
             }
         }
@@ -140,10 +170,13 @@ impl TaggingClient {
             return Ok(());
         }
         tracing::info!("vCenter REST session expired; logging in again");
-        let token = self.create_session(self.flavor).await?.ok_or_else(|| Error::Protocol {
-            operation: "logging in to the vCenter REST API again".into(),
-            detail: "the session endpoint disappeared".into(),
-        })?;
+        let token = self
+            .create_session(self.flavor)
+            .await?
+            .ok_or_else(|| Error::Protocol {
+                operation: "logging in to the vCenter REST API again".into(),
+                detail: "the session endpoint disappeared".into(),
+            })?;
         *self.token.write().expect("token lock") = (generation + 1, Some(token));
         self.relogins.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -151,14 +184,19 @@ impl TaggingClient {
 
     async fn send_once(&self, call: &Call, token: Option<String>) -> Result<reqwest::Response> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let mut request = self.http.request(call.method.clone(), format!("{}{}", self.base, call.path));
+        let mut request = self
+            .http
+            .request(call.method.clone(), format!("{}{}", self.base, call.path));
         if let Some(token) = token {
             request = request.header(SESSION_HEADER, token);
         }
         if let Some(body) = &call.body {
             request = request.json(body);
         }
-        request.send().await.map_err(|e| transport(&call.operation, e))
+        request
+            .send()
+            .await
+            .map_err(|e| transport(&call.operation, e))
     }
 
     /// Send a call; renew the session once on 401. Answers the unwrapped body.
@@ -171,17 +209,25 @@ impl TaggingClient {
             response = self.send_once(call, token).await?;
         }
         let status = response.status().as_u16();
-        let text = response.text().await.map_err(|e| transport(&call.operation, e))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| transport(&call.operation, e))?;
         if (200..300).contains(&status) {
             if text.trim().is_empty() {
                 return Ok(Value::Null);
             }
-            let body: Value = serde_json::from_str(&text)
-                .map_err(|e| Error::Protocol { operation: call.operation.clone(), detail: format!("the answer is not JSON: {e}") })?;
+            let body: Value = serde_json::from_str(&text).map_err(|e| Error::Protocol {
+                operation: call.operation.clone(),
+                detail: format!("the answer is not JSON: {e}"),
+            })?;
             return Ok(self.flavor.unwrap(body));
         }
         if status == 403 {
-            return Err(Error::PermissionDenied { object: call.object.clone(), privilege: call.privilege.to_string() });
+            return Err(Error::PermissionDenied {
+                object: call.object.clone(),
+                privilege: call.privilege.to_string(),
+            });
         }
         Err(rest_fault(&call.operation, status, &text))
     }
@@ -189,9 +235,15 @@ impl TaggingClient {
     async fn get<T: DeserializeOwned>(&self, call: Call) -> Result<T> {
         let value = self.send(&call).await?;
         // `/rest` omits empty lists entirely (`{}` → null).
-        let value = if value.is_null() { Value::Array(Vec::new()) } else { value };
-        serde_json::from_value(value)
-            .map_err(|e| Error::Protocol { operation: call.operation.clone(), detail: format!("unexpected answer shape: {e}") })
+        let value = if value.is_null() {
+            Value::Array(Vec::new())
+        } else {
+            value
+        };
+        serde_json::from_value(value).map_err(|e| Error::Protocol {
+            operation: call.operation.clone(),
+            detail: format!("unexpected answer shape: {e}"),
+        })
     }
 
     /// Ids of every category.
@@ -203,8 +255,10 @@ impl TaggingClient {
     pub async fn category(&self, id: &str) -> Result<Category> {
         let call = self.flavor.get_category(id);
         let value = self.send(&call).await?;
-        serde_json::from_value(value)
-            .map_err(|e| Error::Protocol { operation: call.operation.clone(), detail: format!("unexpected answer shape: {e}") })
+        serde_json::from_value(value).map_err(|e| Error::Protocol {
+            operation: call.operation.clone(),
+            detail: format!("unexpected answer shape: {e}"),
+        })
     }
 
     /// Every category (one call per category: the API has no batch read).
@@ -225,21 +279,35 @@ impl TaggingClient {
 
     /// Set a category's associable types; `types` must start with the
     /// current ones (vCenter only allows appending). Idempotent.
-    pub async fn set_associable_types(&self, category_id: &str, category_name: &str, types: &[String]) -> Result<()> {
-        self.send(&self.flavor.set_associable_types(category_id, category_name, types)).await.map(drop)
+    pub async fn set_associable_types(
+        &self,
+        category_id: &str,
+        category_name: &str,
+        types: &[String],
+    ) -> Result<()> {
+        self.send(
+            &self
+                .flavor
+                .set_associable_types(category_id, category_name, types),
+        )
+        .await
+        .map(drop)
     }
 
     /// Ids of a category's tags.
     pub async fn tag_ids_for_category(&self, category_id: &str) -> Result<Vec<String>> {
-        self.get(self.flavor.list_tags_for_category(category_id)).await
+        self.get(self.flavor.list_tags_for_category(category_id))
+            .await
     }
 
     /// One tag.
     pub async fn tag(&self, id: &str) -> Result<Tag> {
         let call = self.flavor.get_tag(id);
         let value = self.send(&call).await?;
-        serde_json::from_value(value)
-            .map_err(|e| Error::Protocol { operation: call.operation.clone(), detail: format!("unexpected answer shape: {e}") })
+        serde_json::from_value(value).map_err(|e| Error::Protocol {
+            operation: call.operation.clone(),
+            detail: format!("unexpected answer shape: {e}"),
+        })
     }
 
     /// Every tag of a category, sorted by name.
@@ -262,12 +330,16 @@ impl TaggingClient {
     /// category's cardinality and associable types here; the simulator
     /// does not.
     pub async fn attach(&self, tag_id: &str, object: &DynamicId) -> Result<()> {
-        self.send(&self.flavor.attach(tag_id, object)).await.map(drop)
+        self.send(&self.flavor.attach(tag_id, object))
+            .await
+            .map(drop)
     }
 
     /// Detach a tag from an object. Idempotent.
     pub async fn detach(&self, tag_id: &str, object: &DynamicId) -> Result<()> {
-        self.send(&self.flavor.detach(tag_id, object)).await.map(drop)
+        self.send(&self.flavor.detach(tag_id, object))
+            .await
+            .map(drop)
     }
 
     /// Objects a tag is attached to.
@@ -280,12 +352,19 @@ impl TaggingClient {
 
     /// Objects each tag is attached to: one batch call, or one call per tag
     /// on servers without the batch action.
-    pub async fn attached_objects_on_tags(&self, tag_ids: &[String]) -> Result<BTreeMap<String, Vec<DynamicId>>> {
-        let mut out: BTreeMap<String, Vec<DynamicId>> = tag_ids.iter().map(|id| (id.clone(), Vec::new())).collect();
+    pub async fn attached_objects_on_tags(
+        &self,
+        tag_ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<DynamicId>>> {
+        let mut out: BTreeMap<String, Vec<DynamicId>> =
+            tag_ids.iter().map(|id| (id.clone(), Vec::new())).collect();
         if tag_ids.is_empty() {
             return Ok(out);
         }
-        match self.get::<Vec<AttachedObjects>>(self.flavor.list_attached_objects_on_tags(tag_ids)).await {
+        match self
+            .get::<Vec<AttachedObjects>>(self.flavor.list_attached_objects_on_tags(tag_ids))
+            .await
+        {
             Ok(batch) => {
                 for entry in batch {
                     let mut objects = entry.object_ids.unwrap_or_default();
@@ -294,7 +373,10 @@ impl TaggingClient {
                     out.insert(entry.tag_id, objects);
                 }
             }
-            Err(Error::RestFault { status: 400 | 404 | 405, .. }) => {
+            Err(Error::RestFault {
+                status: 400 | 404 | 405,
+                ..
+            }) => {
                 for id in tag_ids {
                     out.insert(id.clone(), self.attached_objects(id).await?);
                 }
@@ -313,7 +395,10 @@ impl TaggingClient {
 }
 
 fn transport(operation: &str, err: reqwest::Error) -> Error {
-    Error::Transport { operation: operation.into(), detail: crate::error::describe_reqwest(&std::sync::Arc::new(err)) }
+    Error::Transport {
+        operation: operation.into(),
+        detail: crate::error::describe_reqwest(&std::sync::Arc::new(err)),
+    }
 }
 
 /// A vAPI error answer: `/api` sends `{"error_type": "ALREADY_EXISTS",
@@ -331,12 +416,28 @@ fn rest_fault(operation: &str, status: u16, text: &str) -> Error {
             .get("messages")
             .or_else(|| b.get("value").and_then(|v| v.get("messages")))
             .and_then(Value::as_array)
-            .and_then(|m| m.iter().find_map(|m| m.get("default_message").and_then(Value::as_str).or_else(|| m.as_str())))
+            .and_then(|m| {
+                m.iter().find_map(|m| {
+                    m.get("default_message")
+                        .and_then(Value::as_str)
+                        .or_else(|| m.as_str())
+                })
+            })
             .filter(|m| !m.is_empty())
             .map(str::to_string),
-        None => text.lines().next().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('<')).map(|l| l.chars().take(200).collect()),
+        None => text
+            .lines()
+            .next()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('<'))
+            .map(|l| l.chars().take(200).collect()),
     };
-    Error::RestFault { operation: operation.into(), status, error_type, message }
+    Error::RestFault {
+        operation: operation.into(),
+        status,
+        error_type,
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -345,12 +446,22 @@ mod tests {
 
     #[test]
     fn faults_of_both_forms_are_read() {
-        let rest = rest_fault("x", 400, r#"{"type":"com.vmware.vapi.std.errors.already_exists","value":{"messages":[{"default_message":"exists"}]}}"#);
+        let rest = rest_fault(
+            "x",
+            400,
+            r#"{"type":"com.vmware.vapi.std.errors.already_exists","value":{"messages":[{"default_message":"exists"}]}}"#,
+        );
         assert!(rest.is_already_exists());
-        assert_eq!(rest.to_string(), "x: vCenter answered HTTP 400 `ALREADY_EXISTS`: exists");
+        assert_eq!(
+            rest.to_string(),
+            "x: vCenter answered HTTP 400 `ALREADY_EXISTS`: exists"
+        );
         let api = rest_fault("x", 400, r#"{"error_type":"ALREADY_EXISTS","messages":[]}"#);
         assert!(api.is_already_exists());
         let plain = rest_fault("x", 404, "404 page not found\n");
-        assert_eq!(plain.to_string(), "x: vCenter answered HTTP 404: 404 page not found");
+        assert_eq!(
+            plain.to_string(),
+            "x: vCenter answered HTTP 404: 404 page not found"
+        );
     }
 }

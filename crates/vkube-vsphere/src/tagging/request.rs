@@ -101,17 +101,34 @@ impl Flavor {
 
     /// List category ids.
     pub fn list_categories(self) -> Call {
-        call(Method::GET, self.base("category"), None, "listing tag categories".into(), "tag categories".into(), READ)
+        call(
+            Method::GET,
+            self.base("category"),
+            None,
+            "listing tag categories".into(),
+            "tag categories".into(),
+            READ,
+        )
     }
 
     /// Get a category.
     pub fn get_category(self, id: &str) -> Call {
-        call(Method::GET, self.item("category", id), None, format!("reading tag category `{id}`"), format!("tag category `{id}`"), READ)
+        call(
+            Method::GET,
+            self.item("category", id),
+            None,
+            format!("reading tag category `{id}`"),
+            format!("tag category `{id}`"),
+            READ,
+        )
     }
 
     /// Create a category; answers its id.
     pub fn create_category(self, spec: &CategorySpec) -> Call {
-        let body = self.spec("create_spec", serde_json::to_value(spec).expect("serializable"));
+        let body = self.spec(
+            "create_spec",
+            serde_json::to_value(spec).expect("serializable"),
+        );
         call(
             Method::POST,
             self.base("category"),
@@ -138,20 +155,43 @@ impl Flavor {
     /// List the ids of a category's tags.
     pub fn list_tags_for_category(self, category_id: &str) -> Call {
         let (path, body) = match self {
-            Flavor::Api => (self.action(self.base("tag"), "list-tags-for-category"), Some(json!({ "category_id": category_id }))),
-            Flavor::Rest => (self.action(self.item("tag", category_id), "list-tags-for-category"), None),
+            Flavor::Api => (
+                self.action(self.base("tag"), "list-tags-for-category"),
+                Some(json!({ "category_id": category_id })),
+            ),
+            Flavor::Rest => (
+                self.action(self.item("tag", category_id), "list-tags-for-category"),
+                None,
+            ),
         };
-        call(Method::POST, path, body, format!("listing the tags of category `{category_id}`"), format!("tag category `{category_id}`"), READ)
+        call(
+            Method::POST,
+            path,
+            body,
+            format!("listing the tags of category `{category_id}`"),
+            format!("tag category `{category_id}`"),
+            READ,
+        )
     }
 
     /// Get a tag.
     pub fn get_tag(self, id: &str) -> Call {
-        call(Method::GET, self.item("tag", id), None, format!("reading tag `{id}`"), format!("tag `{id}`"), READ)
+        call(
+            Method::GET,
+            self.item("tag", id),
+            None,
+            format!("reading tag `{id}`"),
+            format!("tag `{id}`"),
+            READ,
+        )
     }
 
     /// Create a tag; answers its id.
     pub fn create_tag(self, spec: &TagSpec) -> Call {
-        let body = self.spec("create_spec", serde_json::to_value(spec).expect("serializable"));
+        let body = self.spec(
+            "create_spec",
+            serde_json::to_value(spec).expect("serializable"),
+        );
         call(
             Method::POST,
             self.base("tag"),
@@ -168,7 +208,10 @@ impl Flavor {
             Method::POST,
             self.action(self.item("tag-association", tag_id), "attach"),
             Some(json!({ "object_id": object })),
-            format!("attaching tag `{tag_id}` to {} `{}`", object.type_name, object.id),
+            format!(
+                "attaching tag `{tag_id}` to {} `{}`",
+                object.type_name, object.id
+            ),
             format!("{} `{}`", object.type_name, object.id),
             "InventoryService.Tagging.AttachTag",
         )
@@ -180,7 +223,10 @@ impl Flavor {
             Method::POST,
             self.action(self.item("tag-association", tag_id), "detach"),
             Some(json!({ "object_id": object })),
-            format!("detaching tag `{tag_id}` from {} `{}`", object.type_name, object.id),
+            format!(
+                "detaching tag `{tag_id}` from {} `{}`",
+                object.type_name, object.id
+            ),
             format!("{} `{}`", object.type_name, object.id),
             "InventoryService.Tagging.AttachTag",
         )
@@ -190,7 +236,10 @@ impl Flavor {
     pub fn list_attached_objects(self, tag_id: &str) -> Call {
         call(
             Method::POST,
-            self.action(self.item("tag-association", tag_id), "list-attached-objects"),
+            self.action(
+                self.item("tag-association", tag_id),
+                "list-attached-objects",
+            ),
             // The simulator (like govmomi's client) expects a JSON body here.
             match self {
                 Flavor::Rest => Some(json!({})),
@@ -206,7 +255,10 @@ impl Flavor {
     pub fn list_attached_objects_on_tags(self, tag_ids: &[String]) -> Call {
         call(
             Method::POST,
-            self.action(self.base("tag-association"), "list-attached-objects-on-tags"),
+            self.action(
+                self.base("tag-association"),
+                "list-attached-objects-on-tags",
+            ),
             Some(json!({ "tag_ids": tag_ids })),
             "listing the objects of tags".into(),
             "tags".into(),
@@ -227,8 +279,22 @@ impl Flavor {
     }
 }
 
-fn call(method: Method, path: String, body: Option<Value>, operation: String, object: String, privilege: &'static str) -> Call {
-    Call { method, path, body, operation, object, privilege }
+fn call(
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    operation: String,
+    object: String,
+    privilege: &'static str,
+) -> Call {
+    Call {
+        method,
+        path,
+        body,
+        operation,
+        object,
+        privilege,
+    }
 }
 
 #[cfg(test)]
@@ -236,15 +302,29 @@ mod tests {
     use super::*;
 
     fn object() -> DynamicId {
-        DynamicId { type_name: "Datastore".into(), id: "/tmp/x@group-s5".into() }
+        DynamicId {
+            type_name: "Datastore".into(),
+            id: "/tmp/x@group-s5".into(),
+        }
     }
 
     #[test]
     fn rest_form_matches_the_6_5_api() {
         let f = Flavor::Rest;
-        assert_eq!(f.list_categories().path, "/rest/com/vmware/cis/tagging/category");
-        assert_eq!(f.get_category("urn:c:1").path, "/rest/com/vmware/cis/tagging/category/id:urn:c:1");
-        let spec = CategorySpec { name: "k8s-zone".into(), description: "d".into(), cardinality: "SINGLE".into(), associable_types: vec!["Datastore".into()] };
+        assert_eq!(
+            f.list_categories().path,
+            "/rest/com/vmware/cis/tagging/category"
+        );
+        assert_eq!(
+            f.get_category("urn:c:1").path,
+            "/rest/com/vmware/cis/tagging/category/id:urn:c:1"
+        );
+        let spec = CategorySpec {
+            name: "k8s-zone".into(),
+            description: "d".into(),
+            cardinality: "SINGLE".into(),
+            associable_types: vec!["Datastore".into()],
+        };
         let create = f.create_category(&spec);
         assert_eq!(create.body.unwrap()["create_spec"]["cardinality"], "SINGLE");
         assert_eq!(
@@ -252,14 +332,25 @@ mod tests {
             "/rest/com/vmware/cis/tagging/tag/id:urn:c:1?~action=list-tags-for-category"
         );
         let attach = f.attach("urn:t:1", &object());
-        assert_eq!(attach.path, "/rest/com/vmware/cis/tagging/tag-association/id:urn:t:1?~action=attach");
-        assert_eq!(attach.body.unwrap(), json!({"object_id": {"type": "Datastore", "id": "/tmp/x@group-s5"}}));
+        assert_eq!(
+            attach.path,
+            "/rest/com/vmware/cis/tagging/tag-association/id:urn:t:1?~action=attach"
+        );
+        assert_eq!(
+            attach.body.unwrap(),
+            json!({"object_id": {"type": "Datastore", "id": "/tmp/x@group-s5"}})
+        );
         assert_eq!(attach.privilege, "InventoryService.Tagging.AttachTag");
         assert_eq!(
             f.list_attached_objects_on_tags(&["a".into()]).path,
             "/rest/com/vmware/cis/tagging/tag-association?~action=list-attached-objects-on-tags"
         );
-        assert_eq!(f.set_associable_types("c", "k", &["Datastore".into()]).body.unwrap(), json!({"update_spec": {"associable_types": ["Datastore"]}}));
+        assert_eq!(
+            f.set_associable_types("c", "k", &["Datastore".into()])
+                .body
+                .unwrap(),
+            json!({"update_spec": {"associable_types": ["Datastore"]}})
+        );
         assert_eq!(f.unwrap(json!({"value": ["a"]})), json!(["a"]));
     }
 
@@ -269,11 +360,21 @@ mod tests {
         assert_eq!(f.session_path(), "/api/session");
         assert_eq!(f.get_tag("urn:t:1").path, "/api/cis/tagging/tag/urn:t:1");
         let call = f.list_tags_for_category("urn:c:1");
-        assert_eq!(call.path, "/api/cis/tagging/tag?action=list-tags-for-category");
+        assert_eq!(
+            call.path,
+            "/api/cis/tagging/tag?action=list-tags-for-category"
+        );
         assert_eq!(call.body.unwrap(), json!({"category_id": "urn:c:1"}));
-        let spec = TagSpec { name: "az1".into(), description: "d".into(), category_id: "urn:c:1".into() };
+        let spec = TagSpec {
+            name: "az1".into(),
+            description: "d".into(),
+            category_id: "urn:c:1".into(),
+        };
         assert_eq!(f.create_tag(&spec).body.unwrap()["name"], "az1");
-        assert_eq!(f.detach("urn:t:1", &object()).path, "/api/cis/tagging/tag-association/urn:t:1?action=detach");
+        assert_eq!(
+            f.detach("urn:t:1", &object()).path,
+            "/api/cis/tagging/tag-association/urn:t:1?action=detach"
+        );
         assert_eq!(f.unwrap(json!(["a"])), json!(["a"]));
     }
 

@@ -34,8 +34,13 @@ async fn untrusted_certificate_names_both_thumbprints() {
     let sim = Simulator::start_default();
     let mut opts = options(&sim);
     opts.tls = TlsPolicy::Verify { ca_file: None };
-    let err = Session::connect(opts).await.err().expect("self-signed must be refused");
-    let Error::UntrustedCertificate { sha256, sha1, .. } = &err else { panic!("{err:?}") };
+    let err = Session::connect(opts)
+        .await
+        .err()
+        .expect("self-signed must be refused");
+    let Error::UntrustedCertificate { sha256, sha1, .. } = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!((sha256.len(), sha1.len()), (95, 59));
     assert!(err.hint().unwrap().contains("--thumbprint"));
 }
@@ -46,10 +51,15 @@ async fn pinned_thumbprint_is_accepted_and_a_wrong_one_refused() {
     let sha1 = connect(&sim).await.certificate().sha1.clone();
     let mut opts = options(&sim);
     opts.tls = TlsPolicy::Pinned(Thumbprint::parse(&sha1).unwrap());
-    let session = Session::connect(opts.clone()).await.expect("pinned thumbprint accepted");
+    let session = Session::connect(opts.clone())
+        .await
+        .expect("pinned thumbprint accepted");
     session.close().await;
     opts.tls = TlsPolicy::Pinned(Thumbprint::parse(&"AB".repeat(32)).unwrap());
-    let err = Session::connect(opts).await.err().expect("wrong pin refused");
+    let err = Session::connect(opts)
+        .await
+        .err()
+        .expect("wrong pin refused");
     assert!(matches!(err, Error::ThumbprintMismatch { .. }), "{err:?}");
 }
 
@@ -105,7 +115,10 @@ async fn expired_session_is_renewed_once_transparently() {
     let folder = vim_rs::mo::Folder::new(client.clone(), &root.value);
     folder.name().await.expect("first call");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    folder.name().await.expect("call after expiry succeeds after re-login");
+    folder
+        .name()
+        .await
+        .expect("call after expiry succeeds after re-login");
     assert_eq!(session.relogins(), 1);
     session.close().await;
 }
@@ -121,16 +134,28 @@ async fn json_transport_forced_on_a_soap_only_server_fails_clearly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn esxi_host_is_not_a_vcenter() {
-    let sim = Simulator::start(SimulatorConfig { extra_args: vec!["-esx".into()], ..Default::default() });
-    let err = Session::connect(options(&sim)).await.err().expect("ESXi refused");
+    let sim = Simulator::start(SimulatorConfig {
+        extra_args: vec!["-esx".into()],
+        ..Default::default()
+    });
+    let err = Session::connect(options(&sim))
+        .await
+        .err()
+        .expect("ESXi refused");
     assert!(matches!(err, Error::NotVcenter { .. }), "{err:?}");
     assert!(err.to_string().contains("HostAgent"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn web_server_without_the_api_is_not_a_vcenter() {
-    let sim = Simulator::start(SimulatorConfig { extra_args: vec!["-not-vcenter".into()], ..Default::default() });
-    let err = Session::connect(options(&sim)).await.err().expect("plain web server refused");
+    let sim = Simulator::start(SimulatorConfig {
+        extra_args: vec!["-not-vcenter".into()],
+        ..Default::default()
+    });
+    let err = Session::connect(options(&sim))
+        .await
+        .err()
+        .expect("plain web server refused");
     assert!(matches!(err, Error::NotVcenter { .. }), "{err:?}");
     assert!(err.to_string().contains("HTTP 404"), "{err}");
 }
@@ -145,10 +170,14 @@ async fn ca_file_makes_the_certificate_trusted() {
     });
     let mut opts = options(&sim);
     opts.tls = TlsPolicy::Verify { ca_file: Some(ca) };
-    let session = Session::connect(opts).await.expect("trusted through the CA file");
+    let session = Session::connect(opts)
+        .await
+        .expect("trusted through the CA file");
     session.close().await;
     let mut opts = options(&sim);
-    opts.tls = TlsPolicy::Verify { ca_file: Some(dir.path().join("missing.pem")) };
+    opts.tls = TlsPolicy::Verify {
+        ca_file: Some(dir.path().join("missing.pem")),
+    };
     let err = Session::connect(opts).await.err().unwrap();
     assert!(matches!(err, Error::CaFile { .. }), "{err:?}");
 }

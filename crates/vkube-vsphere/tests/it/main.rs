@@ -4,5 +4,5 @@ mod authorization;
 mod connect;
 mod inventory;
 mod support;
-mod vm;
 mod tagging;
+mod vm;

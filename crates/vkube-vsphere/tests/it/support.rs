@@ -20,5 +20,7 @@ pub fn options(sim: &Simulator) -> ConnectOptions {
 
 /// A logged-in session.
 pub async fn connect(sim: &Simulator) -> Session {
-    Session::connect(options(sim)).await.expect("login to the simulator")
+    Session::connect(options(sim))
+        .await
+        .expect("login to the simulator")
 }
