@@ -6,6 +6,7 @@
 
 #![deny(missing_docs)]
 
+pub mod addons;
 pub mod cluster;
 pub mod ipam;
 pub mod problem;
