@@ -287,4 +287,16 @@ pub trait ClusterStore: Send + Sync {
 
     /// The secret `name` of `cluster`, if stored.
     fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>>;
+
+    /// Replaces the secret `name` of `cluster` with `value` if it still
+    /// holds `expected` (compare-and-set, e.g. renewing an expired
+    /// bootstrap token). Returns the value stored afterwards: `value`, or
+    /// what another writer put there first. Fails with `ClusterNotFound`.
+    fn replace_secret(
+        &self,
+        cluster: &str,
+        name: &str,
+        expected: &str,
+        value: &str,
+    ) -> Result<String>;
 }

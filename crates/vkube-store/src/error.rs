@@ -189,6 +189,28 @@ pub enum Error {
         "cannot find a data directory for the state file; pass `--state` or set `VKUBE_STATE`"
     )]
     NoStatePath,
+    /// A secret could not be sealed or opened (wrong or damaged key file,
+    /// tampered value).
+    #[error("secrets at rest: {problem}")]
+    Sealing {
+        /// What went wrong, naming the secret or key file.
+        problem: String,
+    },
+    /// Reading or writing the key file failed.
+    #[error("key file `{}`", path.display())]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No stored cloud credentials have this name.
+    #[error("no cloud credentials named `{name}`; store them with `vkube cluster credentials set {name} --username USER --password-file FILE`")]
+    CredentialsNotFound {
+        /// The name asked for.
+        name: String,
+    },
     /// Creating the state file or its directory failed.
     #[error("preparing state file `{}`", path.display())]
     Io {

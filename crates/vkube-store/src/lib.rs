@@ -1,7 +1,9 @@
 //! vkube's persistent state behind narrow traits: IP pools and leases
 //! ([`Store`]), clusters and node records ([`ClusterStore`]), the operation
 //! journal and event log ([`Journal`]), and per-cluster apply locks
-//! ([`ApplyLocks`]). Cloud accounts come later.
+//! ([`ApplyLocks`]), and named cloud credentials ([`CredentialStore`]).
+//! Every secret is sealed at rest with a key kept outside the database
+//! (see [`key_path_for`]).
 //!
 //! [`SqliteStore`] implements all of them in one SQLite file and is safe
 //! for many processes sharing that file. A PostgreSQL implementation for
@@ -60,10 +62,12 @@
 mod text_enum;
 
 mod cluster;
+mod credentials;
 mod error;
 mod journal;
 mod lock;
 mod path;
+mod sealing;
 mod sqlite;
 mod store;
 mod time;
@@ -72,10 +76,12 @@ pub use cluster::{
     ClusterPhase, ClusterRecord, ClusterStore, ForceDelete, Node, NodePhase, NodeRecord,
     RemovedCluster, RemovedNode, FORCE_DELETE_AFTER,
 };
+pub use credentials::{CredentialStore, CredentialsSummary, StoredCredentials};
 pub use error::{Error, Result};
 pub use journal::{Event, EventLevel, Intent, IntentAction, IntentId, IntentOutcome, Journal};
 pub use lock::{ApplyLock, ApplyLocks};
 pub use path::{default_state_path, resolve_state_path, STATE_ENV};
+pub use sealing::{key_path_for, Rotation, STATE_KEY_ENV};
 pub use sqlite::SqliteStore;
 pub use store::{LeaseFilter, PoolRecord, Store};
 pub use time::Timestamp;

@@ -595,38 +595,20 @@ impl ClusterStore for SqliteStore {
     }
 
     fn ensure_secret(&self, cluster: &str, name: &str, value: &str) -> Result<String> {
-        let action = format!("storing secret `{name}` of cluster `{cluster}`");
-        self.write(&action, |transaction| {
-            load_cluster(transaction, cluster)?;
-            transaction
-                .execute(
-                    "INSERT INTO cluster_secrets (cluster, name, value) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (cluster, name) DO NOTHING",
-                    rusqlite::params![cluster, name, value],
-                )
-                .map_err(database(&action))?;
-            transaction
-                .query_row(
-                    "SELECT value FROM cluster_secrets WHERE cluster = ?1 AND name = ?2",
-                    rusqlite::params![cluster, name],
-                    |row| row.get::<_, String>(0),
-                )
-                .map_err(database(&action))
-        })
+        super::secrets::ensure_secret(self, cluster, name, value)
     }
 
     fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>> {
-        let action = format!("reading secret `{name}` of cluster `{cluster}`");
-        self.read(&action, |transaction| {
-            use rusqlite::OptionalExtension;
-            transaction
-                .query_row(
-                    "SELECT value FROM cluster_secrets WHERE cluster = ?1 AND name = ?2",
-                    rusqlite::params![cluster, name],
-                    |row| row.get::<_, String>(0),
-                )
-                .optional()
-                .map_err(database(&action))
-        })
+        super::secrets::secret(self, cluster, name)
+    }
+
+    fn replace_secret(
+        &self,
+        cluster: &str,
+        name: &str,
+        expected: &str,
+        value: &str,
+    ) -> Result<String> {
+        super::secrets::replace_secret(self, cluster, name, expected, value)
     }
 }

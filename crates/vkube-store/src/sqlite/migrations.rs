@@ -148,6 +148,23 @@ CREATE TABLE cluster_secrets (
 );
 "#,
     ),
+    (
+        4,
+        "named cloud credentials; secrets sealed at rest",
+        r#"
+-- The vCenter user a cluster's CPI and CSI run as, by name
+-- (`spec.cloudCredentials`). `password` is sealed (see sealing.rs), as is
+-- every `cluster_secrets.value` from this version on: rows written before
+-- are sealed when the store is first opened by this version.
+CREATE TABLE cloud_credentials (
+    name       TEXT NOT NULL PRIMARY KEY,
+    username   TEXT NOT NULL,
+    password   TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The schema version this build writes.

@@ -13,6 +13,7 @@ mod ipam;
 mod journal;
 mod lock;
 mod migrations;
+mod secrets;
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -23,6 +24,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
+use crate::sealing::{key_path_for, Sealer};
 
 /// How long a writer waits for another process's transaction before
 /// failing with "database is locked".
@@ -35,14 +37,22 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct SqliteStore {
     path: PathBuf,
     connection: Mutex<Connection>,
+    sealer: Sealer,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the state file at `path` and migrates its
     /// schema. New directories are created `0700` and a new file `0600`
     /// (SQLite gives its `-wal` and `-shm` files the same mode). Safe to
-    /// call from several processes at once.
+    /// call from several processes at once. Secrets are sealed with the
+    /// key file [`key_path_for`] names (created, 0600, on first use).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let key = key_path_for(path.as_ref());
+        Self::open_with_key(path, key)
+    }
+
+    /// Like [`open`](Self::open), with the key file given.
+    pub fn open_with_key(path: impl AsRef<Path>, key_file: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
         prepare_file(&path)?;
         let database = |action: &'static str| {
@@ -74,10 +84,18 @@ impl SqliteStore {
             .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(database("configuring"))?;
         migrations::migrate(&mut connection, &path)?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             path,
             connection: Mutex::new(connection),
-        })
+            sealer: Sealer::new(key_file.as_ref().to_owned()),
+        };
+        secrets::seal_plain_rows(&store)?;
+        Ok(store)
+    }
+
+    /// The key file secrets are sealed with.
+    pub fn key_file(&self) -> &Path {
+        self.sealer.path()
     }
 
     /// The state file.

@@ -8,6 +8,7 @@ mod locks;
 mod migrate;
 mod multi_process;
 mod open;
+mod secrets;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

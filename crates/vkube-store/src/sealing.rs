@@ -1,0 +1,444 @@
+//! Secrets at rest: every secret column (cluster PKI, bootstrap tokens,
+//! cloud credentials) holds a sealed value, never plain text.
+//!
+//! A value is sealed with XChaCha20-Poly1305 under a 256-bit key that lives
+//! in a key file next to (never inside) the database: `state.key` beside
+//! `state.db` by default, or wherever `VKUBE_STATE_KEY` points (e.g. a
+//! mounted secret). A copy of the database alone reveals nothing. The
+//! associated data binds each value to its row (`cluster/<name>` and the
+//! secret's name), so a sealed value copied into another row does not open.
+//!
+//! Sealed text: `sealed:v1:<key id>:<base64 of nonce ‖ ciphertext>`; the
+//! key id (8 hex digits of the key's SHA-256) tells which key sealed it.
+//!
+//! Rotation (`vkube state rotate-key`) writes the new key to
+//! `<key file>.next` first, re-seals every row in one transaction, then
+//! renames the new key over the old one. A crash in between leaves both
+//! files; both keys open values, and the next rotation resumes with the
+//! pending key, so no value is ever unreadable.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Environment variable naming the key file.
+pub const STATE_KEY_ENV: &str = "VKUBE_STATE_KEY";
+const PREFIX: &str = "sealed:v1:";
+const HEADER: &str = "vkube state key v1";
+const NONCE_LEN: usize = 24;
+
+/// The key file for the state at `state`: `VKUBE_STATE_KEY` when set and
+/// non-empty, else the state path with extension `key`.
+pub fn key_path_for(state: &Path) -> PathBuf {
+    std::env::var_os(STATE_KEY_ENV)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| state.with_extension("key"))
+}
+
+/// One 256-bit key and its id.
+#[derive(Clone)]
+struct Key {
+    id: String,
+    cipher: XChaCha20Poly1305,
+}
+
+impl Key {
+    fn from_bytes(bytes: &[u8; 32]) -> Key {
+        let digest = Sha256::digest(bytes);
+        let id = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        Key {
+            id,
+            cipher: XChaCha20Poly1305::new(bytes.into()),
+        }
+    }
+
+    fn generate() -> Result<(Key, [u8; 32])> {
+        let mut bytes = [0u8; 32];
+        getrandom::getrandom(&mut bytes).map_err(|e| Error::Sealing {
+            problem: format!("no randomness for a new key: {e}"),
+        })?;
+        Ok((Key::from_bytes(&bytes), bytes))
+    }
+}
+
+/// Seals and opens secret values with the keys of one key file.
+pub(crate) struct Sealer {
+    path: PathBuf,
+    /// Loaded on first use: commands that touch no secret never create a key.
+    keys: Mutex<Option<KeyRing>>,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct KeyRing {
+    /// Seals new values.
+    current: Key,
+    /// A rotation's pending key, if one was interrupted.
+    next: Option<Key>,
+}
+
+impl KeyRing {
+    fn find(&self, id: &str) -> Option<&Key> {
+        std::iter::once(&self.current)
+            .chain(self.next.as_ref())
+            .find(|key| key.id == id)
+    }
+}
+
+/// What a key rotation did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    /// The key file.
+    pub key_file: PathBuf,
+    /// Id of the key replaced.
+    pub old_key: String,
+    /// Id of the key now in use.
+    pub new_key: String,
+    /// Values re-sealed.
+    pub resealed: usize,
+}
+
+impl Sealer {
+    pub(crate) fn new(path: PathBuf) -> Sealer {
+        Sealer {
+            path,
+            keys: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn next_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".next");
+        PathBuf::from(name)
+    }
+
+    fn ring(&self) -> Result<KeyRing> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ring) = keys.as_ref() {
+            return Ok(ring.clone());
+        }
+        let current = match read_key(&self.path)? {
+            Some(key) => key,
+            None => create_key(&self.path)?,
+        };
+        let next = read_key(&self.next_path())?;
+        let ring = KeyRing { current, next };
+        *keys = Some(ring.clone());
+        Ok(ring)
+    }
+
+    /// `plain` sealed for the row named by `scope` and `name`.
+    pub(crate) fn seal(&self, scope: &str, name: &str, plain: &str) -> Result<String> {
+        seal_with(&self.ring()?.current, scope, name, plain)
+    }
+
+    /// The plain text of `stored`. Values written before sealing existed
+    /// (no prefix) are returned as they are; the store re-seals them.
+    pub(crate) fn open(&self, scope: &str, name: &str, stored: &str) -> Result<String> {
+        let Some(rest) = stored.strip_prefix(PREFIX) else {
+            return Ok(stored.to_owned());
+        };
+        let unreadable = |problem: String| Error::Sealing {
+            problem: format!("secret `{name}` of {scope}: {problem}"),
+        };
+        let (id, data) = rest
+            .split_once(':')
+            .ok_or_else(|| unreadable("malformed sealed value".into()))?;
+        let ring = self.ring()?;
+        let key = ring.find(id).ok_or_else(|| {
+            unreadable(format!(
+                "sealed with key `{id}`, but the key file `{}` holds key `{}`; \
+                 point VKUBE_STATE_KEY at the key file this state was written with",
+                self.path.display(),
+                ring.current.id
+            ))
+        })?;
+        let bytes = STANDARD
+            .decode(data)
+            .map_err(|e| unreadable(format!("malformed sealed value: {e}")))?;
+        if bytes.len() < NONCE_LEN {
+            return Err(unreadable("malformed sealed value".into()));
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        let aad = associated_data(scope, name);
+        let plain = key
+            .cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| {
+                unreadable("does not open (tampered with, or moved from another row)".into())
+            })?;
+        String::from_utf8(plain).map_err(|_| unreadable("not UTF-8 once opened".into()))
+    }
+
+    /// Whether `stored` is sealed with the current key.
+    #[cfg(test)]
+    pub(crate) fn is_current(&self, stored: &str) -> Result<bool> {
+        let id = self.ring()?.current.id;
+        Ok(stored
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split_once(':'))
+            .is_some_and(|(found, _)| found == id))
+    }
+
+    /// Rotation, step 1: the pending key (a new one, or the one an
+    /// interrupted rotation left) written to `<key>.next`. Returns a
+    /// closure-free handle the store re-seals rows with.
+    pub(crate) fn begin_rotation(&self) -> Result<PendingKey> {
+        let ring = self.ring()?;
+        let key = match ring.next {
+            Some(next) => next,
+            None => {
+                let (key, bytes) = Key::generate()?;
+                write_key_file(&self.next_path(), &bytes, true)?;
+                key
+            }
+        };
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        *keys = Some(KeyRing {
+            current: ring.current.clone(),
+            next: Some(key.clone()),
+        });
+        Ok(PendingKey {
+            key,
+            old_id: ring.current.id,
+        })
+    }
+
+    /// Rotation, step 3 (after the rows were re-sealed and committed): the
+    /// pending key replaces the old key file.
+    pub(crate) fn finish_rotation(
+        &self,
+        pending: &PendingKey,
+        resealed: usize,
+    ) -> Result<Rotation> {
+        std::fs::rename(self.next_path(), &self.path).map_err(|source| Error::KeyFile {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        *keys = Some(KeyRing {
+            current: pending.key.clone(),
+            next: None,
+        });
+        Ok(Rotation {
+            key_file: self.path.clone(),
+            old_key: pending.old_id.clone(),
+            new_key: pending.key.id.clone(),
+            resealed,
+        })
+    }
+}
+
+/// The key a rotation re-seals with.
+pub(crate) struct PendingKey {
+    key: Key,
+    old_id: String,
+}
+
+impl PendingKey {
+    pub(crate) fn seal(&self, scope: &str, name: &str, plain: &str) -> Result<String> {
+        seal_with(&self.key, scope, name, plain)
+    }
+}
+
+fn associated_data(scope: &str, name: &str) -> Vec<u8> {
+    format!("vkube\0{scope}\0{name}").into_bytes()
+}
+
+fn seal_with(key: &Key, scope: &str, name: &str, plain: &str) -> Result<String> {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::getrandom(&mut nonce).map_err(|e| Error::Sealing {
+        problem: format!("no randomness for a nonce: {e}"),
+    })?;
+    let aad = associated_data(scope, name);
+    let ciphertext = key
+        .cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plain.as_bytes(),
+                aad: &aad,
+            },
+        )
+        .map_err(|_| Error::Sealing {
+            problem: "encryption failed".into(),
+        })?;
+    let mut data = nonce.to_vec();
+    data.extend_from_slice(&ciphertext);
+    Ok(format!("{PREFIX}{}:{}", key.id, STANDARD.encode(data)))
+}
+
+fn read_key(path: &Path) -> Result<Option<Key>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::KeyFile {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let bad = || Error::Sealing {
+        problem: format!(
+            "key file `{}` is not a vkube state key (`{HEADER}` and 32 base64 bytes)",
+            path.display()
+        ),
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        return Err(bad());
+    }
+    let bytes = STANDARD
+        .decode(lines.next().unwrap_or_default().trim())
+        .map_err(|_| bad())?;
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
+    Ok(Some(Key::from_bytes(&bytes)))
+}
+
+/// A new key file; when another process created one first, that one wins.
+fn create_key(path: &Path) -> Result<Key> {
+    let (key, bytes) = Key::generate()?;
+    match write_key_file(path, &bytes, false) {
+        Ok(()) => Ok(key),
+        Err(Error::KeyFile { source, .. })
+            if source.kind() == std::io::ErrorKind::AlreadyExists =>
+        {
+            read_key(path)?.ok_or_else(|| Error::Sealing {
+                problem: format!("key file `{}` vanished while opening it", path.display()),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes a key file with mode 0600 (never wider, whatever the umask),
+/// synced to disk before it is used.
+fn write_key_file(path: &Path, bytes: &[u8; 32], replace: bool) -> Result<()> {
+    let io = |source| Error::KeyFile {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = OpenOptions::new();
+    options.write(true).mode(0o600);
+    if replace {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(path).map_err(io)?;
+    writeln!(file, "{HEADER}\n{}", STANDARD.encode(bytes)).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealer(dir: &Path) -> Sealer {
+        Sealer::new(dir.join("state.key"))
+    }
+
+    #[test]
+    fn seals_opens_and_binds_to_the_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealer = sealer(dir.path());
+        let sealed = sealer.seal("cluster/demo", "pki", "secret text").unwrap();
+        assert!(sealed.starts_with("sealed:v1:") && !sealed.contains("secret"));
+        assert_eq!(
+            sealer.open("cluster/demo", "pki", &sealed).unwrap(),
+            "secret text"
+        );
+        let moved = sealer.open("cluster/other", "pki", &sealed).unwrap_err();
+        assert!(moved.to_string().contains("does not open"), "{moved}");
+        // Same plain text, fresh nonce.
+        assert_ne!(
+            sealer.seal("cluster/demo", "pki", "secret text").unwrap(),
+            sealed
+        );
+        // Plain values of older state files pass through.
+        assert_eq!(
+            sealer.open("cluster/demo", "pki", "plain").unwrap(),
+            "plain"
+        );
+    }
+
+    #[test]
+    fn key_file_is_0600_and_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sealed = sealer(dir.path()).seal("s", "n", "v").unwrap();
+        let mode = std::fs::metadata(dir.path().join("state.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(sealer(dir.path()).open("s", "n", &sealed).unwrap(), "v");
+    }
+
+    #[test]
+    fn a_wrong_key_file_names_both_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealed = sealer(dir.path()).seal("s", "n", "v").unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let err = sealer(other.path()).open("s", "n", &sealed).unwrap_err();
+        assert!(err.to_string().contains("VKUBE_STATE_KEY"), "{err}");
+        std::fs::write(other.path().join("state.key"), "garbage").unwrap();
+        let err = sealer(other.path()).seal("s", "n", "v").unwrap_err();
+        assert!(
+            err.to_string().contains("is not a vkube state key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn interrupted_rotation_keeps_every_value_readable_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = sealer(dir.path());
+        let old = first.seal("s", "a", "one").unwrap();
+        let pending = first.begin_rotation().unwrap();
+        let new = pending.seal("s", "b", "two").unwrap();
+        // Crash here: a fresh process sees both key files.
+        let again = sealer(dir.path());
+        assert_eq!(again.open("s", "a", &old).unwrap(), "one");
+        assert_eq!(again.open("s", "b", &new).unwrap(), "two");
+        let resumed = again.begin_rotation().unwrap();
+        assert_eq!(
+            resumed.key.id, pending.key.id,
+            "resumes with the pending key"
+        );
+        let rotation = again.finish_rotation(&resumed, 1).unwrap();
+        assert_ne!(rotation.old_key, rotation.new_key);
+        assert!(!again.next_path().exists());
+        assert!(again.is_current(&new).unwrap() && !again.is_current(&old).unwrap());
+    }
+}
