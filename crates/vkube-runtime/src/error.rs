@@ -51,6 +51,22 @@ pub enum Error {
         /// Passes made.
         passes: usize,
     },
+    /// A role-catalog slot is bound to a path that does not fit.
+    #[error("slot `{slot}`: {problem}")]
+    Binding {
+        /// The slot.
+        slot: vkube_core::roles::Slot,
+        /// What is wrong, naming the path.
+        problem: String,
+    },
+    /// The cluster's own vCenter user (CPI/CSI) lacks privileges.
+    #[error("cloud user `{user}` lacks {} privilege(s) that the vSphere CPI/CSI need:{}\n  grant them with `vkube roles apply vsphere-cpi|vsphere-csi --principal {user} --bind …`", missing.len(), missing.iter().map(|m| format!("\n  {} on `{}` ({}, role {})", m.privilege, m.object, m.profile, m.role)).collect::<String>())]
+    CloudUserLacksPrivileges {
+        /// The user.
+        user: String,
+        /// Every missing privilege.
+        missing: Vec<crate::cloud::MissingPrivilege>,
+    },
     /// Stored data could not be read back.
     #[error("stored {what} of cluster `{cluster}` is unreadable: {detail}")]
     Corrupt {
@@ -69,6 +85,8 @@ impl Error {
         match self {
             Error::Spec(_)
             | Error::Placement { .. }
+            | Error::Binding { .. }
+            | Error::CloudUserLacksPrivileges { .. }
             | Error::NodesFailed { .. }
             | Error::NotConverged { .. } => true,
             Error::Store(e) => !matches!(

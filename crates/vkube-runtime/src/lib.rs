@@ -5,10 +5,12 @@
 #![deny(missing_docs)]
 
 pub mod apply;
+pub mod cloud;
 pub mod delete;
 mod error;
 pub mod observe;
 pub mod placement;
+pub mod privileges;
 pub mod progress;
 mod random;
 

@@ -58,6 +58,8 @@ pub enum Details {
         free_bytes: i64,
         /// Whether it is accessible.
         accessible: bool,
+        /// Its URL (`ds:///vmfs/volumes/<uuid>/`), as CSI's `datastoreurl` takes it.
+        url: String,
         /// Ids of hosts mounting it.
         hosts: Vec<String>,
     },
@@ -175,6 +177,7 @@ const WANTED: &[Wanted<'static>] = &[
             "summary.capacity",
             "summary.freeSpace",
             "summary.accessible",
+            "summary.url",
             "host",
         ],
     },
@@ -240,6 +243,7 @@ fn details_of(props: &mut ObjectProps) -> Details {
             capacity_bytes: props.take("summary.capacity").unwrap_or(0),
             free_bytes: props.take("summary.freeSpace").unwrap_or(0),
             accessible: props.take("summary.accessible").unwrap_or(false),
+            url: props.string("summary.url").unwrap_or_default(),
             hosts: props
                 .take::<Vec<DatastoreHostMount>>("host")
                 .unwrap_or_default()

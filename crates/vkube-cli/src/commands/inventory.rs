@@ -112,6 +112,7 @@ fn report(inv: &Inventory) -> Report {
                 free_bytes,
                 accessible,
                 hosts,
+                ..
             } => r.datastores.push(Datastore {
                 path: e.path.clone(),
                 id: e.id.clone(),

@@ -5,10 +5,9 @@
 //! `vkube_core::roles`'; vCenter calls are `vkube_vsphere::Authorization`'s.
 //! This module reads the user's input first (catalog, `--bind`), connects
 //! only for `apply` and `check`, resolves every binding from one inventory
-//! snapshot ([`resolve_targets`]), and picks which children to probe for
-//! propagation ([`children_to_probe`]).
+//! snapshot and checks privileges with `vkube_runtime::privileges`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -16,10 +15,11 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use vkube_core::roles::{
-    self, Bindings, Catalog, CheckReport, ExportOptions, Observed, ObservedPermission, Probe,
-    RolePlan, Slot, Step, Target, Targets,
+    self, Bindings, Catalog, CheckReport, ExportOptions, Observed, ObservedPermission,
+    RolePlan, Step, Targets,
 };
-use vkube_vsphere::{Authorization, Details, Entity, Inventory};
+use vkube_runtime::privileges::{self, PrivilegeCheck, Resolved};
+use vkube_vsphere::{Authorization, Inventory};
 
 use super::{connect, Connected, UsageError};
 use crate::exit::Status;
@@ -315,99 +315,6 @@ fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// A bound object found in the inventory.
-pub struct Resolved<'a> {
-    /// The slot and path as bound.
-    pub target: Target,
-    /// The object.
-    pub entity: &'a Entity,
-}
-
-/// Resolves every target in one inventory snapshot, checking that each path
-/// exists and is the kind of object its slot means. The one place bindings
-/// become objects (cluster specs will bind slots the same way).
-pub fn resolve_targets<'a>(
-    inventory: &'a Inventory,
-    targets: &Targets,
-) -> Result<Vec<Resolved<'a>>> {
-    targets
-        .targets
-        .iter()
-        .map(|target| {
-            let (kind, fits): (&str, fn(&Details) -> bool) = match target.slot {
-                Slot::Vcenter => ("root folder", |d| matches!(d, Details::Folder { .. })),
-                Slot::Datacenter => ("datacenter", |d| matches!(d, Details::Datacenter)),
-                Slot::ComputeCluster => ("compute cluster", |d| {
-                    matches!(
-                        d,
-                        Details::ComputeCluster { .. } | Details::StandaloneComputeResource { .. }
-                    )
-                }),
-                Slot::Datastore => ("datastore", |d| matches!(d, Details::Datastore { .. })),
-                Slot::DatastoreCluster => ("datastore cluster", |d| {
-                    matches!(d, Details::DatastoreCluster { .. })
-                }),
-                Slot::Network => ("network", |d| {
-                    matches!(d, Details::Network { .. } | Details::DistributedSwitch)
-                }),
-                Slot::VmFolder => ("VM folder", |d| matches!(d, Details::Folder { .. })),
-                Slot::TemplateFolder => {
-                    ("template folder", |d| matches!(d, Details::Folder { .. }))
-                }
-                Slot::NodeVms => ("VM", |d| matches!(d, Details::VirtualMachine { .. })),
-            };
-            let entity = inventory
-                .resolve(&target.path, kind)
-                .with_context(|| format!("binding slot `{}`", target.slot))?;
-            if !fits(&entity.details) {
-                return Err(UsageError(format!(
-                    "slot `{}` is bound to `{}`, which is a {}, not a {kind}",
-                    target.slot, target.path, entity.type_name
-                ))
-                .into());
-            }
-            Ok(Resolved {
-                target: target.clone(),
-                entity,
-            })
-        })
-        .collect()
-}
-
-/// Children of a bound object on which a propagating grant must be
-/// effective too: a VM (or else any child) below a folder, a host and the
-/// root resource pool of a cluster, the datastores of a datastore cluster,
-/// the datacenter's folders, the first datacenter under the root. Objects
-/// without inventory children (datastores, networks, VMs) have none.
-pub fn children_to_probe<'a>(inventory: &'a Inventory, entity: &Entity) -> Vec<&'a Entity> {
-    let children = inventory.children(&entity.id);
-    match &entity.details {
-        Details::Folder { .. } if entity.parent.is_none() => children.into_iter().take(1).collect(),
-        Details::Folder { .. } => {
-            let prefix = format!("{}/", entity.path);
-            let vm = inventory
-                .select(|d| matches!(d, Details::VirtualMachine { .. }))
-                .into_iter()
-                .find(|vm| vm.path.starts_with(&prefix));
-            vm.or_else(|| children.into_iter().next())
-                .into_iter()
-                .collect()
-        }
-        Details::ComputeCluster { hosts } | Details::StandaloneComputeResource { hosts } => {
-            let host = hosts.first().and_then(|id| inventory.get(id));
-            let pool = children
-                .into_iter()
-                .find(|c| matches!(c.details, Details::ResourcePool { .. }));
-            host.into_iter().chain(pool).collect()
-        }
-        Details::DatastoreCluster { .. } | Details::ResourcePool { .. } => {
-            children.into_iter().take(1).collect()
-        }
-        Details::Datacenter => children,
-        _ => Vec::new(),
-    }
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ApplyReport<'a> {
@@ -433,7 +340,8 @@ async fn apply(
         )
     };
     let inventory = Inventory::load(session).await.with_context(context)?;
-    let resolved = resolve_targets(&inventory, &input.targets)?;
+    let resolved = privileges::resolve_targets(&inventory, &input.targets)
+        .map_err(|e| UsageError(e.to_string()))?;
     let authz = Authorization::new(session)?;
     let server_roles = authz.roles().await.with_context(context)?;
     let known_privileges = authz.privileges().await.with_context(context)?;
@@ -667,77 +575,22 @@ async fn check(
 ) -> Result<Status> {
     let session = &connected.session;
     let inventory = Inventory::load(session).await?;
-    let resolved = resolve_targets(&inventory, &input.targets)?;
-    let mut probes: Vec<Probe> = Vec::new();
-    let mut paths: BTreeMap<String, String> = BTreeMap::new(); // entity id -> path
-    let mut entities = Vec::new();
-    let mut add = |probe: Probe, entity: &Entity, probes: &mut Vec<Probe>| {
-        if paths
-            .insert(entity.id.clone(), entity.path.clone())
-            .is_none()
-        {
-            entities.push(entity.moref().clone());
-        }
-        probes.push(probe);
+    let request = PrivilegeCheck {
+        catalog: &input.catalog,
+        targets: &input.targets,
+        include_optional: input.include_optional,
+        principal,
+        stand_ins: &[],
     };
-    for target in &resolved {
-        add(
-            Probe {
-                path: target.entity.path.clone(),
-                slot: target.target.slot,
-                child_of: None,
-            },
-            target.entity,
-            &mut probes,
-        );
-        let propagates = input
-            .catalog
-            .effective_at(target.target.slot)
-            .iter()
-            .any(|r| r.inherited_by_children && (input.include_optional || !r.optional));
-        if propagates {
-            for child in children_to_probe(&inventory, target.entity) {
-                let probe = Probe {
-                    path: child.path.clone(),
-                    slot: target.target.slot,
-                    child_of: Some(target.entity.path.clone()),
-                };
-                add(probe, child, &mut probes);
-            }
-        }
-    }
-    let authz = Authorization::new(session)?;
-    let (who, by_id) = match principal {
-        Some(user) => (
-            user.to_owned(),
-            authz
-                .user_privileges(&entities, user)
-                .await
-                .with_context(|| format!("checking the privileges of `{user}`"))?,
-        ),
-        None => {
-            let (_, user) = authz.current_session().await?;
-            let wanted =
-                roles::required_privileges(&input.catalog, input.include_optional, &probes);
-            let held = authz
-                .session_privileges(&entities, &wanted)
-                .await
-                .context("checking this session's privileges")?;
-            (user, held)
-        }
-    };
-    let effective: BTreeMap<String, BTreeSet<String>> = by_id
-        .into_iter()
-        .filter_map(|(id, set)| paths.get(&id).map(|path| (path.clone(), set)))
-        .collect();
-    let report = roles::check(
-        &input.catalog,
-        input.include_optional,
-        &who,
-        &probes,
-        &input.targets.unbound,
-        &effective,
-    );
+    let report = privileges::check(session, &inventory, &request)
+        .await
+        .map_err(|e| match e {
+            vkube_runtime::Error::Binding { .. } => UsageError(e.to_string()).into(),
+            e => anyhow::Error::from(e).context(match principal {
+                Some(user) => format!("checking the privileges of `{user}`"),
+                None => "checking this session's privileges".to_owned(),
+            }),
+        })?;
     input.warn_unbound("not checking");
     match format {
         Format::Table => print_report(&report, out)?,
