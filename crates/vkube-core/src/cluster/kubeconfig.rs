@@ -11,9 +11,12 @@ use serde::Serialize;
 use super::pki::{CertificateAndKey, ClusterPki};
 use super::values::ClusterName;
 
+/// kubeconfig v1 (`clientcmd/api/v1.Config`): `apiVersion` and `kind` in
+/// camelCase like every Kubernetes object, its own fields in kebab-case.
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
 struct Kubeconfig<'a> {
+    #[serde(rename = "apiVersion")]
     api_version: &'a str,
     kind: &'a str,
     clusters: [Named<'a, ClusterEntry>; 1],
@@ -114,15 +117,20 @@ pub fn render_admin_kubeconfig(
 
 #[cfg(test)]
 mod tests {
-    use super::super::pki::tests::{now, pki, seeded};
+    use super::super::pki::tests::{now, pki, seeded, version};
     use super::super::pki::ADMIN_VALIDITY;
     use super::*;
 
-    #[test]
-    fn kubeconfig_parses_back() {
+    fn render() -> (String, ClusterPki, CertificateAndKey) {
         let pki = pki();
         let admin = pki
-            .admin_certificate("vkube-admin", now(), ADMIN_VALIDITY, &mut seeded(9))
+            .admin_certificate(
+                "demo-admin",
+                &version("v1.30.2"),
+                now(),
+                ADMIN_VALIDITY,
+                &mut seeded(9),
+            )
             .unwrap();
         let text = render_admin_kubeconfig(
             &ClusterName::new("demo").unwrap(),
@@ -130,7 +138,14 @@ mod tests {
             &pki,
             &admin,
         );
+        (text, pki, admin)
+    }
+
+    #[test]
+    fn kubeconfig_parses_back() {
+        let (text, pki, admin) = render();
         let value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(value["apiVersion"], "v1");
         assert_eq!(value["kind"], "Config");
         assert_eq!(value["current-context"], "demo-admin@demo");
         assert_eq!(
@@ -149,5 +164,39 @@ mod tests {
             .unwrap();
         assert_eq!(STANDARD.decode(key).unwrap(), admin.key_pem.as_bytes());
         assert_eq!(value["contexts"][0]["context"]["user"], "demo-admin");
+    }
+
+    /// The field names of kubeconfig v1, exactly: camelCase `apiVersion`
+    /// and `kind`, kebab-case for the rest.
+    #[test]
+    fn kubeconfig_uses_the_v1_field_names() {
+        let (text, _, _) = render();
+        let value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let keys = |v: &serde_yaml::Value| -> Vec<String> {
+            let map = v.as_mapping().unwrap();
+            map.keys().map(|k| k.as_str().unwrap().to_owned()).collect()
+        };
+        assert_eq!(
+            keys(&value),
+            [
+                "apiVersion",
+                "kind",
+                "clusters",
+                "users",
+                "contexts",
+                "current-context",
+                "preferences"
+            ]
+        );
+        assert_eq!(keys(&value["clusters"][0]), ["name", "cluster"]);
+        assert_eq!(
+            keys(&value["clusters"][0]["cluster"]),
+            ["server", "certificate-authority-data"]
+        );
+        assert_eq!(
+            keys(&value["users"][0]["user"]),
+            ["client-certificate-data", "client-key-data"]
+        );
+        assert_eq!(keys(&value["contexts"][0]["context"]), ["cluster", "user"]);
     }
 }

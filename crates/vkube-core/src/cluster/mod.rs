@@ -25,8 +25,9 @@ pub use naming::{
     MARKER_SPEC_HASH,
 };
 pub use pki::{
-    CertificateAndKey, CertificateAuthority, ClusterPki, KeyPair, RandomSource, ADMIN_VALIDITY,
-    CA_VALIDITY, CLUSTER_CA_NAME, ETCD_CA_NAME, FRONT_PROXY_CA_NAME,
+    admin_group, CertificateAndKey, CertificateAuthority, ClusterPki, KeyPair, PkiFile,
+    RandomSource, ADMIN_GROUP, ADMIN_GROUP_SINCE_MINOR, ADMIN_VALIDITY, CA_VALIDITY,
+    CLUSTER_CA_NAME, ETCD_CA_NAME, FRONT_PROXY_CA_NAME, LEGACY_ADMIN_GROUP, NOT_BEFORE_BACKDATE,
 };
 pub use plan::{
     plan, DeleteReason, Leases, NodeRole, ObservedCluster, ObservedNode, Plan, PowerState, Step,
@@ -44,6 +45,10 @@ pub use values::{
     ClusterName, DomainName, KubernetesVersion, NodePoolName, MAX_NAME_LEN, MIN_KUBERNETES_MINOR,
 };
 
+#[cfg(test)]
+mod external_tools;
+#[cfg(test)]
+mod pki_ecosystem_tests;
 #[cfg(test)]
 mod plan_tests;
 #[cfg(test)]

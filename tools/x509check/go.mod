@@ -1,0 +1,3 @@
+module vkube/tools/x509check
+
+go 1.19
