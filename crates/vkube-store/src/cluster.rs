@@ -181,6 +181,44 @@ pub struct RemovedNode {
     pub released_leases: Vec<Lease>,
 }
 
+text_enum! {
+    /// How an add-on reached the cluster. Stored as text.
+    pub enum AddonDelivery {
+        /// Written into the first control-plane node's bootstrap data; that
+        /// node applies it after `kubeadm init`.
+        Bootstrap,
+        /// Applied by vkube through the API server (server-side apply).
+        Applied,
+        /// A changed version is rendered but could not be applied yet (API
+        /// server unreachable); the next apply retries.
+        Pending,
+    }
+}
+
+/// vkube's record of one add-on of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddonRecord {
+    /// `cni`, `cpi`, `csi`, `storage-classes`.
+    pub addon: String,
+    /// Component, e.g. `cilium`.
+    pub component: String,
+    /// Upstream version.
+    pub version: String,
+    /// SHA-256 of the rendered manifest that was delivered (or is pending).
+    pub digest: String,
+    /// How it was delivered.
+    pub delivery: AddonDelivery,
+    /// The node that applies it, for bootstrap delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Last problem, for pending updates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When recorded.
+    pub updated_at: Timestamp,
+}
+
 /// Clusters and their node records.
 ///
 /// Every method runs in its own transaction (all or nothing, also when the
@@ -287,6 +325,13 @@ pub trait ClusterStore: Send + Sync {
 
     /// The secret `name` of `cluster`, if stored.
     fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>>;
+
+    /// Records the cluster's add-ons: each record replaces the one of the
+    /// same `addon` (others are kept). Fails with `ClusterNotFound`.
+    fn record_addons(&self, cluster: &str, records: &[AddonRecord]) -> Result<()>;
+
+    /// The cluster's add-on records, by addon. Fails with `ClusterNotFound`.
+    fn addons(&self, cluster: &str) -> Result<Vec<AddonRecord>>;
 
     /// Replaces the secret `name` of `cluster` with `value` if it still
     /// holds `expected` (compare-and-set, e.g. renewing an expired

@@ -73,8 +73,8 @@ mod store;
 mod time;
 
 pub use cluster::{
-    ClusterPhase, ClusterRecord, ClusterStore, ForceDelete, Node, NodePhase, NodeRecord,
-    RemovedCluster, RemovedNode, FORCE_DELETE_AFTER,
+    AddonDelivery, AddonRecord, ClusterPhase, ClusterRecord, ClusterStore, ForceDelete, Node,
+    NodePhase, NodeRecord, RemovedCluster, RemovedNode, FORCE_DELETE_AFTER,
 };
 pub use credentials::{CredentialStore, CredentialsSummary, StoredCredentials};
 pub use error::{Error, Result};

@@ -13,8 +13,8 @@ use super::ipam::release_leases;
 use super::journal::select_intents;
 use super::{check_name, database, SqliteStore};
 use crate::cluster::{
-    ClusterPhase, ClusterRecord, ClusterStore, ForceDelete, Node, NodePhase, NodeRecord,
-    RemovedCluster, RemovedNode,
+    AddonDelivery, AddonRecord, ClusterPhase, ClusterRecord, ClusterStore, ForceDelete, Node,
+    NodePhase, NodeRecord, RemovedCluster, RemovedNode,
 };
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
@@ -468,6 +468,7 @@ impl ClusterStore for SqliteStore {
             let released_leases = release_leases(transaction, name, None, &action)?;
             for sql in [
                 "DELETE FROM cluster_secrets WHERE cluster = ?1",
+                "DELETE FROM cluster_addons WHERE cluster = ?1",
                 "DELETE FROM cluster_events WHERE cluster = ?1",
                 "DELETE FROM cluster_intents WHERE cluster = ?1",
                 "DELETE FROM cluster_nodes WHERE cluster = ?1",
@@ -600,6 +601,84 @@ impl ClusterStore for SqliteStore {
 
     fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>> {
         super::secrets::secret(self, cluster, name)
+    }
+
+    fn record_addons(&self, cluster: &str, records: &[AddonRecord]) -> Result<()> {
+        let action = format!("recording the add-ons of cluster `{cluster}`");
+        self.write(&action, |transaction| {
+            load_cluster(transaction, cluster)?;
+            for record in records {
+                transaction
+                    .execute(
+                        "INSERT INTO cluster_addons (cluster, addon, component, version, digest, delivery, node, message, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                         ON CONFLICT (cluster, addon) DO UPDATE SET component = excluded.component, \
+                         version = excluded.version, digest = excluded.digest, delivery = excluded.delivery, \
+                         node = excluded.node, message = excluded.message, updated_at = excluded.updated_at",
+                        params![
+                            cluster,
+                            record.addon,
+                            record.component,
+                            record.version,
+                            record.digest,
+                            record.delivery.as_str(),
+                            record.node,
+                            record.message,
+                            record.updated_at.unix_seconds()
+                        ],
+                    )
+                    .map_err(database(&action))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn addons(&self, cluster: &str) -> Result<Vec<AddonRecord>> {
+        let action = format!("reading the add-ons of cluster `{cluster}`");
+        self.read(&action, |transaction| {
+            load_cluster(transaction, cluster)?;
+            let mut statement = transaction
+                .prepare(
+                    "SELECT addon, component, version, digest, delivery, node, message, updated_at \
+                     FROM cluster_addons WHERE cluster = ?1 ORDER BY addon",
+                )
+                .map_err(database(&action))?;
+            let rows = statement
+                .query_map(params![cluster], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, Option<String>>(5)?,
+                        row.get::<_, Option<String>>(6)?,
+                        row.get::<_, i64>(7)?,
+                    ))
+                })
+                .map_err(database(&action))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(database(&action))?;
+            rows.into_iter()
+                .map(
+                    |(addon, component, version, digest, delivery, node, message, at)| {
+                        let delivery = parse_stored(AddonDelivery::parse, &delivery, || {
+                            format!("delivery of add-on `{addon}` of cluster `{cluster}`")
+                        })?;
+                        Ok(AddonRecord {
+                            addon,
+                            component,
+                            version,
+                            digest,
+                            delivery,
+                            node,
+                            message,
+                            updated_at: Timestamp::from_unix_seconds(at),
+                        })
+                    },
+                )
+                .collect()
+        })
     }
 
     fn replace_secret(

@@ -165,6 +165,27 @@ CREATE TABLE cloud_credentials (
 );
 "#,
     ),
+    (
+        5,
+        "cluster add-ons delivered",
+        r#"
+-- What vkube delivered of each add-on (CNI, CPI, CSI, StorageClasses), so
+-- later applies update only what changed and `vkube cluster addons` can
+-- say what is installed.
+CREATE TABLE cluster_addons (
+    cluster    TEXT NOT NULL REFERENCES clusters (name),
+    addon      TEXT NOT NULL,
+    component  TEXT NOT NULL,
+    version    TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    delivery   TEXT NOT NULL,
+    node       TEXT,
+    message    TEXT,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (cluster, addon)
+);
+"#,
+    ),
 ];
 
 /// The schema version this build writes.

@@ -550,3 +550,56 @@ fn secrets_keep_the_first_value_and_go_with_the_cluster() {
         "a new cluster of the same name gets new secrets"
     );
 }
+
+#[test]
+fn addon_records_replace_per_addon_and_go_with_the_cluster() {
+    use vkube_store::{AddonDelivery, AddonRecord};
+    let state = TestState::new();
+    let store = state.open();
+    store
+        .create_cluster("prod", "uid-1", SPEC, "hash-1", at(1))
+        .unwrap();
+    let record = |addon: &str, version: &str, delivery| AddonRecord {
+        addon: addon.into(),
+        component: format!("{addon}-component"),
+        version: version.into(),
+        digest: format!("sha256-{version}"),
+        delivery,
+        node: Some("prod-cp-0001".into()),
+        message: None,
+        updated_at: at(5),
+    };
+    store
+        .record_addons(
+            "prod",
+            &[
+                record("cni", "v1", AddonDelivery::Bootstrap),
+                record("csi", "v3", AddonDelivery::Bootstrap),
+            ],
+        )
+        .unwrap();
+    store
+        .record_addons("prod", &[record("csi", "v4", AddonDelivery::Pending)])
+        .unwrap();
+    let addons = store.addons("prod").unwrap();
+    assert_eq!(addons.len(), 2);
+    assert_eq!(
+        (addons[0].addon.as_str(), addons[0].version.as_str()),
+        ("cni", "v1")
+    );
+    assert_eq!(
+        (addons[1].version.as_str(), addons[1].delivery),
+        ("v4", AddonDelivery::Pending)
+    );
+    assert!(matches!(
+        store.addons("nope"),
+        Err(vkube_store::Error::ClusterNotFound { .. })
+    ));
+    store
+        .remove_cluster("prod", vkube_store::ForceDelete::Now, at(9))
+        .unwrap();
+    store
+        .create_cluster("prod", "uid-2", SPEC, "hash-1", at(10))
+        .unwrap();
+    assert!(store.addons("prod").unwrap().is_empty());
+}
