@@ -12,3 +12,4 @@ pub mod ipam;
 pub mod problem;
 pub mod roles;
 pub mod topology;
+mod yaml;

@@ -16,7 +16,11 @@
 pub mod cni;
 pub mod cpi;
 pub mod csi;
+mod objects;
 pub mod storage;
+#[cfg(test)]
+pub(crate) mod testing;
+mod vsphere;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -27,7 +27,10 @@ pub use observed::{
     HostFacts, InventoryFacts, NetworkFacts, ObjectRef, Observed, TagFact, TagFacts,
 };
 pub use plan::{plan_setup, Conflict, PlanOptions, SetupPlan, Step};
-pub use render::{render_csi, render_storage_classes, storage_class_name, ZoneLabel};
+pub use render::{
+    render_csi, render_storage_classes, storage_class_name, ZoneLabel, CSI_PROVISIONER,
+    CSI_TOPOLOGY_PREFIX,
+};
 pub use spec::{
     Categories, RawCategories, RawRegion, RawTopology, RawZone, Region, Topology, Zone,
     DEFAULT_REGION_CATEGORY, DEFAULT_ZONE_CATEGORY,

@@ -143,7 +143,8 @@ pub fn render_storage_classes(
                 label.zone
             )),
         }
-        out.push_str(&serde_yaml::to_string(&class).expect("StorageClass serializes"));
+        // YAML 1.1-safe: a zone named `on` stays a string for kubectl.
+        out.push_str(&crate::yaml::to_string(&class));
     }
     Ok(out)
 }

@@ -9,7 +9,6 @@
 //! spec's Kubernetes version (image-builder OVAs do; on Flatcar in
 //! `/opt/bin`), and one VMXNET3 NIC that vkube names `ens192`.
 
-pub mod cloud_config;
 pub mod cloud_init;
 pub mod content;
 pub mod guestinfo;
