@@ -34,15 +34,17 @@ pub use plan::{
 };
 pub use raw::{
     RawClusterNetwork, RawClusterSpec, RawControlPlane, RawMetadata, RawNodePool,
-    RawPlacementDomain, RawProxy, RawSpec, RawTaint, RawVip,
+    RawPlacementDomain, RawProxy, RawRegistry, RawSpec, RawStorage, RawTaint, RawVip,
 };
 pub use spec::{
-    CloneMode, ClusterSpec, ControlPlane, GroupRole, IpAllocation, NodeGroup, NodePool, OsFamily,
-    PlacementDomain, Proxy, Storage, Taint, TaintEffect, Vip, API_VERSION, CONTROL_PLANE_GROUP,
-    DEFAULT_KUBE_VIP_IMAGE, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, INDEX_DIGITS, KIND,
+    CloneMode, ClusterSpec, ControlPlane, DefaultStorageSpec, GroupRole, IpAllocation, NodeGroup,
+    NodePool, OsFamily, PlacementDomain, Proxy, Registry, Storage, Taint, TaintEffect, Vip,
+    API_VERSION, CONTROL_PLANE_GROUP, DEFAULT_KUBE_VIP_IMAGE, DEFAULT_POD_CIDR,
+    DEFAULT_SERVICE_CIDR, INDEX_DIGITS, KIND,
 };
 pub use values::{
-    ClusterName, DomainName, KubernetesVersion, NodePoolName, MAX_NAME_LEN, MIN_KUBERNETES_MINOR,
+    ClusterName, CredentialsName, DomainName, KubernetesVersion, NodePoolName,
+    MAX_KUBERNETES_MINOR, MAX_NAME_LEN, MIN_KUBERNETES_MINOR,
 };
 
 #[cfg(test)]

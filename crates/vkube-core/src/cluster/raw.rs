@@ -27,6 +27,12 @@ use serde::{Deserialize, Serialize};
 ///                   memoryMiB: 4096, placementDomain: az1 }
 ///   nodePools:
 ///     - { name: workers, replicas: 2, cpu: 4, memoryMiB: 8192, placementDomains: [az1] }
+///   cloudCredentials: prod-a-cloud  # vkube cluster credentials set prod-a-cloud …
+///   network: { cni: cilium }        # cilium | calico | none
+///   registry:                       # optional: pull every image through a mirror
+///     mirror: harbor.example.com/k8s
+///   storage:                        # optional: the default StorageClass
+///     defaultDatastore: /DC0/datastore/ds1   # or storagePolicy: gold
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -104,6 +110,44 @@ pub struct RawSpec {
     /// connectivity on hardware version 14+).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disable_tunnel_offload: bool,
+    /// Registry mirror every image is pulled through (air-gapped installs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RawRegistry>,
+    /// Name of the stored vCenter credentials the cloud provider (CPI) and
+    /// the CSI driver run as.
+    #[serde(default)]
+    pub cloud_credentials: String,
+    /// Where the default StorageClass provisions volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<RawStorage>,
+}
+
+/// `spec.registry`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRegistry {
+    /// `host[:port][/path]` without a scheme (HTTPS is implied), e.g.
+    /// `harbor.example.com/k8s`.
+    #[serde(default)]
+    pub mirror: String,
+    /// PEM CA certificates the mirror's TLS certificate chains to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
+    /// Skip TLS verification of the mirror (labs only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
+}
+
+/// `spec.storage`: exactly one of the two fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawStorage {
+    /// Datastore path for the default StorageClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_datastore: Option<String>,
+    /// Storage policy (SPBM) name for the default StorageClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_policy: Option<String>,
 }
 
 /// One entry of `spec.placementDomains`.
@@ -221,12 +265,15 @@ pub struct RawTaint {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawClusterNetwork {
-    /// Pod network CIDR; default `192.168.0.0/16`.
+    /// Pod network CIDR; default `10.244.0.0/16`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_cidr: Option<String>,
     /// Service network CIDR; default `10.96.0.0/12`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_cidr: Option<String>,
+    /// Pod network plugin: `cilium` (default), `calico` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<String>,
 }
 
 /// `spec.proxy`.

@@ -17,9 +17,10 @@ use sha2::{Digest, Sha256};
 use super::error::{Error, Problems};
 use super::raw::{
     RawClusterNetwork, RawClusterSpec, RawControlPlane, RawMetadata, RawNodePool,
-    RawPlacementDomain, RawProxy, RawSpec, RawTaint, RawVip,
+    RawPlacementDomain, RawProxy, RawRegistry, RawSpec, RawStorage, RawTaint, RawVip,
 };
-use super::values::{ClusterName, DomainName, KubernetesVersion, NodePoolName};
+use super::values::{ClusterName, CredentialsName, DomainName, KubernetesVersion, NodePoolName};
+use crate::addons::Cni;
 use crate::ipam::{Cidr, IpPool, PoolName};
 
 /// The only `apiVersion` this version of vkube reads.
@@ -31,7 +32,18 @@ pub const CONTROL_PLANE_GROUP: &str = "cp";
 /// kube-vip image used unless `spec.controlPlane.kubeVipImage` says otherwise.
 pub const DEFAULT_KUBE_VIP_IMAGE: &str = "ghcr.io/kube-vip/kube-vip:v0.8.0";
 /// Pod network used unless `spec.network.podCidr` says otherwise.
-pub const DEFAULT_POD_CIDR: &str = "192.168.0.0/16";
+///
+/// Not `192.168.0.0/16` (Calico's own default, and vkube's before): that
+/// is the range most office and home LANs, VPNs and lab networks live in,
+/// and a pod network overlapping the node network, a DNS server or an
+/// admin's VPN makes that traffic vanish into the overlay.
+/// `10.244.0.0/16` is the conventional Kubernetes pod range (kubeadm's
+/// documentation, flannel, kind), stays clear of the default service range
+/// `10.96.0.0/12`, and leaves room for 256 nodes with the controller
+/// manager's default /24 per node. Any collision with the node network is
+/// still refused: [`ClusterSpec::check_pools`] checks the pod and service
+/// networks against every IP pool the spec uses.
+pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
 /// Service network used unless `spec.network.serviceCidr` says otherwise.
 pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 /// Digits reserved for a node's index in VM names (`<cluster>-<pool>-9999`).
@@ -130,6 +142,63 @@ impl PlacementDomain {
     pub fn ip_pool(&self) -> Option<&PoolName> {
         self.ip_pool.as_ref()
     }
+}
+
+/// A validated registry mirror (`spec.registry`): every image of the
+/// cluster (Kubernetes, kube-vip, add-ons) is pulled from under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    pub(crate) host: String,
+    pub(crate) path: Option<String>,
+    pub(crate) ca_bundle: Option<String>,
+    pub(crate) insecure_skip_verify: bool,
+}
+
+impl Registry {
+    /// The mirror prefix `host[:port][/path]`, e.g. `harbor.example.com/k8s`,
+    /// as [`crate::addons::image`] takes it.
+    pub fn mirror(&self) -> String {
+        match &self.path {
+            Some(path) => format!("{}/{path}", self.host),
+            None => self.host.clone(),
+        }
+    }
+    /// `host[:port]`, e.g. `harbor.example.com` or `10.0.0.9:5000`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// The host without its port: what `NO_PROXY` lists.
+    pub fn host_name(&self) -> &str {
+        match self.host.strip_prefix('[') {
+            // `[fd00::1]:5000`
+            Some(rest) => rest.split(']').next().unwrap_or(rest),
+            None => self.host.split(':').next().unwrap_or(&self.host),
+        }
+    }
+    /// The repository path prefix under the host, e.g. `k8s`, if any.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+    /// PEM CA certificates to trust for the mirror, if any.
+    pub fn ca_bundle(&self) -> Option<&str> {
+        self.ca_bundle.as_deref()
+    }
+    /// Whether TLS verification of the mirror is skipped.
+    pub fn insecure_skip_verify(&self) -> bool {
+        self.insecure_skip_verify
+    }
+}
+
+/// Where the default StorageClass provisions volumes, as the spec names it
+/// (`spec.storage`, else the control plane domain's datastore). The
+/// runtime resolves a datastore path to its URL for the CSI driver.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DefaultStorageSpec {
+    /// A datastore by inventory path (never a datastore cluster: the CSI
+    /// driver cannot provision on one).
+    Datastore(String),
+    /// A storage policy (SPBM) by name.
+    Policy(String),
 }
 
 /// The API server's virtual IP.
@@ -299,6 +368,10 @@ pub struct ClusterSpec {
     pub(crate) ntp_servers: Vec<String>,
     pub(crate) proxy: Option<Proxy>,
     pub(crate) disable_tunnel_offload: bool,
+    pub(crate) cni: Cni,
+    pub(crate) registry: Option<Registry>,
+    pub(crate) cloud_credentials: CredentialsName,
+    pub(crate) default_storage: Option<DefaultStorageSpec>,
 }
 
 /// Whether a node group is the control plane or a worker pool.
@@ -477,6 +550,25 @@ impl ClusterSpec {
     pub fn disable_tunnel_offload(&self) -> bool {
         self.disable_tunnel_offload
     }
+    /// The pod network plugin (`spec.network.cni`, default Cilium).
+    pub fn cni(&self) -> Cni {
+        self.cni
+    }
+    /// The registry mirror every image is pulled through, if any.
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
+    }
+    /// Name of the stored vCenter credentials CPI and CSI run as.
+    pub fn cloud_credentials(&self) -> &CredentialsName {
+        &self.cloud_credentials
+    }
+    /// Where the default StorageClass provisions: `spec.storage`, else the
+    /// control plane domain's datastore when it is a plain datastore, else
+    /// nowhere (no default class: a datastore cluster cannot be the CSI
+    /// default datastore).
+    pub fn default_storage(&self) -> Option<DefaultStorageSpec> {
+        self.default_storage.clone()
+    }
 
     /// The control plane first, then the node pools in spec order.
     pub fn groups(&self) -> Vec<NodeGroup<'_>> {
@@ -510,18 +602,50 @@ impl ClusterSpec {
     }
 
     /// Checks the spec against the IP pools it names, with all problems
-    /// together: every `ipPool` and `vip.fromPool` must exist, and a fixed
-    /// VIP must sit in the control plane domain's pool network (kube-vip
-    /// announces it by ARP on that segment). Pure; the caller loads pools.
+    /// together: every `ipPool` and `vip.fromPool` must exist, a fixed VIP
+    /// must sit in the control plane domain's pool network (kube-vip
+    /// announces it by ARP on that segment), and neither the pod nor the
+    /// service network may overlap the network of any pool the spec uses
+    /// (nodes would lose the route to that part of their own network).
+    /// Pure; the caller loads pools.
     pub fn check_pools(&self, pools: &[IpPool]) -> Result<(), Error> {
         let mut problems = Problems::default();
         let find = |name: &PoolName| pools.iter().find(|p| p.name() == name);
+        // Every pool the spec uses, with the field that names it first.
+        let mut used: Vec<(String, &IpPool)> = Vec::new();
         for (index, domain) in self.placement_domains.iter().enumerate() {
             if let Some(pool) = &domain.ip_pool {
-                if find(pool).is_none() {
+                let field = format!("spec.placementDomains[{index}].ipPool");
+                match find(pool) {
+                    Some(found) => used.push((field, found)),
+                    None => problems.push(field, format!("unknown IP pool `{pool}`")),
+                }
+            }
+        }
+        if let Vip::FromPool(name) = &self.control_plane.vip {
+            if let Some(found) = find(name) {
+                used.push(("spec.controlPlane.vip.fromPool".into(), found));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        used.retain(|(_, pool)| seen.insert(pool.name().clone()));
+        for (field, cidr, what) in [
+            ("spec.network.podCidr", self.pod_cidr, "pod network"),
+            (
+                "spec.network.serviceCidr",
+                self.service_cidr,
+                "service network",
+            ),
+        ] {
+            for (named_at, pool) in &used {
+                if cidr.range().intersection(&pool.network().range()).is_some() {
                     problems.push(
-                        format!("spec.placementDomains[{index}].ipPool"),
-                        format!("unknown IP pool `{pool}`"),
+                        field,
+                        format!(
+                            "{cidr} overlaps network {} of IP pool `{}` ({named_at}): choose a {what} that no node network uses",
+                            pool.network(),
+                            pool.name(),
+                        ),
                     );
                 }
             }
@@ -666,6 +790,7 @@ impl ClusterSpec {
                 network: Some(RawClusterNetwork {
                     pod_cidr: Some(self.pod_cidr.to_string()),
                     service_cidr: Some(self.service_cidr.to_string()),
+                    cni: Some(self.cni.as_str().into()),
                 }),
                 ssh_authorized_keys: self.ssh_authorized_keys.clone(),
                 ntp_servers: self.ntp_servers.clone(),
@@ -675,6 +800,22 @@ impl ClusterSpec {
                     no_proxy: p.no_proxy.clone(),
                 }),
                 disable_tunnel_offload: self.disable_tunnel_offload,
+                registry: self.registry.as_ref().map(|r| RawRegistry {
+                    mirror: r.mirror(),
+                    ca_bundle: r.ca_bundle.clone(),
+                    insecure_skip_verify: r.insecure_skip_verify,
+                }),
+                cloud_credentials: self.cloud_credentials.to_string(),
+                storage: self.default_storage.as_ref().map(|s| match s {
+                    DefaultStorageSpec::Datastore(path) => RawStorage {
+                        default_datastore: Some(path.clone()),
+                        storage_policy: None,
+                    },
+                    DefaultStorageSpec::Policy(name) => RawStorage {
+                        default_datastore: None,
+                        storage_policy: Some(name.clone()),
+                    },
+                }),
             },
         }
     }

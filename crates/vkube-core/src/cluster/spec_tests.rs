@@ -128,7 +128,7 @@ fn validation_table() {
         }, &["spec.nodePools[0].labels[\"node-role.kubernetes.io/worker\"]: kubelets may not set `node-role.kubernetes.io/worker` (NodeRestriction refuses labels under `kubernetes.io` and `k8s.io`): use `node.kubernetes.io/…` or your own prefix",
              "spec.nodePools[0].labels[\"team\"]: value `bad value` must be at most 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit",
              "spec.nodePools[1].taints[0].effect: `Never` is not one of `NoSchedule`, `PreferNoSchedule`, `NoExecute`"]),
-        ("networks overlap", |r| r.spec.network = Some(RawClusterNetwork { pod_cidr: Some("10.0.0.0/8".into()), service_cidr: Some("10.96.0.0/12".into()) }),
+        ("networks overlap", |r| r.spec.network = Some(RawClusterNetwork { pod_cidr: Some("10.0.0.0/8".into()), service_cidr: Some("10.96.0.0/12".into()), cni: None }),
             &["spec.network.serviceCidr: 10.96.0.0/12 overlaps the pod network 10.0.0.0/8",
               "spec.controlPlane.vip.address: 10.20.0.5 is inside spec.network.podCidr 10.0.0.0/8"]),
         ("ssh ntp proxy", |r| {
@@ -174,11 +174,12 @@ fn all_problems_at_once() {
             "spec.controlPlane.cpu",
             "spec.controlPlane.memoryMiB",
             "spec.controlPlane.placementDomain",
+            "spec.cloudCredentials",
         ]
     );
     assert!(error
         .to_string()
-        .starts_with("invalid cluster spec: 11 problems\n  metadata.name: is required"));
+        .starts_with("invalid cluster spec: 12 problems\n  metadata.name: is required"));
 }
 
 #[test]
@@ -214,6 +215,7 @@ spec:
   placementDomains:
     - {name: az1, computeCluster: /DC0/host/DC0_C0, datastore: /DC0/datastore/LocalDS_0, network: /DC0/network/VM Network}
   controlPlane: {replicas: 1, vip: {address: 10.0.0.5}, cpu: 2, memoryMiB: 4096, placementDomain: az1}
+  cloudCredentials: mini-cloud
 ";
     let canonical = ClusterSpec::from_yaml(minimal).unwrap().to_yaml();
     assert_eq!(
@@ -246,8 +248,12 @@ spec:
     kubeVipImage: ghcr.io/kube-vip/kube-vip:v0.8.0
   nodePools: []
   network:
-    podCidr: 192.168.0.0/16
+    podCidr: 10.244.0.0/16
     serviceCidr: 10.96.0.0/12
+    cni: cilium
+  cloudCredentials: mini-cloud
+  storage:
+    defaultDatastore: /DC0/datastore/LocalDS_0
 "
     );
 }
@@ -290,4 +296,207 @@ fn spec_hash_is_stable_and_tracks_replacement_fields() {
     ] {
         assert_eq!(hash(edit), base, "{what} must not change the hash");
     }
+}
+
+/// A self-signed P-256 CA (`openssl req -x509 -newkey ec`), as a
+/// `spec.registry.caBundle`.
+pub(crate) const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBiDCCAS2gAwIBAgIUTNcOLsf/xR9cZzHyZ67VN5hz4LcwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOSGFyYm9yIFRlc3QgQ0EwHhcNMjYxMjAxMDkxMTU3WhcNMzYx
+MTI4MDkxMTU3WjAZMRcwFQYDVQQDDA5IYXJib3IgVGVzdCBDQTBZMBMGByqGSM49
+AgEGCCqGSM49AwEHA0IABHfkMYIsMegMb78D8e5e2sSIRR32DMDc+T7SHMr5ZE5q
+cQHJ6ghwA/aU3iw5yWtiO93+DnrHQSoew+71VKys0+WjUzBRMB0GA1UdDgQWBBRV
+PlDfKeP6Mp9zuqZ1YlUQmar84TAfBgNVHSMEGDAWgBRVPlDfKeP6Mp9zuqZ1YlUQ
+mar84TAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0kAMEYCIQDthA0aQKRs
+Hdb9E+6JuUSUgAtIx2TosSjuRT8cPewY3wIhALMTA25unfQ9y3CdeLI4sfWM90V1
+EoqzXSa0giRA/4+C
+-----END CERTIFICATE-----
+";
+
+fn raw_registry(mirror: &str) -> Option<RawRegistry> {
+    Some(RawRegistry {
+        mirror: mirror.into(),
+        ca_bundle: None,
+        insecure_skip_verify: false,
+    })
+}
+
+#[test]
+fn new_field_validation_table() {
+    type Edit = fn(&mut RawClusterSpec);
+    let cases: Vec<(&str, Edit, &[&str])> = vec![
+        ("version too old", |r| r.spec.kubernetes_version = "v1.27.16".into(),
+            &["spec.kubernetesVersion: `v1.27.16` is not supported: vkube supports Kubernetes v1.28 to v1.33 (any patch release)"]),
+        ("version too new", |r| r.spec.kubernetes_version = "v1.34.1".into(),
+            &["spec.kubernetesVersion: `v1.34.1` is not supported: vkube supports Kubernetes v1.28 to v1.33 (any patch release)"]),
+        ("oldest supported", |r| r.spec.kubernetes_version = "v1.28.0".into(), &[]),
+        ("newest supported", |r| r.spec.kubernetes_version = "v1.33.4".into(), &[]),
+        ("cni", |r| r.spec.network.as_mut().unwrap().cni = Some("flannel".into()),
+            &["spec.network.cni: `flannel` is not one of `cilium`, `calico`, `none`"]),
+        ("cni calico", |r| r.spec.network.as_mut().unwrap().cni = Some("calico".into()), &[]),
+        ("credentials missing", |r| r.spec.cloud_credentials = " ".into(),
+            &["spec.cloudCredentials: is required: the name of the cluster's own vCenter credentials the cloud provider (CPI) and CSI driver run as; store them with `vkube cluster credentials set NAME --username USER --password-file FILE`"]),
+        ("credentials not a label", |r| r.spec.cloud_credentials = "Demo_Cloud".into(),
+            &["spec.cloudCredentials: `Demo_Cloud` must be a DNS label: lowercase letters, digits and `-`, starting and ending with a letter or digit"]),
+        ("mirror with scheme", |r| r.spec.registry = raw_registry("https://harbor.example.com/k8s"),
+            &["spec.registry.mirror: `https://harbor.example.com/k8s` has a scheme `https://`: drop it (vkube pulls over HTTPS) and write it like `harbor.example.com/k8s` (host[:port][/path], no scheme)"]),
+        ("mirror without host", |r| r.spec.registry = raw_registry("harbor/k8s"),
+            &["spec.registry.mirror: `harbor/k8s` starts with `harbor`, which image references read as a Docker Hub namespace, not a host: use a fully qualified name or add the port (like `harbor.example.com/k8s` (host[:port][/path], no scheme))"]),
+        ("mirror bad port", |r| r.spec.registry = raw_registry("harbor.example.com:99999"),
+            &["spec.registry.mirror: `harbor.example.com:99999` has an invalid port `99999`"]),
+        ("mirror bad path", |r| r.spec.registry = raw_registry("harbor.example.com/K8s/"),
+            &["spec.registry.mirror: `harbor.example.com/K8s` has an invalid repository path `K8s`: lowercase letters, digits and single `.`, `_` or `-` between them, components separated by `/`"]),
+        ("mirror empty", |r| r.spec.registry = raw_registry(""),
+            &["spec.registry.mirror: is required: a registry like `harbor.example.com/k8s` (host[:port][/path], no scheme)"]),
+        ("mirror forms", |r| r.spec.registry = raw_registry("10.0.0.9:5000/mirror/k8s-images"), &[]),
+        ("mirror ipv6", |r| r.spec.registry = raw_registry("[fd00::9]:5000"), &[]),
+        ("mirror localhost", |r| r.spec.registry = raw_registry("localhost/k8s"), &[]),
+        ("ca bundle not pem", |r| r.spec.registry = Some(RawRegistry { mirror: "harbor.example.com".into(), ca_bundle: Some("MIIB…".into()), insecure_skip_verify: false }),
+            &["spec.registry.caBundle: is not a PEM certificate bundle: certificate 1 does not start with `-----BEGIN CERTIFICATE-----`"]),
+        ("ca bundle bad base64", |r| r.spec.registry = Some(RawRegistry { mirror: "harbor.example.com".into(), ca_bundle: Some("-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----\n".into()), insecure_skip_verify: false }),
+            &["spec.registry.caBundle: certificate 1 is not valid base64: Invalid symbol 37, offset 0."]),
+        ("ca bundle and insecure", |r| r.spec.registry = Some(RawRegistry { mirror: "harbor.example.com".into(), ca_bundle: Some(TEST_CA_PEM.into()), insecure_skip_verify: true }),
+            &["spec.registry.insecureSkipVerify: set either `caBundle` (verify the mirror with it) or `insecureSkipVerify`, not both"]),
+        ("ca bundle of two", |r| r.spec.registry = Some(RawRegistry { mirror: "harbor.example.com".into(), ca_bundle: Some(format!("{TEST_CA_PEM}\n{TEST_CA_PEM}")), insecure_skip_verify: false }), &[]),
+        ("storage both", |r| r.spec.storage = Some(RawStorage { default_datastore: Some("/DC0/datastore/LocalDS_0".into()), storage_policy: Some("gold".into()) }),
+            &["spec.storage: set either `defaultDatastore` or `storagePolicy`, not both"]),
+        ("storage none", |r| r.spec.storage = Some(RawStorage::default()),
+            &["spec.storage: set `defaultDatastore` or `storagePolicy` (or drop `storage` to default to the control plane domain's datastore)"]),
+        ("storage on a datastore cluster", |r| {
+            r.spec.placement_domains[1].datastore = None;
+            r.spec.placement_domains[1].datastore_cluster = Some("/DC0/datastore/SP0".into());
+            r.spec.storage = Some(RawStorage { default_datastore: Some("/DC0/datastore/SP0/".into()), storage_policy: None });
+        }, &["spec.storage.defaultDatastore: `/DC0/datastore/SP0` is the datastore cluster of spec.placementDomains[1]: a datastore cluster cannot be the CSI default datastore; name one of its datastores or use `storagePolicy`"]),
+        ("storage policy blank", |r| r.spec.storage = Some(RawStorage { default_datastore: None, storage_policy: Some(" ".into()) }),
+            &["spec.storage.storagePolicy: must be a storage policy name on one line"]),
+        ("pod network too small", |r| r.spec.network.as_mut().unwrap().pod_cidr = Some("10.244.0.0/22".into()),
+            &["spec.network.podCidr: 10.244.0.0/22 has room for 4 nodes (a /24 each), but the spec asks for 8"]),
+        ("pod network below a node block", |r| r.spec.network.as_mut().unwrap().pod_cidr = Some("10.244.0.0/25".into()),
+            &["spec.network.podCidr: 10.244.0.0/25 is smaller than the /24 each node gets from it"]),
+        ("service network too large", |r| r.spec.network.as_mut().unwrap().service_cidr = Some("10.64.0.0/11".into()),
+            &["spec.network.serviceCidr: 10.64.0.0/11 is larger than the API server allows: use /12 or smaller"]),
+    ];
+    for (name, edit, expected) in cases {
+        let found = problems(edit);
+        assert_eq!(
+            found,
+            expected.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "case `{name}`"
+        );
+    }
+}
+
+#[test]
+fn new_field_accessors_and_defaults() {
+    let spec = example();
+    assert_eq!(spec.cni(), crate::addons::Cni::Cilium);
+    assert_eq!(spec.cloud_credentials().as_str(), "demo-cloud");
+    assert!(spec.registry().is_none());
+    // No `storage`: the control plane domain's plain datastore.
+    assert_eq!(
+        spec.default_storage(),
+        Some(DefaultStorageSpec::Datastore(
+            "/DC0/datastore/LocalDS_0".into()
+        ))
+    );
+    assert_eq!(spec.pod_cidr().to_string(), DEFAULT_POD_CIDR);
+
+    // The control plane on a datastore cluster: no default class.
+    let on_cluster = edited(|r| {
+        r.spec.placement_domains[0].datastore = None;
+        r.spec.placement_domains[0].datastore_cluster = Some("/DC0/datastore/SP0".into());
+    })
+    .unwrap();
+    assert_eq!(on_cluster.default_storage(), None);
+    let canonical = on_cluster.to_yaml();
+    assert!(!canonical.contains("storage:"), "{canonical}");
+    assert_eq!(ClusterSpec::from_yaml(&canonical).unwrap(), on_cluster);
+
+    // Explicit policy, registry with CA, calico: round trip.
+    let custom = edited(|r| {
+        r.spec.storage = Some(RawStorage {
+            default_datastore: None,
+            storage_policy: Some("vSAN Default Storage Policy".into()),
+        });
+        r.spec.registry = Some(RawRegistry {
+            mirror: "harbor.example.com:8443/k8s/".into(),
+            ca_bundle: Some(TEST_CA_PEM.into()),
+            insecure_skip_verify: false,
+        });
+        r.spec.network.as_mut().unwrap().cni = Some("calico".into());
+    })
+    .unwrap();
+    assert_eq!(
+        custom.default_storage(),
+        Some(DefaultStorageSpec::Policy(
+            "vSAN Default Storage Policy".into()
+        ))
+    );
+    let registry = custom.registry().unwrap();
+    assert_eq!(registry.mirror(), "harbor.example.com:8443/k8s");
+    assert_eq!(registry.host(), "harbor.example.com:8443");
+    assert_eq!(registry.host_name(), "harbor.example.com");
+    assert_eq!(registry.path(), Some("k8s"));
+    assert_eq!(registry.ca_bundle(), Some(TEST_CA_PEM));
+    assert!(!registry.insecure_skip_verify());
+    assert_eq!(custom.cni(), crate::addons::Cni::Calico);
+    let yaml = custom.to_yaml();
+    assert!(
+        yaml.contains("  registry:\n    mirror: harbor.example.com:8443/k8s\n    caBundle: |\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("  storage:\n    storagePolicy: vSAN Default Storage Policy\n"),
+        "{yaml}"
+    );
+    assert_eq!(ClusterSpec::from_yaml(&yaml).unwrap(), custom);
+
+    let ipv6 = edited(|r| r.spec.registry = raw_registry("[fd00::9]:5000")).unwrap();
+    let registry = ipv6.registry().unwrap();
+    assert_eq!(
+        (registry.host(), registry.host_name(), registry.path()),
+        ("[fd00::9]:5000", "fd00::9", None)
+    );
+}
+
+#[test]
+fn check_pools_refuses_pod_and_service_networks_on_node_networks() {
+    let pools = validate_pools(&parse_pools_yaml(EXAMPLE_POOLS).unwrap(), false).unwrap();
+    // The old default pod network next to a 192.168.x LAN.
+    let lan = EXAMPLE_POOLS.replace("10.20.0.", "192.168.1.");
+    let lan_pools = validate_pools(&parse_pools_yaml(&lan).unwrap(), false).unwrap();
+    let spec = edited(|raw| {
+        raw.spec.network = Some(RawClusterNetwork {
+            pod_cidr: Some("192.168.0.0/16".into()),
+            service_cidr: Some("10.20.0.0/16".into()),
+            cni: None,
+        });
+        raw.spec.control_plane.vip = Some(RawVip {
+            address: None,
+            from_pool: Some("nodes".into()),
+        });
+    })
+    .unwrap();
+    let found: Vec<String> = spec
+        .check_pools(&lan_pools)
+        .unwrap_err()
+        .problems()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(found, [
+        "spec.network.podCidr: 192.168.0.0/16 overlaps network 192.168.1.0/24 of IP pool `nodes` (spec.placementDomains[0].ipPool): choose a pod network that no node network uses",
+    ]);
+    let found: Vec<String> = spec
+        .check_pools(&pools)
+        .unwrap_err()
+        .problems()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(found, [
+        "spec.network.serviceCidr: 10.20.0.0/16 overlaps network 10.20.0.0/24 of IP pool `nodes` (spec.placementDomains[0].ipPool): choose a service network that no node network uses",
+    ]);
+    // The defaults fit the example's pool.
+    example().check_pools(&pools).unwrap();
 }

@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::error::{Error, Problems};
 use super::raw::*;
 use super::spec::*;
-use super::values::{check_label, ClusterName, DomainName, KubernetesVersion, NodePoolName};
+use super::values::{
+    check_label, ClusterName, CredentialsName, DomainName, KubernetesVersion, NodePoolName,
+};
+use crate::addons::Cni;
 use crate::ipam::{parse_address, Cidr, PoolName};
 
 // kubeadm's preflight checks refuse control-plane nodes with fewer than 2
@@ -141,6 +144,28 @@ impl RawClusterSpec {
         }
 
         let (pod_cidr, service_cidr) = validate_network(p, spec.network.as_ref());
+        let cni = choice(
+            p,
+            "spec.network.cni",
+            spec.network.as_ref().and_then(|n| n.cni.as_deref()),
+            &[
+                ("cilium", Cni::Cilium),
+                ("calico", Cni::Calico),
+                ("none", Cni::None),
+            ],
+        );
+        if let Some(pod) = pod_cidr {
+            let nodes = u64::from(spec.control_plane.replicas)
+                + spec
+                    .node_pools
+                    .iter()
+                    .map(|pool| u64::from(pool.replicas))
+                    .sum::<u64>();
+            check_pod_cidr_size(p, pod, nodes);
+        }
+        if let Some(service) = service_cidr {
+            check_service_cidr_size(p, service);
+        }
         if let (Some(pod), Some(service)) = (pod_cidr, service_cidr) {
             if pod.range().intersection(&service.range()).is_some() {
                 p.push(
@@ -175,6 +200,27 @@ impl RawClusterSpec {
             }
         }
         let proxy = spec.proxy.as_ref().map(|raw| validate_proxy(p, raw));
+        let registry = spec
+            .registry
+            .as_ref()
+            .and_then(|raw| validate_registry(p, raw));
+        let cloud_credentials = if spec.cloud_credentials.trim().is_empty() {
+            p.push(
+                "spec.cloudCredentials",
+                "is required: the name of the cluster's own vCenter credentials the cloud provider (CPI) and CSI driver run as; store them with `vkube cluster credentials set NAME --username USER --password-file FILE`",
+            );
+            None
+        } else {
+            CredentialsName::new(spec.cloud_credentials.trim())
+                .map_err(|e| p.push("spec.cloudCredentials", e))
+                .ok()
+        };
+        let default_storage = validate_storage(
+            p,
+            spec.storage.as_ref(),
+            &spec.placement_domains,
+            &spec.control_plane.placement_domain,
+        );
 
         if !problems.is_empty() {
             return Err(Error::Invalid {
@@ -193,6 +239,8 @@ impl RawClusterSpec {
             Some(control_plane),
             Some(pod_cidr),
             Some(service_cidr),
+            Some(cni),
+            Some(cloud_credentials),
         ) = (
             name,
             kubernetes_version,
@@ -205,6 +253,8 @@ impl RawClusterSpec {
             control_plane,
             pod_cidr,
             service_cidr,
+            cni,
+            cloud_credentials,
         )
         else {
             unreachable!("a missing part always records a problem")
@@ -235,6 +285,10 @@ impl RawClusterSpec {
                 .collect(),
             proxy,
             disable_tunnel_offload: spec.disable_tunnel_offload,
+            cni,
+            registry,
+            cloud_credentials,
+            default_storage,
         })
     }
 }
@@ -756,5 +810,261 @@ fn validate_proxy(p: &mut Problems, raw: &RawProxy) -> Proxy {
         http_proxy: raw.http_proxy.clone(),
         https_proxy: raw.https_proxy.clone(),
         no_proxy: raw.no_proxy.iter().map(|e| e.trim().to_owned()).collect(),
+    }
+}
+
+/// The controller manager gives every node a /24 (IPv4) or /64 (IPv6) of
+/// the pod network: it must hold one per node the spec asks for.
+fn check_pod_cidr_size(p: &mut Problems, pod: Cidr, nodes: u64) {
+    let (node_prefix, family) = match pod.network() {
+        std::net::IpAddr::V4(_) => (24u8, "/24"),
+        std::net::IpAddr::V6(_) => (64u8, "/64"),
+    };
+    if pod.prefix() > node_prefix {
+        p.push(
+            "spec.network.podCidr",
+            format!("{pod} is smaller than the {family} each node gets from it"),
+        );
+        return;
+    }
+    let room = 1u128
+        .checked_shl(u32::from(node_prefix - pod.prefix()))
+        .unwrap_or(u128::MAX);
+    if room < u128::from(nodes) {
+        p.push(
+            "spec.network.podCidr",
+            format!(
+                "{pod} has room for {room} nodes (a {family} each), but the spec asks for {nodes}"
+            ),
+        );
+    }
+}
+
+/// kube-apiserver refuses service ranges over 2^20 addresses (`/12` for
+/// IPv4, `/108` for IPv6).
+fn check_service_cidr_size(p: &mut Problems, service: Cidr) {
+    let (min_prefix, family) = match service.network() {
+        std::net::IpAddr::V4(_) => (12u8, "/12"),
+        std::net::IpAddr::V6(_) => (108u8, "/108"),
+    };
+    if service.prefix() < min_prefix {
+        p.push(
+            "spec.network.serviceCidr",
+            format!("{service} is larger than the API server allows: use {family} or smaller"),
+        );
+    }
+}
+
+fn validate_registry(p: &mut Problems, raw: &RawRegistry) -> Option<Registry> {
+    let before = p.list.len();
+    let mirror = raw.mirror.trim().trim_end_matches('/');
+    let parsed = check_mirror(mirror)
+        .map_err(|e| p.push("spec.registry.mirror", e))
+        .ok();
+    let ca_bundle = raw.ca_bundle.as_ref().and_then(|pem| {
+        check_pem_certificates(pem)
+            .map(|()| pem.trim().to_owned() + "\n")
+            .map_err(|e| p.push("spec.registry.caBundle", e))
+            .ok()
+    });
+    if raw.insecure_skip_verify && ca_bundle.is_some() {
+        p.push(
+            "spec.registry.insecureSkipVerify",
+            "set either `caBundle` (verify the mirror with it) or `insecureSkipVerify`, not both",
+        );
+    }
+    let (host, path) = parsed?;
+    (p.list.len() == before).then(|| Registry {
+        host,
+        path,
+        ca_bundle,
+        insecure_skip_verify: raw.insecure_skip_verify,
+    })
+}
+
+/// `host[:port][/path]`, in the image reference grammar: the host must
+/// look like one (a `.` or `:` or `localhost`, else container runtimes read
+/// it as a Docker Hub namespace), path components are lowercase.
+fn check_mirror(mirror: &str) -> Result<(String, Option<String>), String> {
+    let example = "like `harbor.example.com/k8s` (host[:port][/path], no scheme)";
+    if mirror.is_empty() {
+        return Err(format!("is required: a registry {example}"));
+    }
+    if let Some((scheme, _)) = mirror.split_once("://") {
+        return Err(format!(
+            "`{mirror}` has a scheme `{scheme}://`: drop it (vkube pulls over HTTPS) and write it {example}"
+        ));
+    }
+    let (host, path) = match mirror.split_once('/') {
+        Some((host, path)) => (host, Some(path)),
+        None => (mirror, None),
+    };
+    let bad_host = || format!("`{mirror}` does not start with a registry host {example}");
+    // `[fd00::1]:5000`, `10.0.0.9:5000`, `harbor.example.com`.
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => {
+            let (address, after) = rest.split_once(']').ok_or_else(bad_host)?;
+            address
+                .parse::<std::net::Ipv6Addr>()
+                .map_err(|_| bad_host())?;
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or_else(bad_host)?),
+            };
+            (None, port)
+        }
+        None => match host.split_once(':') {
+            Some((name, port)) => (Some(name), Some(port)),
+            None => (Some(host), None),
+        },
+    };
+    if let Some(name) = name {
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !valid {
+            return Err(bad_host());
+        }
+        if !name.contains('.') && port.is_none() && name != "localhost" {
+            return Err(format!(
+                "`{mirror}` starts with `{name}`, which image references read as a Docker Hub namespace, not a host: use a fully qualified name or add the port ({example})"
+            ));
+        }
+    }
+    if let Some(port) = port {
+        if port.parse::<u16>().map_or(true, |port| port == 0) {
+            return Err(format!("`{mirror}` has an invalid port `{port}`"));
+        }
+    }
+    let path = match path {
+        None | Some("") => None,
+        Some(path) => {
+            let component_ok = |part: &str| {
+                part.split(['.', '_', '-']).all(|piece| {
+                    !piece.is_empty()
+                        && piece
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                })
+            };
+            if !path.split('/').all(component_ok) {
+                return Err(format!(
+                    "`{mirror}` has an invalid repository path `{path}`: lowercase letters, digits and single `.`, `_` or `-` between them, components separated by `/`"
+                ));
+            }
+            Some(path.to_owned())
+        }
+    };
+    Ok((host.to_owned(), path))
+}
+
+/// At least one PEM `CERTIFICATE` block, each with a base64 body, and
+/// nothing but whitespace between blocks.
+fn check_pem_certificates(pem: &str) -> Result<(), String> {
+    use base64::Engine;
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut rest = pem.trim();
+    let mut blocks = 0;
+    while !rest.is_empty() {
+        let Some(after_begin) = rest.strip_prefix(BEGIN) else {
+            return Err(format!(
+                "is not a PEM certificate bundle: certificate {} does not start with `{BEGIN}`",
+                blocks + 1
+            ));
+        };
+        let Some((body, after_end)) = after_begin.split_once(END) else {
+            return Err(format!(
+                "is not a PEM certificate bundle: certificate {} has no `{END}`",
+                blocks + 1
+            ));
+        };
+        let base64: String = body.split_whitespace().collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&base64)
+            .map_err(|e| format!("certificate {} is not valid base64: {e}", blocks + 1))?;
+        // Every DER certificate is a SEQUENCE (tag 0x30).
+        if der.first() != Some(&0x30) {
+            return Err(format!(
+                "certificate {} does not hold a DER certificate",
+                blocks + 1
+            ));
+        }
+        blocks += 1;
+        rest = after_end.trim_start();
+    }
+    if blocks == 0 {
+        return Err(format!("is empty: paste one or more `{BEGIN}` blocks"));
+    }
+    Ok(())
+}
+
+/// `spec.storage`, or the control plane domain's datastore by default.
+fn validate_storage(
+    p: &mut Problems,
+    raw: Option<&RawStorage>,
+    domains: &[RawPlacementDomain],
+    control_plane_domain: &str,
+) -> Option<DefaultStorageSpec> {
+    let Some(raw) = raw else {
+        // Not a datastore cluster: the CSI driver needs one datastore.
+        return domains
+            .iter()
+            .find(|d| d.name.trim() == control_plane_domain.trim())
+            .filter(|d| d.datastore_cluster.is_none())
+            .and_then(|d| d.datastore.as_deref())
+            .map(|path| {
+                let path = path.trim().trim_end_matches('/');
+                DefaultStorageSpec::Datastore(path.to_owned())
+            });
+    };
+    match (&raw.default_datastore, &raw.storage_policy) {
+        (Some(_), Some(_)) => {
+            p.push(
+                "spec.storage",
+                "set either `defaultDatastore` or `storagePolicy`, not both",
+            );
+            None
+        }
+        (None, None) => {
+            p.push(
+                "spec.storage",
+                "set `defaultDatastore` or `storagePolicy` (or drop `storage` to default to the control plane domain's datastore)",
+            );
+            None
+        }
+        (Some(path), None) => {
+            let path = required_path(p, "spec.storage.defaultDatastore", path)?;
+            let cluster = domains.iter().enumerate().find(|(_, d)| {
+                d.datastore_cluster
+                    .as_deref()
+                    .is_some_and(|c| c.trim().trim_end_matches('/') == path)
+            });
+            if let Some((index, _)) = cluster {
+                p.push(
+                    "spec.storage.defaultDatastore",
+                    format!("`{path}` is the datastore cluster of spec.placementDomains[{index}]: a datastore cluster cannot be the CSI default datastore; name one of its datastores or use `storagePolicy`"),
+                );
+                return None;
+            }
+            Some(DefaultStorageSpec::Datastore(path))
+        }
+        (None, Some(name)) => {
+            let name = name.trim();
+            if name.is_empty() || name.chars().any(char::is_control) {
+                p.push(
+                    "spec.storage.storagePolicy",
+                    "must be a storage policy name on one line",
+                );
+                return None;
+            }
+            Some(DefaultStorageSpec::Policy(name.to_owned()))
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Validated value newtypes of a cluster spec: [`ClusterName`],
-//! [`NodePoolName`], [`DomainName`] and [`KubernetesVersion`].
+//! [`NodePoolName`], [`DomainName`], [`CredentialsName`] and
+//! [`KubernetesVersion`].
 //!
 //! Each can only hold a valid value: construction and `Deserialize` run the
 //! same check. Cross-field rules (name lengths combined into VM names,
@@ -9,6 +10,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::addons::SUPPORTED_MINORS;
 
 /// Longest cluster or node pool name: keeps `<cluster>-<pool>-<n>` within a
 /// DNS label once `spec.rs` checks the pair together.
@@ -100,9 +103,20 @@ label_newtype!(
     "placement domain name"
 );
 
+label_newtype!(
+    /// The name of a cluster's vCenter credentials (`spec.cloudCredentials`),
+    /// stored with `vkube cluster credentials set NAME`: a DNS-1123 label of
+    /// at most 63 characters.
+    CredentialsName,
+    63,
+    "credentials name"
+);
+
 /// A Kubernetes release such as `v1.30.2` (a leading `v`, then
-/// `MAJOR.MINOR.PATCH`, optionally `-pre.release`). Only 1.x releases from
-/// 1.26 on are accepted: kubeadm's `v1beta3` config API is what vkube renders.
+/// `MAJOR.MINOR.PATCH`, optionally `-pre.release`). Only the minors vkube
+/// renders bootstrap data and add-ons for are accepted
+/// ([`MIN_KUBERNETES_MINOR`] to [`MAX_KUBERNETES_MINOR`], the add-ons'
+/// [`SUPPORTED_MINORS`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KubernetesVersion {
     major: u64,
@@ -111,8 +125,10 @@ pub struct KubernetesVersion {
     pre: Option<String>,
 }
 
-/// Oldest minor release vkube renders bootstrap data for.
-pub const MIN_KUBERNETES_MINOR: u64 = 26;
+/// Oldest minor release vkube renders bootstrap data and add-ons for.
+pub const MIN_KUBERNETES_MINOR: u64 = *SUPPORTED_MINORS.start();
+/// Newest minor release vkube renders bootstrap data and add-ons for.
+pub const MAX_KUBERNETES_MINOR: u64 = *SUPPORTED_MINORS.end();
 
 impl KubernetesVersion {
     /// The major release (always 1).
@@ -168,9 +184,9 @@ impl FromStr for KubernetesVersion {
                 return Err(bad());
             }
         }
-        if major != 1 || minor < MIN_KUBERNETES_MINOR {
+        if major != 1 || !SUPPORTED_MINORS.contains(&minor) {
             return Err(format!(
-                "`{input}` is not supported: vkube needs Kubernetes v1.{MIN_KUBERNETES_MINOR}.0 or later in the 1.x series"
+                "`{input}` is not supported: vkube supports Kubernetes v1.{MIN_KUBERNETES_MINOR} to v1.{MAX_KUBERNETES_MINOR} (any patch release)"
             ));
         }
         Ok(KubernetesVersion {
@@ -230,6 +246,14 @@ mod tests {
             (1, 30, 2)
         );
         assert_eq!(version.to_string(), "v1.30.2");
+        for minor in SUPPORTED_MINORS {
+            let text = format!("v1.{minor}.0");
+            assert_eq!(text.parse::<KubernetesVersion>().unwrap().minor(), minor);
+        }
+        assert_eq!(
+            "v1.27.16".parse::<KubernetesVersion>().unwrap_err(),
+            "`v1.27.16` is not supported: vkube supports Kubernetes v1.28 to v1.33 (any patch release)"
+        );
         assert_eq!(
             "v1.31.0-rc.1"
                 .parse::<KubernetesVersion>()
@@ -244,6 +268,8 @@ mod tests {
             "v1.30.2-",
             "v2.0.0",
             "v1.25.9",
+            "v1.27.16",
+            "v1.34.0",
             "v1.x.0",
             "v1.30.2+meta",
         ] {

@@ -100,7 +100,7 @@ fn kubeadm_init_documents_parse_back() {
     assert_eq!(cluster.control_plane_endpoint, "10.20.0.5:6443");
     assert_eq!(cluster.kubernetes_version, "v1.30.2");
     assert_eq!(cluster.cluster_name, "demo");
-    assert_eq!(cluster.networking.pod_subnet, "192.168.0.0/16");
+    assert_eq!(cluster.networking.pod_subnet, "10.244.0.0/16");
     assert_eq!(cluster.api_server.cert_sans, ["10.20.0.5"]);
     assert_eq!(
         cluster.controller_manager.extra_args["cloud-provider"],
@@ -455,7 +455,7 @@ fn cloud_config_contents() {
         environment.contains("HTTPS_PROXY=\"http://proxy.example.com:3128\"\n"),
         "{environment}"
     );
-    assert!(environment.contains("NO_PROXY=\"vc.example.com,.example.com,localhost,127.0.0.1,10.20.0.5,10.20.0.0/24,192.168.0.0/16,10.96.0.0/12,.svc,.cluster.local\"\n"), "{environment}");
+    assert!(environment.contains("NO_PROXY=\"vc.example.com,.example.com,localhost,127.0.0.1,10.20.0.5,10.20.0.0/24,10.244.0.0/16,10.96.0.0/12,.svc,.cluster.local\"\n"), "{environment}");
     let drop_in = files
         .iter()
         .find(|f| f["path"] == "/etc/systemd/system/containerd.service.d/http-proxy.conf")
