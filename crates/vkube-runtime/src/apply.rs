@@ -105,8 +105,7 @@ pub struct PlanPreview {
     pub unfinished: Vec<String>,
 }
 
-const SECRET_PKI: &str = "pki";
-const SECRET_TOKEN: &str = "bootstrap-token";
+use crate::access::{SECRET_PKI, SECRET_TOKEN};
 
 fn step_name(step: &Step) -> (&'static str, Option<&str>) {
     match step {

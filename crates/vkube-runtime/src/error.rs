@@ -52,12 +52,24 @@ pub enum Error {
         passes: usize,
     },
     /// A role-catalog slot is bound to a path that does not fit.
-    #[error("slot `{slot}`: {problem}")]
+    #[error("binding slot `{slot}`: {problem}")]
     Binding {
         /// The slot.
         slot: vkube_core::roles::Slot,
         /// What is wrong, naming the path.
         problem: String,
+    },
+    /// A role-catalog slot is bound to an object of the wrong kind.
+    #[error("slot `{slot}` is bound to `{path}`, which is a {found}, not a {expected}")]
+    SlotMismatch {
+        /// The slot.
+        slot: vkube_core::roles::Slot,
+        /// The bound path.
+        path: String,
+        /// What the object is.
+        found: String,
+        /// What the slot needs.
+        expected: String,
     },
     /// The cluster's own vCenter user (CPI/CSI) lacks privileges.
     #[error("cloud user `{user}` lacks {} privilege(s) that the vSphere CPI/CSI need:{}\n  grant them with `vkube roles apply vsphere-cpi|vsphere-csi --principal {user} --bind …`", missing.len(), missing.iter().map(|m| format!("\n  {} on `{}` ({}, role {})", m.privilege, m.object, m.profile, m.role)).collect::<String>())]
@@ -67,6 +79,25 @@ pub enum Error {
         /// Every missing privilege.
         missing: Vec<crate::cloud::MissingPrivilege>,
     },
+    /// The cluster has not been bootstrapped far enough for this.
+    #[error("cluster `{cluster}` has no {missing} yet: run `vkube cluster apply` first")]
+    NotBootstrapped {
+        /// Cluster name.
+        cluster: String,
+        /// What is missing.
+        missing: String,
+    },
+    /// An input file or value vkube was given cannot be used.
+    #[error("{what}: {problem}")]
+    Input {
+        /// What was read, e.g. "CA file `ca.pem`".
+        what: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// An add-on cannot be rendered from the cluster's settings.
+    #[error(transparent)]
+    Addon(#[from] vkube_core::addons::Error),
     /// Stored data could not be read back.
     #[error("stored {what} of cluster `{cluster}` is unreadable: {detail}")]
     Corrupt {
@@ -86,6 +117,10 @@ impl Error {
             Error::Spec(_)
             | Error::Placement { .. }
             | Error::Binding { .. }
+            | Error::SlotMismatch { .. }
+            | Error::NotBootstrapped { .. }
+            | Error::Input { .. }
+            | Error::Addon(_)
             | Error::CloudUserLacksPrivileges { .. }
             | Error::NodesFailed { .. }
             | Error::NotConverged { .. } => true,

@@ -4,6 +4,8 @@
 //! Shared by the CLI and the future server; never prints.
 #![deny(missing_docs)]
 
+pub mod access;
+pub mod addons;
 pub mod apply;
 pub mod cloud;
 pub mod delete;

@@ -41,14 +41,15 @@ pub fn resolve_targets<'a>(inventory: &'a Inventory, targets: &Targets) -> Resul
                 Slot::TemplateFolder => ("template folder", |d| matches!(d, Details::Folder { .. })),
                 Slot::NodeVms => ("VM", |d| matches!(d, Details::VirtualMachine { .. })),
             };
-            let entity = inventory.resolve(&target.path, kind).map_err(|source| Error::Binding {
-                slot: target.slot,
-                problem: source.to_string(),
-            })?;
+            let entity = inventory
+                .resolve(&target.path, kind)
+                .map_err(|source| Error::Binding { slot: target.slot, problem: source.to_string() })?;
             if !fits(&entity.details) {
-                return Err(Error::Binding {
+                return Err(Error::SlotMismatch {
                     slot: target.slot,
-                    problem: format!("`{}` is a {}, not a {kind}", target.path, entity.type_name),
+                    path: target.path.clone(),
+                    found: entity.type_name.clone(),
+                    expected: kind.to_owned(),
                 });
             }
             Ok(Resolved { target: target.clone(), entity })

@@ -9,9 +9,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use vkube_core::cluster::{
-    render_admin_kubeconfig, ClusterPki, ClusterSpec, Step, Vip, ADMIN_VALIDITY,
-};
+use vkube_core::cluster::{ClusterSpec, Step, Vip, ADMIN_VALIDITY};
 use vkube_runtime::{ApplyOptions, DeleteOptions, Progress};
 use vkube_store::{ClusterStore, ForceDelete, Journal, LeaseFilter, SqliteStore, Store};
 
@@ -637,41 +635,17 @@ fn kubeconfig(name: &str, state: &Path, file: Option<&Path>, out: &mut dyn Write
     let store = open_store(state)?;
     let record = store.cluster(name)?;
     let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
-    let pki_json = store.secret(name, "pki")?.ok_or_else(|| {
-        UsageError(format!(
-            "cluster `{name}` has no key material yet: run `vkube cluster apply` first"
-        ))
-    })?;
-    let pki: ClusterPki = serde_json::from_str(&pki_json).context("reading the cluster PKI")?;
-    let vip = match spec.control_plane().vip() {
-        Vip::Address(a) => a.to_string(),
-        Vip::FromPool(_) => store
-            .leases(&LeaseFilter {
-                pool: None,
-                cluster: Some(name.to_string()),
-            })?
-            .into_iter()
-            .find(|l| l.node == vkube_core::cluster::vip_lease_node(spec.name()))
-            .map(|l| l.address.to_string())
-            .ok_or_else(|| {
-                UsageError(format!(
-                    "cluster `{name}` has no VIP yet: run `vkube cluster apply` first"
-                ))
-            })?,
-    };
-    let endpoint = if vip.contains(':') {
-        format!("[{vip}]:6443")
-    } else {
-        format!("{vip}:6443")
-    };
     let mut random = |buf: &mut [u8]| getrandom::getrandom(buf).expect("OS random generator");
-    let client = pki.admin_certificate(
+    let (access, pki) = vkube_runtime::access::issue_admin(
+        &store,
+        &spec,
         &format!("{name}-admin"),
         SystemTime::now(),
         ADMIN_VALIDITY,
         &mut random,
-    )?;
-    let text = render_admin_kubeconfig(spec.name(), &endpoint, &pki, &client);
+    )
+    ?;
+    let text = access.kubeconfig(&spec, &pki);
     match file {
         None => out.write_all(text.as_bytes())?,
         Some(path) => {

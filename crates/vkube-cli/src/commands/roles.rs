@@ -585,7 +585,9 @@ async fn check(
     let report = privileges::check(session, &inventory, &request)
         .await
         .map_err(|e| match e {
-            vkube_runtime::Error::Binding { .. } => UsageError(e.to_string()).into(),
+            vkube_runtime::Error::Binding { .. } | vkube_runtime::Error::SlotMismatch { .. } => {
+                UsageError(e.to_string()).into()
+            }
             e => anyhow::Error::from(e).context(match principal {
                 Some(user) => format!("checking the privileges of `{user}`"),
                 None => "checking this session's privileges".to_owned(),
