@@ -25,7 +25,7 @@ const TOKEN_SECRET_TYPE: &str = "bootstrap.kubernetes.io/token";
 const KUBEADM_NODE_GROUP: &str = "system:bootstrappers:kubeadm:default-node-token";
 
 /// The Secret for the token `<token_id>.<token_secret>` valid until `expires`.
-pub(crate) fn token_secret(
+pub(crate) fn render_secret(
     token_id: &str,
     token_secret: &str,
     expires: SystemTime,
@@ -97,7 +97,7 @@ impl KubeClient {
         expires: SystemTime,
         description: &str,
     ) -> Result<()> {
-        let secret = self::token_secret(token_id, token_secret, expires, description)?;
+        let secret = render_secret(token_id, token_secret, expires, description)?;
         if expires <= SystemTime::now() {
             return Err(Error::InvalidInput(format!(
                 "bootstrap token `{token_id}` would already be expired; the token cleaner \
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn secret_has_kubeadms_shape() {
-        let secret = token_secret("abcdef", "0123456789abcdef", expires(), "vkube nodes").unwrap();
+        let secret = render_secret("abcdef", "0123456789abcdef", expires(), "vkube nodes").unwrap();
         assert_eq!(
             secret.metadata.name.as_deref(),
             Some("bootstrap-token-abcdef")
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn empty_descriptions_are_left_out() {
-        let secret = token_secret("abcdef", "0123456789abcdef", expires(), "").unwrap();
+        let secret = render_secret("abcdef", "0123456789abcdef", expires(), "").unwrap();
         assert!(!data(&secret).contains_key("description"));
     }
 
@@ -205,7 +205,7 @@ mod tests {
             ("abcdef", "0123456789ABCDEF"),
             ("abcdef", "0123456789abcde"),
         ] {
-            let err = token_secret(id, secret, expires(), "").unwrap_err();
+            let err = render_secret(id, secret, expires(), "").unwrap_err();
             assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
             assert!(!err.to_string().contains(secret), "{err}");
         }
@@ -227,7 +227,7 @@ mod tests {
             eprintln!("note: `kubernetes-validate` not installed, skipping schema validation");
             return;
         }
-        let secret = token_secret("abcdef", "0123456789abcdef", expires(), "vkube nodes").unwrap();
+        let secret = render_secret("abcdef", "0123456789abcdef", expires(), "vkube nodes").unwrap();
         let dir = tempfile_dir();
         let path = dir.join("bootstrap-token.yaml");
         std::fs::write(&path, serde_yaml::to_string(&secret).unwrap()).unwrap();
