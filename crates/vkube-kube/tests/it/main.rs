@@ -1,0 +1,18 @@
+//! vkube-kube against a stand-in kube-apiserver serving recorded responses over mutual TLS.
+//! No real API server can run here; every test that relies on the stand-in says so in its name.
+
+mod apply;
+mod bootstrap_token;
+mod connect;
+mod support;
+
+use support::{StandIn, TestPki};
+use vkube_kube::KubeClient;
+
+/// A fresh cluster PKI, a stand-in serving it, and an admin client for it.
+async fn stand_in_with_client() -> (TestPki, StandIn, KubeClient) {
+    let pki = TestPki::new();
+    let stand_in = StandIn::start(&pki).await;
+    let client = KubeClient::new(&pki.admin_access(&stand_in.endpoint())).unwrap();
+    (pki, stand_in, client)
+}
