@@ -65,6 +65,8 @@ enum Command {
     Roles(commands::roles::RolesArgs),
     /// Regions and zones as vSphere tags: setup, ls, validate, render
     Zones(commands::zones::ZonesArgs),
+    /// The state file: where it is, and rotating the key that seals its secrets
+    State(commands::state::StateArgs),
 }
 
 fn init_logging(verbose: u8, wire_log: bool) {
@@ -123,6 +125,12 @@ async fn run(cli: Cli) -> Result<Status> {
             out.flush()?;
             return status;
         }
+        Command::State(args) => {
+            let state = vkube_store::resolve_state_path(cli.state.clone())?;
+            commands::state::run(args, &state, cli.output, &mut out)?;
+            out.flush()?;
+            return Ok(Status::Success);
+        }
         Command::About | Command::Ls { .. } | Command::Inventory => {}
     }
     let connected = commands::connect(&cli.connection).await?;
@@ -133,7 +141,11 @@ async fn run(cli: Cli) -> Result<Status> {
             commands::ls::run(&connected, path.as_deref(), cli.output, &mut out).await
         }
         Command::Inventory => commands::inventory::run(session, cli.output, &mut out).await,
-        Command::Ippool(_) | Command::Cluster(_) | Command::Roles(_) | Command::Zones(_) => {
+        Command::Ippool(_)
+        | Command::Cluster(_)
+        | Command::Roles(_)
+        | Command::Zones(_)
+        | Command::State(_) => {
             unreachable!("handled above")
         }
     };

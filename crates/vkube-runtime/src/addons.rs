@@ -147,8 +147,13 @@ pub async fn gather(
     })
 }
 
-/// Renders every add-on of `spec` from `facts`.
-pub fn render(store: &dyn Store, spec: &ClusterSpec, facts: &AddonFacts) -> Result<Vec<Manifest>> {
+/// Runs `work` with the [`AddonInput`] of `spec` and `facts`.
+fn with_input<T>(
+    store: &dyn Store,
+    spec: &ClusterSpec,
+    facts: &AddonFacts,
+    work: impl FnOnce(&AddonInput<'_>) -> Result<T, addons::Error>,
+) -> Result<T> {
     let endpoint = access::api_endpoint(store, spec)?;
     let (categories, zones) = match &facts.zones {
         Some((categories, zones)) => (Some(categories), zones.as_slice()),
@@ -172,7 +177,36 @@ pub fn render(store: &dyn Store, spec: &ClusterSpec, facts: &AddonFacts) -> Resu
         default_storage: facts.default_storage.as_ref(),
         tunnel_offload_disabled: spec.disable_tunnel_offload(),
     };
-    Ok(addons::render_all(&input)?)
+    Ok(work(&input)?)
+}
+
+/// Renders every add-on of `spec` from `facts`.
+pub fn render(store: &dyn Store, spec: &ClusterSpec, facts: &AddonFacts) -> Result<Vec<Manifest>> {
+    with_input(store, spec, facts, addons::render_all)
+}
+
+/// Which cloud config to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudConfig {
+    /// The CPI's `vsphere.conf` and its credentials.
+    Cpi,
+    /// The CSI driver's `csi-vsphere.conf`.
+    Csi,
+}
+
+/// The rendered cloud config, passwords replaced by `<redacted>` unless
+/// `show_secrets`.
+pub fn cloud_config(
+    store: &dyn Store,
+    spec: &ClusterSpec,
+    facts: &AddonFacts,
+    which: CloudConfig,
+    show_secrets: bool,
+) -> Result<String> {
+    with_input(store, spec, facts, |input| match which {
+        CloudConfig::Cpi => addons::cpi::cpi_config(input, !show_secrets),
+        CloudConfig::Csi => addons::csi::csi_config(input, !show_secrets),
+    })
 }
 
 /// SHA-256 of a manifest, hex.

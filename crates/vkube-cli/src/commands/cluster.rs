@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use vkube_core::cluster::{ClusterSpec, Step, Vip, ADMIN_VALIDITY};
+use vkube_runtime::addons::CloudConfig;
 use vkube_runtime::{ApplyOptions, DeleteOptions, Progress};
 use vkube_store::{ClusterStore, ForceDelete, Journal, LeaseFilter, SqliteStore, Store};
 
@@ -83,6 +84,27 @@ enum ClusterCommand {
         replicas: u32,
         #[command(flatten)]
         run: ApplyRun,
+    },
+    /// Store, list or remove the vCenter users clusters' CPI and CSI run as
+    Credentials(super::credentials::CredentialsArgs),
+    /// List the cluster's add-ons (CNI, CPI, CSI, StorageClasses): versions and how they were delivered
+    Addons {
+        /// Cluster name
+        name: String,
+    },
+    /// Print the rendered vSphere cloud config (CPI `vsphere.conf`, CSI `csi-vsphere.conf`), secrets redacted
+    CloudConfig {
+        /// Cluster name
+        name: String,
+        /// Only the CPI's `vsphere.conf` (and its credentials Secret)
+        #[arg(long, conflicts_with = "csi")]
+        cpi: bool,
+        /// Only the CSI driver's `csi-vsphere.conf`
+        #[arg(long)]
+        csi: bool,
+        /// Print passwords instead of `<redacted>`
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Power off and destroy every VM, remove the folder, release addresses
     Delete {
@@ -399,6 +421,23 @@ pub async fn run(
             let text = serde_yaml::to_string(&raw)?;
             apply_text(&text, connection, state, format, run, stats, out).await?;
         }
+        ClusterCommand::Credentials(args) => {
+            super::credentials::run(args, &open_store(state)?, format, out)?;
+        }
+        ClusterCommand::Addons { name } => addons(name, state, format, out)?,
+        ClusterCommand::CloudConfig {
+            name,
+            cpi,
+            csi,
+            show_secrets,
+        } => {
+            let which: &[CloudConfig] = match (cpi, csi) {
+                (true, _) => &[CloudConfig::Cpi],
+                (_, true) => &[CloudConfig::Csi],
+                _ => &[CloudConfig::Cpi, CloudConfig::Csi],
+            };
+            cloud_config(name, connection, state, which, *show_secrets, stats, out).await?;
+        }
         ClusterCommand::Ls => {
             let store = open_store(state)?;
             let rows: Vec<ClusterRow> = store
@@ -629,6 +668,85 @@ async fn describe(
             ]
         }),
     )
+}
+
+/// `vkube cluster addons NAME`: what vkube delivered, from the state.
+fn addons(name: &str, state: &Path, format: Format, out: &mut dyn Write) -> Result<()> {
+    let store = open_store(state)?;
+    let records = store.addons(name)?;
+    if format != Format::Table {
+        return print_data(out, format, &records);
+    }
+    if records.is_empty() {
+        writeln!(
+            out,
+            "cluster `{name}` has no add-ons yet: the first control-plane node gets them with its bootstrap data on `vkube cluster apply`"
+        )?;
+        return Ok(());
+    }
+    print_table(
+        out,
+        &["ADDON", "COMPONENT", "VERSION", "DELIVERY", "NODE", "UPDATED", "MESSAGE"],
+        records.iter().map(|r| {
+            vec![
+                r.addon.clone(),
+                r.component.clone(),
+                r.version.clone(),
+                r.delivery.as_str().to_lowercase(),
+                r.node.clone().unwrap_or_default(),
+                r.updated_at.to_string(),
+                r.message.clone().unwrap_or_default(),
+            ]
+        }),
+    )
+}
+
+/// `vkube cluster cloud-config NAME`: the configs as the cluster gets them.
+async fn cloud_config(
+    name: &str,
+    connection: &ConnectionArgs,
+    state: &Path,
+    which: &[CloudConfig],
+    show_secrets: bool,
+    stats: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let store = open_store(state)?;
+    let record = store.cluster(name)?;
+    let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
+    let connected = connect(connection).await?;
+    let session = &connected.session;
+    let result = async {
+        let inventory = vkube_vsphere::Inventory::load(session).await?;
+        let facts =
+            vkube_runtime::addons::gather(session, &inventory, &store, &spec, &record.uid).await?;
+        let mut text = String::new();
+        for config in which {
+            let title = match config {
+                CloudConfig::Cpi => "vSphere CPI: vsphere.conf",
+                CloudConfig::Csi => "vSphere CSI: csi-vsphere.conf",
+            };
+            text.push_str(&format!("# {title}\n"));
+            text.push_str(&vkube_runtime::addons::cloud_config(
+                &store,
+                &spec,
+                &facts,
+                *config,
+                show_secrets,
+            )?);
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        Ok::<_, anyhow::Error>(text)
+    }
+    .await;
+    if stats {
+        eprintln!("api-round-trips: {}", session.round_trips());
+    }
+    session.close().await;
+    out.write_all(result?.as_bytes())?;
+    Ok(())
 }
 
 fn kubeconfig(name: &str, state: &Path, file: Option<&Path>, out: &mut dyn Write) -> Result<()> {

@@ -3,10 +3,12 @@
 
 pub mod about;
 pub mod cluster;
+pub mod credentials;
 pub mod inventory;
 pub mod ippool;
 pub mod ls;
 pub mod roles;
+pub mod state;
 pub mod zones;
 
 use anyhow::{Context as _, Result};
