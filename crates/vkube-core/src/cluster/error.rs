@@ -31,6 +31,15 @@ pub enum Error {
         /// The node without a lease.
         node: String,
     },
+    /// A node's bootstrap data cannot be rendered from what was passed in
+    /// (a malformed MAC address, a zero token TTL).
+    #[error("cannot render bootstrap data for node `{node}`: {reason}")]
+    Bootstrap {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
     /// Key material handed in could not be used.
     #[error("invalid key material for `{what}`: {reason}")]
     KeyMaterial {

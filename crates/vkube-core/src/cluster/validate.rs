@@ -874,7 +874,7 @@ fn validate_registry(p: &mut Problems, raw: &RawRegistry) -> Option<Registry> {
         );
     }
     let (host, path) = parsed?;
-    (p.list.len() == before).then(|| Registry {
+    (p.list.len() == before).then_some(Registry {
         host,
         path,
         ca_bundle,

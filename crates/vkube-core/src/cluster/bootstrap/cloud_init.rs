@@ -1,15 +1,13 @@
 //! `#cloud-config` user-data for Ubuntu and Rocky nodes: the `vkube` user
 //! with the SSH keys, chrony through cloud-init's `ntp` module, the files
 //! and units of [`NodeContent`](super::content::NodeContent), and a
-//! `runcmd` that runs the bootstrap script.
-//!
-//! Caveat: the kubeadm bootstrap token never expires (`ttl: 0s`), because
-//! vkube joins nodes long after `kubeadm init` without API access of its
-//! own; rotating it is not done yet.
+//! `runcmd` that enables and starts the units, the bootstrap unit last
+//! (without waiting for it, so cloud-init finishes). As on Flatcar, the
+//! bootstrap then runs from its unit, at every boot until it is done.
 
 use serde::Serialize;
 
-use super::content::{self, BOOTSTRAP_SCRIPT_PATH};
+use super::content::{self, BOOTSTRAP_UNIT};
 use super::NodeBootstrap;
 use crate::cluster::error::Error;
 
@@ -100,8 +98,30 @@ pub fn render(input: &NodeBootstrap<'_>) -> Result<String, Error> {
             servers: node.ntp_servers.clone(),
         }),
         write_files,
-        runcmd: vec![vec!["/bin/bash".into(), BOOTSTRAP_SCRIPT_PATH.into()]],
+        runcmd: runcmd(&node.units),
     };
     let body = serde_yaml::to_string(&config).expect("plain structs serialize");
     Ok(format!("#cloud-config\n{body}"))
+}
+
+/// `systemctl daemon-reload` (cloud-init wrote the units after systemd
+/// started), then `enable --now` of every enabled unit, the bootstrap unit
+/// with `--no-block`.
+fn runcmd(units: &[content::Unit]) -> Vec<Vec<String>> {
+    let command = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let mut commands = vec![command(&["systemctl", "daemon-reload"])];
+    for unit in units
+        .iter()
+        .filter(|u| u.enabled && u.name != BOOTSTRAP_UNIT)
+    {
+        commands.push(command(&["systemctl", "enable", "--now", &unit.name]));
+    }
+    commands.push(command(&[
+        "systemctl",
+        "enable",
+        "--now",
+        "--no-block",
+        BOOTSTRAP_UNIT,
+    ]));
+    commands
 }

@@ -1,39 +1,55 @@
 //! What goes onto a node, independent of the boot format: files (CA
-//! material and kube-vip on control-plane nodes, kubeadm config, proxy
-//! settings, the bootstrap script) and systemd units (the VMXNET3 offload
-//! fix, and on Flatcar the bootstrap service). `cloud_init` and `ignition`
-//! package the same [`NodeContent`].
+//! material, the kube-vip template and hosts file on control-plane nodes,
+//! the kubeadm config template, add-on manifests on the first node,
+//! registry mirror and proxy settings, the node library and bootstrap
+//! script) and systemd units (bootstrap, VMXNET3 offload fix, and on
+//! Flatcar the guestinfo clean-up). `cloud_init` and `ignition` package
+//! the same [`NodeContent`], so both boot formats do the same things.
 //!
 //! Key material is kept in `/etc/kubernetes/vkube/pki` and copied into
 //! `/etc/kubernetes/pki` before each kubeadm attempt: a failed attempt runs
 //! `kubeadm reset`, which deletes `/etc/kubernetes/pki` and the manifests.
 
-use std::net::IpAddr;
-
-use super::{kubeadm, NodeBootstrap, NIC_NAME};
+use super::{containerd, kube_vip, kubeadm, script, NodeBootstrap};
 use crate::cluster::error::Error;
-use crate::cluster::plan::NodeRole;
 use crate::ipam::Cidr;
 
-/// Where the kubeadm config is written (0600: it holds the token).
+/// The kubeadm config the bootstrap script writes and kubeadm reads
+/// (0600: it holds the token; deleted once kubeadm succeeded).
 pub const KUBEADM_CONFIG_PATH: &str = "/etc/kubernetes/vkube/kubeadm.yaml";
-/// The bootstrap script, run once by cloud-init or a systemd unit.
+/// The kubeadm config as delivered, with [`super::NODE_IP_PLACEHOLDER`]
+/// under DHCP (0600; deleted once kubeadm succeeded).
+pub const KUBEADM_TEMPLATE_PATH: &str = "/etc/kubernetes/vkube/kubeadm.yaml.in";
+/// The kube-vip manifest as delivered, with [`super::NIC_PLACEHOLDER`].
+pub const KUBE_VIP_TEMPLATE_PATH: &str = "/etc/kubernetes/vkube/kube-vip.yaml.in";
+/// The kube-vip manifest with the NIC filled in.
+pub const KUBE_VIP_PATH: &str = "/etc/kubernetes/vkube/kube-vip.yaml";
+/// Add-on manifests on the first control-plane node.
+pub const ADDONS_DIR: &str = "/etc/kubernetes/vkube/addons";
+/// The node's admin kubeconfig, written by kubeadm on control-plane nodes.
+pub const ADMIN_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
+/// Marker the bootstrap script leaves once everything is done.
+pub const BOOTSTRAP_DONE: &str = "/etc/kubernetes/vkube/bootstrap.done";
+/// The bootstrap script, run by [`BOOTSTRAP_UNIT`].
 pub const BOOTSTRAP_SCRIPT_PATH: &str = "/opt/vkube/bootstrap.sh";
+/// The node library the script and units use.
+pub const LIBRARY_PATH: &str = "/opt/vkube/lib.sh";
 /// Name of the offload-fix unit.
 pub const OFFLOAD_UNIT: &str = "vkube-tunnel-offload.service";
-/// Name of the bootstrap unit (Flatcar).
+/// Name of the bootstrap unit (every OS).
 pub const BOOTSTRAP_UNIT: &str = "vkube-bootstrap.service";
+/// Name of the unit that clears the Ignition config from guestinfo
+/// (Flatcar; cloud-init's datasource does it itself).
+pub const GUESTINFO_CLEAR_UNIT: &str = "vkube-guestinfo-clear.service";
 /// containerd's proxy drop-in.
 pub const CONTAINERD_PROXY_DROP_IN: &str =
     "/etc/systemd/system/containerd.service.d/http-proxy.conf";
-/// How many times the bootstrap script tries kubeadm before giving up.
-pub const KUBEADM_ATTEMPTS: u32 = 30;
 
-const VKUBE_PKI: &str = "/etc/kubernetes/vkube/pki";
-const VKUBE_KUBE_VIP: &str = "/etc/kubernetes/vkube/kube-vip.yaml";
+/// Staged CA material on control-plane nodes (deleted after kubeadm).
+pub(crate) const VKUBE_PKI: &str = "/etc/kubernetes/vkube/pki";
 
 /// One file to write.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct File {
     /// Absolute path.
     pub path: String,
@@ -43,6 +59,17 @@ pub struct File {
     pub content: String,
     /// Append to an existing file instead of replacing it.
     pub append: bool,
+}
+
+impl std::fmt::Debug for File {
+    // Contents may be key material or credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("File")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:04o}", self.mode))
+            .field("append", &self.append)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One systemd unit to install.
@@ -69,7 +96,7 @@ pub struct NodeContent {
     pub ssh_authorized_keys: Vec<String>,
 }
 
-fn file(path: &str, mode: u32, content: impl Into<String>) -> File {
+pub(crate) fn file(path: &str, mode: u32, content: impl Into<String>) -> File {
     File {
         path: path.to_owned(),
         mode,
@@ -78,10 +105,11 @@ fn file(path: &str, mode: u32, content: impl Into<String>) -> File {
     }
 }
 
-/// The node's content. Fails only on a missing lease (static allocation)
-/// or unreadable CA material.
+/// The node's content. Fails on a missing lease (static allocation), a
+/// malformed MAC, a zero token TTL or unreadable CA material.
 pub fn render(input: &NodeBootstrap<'_>) -> Result<NodeContent, Error> {
     let spec = input.spec;
+    let mac = input.mac()?;
     let mut content = NodeContent {
         ntp_servers: spec.ntp_servers().to_vec(),
         ssh_authorized_keys: spec.ssh_authorized_keys().to_vec(),
@@ -110,10 +138,25 @@ pub fn render(input: &NodeBootstrap<'_>) -> Result<NodeContent, Error> {
         ] {
             files.push(file(&format!("{VKUBE_PKI}/{name}"), mode, text.as_str()));
         }
-        files.push(file(VKUBE_KUBE_VIP, 0o644, kube_vip_manifest(input)));
+        files.push(file(kube_vip::HOSTS_PATH, 0o644, kube_vip::HOSTS));
+        files.push(file(
+            KUBE_VIP_TEMPLATE_PATH,
+            0o644,
+            kube_vip::manifest(input),
+        ));
     }
-    files.push(file(KUBEADM_CONFIG_PATH, 0o600, kubeadm::render(input)?));
-
+    files.push(file(KUBEADM_TEMPLATE_PATH, 0o600, kubeadm::render(input)?));
+    for manifest in input.node_addons() {
+        let mode = if manifest.has_secrets { 0o600 } else { 0o644 };
+        files.push(file(
+            &script::addon_path(&manifest.file_name),
+            mode,
+            manifest.yaml.as_str(),
+        ));
+    }
+    if let Some(registry) = spec.registry() {
+        files.extend(containerd::files(registry));
+    }
     if let Some(proxy) = spec.proxy() {
         let no_proxy = no_proxy(input)?;
         let mut variables: Vec<(&str, &str)> = Vec::new();
@@ -155,30 +198,41 @@ pub fn render(input: &NodeBootstrap<'_>) -> Result<NodeContent, Error> {
             format!("[Time]\nNTP={}\n", spec.ntp_servers().join(" ")),
         ));
     }
+    files.push(file(LIBRARY_PATH, 0o755, script::library()));
+    files.push(file(
+        BOOTSTRAP_SCRIPT_PATH,
+        0o755,
+        script::bootstrap(input)?,
+    ));
 
     if spec.disable_tunnel_offload() {
         content.units.push(Unit {
             name: OFFLOAD_UNIT.into(),
-            content: offload_unit(),
+            content: offload_unit(&mac),
             enabled: true,
         });
     }
-    content
-        .files
-        .push(file(BOOTSTRAP_SCRIPT_PATH, 0o755, bootstrap_script(input)));
     if !spec.os_family().uses_cloud_init() {
         content.units.push(Unit {
-            name: BOOTSTRAP_UNIT.into(),
-            content: bootstrap_unit(),
+            name: GUESTINFO_CLEAR_UNIT.into(),
+            content: guestinfo_clear_unit(),
             enabled: true,
         });
     }
+    content.units.push(Unit {
+        name: BOOTSTRAP_UNIT.into(),
+        content: bootstrap_unit(),
+        enabled: true,
+    });
     Ok(content)
 }
 
 /// `NO_PROXY`: the user's entries, then what must never go through a
-/// proxy: loopback, the VIP, the node's network, pod and service networks
-/// and cluster-local names.
+/// proxy: loopback, the VIP, the node's network, pod and service
+/// networks, cluster-local names, and the registry mirror (an internal
+/// service by nature: an air-gapped mirror is usually reachable only
+/// directly, and pulling cluster images through a proxy would make the
+/// proxy part of every node's boot).
 fn no_proxy(input: &NodeBootstrap<'_>) -> Result<String, Error> {
     let spec = input.spec;
     let mut entries: Vec<String> = spec
@@ -201,26 +255,28 @@ fn no_proxy(input: &NodeBootstrap<'_>) -> Result<String, Error> {
         ".svc".into(),
         ".cluster.local".into(),
     ]);
+    if let Some(registry) = spec.registry() {
+        entries.push(registry.host_name().to_owned());
+    }
     let mut seen = std::collections::BTreeSet::new();
     entries.retain(|e| seen.insert(e.clone()));
     Ok(entries.join(","))
 }
 
 /// VMXNET3's UDP tunnel segmentation offload corrupts VXLAN/Geneve
-/// traffic on hardware version 14+ (CNI pods reach each other by ICMP but
-/// not TCP); turning it off at every boot is the known workaround.
-fn offload_unit() -> String {
+/// traffic on hardware version 14+; turning it off at every boot is the
+/// known workaround. The NIC is found by its MAC when the unit runs.
+fn offload_unit(mac: &str) -> String {
     format!(
         "[Unit]
-Description=vkube: turn off VMXNET3 UDP tunnel offload on {NIC_NAME} (breaks CNI overlay traffic)
-Wants=sys-subsystem-net-devices-{NIC_NAME}.device
-After=sys-subsystem-net-devices-{NIC_NAME}.device
+Description=vkube: turn off VMXNET3 UDP tunnel offload on the node NIC (breaks CNI overlay traffic)
+After=network.target
 Before=kubelet.service
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/usr/sbin/ethtool -K {NIC_NAME} tx-udp_tnl-segmentation off tx-udp_tnl-csum-segmentation off
+ExecStart=/bin/bash {LIBRARY_PATH} tunnel-offload {mac}
 
 [Install]
 WantedBy=multi-user.target
@@ -228,142 +284,42 @@ WantedBy=multi-user.target
     )
 }
 
+fn guestinfo_clear_unit() -> String {
+    format!(
+        "[Unit]
+Description=vkube: clear the Ignition config (bootstrap secrets) from guestinfo
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/bash {LIBRARY_PATH} clear-guestinfo {key}
+
+[Install]
+WantedBy=multi-user.target
+",
+        key = super::guestinfo::IGNITION
+    )
+}
+
+/// Runs the bootstrap script at every boot until it is done: a reboot in
+/// the middle (or add-ons that could not be applied yet) is picked up
+/// again. kubeadm may retry for many minutes, so no start timeout.
 fn bootstrap_unit() -> String {
     format!(
         "[Unit]
 Description=vkube: kubeadm bootstrap
 Wants=network-online.target
-After=network-online.target containerd.service
-ConditionPathExists=!/etc/kubernetes/kubelet.conf
+After=network-online.target containerd.service {OFFLOAD_UNIT}
+ConditionPathExists=!{BOOTSTRAP_DONE}
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
+TimeoutStartSec=0
 ExecStart=/bin/bash {BOOTSTRAP_SCRIPT_PATH}
 
 [Install]
 WantedBy=multi-user.target
 "
     )
-}
-
-/// The script that runs kubeadm, retrying (with `kubeadm reset`) until the
-/// API server behind the VIP answers: joining nodes may boot before the
-/// first control-plane node is ready, and control-plane joins serialize
-/// themselves on etcd membership this way.
-fn bootstrap_script(input: &NodeBootstrap<'_>) -> String {
-    let spec = input.spec;
-    let mut script = format!(
-        "#!/bin/bash
-# vkube bootstrap of {node} ({role:?}); generated, do not edit.
-set -uo pipefail
-export PATH=/opt/bin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin
-if [ -f /etc/kubernetes/kubelet.conf ]; then
-  echo 'vkube: node already bootstrapped'
-  exit 0
-fi
-swapoff -a
-systemctl daemon-reload
-",
-        node = input.node,
-        role = input.role,
-    );
-    if spec.disable_tunnel_offload() {
-        script.push_str(&format!("systemctl enable --now {OFFLOAD_UNIT}\n"));
-    }
-    if spec.proxy().is_some() {
-        script.push_str("systemctl restart containerd\n");
-    }
-    let restore = if input.is_control_plane() {
-        format!(
-            "  mkdir -p /etc/kubernetes/pki /etc/kubernetes/manifests
-  cp -a {VKUBE_PKI}/. /etc/kubernetes/pki/
-  install -m 0644 {VKUBE_KUBE_VIP} /etc/kubernetes/manifests/kube-vip.yaml
-"
-        )
-    } else {
-        String::new()
-    };
-    let command = match input.role {
-        NodeRole::Init => format!("kubeadm init --config {KUBEADM_CONFIG_PATH}"),
-        NodeRole::ControlPlane | NodeRole::Worker => {
-            format!("kubeadm join --config {KUBEADM_CONFIG_PATH}")
-        }
-    };
-    script.push_str(&format!(
-        "for attempt in $(seq 1 {KUBEADM_ATTEMPTS}); do
-{restore}  if {command}; then
-    echo \"vkube: bootstrap done after $attempt attempt(s)\"
-    exit 0
-  fi
-  kubeadm reset --force || true
-  sleep 20
-done
-echo 'vkube: kubeadm failed {KUBEADM_ATTEMPTS} times' >&2
-exit 1
-"
-    ));
-    script
-}
-
-/// kube-vip as a static pod announcing the VIP by ARP, with leader
-/// election among control-plane nodes.
-pub fn kube_vip_manifest(input: &NodeBootstrap<'_>) -> String {
-    let spec = input.spec;
-    // From Kubernetes 1.29, admin.conf only gains rights once kubeadm init
-    // has created a binding, which needs the API server behind the VIP:
-    // the first node uses super-admin.conf instead (kube-vip issue #684).
-    let kubeconfig = if input.role == NodeRole::Init && spec.kubernetes_version().minor() >= 29 {
-        "/etc/kubernetes/super-admin.conf"
-    } else {
-        "/etc/kubernetes/admin.conf"
-    };
-    let prefix = match input.vip {
-        IpAddr::V4(_) => 32,
-        IpAddr::V6(_) => 128,
-    };
-    let env = [
-        ("vip_arp", "true".to_owned()),
-        ("port", super::API_SERVER_PORT.to_string()),
-        ("vip_interface", NIC_NAME.to_owned()),
-        ("vip_cidr", prefix.to_string()),
-        ("cp_enable", "true".to_owned()),
-        ("cp_namespace", "kube-system".to_owned()),
-        ("vip_leaderelection", "true".to_owned()),
-        ("vip_leasename", "plndr-cp-lock".to_owned()),
-        ("vip_leaseduration", "5".to_owned()),
-        ("vip_renewdeadline", "3".to_owned()),
-        ("vip_retryperiod", "1".to_owned()),
-        ("address", input.vip.to_string()),
-    ];
-    let env: Vec<serde_yaml::Value> = env
-        .into_iter()
-        .map(|(name, value)| {
-            let mut map = serde_yaml::Mapping::new();
-            map.insert("name".into(), name.into());
-            map.insert("value".into(), value.into());
-            serde_yaml::Value::Mapping(map)
-        })
-        .collect();
-    let pod = serde_yaml::to_value(serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "kube-vip", "namespace": "kube-system"},
-        "spec": {
-            "containers": [{
-                "name": "kube-vip",
-                "image": spec.control_plane().kube_vip_image(),
-                "imagePullPolicy": "IfNotPresent",
-                "args": ["manager"],
-                "env": env,
-                "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
-                "volumeMounts": [{"mountPath": "/etc/kubernetes/admin.conf", "name": "kubeconfig"}],
-            }],
-            "hostAliases": [{"hostnames": ["kubernetes"], "ip": "127.0.0.1"}],
-            "hostNetwork": true,
-            "volumes": [{"name": "kubeconfig", "hostPath": {"path": kubeconfig}}],
-        },
-    }))
-    .expect("json converts");
-    serde_yaml::to_string(&pod).expect("value serializes")
 }

@@ -5,6 +5,12 @@
 //!
 //! vkube-vsphere sets these, the markers and [`DISK_ENABLE_UUID`] in the
 //! clone spec (or one reconfigure after it, once the MAC is known).
+//!
+//! The user-data and the Ignition config hold secrets; inside the guest
+//! they are overwritten once read (cloud-init's `redact` list, Flatcar's
+//! `vkube-guestinfo-clear.service`), but the values set here stay in the
+//! VM's configuration until the runtime clears them (see the module
+//! comment of [`super`]).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

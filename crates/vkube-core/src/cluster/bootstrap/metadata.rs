@@ -1,15 +1,23 @@
 //! cloud-init instance metadata for the VMware datasource
-//! (`guestinfo.metadata`): instance id, host name, and a netplan v2
-//! network config that matches the NIC by MAC address, names it
-//! [`NIC_NAME`], and sets the leased address, gateway and
-//! DNS from the pool, or DHCP.
+//! (`guestinfo.metadata`): instance id, host name, the datasource's
+//! `redact` list, and a netplan v2 network config that matches the NIC by
+//! MAC address (without `set-name`: the NIC keeps the template's name) and
+//! sets the leased address, gateway and DNS from the pool, or DHCP.
+//!
+//! `redact: [userdata]` makes the datasource overwrite
+//! `guestinfo.userdata` (and its `.encoding`) with `---` right after
+//! reading it, on every boot: the user-data holds the bootstrap token and,
+//! on control-plane nodes, CA keys. The names are guestinfo keys without
+//! the `guestinfo.` prefix, which the datasource adds. The metadata itself
+//! carries no secret and stays: cloud-init reads its `instance-id` on
+//! every boot to know the instance was already set up.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{NodeBootstrap, NIC_NAME};
+use super::NodeBootstrap;
 use crate::cluster::error::Error;
 
 /// The metadata document.
@@ -20,9 +28,22 @@ pub struct Metadata {
     pub instance_id: String,
     /// Host name.
     pub local_hostname: String,
+    /// guestinfo keys (without `guestinfo.`) the datasource overwrites
+    /// once read: [`REDACTED_KEYS`].
+    pub redact: Vec<String>,
     /// netplan v2 network config.
     pub network: Network,
 }
+
+/// The guestinfo keys cloud-init clears after reading them.
+pub const REDACTED_KEYS: [&str; 1] = ["userdata"];
+
+/// The id of the node's NIC in the network config. netplan only uses it as
+/// a label (the NIC is matched by MAC and not renamed); cloud-init's
+/// sysconfig renderer (Rocky) also takes it as the interface name, so it
+/// is the name predictable naming gives vSphere's first VMXNET3 NIC (PCI
+/// slot 192): on such templates nothing is renamed anywhere.
+pub const NETWORK_ID: &str = "ens192";
 
 /// netplan v2 `network`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,9 +60,6 @@ pub struct Ethernet {
     /// `macaddress` match.
     #[serde(rename = "match")]
     pub match_: BTreeMap<String, String>,
-    /// Interface name to give it.
-    #[serde(rename = "set-name")]
-    pub set_name: String,
     /// DHCP for IPv4.
     pub dhcp4: bool,
     /// DHCP for IPv6.
@@ -79,11 +97,7 @@ pub struct Nameservers {
 /// The metadata for a node.
 pub fn build(input: &NodeBootstrap<'_>) -> Result<Metadata, Error> {
     let mut ethernet = Ethernet {
-        match_: BTreeMap::from([(
-            "macaddress".to_owned(),
-            input.mac_address.to_ascii_lowercase(),
-        )]),
-        set_name: NIC_NAME.to_owned(),
+        match_: BTreeMap::from([("macaddress".to_owned(), input.mac()?)]),
         dhcp4: true,
         dhcp6: false,
         addresses: Vec::new(),
@@ -108,9 +122,10 @@ pub fn build(input: &NodeBootstrap<'_>) -> Result<Metadata, Error> {
     Ok(Metadata {
         instance_id: input.node.to_owned(),
         local_hostname: input.node.to_owned(),
+        redact: REDACTED_KEYS.iter().map(|key| key.to_string()).collect(),
         network: Network {
             version: 2,
-            ethernets: BTreeMap::from([(NIC_NAME.to_owned(), ethernet)]),
+            ethernets: BTreeMap::from([(NETWORK_ID.to_owned(), ethernet)]),
         },
     })
 }
