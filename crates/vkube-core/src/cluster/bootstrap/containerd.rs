@@ -18,8 +18,13 @@
 //!
 //! containerd reads these only when its CRI registry `config_path` lists
 //! the directory; containerd 2 does by default, containerd 1.x only when
-//! `/etc/containerd/config.toml` says so. [`ENSURE_CONFIG_PATH`] is the
-//! shell function that makes sure it does, whatever the image shipped.
+//! its config file says so. [`ENSURE_CONFIG_PATH`] holds the shell
+//! functions that make sure it does, whatever the image shipped: they find
+//! the config file `containerd.service` really uses (Flatcar passes
+//! `--config $CONTAINERD_CONFIG`, by default the read-only
+//! `/usr/share/containerd/config.toml`, which is then copied to
+//! `/etc/containerd/config.toml` and containerd pointed at the copy with a
+//! drop-in) and add `config_path` to it.
 
 use super::content::{file, File};
 use crate::cluster::spec::Registry;
@@ -108,14 +113,56 @@ pub fn files(registry: &Registry) -> Vec<File> {
     files
 }
 
-/// `vkube_containerd_config_path CONFIG`: makes containerd's CRI plugin
-/// read [`CERTS_D`]. Handles what images ship: no config file, containerd
+/// `vkube_containerd_certs_d` and its helpers: finds containerd's config
+/// file and (`vkube_containerd_config_path CONFIG`) makes containerd's CRI
+/// plugin read [`CERTS_D`]. Handles what images ship: no config file, containerd
 /// 2's `version = 3`, containerd 1.x's `version = 2` and the header-less
 /// version 1, a `config_path` that is empty (containerd 1.x's
 /// `config default`), set elsewhere (ours is prepended, `:`-separated) or
 /// absent (added under the registry table, which is created when
 /// missing). Prints whether it changed the file; idempotent.
-pub const ENSURE_CONFIG_PATH: &str = r#"# vkube_containerd_config_path CONFIG: make containerd's CRI plugin read
+pub const ENSURE_CONFIG_PATH: &str = r#"# vkube_containerd_config_file: the config file containerd.service starts
+# containerd with (`--config FILE`, also through an environment variable),
+# else containerd's default.
+vkube_containerd_config_file() {
+  local argv file name
+  argv=$(systemctl show -p ExecStart containerd 2>/dev/null)
+  file=$(sed -n -E 's/.*argv\[\]=[^;]* (--config|-c)[= ]([^ ;]+).*/\2/p' <<<"$argv" | head -n 1)
+  case "$file" in
+    '$'*)
+      name=${file#\$}
+      name=${name#\{}
+      name=${name%\}}
+      file=$(systemctl show -p Environment containerd 2>/dev/null |
+        sed 's/^Environment=//' | tr ' ' '
+' | sed -n "s/^$name=//p" | head -n 1)
+      ;;
+  esac
+  echo "${file:-/etc/containerd/config.toml}"
+}
+
+# vkube_containerd_certs_d: make the running containerd's config read
+# /etc/containerd/certs.d. A config under /usr (read-only on Flatcar) is
+# copied to /etc/containerd/config.toml first and containerd pointed at the
+# copy through its CONTAINERD_CONFIG variable.
+vkube_containerd_certs_d() {
+  local etc=${VKUBE_ETC:-/etc} config copy
+  config=$(vkube_containerd_config_file)
+  copy="$etc/containerd/config.toml"
+  case "$config" in
+    /usr/*)
+      mkdir -p "$etc/containerd" "$etc/systemd/system/containerd.service.d"
+      [ -s "$copy" ] || cp "$config" "$copy"
+      printf '[Service]\nEnvironment=CONTAINERD_CONFIG=%s\n' /etc/containerd/config.toml \
+        >"$etc/systemd/system/containerd.service.d/10-vkube-config.conf"
+      systemctl daemon-reload
+      config=$copy
+      ;;
+  esac
+  vkube_containerd_config_path "$config"
+}
+
+# vkube_containerd_config_path CONFIG: make containerd's CRI plugin read
 # /etc/containerd/certs.d (registry mirrors), whatever config the image has.
 vkube_containerd_config_path() {
   local config=$1 dir=/etc/containerd/certs.d version header n current value

@@ -269,10 +269,7 @@ if [ ! -f /etc/kubernetes/kubelet.conf ]; then
         let _ = writeln!(w, "  systemctl enable --now {OFFLOAD_UNIT}");
     }
     if spec.registry().is_some() {
-        let _ = writeln!(
-            w,
-            "  vkube_containerd_config_path /etc/containerd/config.toml"
-        );
+        let _ = writeln!(w, "  vkube_containerd_certs_d");
     }
     if spec.registry().is_some() || spec.proxy().is_some() {
         // containerd must see the mirror config and proxy drop-in

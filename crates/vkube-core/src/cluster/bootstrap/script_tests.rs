@@ -335,6 +335,69 @@ fn containerd_reads_certs_d_whatever_config_the_image_ships() {
     assert!(!v2_missing.exists());
 }
 
+#[test]
+fn containerd_config_file_is_the_one_the_unit_uses() {
+    let dir = TempDir::new("containerd-unit");
+    // `systemctl show` as Ubuntu's and Flatcar's containerd.service answer.
+    let ubuntu = r#"systemctl() {
+  case "$*" in
+    *ExecStart*) echo 'ExecStart={ path=/usr/bin/containerd ; argv[]=/usr/bin/containerd ; ignore_errors=no }' ;;
+    *Environment*) echo 'Environment=' ;;
+  esac
+}
+"#;
+    let flatcar = r#"systemctl() {
+  case "$*" in
+    *ExecStart*) echo 'ExecStart={ path=/usr/bin/containerd ; argv[]=/usr/bin/containerd --config ${CONTAINERD_CONFIG} ; ignore_errors=no }' ;;
+    *Environment*) echo 'Environment=TORCX=no CONTAINERD_CONFIG=/usr/share/containerd/config.toml' ;;
+    daemon-reload) echo reloaded >>systemctl.log ;;
+  esac
+}
+"#;
+    let (_, out, _) = bash(&dir, &format!("{ubuntu}vkube_containerd_config_file"));
+    assert_eq!(out, "/etc/containerd/config.toml\n");
+    let literal = ubuntu.replace(
+        "argv[]=/usr/bin/containerd ;",
+        "argv[]=/usr/bin/containerd --config /opt/containerd.toml ;",
+    );
+    let (_, out, _) = bash(&dir, &format!("{literal}vkube_containerd_config_file"));
+    assert_eq!(out, "/opt/containerd.toml\n");
+    let (_, out, _) = bash(&dir, &format!("{flatcar}vkube_containerd_config_file"));
+    assert_eq!(out, "/usr/share/containerd/config.toml\n");
+
+    // Flatcar: the read-only default is copied to /etc and used from there
+    // (`cp` reads the test's stand-in for the /usr file).
+    let usr = dir.write(
+        "usr-config.toml",
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"registry.k8s.io/pause:3.9\"\n",
+    );
+    let etc = dir.0.join("etc");
+    let body = format!(
+        "{flatcar}cp() {{ command cp {usr} \"$2\"; }}\nVKUBE_ETC={etc} vkube_containerd_certs_d",
+        usr = usr.display(),
+        etc = etc.display()
+    );
+    let (status, _, err) = bash(&dir, &body);
+    assert_eq!(status, 0, "{err}");
+    let copy = std::fs::read_to_string(etc.join("containerd/config.toml")).unwrap();
+    assert!(
+        copy.contains("sandbox_image")
+            && copy.contains("  config_path = \"/etc/containerd/certs.d\"\n"),
+        "{copy}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(
+            etc.join("systemd/system/containerd.service.d/10-vkube-config.conf")
+        )
+        .unwrap(),
+        "[Service]\nEnvironment=CONTAINERD_CONFIG=/etc/containerd/config.toml\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("systemctl.log")).unwrap(),
+        "reloaded\n"
+    );
+}
+
 /// A fake `kubectl` that fails `$FAILS` times, logging its arguments.
 const FAKE_KUBECTL: &str = r#"kubectl() {
   echo "$*" >>kubectl.log

@@ -682,7 +682,7 @@ fn registry_mirror_reaches_kubeadm_kube_vip_and_containerd() {
         "{kube_vip}"
     );
     assert!(
-        script.contains("vkube_containerd_config_path /etc/containerd/config.toml\n  systemctl restart containerd\n"),
+        script.contains("vkube_containerd_certs_d\n  systemctl restart containerd\n"),
         "{script}"
     );
     let restart = script.find("systemctl restart containerd").unwrap();
