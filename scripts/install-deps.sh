@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install what building and testing vkube needs on a fresh Debian machine:
-# Go and govmomi (the vCenter simulator), cloud-init (cloud-config schema
-# checks), and kubernetes-validate from PyPI (StorageClass schema checks).
+# Go and govmomi (the vCenter simulator; Go also checks rendered keys and
+# certificates with crypto/x509), cloud-init (cloud-config and network
+# config checks), openssl and kubectl (key material, kubeconfigs),
+# shellcheck and containerd (bootstrap scripts, containerd configs), and
+# kubernetes-validate from PyPI (manifest schema checks).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -9,9 +12,13 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
 missing=()
-for pkg in golang-go golang-github-vmware-govmomi-dev cloud-init; do
+for pkg in golang-go golang-github-vmware-govmomi-dev cloud-init openssl shellcheck containerd; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# kubectl: the image may ship one; else Debian's kubernetes-client.
+if ! command -v kubectl >/dev/null 2>&1; then
+    missing+=(kubernetes-client)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}" >&2
     $sudo apt-get update -qq >&2

@@ -16,6 +16,11 @@ echo "== Rust workspace tests"
 # Checks that need external tools must run, not skip, here.
 export VKUBE_REQUIRE_CLOUD_INIT=1
 export VKUBE_REQUIRE_KUBERNETES_VALIDATE=1
+export VKUBE_REQUIRE_GO=1
+export VKUBE_REQUIRE_OPENSSL=1
+export VKUBE_REQUIRE_KUBECTL=1
+export VKUBE_REQUIRE_SHELLCHECK=1
+export VKUBE_REQUIRE_CONTAINERD=1
 export VKUBE_VCSIM_BIN="$repo/target/vcsim/vcsim"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -643,3 +643,33 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestDatastoreURLsHaveTheVcenterForm(t *testing.T) {
+	inst := startSim(t, func(c *Config) { c.Datastore = 2 })
+	ctx := context.Background()
+	c := login(t, inst)
+	refs, err := find.NewFinder(c.Client).DatastoreList(ctx, "/DC0/datastore/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []types.ManagedObjectReference
+	for _, ds := range refs {
+		objs = append(objs, ds.Reference())
+	}
+	var datastores []mo.Datastore
+	if err := property.DefaultCollector(c.Client).Retrieve(ctx, objs, []string{"summary", "info"}, &datastores); err != nil {
+		t.Fatal(err)
+	}
+	if len(datastores) == 0 {
+		t.Fatal("no datastores")
+	}
+	for _, ds := range datastores {
+		url := ds.Summary.Url
+		if !strings.HasPrefix(url, "ds:///vmfs/volumes/") || !strings.HasSuffix(url, "/") {
+			t.Errorf("%s: summary.url %q is not a vCenter datastore URL", ds.Summary.Name, url)
+		}
+		if ds.Info.GetDatastoreInfo().Url == url {
+			t.Errorf("%s: info.url must keep the simulator's directory", ds.Summary.Name)
+		}
+	}
+}

@@ -154,6 +154,8 @@ func Start(cfg Config) (*Instance, error) {
 		return nil, fmt.Errorf("creating model: %w", err)
 	}
 
+	SetDatastoreURLs()
+
 	authz, err := InstallAuthz(model.ServiceContent.AuthorizationManager.Reference(), cfg.ExtraPrivileges, cfg.Username)
 	if err != nil {
 		model.Remove()

@@ -21,6 +21,20 @@ use vkube_vsphere::{
 fn two_az_spec() -> String {
     include_str!("../../../examples/cluster-two-az.yaml").replacen("name: two-az", "name: t1", 1)
 }
+/// The vCenter user the example specs' `demo-cloud` credentials name.
+const CLOUD_USER: &str = "k8s-demo@vsphere.local";
+const CLOUD_PASSWORD: &str = "Cl0ud-Pa55!";
+/// Where the cloud user's CPI/CSI roles are granted: every object the
+/// example specs use (node VMs through the folder they are created in).
+const CLOUD_BINDS: &[&str] = &[
+    "datacenter=/DC0",
+    "compute-cluster=/DC0/host/DC0_C0",
+    "compute-cluster=/DC0/host/DC0_C1",
+    "datastore=/DC0/datastore/LocalDS_0",
+    "datastore=/DC0/datastore/LocalDS_1",
+    "vm-folder=/DC0/vm",
+];
+
 struct Env {
     sim: Simulator,
     dir: tempfile::TempDir,
@@ -45,7 +59,30 @@ impl Env {
             &repo_file("examples/ippools.yaml"),
         ]);
         assert_eq!(pools.code, 0, "{}", pools.stderr);
+        env.set_up_cloud_user(CLOUD_BINDS);
         env
+    }
+
+    /// Stores the `demo-cloud` credentials the example specs name and grants
+    /// their user the `vsphere-cloud` roles (CPI and CSI) on `binds`.
+    fn set_up_cloud_user(&self, binds: &[&str]) {
+        let password = self.dir.path().join("cloud.password");
+        std::fs::write(&password, format!("{CLOUD_PASSWORD}\n")).unwrap();
+        ok(&self.vkube(&[
+            "cluster",
+            "credentials",
+            "set",
+            "demo-cloud",
+            "--username",
+            CLOUD_USER,
+            "--password-file",
+            password.to_str().unwrap(),
+        ]));
+        let mut args = vec!["roles", "apply", "vsphere-cloud", "--principal", CLOUD_USER];
+        for bind in binds {
+            args.extend(["--bind", bind]);
+        }
+        ok(&self.vkube(&args));
     }
 
     fn vars(&self) -> Vec<(String, String)> {
@@ -684,6 +721,14 @@ async fn datastore_clusters_place_through_storage_drs() {
         .await
         .unwrap();
     session.close().await;
+    env.set_up_cloud_user(&[
+        "datacenter=/DC0",
+        "compute-cluster=/DC0/host/DC0_C0",
+        "compute-cluster=/DC0/host/DC0_C1",
+        "datastore=/DC0/datastore/LocalDS_0",
+        "datastore=/DC0/datastore/DC0_POD0/LocalDS_1",
+        "vm-folder=/DC0/vm",
+    ]);
     let spec = env.spec_file(
         "pod.yaml",
         &two_az_spec().replace(

@@ -85,3 +85,25 @@ pub fn issue_admin(
     let client = pki.admin_certificate(user, spec.kubernetes_version(), issued_at, validity, random)?;
     Ok((AdminAccess { endpoint, ca_pem: pki.ca.pair.cert_pem.clone(), client }, pki))
 }
+
+/// How long vkube's own admin certificate for API calls is valid.
+const CLIENT_VALIDITY: Duration = Duration::from_secs(3600);
+
+/// A client for the cluster's API server through the VIP, authenticated
+/// with a short-lived admin certificate issued for this call.
+pub fn cluster_api(
+    store: &(impl ClusterStore + Store),
+    spec: &ClusterSpec,
+    timeout: Duration,
+) -> Result<vkube_kube::KubeClient> {
+    let mut random = |buf: &mut [u8]| crate::random::fill(buf);
+    let (access, _) = issue_admin(store, spec, "vkube", SystemTime::now(), CLIENT_VALIDITY, &mut random)?;
+    let client = vkube_kube::KubeClient::new(&vkube_kube::ClusterAccess {
+        endpoint: format!("https://{}", access.endpoint),
+        ca_pem: access.ca_pem,
+        client_cert_pem: access.client.cert_pem,
+        client_key_pem: access.client.key_pem,
+        timeout,
+    })?;
+    Ok(client)
+}

@@ -209,6 +209,13 @@ pub fn cloud_config(
     })
 }
 
+/// Whether a manifest holds any object (a StorageClass manifest without
+/// zones or default storage holds only comments, and `kubectl apply`
+/// refuses an empty input).
+pub fn has_objects(manifest: &Manifest) -> bool {
+    manifest.yaml.lines().any(|line| line.starts_with("kind:"))
+}
+
 /// SHA-256 of a manifest, hex.
 pub fn digest(manifest: &Manifest) -> String {
     Sha256::digest(manifest.yaml.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()

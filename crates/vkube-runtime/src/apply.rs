@@ -27,14 +27,15 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use vim_rs::types::structs::ManagedObjectReference;
+use vkube_core::addons::Manifest;
 use vkube_core::cluster::bootstrap::{self, token::BootstrapToken, NodeBootstrap};
 use vkube_core::cluster::{
-    cluster_folder, markers, plan, vip_lease_node, ClusterPki, ClusterSpec, GroupRole,
+    cluster_folder, markers, plan, vip_lease_node, CONTROL_PLANE_GROUP, ClusterPki, ClusterSpec, GroupRole,
     IpAllocation, Leases, NodeRole, Step, Vip,
 };
 use vkube_core::ipam::Lease;
 use vkube_store::{
-    ApplyLocks, ClusterPhase, ClusterStore, EventLevel, IntentAction, IntentOutcome, Journal,
+    AddonDelivery, ApplyLocks, ClusterPhase, ClusterStore, EventLevel, IntentAction, IntentOutcome, Journal,
     LeaseFilter, Node, NodePhase, SqliteStore, Store, Timestamp,
 };
 use vkube_vsphere::vm::{self, CloneRequest, VmSettings};
@@ -59,6 +60,11 @@ pub struct ApplyOptions {
     pub lock_ttl: Duration,
     /// With DHCP: how long a powered-on node may take to report its address.
     pub ip_wait: Duration,
+    /// Lifetime of a new bootstrap token.
+    pub token_ttl: Duration,
+    /// Timeout of each call to the cluster's API server (add-on updates,
+    /// new bootstrap tokens).
+    pub api_timeout: Duration,
 }
 
 impl Default for ApplyOptions {
@@ -69,6 +75,8 @@ impl Default for ApplyOptions {
             power_off_grace: Duration::from_secs(60),
             lock_ttl: Duration::from_secs(60),
             ip_wait: Duration::from_secs(600),
+            token_ttl: crate::token::DEFAULT_TOKEN_TTL,
+            api_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -87,6 +95,11 @@ pub struct ApplyReport {
     pub changed: bool,
     /// vCenter API round trips used.
     pub round_trips: u64,
+    /// Add-on deliveries, as `addon component version: how` lines.
+    pub addons: Vec<String>,
+    /// Warnings that did not stop the apply (e.g. an add-on update that
+    /// waits for the API server).
+    pub warnings: Vec<String>,
 }
 
 /// What `plan` shows: the next steps, without changing anything.
@@ -105,7 +118,13 @@ pub struct PlanPreview {
     pub unfinished: Vec<String>,
 }
 
-use crate::access::{SECRET_PKI, SECRET_TOKEN};
+use crate::access::{self, SECRET_PKI};
+use vkube_kube::ClusterApi as _;
+
+/// Field manager of vkube's server-side applies.
+const FIELD_MANAGER: &str = "vkube";
+use crate::addons::{self, AddonFacts};
+use crate::token::{self, StoredToken};
 
 fn step_name(step: &Step) -> (&'static str, Option<&str>) {
     match step {
@@ -178,7 +197,10 @@ struct Run<'a> {
     uid: String,
     placement: Placement,
     pki: ClusterPki,
-    token: BootstrapToken,
+    token: tokio::sync::Mutex<StoredToken>,
+    facts: AddonFacts,
+    /// Rendered once the VIP is known (first needed by the init node).
+    manifests: std::sync::Mutex<Option<Vec<Manifest>>>,
     options: &'a ApplyOptions,
     progress: &'a dyn Progress,
 }
@@ -370,6 +392,8 @@ impl Run<'_> {
             what: "control-plane VIP lease".into(),
             detail: "missing".into(),
         })?;
+        let token = self.token_for(role).await?;
+        let addons = if role == NodeRole::Init { self.manifests()? } else { Vec::new() };
         let input = NodeBootstrap {
             spec: self.spec,
             node,
@@ -378,15 +402,113 @@ impl Run<'_> {
             mac_address: &mac,
             lease,
             vip,
-            token: &self.token,
+            token: &token,
+            token_ttl: self.options.token_ttl,
             pki: &self.pki,
+            addons: &addons,
         };
         let mut with_bootstrap = settings.clone();
         for (key, value) in bootstrap::guestinfo::render(&input)? {
             with_bootstrap.extra_config.insert(key, value);
         }
         vm::ensure_settings(self.session, vm, &with_bootstrap).await?;
+        if role == NodeRole::Init {
+            let records = addons::records(&addons, AddonDelivery::Bootstrap, Some(node), None, Timestamp::now());
+            self.store.record_addons(&self.name(), &records)?;
+        }
         Ok(())
+    }
+
+    /// Brings the cluster's add-ons up to what the spec renders now: every
+    /// manifest whose digest differs from what was delivered (or that is
+    /// still pending) is applied through the API server. An unreachable
+    /// API server does not fail the apply: the update is recorded as
+    /// pending, reported as a warning, and retried by the next apply.
+    async fn sync_addons(&self, report: &mut ApplyReport) -> Result<()> {
+        let name = self.name();
+        let delivered = self.store.addons(&name)?;
+        let bootstrapped = self
+            .store
+            .nodes(&name)?
+            .iter()
+            .any(|n| n.node.pool == CONTROL_PLANE_GROUP && n.node.vm_id.is_some());
+        if delivered.is_empty() && !bootstrapped {
+            return Ok(());
+        }
+        let manifests = self.manifests()?;
+        let changed = addons::changed(&manifests, &delivered);
+        if changed.is_empty() {
+            return Ok(());
+        }
+        self.progress.started("update add-ons", None);
+        let result = async {
+            let api = access::cluster_api(self.store, self.spec, self.options.api_timeout)?;
+            for manifest in &changed {
+                api.apply_manifest(&manifest.yaml, FIELD_MANAGER).await?;
+                let records = addons::records(std::slice::from_ref(*manifest), AddonDelivery::Applied, None, None, Timestamp::now());
+                self.store.record_addons(&name, &records)?;
+                report.addons.push(format!("{} {} {}: applied", manifest.addon.as_str(), manifest.component, manifest.version));
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        let message = result.as_ref().err().map(|e| e.to_string());
+        self.progress.finished("update add-ons", None, message.as_deref());
+        if let Err(e) = result {
+            let message = e.to_string();
+            let pending: Vec<Manifest> = changed
+                .iter()
+                .filter(|m| !report.addons.iter().any(|line| line.starts_with(&format!("{} ", m.addon.as_str()))))
+                .map(|m| (*m).clone())
+                .collect();
+            let records = addons::records(&pending, AddonDelivery::Pending, None, Some(&message), Timestamp::now());
+            self.store.record_addons(&name, &records)?;
+            for m in &pending {
+                report.addons.push(format!("{} {} {}: pending", m.addon.as_str(), m.component, m.version));
+            }
+            let warning = format!(
+                "{} add-on update(s) wait for the API server and are retried by the next apply: {message}",
+                pending.len()
+            );
+            self.progress.warn(&warning);
+            self.event(EventLevel::Warning, "AddonsPending", &warning, None);
+            report.warnings.push(warning);
+        } else {
+            self.event(EventLevel::Info, "AddonsApplied", &format!("{} add-on(s) updated", changed.len()), None);
+        }
+        Ok(())
+    }
+
+    /// The add-on manifests (rendered on first use), without empty ones.
+    fn manifests(&self) -> Result<Vec<Manifest>> {
+        let mut cached = self.manifests.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.is_none() {
+            let rendered = addons::render(self.store, self.spec, &self.facts)?;
+            *cached = Some(rendered.into_iter().filter(addons::has_objects).collect());
+        }
+        Ok(cached.clone().unwrap_or_default())
+    }
+
+    /// The token a node of `role` gets. The init node creates its token
+    /// itself, so any token recorded with a fresh expiry will do; a joining
+    /// node needs one the cluster knows and that outlives its boot, so an
+    /// expiring token is replaced by a new one created through the API.
+    async fn token_for(&self, role: NodeRole) -> Result<BootstrapToken> {
+        let mut current = self.token.lock().await;
+        let now = std::time::SystemTime::now();
+        if current.usable_at(now) {
+            return Ok(current.token.clone());
+        }
+        let fresh = StoredToken::fresh(now, self.options.token_ttl, &mut random::fill);
+        if role != NodeRole::Init {
+            let api = access::cluster_api(self.store, self.spec, self.options.api_timeout)?;
+            let expires = fresh.expires().expect("fresh tokens expire");
+            api.ensure_bootstrap_token(fresh.token.id(), fresh.token.secret(), expires, "vkube: joins nodes of this cluster")
+                .await?;
+            self.event(EventLevel::Info, "TokenRenewed", &format!("bootstrap token `{}` created in the cluster", fresh.token.id()), None);
+        }
+        *current = token::replace(self.store, &self.name(), &current, &fresh)?;
+        Ok(current.token.clone())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -662,24 +784,18 @@ async fn find_vm(
         })
 }
 
-fn load_secrets(store: &SqliteStore, spec: &ClusterSpec) -> Result<(ClusterPki, BootstrapToken)> {
+fn load_secrets(store: &SqliteStore, spec: &ClusterSpec, token_ttl: Duration) -> Result<(ClusterPki, StoredToken)> {
     let name = spec.name().to_string();
-    let corrupt = |what: &str, detail: String| Error::Corrupt {
+    let fresh_pki = ClusterPki::generate(spec.name(), std::time::SystemTime::now(), &mut random::fill)?;
+    let pki_json = serde_json::to_string(&fresh_pki).map_err(|e| Error::Corrupt {
         cluster: name.clone(),
-        what: what.into(),
-        detail,
-    };
-    let fresh_pki =
-        ClusterPki::generate(spec.name(), std::time::SystemTime::now(), &mut random::fill)?;
-    let pki_json = serde_json::to_string(&fresh_pki).map_err(|e| corrupt("PKI", e.to_string()))?;
-    let stored = store.ensure_secret(&name, SECRET_PKI, &pki_json)?;
-    let pki: ClusterPki =
-        serde_json::from_str(&stored).map_err(|e| corrupt("PKI", e.to_string()))?;
-    let fresh_token = BootstrapToken::generate(&mut random::fill).to_string();
-    let token = store.ensure_secret(&name, SECRET_TOKEN, &fresh_token)?;
-    let token = token
-        .parse::<BootstrapToken>()
-        .map_err(|e| corrupt("bootstrap token", format!("{e:?}")))?;
+        what: "PKI".into(),
+        detail: e.to_string(),
+    })?;
+    store.ensure_secret(&name, SECRET_PKI, &pki_json)?;
+    let pki = access::cluster_pki(store, &name)?;
+    let fresh_token = StoredToken::fresh(std::time::SystemTime::now(), token_ttl, &mut random::fill);
+    let token = token::ensure(store, &name, &fresh_token)?;
     Ok((pki, token))
 }
 
@@ -792,7 +908,9 @@ async fn apply_locked(
         )?,
         Err(e) => return Err(e.into()),
     };
-    let (pki, token) = load_secrets(store, spec)?;
+    let (pki, token) = load_secrets(store, spec, options.token_ttl)?;
+    let inventory = Inventory::load(session).await?;
+    let facts = addons::gather(session, &inventory, store, spec, &record.uid).await?;
     let run = Run {
         session,
         store,
@@ -800,10 +918,13 @@ async fn apply_locked(
         uid: record.uid.clone(),
         placement,
         pki,
-        token,
+        token: tokio::sync::Mutex::new(token),
+        facts,
+        manifests: std::sync::Mutex::new(None),
         options,
         progress,
     };
+    let mut cloud_user_checked = false;
     for intent in store.open_intents(&name)? {
         store.complete_intent(
             intent.id,
@@ -855,6 +976,13 @@ async fn apply_locked(
         if steps.is_empty() {
             break;
         }
+        // The cluster's CPI/CSI user is checked before anything is created
+        // for nodes that will run with its credentials.
+        if !cloud_user_checked && steps.iter().any(|s| matches!(s, Step::CreateNode { .. })) {
+            let node_vms: Vec<String> = observation.vms.keys().map(|n| format!("{}/{n}", cluster_folder(spec.folder(), spec.name()))).collect();
+            crate::cloud::check_cloud_user(session, &inventory, spec, &run.facts.credentials.username, &node_vms).await?;
+            cloud_user_checked = true;
+        }
         progress.pass(pass, &steps);
         report.changed = true;
         run_pass(&run, &steps, &mut observation, &mut failed, &mut report).await?;
@@ -870,6 +998,9 @@ async fn apply_locked(
                 passes: pass,
             });
         }
+    }
+    if failed.is_empty() {
+        run.sync_addons(&mut report).await?;
     }
     report.round_trips = session.round_trips() - start_trips;
     let phase = if failed.is_empty() {

@@ -7,8 +7,9 @@
 //! Objects: the vCenter root, the datacenter, each domain's compute
 //! cluster, each datastore volumes may land on (a datastore cluster's
 //! member datastores), the VM folder nodes are created in, and the node
-//! VMs — before the first clone the parent folder stands in for them (new
-//! VMs inherit its propagating permissions).
+//! VMs — before the first clone that folder stands in for them (new VMs
+//! inherit its propagating permissions; `vkube roles apply vsphere-csi
+//! --bind node-vms=<folder>` grants there with propagation).
 
 use std::collections::BTreeSet;
 
@@ -38,7 +39,7 @@ pub struct MissingPrivilege {
 
 /// Where the catalogs' slots are bound for `spec`: resolved inventory paths.
 /// `node_vms` are the cluster's VMs found so far.
-fn bindings(inventory: &Inventory, spec: &ClusterSpec, node_vms: &[String]) -> Result<(Bindings, Vec<(Slot, String)>)> {
+fn bindings(inventory: &Inventory, spec: &ClusterSpec, node_vms: &[String]) -> Result<Bindings> {
     let mut items: BTreeSet<String> = BTreeSet::new();
     let resolve = |path: &str, kind: &str| -> Result<String> {
         Ok(inventory.resolve(path, kind)?.path.clone())
@@ -61,16 +62,14 @@ fn bindings(inventory: &Inventory, spec: &ClusterSpec, node_vms: &[String]) -> R
             }
         }
     }
+    // Before the first clone, the folder the VMs go in stands in for them.
+    if node_vms.is_empty() {
+        items.insert(format!("node-vms={}", resolve(spec.folder(), "VM folder")?));
+    }
     for vm in node_vms {
         items.insert(format!("node-vms={vm}"));
     }
-    let bindings = Bindings::parse_all(&items).map_err(|e| Error::Binding { slot: Slot::Datacenter, problem: e.to_string() })?;
-    let stand_ins = if node_vms.is_empty() {
-        vec![(Slot::NodeVms, resolve(spec.folder(), "VM folder")?)]
-    } else {
-        Vec::new()
-    };
-    Ok((bindings, stand_ins))
+    Bindings::parse_all(&items).map_err(|e| Error::Binding { slot: Slot::NodeVms, problem: e.to_string() })
 }
 
 /// Checks that `user` holds what CPI and CSI need on the cluster's
@@ -83,7 +82,7 @@ pub async fn check_cloud_user(
     user: &str,
     node_vms: &[String],
 ) -> Result<()> {
-    let (bindings, stand_ins) = bindings(inventory, spec, node_vms)?;
+    let bindings = bindings(inventory, spec, node_vms)?;
     let mut missing = Vec::new();
     for profile in CLOUD_PROFILES {
         let catalog = Catalog::builtin(profile).map_err(|e| Error::Binding { slot: Slot::Vcenter, problem: e.to_string() })?;
@@ -91,7 +90,7 @@ pub async fn check_cloud_user(
         let report = privileges::check(
             session,
             inventory,
-            &PrivilegeCheck { catalog: &catalog, targets: &targets, include_optional: false, principal: Some(user), stand_ins: &stand_ins },
+            &PrivilegeCheck { catalog: &catalog, targets: &targets, include_optional: false, principal: Some(user) },
         )
         .await?;
         for object in report.objects {

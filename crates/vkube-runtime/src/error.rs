@@ -98,6 +98,9 @@ pub enum Error {
     /// An add-on cannot be rendered from the cluster's settings.
     #[error(transparent)]
     Addon(#[from] vkube_core::addons::Error),
+    /// A call to the cluster's Kubernetes API failed.
+    #[error(transparent)]
+    Kubernetes(#[from] vkube_kube::Error),
     /// Stored data could not be read back.
     #[error("stored {what} of cluster `{cluster}` is unreadable: {detail}")]
     Corrupt {
@@ -130,6 +133,7 @@ impl Error {
                     | vkube_store::Error::Io { .. }
                     | vkube_store::Error::Corrupt { .. }
             ),
+            Error::Kubernetes(e) => !matches!(e, vkube_kube::Error::Decode { .. }),
             Error::Vsphere(_) | Error::Corrupt { .. } => false,
         }
     }

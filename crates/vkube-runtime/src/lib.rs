@@ -15,6 +15,7 @@ pub mod placement;
 pub mod privileges;
 pub mod progress;
 mod random;
+pub mod token;
 
 pub use apply::{apply, plan_only, ApplyOptions, ApplyReport, PlanPreview};
 pub use delete::{delete, DeleteOptions, DeleteReport};

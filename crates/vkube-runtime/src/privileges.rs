@@ -39,7 +39,11 @@ pub fn resolve_targets<'a>(inventory: &'a Inventory, targets: &Targets) -> Resul
                 Slot::Network => ("network", |d| matches!(d, Details::Network { .. } | Details::DistributedSwitch)),
                 Slot::VmFolder => ("VM folder", |d| matches!(d, Details::Folder { .. })),
                 Slot::TemplateFolder => ("template folder", |d| matches!(d, Details::Folder { .. })),
-                Slot::NodeVms => ("VM", |d| matches!(d, Details::VirtualMachine { .. })),
+                // Node VMs, or the folder they are created in (before they
+                // exist): the grant then propagates to every VM inside.
+                Slot::NodeVms => ("VM or VM folder", |d| {
+                    matches!(d, Details::VirtualMachine { .. } | Details::Folder { .. })
+                }),
             };
             let entity = inventory
                 .resolve(&target.path, kind)
@@ -52,7 +56,9 @@ pub fn resolve_targets<'a>(inventory: &'a Inventory, targets: &Targets) -> Resul
                     expected: kind.to_owned(),
                 });
             }
-            Ok(Resolved { target: target.clone(), entity })
+            let mut target = target.clone();
+            target.container = target.slot == Slot::NodeVms && matches!(entity.details, Details::Folder { .. });
+            Ok(Resolved { target, entity })
         })
         .collect()
 }
@@ -95,10 +101,6 @@ pub struct PrivilegeCheck<'a> {
     pub include_optional: bool,
     /// The user to check, or `None` for this session's own user.
     pub principal: Option<&'a str>,
-    /// Objects checked in place of a slot whose objects do not exist yet
-    /// (node VMs before the first clone: the folder they will be created
-    /// in, whose privileges they inherit), by slot and path.
-    pub stand_ins: &'a [(Slot, String)],
 }
 
 /// Compares effective privileges on every bound object (and a child of each
@@ -129,13 +131,6 @@ pub async fn check(session: &Session, inventory: &Inventory, input: &PrivilegeCh
                 add(probe, child);
             }
         }
-    }
-    for (slot, path) in input.stand_ins {
-        let entity = inventory.resolve(path, "stand-in object").map_err(|source| Error::Binding {
-            slot: *slot,
-            problem: source.to_string(),
-        })?;
-        add(Probe { path: entity.path.clone(), slot: *slot, child_of: None }, entity);
     }
     let authz = Authorization::new(session)?;
     let (who, by_id) = match input.principal {

@@ -315,17 +315,23 @@ async fn apply_text(
         };
         match vkube_runtime::apply(&connected.session, &store, text, &options, &progress).await {
             Ok(report) if format != Format::Table => print_data(out, format, &report),
-            Ok(report) if !report.changed => {
+            Ok(report) if !report.changed && report.addons.is_empty() => {
                 Ok(writeln!(out, "cluster `{}`: no changes", report.cluster)?)
             }
-            Ok(report) => Ok(writeln!(
-                out,
-                "cluster `{}` applied: {} step(s) in {} pass(es), {} API round trips",
-                report.cluster,
-                report.executed.len(),
-                report.passes,
-                report.round_trips
-            )?),
+            Ok(report) => {
+                writeln!(
+                    out,
+                    "cluster `{}` applied: {} step(s) in {} pass(es), {} API round trips",
+                    report.cluster,
+                    report.executed.len(),
+                    report.passes,
+                    report.round_trips
+                )?;
+                for line in &report.addons {
+                    writeln!(out, "  add-on {line}")?;
+                }
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     };

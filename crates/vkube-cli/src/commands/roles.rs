@@ -381,11 +381,16 @@ async fn apply(
             );
         }
     }
+    // Resolution marks folders standing in for node VMs (their grants propagate).
+    let targets = Targets {
+        targets: resolved.iter().map(|r| r.target.clone()).collect(),
+        unbound: input.targets.unbound.clone(),
+    };
     let plan = roles::plan(
         &input.catalog,
         input.include_optional,
         &args.principal,
-        &input.targets,
+        &targets,
         &observed,
     )?;
 
@@ -580,7 +585,6 @@ async fn check(
         targets: &input.targets,
         include_optional: input.include_optional,
         principal,
-        stand_ins: &[],
     };
     let report = privileges::check(session, &inventory, &request)
         .await

@@ -7,7 +7,7 @@
 use super::{Catalog, Error};
 
 /// Embedded catalogs, in the order `vkube roles profiles` lists them.
-const BUILTIN: [(&str, &str); 7] = [
+const BUILTIN: [(&str, &str); 8] = [
     (
         "vkube",
         include_str!("../../../../catalogs/roles/vkube.yaml"),
@@ -35,6 +35,10 @@ const BUILTIN: [(&str, &str); 7] = [
     (
         "vsphere-cpi",
         include_str!("../../../../catalogs/roles/vsphere-cpi.yaml"),
+    ),
+    (
+        "vsphere-cloud",
+        include_str!("../../../../catalogs/roles/vsphere-cloud.yaml"),
     ),
 ];
 
@@ -134,7 +138,8 @@ mod tests {
                 "deckhouse",
                 "palette",
                 "vsphere-csi",
-                "vsphere-cpi"
+                "vsphere-cpi",
+                "vsphere-cloud"
             ]
         );
         assert!(Catalog::builtin_profiles()
@@ -532,6 +537,34 @@ mod tests {
                 .iter()
                 .any(|privilege| privilege.id.group() == "Authorization");
             assert_eq!(administers, role.is_optional(), "{}", role.name());
+        }
+    }
+
+    /// `vsphere-cloud` holds every privilege `vsphere-cpi` and
+    /// `vsphere-csi` require (optional roles aside), with one role per slot.
+    #[test]
+    fn vsphere_cloud_is_the_union_of_cpi_and_csi() {
+        use std::collections::BTreeSet;
+        let required = |profile: &str| -> BTreeSet<String> {
+            Catalog::builtin(profile)
+                .unwrap()
+                .roles()
+                .iter()
+                .filter(|role| !role.is_optional())
+                .flat_map(|role| role.privileges().iter().map(|p| p.id.to_string()))
+                .collect()
+        };
+        let cloud = required("vsphere-cloud");
+        for profile in ["vsphere-cpi", "vsphere-csi"] {
+            let missing: Vec<_> = required(profile).difference(&cloud).cloned().collect();
+            assert!(missing.is_empty(), "vsphere-cloud lacks {missing:?} of {profile}");
+        }
+        let catalog = Catalog::builtin("vsphere-cloud").unwrap();
+        let mut slots = BTreeSet::new();
+        for role in catalog.roles() {
+            for grant in role.grants() {
+                assert!(slots.insert(grant.slot), "two roles on slot {}", grant.slot);
+            }
         }
     }
 }

@@ -43,6 +43,12 @@ pub struct Target {
     pub slot: Slot,
     /// The absolute inventory path, e.g. `/dc1/vm/k8s`, or `/` for `vcenter`.
     pub path: String,
+    /// The path is a folder standing in for the slot's objects inside it
+    /// (`node-vms` bound to the folder the node VMs are created in, before
+    /// they exist): grants there propagate, so every VM inside inherits
+    /// them. Set by the caller that resolved the path.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub container: bool,
 }
 
 /// Where a catalog's grants go, from [`targets`].
@@ -91,12 +97,14 @@ pub fn targets(catalog: &Catalog, bindings: &Bindings, include_optional: bool) -
             result.targets.extend(paths.iter().map(|path| Target {
                 slot,
                 path: path.clone(),
+                container: false,
             }));
         } else if used.contains(&slot) {
             match slot.fixed_path() {
                 Some(path) => result.targets.push(Target {
                     slot,
                     path: path.to_owned(),
+                    container: false,
                 }),
                 None => result.unbound.push(slot),
             }
@@ -308,23 +316,24 @@ pub fn plan(
                 .iter()
                 .filter(|grant| grant.slot == target.slot)
             {
+                let propagate = grant.propagate || target.container;
                 if let Some((_, _, other_role, other_propagate)) =
                     wanted.iter().find(|(path, ..)| *path == target.path)
                 {
-                    if other_role == role.name() && *other_propagate == grant.propagate {
+                    if other_role == role.name() && *other_propagate == propagate {
                         continue;
                     }
                     return Err(Error::ConflictingGrants {
                         path: target.path.clone(),
                         first: grant_label(other_role, *other_propagate),
-                        second: grant_label(role.name(), grant.propagate),
+                        second: grant_label(role.name(), propagate),
                     });
                 }
                 wanted.push((
                     target.path.clone(),
                     target.slot,
                     role.name().to_owned(),
-                    grant.propagate,
+                    propagate,
                 ));
             }
         }
@@ -586,15 +595,18 @@ roles:
             [
                 Target {
                     slot: Slot::Vcenter,
-                    path: "/".into()
+                    path: "/".into(),
+                    container: false
                 },
                 Target {
                     slot: Slot::Network,
-                    path: "/dc/network/a".into()
+                    path: "/dc/network/a".into(),
+                    container: false
                 },
                 Target {
                     slot: Slot::VmFolder,
-                    path: "/dc/vm/k8s".into()
+                    path: "/dc/vm/k8s".into(),
+                    container: false
                 },
             ]
         );
