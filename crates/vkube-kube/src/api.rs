@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn server_version_reads_the_recorded_version_answer() {
-        let body = include_str!("../tests/it/fixtures/version-1.30.json");
+        let body = vkube_test_support::kube_api::fixtures::VERSION_1_30;
         let version: ServerVersion = serde_json::from_str(body).unwrap();
         assert_eq!(version, self::version("v1.30.4", "1", "30"));
     }

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use vkube_kube::{ApplyOutcome, ClusterApi, Error, ObjectRef};
 
 use crate::stand_in_with_client;
-use crate::support::stand_in::{Recorded, STATUS_403_FORBIDDEN, STATUS_409_CONFLICT};
+use vkube_test_support::kube_api::fixtures::{STATUS_403_FORBIDDEN, STATUS_409_CONFLICT};
+use vkube_test_support::kube_api::{Recorded, Reply};
 
 const FIELD_MANAGER: &str = "vkube-addons";
 
@@ -374,11 +375,10 @@ async fn cluster_scoped_object_with_a_namespace_is_refused_before_patching_stand
 #[tokio::test]
 async fn recorded_403_from_stand_in_is_forbidden_naming_the_object() {
     let (_pki, stand_in, client) = stand_in_with_client().await;
-    stand_in.fail(
+    stand_in.respond(
         "PATCH",
         "/apis/rbac.authorization.k8s.io/v1/clusterroles/cilium",
-        403,
-        STATUS_403_FORBIDDEN,
+        Reply::json(403, STATUS_403_FORBIDDEN),
     );
     let stream = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: cilium, namespace: kube-system}\n---\n\
                   apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: cilium}\nrules: []\n---\n\
@@ -407,11 +407,10 @@ async fn recorded_403_from_stand_in_is_forbidden_naming_the_object() {
 #[tokio::test]
 async fn recorded_409_from_stand_in_is_a_conflict() {
     let (_pki, stand_in, client) = stand_in_with_client().await;
-    stand_in.fail(
+    stand_in.respond(
         "PATCH",
         "/api/v1/namespaces/kube-system/configmaps/cilium-config",
-        409,
-        STATUS_409_CONFLICT,
+        Reply::json(409, STATUS_409_CONFLICT),
     );
     let stream = "apiVersion: v1\nkind: ConfigMap\n\
                   metadata: {name: cilium-config, namespace: kube-system, resourceVersion: \"1\"}\n";
@@ -460,11 +459,10 @@ async fn secret_values_echoed_by_stand_in_are_redacted() {
         "message": "Secret \"vsphere-config-secret\" is invalid: data[csi-vsphere.conf]: Invalid value: \"[Global]\\npassword = hunter2-pass\\n\"",
         "reason": "Invalid", "code": 422
     });
-    stand_in.fail(
+    stand_in.respond(
         "PATCH",
         "/api/v1/namespaces/kube-system/secrets/vsphere-config-secret",
-        422,
-        &echo.to_string(),
+        Reply::json(422, echo.to_string()),
     );
     let stream = "apiVersion: v1\nkind: Secret\nmetadata: {name: vsphere-config-secret, namespace: kube-system}\n\
                   stringData:\n  csi-vsphere.conf: \"[Global]\\npassword = hunter2-pass\\n\"\n";

@@ -9,7 +9,8 @@ use base64::Engine;
 use vkube_kube::{ClusterApi, Error, BOOTSTRAP_TOKEN_FIELD_MANAGER};
 
 use crate::stand_in_with_client;
-use crate::support::stand_in::STATUS_403_FORBIDDEN;
+use vkube_test_support::kube_api::fixtures::STATUS_403_FORBIDDEN;
+use vkube_test_support::kube_api::Reply;
 
 const PATH: &str = "/api/v1/namespaces/kube-system/secrets/bootstrap-token-7h3k9q";
 
@@ -45,7 +46,7 @@ async fn bootstrap_token_secret_applied_to_stand_in_has_kubeadms_shape() {
         .await
         .unwrap();
 
-    let requests = stand_in.requests_to("PATCH", PATH);
+    let requests = stand_in.requests_matching("PATCH", PATH);
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
     assert_eq!(
@@ -102,7 +103,7 @@ async fn bootstrap_token_secret_applied_to_stand_in_has_kubeadms_shape() {
     let stored = stand_in.object(PATH).unwrap();
     assert_eq!(decoded_data(&stored)["expiration"], rfc3339(later));
     assert_eq!(stored["metadata"]["managedFields"][0]["manager"], "vkube");
-    assert_eq!(stand_in.requests_to("PATCH", PATH).len(), 2);
+    assert_eq!(stand_in.requests_matching("PATCH", PATH).len(), 2);
 }
 
 #[tokio::test]
@@ -135,7 +136,7 @@ async fn recorded_403_for_the_token_secret_names_it_and_hides_the_secret() {
         "at the cluster scope",
         "at the cluster scope (token 7h3k9q.x2v8m4p0a7c1d9f6)",
     );
-    stand_in.fail("PATCH", PATH, 403, &echo);
+    stand_in.respond("PATCH", PATH, Reply::json(403, echo));
     let future = SystemTime::now() + Duration::from_secs(600);
     let err = client
         .ensure_bootstrap_token("7h3k9q", "x2v8m4p0a7c1d9f6", future, "")

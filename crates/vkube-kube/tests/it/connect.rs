@@ -1,15 +1,17 @@
 //! Reaching the API server: mutual TLS, kubeconfig text, and the errors for a wrong CA, a
 //! refused client certificate, 401, a closed port and a silent server.
 
-use std::process::Command;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use vkube_kube::{ClusterAccess, ClusterApi, Error, KubeClient};
 
 use crate::stand_in_with_client;
-use crate::support::stand_in::STATUS_401_UNAUTHORIZED;
-use crate::support::{StandIn, TestCa, TestPki};
+use crate::support::TestPki;
+use vkube_test_support::external_tool::OPENSSL;
+use vkube_test_support::kube_api::fixtures::STATUS_401_UNAUTHORIZED;
+use vkube_test_support::kube_api::{Reply, StandIn, StandInOptions, TestCa};
 
 #[tokio::test]
 async fn version_over_mutual_tls_from_stand_in_recorded_response() {
@@ -26,10 +28,13 @@ async fn version_over_mutual_tls_from_stand_in_recorded_response() {
         ("GET", "/version")
     );
     assert_eq!(
-        stand_in.client_certificates(),
+        certificate_ders(&stand_in),
         vec![pki.admin.cert_der.clone()],
         "the stand-in saw exactly the admin certificate"
     );
+    let seen = &stand_in.client_certificates()[0];
+    assert_eq!(seen.common_name.as_deref(), Some("kubernetes-admin"));
+    assert_eq!(seen.organizations, ["kubeadm:cluster-admins"]);
     let shown = format!("{client:?}");
     assert!(
         shown.contains(&stand_in.endpoint()) && !shown.contains("PRIVATE KEY"),
@@ -40,7 +45,7 @@ async fn version_over_mutual_tls_from_stand_in_recorded_response() {
 #[tokio::test]
 async fn kubeconfig_text_reaches_stand_in_with_recorded_version() {
     let pki = TestPki::new();
-    let stand_in = StandIn::start(&pki).await;
+    let stand_in = pki.stand_in().await;
     let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
     let kubeconfig = format!(
         "apiVersion: v1
@@ -73,8 +78,27 @@ current-context: demo-admin@demo
     assert_eq!(client.endpoint(), stand_in.endpoint());
     assert_eq!(client.version().await.unwrap().git_version, "v1.30.4");
     assert_eq!(
-        stand_in.client_certificates(),
+        certificate_ders(&stand_in),
         vec![pki.admin.cert_der.clone()]
+    );
+}
+
+/// The stand-in on a VIP-like loopback address other than 127.0.0.1, serving a certificate
+/// its cluster CA issued for that address: the client checks the IP SAN and gets through.
+#[tokio::test]
+async fn version_through_a_vip_address_of_a_stand_in_with_the_cluster_ca() {
+    let pki = TestPki::new();
+    let pid = std::process::id();
+    let vip = Ipv4Addr::new(127, 42, (pid >> 8) as u8, pid as u8);
+    let options = StandInOptions::with_ca(&pki.ca.cert_pem, &pki.ca.key_pem)
+        .listen(std::net::SocketAddr::from((vip, 0)));
+    let stand_in = StandIn::start_async(options).await;
+    assert!(stand_in.endpoint().starts_with(&format!("https://{vip}:")));
+    let client = KubeClient::new(&pki.admin_access(&stand_in.endpoint())).unwrap();
+    assert_eq!(client.version().await.unwrap().git_version, "v1.30.4");
+    assert_eq!(
+        stand_in.client_certificates()[0].organizations,
+        ["kubeadm:cluster-admins"]
     );
 }
 
@@ -82,7 +106,12 @@ current-context: demo-admin@demo
 async fn server_certificate_from_another_ca_fails_tls_against_stand_in() {
     let pki = TestPki::new();
     let impostor = TestCa::new("kubernetes");
-    let stand_in = StandIn::start_with(&impostor.server(), &pki.ca.cert_pem).await;
+    let impostor_server = impostor.server_certificate(&[Ipv4Addr::LOCALHOST.into()]);
+    let stand_in = StandIn::start_async(StandInOptions::with_server_certificate(
+        impostor_server,
+        &pki.ca.cert_pem,
+    ))
+    .await;
     let client = KubeClient::new(&pki.admin_access(&stand_in.endpoint())).unwrap();
     let err = client.version().await.unwrap_err();
     match &err {
@@ -102,7 +131,7 @@ async fn server_certificate_from_another_ca_fails_tls_against_stand_in() {
 #[tokio::test]
 async fn client_certificate_from_another_ca_is_refused_by_stand_in() {
     let pki = TestPki::new();
-    let stand_in = StandIn::start(&pki).await;
+    let stand_in = pki.stand_in().await;
     let stranger = TestCa::new("someone-else").client("kubernetes-admin", "kubeadm:cluster-admins");
     let access = ClusterAccess {
         client_cert_pem: stranger.cert_pem,
@@ -130,7 +159,7 @@ async fn client_certificate_from_another_ca_is_refused_by_stand_in() {
 #[tokio::test]
 async fn recorded_401_from_stand_in_is_unauthorized() {
     let (_pki, stand_in, client) = stand_in_with_client().await;
-    stand_in.answer_everything_with(401, STATUS_401_UNAUTHORIZED);
+    stand_in.answer_everything_with(Reply::json(401, STATUS_401_UNAUTHORIZED));
     let err = client.version().await.unwrap_err();
     assert!(
         matches!(&err, Error::Unauthorized { endpoint } if *endpoint == stand_in.endpoint()),
@@ -239,13 +268,7 @@ async fn key_of_another_certificate_is_refused_before_connecting() {
 /// stand-in accepts the certificate.
 #[tokio::test]
 async fn sec1_key_from_openssl_authenticates_to_stand_in() {
-    let required = std::env::var("VKUBE_REQUIRE_OPENSSL").is_ok_and(|v| v == "1");
-    if Command::new("openssl").arg("version").output().is_err() {
-        assert!(
-            !required,
-            "VKUBE_REQUIRE_OPENSSL=1 but `openssl` is not installed"
-        );
-        eprintln!("note: `openssl` not installed, skipping the SEC1 key test");
+    if !OPENSSL.available() {
         return;
     }
     let pki = TestPki::new();
@@ -255,7 +278,8 @@ async fn sec1_key_from_openssl_authenticates_to_stand_in() {
     std::fs::write(dir.join("ca.key"), &pki.ca.key_pem).unwrap();
     std::fs::write(dir.join("ext.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
     let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
+        let out = OPENSSL
+            .command()
             .args(args)
             .current_dir(&dir)
             .output()
@@ -306,7 +330,7 @@ async fn sec1_key_from_openssl_authenticates_to_stand_in() {
     let cert_pem = std::fs::read_to_string(dir.join("admin.crt")).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let stand_in = StandIn::start(&pki).await;
+    let stand_in = pki.stand_in().await;
     let access = ClusterAccess {
         client_cert_pem: cert_pem,
         client_key_pem: key_pem,
@@ -315,4 +339,13 @@ async fn sec1_key_from_openssl_authenticates_to_stand_in() {
     let version = KubeClient::new(&access).unwrap().version().await.unwrap();
     assert_eq!(version.git_version, "v1.30.4");
     assert_eq!(stand_in.client_certificates().len(), 1);
+}
+
+/// DER of every client certificate the stand-in saw.
+fn certificate_ders(stand_in: &StandIn) -> Vec<Vec<u8>> {
+    stand_in
+        .client_certificates()
+        .into_iter()
+        .map(|c| c.der)
+        .collect()
 }

@@ -6,13 +6,14 @@ mod bootstrap_token;
 mod connect;
 mod support;
 
-use support::{StandIn, TestPki};
+use support::TestPki;
 use vkube_kube::KubeClient;
+use vkube_test_support::kube_api::StandIn;
 
 /// A fresh cluster PKI, a stand-in serving it, and an admin client for it.
 async fn stand_in_with_client() -> (TestPki, StandIn, KubeClient) {
     let pki = TestPki::new();
-    let stand_in = StandIn::start(&pki).await;
+    let stand_in = pki.stand_in().await;
     let client = KubeClient::new(&pki.admin_access(&stand_in.endpoint())).unwrap();
     (pki, stand_in, client)
 }
