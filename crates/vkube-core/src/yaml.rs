@@ -146,13 +146,31 @@ fn is_plain(text: &str) -> bool {
 /// kubernetes-validate) makes that a failure.
 #[cfg(test)]
 pub(crate) fn pyyaml_as_json(text: &str) -> Option<serde_json::Value> {
+    pyyaml("yaml.safe_load(sys.stdin)", text)
+}
+
+/// The documents of the multi-document stream `text` as PyYAML reads them
+/// (see [`pyyaml_as_json`]), comment-only documents left out.
+#[cfg(test)]
+pub(crate) fn pyyaml_stream_as_json(text: &str) -> Option<Vec<serde_json::Value>> {
+    let documents = pyyaml(
+        "[doc for doc in yaml.safe_load_all(sys.stdin) if doc is not None]",
+        text,
+    )?;
+    Some(serde_json::from_value(documents).unwrap())
+}
+
+/// What the Python expression `read` (over `sys.stdin` holding `text`)
+/// gives, as JSON.
+#[cfg(test)]
+fn pyyaml(read: &str, text: &str) -> Option<serde_json::Value> {
     use std::io::Write;
     use std::process::{Command, Stdio};
 
     let required = std::env::var("VKUBE_REQUIRE_KUBERNETES_VALIDATE").is_ok_and(|v| v == "1");
-    let script = "import json, sys, yaml\nprint(json.dumps(yaml.safe_load(sys.stdin)))";
+    let script = format!("import json, sys, yaml\nprint(json.dumps({read}))");
     let child = Command::new("python3")
-        .args(["-c", script])
+        .args(["-c", &script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

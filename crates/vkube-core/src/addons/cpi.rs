@@ -13,12 +13,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::objects::{
+use super::k8s::{
     binding, cluster_role, config_map, daemon_set, role, rule, secret, service_account, Affinity,
-    Container, Meta, PodSpec, RoleKind, SecurityContext, Stream, Toleration, Volume,
+    Container, EnvVar, Labels, Meta, PodSpec, PodTemplate, RoleRef, Rule, SecurityContext, Stream,
+    Subject, Toleration, Volume, READ,
 };
-use super::vsphere::{ca_file_content, check_vcenter, pinned, CA_FILE_NAME, REDACTED};
-use super::{image, Addon, AddonInput, Error, Manifest};
+use super::vsphere::{check_vcenter, config_files, pinned, CA_FILE_NAME, REDACTED};
+use super::{api_server_env, image, Addon, AddonInput, Error, Manifest};
 
 /// Component name (also the DaemonSet's and the ClusterRole's name).
 pub const COMPONENT: &str = "vsphere-cloud-controller-manager";
@@ -70,19 +71,23 @@ pub fn render(input: &AddonInput<'_>) -> Result<Manifest, Error> {
         "vSphere cloud provider (cloud-controller-manager {version}) for Kubernetes {}.\nRendered by vkube for cluster `{}`; the Secret holds the cluster's own vCenter user.",
         input.kubernetes, input.cluster
     ));
-    let meta = |name: &str| Meta::namespaced(name, NAMESPACE, COMPONENT);
+    let labels = Labels::component(COMPONENT);
+    let meta = |name: &str| Meta::namespaced(name, NAMESPACE, &labels);
+    let account = || vec![Subject::service_account(SERVICE_ACCOUNT, NAMESPACE)];
     stream.push(&service_account(meta(SERVICE_ACCOUNT)));
     stream.push(&secret(meta(SECRET), &credentials(input, false)));
-    stream.push(&config_map(meta(CONFIG_MAP), config_files(input)));
+    stream.push(&config_map(
+        meta(CONFIG_MAP),
+        config_files(input, "vsphere.conf", vsphere_conf(input)),
+    ));
     stream.push(&cluster_role(
-        Meta::cluster(COMPONENT, COMPONENT),
+        Meta::cluster(COMPONENT, &labels),
         cluster_rules(),
     ));
     stream.push(&binding(
-        Meta::cluster(COMPONENT, COMPONENT),
-        (RoleKind::ClusterRole, COMPONENT),
-        SERVICE_ACCOUNT,
-        NAMESPACE,
+        Meta::cluster(COMPONENT, &labels),
+        RoleRef::cluster_role(COMPONENT),
+        account(),
     ));
     // The controller reads its credentials Secret through an informer on
     // kube-system only; a Role there is enough (upstream grants secrets
@@ -90,36 +95,25 @@ pub fn render(input: &AddonInput<'_>) -> Result<Manifest, Error> {
     let secrets_role = format!("{COMPONENT}-secrets");
     stream.push(&role(
         meta(&secrets_role),
-        vec![rule(&[""], &["secrets"], &["get", "list", "watch"])],
+        vec![rule(&[""], &["secrets"], READ)],
     ));
     stream.push(&binding(
         meta(&secrets_role),
-        (RoleKind::Role, &secrets_role),
-        SERVICE_ACCOUNT,
-        NAMESPACE,
+        RoleRef::role(&secrets_role),
+        account(),
     ));
     // Reading the API server's client CA (delegated authentication).
     stream.push(&binding(
         meta(&format!("{COMPONENT}-authentication-reader")),
-        (RoleKind::Role, "extension-apiserver-authentication-reader"),
-        SERVICE_ACCOUNT,
-        NAMESPACE,
+        RoleRef::role("extension-apiserver-authentication-reader"),
+        account(),
     ));
     stream.push(&daemon_set(
         meta(COMPONENT),
-        COMPONENT,
-        pod(input, controller_image.clone()),
+        1,
+        PodTemplate::of_component(COMPONENT, pod(input, controller_image)),
     ));
-
-    Ok(Manifest {
-        addon: Addon::Cpi,
-        component: COMPONENT.to_owned(),
-        version: version.to_owned(),
-        file_name: FILE_NAME.to_owned(),
-        yaml: stream.finish(),
-        has_secrets: true,
-        images: vec![controller_image],
-    })
+    Ok(stream.into_manifest(Addon::Cpi, COMPONENT, version, FILE_NAME))
 }
 
 /// The CPI's config as a person checks it: `vsphere.conf` as deployed
@@ -143,7 +137,7 @@ struct VsphereConf<'a> {
     global: Global<'a>,
     vcenter: BTreeMap<&'a str, VcenterEntry<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    labels: Option<Labels<'a>>,
+    labels: Option<TopologyLabels<'a>>,
 }
 
 #[derive(Serialize)]
@@ -168,7 +162,7 @@ struct VcenterEntry<'a> {
 }
 
 #[derive(Serialize)]
-struct Labels<'a> {
+struct TopologyLabels<'a> {
     region: &'a str,
     zone: &'a str,
 }
@@ -202,21 +196,12 @@ fn vsphere_conf(input: &AddonInput<'_>) -> String {
                 datacenters: input.datacenters.iter().map(String::as_str).collect(),
             },
         )]),
-        labels: input.categories.map(|categories| Labels {
+        labels: input.categories.map(|categories| TopologyLabels {
             region: categories.region.as_str(),
             zone: categories.zone.as_str(),
         }),
     };
     crate::yaml::to_string(&conf)
-}
-
-/// The ConfigMap's files: `vsphere.conf` and the CA bundle, if any.
-fn config_files(input: &AddonInput<'_>) -> BTreeMap<String, String> {
-    let mut files = BTreeMap::from([("vsphere.conf".to_owned(), vsphere_conf(input))]);
-    if let Some(pem) = &input.vcenter.ca_pem {
-        files.insert(CA_FILE_NAME.to_owned(), ca_file_content(pem));
-    }
-    files
 }
 
 /// The Secret's keys. The controller looks credentials up by server:
@@ -251,7 +236,7 @@ fn credentials(input: &AddonInput<'_>, redact: bool) -> BTreeMap<String, String>
 /// What the cloud-controller-manager may do cluster-wide (the rules
 /// cloud-provider-vsphere documents, without secrets, which its Role in
 /// kube-system covers).
-fn cluster_rules() -> Vec<super::objects::Rule> {
+fn cluster_rules() -> Vec<Rule> {
     vec![
         rule(&[""], &["events"], &["create", "patch", "update"]),
         rule(
@@ -296,25 +281,17 @@ fn pod(input: &AddonInput<'_>, controller_image: String) -> PodSpec {
         format!("--cloud-config={CONFIG_DIR}/vsphere.conf"),
         "--v=2".to_owned(),
     ];
-    // The API server directly, through the VIP: the `kubernetes` Service
-    // needs kube-proxy or the CNI's replacement, which may not run yet.
     let container = Container::new("vsphere-cloud-controller-manager", controller_image)
         .args(&args)
-        .env(
-            "KUBERNETES_SERVICE_HOST",
-            &input.api_endpoint.ip().to_string(),
-        )
-        .env(
-            "KUBERNETES_SERVICE_PORT",
-            &input.api_endpoint.port().to_string(),
-        )
-        .requests("200m", "128Mi")
+        .env_vars(api_server_env(input).map(|(name, value)| EnvVar::value(name, value)))
+        .request_cpu("200m")
+        .request_memory("128Mi")
         .mount_read_only("vsphere-config-volume", CONFIG_DIR);
     PodSpec {
         service_account_name: SERVICE_ACCOUNT.to_owned(),
         priority_class_name: "system-node-critical",
         host_network: true,
-        affinity: Some(Affinity::control_plane(COMPONENT, false)),
+        affinity: Some(Affinity::default().on_control_plane()),
         tolerations: vec![
             Toleration::exists(
                 "node.cloudprovider.kubernetes.io/uninitialized",
@@ -338,13 +315,11 @@ fn pod(input: &AddonInput<'_>, controller_image: String) -> PodSpec {
 mod tests {
     use super::*;
     use crate::addons::testing::{
-        container_images, documents, find, have_kubernetes_validate, kubernetes_validate, scratch,
-        Fixture, PASSWORD,
+        assert_pinned_for_supported_minors_only, assert_valid_for_every_minor, container_images,
+        documents, find, password_only_in_the_secret_data, zones_and_plain, Fixture, PASSWORD,
     };
     use crate::addons::SUPPORTED_MINORS;
     use crate::yaml::pyyaml_as_json;
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine;
     use serde_json::json;
 
     #[test]
@@ -359,31 +334,12 @@ mod tests {
             );
             assert_eq!(manifest.images, [format!("{IMAGE}:{}", manifest.version)]);
         }
-        for minor in [27, 34] {
-            assert!(matches!(
-                render(&Fixture::two_zones(minor).input()),
-                Err(Error::UnsupportedVersion { .. })
-            ));
-        }
+        assert_pinned_for_supported_minors_only(render);
     }
 
     #[test]
     fn manifests_validate_strictly_for_every_minor() {
-        if !have_kubernetes_validate() {
-            return;
-        }
-        let dir = scratch("cpi");
-        for minor in SUPPORTED_MINORS {
-            for (label, fixture) in [
-                ("zones", Fixture::two_zones(minor)),
-                ("plain", Fixture::plain(minor)),
-            ] {
-                let path = dir.join(format!("{minor}-{label}-{FILE_NAME}"));
-                std::fs::write(&path, render(&fixture.input()).unwrap().yaml).unwrap();
-                kubernetes_validate(&path, minor);
-            }
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_valid_for_every_minor("cpi", zones_and_plain, |input| render(input).unwrap());
     }
 
     #[test]
@@ -441,25 +397,8 @@ mod tests {
     #[test]
     fn password_only_in_the_secret() {
         for fixture in [Fixture::two_zones(33), Fixture::plain(28)] {
-            let manifest = render(&fixture.input()).unwrap();
-            assert!(manifest.has_secrets);
-            assert!(!manifest.yaml.contains(PASSWORD));
-            let docs = documents(&manifest);
-            let mut secrets = 0;
-            for doc in &docs {
-                let text = serde_yaml::to_string(doc).unwrap();
-                if doc["kind"] == "Secret" {
-                    secrets += 1;
-                    continue;
-                }
-                assert!(!text.contains(PASSWORD), "{text}");
-                assert!(!text.contains(&STANDARD.encode(PASSWORD)), "{text}");
-            }
-            assert_eq!(secrets, 1);
-            let data = &find(&docs, "Secret", SECRET)["data"];
-            let decoded = |key: &str| {
-                String::from_utf8(STANDARD.decode(data[key].as_str().unwrap()).unwrap()).unwrap()
-            };
+            let data = password_only_in_the_secret_data(&render(&fixture.input()).unwrap());
+            let decoded = |key: &str| data[key].as_str();
             if fixture.vcenter.server == "vc.example.com" {
                 assert_eq!(decoded("vc.example.com.password"), PASSWORD);
                 assert_eq!(decoded("vc.example.com.username"), "k8s-demo@vsphere.local");

@@ -15,16 +15,15 @@
 
 mod config;
 
-use std::collections::BTreeMap;
-
 pub use config::{csi_config, MAX_CLUSTER_ID_LEN};
 
-use super::objects::{
-    binding, cluster_role, config_map, csi_driver, daemon_set, deployment, namespace, role, rule,
-    secret, service_account, Affinity, Capabilities, Container, CsiDriverSpec, Meta, PodSpec,
-    Probe, ProbeTiming, RoleKind, Rule, SecurityContext, Stream, Toleration, Volume,
+use super::k8s::{
+    binding, cluster_role, config_map, csi_driver, daemon_set, deployment, linux_nodes, namespace,
+    role, rule, secret, service_account, Affinity, Amount, Capabilities, Container, CsiDriverSpec,
+    EnvVar, Labels, Meta, PodSpec, PodTemplate, Probe, RoleRef, Rule, SecurityContext, Strategy,
+    Stream, Subject, Toleration, Volume, READ,
 };
-use super::vsphere::{ca_file_content, pinned, CA_FILE_NAME};
+use super::vsphere::{config_files, pinned};
 use super::{image, Addon, AddonInput, Error, Manifest};
 use crate::topology::CSI_PROVISIONER;
 
@@ -177,20 +176,19 @@ pub fn render(input: &AddonInput<'_>) -> Result<Manifest, Error> {
         "vSphere CSI driver {} for Kubernetes {}.\nRendered by vkube for cluster `{}` (cluster-id `{}`); the Secret holds the cluster's own vCenter user.",
         release.driver, input.kubernetes, input.cluster, input.cluster_id
     ));
+    let labels = Labels::component(COMPONENT);
     // The node plugin is privileged: the namespace says so, so that a
     // cluster-wide Pod Security default does not block it.
     stream.push(&namespace(
-        Meta::cluster(NAMESPACE, COMPONENT)
-            .label("pod-security.kubernetes.io/enforce", "privileged"),
+        Meta::cluster(NAMESPACE, &labels).label("pod-security.kubernetes.io/enforce", "privileged"),
     ));
     stream.push(&csi_driver(
-        Meta::cluster(CSI_PROVISIONER, COMPONENT),
+        Meta::cluster(CSI_PROVISIONER, &labels),
         CsiDriverSpec {
             attach_required: true,
             pod_info_on_mount: false,
         },
     ));
-    let meta = |name: &str, component: &str| Meta::namespaced(name, NAMESPACE, component);
     push_account(&mut stream, COMPONENT, controller_rules(), Vec::new());
     push_account(
         &mut stream,
@@ -203,76 +201,57 @@ pub fn render(input: &AddonInput<'_>) -> Result<Manifest, Error> {
             ),
             rule(&[""], &["nodes"], &["get"]),
         ],
-        vec![rule(&[""], &["configmaps"], &["get", "list", "watch"])],
+        vec![rule(&[""], &["configmaps"], READ)],
     );
+    let meta = |name: &str| Meta::namespaced(name, NAMESPACE, &labels);
     let states = release
         .feature_states
         .iter()
-        .map(|(name, state)| (name.to_string(), state.to_string()))
-        .collect();
-    stream.push(&config_map(meta(FEATURE_STATES, COMPONENT), states));
-    stream.push(&secret(meta(SECRET, COMPONENT), &secret_files(input)));
+        .map(|(name, state)| (*name, *state));
+    stream.push(&config_map(meta(FEATURE_STATES), states));
+    let conf = config::render(input, &input.credentials.password);
+    stream.push(&secret(
+        meta(SECRET),
+        &config_files(input, CONFIG_FILE, conf),
+    ));
+    // Rolling updates stop the old pod before starting the new one: it
+    // runs on control-plane nodes only, where there may be no room for an
+    // extra one.
     stream.push(&deployment(
-        meta(COMPONENT, COMPONENT),
-        COMPONENT,
+        meta(COMPONENT),
         1,
-        controller_pod(input, release, &images),
+        Strategy::rolling(Amount::Pods(1), Some(Amount::Pods(0))),
+        PodTemplate::of_component(COMPONENT, controller_pod(input, release, &images)),
     ));
     stream.push(&daemon_set(
-        meta(NODE_COMPONENT, NODE_COMPONENT),
-        NODE_COMPONENT,
-        node_pod(&images),
+        Meta::namespaced(
+            NODE_COMPONENT,
+            NAMESPACE,
+            &Labels::component(NODE_COMPONENT),
+        ),
+        1,
+        PodTemplate::of_component(NODE_COMPONENT, node_pod(&images)),
     ));
-
-    let mut all_images = vec![
-        images.driver,
-        images.syncer,
-        images.attacher,
-        images.resizer,
-        images.provisioner,
-        images.liveness_probe,
-        images.registrar,
-    ];
-    all_images.sort();
-    Ok(Manifest {
-        addon: Addon::Csi,
-        component: COMPONENT.to_owned(),
-        version: release.driver.to_owned(),
-        file_name: FILE_NAME.to_owned(),
-        yaml: stream.finish(),
-        has_secrets: true,
-        images: all_images,
-    })
-}
-
-/// The Secret's files: `csi-vsphere.conf` and the CA bundle, if any.
-fn secret_files(input: &AddonInput<'_>) -> BTreeMap<String, String> {
-    let mut files = BTreeMap::from([(
-        CONFIG_FILE.to_owned(),
-        config::render(input, &input.credentials.password),
-    )]);
-    if let Some(pem) = &input.vcenter.ca_pem {
-        files.insert(CA_FILE_NAME.to_owned(), ca_file_content(pem));
-    }
-    files
+    Ok(stream.into_manifest(Addon::Csi, COMPONENT, release.driver, FILE_NAME))
 }
 
 /// ServiceAccount `name` with a ClusterRole (and binding) of `cluster`
 /// rules and, if any, a Role (and binding) of `namespaced` rules in the
 /// driver's namespace.
 fn push_account(stream: &mut Stream, name: &str, cluster: Vec<Rule>, namespaced: Vec<Rule>) {
-    let meta = || Meta::namespaced(name, NAMESPACE, name);
+    let labels = Labels::component(name);
+    let meta = || Meta::namespaced(name, NAMESPACE, &labels);
+    let account = || vec![Subject::service_account(name, NAMESPACE)];
     stream.push(&service_account(meta()));
-    stream.push(&cluster_role(Meta::cluster(name, name), cluster));
+    stream.push(&cluster_role(Meta::cluster(name, &labels), cluster));
     stream.push(&binding(
-        Meta::cluster(name, name),
-        (RoleKind::ClusterRole, name),
-        name,
-        NAMESPACE,
+        Meta::cluster(name, &labels),
+        RoleRef::cluster_role(name),
+        account(),
     ));
     if !namespaced.is_empty() {
         stream.push(&role(meta(), namespaced));
-        stream.push(&binding(meta(), (RoleKind::Role, name), name, NAMESPACE));
+        stream.push(&binding(meta(), RoleRef::role(name), account()));
     }
 }
 
@@ -306,11 +285,7 @@ fn controller_rules() -> Vec<Rule> {
             &["leases"],
             &["get", "watch", "list", "delete", "update", "create"],
         ),
-        rule(
-            &["storage.k8s.io"],
-            &["storageclasses", "csinodes"],
-            &["get", "list", "watch"],
-        ),
+        rule(&["storage.k8s.io"], &["storageclasses", "csinodes"], READ),
         rule(
             &["storage.k8s.io"],
             &["volumeattachments"],
@@ -414,6 +389,26 @@ fn feature_state_args(disable_profile_server: bool) -> Vec<String> {
     args
 }
 
+/// How the controller's driver and syncer reach vCenter (the config file)
+/// and the API server (client rate limits), and their log format.
+fn vcenter_client_env() -> Vec<EnvVar> {
+    vec![
+        EnvVar::value("VSPHERE_CSI_CONFIG", format!("{CONFIG_DIR}/{CONFIG_FILE}")),
+        EnvVar::value("LOGGER_LEVEL", "PRODUCTION"),
+        EnvVar::value("INCLUSTER_CLIENT_QPS", "100"),
+        EnvVar::value("INCLUSTER_CLIENT_BURST", "100"),
+        EnvVar::field("CSI_NAMESPACE", "metadata.namespace"),
+    ]
+}
+
+/// The CSI livenessprobe sidecar: serves the driver's `/healthz` on the
+/// socket in volume `socket_volume`.
+fn liveness_probe(images: &Images, socket_volume: &'static str) -> Container {
+    Container::new("liveness-probe", images.liveness_probe.clone())
+        .args(&["--v=4", &format!("--csi-address={SOCKET}")])
+        .mount(socket_volume, SOCKET_DIR)
+}
+
 /// Driver and syncer run as an unprivileged user.
 fn non_root() -> SecurityContext {
     SecurityContext {
@@ -432,30 +427,22 @@ fn controller_pod(input: &AddonInput<'_>, release: &Release, images: &Images) ->
         // Zones: provision where the pod is scheduled, only there.
         provisioner_extra.extend(["--feature-gates=Topology=true", "--strict-topology"]);
     }
-    let config_env = format!("{CONFIG_DIR}/{CONFIG_FILE}");
     let driver = Container::new("vsphere-csi-controller", images.driver.clone())
         .args(&feature_state_args(release.disable_profile_server))
-        .env("CSI_ENDPOINT", &format!("unix://{SOCKET}"))
+        .env("CSI_ENDPOINT", format!("unix://{SOCKET}"))
         .env("X_CSI_MODE", "controller")
         .env("X_CSI_SPEC_DISABLE_LEN_CHECK", "true")
         .env("X_CSI_SERIAL_VOL_ACCESS_TIMEOUT", "3m")
-        .env("VSPHERE_CSI_CONFIG", &config_env)
-        .env("LOGGER_LEVEL", "PRODUCTION")
-        .env("INCLUSTER_CLIENT_QPS", "100")
-        .env("INCLUSTER_CLIENT_BURST", "100")
-        .env_field("CSI_NAMESPACE", "metadata.namespace")
+        .env_vars(vcenter_client_env())
         .port("healthz", 9808)
         .port("ctlr-metrics", 2112)
-        .liveness(Probe::http(
-            "/healthz",
-            "healthz",
-            ProbeTiming {
-                initial_delay: 30,
-                timeout: 10,
-                period: 180,
-                failures: 3,
-            },
-        ))
+        .liveness(
+            Probe::http("/healthz", "healthz")
+                .initial_delay(30)
+                .timeout(10)
+                .period(180)
+                .failures(3),
+        )
         .security(non_root())
         .mount_read_only("vsphere-config-volume", CONFIG_DIR)
         .mount("socket-dir", SOCKET_DIR);
@@ -469,22 +456,19 @@ fn controller_pod(input: &AddonInput<'_>, release: &Release, images: &Images) ->
     let syncer = Container::new("vsphere-syncer", images.syncer.clone())
         .args(&syncer_args)
         .env("FULL_SYNC_INTERVAL_MINUTES", "30")
-        .env("VSPHERE_CSI_CONFIG", &config_env)
-        .env("LOGGER_LEVEL", "PRODUCTION")
-        .env("INCLUSTER_CLIENT_QPS", "100")
-        .env("INCLUSTER_CLIENT_BURST", "100")
-        .env_field("CSI_NAMESPACE", "metadata.namespace")
+        .env_vars(vcenter_client_env())
         .port("syncer-metrics", 2113)
         .security(non_root())
         .mount_read_only("vsphere-config-volume", CONFIG_DIR);
-    let liveness = Container::new("liveness-probe", images.liveness_probe.clone())
-        .args(&["--v=4", &format!("--csi-address={SOCKET}")])
-        .mount("socket-dir", SOCKET_DIR);
     PodSpec {
         service_account_name: COMPONENT.to_owned(),
         priority_class_name: "system-cluster-critical",
         dns_policy: Some("Default"),
-        affinity: Some(Affinity::control_plane(COMPONENT, true)),
+        affinity: Some(
+            Affinity::default()
+                .on_control_plane()
+                .prefer_spread(&Labels::named(COMPONENT)),
+        ),
         tolerations: vec![Toleration::exists(
             "node-role.kubernetes.io/control-plane",
             "NoSchedule",
@@ -497,7 +481,7 @@ fn controller_pod(input: &AddonInput<'_>, release: &Release, images: &Images) ->
                 &["--handle-volume-inuse-error=false"],
             ),
             driver,
-            liveness,
+            liveness_probe(images, "socket-dir"),
             syncer,
             sidecar("csi-provisioner", &images.provisioner, &provisioner_extra),
         ],
@@ -521,25 +505,23 @@ fn node_pod(images: &Images) -> PodSpec {
         ])
         .env("ADDRESS", SOCKET)
         .env("DRIVER_REG_SOCK_PATH", REGISTRATION_SOCKET)
-        .liveness(Probe::exec(
-            &[
+        .liveness(
+            Probe::exec(&[
                 "/csi-node-driver-registrar",
                 &format!("--kubelet-registration-path={REGISTRATION_SOCKET}"),
                 "--mode=kubelet-registration-probe",
-            ],
-            ProbeTiming {
-                initial_delay: 3,
-                timeout: 1,
-                period: 10,
-                failures: 3,
-            },
-        ))
+            ])
+            .initial_delay(3)
+            .timeout(1)
+            .period(10)
+            .failures(3),
+        )
         .mount("plugin-dir", SOCKET_DIR)
         .mount("registration-dir", "/registration");
     let driver = Container::new("vsphere-csi-node", images.driver.clone())
         .args(&feature_state_args(false))
         .env_field("NODE_NAME", "spec.nodeName")
-        .env("CSI_ENDPOINT", &format!("unix://{SOCKET}"))
+        .env("CSI_ENDPOINT", format!("unix://{SOCKET}"))
         // Four paravirtual SCSI controllers of 15 disks, minus the OS
         // disk: Kubernetes schedules no more volumes to a node.
         .env("MAX_VOLUMES_PER_NODE", "59")
@@ -550,21 +532,19 @@ fn node_pod(images: &Images) -> PodSpec {
         .env_field("CSI_NAMESPACE", "metadata.namespace")
         .env("NODEGETINFO_WATCH_TIMEOUT_MINUTES", "1")
         .port("healthz", 9808)
-        .liveness(Probe::http(
-            "/healthz",
-            "healthz",
-            ProbeTiming {
-                initial_delay: 10,
-                timeout: 5,
-                period: 5,
-                failures: 3,
-            },
-        ))
+        .liveness(
+            Probe::http("/healthz", "healthz")
+                .initial_delay(10)
+                .timeout(5)
+                .period(5)
+                .failures(3),
+        )
         .security(SecurityContext {
             privileged: Some(true),
             allow_privilege_escalation: Some(true),
             capabilities: Some(Capabilities {
                 add: vec!["SYS_ADMIN"],
+                ..Capabilities::default()
             }),
             ..SecurityContext::default()
         })
@@ -573,17 +553,14 @@ fn node_pod(images: &Images) -> PodSpec {
         .mount("device-dir", "/dev")
         .mount("blocks-dir", "/sys/block")
         .mount("sys-devices-dir", "/sys/devices");
-    let liveness = Container::new("liveness-probe", images.liveness_probe.clone())
-        .args(&["--v=4", &format!("--csi-address={SOCKET}")])
-        .mount("plugin-dir", SOCKET_DIR);
     PodSpec {
         service_account_name: NODE_COMPONENT.to_owned(),
         priority_class_name: "system-node-critical",
         host_network: true,
         dns_policy: Some("ClusterFirstWithHostNet"),
-        node_selector: BTreeMap::from([("kubernetes.io/os", "linux")]),
+        node_selector: linux_nodes(),
         tolerations: vec![Toleration::any("NoExecute"), Toleration::any("NoSchedule")],
-        containers: vec![registrar, driver, liveness],
+        containers: vec![registrar, driver, liveness_probe(images, "plugin-dir")],
         volumes: vec![
             Volume::host_path(
                 "registration-dir",
@@ -602,15 +579,14 @@ fn node_pod(images: &Images) -> PodSpec {
 
 #[cfg(test)]
 mod tests {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine;
 
     use super::config::tests::read_gcfg;
     use super::*;
     use crate::addons::testing::{
-        container_images, documents, find, have_kubernetes_validate, kubernetes_validate, scratch,
-        Fixture, PASSWORD,
+        assert_pinned_for_supported_minors_only, assert_valid_for_every_minor, container_images,
+        documents, find, password_only_in_the_secret_data, zones_and_plain, Fixture, PASSWORD,
     };
+    use crate::addons::vsphere::CA_FILE_NAME;
     use crate::addons::SUPPORTED_MINORS;
 
     fn args(container: &serde_yaml::Value) -> Vec<String> {
@@ -640,55 +616,27 @@ mod tests {
             assert!(manifest.version.starts_with("v3."), "{minor}");
             assert_eq!(manifest.images.len(), 7);
         }
-        for minor in [27, 34] {
-            assert!(matches!(
-                render(&Fixture::two_zones(minor).input()),
-                Err(Error::UnsupportedVersion { .. })
-            ));
-        }
+        assert_pinned_for_supported_minors_only(render);
     }
 
     #[test]
     fn manifests_validate_strictly_for_every_minor() {
-        if !have_kubernetes_validate() {
-            return;
-        }
-        let dir = scratch("csi");
-        for minor in SUPPORTED_MINORS {
-            for (label, fixture) in [
-                ("zones", Fixture::two_zones(minor)),
-                ("plain", Fixture::plain(minor)),
-            ] {
-                let path = dir.join(format!("{minor}-{label}-{FILE_NAME}"));
-                std::fs::write(&path, render(&fixture.input()).unwrap().yaml).unwrap();
-                kubernetes_validate(&path, minor);
-            }
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_valid_for_every_minor("csi", zones_and_plain, |input| render(input).unwrap());
     }
 
     #[test]
     fn secret_holds_the_config_and_nothing_else_the_password() {
         for fixture in [Fixture::two_zones(31), Fixture::plain(33)] {
             let manifest = render(&fixture.input()).unwrap();
-            assert!(manifest.has_secrets);
-            assert!(!manifest.yaml.contains(PASSWORD));
-            let docs = documents(&manifest);
-            for doc in docs.iter().filter(|doc| doc["kind"] != "Secret") {
-                let text = serde_yaml::to_string(doc).unwrap();
-                assert!(!text.contains(PASSWORD) && !text.contains(&STANDARD.encode(PASSWORD)));
-            }
-            let secret = find(&docs, "Secret", SECRET);
+            let data = password_only_in_the_secret_data(&manifest);
+            let secret = find(&documents(&manifest), "Secret", SECRET).clone();
             assert_eq!(secret["metadata"]["namespace"], NAMESPACE);
-            let conf = STANDARD
-                .decode(secret["data"][CONFIG_FILE].as_str().unwrap())
-                .unwrap();
-            let values = read_gcfg(std::str::from_utf8(&conf).unwrap());
+            let values = read_gcfg(&data[CONFIG_FILE]);
             let section = format!("VirtualCenter.{}", fixture.vcenter.server);
             assert_eq!(values[&format!("{section}.password")], PASSWORD);
             assert_eq!(values["Global.cluster-id"], fixture.cluster_id);
             assert_eq!(
-                secret["data"].get(CA_FILE_NAME).is_some(),
+                data.contains_key(CA_FILE_NAME),
                 fixture.vcenter.ca_pem.is_some()
             );
         }

@@ -16,7 +16,7 @@
 pub mod cni;
 pub mod cpi;
 pub mod csi;
-mod objects;
+pub(crate) mod k8s;
 pub mod storage;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -235,6 +235,33 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// An [`Error::Invalid`] for `component`.
+    pub(crate) fn invalid(component: &str, reason: impl Into<String>) -> Error {
+        Error::Invalid {
+            component: component.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The first of `pins` whose Kubernetes minors (`minors_of(pin)`) hold the
+/// input's, or [`Error::UnsupportedVersion`] for `component`.
+pub(crate) fn pinned<'t, P>(
+    pins: &'t [P],
+    minors_of: impl Fn(&P) -> RangeInclusive<u64>,
+    input: &AddonInput<'_>,
+    component: &str,
+) -> Result<&'t P, Error> {
+    let minor = input.kubernetes.minor();
+    pins.iter()
+        .find(|pin| input.kubernetes.major() == 1 && minors_of(pin).contains(&minor))
+        .ok_or_else(|| Error::UnsupportedVersion {
+            component: component.to_owned(),
+            version: input.kubernetes.to_string(),
+        })
+}
+
 /// `reference` (a full image reference such as
 /// `quay.io/cilium/cilium:v1.16.5`) under `registry`, when one is set:
 /// the original registry host is replaced by the mirror prefix, the
@@ -258,6 +285,23 @@ pub fn image(registry: Option<&str>, reference: &str) -> String {
         None => return format!("{mirror}/library/{reference}"),
     };
     format!("{mirror}/{path}")
+}
+
+/// `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT` naming the API
+/// server behind the VIP, for the pods that must reach it before the
+/// `kubernetes` Service works (that needs kube-proxy or the CNI's
+/// replacement first): client-go's in-cluster config reads them.
+pub(crate) fn api_server_env(input: &AddonInput<'_>) -> [(&'static str, String); 2] {
+    [
+        (
+            "KUBERNETES_SERVICE_HOST",
+            input.api_endpoint.ip().to_string(),
+        ),
+        (
+            "KUBERNETES_SERVICE_PORT",
+            input.api_endpoint.port().to_string(),
+        ),
+    ]
 }
 
 /// Every add-on of the cluster, in apply order: CNI, CPI, CSI,

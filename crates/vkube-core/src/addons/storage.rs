@@ -3,10 +3,7 @@
 //! cluster's default class on `spec`'s default datastore (by URL) or
 //! storage policy. Without default storage there is no default class.
 
-use std::collections::BTreeMap;
-
-use super::objects::{storage_class, Meta, StorageClassBody, Stream};
-use super::vsphere::invalid;
+use super::k8s::{storage_class, Labels, Meta, StorageClassBody, Stream};
 use super::{csi, Addon, AddonInput, DefaultStorage, Error, Manifest};
 use crate::topology::{render_storage_classes, CSI_PROVISIONER};
 
@@ -33,38 +30,24 @@ pub fn render(input: &AddonInput<'_>) -> Result<Manifest, Error> {
     ));
     if !input.zones.is_empty() {
         let categories = input.categories.ok_or_else(|| {
-            invalid(
+            Error::invalid(
                 COMPONENT,
                 "zones are given but no region/zone tag categories",
             )
         })?;
         let classes = render_storage_classes(input.zones, categories)
-            .map_err(|e| invalid(COMPONENT, e.to_string()))?;
+            .map_err(|e| Error::invalid(COMPONENT, e.to_string()))?;
         stream.push_rendered(&classes);
     }
     if let Some(storage) = input.default_storage {
+        let (key, value) = default_parameter(storage)?;
         stream.push(&storage_class(
-            Meta::cluster(DEFAULT_CLASS, COMPONENT).annotation(DEFAULT_ANNOTATION, "true"),
-            StorageClassBody {
-                provisioner: CSI_PROVISIONER,
-                parameters: default_parameters(storage)?,
-                reclaim_policy: "Delete",
-                // Bind once the pod is scheduled: the driver then picks
-                // storage the pod's node (and zone) can reach.
-                volume_binding_mode: "WaitForFirstConsumer",
-                allow_volume_expansion: true,
-            },
+            Meta::cluster(DEFAULT_CLASS, &Labels::component(COMPONENT))
+                .annotation(DEFAULT_ANNOTATION, "true"),
+            StorageClassBody::bound_on_first_consumer(CSI_PROVISIONER).parameter(key, value),
         ));
     }
-    Ok(Manifest {
-        addon: Addon::StorageClasses,
-        component: COMPONENT.to_owned(),
-        version: version.to_owned(),
-        file_name: FILE_NAME.to_owned(),
-        yaml: stream.finish(),
-        has_secrets: false,
-        images: Vec::new(),
-    })
+    Ok(stream.into_manifest(Addon::StorageClasses, COMPONENT, version, FILE_NAME))
 }
 
 fn summary(input: &AddonInput<'_>) -> String {
@@ -88,25 +71,25 @@ fn summary(input: &AddonInput<'_>) -> String {
 /// `datastoreurl` for a datastore (the driver takes its URL, which the
 /// runtime looks up; a datastore cluster has none), `storagepolicyname`
 /// for a policy.
-fn default_parameters(storage: &DefaultStorage) -> Result<BTreeMap<&'static str, String>, Error> {
+fn default_parameter(storage: &DefaultStorage) -> Result<(&'static str, &str), Error> {
     match storage {
         DefaultStorage::DatastoreUrl(url) => {
             if !url.starts_with("ds:///") || url.chars().any(char::is_whitespace) {
-                return Err(invalid(
+                return Err(Error::invalid(
                     COMPONENT,
                     format!("`{url}` is not a datastore URL like `ds:///vmfs/volumes/<uuid>/`"),
                 ));
             }
-            Ok(BTreeMap::from([("datastoreurl", url.clone())]))
+            Ok(("datastoreurl", url))
         }
         DefaultStorage::StoragePolicy(name) => {
             if name.trim().is_empty() {
-                return Err(invalid(
+                return Err(Error::invalid(
                     COMPONENT,
                     "the default storage policy name is empty",
                 ));
             }
-            Ok(BTreeMap::from([("storagepolicyname", name.clone())]))
+            Ok(("storagepolicyname", name))
         }
     }
 }
@@ -114,10 +97,8 @@ fn default_parameters(storage: &DefaultStorage) -> Result<BTreeMap<&'static str,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::addons::testing::{
-        documents, find, have_kubernetes_validate, kubernetes_validate, scratch, Fixture,
-    };
-    use crate::addons::{cpi, SUPPORTED_MINORS};
+    use crate::addons::cpi;
+    use crate::addons::testing::{assert_valid_for_every_minor, documents, find, Fixture};
     use crate::topology::{ZoneLabel, CSI_TOPOLOGY_PREFIX};
 
     #[test]
@@ -212,11 +193,7 @@ mod tests {
 
     #[test]
     fn manifests_validate_strictly_for_every_minor() {
-        if !have_kubernetes_validate() {
-            return;
-        }
-        let dir = scratch("storage");
-        for minor in SUPPORTED_MINORS {
+        let variants = |minor| {
             // Tag names YAML 1.1 would read as booleans must stay strings.
             let mut words = Fixture::two_zones(minor);
             words.zones = vec![ZoneLabel {
@@ -224,16 +201,12 @@ mod tests {
                 zone: "on".into(),
             }];
             words.default_storage = Some(DefaultStorage::StoragePolicy("off".into()));
-            for (label, fixture) in [
+            vec![
                 ("zones", Fixture::two_zones(minor)),
                 ("plain", Fixture::plain(minor)),
                 ("words", words),
-            ] {
-                let path = dir.join(format!("{minor}-{label}-{FILE_NAME}"));
-                std::fs::write(&path, render(&fixture.input()).unwrap().yaml).unwrap();
-                kubernetes_validate(&path, minor);
-            }
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
+            ]
+        };
+        assert_valid_for_every_minor("storage", variants, |input| render(input).unwrap());
     }
 }

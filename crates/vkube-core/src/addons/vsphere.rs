@@ -1,6 +1,8 @@
 //! What the CPI and the CSI driver share: the checks on how vCenter is
-//! reached and who logs in, version-pin lookup, and the names of the files
-//! the CA bundle and the redaction marker use.
+//! reached and who logs in, version-pin lookup, the files of their config
+//! volumes (with the CA bundle) and the redaction marker.
+
+use std::collections::BTreeMap;
 
 use super::{AddonInput, Error};
 
@@ -10,29 +12,14 @@ pub(crate) const REDACTED: &str = "<redacted>";
 /// File name of the vCenter CA bundle inside the config volume.
 pub(crate) const CA_FILE_NAME: &str = "vcenter-ca.pem";
 
-/// An [`Error::Invalid`] for `component`.
-pub(crate) fn invalid(component: &str, reason: impl Into<String>) -> Error {
-    Error::Invalid {
-        component: component.to_owned(),
-        reason: reason.into(),
-    }
-}
-
-/// The entry of `pins` for the Kubernetes minor of `input`, or
-/// [`Error::UnsupportedVersion`] for `component`.
+/// The entry of `pins` (one per Kubernetes minor) for the minor of
+/// `input`, or [`Error::UnsupportedVersion`] for `component`.
 pub(crate) fn pinned<'t, T>(
     pins: &'t [(u64, T)],
     input: &AddonInput<'_>,
     component: &str,
 ) -> Result<&'t T, Error> {
-    let minor = input.kubernetes.minor();
-    pins.iter()
-        .find(|(pinned, _)| input.kubernetes.major() == 1 && *pinned == minor)
-        .map(|(_, pin)| pin)
-        .ok_or_else(|| Error::UnsupportedVersion {
-            component: component.to_owned(),
-            version: input.kubernetes.to_string(),
-        })
+    super::pinned(pins, |(minor, _)| *minor..=*minor, input, component).map(|(_, pin)| pin)
 }
 
 /// Checks what both vSphere components need: a server name, at least one
@@ -47,7 +34,7 @@ pub(crate) fn check_vcenter(input: &AddonInput<'_>, component: &str) -> Result<(
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\')
     {
-        return Err(invalid(
+        return Err(Error::invalid(
             component,
             format!(
                 "vCenter server `{}` is not a host name or address",
@@ -56,24 +43,27 @@ pub(crate) fn check_vcenter(input: &AddonInput<'_>, component: &str) -> Result<(
         ));
     }
     if vcenter.port == 0 {
-        return Err(invalid(component, "vCenter port must not be 0"));
+        return Err(Error::invalid(component, "vCenter port must not be 0"));
     }
     if input.datacenters.is_empty() {
-        return Err(invalid(component, "no datacenter given for the nodes"));
+        return Err(Error::invalid(
+            component,
+            "no datacenter given for the nodes",
+        ));
     }
     if let Some(bad) = input
         .datacenters
         .iter()
         .find(|dc| dc.trim().is_empty() || dc.contains(',') || dc.chars().any(char::is_control))
     {
-        return Err(invalid(
+        return Err(Error::invalid(
             component,
             format!("datacenter `{bad}` cannot be listed (empty, or contains `,`)"),
         ));
     }
     if let Some(thumbprint) = &vcenter.thumbprint {
         if !is_thumbprint(thumbprint) {
-            return Err(invalid(
+            return Err(Error::invalid(
                 component,
                 format!("thumbprint `{thumbprint}` is not hex byte pairs joined by `:`"),
             ));
@@ -83,7 +73,7 @@ pub(crate) fn check_vcenter(input: &AddonInput<'_>, component: &str) -> Result<(
         if !pem.contains("-----BEGIN CERTIFICATE-----")
             || !pem.contains("-----END CERTIFICATE-----")
         {
-            return Err(invalid(
+            return Err(Error::invalid(
                 component,
                 "the vCenter CA bundle holds no PEM certificate",
             ));
@@ -92,13 +82,13 @@ pub(crate) fn check_vcenter(input: &AddonInput<'_>, component: &str) -> Result<(
     let credentials = input.credentials;
     if credentials.username.trim().is_empty() || credentials.username.chars().any(char::is_control)
     {
-        return Err(invalid(
+        return Err(Error::invalid(
             component,
             "the cluster's vCenter user name is empty",
         ));
     }
     if credentials.password.is_empty() {
-        return Err(invalid(
+        return Err(Error::invalid(
             component,
             format!(
                 "the password of vCenter user `{}` is empty",
@@ -118,11 +108,18 @@ fn is_thumbprint(text: &str) -> bool {
             .all(|pair| pair.len() == 2 && pair.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// The PEM bundle as a file's content, ending with a newline.
-pub(crate) fn ca_file_content(pem: &str) -> String {
-    let mut content = pem.trim().to_owned();
-    content.push('\n');
-    content
+/// The files of a config volume: `name` holding `content`, and the vCenter
+/// CA bundle (if any) as [`CA_FILE_NAME`], ending with a newline.
+pub(crate) fn config_files(
+    input: &AddonInput<'_>,
+    name: &str,
+    content: String,
+) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::from([(name.to_owned(), content)]);
+    if let Some(pem) = &input.vcenter.ca_pem {
+        files.insert(CA_FILE_NAME.to_owned(), format!("{}\n", pem.trim()));
+    }
+    files
 }
 
 #[cfg(test)]

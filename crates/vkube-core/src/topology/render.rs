@@ -5,10 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::error::Error;
 use super::spec::Categories;
+use crate::addons::k8s::{storage_class, Labels, Meta, StorageClassBody, Stream};
 
 /// The CSI provisioner name.
 pub const CSI_PROVISIONER: &str = "csi.vsphere.vmware.com";
@@ -55,37 +54,6 @@ pub fn storage_class_name(zone: &str) -> String {
     format!("vsphere-{name}")
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct StorageClass<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    metadata: Metadata,
-    provisioner: &'static str,
-    reclaim_policy: &'static str,
-    volume_binding_mode: &'static str,
-    allow_volume_expansion: bool,
-    allowed_topologies: Vec<TopologySelectorTerm<'a>>,
-}
-
-#[derive(Serialize)]
-struct Metadata {
-    name: String,
-    labels: BTreeMap<&'static str, &'static str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TopologySelectorTerm<'a> {
-    match_label_expressions: Vec<Requirement<'a>>,
-}
-
-#[derive(Serialize)]
-struct Requirement<'a> {
-    key: String,
-    values: Vec<&'a str>,
-}
-
 /// One StorageClass per zone, as a multi-document YAML stream, sorted by
 /// zone. Each binds volumes where the pod lands (`WaitForFirstConsumer`) and
 /// only within its zone (and region, when known). Fails when two zones
@@ -98,7 +66,7 @@ pub fn render_storage_classes(
     sorted.sort();
     sorted.dedup();
     let mut names: BTreeMap<String, &str> = BTreeMap::new();
-    let mut out = String::new();
+    let mut stream = Stream::new("");
     for label in &sorted {
         let name = storage_class_name(&label.zone);
         if let Some(first) = names.insert(name.clone(), &label.zone) {
@@ -108,45 +76,28 @@ pub fn render_storage_classes(
                 name,
             });
         }
-        let mut expressions = vec![Requirement {
-            key: format!("{CSI_TOPOLOGY_PREFIX}/{}", categories.zone),
-            values: vec![label.zone.as_str()],
-        }];
-        if let Some(region) = &label.region {
-            expressions.push(Requirement {
-                key: format!("{CSI_TOPOLOGY_PREFIX}/{}", categories.region),
-                values: vec![region],
-            });
-        }
-        let class = StorageClass {
-            api_version: "storage.k8s.io/v1",
-            kind: "StorageClass",
-            metadata: Metadata {
-                name,
-                labels: BTreeMap::from([("app.kubernetes.io/managed-by", "vkube")]),
-            },
-            provisioner: CSI_PROVISIONER,
-            reclaim_policy: "Delete",
-            volume_binding_mode: "WaitForFirstConsumer",
-            allow_volume_expansion: true,
-            allowed_topologies: vec![TopologySelectorTerm {
-                match_label_expressions: expressions,
-            }],
-        };
-        out.push_str("---\n");
-        match &label.region {
+        let mut topology = vec![(
+            format!("{CSI_TOPOLOGY_PREFIX}/{}", categories.zone),
+            label.zone.clone(),
+        )];
+        let comment = match &label.region {
             Some(region) => {
-                out.push_str(&format!("# zone `{}` in region `{region}`\n", label.zone))
+                topology.push((
+                    format!("{CSI_TOPOLOGY_PREFIX}/{}", categories.region),
+                    region.clone(),
+                ));
+                format!("zone `{}` in region `{region}`", label.zone)
             }
-            None => out.push_str(&format!(
-                "# zone `{}` (its datacenter has no region tag)\n",
-                label.zone
-            )),
-        }
+            None => format!("zone `{}` (its datacenter has no region tag)", label.zone),
+        };
+        let class = storage_class(
+            Meta::cluster(&name, &Labels::managed()),
+            StorageClassBody::bound_on_first_consumer(CSI_PROVISIONER).only_where(topology),
+        );
         // YAML 1.1-safe: a zone named `on` stays a string for kubectl.
-        out.push_str(&crate::yaml::to_string(&class));
+        stream.push_commented(&comment, &class);
     }
-    Ok(out)
+    Ok(stream.finish())
 }
 
 #[cfg(test)]

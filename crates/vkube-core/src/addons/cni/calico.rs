@@ -23,13 +23,16 @@
 //! full upstream ones: calico-node and kube-controllers write and read
 //! these objects themselves, and vkube creates none.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::k8s::{self, rule, CrdSpec, Scope};
-use super::{
-    api_host_port, invalid, ipv4_pod_cidr, manifest, pinned, release_minor, Pin, NAMESPACE,
+use super::{account_binding, ipv4_pod_cidr, manifest, pinned, release_minor, Pin, NAMESPACE};
+use crate::addons::k8s::{
+    binding, cluster_role, config_map, daemon_set, deployment, linux_nodes, named_rule, open_crd,
+    pod_disruption_budget, rule, service_account, Container, CrdSpec, EnvVar, Labels, Meta,
+    PodSpec, PodTemplate, Probe, Profile, RoleRef, Rule, Scope, SecurityContext, Strategy, Stream,
+    Subject, Toleration, Volume,
 };
-use crate::addons::{image, AddonInput, Error, Manifest};
+use crate::addons::{api_server_env, image, AddonInput, Error, Manifest};
 use crate::ipam::Cidr;
 
 const COMPONENT: &str = "calico";
@@ -41,6 +44,8 @@ const NODE: &str = "calico-node";
 const CONTROLLERS: &str = "calico-kube-controllers";
 const CNI_PLUGIN: &str = "calico-cni-plugin";
 const GROUP: &str = "crd.projectcalico.org";
+/// The label Calico's workloads select their pods by.
+const SELECTOR_LABEL: &str = "k8s-app";
 /// Calico's default IPAM block (addresses are handed to nodes in /26
 /// blocks, borrowed across nodes when one runs out).
 const BLOCK_SIZE: u8 = 26;
@@ -123,74 +128,58 @@ struct CalicoKind {
     since: u64,
 }
 
-const fn kind(kind: &'static str, plural: &'static str, scope: Scope, since: u64) -> CalicoKind {
+const fn cluster(kind: &'static str, plural: &'static str, since: u64) -> CalicoKind {
     CalicoKind {
         kind,
         plural,
-        scope,
+        scope: Scope::Cluster,
         since,
+    }
+}
+
+const fn namespaced(kind: &'static str, plural: &'static str, since: u64) -> CalicoKind {
+    CalicoKind {
+        scope: Scope::Namespaced,
+        ..cluster(kind, plural, since)
     }
 }
 
 /// The `crd.projectcalico.org/v1` kinds of the Kubernetes datastore.
 const CALICO_KINDS: &[CalicoKind] = &[
-    kind("BGPConfiguration", "bgpconfigurations", Scope::Cluster, 28),
-    kind("BGPFilter", "bgpfilters", Scope::Cluster, 28),
-    kind("BGPPeer", "bgppeers", Scope::Cluster, 28),
-    kind("BlockAffinity", "blockaffinities", Scope::Cluster, 28),
-    kind("CalicoNodeStatus", "caliconodestatuses", Scope::Cluster, 28),
-    kind(
-        "ClusterInformation",
-        "clusterinformations",
-        Scope::Cluster,
-        28,
-    ),
-    kind(
-        "FelixConfiguration",
-        "felixconfigurations",
-        Scope::Cluster,
-        28,
-    ),
-    kind(
-        "GlobalNetworkPolicy",
-        "globalnetworkpolicies",
-        Scope::Cluster,
-        28,
-    ),
-    kind("GlobalNetworkSet", "globalnetworksets", Scope::Cluster, 28),
-    kind("HostEndpoint", "hostendpoints", Scope::Cluster, 28),
-    kind("IPAMBlock", "ipamblocks", Scope::Cluster, 28),
-    kind("IPAMConfig", "ipamconfigs", Scope::Cluster, 28),
-    kind("IPAMHandle", "ipamhandles", Scope::Cluster, 28),
-    kind("IPPool", "ippools", Scope::Cluster, 28),
-    kind("IPReservation", "ipreservations", Scope::Cluster, 28),
-    kind(
+    cluster("BGPConfiguration", "bgpconfigurations", 28),
+    cluster("BGPFilter", "bgpfilters", 28),
+    cluster("BGPPeer", "bgppeers", 28),
+    cluster("BlockAffinity", "blockaffinities", 28),
+    cluster("CalicoNodeStatus", "caliconodestatuses", 28),
+    cluster("ClusterInformation", "clusterinformations", 28),
+    cluster("FelixConfiguration", "felixconfigurations", 28),
+    cluster("GlobalNetworkPolicy", "globalnetworkpolicies", 28),
+    cluster("GlobalNetworkSet", "globalnetworksets", 28),
+    cluster("HostEndpoint", "hostendpoints", 28),
+    cluster("IPAMBlock", "ipamblocks", 28),
+    cluster("IPAMConfig", "ipamconfigs", 28),
+    cluster("IPAMHandle", "ipamhandles", 28),
+    cluster("IPPool", "ippools", 28),
+    cluster("IPReservation", "ipreservations", 28),
+    cluster(
         "KubeControllersConfiguration",
         "kubecontrollersconfigurations",
-        Scope::Cluster,
         28,
     ),
-    kind("NetworkPolicy", "networkpolicies", Scope::Namespaced, 28),
-    kind("NetworkSet", "networksets", Scope::Namespaced, 28),
-    kind("Tier", "tiers", Scope::Cluster, 29),
-    kind(
+    namespaced("NetworkPolicy", "networkpolicies", 28),
+    namespaced("NetworkSet", "networksets", 28),
+    cluster("Tier", "tiers", 29),
+    cluster(
         "StagedGlobalNetworkPolicy",
         "stagedglobalnetworkpolicies",
-        Scope::Cluster,
         30,
     ),
-    kind(
+    namespaced(
         "StagedKubernetesNetworkPolicy",
         "stagedkubernetesnetworkpolicies",
-        Scope::Namespaced,
         30,
     ),
-    kind(
-        "StagedNetworkPolicy",
-        "stagednetworkpolicies",
-        Scope::Namespaced,
-        30,
-    ),
+    namespaced("StagedNetworkPolicy", "stagednetworkpolicies", 30),
 ];
 
 /// The Kubernetes network-policy-api group calico-node watches from 3.29
@@ -211,96 +200,87 @@ pub(super) fn render(input: &AddonInput<'_>) -> Result<Manifest, Error> {
     };
     let pod_cidr = ipv4_pod_cidr(COMPONENT, input)?;
     if pod_cidr.prefix() > BLOCK_SIZE {
-        return Err(invalid(
+        return Err(Error::invalid(
             COMPONENT,
             format!("pod CIDR {pod_cidr} is smaller than one Calico IPAM block (/{BLOCK_SIZE})"),
         ));
     }
-    let labels = k8s::addon_labels(COMPONENT);
-    let (host, port) = api_host_port(input);
+    let labels = Labels::part_of(COMPONENT);
+    let meta = |name: &str| Meta::namespaced(name, NAMESPACE, &labels);
 
-    let mut objects = crds(&release, &labels);
-    objects.extend([
-        k8s::service_account(NODE, NAMESPACE, &labels),
-        k8s::service_account(CNI_PLUGIN, NAMESPACE, &labels),
-        k8s::service_account(CONTROLLERS, NAMESPACE, &labels),
-        k8s::config_map(
-            CONFIG,
-            NAMESPACE,
-            &labels,
-            [
-                ("calico_backend", "vxlan".to_owned()),
-                ("cni_network_config", cni_network_config(&release)),
-            ],
-        ),
-        k8s::config_map(
-            SERVICES_ENDPOINT,
-            NAMESPACE,
-            &labels,
-            [
-                ("KUBERNETES_SERVICE_HOST", host),
-                ("KUBERNETES_SERVICE_PORT", port),
-            ],
-        ),
-        k8s::cluster_role(NODE, &labels, node_rules(&release)),
-        k8s::cluster_role(CNI_PLUGIN, &labels, cni_plugin_rules()),
-        k8s::cluster_role(CONTROLLERS, &labels, controllers_rules(&release)),
-    ]);
+    let mut stream = Stream::new("");
+    push_crds(&mut stream, &release, &labels);
     for name in [NODE, CNI_PLUGIN, CONTROLLERS] {
-        objects.push(k8s::cluster_role_binding(
-            name,
-            &labels,
-            name,
-            vec![k8s::service_account_subject(name, NAMESPACE)],
-        ));
+        stream.push(&service_account(meta(name)));
+    }
+    stream.push(&config_map(
+        meta(CONFIG),
+        [
+            ("calico_backend", "vxlan".to_owned()),
+            ("cni_network_config", cni_network_config(&release)),
+        ],
+    ));
+    stream.push(&config_map(meta(SERVICES_ENDPOINT), api_server_env(input)));
+    for (name, rules) in [
+        (NODE, node_rules(&release)),
+        (CNI_PLUGIN, cni_plugin_rules()),
+        (CONTROLLERS, controllers_rules(&release)),
+    ] {
+        stream.push(&cluster_role(Meta::cluster(name, &labels), rules));
+    }
+    for name in [NODE, CNI_PLUGIN, CONTROLLERS] {
+        stream.push(&account_binding(name, &labels));
     }
     if release.has_tiers() {
         // Lets the garbage collector read tiers once a Calico API server
         // serves `projectcalico.org` (Calico ships this with tiers).
-        objects.push(k8s::cluster_role(
-            "calico-tier-getter",
-            &labels,
+        let tier_getter = Meta::cluster("calico-tier-getter", &labels);
+        stream.push(&cluster_role(
+            tier_getter.clone(),
             vec![rule(&["projectcalico.org"], &["tiers"], &["get"])],
         ));
-        objects.push(k8s::cluster_role_binding(
-            "calico-tier-getter",
-            &labels,
-            "calico-tier-getter",
-            vec![json!({
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "User",
-                "name": "system:kube-controller-manager",
-            })],
+        stream.push(&binding(
+            tier_getter,
+            RoleRef::cluster_role("calico-tier-getter"),
+            vec![Subject::user("system:kube-controller-manager")],
         ));
     }
-    objects.push(node_daemon_set(input, &release, pod_cidr, &labels));
-    objects.push(controllers_deployment(input, &release, &labels));
-    objects.push(k8s::pod_disruption_budget(
-        CONTROLLERS,
-        NAMESPACE,
-        &labels,
-        &json!({ "k8s-app": CONTROLLERS }),
+    let node = PodTemplate::new(
+        Labels::of(SELECTOR_LABEL, NODE),
+        node_pod(input, &release, pod_cidr),
+    );
+    stream.push(&daemon_set(meta(NODE).label(SELECTOR_LABEL, NODE), 1, node));
+    let controllers = PodTemplate::new(
+        Labels::of(SELECTOR_LABEL, CONTROLLERS),
+        controllers_pod(input, &release),
+    );
+    // Calico runs a single kube-controllers, replaced, not surged.
+    stream.push(&deployment(
+        meta(CONTROLLERS).label(SELECTOR_LABEL, CONTROLLERS),
+        1,
+        Strategy::Recreate,
+        controllers,
+    ));
+    stream.push(&pod_disruption_budget(
+        meta(CONTROLLERS),
+        &Labels::of(SELECTOR_LABEL, CONTROLLERS),
         1,
     ));
-    Ok(manifest(COMPONENT, release.version, &objects))
+    Ok(manifest(COMPONENT, release.version, stream))
 }
 
-fn crds(release: &Release, labels: &Value) -> Vec<Value> {
-    let mut crds: Vec<Value> = CALICO_KINDS
-        .iter()
-        .filter(|k| release.minor >= k.since)
-        .map(|k| {
-            let spec = CrdSpec {
-                group: GROUP,
-                version: "v1",
-                kind: k.kind,
-                plural: k.plural,
-                scope: k.scope,
-                status_subresource: false,
-            };
-            k8s::open_crd(&spec, labels, &[])
-        })
-        .collect();
+fn push_crds(stream: &mut Stream, release: &Release, labels: &Labels) {
+    for calico in CALICO_KINDS.iter().filter(|k| release.minor >= k.since) {
+        let spec = CrdSpec {
+            group: GROUP,
+            version: "v1",
+            kind: calico.kind,
+            plural: calico.plural,
+            scope: calico.scope,
+            status_subresource: false,
+        };
+        stream.push(&open_crd(&spec, labels));
+    }
     let mut policy_kinds = Vec::new();
     if release.has_tiers() {
         policy_kinds.push(("AdminNetworkPolicy", "adminnetworkpolicies"));
@@ -317,9 +297,10 @@ fn crds(release: &Release, labels: &Value) -> Vec<Value> {
             scope: Scope::Cluster,
             status_subresource: true,
         };
-        crds.push(k8s::open_crd(&spec, labels, &[POLICY_API_APPROVAL]));
+        stream.push(
+            &open_crd(&spec, labels).annotation(POLICY_API_APPROVAL.0, POLICY_API_APPROVAL.1),
+        );
     }
-    crds
 }
 
 /// The CNI network config `install-cni` writes to
@@ -353,7 +334,7 @@ fn cni_network_config(release: &Release) -> String {
     serde_json::to_string_pretty(&config).expect("JSON values serialize")
 }
 
-fn node_rules(release: &Release) -> Vec<Value> {
+fn node_rules(release: &Release) -> Vec<Rule> {
     let calico = &[GROUP];
     let mut read = vec![
         // `globalfelixconfigs`/`globalbgpconfigs`: names older datastores
@@ -388,7 +369,7 @@ fn node_rules(release: &Release) -> Vec<Value> {
     }
     let mut rules = vec![
         // calico-node mints the CNI plugin's token for its kubeconfig.
-        k8s::named_rule(
+        named_rule(
             &[""],
             &["serviceaccounts/token"],
             &[CNI_PLUGIN],
@@ -451,7 +432,7 @@ fn node_rules(release: &Release) -> Vec<Value> {
 
 /// What the CNI plugin does on the node for each pod: read the pod, assign
 /// its address, write the pod's IP annotation.
-fn cni_plugin_rules() -> Vec<Value> {
+fn cni_plugin_rules() -> Vec<Rule> {
     vec![
         rule(&[""], &["pods", "nodes", "namespaces"], &["get"]),
         rule(&[""], &["pods/status"], &["patch"]),
@@ -473,7 +454,7 @@ fn cni_plugin_rules() -> Vec<Value> {
 
 /// kube-controllers runs only its `node` controller (releases the IPAM
 /// blocks and host endpoints of deleted nodes).
-fn controllers_rules(release: &Release) -> Vec<Value> {
+fn controllers_rules(release: &Release) -> Vec<Rule> {
     let calico = &[GROUP];
     let mut ipam = vec!["blockaffinities", "ipamblocks", "ipamhandles"];
     if release.has_staged_policies() {
@@ -509,79 +490,81 @@ fn controllers_rules(release: &Release) -> Vec<Value> {
     rules
 }
 
-fn services_endpoint() -> Value {
-    json!([{ "configMapRef": { "name": SERVICES_ENDPOINT } }])
+/// Felix's and kube-controllers' liveness: `command` every 10 s, restarted
+/// after a minute of failures.
+fn liveness(command: &[&str]) -> Probe {
+    Probe::exec(command)
+        .period(10)
+        .initial_delay(10)
+        .failures(6)
+        .timeout(10)
 }
 
-fn node_init_containers(release: &Release, registry: Option<&str>) -> Vec<Value> {
-    let cni_image = release.image(registry, "cni");
-    let node_image = release.image(registry, "node");
+fn node_init_containers(release: &Release, registry: Option<&str>) -> Vec<Container> {
     // No `upgrade-ipam`: it converts host-local IPAM state left by an
     // earlier CNI, and a vkube cluster starts out with Calico.
     vec![
         // Installs the CNI binaries and writes 10-calico.conflist plus the
         // plugin's kubeconfig.
-        json!({
-            "name": "install-cni",
-            "image": cni_image,
-            "imagePullPolicy": "IfNotPresent",
-            "command": ["/opt/cni/bin/install"],
-            "envFrom": services_endpoint(),
-            "env": [
-                k8s::env("CNI_CONF_NAME", "10-calico.conflist"),
-                k8s::env_from_config_map("CNI_NETWORK_CONFIG", CONFIG, "cni_network_config", false),
-                k8s::env_from_field("KUBERNETES_NODE_NAME", "spec.nodeName"),
-                k8s::env("SLEEP", "false"),
-            ],
-            "volumeMounts": [
-                k8s::mount("cni-bin-dir", "/host/opt/cni/bin"),
-                k8s::mount("cni-net-dir", "/host/etc/cni/net.d"),
-            ],
-            "securityContext": { "privileged": true },
-        }),
+        Container::new("install-cni", release.image(registry, "cni"))
+            .command(&["/opt/cni/bin/install"])
+            .env_from_config_map(SERVICES_ENDPOINT)
+            .env("CNI_CONF_NAME", "10-calico.conflist")
+            .env_var(EnvVar::config_map_key(
+                "CNI_NETWORK_CONFIG",
+                CONFIG,
+                "cni_network_config",
+                false,
+            ))
+            .env_field("KUBERNETES_NODE_NAME", "spec.nodeName")
+            .env("SLEEP", "false")
+            .mount("cni-bin-dir", "/host/opt/cni/bin")
+            .mount("cni-net-dir", "/host/etc/cni/net.d")
+            .security(SecurityContext::privileged()),
         // Mounts the BPF filesystem and cgroup v2 on the host if missing
         // (best effort; renamed `ebpf-bootstrap` in 3.31).
-        json!({
-            "name": if release.minor >= 31 { "ebpf-bootstrap" } else { "mount-bpffs" },
-            "image": node_image,
-            "imagePullPolicy": "IfNotPresent",
-            "command": ["calico-node", "-init", "-best-effort"],
-            "volumeMounts": [
-                k8s::mount_propagated("sys-fs", "/sys/fs", "Bidirectional"),
-                k8s::mount_propagated("var-run-calico", "/var/run/calico", "Bidirectional"),
-                k8s::mount_read_only("nodeproc", "/nodeproc"),
-            ],
-            "securityContext": { "privileged": true },
-        }),
+        Container::new(
+            if release.minor >= 31 {
+                "ebpf-bootstrap"
+            } else {
+                "mount-bpffs"
+            },
+            release.image(registry, "node"),
+        )
+        .command(&["calico-node", "-init", "-best-effort"])
+        .mount_bidirectional("sys-fs", "/sys/fs")
+        .mount_bidirectional("var-run-calico", "/var/run/calico")
+        .mount_read_only("nodeproc", "/nodeproc")
+        .security(SecurityContext::privileged()),
     ]
 }
 
-fn node_env(input: &AddonInput<'_>, pod_cidr: Cidr) -> Vec<Value> {
+fn node_env(input: &AddonInput<'_>, pod_cidr: Cidr) -> Vec<EnvVar> {
     let mut env = vec![
-        k8s::env("DATASTORE_TYPE", "kubernetes"),
-        k8s::env("WAIT_FOR_DATASTORE", "true"),
-        k8s::env_from_field("NODENAME", "spec.nodeName"),
-        k8s::env_from_config_map("CALICO_NETWORKING_BACKEND", CONFIG, "calico_backend", false),
-        k8s::env("CLUSTER_TYPE", "k8s"),
-        k8s::env("IP", "autodetect"),
-        k8s::env("IP_AUTODETECTION_METHOD", "kubernetes-internal-ip"),
+        EnvVar::value("DATASTORE_TYPE", "kubernetes"),
+        EnvVar::value("WAIT_FOR_DATASTORE", "true"),
+        EnvVar::field("NODENAME", "spec.nodeName"),
+        EnvVar::config_map_key("CALICO_NETWORKING_BACKEND", CONFIG, "calico_backend", false),
+        EnvVar::value("CLUSTER_TYPE", "k8s"),
+        EnvVar::value("IP", "autodetect"),
+        EnvVar::value("IP_AUTODETECTION_METHOD", "kubernetes-internal-ip"),
         // The default pool calico-node creates on first start.
-        k8s::env("CALICO_IPV4POOL_CIDR", pod_cidr.to_string()),
-        k8s::env("CALICO_IPV4POOL_BLOCK_SIZE", BLOCK_SIZE.to_string()),
-        k8s::env("CALICO_IPV4POOL_IPIP", "Never"),
-        k8s::env("CALICO_IPV4POOL_VXLAN", "Always"),
-        k8s::env("CALICO_IPV4POOL_NAT_OUTGOING", "true"),
+        EnvVar::value("CALICO_IPV4POOL_CIDR", pod_cidr.to_string()),
+        EnvVar::value("CALICO_IPV4POOL_BLOCK_SIZE", BLOCK_SIZE.to_string()),
+        EnvVar::value("CALICO_IPV4POOL_IPIP", "Never"),
+        EnvVar::value("CALICO_IPV4POOL_VXLAN", "Always"),
+        EnvVar::value("CALICO_IPV4POOL_NAT_OUTGOING", "true"),
         // 0 = detect the uplink's MTU and subtract VXLAN's 50 bytes.
-        k8s::env("FELIX_VXLANMTU", "0"),
-        k8s::env("CALICO_DISABLE_FILE_LOGGING", "true"),
-        k8s::env("FELIX_DEFAULTENDPOINTTOHOSTACTION", "ACCEPT"),
-        k8s::env("FELIX_IPV6SUPPORT", "false"),
-        k8s::env("FELIX_HEALTHENABLED", "true"),
+        EnvVar::value("FELIX_VXLANMTU", "0"),
+        EnvVar::value("CALICO_DISABLE_FILE_LOGGING", "true"),
+        EnvVar::value("FELIX_DEFAULTENDPOINTTOHOSTACTION", "ACCEPT"),
+        EnvVar::value("FELIX_IPV6SUPPORT", "false"),
+        EnvVar::value("FELIX_HEALTHENABLED", "true"),
     ];
     if !input.tunnel_offload_disabled {
         // The nodes keep VMXNET3's tunnel offload on: do Calico's own
         // mitigation instead (see the `cni` module docs).
-        env.push(k8s::env(
+        env.push(EnvVar::value(
             "FELIX_FEATUREDETECTOVERRIDE",
             "ChecksumOffloadBroken=true",
         ));
@@ -589,72 +572,56 @@ fn node_env(input: &AddonInput<'_>, pod_cidr: Cidr) -> Vec<Value> {
     env
 }
 
-fn felix_probe(flag: &str) -> Value {
-    json!({ "exec": { "command": ["/bin/calico-node", flag] } })
-}
-
-fn node_container(input: &AddonInput<'_>, release: &Release, pod_cidr: Cidr) -> Value {
-    let mut mounts = vec![
-        k8s::mount("cni-net-dir", "/host/etc/cni/net.d"),
-        k8s::mount_read_only("lib-modules", "/lib/modules"),
-        k8s::mount("xtables-lock", "/run/xtables.lock"),
-        k8s::mount("var-run-calico", "/var/run/calico"),
-        k8s::mount("var-lib-calico", "/var/lib/calico"),
-        k8s::mount("bpffs", "/sys/fs/bpf"),
-        k8s::mount_read_only("cni-log-dir", "/var/log/calico/cni"),
-    ];
+fn node_container(input: &AddonInput<'_>, release: &Release, pod_cidr: Cidr) -> Container {
+    let container = Container::new(NODE, release.image(input.registry, "node"))
+        .env_from_config_map(SERVICES_ENDPOINT)
+        .env_vars(node_env(input, pod_cidr))
+        .security(SecurityContext::privileged())
+        .request_cpu("250m")
+        .pre_stop(&["/bin/calico-node", "-shutdown"])
+        .liveness(liveness(&["/bin/calico-node", "-felix-live"]))
+        .readiness(
+            Probe::exec(&["/bin/calico-node", "-felix-ready"])
+                .period(10)
+                .timeout(10),
+        )
+        .mount("cni-net-dir", "/host/etc/cni/net.d")
+        .mount_read_only("lib-modules", "/lib/modules")
+        .mount("xtables-lock", "/run/xtables.lock")
+        .mount("var-run-calico", "/var/run/calico")
+        .mount("var-lib-calico", "/var/lib/calico")
+        .mount("bpffs", "/sys/fs/bpf")
+        .mount_read_only("cni-log-dir", "/var/log/calico/cni");
     if release.minor >= 31 {
-        mounts.push(k8s::mount_read_only(
-            "sys-kernel-security",
-            "/sys/kernel/security",
-        ));
+        container.mount_read_only("sys-kernel-security", "/sys/kernel/security")
+    } else {
+        container
     }
-    let liveness = k8s::merge(
-        felix_probe("-felix-live"),
-        json!({ "periodSeconds": 10, "initialDelaySeconds": 10, "failureThreshold": 6, "timeoutSeconds": 10 }),
-    );
-    let readiness = k8s::merge(
-        felix_probe("-felix-ready"),
-        json!({ "periodSeconds": 10, "timeoutSeconds": 10 }),
-    );
-    json!({
-        "name": NODE,
-        "image": release.image(input.registry, "node"),
-        "imagePullPolicy": "IfNotPresent",
-        "envFrom": services_endpoint(),
-        "env": node_env(input, pod_cidr),
-        "securityContext": { "privileged": true },
-        "resources": { "requests": { "cpu": "250m" } },
-        "lifecycle": { "preStop": { "exec": { "command": ["/bin/calico-node", "-shutdown"] } } },
-        "livenessProbe": liveness,
-        "readinessProbe": readiness,
-        "volumeMounts": mounts,
-    })
 }
 
-fn node_volumes(release: &Release) -> Vec<Value> {
+fn node_volumes(release: &Release) -> Vec<Volume> {
     let mut volumes = vec![
-        k8s::host_path_volume("lib-modules", "/lib/modules", None),
-        k8s::host_path_volume(
+        Volume::host_path("lib-modules", "/lib/modules", None),
+        Volume::host_path(
             "var-run-calico",
             "/var/run/calico",
             Some("DirectoryOrCreate"),
         ),
-        k8s::host_path_volume(
+        Volume::host_path(
             "var-lib-calico",
             "/var/lib/calico",
             Some("DirectoryOrCreate"),
         ),
-        k8s::host_path_volume("xtables-lock", "/run/xtables.lock", Some("FileOrCreate")),
-        k8s::host_path_volume("sys-fs", "/sys/fs/", Some("DirectoryOrCreate")),
-        k8s::host_path_volume("bpffs", "/sys/fs/bpf", Some("Directory")),
-        k8s::host_path_volume("nodeproc", "/proc", None),
-        k8s::host_path_volume("cni-bin-dir", "/opt/cni/bin", Some("DirectoryOrCreate")),
-        k8s::host_path_volume("cni-net-dir", "/etc/cni/net.d", None),
-        k8s::host_path_volume("cni-log-dir", "/var/log/calico/cni", None),
+        Volume::host_path("xtables-lock", "/run/xtables.lock", Some("FileOrCreate")),
+        Volume::host_path("sys-fs", "/sys/fs/", Some("DirectoryOrCreate")),
+        Volume::host_path("bpffs", "/sys/fs/bpf", Some("Directory")),
+        Volume::host_path("nodeproc", "/proc", None),
+        Volume::host_path("cni-bin-dir", "/opt/cni/bin", Some("DirectoryOrCreate")),
+        Volume::host_path("cni-net-dir", "/etc/cni/net.d", None),
+        Volume::host_path("cni-log-dir", "/var/log/calico/cni", None),
     ];
     if release.minor >= 31 {
-        volumes.push(k8s::host_path_volume(
+        volumes.push(Volume::host_path(
             "sys-kernel-security",
             "/sys/kernel/security",
             None,
@@ -663,94 +630,64 @@ fn node_volumes(release: &Release) -> Vec<Value> {
     volumes
 }
 
-fn node_daemon_set(
-    input: &AddonInput<'_>,
-    release: &Release,
-    pod_cidr: Cidr,
-    labels: &Value,
-) -> Value {
-    let selector = json!({ "k8s-app": NODE });
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": k8s::metadata(NODE, Some(NAMESPACE), &k8s::with_labels(labels, &selector)),
-        "spec": {
-            "selector": { "matchLabels": selector },
-            "updateStrategy": { "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": 1 } },
-            "template": {
-                "metadata": { "labels": selector },
-                "spec": {
-                    "nodeSelector": { "kubernetes.io/os": "linux" },
-                    "hostNetwork": true,
-                    // Every node, whatever its taints: NotReady (no CNI yet),
-                    // uninitialized (no CPI yet), control plane, user taints.
-                    "tolerations": k8s::tolerate_all(),
-                    "serviceAccountName": NODE,
-                    "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
-                    // Felix tidies up in preStop; no grace period needed.
-                    "terminationGracePeriodSeconds": 0,
-                    "priorityClassName": "system-node-critical",
-                    "initContainers": node_init_containers(release, input.registry),
-                    "containers": [node_container(input, release, pod_cidr)],
-                    "volumes": node_volumes(release),
-                },
-            },
-        },
-    })
+fn node_pod(input: &AddonInput<'_>, release: &Release, pod_cidr: Cidr) -> PodSpec {
+    PodSpec {
+        node_selector: linux_nodes(),
+        host_network: true,
+        // Every node, whatever its taints: NotReady (no CNI yet),
+        // uninitialized (no CPI yet), control plane, user taints.
+        tolerations: vec![Toleration::everything()],
+        service_account_name: NODE.to_owned(),
+        security_context: Some(runtime_default_seccomp()),
+        // Felix tidies up in preStop; no grace period needed.
+        termination_grace_period_seconds: Some(0),
+        priority_class_name: "system-node-critical",
+        init_containers: node_init_containers(release, input.registry),
+        containers: vec![node_container(input, release, pod_cidr)],
+        volumes: node_volumes(release),
+        ..PodSpec::default()
+    }
 }
 
-fn controllers_deployment(input: &AddonInput<'_>, release: &Release, labels: &Value) -> Value {
-    let selector = json!({ "k8s-app": CONTROLLERS });
-    let mut container = json!({
-        "name": CONTROLLERS,
-        "image": release.image(input.registry, "kube-controllers"),
-        "imagePullPolicy": "IfNotPresent",
-        "env": [
-            k8s::env("ENABLED_CONTROLLERS", "node"),
-            k8s::env("DATASTORE_TYPE", "kubernetes"),
-        ],
-        "livenessProbe": {
-            "exec": { "command": ["/usr/bin/check-status", "-l"] },
-            "periodSeconds": 10,
-            "initialDelaySeconds": 10,
-            "failureThreshold": 6,
-            "timeoutSeconds": 10,
-        },
-        "readinessProbe": {
-            "exec": { "command": ["/usr/bin/check-status", "-r"] },
-            "periodSeconds": 10,
-        },
-    });
+fn runtime_default_seccomp() -> SecurityContext {
+    SecurityContext {
+        seccomp_profile: Some(Profile::runtime_default()),
+        ..SecurityContext::default()
+    }
+}
+
+fn controllers_pod(input: &AddonInput<'_>, release: &Release) -> PodSpec {
+    let mut container = Container::new(
+        CONTROLLERS,
+        release.image(input.registry, "kube-controllers"),
+    )
+    .env("ENABLED_CONTROLLERS", "node")
+    .env("DATASTORE_TYPE", "kubernetes")
+    .liveness(liveness(&["/usr/bin/check-status", "-l"]))
+    .readiness(Probe::exec(&["/usr/bin/check-status", "-r"]).period(10));
     if release.has_tiers() {
         // The image runs as a non-root user from 3.29 on (Calico's own
         // manifest enforces it from then).
-        container["securityContext"] = json!({ "runAsNonRoot": true });
+        container = container.security(SecurityContext {
+            run_as_non_root: Some(true),
+            ..SecurityContext::default()
+        });
     }
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": k8s::metadata(CONTROLLERS, Some(NAMESPACE), &k8s::with_labels(labels, &selector)),
-        "spec": {
-            // Calico runs a single kube-controllers, replaced, not surged.
-            "replicas": 1,
-            "selector": { "matchLabels": selector },
-            "strategy": { "type": "Recreate" },
-            "template": {
-                "metadata": { "labels": selector },
-                "spec": {
-                    "nodeSelector": { "kubernetes.io/os": "linux" },
-                    "tolerations": [
-                        { "key": "CriticalAddonsOnly", "operator": "Exists" },
-                        { "key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule" },
-                        // Schedulable before the CPI has initialized the node.
-                        { "key": "node.cloudprovider.kubernetes.io/uninitialized", "operator": "Exists", "effect": "NoSchedule" },
-                    ],
-                    "serviceAccountName": CONTROLLERS,
-                    "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
-                    "priorityClassName": "system-cluster-critical",
-                    "containers": [container],
-                },
-            },
-        },
-    })
+    PodSpec {
+        node_selector: linux_nodes(),
+        tolerations: vec![
+            Toleration::key("CriticalAddonsOnly"),
+            Toleration::exists("node-role.kubernetes.io/control-plane", "NoSchedule"),
+            // Schedulable before the CPI has initialized the node.
+            Toleration::exists(
+                "node.cloudprovider.kubernetes.io/uninitialized",
+                "NoSchedule",
+            ),
+        ],
+        service_account_name: CONTROLLERS.to_owned(),
+        security_context: Some(runtime_default_seccomp()),
+        priority_class_name: "system-cluster-critical",
+        containers: vec![container],
+        ..PodSpec::default()
+    }
 }

@@ -12,17 +12,23 @@
 //! (its `create-crds` cell; `--skip-crd-creation` defaults to false), and
 //! the agents wait for them. Hence the operator's CRD create/update rights.
 
-use serde_json::{json, Value};
-
-use super::k8s::{self, rule, tolerate_all};
-use super::{api_host_port, invalid, ipv4_pod_cidr, manifest, pinned, Pin, NAMESPACE};
-use crate::addons::{image, AddonInput, Error, Manifest};
+use super::{account_binding, ipv4_pod_cidr, manifest, pinned, Pin, NAMESPACE};
+use crate::addons::k8s::{
+    binding, cluster_role, config_map, daemon_set, deployment, linux_nodes, named_rule,
+    pod_disruption_budget, role, rule, service_account, Affinity, Amount, Capabilities, Container,
+    EnvVar, HttpGet, Labels, Meta, PodSpec, PodTemplate, Port, Probe, Profile, RoleRef, Rule,
+    SeLinuxOptions, SecurityContext, Strategy, Stream, Subject, Toleration, Volume, NAME_LABEL,
+    PART_OF_LABEL, READ,
+};
+use crate::addons::{api_server_env, image, AddonInput, Error, Manifest};
 use crate::ipam::Cidr;
 
 const COMPONENT: &str = "cilium";
 const CONFIG: &str = "cilium-config";
 const AGENT: &str = "cilium";
 const OPERATOR: &str = "cilium-operator";
+/// The Role (and binding) that lets the agent read its ConfigMap.
+const CONFIG_READER: &str = "cilium-config-agent";
 /// The agent's health endpoint (`agent-health-port`), probed on 127.0.0.1.
 const AGENT_HEALTH_PORT: u16 = 9879;
 /// The operator's API/health endpoint (`operator-api-serve-addr`).
@@ -74,76 +80,63 @@ pub(super) fn render(input: &AddonInput<'_>) -> Result<Manifest, Error> {
     let pin = pinned(PINS, COMPONENT, input)?;
     let pod_cidr = ipv4_pod_cidr(COMPONENT, input)?;
     let mask = node_mask_size(pod_cidr)?;
-    let images = Images {
-        agent: image(
-            input.registry,
-            &format!("quay.io/cilium/cilium:{}", pin.version),
-        ),
-        operator: image(
-            input.registry,
-            &format!("quay.io/cilium/operator-generic:{}", pin.version),
-        ),
-    };
-    let labels = k8s::addon_labels(COMPONENT);
-    let (host, port) = api_host_port(input);
-    let api = ApiServer { host, port };
-    let objects = vec![
-        k8s::service_account(AGENT, NAMESPACE, &labels),
-        k8s::service_account(OPERATOR, NAMESPACE, &labels),
-        k8s::config_map(CONFIG, NAMESPACE, &labels, config(pod_cidr, mask, &api)),
-        k8s::cluster_role(AGENT, &labels, agent_rules()),
-        k8s::cluster_role(OPERATOR, &labels, operator_rules()),
-        k8s::cluster_role_binding(
-            AGENT,
-            &labels,
-            AGENT,
-            vec![k8s::service_account_subject(AGENT, NAMESPACE)],
-        ),
-        k8s::cluster_role_binding(
-            OPERATOR,
-            &labels,
-            OPERATOR,
-            vec![k8s::service_account_subject(OPERATOR, NAMESPACE)],
-        ),
-        // `cilium-dbg build-config` reads the ConfigMap through the API.
-        k8s::role(
-            "cilium-config-agent",
-            NAMESPACE,
-            &labels,
-            vec![rule(&[""], &["configmaps"], &["get", "list", "watch"])],
-        ),
-        k8s::role_binding(
-            "cilium-config-agent",
-            NAMESPACE,
-            &labels,
-            "cilium-config-agent",
-            vec![k8s::service_account_subject(AGENT, NAMESPACE)],
-        ),
-        agent_daemon_set(input.kubernetes.minor(), &images.agent, &api, &labels),
-        operator_deployment(&images.operator, &api, &labels),
-        k8s::pod_disruption_budget(OPERATOR, NAMESPACE, &labels, &operator_selector(), 1),
-    ];
-    Ok(manifest(COMPONENT, pin.version, &objects))
-}
+    let agent_image = image(
+        input.registry,
+        &format!("quay.io/cilium/cilium:{}", pin.version),
+    );
+    let operator_image = image(
+        input.registry,
+        &format!("quay.io/cilium/operator-generic:{}", pin.version),
+    );
+    let api: Vec<EnvVar> = api_server_env(input)
+        .into_iter()
+        .map(|(name, value)| EnvVar::value(name, value))
+        .collect();
+    let labels = Labels::part_of(COMPONENT);
+    let meta = |name: &str| Meta::namespaced(name, NAMESPACE, &labels);
 
-struct Images {
-    agent: String,
-    operator: String,
-}
-
-/// The API endpoint as `KUBERNETES_SERVICE_HOST`/`_PORT`.
-struct ApiServer {
-    host: String,
-    port: String,
-}
-
-impl ApiServer {
-    fn env(&self) -> [Value; 2] {
-        [
-            k8s::env("KUBERNETES_SERVICE_HOST", self.host.clone()),
-            k8s::env("KUBERNETES_SERVICE_PORT", self.port.clone()),
-        ]
-    }
+    let mut stream = Stream::new("");
+    stream.push(&service_account(meta(AGENT)));
+    stream.push(&service_account(meta(OPERATOR)));
+    stream.push(&config_map(meta(CONFIG), config(input, pod_cidr, mask)));
+    stream.push(&cluster_role(Meta::cluster(AGENT, &labels), agent_rules()));
+    stream.push(&cluster_role(
+        Meta::cluster(OPERATOR, &labels),
+        operator_rules(),
+    ));
+    stream.push(&account_binding(AGENT, &labels));
+    stream.push(&account_binding(OPERATOR, &labels));
+    // `cilium-dbg build-config` reads the ConfigMap through the API.
+    stream.push(&role(
+        meta(CONFIG_READER),
+        vec![rule(&[""], &["configmaps"], READ)],
+    ));
+    stream.push(&binding(
+        meta(CONFIG_READER),
+        RoleRef::role(CONFIG_READER),
+        vec![Subject::service_account(AGENT, NAMESPACE)],
+    ));
+    stream.push(&daemon_set(
+        meta(AGENT).label("k8s-app", AGENT),
+        2,
+        agent_template(input.kubernetes.minor(), &agent_image, &api),
+    ));
+    let operator_selector = operator_selector();
+    stream.push(&deployment(
+        Meta::namespaced(OPERATOR, NAMESPACE, &labels.merged(&operator_selector)),
+        // Two, on different nodes (host network: one per node anyway);
+        // the second waits for a second node. Losing one of two may not
+        // stop a rollout.
+        2,
+        Strategy::rolling(Amount::Percent(50), Some(Amount::Percent(25))),
+        operator_template(&operator_image, &api),
+    ));
+    stream.push(&pod_disruption_budget(
+        meta(OPERATOR),
+        &operator_selector,
+        1,
+    ));
+    Ok(manifest(COMPONENT, pin.version, stream))
 }
 
 /// Per-node pod CIDR size for cluster-pool IPAM (each node gets one range
@@ -157,7 +150,7 @@ pub(super) fn node_mask_size(pod_cidr: Cidr) -> Result<u8, Error> {
     match pod_cidr.prefix() {
         0..=18 => Ok(24),
         19..=24 => Ok(25),
-        prefix => Err(invalid(
+        prefix => Err(Error::invalid(
             COMPONENT,
             format!(
                 "pod CIDR {pod_cidr} is too small: with /{prefix} Cilium's per-node ranges (/25, 126 pods) fit fewer than 2 nodes; use /24 or larger"
@@ -168,7 +161,7 @@ pub(super) fn node_mask_size(pod_cidr: Cidr) -> Result<u8, Error> {
 
 /// `cilium-config`: what the agent and the operator read. Only keys known
 /// to every pinned line are set; the rest stay at the agent's defaults.
-fn config(pod_cidr: Cidr, mask: u8, api: &ApiServer) -> Vec<(&'static str, String)> {
+fn config(input: &AddonInput<'_>, pod_cidr: Cidr, mask: u8) -> Vec<(&'static str, String)> {
     let text = |value: &str| value.to_owned();
     vec![
         // Identities as CRDs (no kvstore).
@@ -209,8 +202,8 @@ fn config(pod_cidr: Cidr, mask: u8, api: &ApiServer) -> Vec<(&'static str, Strin
         // container that talks to the API also gets it as
         // KUBERNETES_SERVICE_HOST/_PORT, which client-go's in-cluster
         // config reads on every pinned line.
-        ("k8s-service-host", api.host.clone()),
-        ("k8s-service-port", api.port.clone()),
+        ("k8s-service-host", input.api_endpoint.ip().to_string()),
+        ("k8s-service-port", input.api_endpoint.port().to_string()),
         ("enable-l7-proxy", text("true")),
         ("external-envoy-proxy", text("false")),
         ("enable-hubble", text("true")),
@@ -245,29 +238,21 @@ fn config(pod_cidr: Cidr, mask: u8, api: &ApiServer) -> Vec<(&'static str, Strin
 /// The agent's rights: read what it enforces and routes for; write its own
 /// node, endpoints and identities. (Union of what the pinned lines' agents
 /// use; list/watch on a kind a line lacks is harmless.)
-fn agent_rules() -> Vec<Value> {
+fn agent_rules() -> Vec<Rule> {
     let cilium = &["cilium.io"];
     vec![
-        rule(
-            &["networking.k8s.io"],
-            &["networkpolicies"],
-            &["get", "list", "watch"],
-        ),
-        rule(
-            &["discovery.k8s.io"],
-            &["endpointslices"],
-            &["get", "list", "watch"],
-        ),
+        rule(&["networking.k8s.io"], &["networkpolicies"], READ),
+        rule(&["discovery.k8s.io"], &["endpointslices"], READ),
         rule(
             &[""],
             &["namespaces", "services", "pods", "endpoints", "nodes"],
-            &["get", "list", "watch"],
+            READ,
         ),
         // The agent waits for the CRDs the operator registers.
         rule(
             &["apiextensions.k8s.io"],
             &["customresourcedefinitions"],
-            &["get", "list", "watch"],
+            READ,
         ),
         rule(
             cilium,
@@ -352,22 +337,18 @@ const CRDS: &[&str] = &[
 /// The operator's rights: register the CRDs, hand out pod CIDRs
 /// (CiliumNodes), garbage-collect identities and endpoints, remove the
 /// agent-not-ready taint, elect a leader.
-fn operator_rules() -> Vec<Value> {
+fn operator_rules() -> Vec<Rule> {
     let cilium = &["cilium.io"];
     let crd_names: Vec<String> = CRDS.iter().map(|p| format!("{p}.cilium.io")).collect();
     let crd_names: Vec<&str> = crd_names.iter().map(String::as_str).collect();
     vec![
         // Restarts unmanaged kube-dns/CoreDNS pods so Cilium manages them.
         rule(&[""], &["pods"], &["get", "list", "watch", "delete"]),
-        k8s::named_rule(&[""], &["configmaps"], &[CONFIG], &["patch"]),
+        named_rule(&[""], &["configmaps"], &[CONFIG], &["patch"]),
         rule(&[""], &["nodes"], &["list", "watch"]),
         // Remove the agent-not-ready taint; NetworkUnavailable=false.
         rule(&[""], &["nodes", "nodes/status"], &["patch"]),
-        rule(
-            &["discovery.k8s.io"],
-            &["endpointslices"],
-            &["get", "list", "watch"],
-        ),
+        rule(&["discovery.k8s.io"], &["endpointslices"], READ),
         rule(&[""], &["services/status"], &["update", "patch"]),
         rule(&[""], &["namespaces"], &["get", "list", "watch"]),
         rule(&[""], &["services", "endpoints"], &["get", "list", "watch"]),
@@ -431,7 +412,7 @@ fn operator_rules() -> Vec<Value> {
             &["customresourcedefinitions"],
             &["create", "get", "list", "watch"],
         ),
-        k8s::named_rule(
+        named_rule(
             &["apiextensions.k8s.io"],
             &["customresourcedefinitions"],
             &crd_names,
@@ -447,7 +428,7 @@ fn operator_rules() -> Vec<Value> {
                 "ciliumbgpnodeconfigoverrides",
                 "ciliumbgppeerconfigs",
             ],
-            &["get", "list", "watch"],
+            READ,
         ),
         rule(cilium, &["ciliumpodippools"], &["create"]),
         rule(cilium, &["ciliumloadbalancerippools/status"], &["patch"]),
@@ -462,70 +443,73 @@ fn operator_rules() -> Vec<Value> {
 
 /// `K8S_NODE_NAME` and `CILIUM_K8S_NAMESPACE`, which every Cilium
 /// container that talks to the API reads.
-fn pod_identity_env() -> [Value; 2] {
+fn pod_identity_env() -> [EnvVar; 2] {
     [
-        k8s::env_from_field("K8S_NODE_NAME", "spec.nodeName"),
-        k8s::env_from_field("CILIUM_K8S_NAMESPACE", "metadata.namespace"),
+        EnvVar::field("K8S_NODE_NAME", "spec.nodeName"),
+        EnvVar::field("CILIUM_K8S_NAMESPACE", "metadata.namespace"),
     ]
 }
 
-fn env_list(groups: &[&[Value]]) -> Value {
-    Value::Array(groups.iter().flat_map(|g| g.iter().cloned()).collect())
+/// A container that touches the host: SELinux type `spc_t` ("super
+/// privileged container", as Cilium documents for SELinux-enforcing nodes
+/// such as Rocky), every capability dropped but `add`.
+fn host_access(add: &[&'static str]) -> SecurityContext {
+    SecurityContext {
+        se_linux_options: Some(SeLinuxOptions {
+            level: "s0",
+            kind: "spc_t",
+        }),
+        ..only_capabilities(add)
+    }
 }
 
-/// SELinux type for containers that touch the host (`spc_t`, "super
-/// privileged container"), as Cilium documents for SELinux-enforcing
-/// nodes such as Rocky.
-fn spc_t() -> Value {
-    json!({ "level": "s0", "type": "spc_t" })
+/// Every capability dropped but `add`.
+fn only_capabilities(add: &[&'static str]) -> SecurityContext {
+    SecurityContext {
+        capabilities: Some(Capabilities {
+            add: add.to_vec(),
+            drop: vec!["ALL"],
+        }),
+        ..SecurityContext::default()
+    }
 }
 
 /// An init container that copies a static Cilium helper binary into the
 /// host's CNI bin dir and runs it in the host's namespaces (no host shell
 /// or mount binary needed), then removes it.
 fn host_helper(
-    name: &str,
+    name: &'static str,
     image: &str,
     binary: &str,
     nsenter: &str,
     args: &[(&str, &str)],
-) -> Value {
+) -> Container {
     // Each argument is passed as an environment variable named by its key.
     let arg_refs: String = args.iter().map(|(key, _)| format!(" ${key}")).collect();
     let script = format!(
         "cp /usr/bin/{binary} /hostbin/{binary};\nnsenter {nsenter} \"${{BIN_PATH}}/{binary}\"{arg_refs};\nrm /hostbin/{binary}\n"
     );
-    let mut env = vec![k8s::env("BIN_PATH", "/opt/cni/bin")];
-    env.extend(args.iter().map(|(key, value)| k8s::env(key, *value)));
-    json!({
-        "name": name,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["bash", "-ec", script],
-        "env": env,
-        "volumeMounts": [k8s::mount("hostproc", "/hostproc"), k8s::mount("cni-path", "/hostbin")],
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "seLinuxOptions": spc_t(),
-            "capabilities": { "add": ["SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE"], "drop": ["ALL"] },
-        },
-    })
+    Container::new(name, image)
+        .command(&["bash", "-ec", &script])
+        .env("BIN_PATH", "/opt/cni/bin")
+        .env_vars(args.iter().map(|(key, value)| EnvVar::value(key, *value)))
+        .mount("hostproc", "/hostproc")
+        .mount("cni-path", "/hostbin")
+        .log_termination_message()
+        .security(host_access(&["SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE"]))
 }
 
-fn agent_init_containers(image: &str, api: &ApiServer) -> Vec<Value> {
+fn agent_init_containers(image: &str, api: &[EnvVar]) -> Vec<Container> {
     vec![
         // Builds the agent's config dir from the ConfigMap (and any
         // CiliumNodeConfig overrides) through the API.
-        json!({
-            "name": "config",
-            "image": image,
-            "imagePullPolicy": "IfNotPresent",
-            "command": ["cilium-dbg", "build-config"],
-            "env": env_list(&[&pod_identity_env(), &api.env()]),
-            "volumeMounts": [k8s::mount("tmp", "/tmp")],
-            "terminationMessagePolicy": "FallbackToLogsOnError",
-            "securityContext": { "capabilities": { "add": ["NET_ADMIN"], "drop": ["ALL"] } },
-        }),
+        Container::new("config", image)
+            .command(&["cilium-dbg", "build-config"])
+            .env_vars(pod_identity_env())
+            .env_vars(api.to_vec())
+            .mount("tmp", "/tmp")
+            .log_termination_message()
+            .security(only_capabilities(&["NET_ADMIN"])),
         // cgroup v2 at /run/cilium/cgroupv2 on the host (socket programs).
         host_helper(
             "mount-cgroup",
@@ -544,306 +528,240 @@ fn agent_init_containers(image: &str, api: &ApiServer) -> Vec<Value> {
         ),
         // The BPF filesystem, mounted on the host if it is not (mount
         // propagation to the host needs a privileged container).
-        json!({
-            "name": "mount-bpf-fs",
-            "image": image,
-            "imagePullPolicy": "IfNotPresent",
-            "command": ["/bin/bash", "-c", "--"],
-            "args": ["mount | grep \"/sys/fs/bpf type bpf\" || mount -t bpf bpf /sys/fs/bpf"],
-            "volumeMounts": [k8s::mount_propagated("bpf-maps", "/sys/fs/bpf", "Bidirectional")],
-            "terminationMessagePolicy": "FallbackToLogsOnError",
-            "securityContext": { "privileged": true },
-        }),
+        Container::new("mount-bpf-fs", image)
+            .command(&["/bin/bash", "-c", "--"])
+            .args(&["mount | grep \"/sys/fs/bpf type bpf\" || mount -t bpf bpf /sys/fs/bpf"])
+            .mount_bidirectional("bpf-maps", "/sys/fs/bpf")
+            .log_termination_message()
+            .security(SecurityContext::privileged()),
         // Removes stale state when the ConfigMap asks for it.
-        json!({
-            "name": "clean-cilium-state",
-            "image": image,
-            "imagePullPolicy": "IfNotPresent",
-            "command": ["/init-container.sh"],
-            "env": env_list(&[
-                &[
-                    k8s::env_from_config_map("CILIUM_ALL_STATE", CONFIG, "clean-cilium-state", true),
-                    k8s::env_from_config_map("CILIUM_BPF_STATE", CONFIG, "clean-cilium-bpf-state", true),
-                    k8s::env_from_config_map(
-                        "WRITE_CNI_CONF_WHEN_READY",
-                        CONFIG,
-                        "write-cni-conf-when-ready",
-                        true,
-                    ),
-                ],
-                &api.env(),
-            ]),
-            "volumeMounts": [
-                k8s::mount("bpf-maps", "/sys/fs/bpf"),
-                k8s::mount_propagated("cilium-cgroup", CGROUP_ROOT, "HostToContainer"),
-                k8s::mount("cilium-run", "/var/run/cilium"),
-            ],
-            "resources": { "requests": { "cpu": "100m", "memory": "100Mi" } },
-            "terminationMessagePolicy": "FallbackToLogsOnError",
-            "securityContext": {
-                "seLinuxOptions": spc_t(),
-                "capabilities": {
-                    "add": ["NET_ADMIN", "SYS_MODULE", "SYS_ADMIN", "SYS_RESOURCE"],
-                    "drop": ["ALL"],
-                },
-            },
-        }),
+        Container::new("clean-cilium-state", image)
+            .command(&["/init-container.sh"])
+            .env_var(EnvVar::config_map_key(
+                "CILIUM_ALL_STATE",
+                CONFIG,
+                "clean-cilium-state",
+                true,
+            ))
+            .env_var(EnvVar::config_map_key(
+                "CILIUM_BPF_STATE",
+                CONFIG,
+                "clean-cilium-bpf-state",
+                true,
+            ))
+            .env_var(EnvVar::config_map_key(
+                "WRITE_CNI_CONF_WHEN_READY",
+                CONFIG,
+                "write-cni-conf-when-ready",
+                true,
+            ))
+            .env_vars(api.to_vec())
+            .mount("bpf-maps", "/sys/fs/bpf")
+            .mount_from_host("cilium-cgroup", CGROUP_ROOT)
+            .mount("cilium-run", "/var/run/cilium")
+            .request_cpu("100m")
+            .request_memory("100Mi")
+            .log_termination_message()
+            .security(host_access(&[
+                "NET_ADMIN",
+                "SYS_MODULE",
+                "SYS_ADMIN",
+                "SYS_RESOURCE",
+            ])),
         // The cilium-cni plugin binary into /opt/cni/bin.
-        json!({
-            "name": "install-cni-binaries",
-            "image": image,
-            "imagePullPolicy": "IfNotPresent",
-            "command": ["/install-plugin.sh"],
-            "volumeMounts": [k8s::mount("cni-path", "/host/opt/cni/bin")],
-            "resources": { "requests": { "cpu": "100m", "memory": "10Mi" } },
-            "terminationMessagePolicy": "FallbackToLogsOnError",
-            "securityContext": { "seLinuxOptions": spc_t(), "capabilities": { "drop": ["ALL"] } },
-        }),
+        Container::new("install-cni-binaries", image)
+            .command(&["/install-plugin.sh"])
+            .mount("cni-path", "/host/opt/cni/bin")
+            .request_cpu("100m")
+            .request_memory("10Mi")
+            .log_termination_message()
+            .security(host_access(&[])),
     ]
 }
 
-/// An HTTP probe of the agent's `/healthz` on 127.0.0.1 (host network).
-fn agent_probe(extra_headers: &[(&str, &str)]) -> Value {
-    let mut headers = vec![json!({ "name": "brief", "value": "true" })];
-    headers.extend(
-        extra_headers
-            .iter()
-            .map(|(name, value)| json!({ "name": name, "value": value })),
-    );
-    json!({
-        "httpGet": {
-            "host": "127.0.0.1",
-            "path": "/healthz",
-            "port": "health",
-            "scheme": "HTTP",
-            "httpHeaders": headers,
-        },
-    })
+/// An HTTP request to `port` on 127.0.0.1 (host network).
+fn local_health(port: impl Into<Port>) -> HttpGet {
+    HttpGet::new("/healthz", port).to("127.0.0.1", "HTTP")
 }
 
-fn agent_container(image: &str, api: &ApiServer) -> Value {
-    json!({
-        "name": "cilium-agent",
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["cilium-agent"],
-        "args": [format!("--config-dir={CONFIG_DIR}")],
+/// The agent's `/healthz`, brief.
+fn agent_health() -> HttpGet {
+    local_health("health").header("brief", "true")
+}
+
+fn agent_container(image: &str, api: &[EnvVar]) -> Container {
+    Container::new("cilium-agent", image)
+        .command(&["cilium-agent"])
+        .args(&[format!("--config-dir={CONFIG_DIR}")])
         // Up to ~3.5 min to come up (CRDs from the operator, BPF compile).
-        "startupProbe": k8s::merge(agent_probe(&[]), json!({
-            "failureThreshold": 105,
-            "periodSeconds": 2,
-            "successThreshold": 1,
-            "initialDelaySeconds": 5,
-        })),
+        .startup(
+            Probe::get(agent_health())
+                .failures(105)
+                .period(2)
+                .successes(1)
+                .initial_delay(5),
+        )
         // An API server outage must not restart every agent.
-        "livenessProbe": k8s::merge(agent_probe(&[("require-k8s-connectivity", "false")]), json!({
-            "periodSeconds": 30,
-            "successThreshold": 1,
-            "failureThreshold": 10,
-            "timeoutSeconds": 5,
-        })),
-        "readinessProbe": k8s::merge(agent_probe(&[]), json!({
-            "periodSeconds": 30,
-            "successThreshold": 1,
-            "failureThreshold": 3,
-            "timeoutSeconds": 5,
-        })),
-        "env": env_list(&[
-            &pod_identity_env(),
-            &[json!({
-                "name": "GOMEMLIMIT",
-                "valueFrom": { "resourceFieldRef": { "resource": "limits.memory", "divisor": "1" } },
-            })],
-            &api.env(),
-        ]),
+        .liveness(
+            Probe::get(agent_health().header("require-k8s-connectivity", "false"))
+                .period(30)
+                .successes(1)
+                .failures(10)
+                .timeout(5),
+        )
+        .readiness(
+            Probe::get(agent_health())
+                .period(30)
+                .successes(1)
+                .failures(3)
+                .timeout(5),
+        )
+        .env_vars(pod_identity_env())
+        .env_var(EnvVar::resource("GOMEMLIMIT", "limits.memory", "1"))
+        .env_vars(api.to_vec())
         // Removes the CNI config when the agent stops for good.
-        "lifecycle": { "preStop": { "exec": { "command": ["/cni-uninstall.sh"] } } },
-        "ports": [{
-            "name": "health",
-            "containerPort": AGENT_HEALTH_PORT,
-            "hostPort": AGENT_HEALTH_PORT,
-            "protocol": "TCP",
-        }],
-        "securityContext": {
-            "seLinuxOptions": spc_t(),
-            "capabilities": {
-                "add": [
-                    "CHOWN", "KILL", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "SYS_MODULE",
-                    "SYS_ADMIN", "SYS_RESOURCE", "DAC_OVERRIDE", "FOWNER", "SETGID",
-                    "SETUID", "SYSLOG",
-                ],
-                "drop": ["ALL"],
-            },
-        },
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [
-            // Unprivileged: sysctls are written through the host's /proc.
-            k8s::mount("host-proc-sys-net", "/host/proc/sys/net"),
-            k8s::mount("host-proc-sys-kernel", "/host/proc/sys/kernel"),
-            k8s::mount_propagated("bpf-maps", "/sys/fs/bpf", "HostToContainer"),
-            k8s::mount("cilium-run", "/var/run/cilium"),
-            k8s::mount_propagated("cilium-netns", "/var/run/cilium/netns", "HostToContainer"),
-            k8s::mount("etc-cni-netd", "/host/etc/cni/net.d"),
-            k8s::mount_read_only("lib-modules", "/lib/modules"),
-            k8s::mount("xtables-lock", "/run/xtables.lock"),
-            k8s::mount("tmp", "/tmp"),
-        ],
-    })
+        .pre_stop(&["/cni-uninstall.sh"])
+        .host_port("health", AGENT_HEALTH_PORT)
+        .security(host_access(&[
+            "CHOWN",
+            "KILL",
+            "NET_ADMIN",
+            "NET_RAW",
+            "IPC_LOCK",
+            "SYS_MODULE",
+            "SYS_ADMIN",
+            "SYS_RESOURCE",
+            "DAC_OVERRIDE",
+            "FOWNER",
+            "SETGID",
+            "SETUID",
+            "SYSLOG",
+        ]))
+        .log_termination_message()
+        // Unprivileged: sysctls are written through the host's /proc.
+        .mount("host-proc-sys-net", "/host/proc/sys/net")
+        .mount("host-proc-sys-kernel", "/host/proc/sys/kernel")
+        .mount_from_host("bpf-maps", "/sys/fs/bpf")
+        .mount("cilium-run", "/var/run/cilium")
+        .mount_from_host("cilium-netns", "/var/run/cilium/netns")
+        .mount("etc-cni-netd", "/host/etc/cni/net.d")
+        .mount_read_only("lib-modules", "/lib/modules")
+        .mount("xtables-lock", "/run/xtables.lock")
+        .mount("tmp", "/tmp")
 }
 
-fn agent_volumes() -> Value {
-    json!([
-        { "name": "tmp", "emptyDir": {} },
-        k8s::host_path_volume("cilium-run", "/var/run/cilium", Some("DirectoryOrCreate")),
-        k8s::host_path_volume("cilium-netns", "/var/run/netns", Some("DirectoryOrCreate")),
-        k8s::host_path_volume("bpf-maps", "/sys/fs/bpf", Some("DirectoryOrCreate")),
-        k8s::host_path_volume("hostproc", "/proc", Some("Directory")),
-        k8s::host_path_volume("cilium-cgroup", CGROUP_ROOT, Some("DirectoryOrCreate")),
-        k8s::host_path_volume("cni-path", "/opt/cni/bin", Some("DirectoryOrCreate")),
-        k8s::host_path_volume("etc-cni-netd", "/etc/cni/net.d", Some("DirectoryOrCreate")),
-        k8s::host_path_volume("lib-modules", "/lib/modules", None),
-        k8s::host_path_volume("xtables-lock", "/run/xtables.lock", Some("FileOrCreate")),
-        k8s::host_path_volume("host-proc-sys-net", "/proc/sys/net", Some("Directory")),
-        k8s::host_path_volume("host-proc-sys-kernel", "/proc/sys/kernel", Some("Directory")),
-    ])
+fn agent_volumes() -> Vec<Volume> {
+    vec![
+        Volume::empty_dir("tmp"),
+        Volume::host_path("cilium-run", "/var/run/cilium", Some("DirectoryOrCreate")),
+        Volume::host_path("cilium-netns", "/var/run/netns", Some("DirectoryOrCreate")),
+        Volume::host_path("bpf-maps", "/sys/fs/bpf", Some("DirectoryOrCreate")),
+        Volume::host_path("hostproc", "/proc", Some("Directory")),
+        Volume::host_path("cilium-cgroup", CGROUP_ROOT, Some("DirectoryOrCreate")),
+        Volume::host_path("cni-path", "/opt/cni/bin", Some("DirectoryOrCreate")),
+        Volume::host_path("etc-cni-netd", "/etc/cni/net.d", Some("DirectoryOrCreate")),
+        Volume::host_path("lib-modules", "/lib/modules", None),
+        Volume::host_path("xtables-lock", "/run/xtables.lock", Some("FileOrCreate")),
+        Volume::host_path("host-proc-sys-net", "/proc/sys/net", Some("Directory")),
+        Volume::host_path(
+            "host-proc-sys-kernel",
+            "/proc/sys/kernel",
+            Some("Directory"),
+        ),
+    ]
 }
 
-fn agent_daemon_set(kube_minor: u64, image: &str, api: &ApiServer, labels: &Value) -> Value {
-    let selector = json!({ "k8s-app": "cilium" });
-    let pod_labels = k8s::with_labels(
-        &selector,
-        &json!({ "app.kubernetes.io/name": "cilium-agent", "app.kubernetes.io/part-of": COMPONENT }),
-    );
-    let (mut annotations, apparmor) = k8s::apparmor_unconfined(kube_minor, &APPARMOR_UNCONFINED);
-    annotations.insert(
-        "kubectl.kubernetes.io/default-container".into(),
-        json!("cilium-agent"),
-    );
-    let mut pod_security = apparmor;
-    // The agent loads BPF programs and the helpers mount: no seccomp filter.
-    pod_security.insert("seccompProfile".into(), json!({ "type": "Unconfined" }));
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": k8s::metadata(AGENT, Some(NAMESPACE), &k8s::with_labels(labels, &selector)),
-        "spec": {
-            "selector": { "matchLabels": selector },
-            "updateStrategy": { "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": 2 } },
-            "template": {
-                "metadata": { "labels": pod_labels, "annotations": annotations },
-                "spec": {
-                    "securityContext": pod_security,
-                    "initContainers": agent_init_containers(image, api),
-                    "containers": [agent_container(image, api)],
-                    "hostNetwork": true,
-                    "restartPolicy": "Always",
-                    "priorityClassName": "system-node-critical",
-                    "serviceAccountName": AGENT,
-                    "automountServiceAccountToken": true,
-                    "terminationGracePeriodSeconds": 1,
-                    "nodeSelector": { "kubernetes.io/os": "linux" },
-                    // Every node, whatever its taints: NotReady (no CNI yet),
-                    // uninitialized (no CPI yet), control plane, user taints.
-                    "tolerations": tolerate_all(),
-                    "volumes": agent_volumes(),
-                },
-            },
-        },
-    })
+/// The labels of the pods of `name`: `selector`, the component name and
+/// the add-on.
+fn pod_labels(name: &str) -> Labels {
+    Labels::of(NAME_LABEL, name).with(PART_OF_LABEL, COMPONENT)
 }
 
-fn operator_selector() -> Value {
-    json!({ "io.cilium/app": "operator", "name": OPERATOR })
-}
-
-fn operator_probe(extra: Value) -> Value {
-    k8s::merge(
-        json!({
-            "httpGet": {
-                "host": "127.0.0.1",
-                "path": "/healthz",
-                "port": OPERATOR_HEALTH_PORT,
-                "scheme": "HTTP",
-            },
+fn agent_template(kube_minor: u64, image: &str, api: &[EnvVar]) -> PodTemplate {
+    let pod = PodSpec {
+        // The agent loads BPF programs and the helpers mount: no seccomp
+        // filter.
+        security_context: Some(SecurityContext {
+            seccomp_profile: Some(Profile::unconfined()),
+            ..SecurityContext::default()
         }),
-        extra,
-    )
+        init_containers: agent_init_containers(image, api),
+        containers: vec![agent_container(image, api)],
+        host_network: true,
+        restart_policy: Some("Always"),
+        priority_class_name: "system-node-critical",
+        service_account_name: AGENT.to_owned(),
+        automount_service_account_token: Some(true),
+        termination_grace_period_seconds: Some(1),
+        node_selector: linux_nodes(),
+        // Every node, whatever its taints: NotReady (no CNI yet),
+        // uninitialized (no CPI yet), control plane, user taints.
+        tolerations: vec![Toleration::everything()],
+        volumes: agent_volumes(),
+        ..PodSpec::default()
+    };
+    PodTemplate::new(Labels::of("k8s-app", AGENT), pod)
+        .labels(&pod_labels("cilium-agent"))
+        .annotation("kubectl.kubernetes.io/default-container", "cilium-agent")
+        .apparmor_unconfined(kube_minor, &APPARMOR_UNCONFINED)
 }
 
-fn operator_deployment(image: &str, api: &ApiServer, labels: &Value) -> Value {
-    let selector = operator_selector();
-    let pod_labels = k8s::with_labels(
-        &selector,
-        &json!({ "app.kubernetes.io/name": OPERATOR, "app.kubernetes.io/part-of": COMPONENT }),
-    );
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": k8s::metadata(OPERATOR, Some(NAMESPACE), &k8s::with_labels(labels, &selector)),
-        "spec": {
-            // Two, on different nodes (host network: one per node anyway);
-            // the second waits for a second node. Losing one of two may
-            // not stop a rollout.
-            "replicas": 2,
-            "selector": { "matchLabels": selector },
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": { "maxSurge": "25%", "maxUnavailable": "50%" },
-            },
-            "template": {
-                "metadata": { "labels": pod_labels },
-                "spec": {
-                    "containers": [{
-                        "name": OPERATOR,
-                        "image": image,
-                        "imagePullPolicy": "IfNotPresent",
-                        "command": ["cilium-operator-generic"],
-                        "args": [format!("--config-dir={CONFIG_DIR}"), "--debug=$(CILIUM_DEBUG)"],
-                        "env": env_list(&[
-                            &pod_identity_env(),
-                            &[k8s::env_from_config_map("CILIUM_DEBUG", CONFIG, "debug", true)],
-                            &api.env(),
-                        ]),
-                        "livenessProbe": operator_probe(json!({
-                            "initialDelaySeconds": 60,
-                            "periodSeconds": 10,
-                            "timeoutSeconds": 3,
-                        })),
-                        "readinessProbe": operator_probe(json!({
-                            "initialDelaySeconds": 0,
-                            "periodSeconds": 5,
-                            "timeoutSeconds": 3,
-                            "failureThreshold": 5,
-                        })),
-                        "volumeMounts": [k8s::mount_read_only("cilium-config-path", CONFIG_DIR)],
-                        "terminationMessagePolicy": "FallbackToLogsOnError",
-                        "securityContext": {
-                            "allowPrivilegeEscalation": false,
-                            "capabilities": { "drop": ["ALL"] },
-                        },
-                    }],
-                    // Host network: the operator hands out the pod CIDRs, so
-                    // it must run before any pod network exists.
-                    "hostNetwork": true,
-                    "restartPolicy": "Always",
-                    "priorityClassName": "system-cluster-critical",
-                    "serviceAccountName": OPERATOR,
-                    "automountServiceAccountToken": true,
-                    "affinity": {
-                        "podAntiAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": [{
-                                "labelSelector": { "matchLabels": { "io.cilium/app": "operator" } },
-                                "topologyKey": "kubernetes.io/hostname",
-                            }],
-                        },
-                    },
-                    "nodeSelector": { "kubernetes.io/os": "linux" },
-                    // Runs on the first control-plane node while it is still
-                    // NotReady and uninitialized.
-                    "tolerations": tolerate_all(),
-                    "volumes": [{ "name": "cilium-config-path", "configMap": { "name": CONFIG } }],
-                },
-            },
-        },
-    })
+fn operator_selector() -> Labels {
+    Labels::of("io.cilium/app", "operator").with("name", OPERATOR)
+}
+
+fn operator_template(image: &str, api: &[EnvVar]) -> PodTemplate {
+    let container = Container::new(OPERATOR, image)
+        .command(&["cilium-operator-generic"])
+        .args(&[
+            format!("--config-dir={CONFIG_DIR}"),
+            "--debug=$(CILIUM_DEBUG)".to_owned(),
+        ])
+        .env_vars(pod_identity_env())
+        .env_var(EnvVar::config_map_key(
+            "CILIUM_DEBUG",
+            CONFIG,
+            "debug",
+            true,
+        ))
+        .env_vars(api.to_vec())
+        .liveness(
+            Probe::get(local_health(OPERATOR_HEALTH_PORT))
+                .initial_delay(60)
+                .period(10)
+                .timeout(3),
+        )
+        .readiness(
+            Probe::get(local_health(OPERATOR_HEALTH_PORT))
+                .initial_delay(0)
+                .period(5)
+                .timeout(3)
+                .failures(5),
+        )
+        .mount_read_only("cilium-config-path", CONFIG_DIR)
+        .log_termination_message()
+        .security(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            ..only_capabilities(&[])
+        });
+    let pod = PodSpec {
+        containers: vec![container],
+        // Host network: the operator hands out the pod CIDRs, so it must
+        // run before any pod network exists.
+        host_network: true,
+        restart_policy: Some("Always"),
+        priority_class_name: "system-cluster-critical",
+        service_account_name: OPERATOR.to_owned(),
+        automount_service_account_token: Some(true),
+        affinity: Some(
+            Affinity::default().require_spread(&Labels::of("io.cilium/app", "operator")),
+        ),
+        node_selector: linux_nodes(),
+        // Runs on the first control-plane node while it is still NotReady
+        // and uninitialized.
+        tolerations: vec![Toleration::everything()],
+        volumes: vec![Volume::config_map("cilium-config-path", CONFIG)],
+        ..PodSpec::default()
+    };
+    PodTemplate::new(operator_selector(), pod).labels(&pod_labels(OPERATOR))
 }

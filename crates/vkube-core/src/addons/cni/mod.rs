@@ -38,7 +38,6 @@
 
 mod calico;
 mod cilium;
-pub mod k8s;
 
 #[cfg(test)]
 mod tests;
@@ -46,8 +45,7 @@ mod tests;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
-use serde_json::Value;
-
+use super::k8s::{binding, Labels, Meta, Object, RoleRef, Stream, Subject};
 use super::{Addon, AddonInput, Cni, Error, Manifest};
 use crate::ipam::Cidr;
 
@@ -82,13 +80,7 @@ pub struct Pin {
 
 /// The pin for the input's Kubernetes minor, or `UnsupportedVersion`.
 fn pinned<'t>(pins: &'t [Pin], component: &str, input: &AddonInput<'_>) -> Result<&'t Pin, Error> {
-    let minor = input.kubernetes.minor();
-    pins.iter()
-        .find(|pin| input.kubernetes.major() == 1 && pin.minors.contains(&minor))
-        .ok_or_else(|| Error::UnsupportedVersion {
-            component: component.to_owned(),
-            version: input.kubernetes.to_string(),
-        })
+    super::pinned(pins, |pin| pin.minors.clone(), input, component)
 }
 
 /// The minor of a `vX.Y.Z` release (`18` for `v1.18.14`).
@@ -101,19 +93,12 @@ fn release_minor(version: &str) -> u64 {
         .expect("pin tables hold vX.Y.Z versions")
 }
 
-fn invalid(component: &str, reason: impl Into<String>) -> Error {
-    Error::Invalid {
-        component: component.to_owned(),
-        reason: reason.into(),
-    }
-}
-
 /// Both CNIs are rendered IPv4-only (`enable-ipv6: false`,
 /// `FELIX_IPV6SUPPORT=false`): the pod CIDR must be IPv4.
 fn ipv4_pod_cidr(component: &str, input: &AddonInput<'_>) -> Result<Cidr, Error> {
     match input.pod_cidr.network() {
         IpAddr::V4(_) => Ok(input.pod_cidr),
-        IpAddr::V6(_) => Err(invalid(
+        IpAddr::V6(_) => Err(Error::invalid(
             component,
             format!(
                 "pod CIDR {} is IPv6; vkube renders the pod network IPv4-only",
@@ -123,25 +108,22 @@ fn ipv4_pod_cidr(component: &str, input: &AddonInput<'_>) -> Result<Cidr, Error>
     }
 }
 
-/// The API server as the CNI's own pods reach it before the `kubernetes`
-/// Service works (no CNI, no kube-proxy yet): host and port as separate
-/// strings, for `KUBERNETES_SERVICE_HOST`/`_PORT`.
-fn api_host_port(input: &AddonInput<'_>) -> (String, String) {
-    (
-        input.api_endpoint.ip().to_string(),
-        input.api_endpoint.port().to_string(),
+/// Binds the ClusterRole `name` to the ServiceAccount `name` (both CNIs
+/// name a component's account and role alike).
+fn account_binding(name: &str, labels: &Labels) -> Object<impl serde::Serialize> {
+    binding(
+        Meta::cluster(name, labels),
+        RoleRef::cluster_role(name),
+        vec![Subject::service_account(name, NAMESPACE)],
     )
 }
 
-/// The manifest of `component` at `version` made of `objects`.
-fn manifest(component: &str, version: &str, objects: &[Value]) -> Manifest {
-    Manifest {
-        addon: Addon::Cni,
-        component: component.to_owned(),
-        version: version.to_owned(),
-        file_name: format!("20-cni-{component}.yaml"),
-        yaml: k8s::yaml_stream(objects),
-        has_secrets: false,
-        images: k8s::images(objects),
-    }
+/// The manifest of `component` at `version`.
+fn manifest(component: &str, version: &str, stream: Stream) -> Manifest {
+    stream.into_manifest(
+        Addon::Cni,
+        component,
+        version,
+        &format!("20-cni-{component}.yaml"),
+    )
 }

@@ -1,111 +1,38 @@
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_yaml::Value as Yaml;
 
-use super::k8s;
 use super::*;
-use crate::addons::{CloudCredentials, VcenterEndpoint, SUPPORTED_MINORS};
-use crate::cluster::{ClusterName, KubernetesVersion};
+use crate::addons::k8s::{config_map, Labels, Meta, Stream};
+use crate::addons::testing::{
+    assert_valid_for_every_minor, container_images, documents, find, have_kubernetes_validate,
+    kubernetes_validate, tolerates, Fixture, ScratchDir, PASSWORD,
+};
+use crate::addons::SUPPORTED_MINORS;
+use crate::cluster::KubernetesVersion;
+use crate::yaml::pyyaml_stream_as_json;
 
 const MIRROR: &str = "harbor.example.internal/k8s";
-const VIP: &str = "10.20.0.5:6443";
 
-struct Fixture {
-    cluster: ClusterName,
-    vcenter: VcenterEndpoint,
-    credentials: CloudCredentials,
-    datacenters: Vec<String>,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        Fixture {
-            cluster: ClusterName::new("demo").unwrap(),
-            vcenter: VcenterEndpoint {
-                server: "vcenter.example.internal".into(),
-                port: 443,
-                thumbprint: None,
-                ca_pem: None,
-                insecure: false,
-            },
-            credentials: CloudCredentials {
-                username: "k8s-demo@vsphere.local".into(),
-                password: "not-used-by-the-cni".into(),
-            },
-            datacenters: vec!["DC0".into()],
-        }
-    }
-
-    fn input<'a>(
-        &'a self,
-        cni: Cni,
-        kubernetes: &'a KubernetesVersion,
-        registry: Option<&'a str>,
-    ) -> AddonInput<'a> {
-        AddonInput {
-            cluster: &self.cluster,
-            cluster_id: "demo-0a1b2c",
-            kubernetes,
-            cni,
-            pod_cidr: "192.168.0.0/16".parse().unwrap(),
-            service_cidr: "10.96.0.0/12".parse().unwrap(),
-            api_endpoint: VIP.parse().unwrap(),
-            registry,
-            vcenter: &self.vcenter,
-            credentials: &self.credentials,
-            datacenters: &self.datacenters,
-            categories: None,
-            zones: &[],
-            default_storage: None,
-            tunnel_offload_disabled: true,
-        }
-    }
-}
-
-fn version(minor: u64) -> KubernetesVersion {
-    format!("v1.{minor}.2").parse().unwrap()
+/// The shared fixture with `cni` for Kubernetes 1.`minor`, its images
+/// from `registry`.
+fn fixture(cni: Cni, minor: u64, registry: Option<&str>) -> Fixture {
+    let mut fixture = Fixture::two_zones(minor);
+    fixture.cni = cni;
+    fixture.registry = registry.map(str::to_owned);
+    fixture
 }
 
 fn render_for(cni: Cni, minor: u64, registry: Option<&str>) -> Manifest {
-    let fixture = Fixture::new();
-    let kubernetes = version(minor);
-    render(&fixture.input(cni, &kubernetes, registry))
+    render(&fixture(cni, minor, registry).input())
         .unwrap()
         .expect("a CNI manifest")
-}
-
-fn documents(manifest: &Manifest) -> Vec<Yaml> {
-    serde_yaml::Deserializer::from_str(&manifest.yaml)
-        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
-        .collect()
-}
-
-fn find<'a>(docs: &'a [Yaml], kind: &str, name: &str) -> &'a Yaml {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind}/{name}"))
 }
 
 fn str_of(value: &Yaml) -> &str {
     value
         .as_str()
         .unwrap_or_else(|| panic!("not a string: {value:?}"))
-}
-
-/// Every `image:` of the pod templates, as the YAML has them.
-fn yaml_images(docs: &[Yaml]) -> BTreeSet<String> {
-    let mut images = BTreeSet::new();
-    for doc in docs {
-        let spec = &doc["spec"]["template"]["spec"];
-        for list in ["initContainers", "containers"] {
-            for container in spec[list].as_sequence().into_iter().flatten() {
-                images.insert(str_of(&container["image"]).to_owned());
-            }
-        }
-    }
-    images
 }
 
 fn env_value<'a>(container: &'a Yaml, name: &str) -> Option<&'a str> {
@@ -125,74 +52,28 @@ fn container<'a>(workload: &'a Yaml, list: &str, name: &str) -> &'a Yaml {
         .unwrap_or_else(|| panic!("no {list} {name}"))
 }
 
-fn tolerations(workload: &Yaml) -> serde_json::Value {
-    serde_json::to_value(&workload["spec"]["template"]["spec"]["tolerations"]).unwrap()
-}
-
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str, text: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("vkube-cni-{}-{name}", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        TempFile(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// `kubernetes-validate --strict -k <version> FILE`: `Some((accepted,
-/// report))`, or `None` when the tool is missing — then the test is
-/// skipped, unless `VKUBE_REQUIRE_KUBERNETES_VALIDATE=1` (scripts/test.sh)
-/// makes that a failure.
-fn kubernetes_validate(path: &Path, kubernetes: &str) -> Option<(bool, String)> {
-    let required = std::env::var("VKUBE_REQUIRE_KUBERNETES_VALIDATE").is_ok_and(|v| v == "1");
-    match Command::new("kubernetes-validate")
-        .args(["--strict", "--quiet", "-k", kubernetes])
-        .arg(path)
-        .output()
-    {
-        Ok(output) => Some((
-            output.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-            eprintln!("note: `kubernetes-validate` is not on PATH (pip install kubernetes-validate), skipping schema validation");
-            None
-        }
-        Err(e) => panic!("cannot run `kubernetes-validate` (pip install kubernetes-validate): {e}"),
-    }
+fn tolerations(workload: &Yaml) -> &Yaml {
+    &workload["spec"]["template"]["spec"]["tolerations"]
 }
 
 const CNIS: [Cni; 2] = [Cni::Cilium, Cni::Calico];
 
 #[test]
 fn validates_strictly_for_every_supported_minor() {
-    for cni in CNIS {
-        for minor in SUPPORTED_MINORS {
-            let manifest = render_for(cni, minor, Some(MIRROR));
-            let file = TempFile::new(&format!("{cni}-1.{minor}.yaml"), &manifest.yaml);
-            let Some((accepted, report)) = kubernetes_validate(&file.0, &format!("1.{minor}.0"))
-            else {
-                return;
-            };
-            assert!(accepted, "{cni} for Kubernetes 1.{minor}:\n{report}");
-        }
-    }
+    let variants = |minor| {
+        CNIS.map(|cni| (cni.as_str(), fixture(cni, minor, Some(MIRROR))))
+            .into()
+    };
+    assert_valid_for_every_minor("cni", variants, |input| render(input).unwrap().unwrap());
 }
 
 #[test]
 fn kubernetes_validate_refuses_an_unknown_field() {
     // The validation above can fail: the same manifest with one field no
     // Pod has is refused.
+    if !have_kubernetes_validate() {
+        return;
+    }
     let manifest = render_for(Cni::Cilium, 30, None);
     let mut docs = documents(&manifest);
     let agent = docs
@@ -204,10 +85,66 @@ fn kubernetes_validate_refuses_an_unknown_field() {
         .iter()
         .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
         .collect();
-    let file = TempFile::new("broken.yaml", &broken);
-    if let Some((accepted, report)) = kubernetes_validate(&file.0, "1.30.0") {
-        assert!(!accepted, "accepted an unknown field:\n{report}");
-        assert!(report.contains("hostNetworking"), "{report}");
+    let dir = ScratchDir::new("cni-broken");
+    let validation = kubernetes_validate(&dir.write("broken.yaml", &broken), 30);
+    assert!(
+        !validation.accepted,
+        "accepted an unknown field:\n{}",
+        validation.report
+    );
+    assert!(
+        validation.report.contains("hostNetworking"),
+        "{}",
+        validation.report
+    );
+}
+
+/// The CNIs' streams go through the YAML 1.1-safe emitter: values Go's and
+/// Python's YAML 1.1 readers take for booleans or octal numbers stay
+/// strings, as `kubernetes-validate` (PyYAML) and a YAML 1.1 re-read show.
+#[test]
+fn yaml_1_1_words_stay_strings() {
+    const WORDS: [&str; 6] = ["on", "no", "y", "0755", "1:20", "0x1F"];
+    let mut stream = Stream::new("");
+    let data = WORDS.iter().map(|word| (format!("key-{word}"), *word));
+    stream.push(&config_map(
+        Meta::namespaced("words", NAMESPACE, &Labels::part_of("test")),
+        data,
+    ));
+    let manifest = manifest("test", "v1.0.0", stream);
+    if let Some(docs) = pyyaml_stream_as_json(&manifest.yaml) {
+        for word in WORDS {
+            assert_eq!(
+                docs[0]["data"][format!("key-{word}")],
+                word,
+                "{}",
+                manifest.yaml
+            );
+        }
+    }
+    if have_kubernetes_validate() {
+        let dir = ScratchDir::new("cni-words");
+        let validation = kubernetes_validate(&dir.write(&manifest.file_name, &manifest.yaml), 30);
+        assert!(validation.accepted, "{}", validation.report);
+    }
+}
+
+/// Every rendered CNI manifest reads the same with a YAML 1.1 reader as
+/// with a YAML 1.2 one.
+#[test]
+fn yaml_1_1_and_1_2_readers_agree() {
+    for cni in CNIS {
+        for minor in SUPPORTED_MINORS {
+            let manifest = render_for(cni, minor, Some(MIRROR));
+            let Some(yaml_1_1) = pyyaml_stream_as_json(&manifest.yaml) else {
+                return;
+            };
+            let yaml_1_2: Vec<serde_json::Value> = documents(&manifest)
+                .iter()
+                .map(|doc| serde_json::to_value(doc).unwrap())
+                .collect();
+            assert_eq!(yaml_1_1, yaml_1_2, "{cni} 1.{minor}");
+        }
     }
 }
 
@@ -226,7 +163,7 @@ fn manifest_identity() {
             assert_eq!(manifest.version, pin.version);
             assert_eq!(manifest.file_name, format!("20-cni-{cni}.yaml"));
             assert!(!manifest.has_secrets);
-            assert!(!manifest.yaml.contains("not-used-by-the-cni"));
+            assert!(!manifest.yaml.contains(PASSWORD));
         }
     }
 }
@@ -263,11 +200,11 @@ fn pin_tables_cover_every_supported_minor_once() {
 
 #[test]
 fn unsupported_minors_are_refused() {
-    let fixture = Fixture::new();
     for cni in CNIS {
         for text in ["v1.27.9", "v1.34.0"] {
-            let kubernetes: KubernetesVersion = text.parse().unwrap();
-            let error = render(&fixture.input(cni, &kubernetes, None)).unwrap_err();
+            let mut fixture = fixture(cni, 30, None);
+            fixture.kubernetes = text.parse().unwrap();
+            let error = render(&fixture.input()).unwrap_err();
             assert_eq!(
                 error,
                 Error::UnsupportedVersion {
@@ -282,14 +219,11 @@ fn unsupported_minors_are_refused() {
 
 #[test]
 fn no_cni_renders_nothing() {
-    let fixture = Fixture::new();
     // Not even for a Kubernetes version no CNI is pinned for.
     for text in ["v1.30.2", "v1.40.0"] {
-        let kubernetes: KubernetesVersion = text.parse().unwrap();
-        assert_eq!(
-            render(&fixture.input(Cni::None, &kubernetes, None)),
-            Ok(None)
-        );
+        let mut fixture = fixture(Cni::None, 30, None);
+        fixture.kubernetes = text.parse::<KubernetesVersion>().unwrap();
+        assert_eq!(render(&fixture.input()), Ok(None));
     }
 }
 
@@ -300,9 +234,12 @@ fn every_image_goes_through_the_mirror_and_is_listed() {
             let upstream = render_for(cni, minor, None);
             let mirrored = render_for(cni, minor, Some(MIRROR));
             for manifest in [&upstream, &mirrored] {
-                let listed: BTreeSet<String> = manifest.images.iter().cloned().collect();
-                assert_eq!(listed.len(), manifest.images.len(), "images listed twice");
-                assert_eq!(listed, yaml_images(&documents(manifest)), "{cni} 1.{minor}");
+                // Sorted, each once.
+                assert_eq!(
+                    manifest.images,
+                    container_images(&documents(manifest)),
+                    "{cni} 1.{minor}"
+                );
             }
             for image in &upstream.images {
                 assert!(
@@ -416,7 +353,7 @@ fn workloads_run_on_nodes_that_are_not_ready_yet() {
                 if name == "calico-kube-controllers" && key == "node.kubernetes.io/not-ready" {
                     continue;
                 }
-                assert!(k8s::tolerates(&tolerations, key, effect), "{name}: {key}");
+                assert!(tolerates(tolerations, key, effect), "{name}: {key}");
             }
             let pod = &workload["spec"]["template"]["spec"];
             let expected = if kind == "DaemonSet" {
@@ -428,8 +365,8 @@ fn workloads_run_on_nodes_that_are_not_ready_yet() {
         }
         let agent = find(&docs, "DaemonSet", workloads[0].1);
         assert_eq!(agent["spec"]["template"]["spec"]["hostNetwork"], true);
-        assert!(k8s::tolerates(
-            &tolerations(agent),
+        assert!(tolerates(
+            tolerations(agent),
             "node.kubernetes.io/unreachable",
             "NoExecute"
         ));
@@ -544,10 +481,9 @@ fn cilium_per_node_ranges_fit_the_pod_cidr() {
 
 #[test]
 fn ipv6_pod_cidr_is_refused() {
-    let fixture = Fixture::new();
-    let kubernetes = version(30);
     for cni in CNIS {
-        let mut input = fixture.input(cni, &kubernetes, None);
+        let fixture = fixture(cni, 30, None);
+        let mut input = fixture.input();
         input.pod_cidr = "fd00:10::/56".parse().unwrap();
         let error = render(&input).unwrap_err();
         assert!(error.to_string().contains("IPv6"), "{error}");
@@ -605,11 +541,10 @@ fn calico_vxlan_only_on_the_pod_cidr() {
 
 #[test]
 fn calico_offload_mitigation_follows_the_node_setting() {
-    let fixture = Fixture::new();
-    let kubernetes = version(32);
+    let fixture = fixture(Cni::Calico, 32, None);
     for (disabled_on_nodes, expected) in [(true, None), (false, Some("ChecksumOffloadBroken=true"))]
     {
-        let mut input = fixture.input(Cni::Calico, &kubernetes, None);
+        let mut input = fixture.input();
         input.tunnel_offload_disabled = disabled_on_nodes;
         let manifest = render(&input).unwrap().unwrap();
         let docs = documents(&manifest);
@@ -670,18 +605,4 @@ fn calico_crds_match_what_its_components_use() {
             assert_eq!(name.ends_with(".k8s.io"), !approval.is_null(), "{name}");
         }
     }
-}
-
-#[test]
-fn yaml_stream_leads_with_api_version_kind_metadata() {
-    let objects = [k8s::service_account(
-        "a",
-        "kube-system",
-        &k8s::addon_labels("x"),
-    )];
-    let yaml = k8s::yaml_stream(&objects);
-    assert!(
-        yaml.starts_with("---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n"),
-        "{yaml}"
-    );
 }

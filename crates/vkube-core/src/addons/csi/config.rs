@@ -3,7 +3,7 @@
 //! `[VirtualCenter "<server>"]` with the cluster's vCenter user, and
 //! `[Labels]` with the topology categories when the cluster uses zones.
 
-use super::super::vsphere::{check_vcenter, invalid, CA_FILE_NAME, REDACTED};
+use super::super::vsphere::{check_vcenter, CA_FILE_NAME, REDACTED};
 use super::super::{AddonInput, Error};
 use super::{COMPONENT, CONFIG_DIR};
 use crate::topology::render_csi;
@@ -18,7 +18,7 @@ pub(super) fn check(input: &AddonInput<'_>) -> Result<(), Error> {
     check_vcenter(input, COMPONENT)?;
     let id = input.cluster_id;
     if id.is_empty() || id.len() > MAX_CLUSTER_ID_LEN || id.chars().any(char::is_control) {
-        return Err(invalid(
+        return Err(Error::invalid(
             COMPONENT,
             format!(
                 "cluster-id `{id}` must be 1 to {MAX_CLUSTER_ID_LEN} characters (it is {})",
@@ -28,7 +28,7 @@ pub(super) fn check(input: &AddonInput<'_>) -> Result<(), Error> {
     }
     let user = &input.credentials.username;
     if !is_qualified_user(user) {
-        return Err(invalid(
+        return Err(Error::invalid(
             COMPONENT,
             format!("vCenter user `{user}` must name its domain: `user@domain` or `domain\\user`"),
         ));
