@@ -30,7 +30,7 @@ use vim_rs::types::structs::ManagedObjectReference;
 use vkube_core::addons::Manifest;
 use vkube_core::cluster::bootstrap::{self, token::BootstrapToken, NodeBootstrap};
 use vkube_core::cluster::{
-    cluster_folder, markers, plan, vip_lease_node, CONTROL_PLANE_GROUP, ClusterPki, ClusterSpec, GroupRole,
+    cluster_folder, markers, plan, vip_lease_node, ClusterPki, ClusterSpec, GroupRole,
     IpAllocation, Leases, NodeRole, Step, Vip,
 };
 use vkube_core::ipam::Lease;
@@ -411,11 +411,13 @@ impl Run<'_> {
         for (key, value) in bootstrap::guestinfo::render(&input)? {
             with_bootstrap.extra_config.insert(key, value);
         }
-        vm::ensure_settings(self.session, vm, &with_bootstrap).await?;
+        // Recorded before the node gets them (intent first): a run killed in
+        // between finishes this node with the same manifests.
         if role == NodeRole::Init {
             let records = addons::records(&addons, AddonDelivery::Bootstrap, Some(node), None, Timestamp::now());
             self.store.record_addons(&self.name(), &records)?;
         }
+        vm::ensure_settings(self.session, vm, &with_bootstrap).await?;
         Ok(())
     }
 
@@ -427,12 +429,9 @@ impl Run<'_> {
     async fn sync_addons(&self, report: &mut ApplyReport) -> Result<()> {
         let name = self.name();
         let delivered = self.store.addons(&name)?;
-        let bootstrapped = self
-            .store
-            .nodes(&name)?
-            .iter()
-            .any(|n| n.node.pool == CONTROL_PLANE_GROUP && n.node.vm_id.is_some());
-        if delivered.is_empty() && !bootstrapped {
+        // Nothing delivered yet: the first control-plane node is still to
+        // be created, and gets the add-ons with its bootstrap data.
+        if delivered.is_empty() {
             return Ok(());
         }
         let manifests = self.manifests()?;

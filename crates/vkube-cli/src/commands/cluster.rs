@@ -288,6 +288,9 @@ struct ApplyRun {
     /// With DHCP: seconds a node may take to report its address
     #[arg(long, default_value = "600")]
     ip_timeout: u64,
+    /// Lifetime in seconds of a new bootstrap token (default: 24 h, kubeadm's)
+    #[arg(long, value_name = "SECONDS", hide = true)]
+    token_ttl: Option<u64>,
 }
 
 async fn apply_text(
@@ -311,6 +314,9 @@ async fn apply_text(
         let options = ApplyOptions {
             parallel: run.parallel,
             ip_wait: Duration::from_secs(run.ip_timeout),
+            token_ttl: run
+                .token_ttl
+                .map_or(vkube_runtime::token::DEFAULT_TOKEN_TTL, Duration::from_secs),
             ..Default::default()
         };
         match vkube_runtime::apply(&connected.session, &store, text, &options, &progress).await {
@@ -380,6 +386,7 @@ pub async fn run(
                 dry_run: true,
                 parallel: 1,
                 ip_timeout: 0,
+                token_ttl: None,
             };
             apply_text(
                 &read_spec(file)?,

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster_env;
+
 use std::process::Command;
 
 /// What one run of `vkube` produced.

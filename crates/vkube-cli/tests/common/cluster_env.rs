@@ -1,0 +1,172 @@
+//! A simulator, a state file and the cloud user the example specs name:
+//! what every `vkube cluster` test starts from.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use vkube_test_support::{Simulator, SimulatorConfig};
+use vkube_vsphere::vm::ObservedVm;
+use vkube_vsphere::{ConnectOptions, Endpoint, Inventory, Secret, Session, TlsPolicy, TransportChoice};
+
+use super::{vkube, Run};
+
+/// `examples/cluster-two-az.yaml`, renamed `t1`.
+pub fn two_az_spec() -> String {
+    include_str!("../../../../examples/cluster-two-az.yaml").replacen("name: two-az", "name: t1", 1)
+}
+/// The vCenter user the example specs' `demo-cloud` credentials name.
+pub const CLOUD_USER: &str = "k8s-demo@vsphere.local";
+pub const CLOUD_PASSWORD: &str = "Cl0ud-Pa55!";
+/// Where the cloud user's CPI/CSI roles are granted: every object the
+/// example specs use (node VMs through the folder they are created in).
+pub const CLOUD_BINDS: &[&str] = &[
+    "datacenter=/DC0",
+    "compute-cluster=/DC0/host/DC0_C0",
+    "compute-cluster=/DC0/host/DC0_C1",
+    "datastore=/DC0/datastore/LocalDS_0",
+    "datastore=/DC0/datastore/LocalDS_1",
+    "vm-folder=/DC0/vm",
+];
+
+pub struct Env {
+    pub sim: Simulator,
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn start(delays: &[(&str, u64)]) -> Env {
+        let sim = Simulator::start(SimulatorConfig {
+            clusters: 2,
+            datastores: 2,
+            method_delays: delays.iter().map(|(m, d)| (m.to_string(), *d)).collect(),
+            ..Default::default()
+        });
+        let env = Env {
+            sim,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let pools = env.vkube(&[
+            "ippool",
+            "import",
+            "-f",
+            &repo_file("examples/ippools.yaml"),
+        ]);
+        assert_eq!(pools.code, 0, "{}", pools.stderr);
+        env.set_up_cloud_user(CLOUD_BINDS);
+        env
+    }
+
+    /// Stores the `demo-cloud` credentials the example specs name and grants
+    /// their user the `vsphere-cloud` roles (CPI and CSI) on `binds`.
+    pub fn set_up_cloud_user(&self, binds: &[&str]) {
+        let password = self.dir.path().join("cloud.password");
+        std::fs::write(&password, format!("{CLOUD_PASSWORD}\n")).unwrap();
+        ok(&self.vkube(&[
+            "cluster",
+            "credentials",
+            "set",
+            "demo-cloud",
+            "--username",
+            CLOUD_USER,
+            "--password-file",
+            password.to_str().unwrap(),
+        ]));
+        let mut args = vec!["roles", "apply", "vsphere-cloud", "--principal", CLOUD_USER];
+        for bind in binds {
+            args.extend(["--bind", bind]);
+        }
+        ok(&self.vkube(&args));
+    }
+
+    pub fn vars(&self) -> Vec<(String, String)> {
+        let mut vars = self.sim.vkube_env();
+        vars.push((
+            "VKUBE_STATE".into(),
+            self.dir.path().join("state.db").display().to_string(),
+        ));
+        vars
+    }
+
+    pub fn vkube(&self, args: &[&str]) -> Run {
+        vkube(&self.vars(), args)
+    }
+
+    pub fn spec_file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    pub async fn session(&self) -> Session {
+        Session::connect(ConnectOptions {
+            endpoint: Endpoint::parse(self.sim.url()).unwrap(),
+            username: self.sim.username().into(),
+            password: Secret::new(self.sim.password()),
+            tls: TlsPolicy::Insecure,
+            transport: TransportChoice::Soap,
+            wire_log: false,
+            connect_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The cluster folder's VMs, read through the vSphere API.
+    pub async fn vms(&self, cluster: &str) -> BTreeMap<String, ObservedVm> {
+        self.vm_list(cluster)
+            .await
+            .into_iter()
+            .map(|v| (v.name.clone(), v))
+            .collect()
+    }
+
+    /// The same, as a list (duplicates would show).
+    pub async fn vm_list(&self, cluster: &str) -> Vec<ObservedVm> {
+        let session = self.session().await;
+        let inventory = Inventory::load(&session).await.unwrap();
+        let vms = match inventory.resolve(&format!("/DC0/vm/{cluster}"), "folder") {
+            Ok(folder) => vkube_vsphere::vm::observe_folder(&session, folder.moref())
+                .await
+                .unwrap(),
+            Err(_) => Vec::new(),
+        };
+        session.close().await;
+        vms
+    }
+
+    pub fn allocations(&self) -> Vec<serde_json::Value> {
+        let run = self.vkube(&["ippool", "allocations", "nodes", "-o", "json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        serde_json::from_str::<Vec<serde_json::Value>>(&run.stdout).unwrap()
+    }
+}
+
+pub fn repo_file(path: &str) -> String {
+    vkube_test_support::repo_root()
+        .join(path)
+        .display()
+        .to_string()
+}
+
+pub fn ok(run: &Run) {
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+}
+
+pub fn decode(vm: &ObservedVm, key: &str) -> String {
+    let raw = vm
+        .extra_config
+        .get(key)
+        .unwrap_or_else(|| panic!("{} lacks {key}", vm.name));
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
