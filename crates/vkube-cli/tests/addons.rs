@@ -60,8 +60,15 @@ fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
 
 fn secret_value(secret: &Value, key: &str) -> String {
     use base64::Engine as _;
-    let data = secret["data"][key].as_str().unwrap_or_else(|| panic!("no {key}"));
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data).unwrap()).unwrap()
+    let data = secret["data"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key}"));
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 /// Runs an external tool; `None` (with a note) when it is not installed and
@@ -128,14 +135,28 @@ async fn nodes_get_addons_with_the_cloud_user_and_keys_the_tools_accept() {
 
     // CSI and CPI run as the cluster's own user, never vkube's login.
     let csi = documents(&files["/etc/kubernetes/vkube/addons/40-csi.yaml"]);
-    let conf = secret_value(find(&csi, "Secret", "vsphere-config-secret"), "csi-vsphere.conf");
+    let conf = secret_value(
+        find(&csi, "Secret", "vsphere-config-secret"),
+        "csi-vsphere.conf",
+    );
     assert!(conf.contains(&format!("user = \"{CLOUD_USER}\"")), "{conf}");
-    assert!(conf.contains(&format!("password = \"{CLOUD_PASSWORD}\"")), "{conf}");
-    assert!(conf.contains("topology-categories = \"k8s-region,k8s-zone\""), "{conf}");
+    assert!(
+        conf.contains(&format!("password = \"{CLOUD_PASSWORD}\"")),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("topology-categories = \"k8s-region,k8s-zone\""),
+        "{conf}"
+    );
     assert!(conf.contains("[VirtualCenter \"127.0.0.1\"]"), "{conf}");
     let cpi = documents(&files["/etc/kubernetes/vkube/addons/30-cpi.yaml"]);
     let cpi_secret = find(&cpi, "Secret", "vsphere-cloud-secret");
-    let keys: Vec<&str> = cpi_secret["data"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap()).collect();
+    let keys: Vec<&str> = cpi_secret["data"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
     assert_eq!(keys, ["127.0.0.1.password", "127.0.0.1.username"]);
     assert_eq!(secret_value(cpi_secret, "127.0.0.1.username"), CLOUD_USER);
     let vkube_login = format!("\"{}\"", env.sim.username());
@@ -143,7 +164,9 @@ async fn nodes_get_addons_with_the_cloud_user_and_keys_the_tools_accept() {
         assert!(!text.contains(&vkube_login) && !text.contains(env.sim.password()));
     }
     let cpi_conf: Value = serde_yaml::from_str(
-        find(&cpi, "ConfigMap", "vsphere-cloud-config")["data"]["vsphere.conf"].as_str().unwrap(),
+        find(&cpi, "ConfigMap", "vsphere-cloud-config")["data"]["vsphere.conf"]
+            .as_str()
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(cpi_conf["labels"]["region"], "k8s-region");
@@ -160,19 +183,37 @@ async fn nodes_get_addons_with_the_cloud_user_and_keys_the_tools_accept() {
         assert_eq!(terms[1]["values"][0], "region-a");
     }
     let default = find(&classes, "StorageClass", "vsphere");
-    assert_eq!(default["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"], "true");
-    assert!(default["parameters"]["datastoreurl"].as_str().unwrap().starts_with("ds:///vmfs/volumes/"));
+    assert_eq!(
+        default["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"],
+        "true"
+    );
+    assert!(default["parameters"]["datastoreurl"]
+        .as_str()
+        .unwrap()
+        .starts_with("ds:///vmfs/volumes/"));
 
     // Key material: every private key parses with OpenSSL.
     for (path, content) in files.iter().filter(|(p, _)| p.ends_with(".key")) {
-        let local = env.dir.path().join(path.trim_start_matches('/').replace('/', "_"));
+        let local = env
+            .dir
+            .path()
+            .join(path.trim_start_matches('/').replace('/', "_"));
         std::fs::write(&local, content).unwrap();
-        if let Some(out) = tool("openssl", "VKUBE_REQUIRE_OPENSSL", &["pkey", "-noout", "-in", local.to_str().unwrap()]) {
-            assert!(out.status.success(), "{path}: {}", String::from_utf8_lossy(&out.stderr));
+        if let Some(out) = tool(
+            "openssl",
+            "VKUBE_REQUIRE_OPENSSL",
+            &["pkey", "-noout", "-in", local.to_str().unwrap()],
+        ) {
+            assert!(
+                out.status.success(),
+                "{path}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
     // The user-data is cleared in the guest after cloud-init reads it.
-    let metadata: Value = serde_yaml::from_str(&decode(&vms["t1-cp-0"], "guestinfo.metadata")).unwrap();
+    let metadata: Value =
+        serde_yaml::from_str(&decode(&vms["t1-cp-0"], "guestinfo.metadata")).unwrap();
     assert_eq!(metadata["redact"][0], "userdata");
 
     // Workers get neither the add-ons' credentials nor CA keys.
@@ -185,17 +226,35 @@ async fn nodes_get_addons_with_the_cloud_user_and_keys_the_tools_accept() {
     let records: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
     let addons: Vec<(&str, &str)> = records
         .iter()
-        .map(|r| (r["addon"].as_str().unwrap(), r["delivery"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["addon"].as_str().unwrap(),
+                r["delivery"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         addons,
-        [("cni", "Bootstrap"), ("cpi", "Bootstrap"), ("csi", "Bootstrap"), ("storage-classes", "Bootstrap")]
+        [
+            ("cni", "Bootstrap"),
+            ("cpi", "Bootstrap"),
+            ("csi", "Bootstrap"),
+            ("storage-classes", "Bootstrap")
+        ]
     );
-    assert!(records.iter().all(|r| r["node"] == "t1-cp-0" && !r["version"].as_str().unwrap().is_empty()));
+    assert!(records
+        .iter()
+        .all(|r| r["node"] == "t1-cp-0" && !r["version"].as_str().unwrap().is_empty()));
     let redacted = env.vkube(&["cluster", "cloud-config", "t1"]);
     ok(&redacted);
-    assert!(redacted.stdout.contains("<redacted>") && !redacted.stdout.contains(CLOUD_PASSWORD), "{}", redacted.stdout);
-    assert!(redacted.stdout.contains("csi-vsphere.conf") && redacted.stdout.contains("vsphere.conf"));
+    assert!(
+        redacted.stdout.contains("<redacted>") && !redacted.stdout.contains(CLOUD_PASSWORD),
+        "{}",
+        redacted.stdout
+    );
+    assert!(
+        redacted.stdout.contains("csi-vsphere.conf") && redacted.stdout.contains("vsphere.conf")
+    );
     let shown = env.vkube(&["cluster", "cloud-config", "t1", "--csi", "--show-secrets"]);
     ok(&shown);
     assert!(shown.stdout.contains(CLOUD_PASSWORD) && !shown.stdout.contains("vSphere CPI"));
@@ -209,15 +268,35 @@ async fn nodes_get_addons_with_the_cloud_user_and_keys_the_tools_accept() {
     // not. It is pointed at a closed loopback port: tests never send traffic
     // to the spec's VIP.
     let kubeconfig = env.dir.path().join("t1.kubeconfig");
-    ok(&env.vkube(&["cluster", "kubeconfig", "t1", "--out", kubeconfig.to_str().unwrap()]));
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    ok(&env.vkube(&[
+        "cluster",
+        "kubeconfig",
+        "t1",
+        "--out",
+        kubeconfig.to_str().unwrap(),
+    ]));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
     assert!(text.contains("server: https://10.20.0.5:6443"), "{text}");
-    std::fs::write(&kubeconfig, text.replace("https://10.20.0.5:6443", &format!("https://{closed}"))).unwrap();
+    std::fs::write(
+        &kubeconfig,
+        text.replace("https://10.20.0.5:6443", &format!("https://{closed}")),
+    )
+    .unwrap();
     if let Some(out) = tool(
         "kubectl",
         "VKUBE_REQUIRE_KUBECTL",
-        &["--kubeconfig", kubeconfig.to_str().unwrap(), "get", "--raw", "/", "--request-timeout=2s"],
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "get",
+            "--raw",
+            "/",
+            "--request-timeout=2s",
+        ],
     ) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
@@ -233,26 +312,68 @@ async fn a_cloud_user_without_csi_privileges_is_refused_before_any_vm() {
     // Another user, granted only what the CPI needs.
     let password = env.spec_file("weak.password", "weak-pass\n");
     ok(&env.vkube(&[
-        "cluster", "credentials", "set", "weak-cloud", "--username", "weak@vsphere.local", "--password-file", &password,
+        "cluster",
+        "credentials",
+        "set",
+        "weak-cloud",
+        "--username",
+        "weak@vsphere.local",
+        "--password-file",
+        &password,
     ]));
-    let mut args = vec!["roles", "apply", "vsphere-cpi", "--principal", "weak@vsphere.local"];
-    for bind in ["datacenter=/DC0", "compute-cluster=/DC0/host/DC0_C0", "compute-cluster=/DC0/host/DC0_C1", "vm-folder=/DC0/vm"] {
+    let mut args = vec![
+        "roles",
+        "apply",
+        "vsphere-cpi",
+        "--principal",
+        "weak@vsphere.local",
+    ];
+    for bind in [
+        "datacenter=/DC0",
+        "compute-cluster=/DC0/host/DC0_C0",
+        "compute-cluster=/DC0/host/DC0_C1",
+        "vm-folder=/DC0/vm",
+    ] {
         args.extend(["--bind", bind]);
     }
     ok(&env.vkube(&args));
-    let spec = env.spec_file("weak.yaml", &two_az_spec().replace("cloudCredentials: demo-cloud", "cloudCredentials: weak-cloud"));
+    let spec = env.spec_file(
+        "weak.yaml",
+        &two_az_spec().replace(
+            "cloudCredentials: demo-cloud",
+            "cloudCredentials: weak-cloud",
+        ),
+    );
     let refused = env.vkube(&["cluster", "apply", "-f", &spec]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
-    for needle in ["weak@vsphere.local", "Datastore.FileManagement on `/DC0/datastore/LocalDS_0`", "vsphere-csi", "Cns.Searchable"] {
-        assert!(refused.stderr.contains(needle), "{needle}: {}", refused.stderr);
+    for needle in [
+        "weak@vsphere.local",
+        "Datastore.FileManagement on `/DC0/datastore/LocalDS_0`",
+        "vsphere-csi",
+        "Cns.Searchable",
+    ] {
+        assert!(
+            refused.stderr.contains(needle),
+            "{needle}: {}",
+            refused.stderr
+        );
     }
     assert!(env.vm_list("t1").await.is_empty(), "no VM may be created");
 
     // Credentials that were never stored: named, with the command that stores them.
-    let unknown = env.spec_file("unknown.yaml", &two_az_spec().replace("cloudCredentials: demo-cloud", "cloudCredentials: nobody"));
+    let unknown = env.spec_file(
+        "unknown.yaml",
+        &two_az_spec().replace("cloudCredentials: demo-cloud", "cloudCredentials: nobody"),
+    );
     let refused = env.vkube(&["cluster", "apply", "-f", &unknown]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
-    assert!(refused.stderr.contains("vkube cluster credentials set nobody"), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("vkube cluster credentials set nobody"),
+        "{}",
+        refused.stderr
+    );
 }
 
 /// A loopback network for the VIP, so the stand-in API can listen on it;
@@ -262,12 +383,18 @@ fn loopback_pool(env: &Env) -> (String, String) {
     let pools = format!(
         "pools:\n  - name: loop\n    range: {{ start: 127.0.{octet}.10, end: 127.0.{octet}.60 }}\n    prefix: 24\n    gateway: 127.0.{octet}.1\n    nameServers: [127.0.{octet}.2]\n"
     );
-    ok(&env.vkube(&["ippool", "import", "-f", &env.spec_file("loop.yaml", &pools)]));
+    ok(&env.vkube(&[
+        "ippool",
+        "import",
+        "-f",
+        &env.spec_file("loop.yaml", &pools),
+    ]));
     (format!("127.0.{octet}.5"), "loop".into())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn with_a_stand_in_api_serving_recorded_responses_addon_updates_and_new_tokens_reach_the_cluster() {
+async fn with_a_stand_in_api_serving_recorded_responses_addon_updates_and_new_tokens_reach_the_cluster(
+) {
     let env = Env::start(&[]);
     let (vip, pool) = loopback_pool(&env);
     let text = two_az_spec()
@@ -283,33 +410,68 @@ async fn with_a_stand_in_api_serving_recorded_responses_addon_updates_and_new_to
     let pki = vkube_runtime::access::cluster_pki(&store, "t1").unwrap();
     drop(store);
     let api = StandIn::start(
-        StandInOptions::with_ca(&pki.ca.pair.cert_pem, &pki.ca.pair.key_pem).listen(format!("{vip}:6443").parse().unwrap()),
+        StandInOptions::with_ca(&pki.ca.pair.cert_pem, &pki.ca.pair.key_pem)
+            .listen(format!("{vip}:6443").parse().unwrap()),
     );
 
     // New credentials: the CPI and CSI secrets are updated through the API.
     let password = env.spec_file("new.password", "N3w-Pa55!\n");
-    ok(&env.vkube(&["cluster", "credentials", "set", "demo-cloud", "--username", CLOUD_USER, "--password-file", &password]));
+    ok(&env.vkube(&[
+        "cluster",
+        "credentials",
+        "set",
+        "demo-cloud",
+        "--username",
+        CLOUD_USER,
+        "--password-file",
+        &password,
+    ]));
     let applied = env.vkube(&["cluster", "apply", "-f", &spec]);
     ok(&applied);
-    assert!(applied.stdout.contains("add-on csi") && applied.stdout.contains(": applied"), "{}", applied.stdout);
+    assert!(
+        applied.stdout.contains("add-on csi") && applied.stdout.contains(": applied"),
+        "{}",
+        applied.stdout
+    );
     let objects = api.applied_objects();
     let csi_secret = objects
         .iter()
         .find(|o| o.kind == "Secret" && o.name == "vsphere-config-secret")
         .expect("CSI secret applied");
     assert_eq!(csi_secret.namespace.as_deref(), Some("vmware-system-csi"));
-    let conf = secret_value(&serde_yaml::to_value(&csi_secret.body).unwrap(), "csi-vsphere.conf");
+    let conf = secret_value(
+        &serde_yaml::to_value(&csi_secret.body).unwrap(),
+        "csi-vsphere.conf",
+    );
     assert!(conf.contains("password = \"N3w-Pa55!\""), "{conf}");
-    assert!(!objects.iter().any(|o| o.kind == "DaemonSet" && o.name == "cilium"), "unchanged add-ons are not re-applied");
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o.kind == "DaemonSet" && o.name == "cilium"),
+        "unchanged add-ons are not re-applied"
+    );
     let admin = &api.client_certificates()[0];
     assert_eq!(admin.organizations, ["kubeadm:cluster-admins"]);
     let listed = env.vkube(&["cluster", "addons", "t1", "-o", "json"]);
     let records: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
-    assert!(records.iter().any(|r| r["addon"] == "csi" && r["delivery"] == "Applied"), "{records:?}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["addon"] == "csi" && r["delivery"] == "Applied"),
+        "{records:?}"
+    );
 
     // A worker created after the token expired joins with a new token that
     // vkube created in the cluster first.
-    ok(&env.vkube(&["cluster", "scale", "t1", "--pool", "workers", "--replicas", "1"]));
+    ok(&env.vkube(&[
+        "cluster",
+        "scale",
+        "t1",
+        "--pool",
+        "workers",
+        "--replicas",
+        "1",
+    ]));
     let token = api
         .applied_objects()
         .into_iter()
@@ -322,16 +484,37 @@ async fn with_a_stand_in_api_serving_recorded_responses_addon_updates_and_new_to
     let join = &worker[vkube_core::cluster::bootstrap::content::KUBEADM_TEMPLATE_PATH];
     assert!(join.contains(&format!("token: {id}.")), "{join}");
     let init = written_files(&decode(&vms["t1-cp-0"], "guestinfo.userdata"));
-    assert!(!init[vkube_core::cluster::bootstrap::content::KUBEADM_TEMPLATE_PATH].contains(&format!("token: {id}.")));
+    assert!(
+        !init[vkube_core::cluster::bootstrap::content::KUBEADM_TEMPLATE_PATH]
+            .contains(&format!("token: {id}."))
+    );
 
     // Without an API server, an update waits and says so.
     drop(api);
     let password = env.spec_file("newer.password", "N3wer-Pa55!\n");
-    ok(&env.vkube(&["cluster", "credentials", "set", "demo-cloud", "--username", CLOUD_USER, "--password-file", &password]));
+    ok(&env.vkube(&[
+        "cluster",
+        "credentials",
+        "set",
+        "demo-cloud",
+        "--username",
+        CLOUD_USER,
+        "--password-file",
+        &password,
+    ]));
     let waiting = env.vkube(&["cluster", "apply", "-f", &spec]);
     ok(&waiting);
-    assert!(waiting.stderr.contains("wait for the API server"), "{}", waiting.stderr);
+    assert!(
+        waiting.stderr.contains("wait for the API server"),
+        "{}",
+        waiting.stderr
+    );
     let listed = env.vkube(&["cluster", "addons", "t1", "-o", "json"]);
     let records: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
-    assert!(records.iter().any(|r| r["addon"] == "csi" && r["delivery"] == "Pending" && r["message"].is_string()), "{records:?}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["addon"] == "csi" && r["delivery"] == "Pending" && r["message"].is_string()),
+        "{records:?}"
+    );
 }

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use vkube_core::cluster::bootstrap::API_SERVER_PORT;
 use vkube_core::cluster::{
-    render_admin_kubeconfig, vip_lease_node, CertificateAndKey, ClusterPki, ClusterSpec, RandomSource, Vip,
+    render_admin_kubeconfig, vip_lease_node, CertificateAndKey, ClusterPki, ClusterSpec,
+    RandomSource, Vip,
 };
 use vkube_store::{ClusterStore, LeaseFilter, Store};
 
@@ -21,10 +22,12 @@ pub const SECRET_TOKEN: &str = "bootstrap-token";
 
 /// The cluster's key material, or [`Error::NotBootstrapped`].
 pub fn cluster_pki(store: &dyn ClusterStore, cluster: &str) -> Result<ClusterPki> {
-    let text = store.secret(cluster, SECRET_PKI)?.ok_or_else(|| Error::NotBootstrapped {
-        cluster: cluster.to_owned(),
-        missing: "key material".into(),
-    })?;
+    let text = store
+        .secret(cluster, SECRET_PKI)?
+        .ok_or_else(|| Error::NotBootstrapped {
+            cluster: cluster.to_owned(),
+            missing: "key material".into(),
+        })?;
     serde_json::from_str(&text).map_err(|e| Error::Corrupt {
         cluster: cluster.to_owned(),
         what: "PKI".into(),
@@ -38,16 +41,25 @@ pub fn vip(store: &dyn Store, spec: &ClusterSpec) -> Result<Option<IpAddr>> {
         Vip::Address(address) => Some(*address),
         Vip::FromPool(_) => {
             let node = vip_lease_node(spec.name());
-            let filter = LeaseFilter { pool: None, cluster: Some(spec.name().to_string()) };
-            store.leases(&filter)?.into_iter().find(|l| l.node == node).map(|l| l.address)
+            let filter = LeaseFilter {
+                pool: None,
+                cluster: Some(spec.name().to_string()),
+            };
+            store
+                .leases(&filter)?
+                .into_iter()
+                .find(|l| l.node == node)
+                .map(|l| l.address)
         }
     })
 }
 
 /// `VIP:6443`, or [`Error::NotBootstrapped`] before the VIP is leased.
 pub fn api_endpoint(store: &dyn Store, spec: &ClusterSpec) -> Result<SocketAddr> {
-    let vip = vip(store, spec)?
-        .ok_or_else(|| Error::NotBootstrapped { cluster: spec.name().to_string(), missing: "control-plane VIP".into() })?;
+    let vip = vip(store, spec)?.ok_or_else(|| Error::NotBootstrapped {
+        cluster: spec.name().to_string(),
+        missing: "control-plane VIP".into(),
+    })?;
     Ok(SocketAddr::new(vip, API_SERVER_PORT))
 }
 
@@ -82,8 +94,16 @@ pub fn issue_admin(
     let name = spec.name().to_string();
     let pki = cluster_pki(store, &name)?;
     let endpoint = api_endpoint(store, spec)?;
-    let client = pki.admin_certificate(user, spec.kubernetes_version(), issued_at, validity, random)?;
-    Ok((AdminAccess { endpoint, ca_pem: pki.ca.pair.cert_pem.clone(), client }, pki))
+    let client =
+        pki.admin_certificate(user, spec.kubernetes_version(), issued_at, validity, random)?;
+    Ok((
+        AdminAccess {
+            endpoint,
+            ca_pem: pki.ca.pair.cert_pem.clone(),
+            client,
+        },
+        pki,
+    ))
 }
 
 /// How long vkube's own admin certificate for API calls is valid.
@@ -97,7 +117,14 @@ pub fn cluster_api(
     timeout: Duration,
 ) -> Result<vkube_kube::KubeClient> {
     let mut random = |buf: &mut [u8]| crate::random::fill(buf);
-    let (access, _) = issue_admin(store, spec, "vkube", SystemTime::now(), CLIENT_VALIDITY, &mut random)?;
+    let (access, _) = issue_admin(
+        store,
+        spec,
+        "vkube",
+        SystemTime::now(),
+        CLIENT_VALIDITY,
+        &mut random,
+    )?;
     let client = vkube_kube::KubeClient::new(&vkube_kube::ClusterAccess {
         endpoint: format!("https://{}", access.endpoint),
         ca_pem: access.ca_pem,

@@ -10,9 +10,13 @@
 use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
-use vkube_core::addons::{self, AddonInput, CloudCredentials, DefaultStorage, Manifest, VcenterEndpoint};
+use vkube_core::addons::{
+    self, AddonInput, CloudCredentials, DefaultStorage, Manifest, VcenterEndpoint,
+};
 use vkube_core::cluster::{ClusterSpec, DefaultStorageSpec};
-use vkube_core::topology::{Categories, ObjectRef, Observed, ZoneLabel, TYPE_CLUSTER, TYPE_DATACENTER};
+use vkube_core::topology::{
+    Categories, ObjectRef, Observed, ZoneLabel, TYPE_CLUSTER, TYPE_DATACENTER,
+};
 use vkube_store::{AddonDelivery, AddonRecord, CredentialStore, Store, Timestamp};
 use vkube_vsphere::tagging::TaggingClient;
 use vkube_vsphere::tls::TlsPolicy;
@@ -41,7 +45,9 @@ pub fn csi_cluster_id(cluster: &str, uid: &str) -> String {
 pub fn vcenter_endpoint(session: &Session) -> Result<VcenterEndpoint> {
     let options = session.options();
     let (thumbprint, ca_pem) = match &options.tls {
-        TlsPolicy::Verify { ca_file: Some(path) } => {
+        TlsPolicy::Verify {
+            ca_file: Some(path),
+        } => {
             let pem = std::fs::read_to_string(path).map_err(|e| Error::Input {
                 what: format!("CA file `{}`", path.display()),
                 problem: e.to_string(),
@@ -49,7 +55,9 @@ pub fn vcenter_endpoint(session: &Session) -> Result<VcenterEndpoint> {
             (None, Some(pem))
         }
         TlsPolicy::Verify { ca_file: None } => (None, None),
-        TlsPolicy::Pinned(_) | TlsPolicy::Insecure => (Some(session.certificate().sha1.clone()), None),
+        TlsPolicy::Pinned(_) | TlsPolicy::Insecure => {
+            (Some(session.certificate().sha1.clone()), None)
+        }
     };
     Ok(VcenterEndpoint {
         server: options.endpoint.host.clone(),
@@ -70,34 +78,55 @@ pub async fn zones(
 ) -> Result<Option<(Categories, Vec<ZoneLabel>)>> {
     let categories = Categories::default();
     let tagging = TaggingClient::login(session).await?;
-    let tags = vkube_vsphere::topology::observe_tags(&tagging, &[categories.region.as_str(), categories.zone.as_str()]).await;
+    let tags = vkube_vsphere::topology::observe_tags(
+        &tagging,
+        &[categories.region.as_str(), categories.zone.as_str()],
+    )
+    .await;
     tagging.close().await;
-    let observed = Observed { inventory: vkube_vsphere::topology::inventory_facts(inventory), tags: tags? };
+    let observed = Observed {
+        inventory: vkube_vsphere::topology::inventory_facts(inventory),
+        tags: tags?,
+    };
     let mut zones = BTreeSet::new();
     for domain in spec.placement_domains() {
         let cluster = inventory.resolve(domain.compute_cluster(), "compute cluster")?;
-        let zone = observed.tags_on(categories.zone.as_str(), &ObjectRef::new(TYPE_CLUSTER, &cluster.id));
+        let zone = observed.tags_on(
+            categories.zone.as_str(),
+            &ObjectRef::new(TYPE_CLUSTER, &cluster.id),
+        );
         let Some(zone) = zone.first() else { continue };
         let region = inventory.datacenter_of(&cluster.id).and_then(|dc| {
             observed
-                .tags_on(categories.region.as_str(), &ObjectRef::new(TYPE_DATACENTER, &dc.id))
+                .tags_on(
+                    categories.region.as_str(),
+                    &ObjectRef::new(TYPE_DATACENTER, &dc.id),
+                )
                 .first()
                 .map(|t| t.name.clone())
         });
-        zones.insert(ZoneLabel { region, zone: zone.name.clone() });
+        zones.insert(ZoneLabel {
+            region,
+            zone: zone.name.clone(),
+        });
     }
     Ok((!zones.is_empty()).then(|| (categories, zones.into_iter().collect())))
 }
 
 /// The default StorageClass's target: a datastore by its URL, or a policy.
-pub fn default_storage(inventory: &Inventory, spec: &ClusterSpec) -> Result<Option<DefaultStorage>> {
+pub fn default_storage(
+    inventory: &Inventory,
+    spec: &ClusterSpec,
+) -> Result<Option<DefaultStorage>> {
     Ok(match spec.default_storage() {
         None => None,
         Some(DefaultStorageSpec::Policy(name)) => Some(DefaultStorage::StoragePolicy(name)),
         Some(DefaultStorageSpec::Datastore(path)) => {
             let entity = inventory.resolve(&path, "datastore")?;
             match &entity.details {
-                Details::Datastore { url, .. } if !url.is_empty() => Some(DefaultStorage::DatastoreUrl(url.clone())),
+                Details::Datastore { url, .. } if !url.is_empty() => {
+                    Some(DefaultStorage::DatastoreUrl(url.clone()))
+                }
                 _ => {
                     return Err(Error::Input {
                         what: format!("default datastore `{path}`"),
@@ -139,7 +168,10 @@ pub async fn gather(
     let datacenter = inventory.resolve(spec.datacenter(), "datacenter")?;
     Ok(AddonFacts {
         vcenter: vcenter_endpoint(session)?,
-        credentials: CloudCredentials { username: stored.username, password: stored.password },
+        credentials: CloudCredentials {
+            username: stored.username,
+            password: stored.password,
+        },
         datacenters: vec![datacenter.name.clone()],
         zones: zones(session, inventory, spec).await?,
         default_storage: default_storage(inventory, spec)?,
@@ -218,7 +250,10 @@ pub fn has_objects(manifest: &Manifest) -> bool {
 
 /// SHA-256 of a manifest, hex.
 pub fn digest(manifest: &Manifest) -> String {
-    Sha256::digest(manifest.yaml.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(manifest.yaml.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Records for `manifests` delivered as `delivery`.
@@ -251,7 +286,9 @@ pub fn changed<'a>(manifests: &'a [Manifest], delivered: &[AddonRecord]) -> Vec<
         .iter()
         .filter(|m| {
             !delivered.iter().any(|r| {
-                r.addon == m.addon.as_str() && r.digest == digest(m) && r.delivery != AddonDelivery::Pending
+                r.addon == m.addon.as_str()
+                    && r.digest == digest(m)
+                    && r.delivery != AddonDelivery::Pending
             })
         })
         .collect()

@@ -35,8 +35,8 @@ use vkube_core::cluster::{
 };
 use vkube_core::ipam::Lease;
 use vkube_store::{
-    AddonDelivery, ApplyLocks, ClusterPhase, ClusterStore, EventLevel, IntentAction, IntentOutcome, Journal,
-    LeaseFilter, Node, NodePhase, SqliteStore, Store, Timestamp,
+    AddonDelivery, ApplyLocks, ClusterPhase, ClusterStore, EventLevel, IntentAction, IntentOutcome,
+    Journal, LeaseFilter, Node, NodePhase, SqliteStore, Store, Timestamp,
 };
 use vkube_vsphere::vm::{self, CloneRequest, VmSettings};
 use vkube_vsphere::{Inventory, Session};
@@ -393,7 +393,11 @@ impl Run<'_> {
             detail: "missing".into(),
         })?;
         let token = self.token_for(role).await?;
-        let addons = if role == NodeRole::Init { self.manifests()? } else { Vec::new() };
+        let addons = if role == NodeRole::Init {
+            self.manifests()?
+        } else {
+            Vec::new()
+        };
         let input = NodeBootstrap {
             spec: self.spec,
             node,
@@ -414,7 +418,13 @@ impl Run<'_> {
         // Recorded before the node gets them (intent first): a run killed in
         // between finishes this node with the same manifests.
         if role == NodeRole::Init {
-            let records = addons::records(&addons, AddonDelivery::Bootstrap, Some(node), None, Timestamp::now());
+            let records = addons::records(
+                &addons,
+                AddonDelivery::Bootstrap,
+                Some(node),
+                None,
+                Timestamp::now(),
+            );
             self.store.record_addons(&self.name(), &records)?;
         }
         vm::ensure_settings(self.session, vm, &with_bootstrap).await?;
@@ -444,26 +454,54 @@ impl Run<'_> {
             let api = access::cluster_api(self.store, self.spec, self.options.api_timeout)?;
             for manifest in &changed {
                 api.apply_manifest(&manifest.yaml, FIELD_MANAGER).await?;
-                let records = addons::records(std::slice::from_ref(*manifest), AddonDelivery::Applied, None, None, Timestamp::now());
+                let records = addons::records(
+                    std::slice::from_ref(*manifest),
+                    AddonDelivery::Applied,
+                    None,
+                    None,
+                    Timestamp::now(),
+                );
                 self.store.record_addons(&name, &records)?;
-                report.addons.push(format!("{} {} {}: applied", manifest.addon.as_str(), manifest.component, manifest.version));
+                report.addons.push(format!(
+                    "{} {} {}: applied",
+                    manifest.addon.as_str(),
+                    manifest.component,
+                    manifest.version
+                ));
             }
             Ok::<_, Error>(())
         }
         .await;
         let message = result.as_ref().err().map(|e| e.to_string());
-        self.progress.finished("update add-ons", None, message.as_deref());
+        self.progress
+            .finished("update add-ons", None, message.as_deref());
         if let Err(e) = result {
             let message = e.to_string();
             let pending: Vec<Manifest> = changed
                 .iter()
-                .filter(|m| !report.addons.iter().any(|line| line.starts_with(&format!("{} ", m.addon.as_str()))))
+                .filter(|m| {
+                    !report
+                        .addons
+                        .iter()
+                        .any(|line| line.starts_with(&format!("{} ", m.addon.as_str())))
+                })
                 .map(|m| (*m).clone())
                 .collect();
-            let records = addons::records(&pending, AddonDelivery::Pending, None, Some(&message), Timestamp::now());
+            let records = addons::records(
+                &pending,
+                AddonDelivery::Pending,
+                None,
+                Some(&message),
+                Timestamp::now(),
+            );
             self.store.record_addons(&name, &records)?;
             for m in &pending {
-                report.addons.push(format!("{} {} {}: pending", m.addon.as_str(), m.component, m.version));
+                report.addons.push(format!(
+                    "{} {} {}: pending",
+                    m.addon.as_str(),
+                    m.component,
+                    m.version
+                ));
             }
             let warning = format!(
                 "{} add-on update(s) wait for the API server and are retried by the next apply: {message}",
@@ -473,7 +511,12 @@ impl Run<'_> {
             self.event(EventLevel::Warning, "AddonsPending", &warning, None);
             report.warnings.push(warning);
         } else {
-            self.event(EventLevel::Info, "AddonsApplied", &format!("{} add-on(s) updated", changed.len()), None);
+            self.event(
+                EventLevel::Info,
+                "AddonsApplied",
+                &format!("{} add-on(s) updated", changed.len()),
+                None,
+            );
         }
         Ok(())
     }
@@ -502,9 +545,22 @@ impl Run<'_> {
         if role != NodeRole::Init {
             let api = access::cluster_api(self.store, self.spec, self.options.api_timeout)?;
             let expires = fresh.expires().expect("fresh tokens expire");
-            api.ensure_bootstrap_token(fresh.token.id(), fresh.token.secret(), expires, "vkube: joins nodes of this cluster")
-                .await?;
-            self.event(EventLevel::Info, "TokenRenewed", &format!("bootstrap token `{}` created in the cluster", fresh.token.id()), None);
+            api.ensure_bootstrap_token(
+                fresh.token.id(),
+                fresh.token.secret(),
+                expires,
+                "vkube: joins nodes of this cluster",
+            )
+            .await?;
+            self.event(
+                EventLevel::Info,
+                "TokenRenewed",
+                &format!(
+                    "bootstrap token `{}` created in the cluster",
+                    fresh.token.id()
+                ),
+                None,
+            );
         }
         *current = token::replace(self.store, &self.name(), &current, &fresh)?;
         Ok(current.token.clone())
@@ -783,9 +839,14 @@ async fn find_vm(
         })
 }
 
-fn load_secrets(store: &SqliteStore, spec: &ClusterSpec, token_ttl: Duration) -> Result<(ClusterPki, StoredToken)> {
+fn load_secrets(
+    store: &SqliteStore,
+    spec: &ClusterSpec,
+    token_ttl: Duration,
+) -> Result<(ClusterPki, StoredToken)> {
     let name = spec.name().to_string();
-    let fresh_pki = ClusterPki::generate(spec.name(), std::time::SystemTime::now(), &mut random::fill)?;
+    let fresh_pki =
+        ClusterPki::generate(spec.name(), std::time::SystemTime::now(), &mut random::fill)?;
     let pki_json = serde_json::to_string(&fresh_pki).map_err(|e| Error::Corrupt {
         cluster: name.clone(),
         what: "PKI".into(),
@@ -793,7 +854,8 @@ fn load_secrets(store: &SqliteStore, spec: &ClusterSpec, token_ttl: Duration) ->
     })?;
     store.ensure_secret(&name, SECRET_PKI, &pki_json)?;
     let pki = access::cluster_pki(store, &name)?;
-    let fresh_token = StoredToken::fresh(std::time::SystemTime::now(), token_ttl, &mut random::fill);
+    let fresh_token =
+        StoredToken::fresh(std::time::SystemTime::now(), token_ttl, &mut random::fill);
     let token = token::ensure(store, &name, &fresh_token)?;
     Ok((pki, token))
 }
@@ -978,8 +1040,19 @@ async fn apply_locked(
         // The cluster's CPI/CSI user is checked before anything is created
         // for nodes that will run with its credentials.
         if !cloud_user_checked && steps.iter().any(|s| matches!(s, Step::CreateNode { .. })) {
-            let node_vms: Vec<String> = observation.vms.keys().map(|n| format!("{}/{n}", cluster_folder(spec.folder(), spec.name()))).collect();
-            crate::cloud::check_cloud_user(session, &inventory, spec, &run.facts.credentials.username, &node_vms).await?;
+            let node_vms: Vec<String> = observation
+                .vms
+                .keys()
+                .map(|n| format!("{}/{n}", cluster_folder(spec.folder(), spec.name())))
+                .collect();
+            crate::cloud::check_cloud_user(
+                session,
+                &inventory,
+                spec,
+                &run.facts.credentials.username,
+                &node_vms,
+            )
+            .await?;
             cloud_user_checked = true;
         }
         progress.pass(pass, &steps);

@@ -44,10 +44,19 @@ fn bindings(inventory: &Inventory, spec: &ClusterSpec, node_vms: &[String]) -> R
     let resolve = |path: &str, kind: &str| -> Result<String> {
         Ok(inventory.resolve(path, kind)?.path.clone())
     };
-    items.insert(format!("datacenter={}", resolve(spec.datacenter(), "datacenter")?));
-    items.insert(format!("vm-folder={}", resolve(spec.folder(), "VM folder")?));
+    items.insert(format!(
+        "datacenter={}",
+        resolve(spec.datacenter(), "datacenter")?
+    ));
+    items.insert(format!(
+        "vm-folder={}",
+        resolve(spec.folder(), "VM folder")?
+    ));
     for domain in spec.placement_domains() {
-        items.insert(format!("compute-cluster={}", resolve(domain.compute_cluster(), "compute cluster")?));
+        items.insert(format!(
+            "compute-cluster={}",
+            resolve(domain.compute_cluster(), "compute cluster")?
+        ));
         match domain.storage() {
             Storage::Datastore(path) => {
                 items.insert(format!("datastore={}", resolve(path, "datastore")?));
@@ -69,7 +78,10 @@ fn bindings(inventory: &Inventory, spec: &ClusterSpec, node_vms: &[String]) -> R
     for vm in node_vms {
         items.insert(format!("node-vms={vm}"));
     }
-    Bindings::parse_all(&items).map_err(|e| Error::Binding { slot: Slot::NodeVms, problem: e.to_string() })
+    Bindings::parse_all(&items).map_err(|e| Error::Binding {
+        slot: Slot::NodeVms,
+        problem: e.to_string(),
+    })
 }
 
 /// Checks that `user` holds what CPI and CSI need on the cluster's
@@ -85,12 +97,20 @@ pub async fn check_cloud_user(
     let bindings = bindings(inventory, spec, node_vms)?;
     let mut missing = Vec::new();
     for profile in CLOUD_PROFILES {
-        let catalog = Catalog::builtin(profile).map_err(|e| Error::Binding { slot: Slot::Vcenter, problem: e.to_string() })?;
+        let catalog = Catalog::builtin(profile).map_err(|e| Error::Binding {
+            slot: Slot::Vcenter,
+            problem: e.to_string(),
+        })?;
         let targets = targets(&catalog, &bindings, false);
         let report = privileges::check(
             session,
             inventory,
-            &PrivilegeCheck { catalog: &catalog, targets: &targets, include_optional: false, principal: Some(user) },
+            &PrivilegeCheck {
+                catalog: &catalog,
+                targets: &targets,
+                include_optional: false,
+                principal: Some(user),
+            },
         )
         .await?;
         for object in report.objects {
@@ -107,6 +127,9 @@ pub async fn check_cloud_user(
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(Error::CloudUserLacksPrivileges { user: user.to_owned(), missing })
+        Err(Error::CloudUserLacksPrivileges {
+            user: user.to_owned(),
+            missing,
+        })
     }
 }

@@ -23,7 +23,10 @@ pub struct Resolved<'a> {
 
 /// Resolves every target in one inventory snapshot, checking that each path
 /// exists and is the kind of object its slot means.
-pub fn resolve_targets<'a>(inventory: &'a Inventory, targets: &Targets) -> Result<Vec<Resolved<'a>>> {
+pub fn resolve_targets<'a>(
+    inventory: &'a Inventory,
+    targets: &Targets,
+) -> Result<Vec<Resolved<'a>>> {
     targets
         .targets
         .iter()
@@ -32,22 +35,35 @@ pub fn resolve_targets<'a>(inventory: &'a Inventory, targets: &Targets) -> Resul
                 Slot::Vcenter => ("root folder", |d| matches!(d, Details::Folder { .. })),
                 Slot::Datacenter => ("datacenter", |d| matches!(d, Details::Datacenter)),
                 Slot::ComputeCluster => ("compute cluster", |d| {
-                    matches!(d, Details::ComputeCluster { .. } | Details::StandaloneComputeResource { .. })
+                    matches!(
+                        d,
+                        Details::ComputeCluster { .. } | Details::StandaloneComputeResource { .. }
+                    )
                 }),
                 Slot::Datastore => ("datastore", |d| matches!(d, Details::Datastore { .. })),
-                Slot::DatastoreCluster => ("datastore cluster", |d| matches!(d, Details::DatastoreCluster { .. })),
-                Slot::Network => ("network", |d| matches!(d, Details::Network { .. } | Details::DistributedSwitch)),
+                Slot::DatastoreCluster => ("datastore cluster", |d| {
+                    matches!(d, Details::DatastoreCluster { .. })
+                }),
+                Slot::Network => ("network", |d| {
+                    matches!(d, Details::Network { .. } | Details::DistributedSwitch)
+                }),
                 Slot::VmFolder => ("VM folder", |d| matches!(d, Details::Folder { .. })),
-                Slot::TemplateFolder => ("template folder", |d| matches!(d, Details::Folder { .. })),
+                Slot::TemplateFolder => {
+                    ("template folder", |d| matches!(d, Details::Folder { .. }))
+                }
                 // Node VMs, or the folder they are created in (before they
                 // exist): the grant then propagates to every VM inside.
                 Slot::NodeVms => ("VM or VM folder", |d| {
                     matches!(d, Details::VirtualMachine { .. } | Details::Folder { .. })
                 }),
             };
-            let entity = inventory
-                .resolve(&target.path, kind)
-                .map_err(|source| Error::Binding { slot: target.slot, problem: source.to_string() })?;
+            let entity =
+                inventory
+                    .resolve(&target.path, kind)
+                    .map_err(|source| Error::Binding {
+                        slot: target.slot,
+                        problem: source.to_string(),
+                    })?;
             if !fits(&entity.details) {
                 return Err(Error::SlotMismatch {
                     slot: target.slot,
@@ -57,7 +73,8 @@ pub fn resolve_targets<'a>(inventory: &'a Inventory, targets: &Targets) -> Resul
                 });
             }
             let mut target = target.clone();
-            target.container = target.slot == Slot::NodeVms && matches!(entity.details, Details::Folder { .. });
+            target.container =
+                target.slot == Slot::NodeVms && matches!(entity.details, Details::Folder { .. });
             Ok(Resolved { target, entity })
         })
         .collect()
@@ -78,14 +95,20 @@ pub fn children_to_probe<'a>(inventory: &'a Inventory, entity: &Entity) -> Vec<&
                 .select(|d| matches!(d, Details::VirtualMachine { .. }))
                 .into_iter()
                 .find(|vm| vm.path.starts_with(&prefix));
-            vm.or_else(|| children.into_iter().next()).into_iter().collect()
+            vm.or_else(|| children.into_iter().next())
+                .into_iter()
+                .collect()
         }
         Details::ComputeCluster { hosts } | Details::StandaloneComputeResource { hosts } => {
             let host = hosts.first().and_then(|id| inventory.get(id));
-            let pool = children.into_iter().find(|c| matches!(c.details, Details::ResourcePool { .. }));
+            let pool = children
+                .into_iter()
+                .find(|c| matches!(c.details, Details::ResourcePool { .. }));
             host.into_iter().chain(pool).collect()
         }
-        Details::DatastoreCluster { .. } | Details::ResourcePool { .. } => children.into_iter().take(1).collect(),
+        Details::DatastoreCluster { .. } | Details::ResourcePool { .. } => {
+            children.into_iter().take(1).collect()
+        }
         Details::Datacenter => children,
         _ => Vec::new(),
     }
@@ -106,19 +129,33 @@ pub struct PrivilegeCheck<'a> {
 /// Compares effective privileges on every bound object (and a child of each
 /// propagating binding) with what the catalog requires, in one
 /// privilege read.
-pub async fn check(session: &Session, inventory: &Inventory, input: &PrivilegeCheck<'_>) -> Result<CheckReport> {
+pub async fn check(
+    session: &Session,
+    inventory: &Inventory,
+    input: &PrivilegeCheck<'_>,
+) -> Result<CheckReport> {
     let resolved = resolve_targets(inventory, input.targets)?;
     let mut probes: Vec<Probe> = Vec::new();
     let mut paths: BTreeMap<String, String> = BTreeMap::new(); // entity id -> path
     let mut entities = Vec::new();
     let mut add = |probe: Probe, entity: &Entity| {
-        if paths.insert(entity.id.clone(), entity.path.clone()).is_none() {
+        if paths
+            .insert(entity.id.clone(), entity.path.clone())
+            .is_none()
+        {
             entities.push(entity.moref().clone());
         }
         probes.push(probe);
     };
     for target in &resolved {
-        add(Probe { path: target.entity.path.clone(), slot: target.target.slot, child_of: None }, target.entity);
+        add(
+            Probe {
+                path: target.entity.path.clone(),
+                slot: target.target.slot,
+                child_of: None,
+            },
+            target.entity,
+        );
         let propagates = input
             .catalog
             .effective_at(target.target.slot)
@@ -126,22 +163,37 @@ pub async fn check(session: &Session, inventory: &Inventory, input: &PrivilegeCh
             .any(|r| r.inherited_by_children && (input.include_optional || !r.optional));
         if propagates {
             for child in children_to_probe(inventory, target.entity) {
-                let probe =
-                    Probe { path: child.path.clone(), slot: target.target.slot, child_of: Some(target.entity.path.clone()) };
+                let probe = Probe {
+                    path: child.path.clone(),
+                    slot: target.target.slot,
+                    child_of: Some(target.entity.path.clone()),
+                };
                 add(probe, child);
             }
         }
     }
     let authz = Authorization::new(session)?;
     let (who, by_id) = match input.principal {
-        Some(user) => (user.to_owned(), authz.user_privileges(&entities, user).await?),
+        Some(user) => (
+            user.to_owned(),
+            authz.user_privileges(&entities, user).await?,
+        ),
         None => {
             let (_, user) = authz.current_session().await?;
             let wanted = roles::required_privileges(input.catalog, input.include_optional, &probes);
             (user, authz.session_privileges(&entities, &wanted).await?)
         }
     };
-    let effective: BTreeMap<String, BTreeSet<String>> =
-        by_id.into_iter().filter_map(|(id, set)| paths.get(&id).map(|path| (path.clone(), set))).collect();
-    Ok(roles::check(input.catalog, input.include_optional, &who, &probes, &input.targets.unbound, &effective))
+    let effective: BTreeMap<String, BTreeSet<String>> = by_id
+        .into_iter()
+        .filter_map(|(id, set)| paths.get(&id).map(|path| (path.clone(), set)))
+        .collect();
+    Ok(roles::check(
+        input.catalog,
+        input.include_optional,
+        &who,
+        &probes,
+        &input.targets.unbound,
+        &effective,
+    ))
 }

@@ -58,7 +58,10 @@ impl StoredToken {
             return serde_json::from_str(text).map_err(|e| corrupt(e.to_string()));
         }
         let token = text.parse::<BootstrapToken>().map_err(corrupt)?;
-        Ok(StoredToken { token, expires_at: None })
+        Ok(StoredToken {
+            token,
+            expires_at: None,
+        })
     }
 
     /// The stored text.
@@ -68,12 +71,14 @@ impl StoredToken {
 
     /// Whether a node created at `now` can still join with it.
     pub fn usable_at(&self, now: SystemTime) -> bool {
-        self.expires_at.is_none_or(|at| unix(now) + RENEW_BEFORE.as_secs() < at)
+        self.expires_at
+            .is_none_or(|at| unix(now) + RENEW_BEFORE.as_secs() < at)
     }
 
     /// The expiry as a time, if any.
     pub fn expires(&self) -> Option<SystemTime> {
-        self.expires_at.map(|at| UNIX_EPOCH + Duration::from_secs(at))
+        self.expires_at
+            .map(|at| UNIX_EPOCH + Duration::from_secs(at))
     }
 }
 
@@ -90,11 +95,18 @@ pub fn ensure(store: &dyn ClusterStore, cluster: &str, fresh: &StoredToken) -> R
 
 /// Replaces `old` with `new` unless another writer replaced it first;
 /// returns what is stored afterwards.
-pub fn replace(store: &dyn ClusterStore, cluster: &str, old: &StoredToken, new: &StoredToken) -> Result<StoredToken> {
+pub fn replace(
+    store: &dyn ClusterStore,
+    cluster: &str,
+    old: &StoredToken,
+    new: &StoredToken,
+) -> Result<StoredToken> {
     // The stored text of a legacy token is the plain string.
     let old_text = match old.expires_at {
         Some(_) => old.to_text(),
-        None => store.secret(cluster, SECRET_TOKEN)?.unwrap_or_else(|| old.to_text()),
+        None => store
+            .secret(cluster, SECRET_TOKEN)?
+            .unwrap_or_else(|| old.to_text()),
     };
     let stored = store.replace_secret(cluster, SECRET_TOKEN, &old_text, &new.to_text())?;
     StoredToken::parse(cluster, &stored)
@@ -128,6 +140,8 @@ mod tests {
         assert!(legacy.usable_at(at(u64::from(u32::MAX))));
         let err = StoredToken::parse("demo", "nonsense").unwrap_err();
         assert!(err.to_string().contains("bootstrap token"), "{err}");
-        assert!(!token.to_text().is_empty() && !format!("{token:?}").contains(token.token.secret()));
+        assert!(
+            !token.to_text().is_empty() && !format!("{token:?}").contains(token.token.secret())
+        );
     }
 }

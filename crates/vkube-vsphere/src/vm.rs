@@ -514,7 +514,6 @@ impl CurrentConfig {
                     virtual_device_device_backing_info_: VirtualDeviceDeviceBackingInfo {
                         device_name: name.clone(),
                         use_auto_detect: Some(false),
-                        ..Default::default()
                     },
                     network: Some(network.clone()),
                     in_passthrough_mode: None,
@@ -528,7 +527,6 @@ impl CurrentConfig {
                     portgroup_key: Some(key.clone()),
                     ..Default::default()
                 },
-                ..Default::default()
             }),
         };
         card.get_virtual_ethernet_card_mut().virtual_device_.backing = Some(backing);

@@ -699,7 +699,15 @@ fn addons(name: &str, state: &Path, format: Format, out: &mut dyn Write) -> Resu
     }
     print_table(
         out,
-        &["ADDON", "COMPONENT", "VERSION", "DELIVERY", "NODE", "UPDATED", "MESSAGE"],
+        &[
+            "ADDON",
+            "COMPONENT",
+            "VERSION",
+            "DELIVERY",
+            "NODE",
+            "UPDATED",
+            "MESSAGE",
+        ],
         records.iter().map(|r| {
             vec![
                 r.addon.clone(),
@@ -774,8 +782,7 @@ fn kubeconfig(name: &str, state: &Path, file: Option<&Path>, out: &mut dyn Write
         SystemTime::now(),
         ADMIN_VALIDITY,
         &mut random,
-    )
-    ?;
+    )?;
     let text = access.kubeconfig(&spec, &pki);
     match file {
         None => out.write_all(text.as_bytes())?,

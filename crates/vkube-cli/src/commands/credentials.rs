@@ -56,7 +56,10 @@ fn read_password(file: Option<&PathBuf>) -> Result<String> {
     match file {
         Some(path) => {
             text = std::fs::read_to_string(path).map_err(|e| {
-                UsageError(format!("cannot read password file `{}`: {e}", path.display()))
+                UsageError(format!(
+                    "cannot read password file `{}`: {e}",
+                    path.display()
+                ))
             })?;
         }
         None => {
@@ -120,11 +123,7 @@ pub fn run(
                     out,
                     &["NAME", "USERNAME", "UPDATED"],
                     list.iter().map(|c| {
-                        vec![
-                            c.name.clone(),
-                            c.username.clone(),
-                            c.updated_at.to_string(),
-                        ]
+                        vec![c.name.clone(), c.username.clone(), c.updated_at.to_string()]
                     }),
                 )?,
                 _ => print_data(out, format, &list)?,

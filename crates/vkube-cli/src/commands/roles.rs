@@ -15,8 +15,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use vkube_core::roles::{
-    self, Bindings, Catalog, CheckReport, ExportOptions, Observed, ObservedPermission,
-    RolePlan, Step, Targets,
+    self, Bindings, Catalog, CheckReport, ExportOptions, Observed, ObservedPermission, RolePlan,
+    Step, Targets,
 };
 use vkube_runtime::privileges::{self, PrivilegeCheck, Resolved};
 use vkube_vsphere::{Authorization, Inventory};

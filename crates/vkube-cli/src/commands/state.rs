@@ -40,7 +40,16 @@ pub fn run(args: &StateArgs, state: &Path, format: Format, out: &mut dyn Write) 
             match format {
                 Format::Table => {
                     writeln!(out, "State file:  {}", store.path().display())?;
-                    writeln!(out, "Key file:    {}{}", store.key_file().display(), if store.key_file().exists() { "" } else { " (not created yet: no secrets stored)" })?;
+                    writeln!(
+                        out,
+                        "Key file:    {}{}",
+                        store.key_file().display(),
+                        if store.key_file().exists() {
+                            ""
+                        } else {
+                            " (not created yet: no secrets stored)"
+                        }
+                    )?;
                     writeln!(out, "Schema:      {}", store.schema_version()?)?;
                 }
                 _ => print_data(out, format, &doc)?,

@@ -7,7 +7,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use vkube_test_support::{Simulator, SimulatorConfig};
 use vkube_vsphere::vm::ObservedVm;
-use vkube_vsphere::{ConnectOptions, Endpoint, Inventory, Secret, Session, TlsPolicy, TransportChoice};
+use vkube_vsphere::{
+    ConnectOptions, Endpoint, Inventory, Secret, Session, TlsPolicy, TransportChoice,
+};
 
 use super::{vkube, Run};
 
@@ -169,4 +171,3 @@ pub fn decode(vm: &ObservedVm, key: &str) -> String {
     )
     .unwrap()
 }
-

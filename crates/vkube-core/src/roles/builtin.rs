@@ -557,7 +557,10 @@ mod tests {
         let cloud = required("vsphere-cloud");
         for profile in ["vsphere-cpi", "vsphere-csi"] {
             let missing: Vec<_> = required(profile).difference(&cloud).cloned().collect();
-            assert!(missing.is_empty(), "vsphere-cloud lacks {missing:?} of {profile}");
+            assert!(
+                missing.is_empty(),
+                "vsphere-cloud lacks {missing:?} of {profile}"
+            );
         }
         let catalog = Catalog::builtin("vsphere-cloud").unwrap();
         let mut slots = BTreeSet::new();
