@@ -48,7 +48,7 @@ impl Fixture {
         Fixture {
             cluster: ClusterName::new("demo").unwrap(),
             cluster_id: "vkube-demo-6f1c2a".into(),
-            kubernetes: format!("v1.{minor}.4").parse().unwrap(),
+            kubernetes: crate::cluster::values::unchecked::parse(&format!("v1.{minor}.4")),
             cni: Cni::Cilium,
             pod_cidr: "192.168.0.0/16".parse().unwrap(),
             registry: None,

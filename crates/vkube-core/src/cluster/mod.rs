@@ -15,7 +15,7 @@ mod plan;
 mod raw;
 mod spec;
 mod validate;
-mod values;
+pub(crate) mod values;
 
 pub use error::{Error, Problem};
 pub use kubeconfig::render_admin_kubeconfig;

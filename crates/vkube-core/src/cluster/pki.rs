@@ -560,7 +560,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn version(text: &str) -> KubernetesVersion {
-        text.parse().unwrap()
+        crate::cluster::values::unchecked::parse(text)
     }
 
     /// The key as vkube wrote it before PKCS#8: SEC1 without the curve.

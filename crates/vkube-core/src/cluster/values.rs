@@ -184,7 +184,7 @@ impl FromStr for KubernetesVersion {
                 return Err(bad());
             }
         }
-        if major != 1 || !SUPPORTED_MINORS.contains(&minor) {
+        if (major != 1 || !SUPPORTED_MINORS.contains(&minor)) && !unchecked::allowed() {
             return Err(format!(
                 "`{input}` is not supported: vkube supports Kubernetes v1.{MIN_KUBERNETES_MINOR} to v1.{MAX_KUBERNETES_MINOR} (any patch release)"
             ));
@@ -275,5 +275,34 @@ mod tests {
         ] {
             assert!(bad.parse::<KubernetesVersion>().is_err(), "{bad}");
         }
+    }
+}
+
+/// Tests of the add-ons' own version checks need versions outside the
+/// supported range, which parsing refuses: inside [`unchecked::parse`] the
+/// range check is off (per thread, tests only).
+#[cfg(test)]
+pub(crate) mod unchecked {
+    use std::cell::Cell;
+
+    thread_local!(static ALLOWED: Cell<bool> = const { Cell::new(false) });
+
+    pub(super) fn allowed() -> bool {
+        ALLOWED.with(Cell::get)
+    }
+
+    /// `text` parsed without the supported-range check.
+    pub(crate) fn parse(text: &str) -> super::KubernetesVersion {
+        ALLOWED.with(|a| a.set(true));
+        let parsed = text.parse();
+        ALLOWED.with(|a| a.set(false));
+        parsed.unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+}
+
+#[cfg(not(test))]
+mod unchecked {
+    pub(super) fn allowed() -> bool {
+        false
     }
 }

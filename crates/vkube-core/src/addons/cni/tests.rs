@@ -9,7 +9,6 @@ use crate::addons::testing::{
     kubernetes_validate, tolerates, Fixture, ScratchDir, PASSWORD,
 };
 use crate::addons::SUPPORTED_MINORS;
-use crate::cluster::KubernetesVersion;
 use crate::yaml::pyyaml_stream_as_json;
 
 const MIRROR: &str = "harbor.example.internal/k8s";
@@ -203,7 +202,7 @@ fn unsupported_minors_are_refused() {
     for cni in CNIS {
         for text in ["v1.27.9", "v1.34.0"] {
             let mut fixture = fixture(cni, 30, None);
-            fixture.kubernetes = text.parse().unwrap();
+            fixture.kubernetes = crate::cluster::values::unchecked::parse(text);
             let error = render(&fixture.input()).unwrap_err();
             assert_eq!(
                 error,
@@ -222,7 +221,7 @@ fn no_cni_renders_nothing() {
     // Not even for a Kubernetes version no CNI is pinned for.
     for text in ["v1.30.2", "v1.40.0"] {
         let mut fixture = fixture(Cni::None, 30, None);
-        fixture.kubernetes = text.parse::<KubernetesVersion>().unwrap();
+        fixture.kubernetes = crate::cluster::values::unchecked::parse(text);
         assert_eq!(render(&fixture.input()), Ok(None));
     }
 }
