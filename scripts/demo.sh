@@ -55,11 +55,24 @@ echo; echo "### Static IP pools"
 step ippool import -f examples/ippools.yaml
 step ippool ls
 
+echo; echo "### The cluster's own vCenter user for the cloud provider (CPI) and CSI driver"
+printf '%s\n' 'demo-Cloud-Pa55' >"$work/cloud.password"
+step cluster credentials set demo-cloud --username k8s-demo@vsphere.local --password-file "$work/cloud.password"
+step cluster credentials ls
+cloud_binds=(--bind datacenter=/DC0 --bind compute-cluster=/DC0/host/DC0_C0 --bind datastore=/DC0/datastore/LocalDS_0
+             --bind vm-folder=/DC0/vm)
+step roles apply vsphere-cloud --principal k8s-demo@vsphere.local "${cloud_binds[@]}"
+step roles check vsphere-csi --principal k8s-demo@vsphere.local "${cloud_binds[@]}" --bind node-vms=/DC0/vm
+
 echo; echo "### A cluster: 3 control-plane nodes and 2 worker pools over 2 placement domains"
 step cluster plan -f examples/cluster.yaml
 step cluster apply -f examples/cluster.yaml
 step cluster apply -f examples/cluster.yaml
 step cluster describe demo
+echo; echo "### Its add-ons (CNI, vSphere CPI and CSI, StorageClasses per zone), delivered with the first control-plane node"
+step cluster addons demo
+step cluster cloud-config demo
+step state show
 step ippool allocations nodes
 step cluster scale demo --pool workers --replicas 1
 step cluster kubeconfig demo --out "$work/demo.kubeconfig"
