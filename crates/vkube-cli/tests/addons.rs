@@ -115,6 +115,21 @@ async fn nodes_get_addons_with_the_cloud_user_and_keys_the_tools_accept() {
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
     let vms = env.vms("t1").await;
 
+    // Every guestinfo value fits what a guest can read (open-vm-tools reads
+    // at most 64 KiB per value).
+    for (name, vm) in &vms {
+        for (key, value) in vm
+            .extra_config
+            .iter()
+            .filter(|(k, _)| k.starts_with("guestinfo."))
+        {
+            assert!(
+                value.len() <= 64 * 1024,
+                "{name}: {key} is {} bytes",
+                value.len()
+            );
+        }
+    }
     // The first control-plane node carries the add-ons.
     let files = written_files(&decode(&vms["t1-cp-0"], "guestinfo.userdata"));
     let addon_files: Vec<&String> = files.keys().filter(|p| p.starts_with(ADDONS_DIR)).collect();

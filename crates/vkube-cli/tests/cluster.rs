@@ -113,7 +113,10 @@ async fn apply_places_nodes_round_robin_with_static_addresses_then_is_a_no_op() 
     assert!(worker.disk_uuid_enabled && worker.power_state == "poweredOn");
     assert_eq!(worker.extra_config["vkube.pool"], "workers");
     assert_eq!(worker.extra_config["vkube.domain"], "az2");
-    assert_eq!(worker.extra_config["guestinfo.userdata.encoding"], "base64");
+    assert_eq!(
+        worker.extra_config["guestinfo.userdata.encoding"],
+        "gzip+base64"
+    );
     assert!(decode(worker, "guestinfo.userdata").starts_with("#cloud-config"));
     let uid = &worker.extra_config["vkube.cluster.uid"];
     assert!(vms

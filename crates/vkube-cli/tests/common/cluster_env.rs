@@ -159,15 +159,27 @@ pub fn ok(run: &Run) {
     );
 }
 
+/// A guestinfo value as the guest reads it, by its `.encoding` key
+/// (`base64` or `gzip+base64`).
 pub fn decode(vm: &ObservedVm, key: &str) -> String {
+    use std::io::Read;
     let raw = vm
         .extra_config
         .get(key)
         .unwrap_or_else(|| panic!("{} lacks {key}", vm.name));
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(raw)
-            .unwrap(),
-    )
-    .unwrap()
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .unwrap();
+    let encoding = vm.extra_config.get(&format!("{key}.encoding"));
+    match encoding.map(String::as_str) {
+        Some("gzip+base64") => {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(bytes.as_slice())
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        }
+        Some("base64") => String::from_utf8(bytes).unwrap(),
+        other => panic!("{}: {key} has encoding {other:?}", vm.name),
+    }
 }

@@ -1,7 +1,14 @@
 //! The guestinfo extraConfig pairs that carry bootstrap data into the VM:
 //! `guestinfo.metadata` and `guestinfo.userdata` (cloud-init's VMware
-//! datasource) or `guestinfo.ignition.config.data` (Flatcar), each
-//! base64-encoded with its `.encoding` key.
+//! datasource) or `guestinfo.ignition.config.data` (Flatcar), each with its
+//! `.encoding` key.
+//!
+//! A guest reads at most 64 KiB of one guestinfo value (open-vm-tools'
+//! message limit), and the first control-plane node's user-data carries the
+//! add-on manifests: the user-data is gzip-compressed (`gzip+base64`, which
+//! the VMware datasource decodes); Ignition compresses large file contents
+//! itself (`compression: gzip`). A value that is still too large is refused
+//! here instead of failing silently in the guest.
 //!
 //! vkube-vsphere sets these, the markers and [`DISK_ENABLE_UUID`] in the
 //! clone spec (or one reconfigure after it, once the MAC is known).
@@ -26,6 +33,19 @@ pub const METADATA: &str = "guestinfo.metadata";
 pub const USERDATA: &str = "guestinfo.userdata";
 /// Ignition config key.
 pub const IGNITION: &str = "guestinfo.ignition.config.data";
+/// The most a guest reads of one guestinfo value.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+/// `text` gzip-compressed (no file name, no time stamp: the same text
+/// always gives the same bytes), then base64.
+fn gzip_base64(text: &str) -> String {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder
+        .write_all(text.as_bytes())
+        .expect("writing to memory");
+    STANDARD.encode(encoder.finish().expect("writing to memory"))
+}
 
 /// The guestinfo pairs for `input`'s OS family, values base64. Secret.
 pub fn render(input: &NodeBootstrap<'_>) -> Result<Vec<(String, String)>, Error> {
@@ -34,8 +54,11 @@ pub fn render(input: &NodeBootstrap<'_>) -> Result<Vec<(String, String)>, Error>
         vec![
             (METADATA.to_owned(), encode(metadata::render(input)?)),
             (format!("{METADATA}.encoding"), "base64".to_owned()),
-            (USERDATA.to_owned(), encode(cloud_init::render(input)?)),
-            (format!("{USERDATA}.encoding"), "base64".to_owned()),
+            (
+                USERDATA.to_owned(),
+                gzip_base64(&cloud_init::render(input)?),
+            ),
+            (format!("{USERDATA}.encoding"), "gzip+base64".to_owned()),
         ]
     } else {
         vec![
@@ -43,5 +66,14 @@ pub fn render(input: &NodeBootstrap<'_>) -> Result<Vec<(String, String)>, Error>
             (format!("{IGNITION}.encoding"), "base64".to_owned()),
         ]
     };
+    if let Some((key, value)) = pairs.iter().find(|(_, v)| v.len() > MAX_VALUE_BYTES) {
+        return Err(Error::Bootstrap {
+            node: input.node.to_owned(),
+            reason: format!(
+                "`{key}` would be {} bytes, more than the {MAX_VALUE_BYTES} a guest reads",
+                value.len()
+            ),
+        });
+    }
     Ok(pairs)
 }

@@ -17,6 +17,24 @@ use crate::cluster::error::Error;
 /// Ignition spec version rendered.
 pub const IGNITION_VERSION: &str = "3.3.0";
 
+/// Files larger than this are stored gzip-compressed in the config.
+const COMPRESS_ABOVE: usize = 1024;
+
+/// An Ignition resource holding `text`: gzip-compressed when large (the
+/// whole config must fit one guestinfo value, see `guestinfo`).
+fn contents(text: &str) -> serde_json::Value {
+    if text.len() <= COMPRESS_ABOVE {
+        return json!({"source": data_url(text)});
+    }
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder
+        .write_all(text.as_bytes())
+        .expect("writing to memory");
+    let compressed = encoder.finish().expect("writing to memory");
+    json!({"source": format!("data:;base64,{}", STANDARD.encode(compressed)), "compression": "gzip"})
+}
+
 fn data_url(text: &str) -> String {
     format!("data:;base64,{}", STANDARD.encode(text))
 }
@@ -56,7 +74,7 @@ pub fn render(input: &NodeBootstrap<'_>) -> Result<String, Error> {
         if file.append {
             files.push(json!({"path": file.path, "mode": file.mode, "append": [{"source": data_url(&file.content)}]}));
         } else {
-            files.push(json!({"path": file.path, "mode": file.mode, "overwrite": true, "contents": {"source": data_url(&file.content)}}));
+            files.push(json!({"path": file.path, "mode": file.mode, "overwrite": true, "contents": contents(&file.content)}));
         }
     }
     let units: Vec<Value> = node

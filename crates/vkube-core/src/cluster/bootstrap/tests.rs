@@ -95,9 +95,18 @@ pub(crate) fn with_input<T>(
     node: Node<'_>,
     f: impl FnOnce(&NodeBootstrap<'_>) -> T,
 ) -> T {
+    with_input_addons(spec, node, &addons(), f)
+}
+
+/// Like [`with_input`], with the given add-on manifests.
+pub(crate) fn with_input_addons<T>(
+    spec: &ClusterSpec,
+    node: Node<'_>,
+    addons: &[Manifest],
+    f: impl FnOnce(&NodeBootstrap<'_>) -> T,
+) -> T {
     let pki = pki();
     let token = token();
-    let addons = addons();
     let input = NodeBootstrap {
         spec,
         node: node.name,
@@ -109,7 +118,7 @@ pub(crate) fn with_input<T>(
         token: &token,
         token_ttl: Duration::from_secs(24 * 3600),
         pki: &pki,
-        addons: &addons,
+        addons,
     };
     f(&input)
 }
@@ -1336,12 +1345,107 @@ fn guestinfo_for_cloud_init() {
             .collect::<Vec<_>>(),
         [guestinfo::USERDATA]
     );
-    let userdata = String::from_utf8(STANDARD.decode(&pairs[2].1).unwrap()).unwrap();
-    assert!(userdata.starts_with("#cloud-config\n"));
     assert_eq!(
         (pairs[1].1.as_str(), pairs[3].1.as_str()),
-        ("base64", "base64")
+        ("base64", "gzip+base64")
     );
+    let userdata = gunzip(&STANDARD.decode(&pairs[2].1).unwrap());
+    assert!(userdata.starts_with("#cloud-config\n"));
+    // The VMware datasource's own decoder reads it back.
+    if let Some(decoded) = cloud_init_decode(&pairs[3].1, &pairs[2].1) {
+        assert_eq!(decoded, userdata);
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+/// `data` decoded by cloud-init's VMware datasource (`decode(key,
+/// enc_type, data)`), or `None` when cloud-init is not installed.
+fn cloud_init_decode(encoding: &str, data: &str) -> Option<String> {
+    let script = "import sys\nfrom cloudinit.sources.DataSourceVMware import decode\nout = decode('userdata', sys.argv[1], sys.stdin.read())\nsys.stdout.write(out.decode() if isinstance(out, bytes) else out)\n";
+    let child = Command::new("python3")
+        .args(["-c", script, encoding])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    use std::io::Write;
+    let mut child = child;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(data.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let required = std::env::var("VKUBE_REQUIRE_CLOUD_INIT").is_ok_and(|v| v == "1");
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("No module named") && !required {
+            eprintln!("note: cloud-init's Python modules are not installed, skipping");
+            return None;
+        }
+        panic!("cloud-init's decoder failed: {stderr}");
+    }
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn every_guestinfo_value_fits_what_a_guest_reads() {
+    // The first control-plane node carries everything: CA keys and the
+    // add-ons, here a stand-in the size of the real manifests.
+    let spec = example();
+    let lease = lease("demo-cp-0", 10);
+    let big = crate::addons::Manifest {
+        addon: crate::addons::Addon::Cni,
+        component: "cilium".into(),
+        version: "v1.18.0".into(),
+        file_name: "20-cni-cilium.yaml".into(),
+        yaml: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n".repeat(3000),
+        has_secrets: false,
+        images: Vec::new(),
+    };
+    let pairs = with_input_addons(
+        &spec,
+        init_node(Some(&lease)),
+        std::slice::from_ref(&big),
+        |i| guestinfo::render(i).unwrap(),
+    );
+    for (key, value) in &pairs {
+        assert!(
+            value.len() <= guestinfo::MAX_VALUE_BYTES,
+            "{key}: {}",
+            value.len()
+        );
+    }
+    // Text that does not compress is refused, naming the node and the key.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: String = (0..200_000)
+        .map(|_| {
+            // xorshift64: text gzip cannot shrink below 64 KiB.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'a' + (state % 26) as u8)
+        })
+        .collect();
+    let huge = crate::addons::Manifest { yaml: noise, ..big };
+    let err = with_input_addons(
+        &spec,
+        init_node(Some(&lease)),
+        std::slice::from_ref(&huge),
+        |i| guestinfo::render(i).unwrap_err(),
+    );
+    assert!(err.to_string().contains("guestinfo.userdata"), "{err}");
+    assert!(err.to_string().contains("demo-cp-0"), "{err}");
 }
 
 #[test]
