@@ -158,7 +158,19 @@ async fn run(cli: Cli) -> Result<Status> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors are the user's to fix: exit 1, as the README says
+    // (clap's default would be 2, which vkube keeps for the unexpected).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Status::UserError.into()
+            } else {
+                Status::Success.into()
+            };
+        }
+    };
     init_logging(cli.verbose, cli.connection.wire_log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

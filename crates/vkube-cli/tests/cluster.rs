@@ -15,6 +15,76 @@ use vkube_vsphere::collect::{retrieve_objects, Wanted};
 use vkube_vsphere::vm::ObservedVm;
 use vkube_vsphere::Inventory;
 
+/// Input alone shows these: each is refused before any vCenter call (no
+/// connection settings are given at all), with exit code 1.
+#[test]
+fn bad_input_is_refused_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = vec![(
+        "VKUBE_STATE".to_owned(),
+        dir.path().join("state.db").display().to_string(),
+    )];
+    let pools = dir.path().join("pools.yaml");
+    std::fs::write(&pools, include_str!("../../../examples/ippools.yaml")).unwrap();
+    assert_eq!(
+        vkube(&state, &["ippool", "import", "-f", pools.to_str().unwrap()]).code,
+        0
+    );
+    // A spec on standard input, validated without a vCenter.
+    let huge = two_az_spec().replace("      replicas: 3\n", "      replicas: 1000000\n");
+    let mut child = vkube_command()
+        .args(["cluster", "plan", "-f", "-"])
+        .envs(state.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), huge.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("spec.nodePools[0].replicas: 1000000 is more than the 500 nodes"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("connect"), "{stderr}");
+    // More nodes than the pool has addresses.
+    let big = dir.path().join("big.yaml");
+    std::fs::write(
+        &big,
+        two_az_spec().replace("      replicas: 3\n", "      replicas: 200\n"),
+    )
+    .unwrap();
+    let run = vkube(&state, &["cluster", "apply", "-f", big.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("need 201 addresses from IP pool `nodes`, which has 191 left"),
+        "{}",
+        run.stderr
+    );
+    // Flags.
+    let run = vkube(
+        &state,
+        &[
+            "cluster",
+            "apply",
+            "-f",
+            big.to_str().unwrap(),
+            "--parallel",
+            "0",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--parallel"), "{}", run.stderr);
+    let run = vkube(&state, &["cluster", "credentials", "set", "x"]);
+    assert_eq!(
+        run.code, 1,
+        "a missing required flag is a usage error: {}",
+        run.stderr
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_places_nodes_round_robin_with_static_addresses_then_is_a_no_op() {
     let env = Env::start(&[]);

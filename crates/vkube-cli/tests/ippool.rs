@@ -187,8 +187,8 @@ fn validation_errors_exit_1_and_name_fields() {
         "{}",
         run.stderr
     );
-    // A usage error is exit code 2.
-    assert_eq!(vkube(&state, &["ippool", "create", "x"]).code, 2);
+    // A usage error is the user's to fix: exit code 1.
+    assert_eq!(vkube(&state, &["ippool", "create", "x"]).code, 1);
 }
 
 #[test]

@@ -505,5 +505,5 @@ fn csi_labels_and_file_errors_need_no_vcenter() {
         run.stderr
     );
     let run = vkube(&[], &["zones", "render"]);
-    assert_eq!(run.code, 2, "clap usage error: {}", run.stderr);
+    assert_eq!(run.code, 1, "clap usage error: {}", run.stderr);
 }

@@ -14,9 +14,23 @@ pub struct Problem {
     pub message: String,
 }
 
+/// Longest field or message shown: messages quote what the user wrote,
+/// and a 10 MB value must not come back whole on the terminal.
+const MAX_SHOWN: usize = 300;
+
+/// `text`, cut to [`MAX_SHOWN`] characters with a note of what was left out.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    let count = text.chars().count();
+    if count <= MAX_SHOWN {
+        return text.into();
+    }
+    let head: String = text.chars().take(MAX_SHOWN).collect();
+    format!("{head}… ({} more characters)", count - MAX_SHOWN).into()
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
+        write!(f, "{}: {}", shown(&self.field), shown(&self.message))
     }
 }
 
@@ -38,6 +52,21 @@ pub fn render(subject: &str, problems: &[Problem]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_input_is_cut_in_messages() {
+        let problem = Problem {
+            field: "metadata.name".into(),
+            message: format!("`{}` is not a DNS label", "x".repeat(10_000_000)),
+        };
+        let text = problem.to_string();
+        assert!(text.len() < 400, "{}", text.len());
+        assert!(
+            text.ends_with("(9999721 more characters)"),
+            "{}",
+            &text[text.len() - 40..]
+        );
+    }
 
     #[test]
     fn one_problem_is_one_line_and_many_are_listed() {

@@ -155,8 +155,21 @@ pub fn parse_spec(store: &SqliteStore, text: &str) -> Result<ClusterSpec> {
     if spec.ip_allocation() == IpAllocation::Static
         || matches!(spec.control_plane().vip(), Vip::FromPool(_))
     {
-        let pools: Vec<_> = store.pools()?.into_iter().map(|r| r.pool).collect();
+        let records = store.pools()?;
+        let pools: Vec<_> = records.iter().map(|r| r.pool.clone()).collect();
         spec.check_pools(&pools)?;
+        // What each pool can still give this cluster: its free addresses
+        // plus those the cluster holds already (a re-apply needs no more).
+        let held = leases_of(store, &spec.name().to_string())?;
+        let available = records
+            .iter()
+            .map(|r| {
+                let own = held.iter().filter(|l| l.pool == *r.pool.name()).count() as u128;
+                let free = r.capacity.saturating_sub(u128::from(r.allocated));
+                (r.pool.name().to_string(), free + own)
+            })
+            .collect();
+        spec.check_capacity(&available)?;
     }
     Ok(spec)
 }

@@ -30,14 +30,14 @@ pub struct ClusterArgs {
 enum ClusterCommand {
     /// Show what apply would do (VMs to create, reconfigure, replace, delete; folders; addresses)
     Plan {
-        /// Cluster spec (YAML)
+        /// Cluster spec (YAML; `-` for standard input)
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
     },
     /// Create or update a cluster to match its spec
     #[command(visible_alias = "create")]
     Apply {
-        /// Cluster spec (YAML)
+        /// Cluster spec (YAML; `-` for standard input)
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
         #[command(flatten)]
@@ -196,7 +196,17 @@ fn open_store(state: &Path) -> Result<SqliteStore> {
     SqliteStore::open(state).with_context(|| format!("opening state file `{}`", state.display()))
 }
 
+/// The spec file's text; `-` reads standard input.
 fn read_spec(file: &Path) -> Result<String> {
+    if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
+            UsageError(format!(
+                "cannot read the cluster spec from standard input: {e}"
+            ))
+        })?;
+        return Ok(text);
+    }
     std::fs::read_to_string(file).map_err(|e| {
         UsageError(format!(
             "cannot read cluster spec `{}`: {e}",
@@ -204,6 +214,15 @@ fn read_spec(file: &Path) -> Result<String> {
         ))
         .into()
     })
+}
+
+/// `--parallel`: at least one operation at a time.
+fn parallelism(text: &str) -> std::result::Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn step_row(step: &Step) -> Vec<String> {
@@ -283,7 +302,7 @@ struct ApplyRun {
     #[arg(long)]
     dry_run: bool,
     /// Node operations at once
-    #[arg(long, default_value = "8")]
+    #[arg(long, default_value = "8", value_parser = parallelism)]
     parallel: usize,
     /// With DHCP: seconds a node may take to report its address
     #[arg(long, default_value = "600")]
@@ -303,6 +322,8 @@ async fn apply_text(
     out: &mut dyn Write,
 ) -> Result<()> {
     let store = open_store(state)?;
+    // Everything the input alone shows is reported before connecting.
+    vkube_runtime::apply::parse_spec(&store, text)?;
     let connected = connect(connection).await?;
     let progress = CliProgress::new();
     let result = if run.dry_run {

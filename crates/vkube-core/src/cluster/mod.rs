@@ -7,6 +7,7 @@
 //! and do the vSphere calls, storage and file writes themselves.
 
 pub mod bootstrap;
+pub mod bounds;
 mod error;
 mod kubeconfig;
 mod naming;

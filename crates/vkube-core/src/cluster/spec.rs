@@ -665,6 +665,18 @@ impl ClusterSpec {
             }
             Vip::Address(address) => {
                 if let Some(pool) = cp_pool {
+                    if *address == pool.gateway() {
+                        problems.push(
+                            "spec.controlPlane.vip.address",
+                            format!("{address} is the gateway of IP pool `{}`", pool.name()),
+                        );
+                    }
+                    if pool.name_servers().contains(address) {
+                        problems.push(
+                            "spec.controlPlane.vip.address",
+                            format!("{address} is a name server of IP pool `{}`", pool.name()),
+                        );
+                    }
                     if !pool.network().contains(*address) {
                         problems.push(
                             "spec.controlPlane.vip.address",
@@ -684,6 +696,55 @@ impl ClusterSpec {
                         );
                     }
                 }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid {
+                problems: problems.list,
+            })
+        }
+    }
+
+    /// Addresses a full set of nodes takes from each IP pool: every node in
+    /// a domain with a pool (nodes go round-robin over a pool's domains by
+    /// index), and the VIP when it comes from a pool. A rolling
+    /// replacement briefly needs one more per node group.
+    pub fn addresses_needed(&self) -> BTreeMap<PoolName, u64> {
+        let mut needed: BTreeMap<PoolName, u64> = BTreeMap::new();
+        if self.ip_allocation == IpAllocation::Static {
+            for group in self.groups() {
+                let domains = group.domains.len() as u64;
+                for (slot, domain) in group.domains.iter().enumerate() {
+                    let replicas = u64::from(group.replicas);
+                    let count = replicas / domains + u64::from((slot as u64) < replicas % domains);
+                    if let Some(pool) = self.domain(domain).and_then(|d| d.ip_pool.clone()) {
+                        *needed.entry(pool).or_default() += count;
+                    }
+                }
+            }
+        }
+        if let Vip::FromPool(pool) = &self.control_plane.vip {
+            *needed.entry(pool.clone()).or_default() += 1;
+        }
+        needed
+    }
+
+    /// Checks that each pool can hand out what [`addresses_needed`] says,
+    /// given `available` (free addresses plus those this cluster already
+    /// holds), by pool name. Problems name the node counts to lower.
+    ///
+    /// [`addresses_needed`]: Self::addresses_needed
+    pub fn check_capacity(&self, available: &BTreeMap<String, u128>) -> Result<(), Error> {
+        let mut problems = Problems::default();
+        for (pool, needed) in self.addresses_needed() {
+            let free = available.get(pool.as_str()).copied().unwrap_or(0);
+            if u128::from(needed) > free {
+                problems.push(
+                    "spec.nodePools",
+                    format!("the nodes need {needed} addresses from IP pool `{pool}`, which has {free} left for this cluster: lower the replicas or grow the pool"),
+                );
             }
         }
         if problems.is_empty() {

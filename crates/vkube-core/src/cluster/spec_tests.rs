@@ -500,3 +500,127 @@ fn check_pools_refuses_pod_and_service_networks_on_node_networks() {
     // The defaults fit the example's pool.
     example().check_pools(&pools).unwrap();
 }
+
+/// Problems whose text contains `needle`.
+fn matching<'a>(problems: &'a [String], needle: &str) -> Vec<&'a String> {
+    problems.iter().filter(|p| p.contains(needle)).collect()
+}
+
+#[test]
+fn counts_sizes_and_lists_are_bounded_naming_the_field() {
+    let found = problems(|raw| {
+        raw.spec.node_pools[0].replicas = 1_000_000;
+        raw.spec.node_pools[1].cpu = 1000;
+        raw.spec.node_pools[1].memory_mib = 30 * 1024 * 1024;
+        raw.spec.control_plane.disk_gib = Some(100_000);
+        let key = raw.spec.ssh_authorized_keys[0].clone();
+        raw.spec.ssh_authorized_keys = (0..100).map(|i| format!("{key}{i}")).collect();
+        raw.spec.ntp_servers = vec!["ntp.example.com".into(), "ntp.example.com".into()];
+    });
+    for needle in [
+        "spec.nodePools[0].replicas: 1000000 is more than the 500 nodes",
+        "spec.nodePools: 1000005 nodes in all, more than the 1000",
+        "spec.nodePools[1].cpu: 1000 is more than the 768 vCPUs",
+        "spec.nodePools[1].memoryMiB:",
+        "spec.controlPlane.diskGiB: 100000 is more than the 63488 GiB",
+        "spec.sshAuthorizedKeys: 100 entries, at most 64",
+        "spec.ntpServers[1]: repeats `ntp.example.com`",
+    ] {
+        assert_eq!(matching(&found, needle).len(), 1, "{needle} in {found:#?}");
+    }
+    // The pod network check does not pile on a million-node plan either:
+    // validation answers at once.
+    let huge_key = problems(|raw| {
+        raw.spec.ssh_authorized_keys = vec![format!("ssh-ed25519 {}", "A".repeat(20_000))]
+    });
+    assert!(
+        !matching(&huge_key, "sshAuthorizedKeys[0]: is 20012 bytes").is_empty(),
+        "{huge_key:#?}"
+    );
+}
+
+#[test]
+fn repeated_taints_are_refused() {
+    let found = problems(|raw| {
+        let taint = raw.spec.node_pools[1].taints[0].clone();
+        raw.spec.node_pools[1].taints.push(taint);
+    });
+    assert_eq!(
+        matching(&found, "spec.nodePools[1].taints[1]: repeats").len(),
+        1,
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn pod_and_service_networks_must_share_an_address_family() {
+    let found = problems(|raw| {
+        raw.spec.network = Some(RawClusterNetwork {
+            service_cidr: Some("fd00:10:96::/108".into()),
+            ..raw.spec.network.clone().unwrap_or_default()
+        });
+    });
+    assert_eq!(
+        matching(
+            &found,
+            "spec.network.serviceCidr: fd00:10:96::/108 and the pod network"
+        )
+        .len(),
+        1,
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn the_vip_may_be_neither_the_gateway_nor_a_name_server() {
+    let pools = validate_pools(&parse_pools_yaml(EXAMPLE_POOLS).unwrap(), false).unwrap();
+    for (address, needle) in [
+        ("10.20.0.1", "is the gateway of IP pool `nodes`"),
+        ("10.20.0.2", "is a name server of IP pool `nodes`"),
+    ] {
+        let spec = edited(|raw| {
+            raw.spec.control_plane.vip.as_mut().unwrap().address = Some(address.into())
+        })
+        .unwrap();
+        let err = spec.check_pools(&pools).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "spec.controlPlane.vip.address: {address} {needle}"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn pools_must_hold_every_node_and_the_plan_says_how_many() {
+    let spec = example();
+    // 3 control-plane + 3 workers + 2 infra, all in pool `nodes`.
+    let needed = spec.addresses_needed();
+    assert_eq!(needed.len(), 1);
+    assert_eq!(needed.values().copied().collect::<Vec<_>>(), [8]);
+    let available = |n: u128| std::collections::BTreeMap::from([("nodes".to_owned(), n)]);
+    assert!(spec.check_capacity(&available(8)).is_ok());
+    let err = spec.check_capacity(&available(7)).unwrap_err().to_string();
+    assert!(
+        err.contains("need 8 addresses from IP pool `nodes`, which has 7 left"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_pool_may_not_lease_out_its_own_name_server() {
+    let text = "pools:\n  - name: lan\n    range: { start: 10.1.0.10, end: 10.1.0.50 }\n    prefix: 24\n    gateway: 10.1.0.1\n    nameServers: [10.1.0.20]\n";
+    let err = validate_pools(&parse_pools_yaml(text).unwrap(), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nameServers[0]: 10.1.0.20 is inside the pool's addresses"),
+        "{err}"
+    );
+    let excluded = text.replace(
+        "    nameServers",
+        "    exclude: [10.1.0.20]\n    nameServers",
+    );
+    assert!(validate_pools(&parse_pools_yaml(&excluded).unwrap(), false).is_ok());
+}

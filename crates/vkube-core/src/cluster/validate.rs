@@ -83,6 +83,7 @@ impl RawClusterSpec {
             ],
         );
 
+        super::bounds::check(p, spec);
         let domains = validate_domains(p, &spec.placement_domains);
         // References are checked against every well-formed domain name, so
         // one bad field in a domain does not make each reference fail too.
@@ -167,6 +168,12 @@ impl RawClusterSpec {
             check_service_cidr_size(p, service);
         }
         if let (Some(pod), Some(service)) = (pod_cidr, service_cidr) {
+            if pod.network().is_ipv4() != service.network().is_ipv4() {
+                p.push(
+                    "spec.network.serviceCidr",
+                    format!("{service} and the pod network {pod} are of different address families; dual-stack is not supported"),
+                );
+            }
             if pod.range().intersection(&service.range()).is_some() {
                 p.push(
                     "spec.network.serviceCidr",

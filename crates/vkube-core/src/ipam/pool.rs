@@ -376,6 +376,15 @@ impl RawIpPool {
             exclude,
             restrict_to_cluster: self.restrict_to_cluster,
         };
+        // A name server the pool could lease out would end up on a node.
+        for (index, server) in pool.name_servers.iter().enumerate() {
+            if pool.is_allocatable(*server) {
+                problems.push(
+                    format!("nameServers[{index}]"),
+                    format!("{server} is inside the pool's addresses and could be leased to a node: add it to `exclude`"),
+                );
+            }
+        }
         if pool.capacity() == 0 {
             let field = if self.range.is_some() {
                 "range"
