@@ -4,6 +4,7 @@
 
 mod commands;
 mod exit;
+mod logging;
 mod output;
 mod settings;
 
@@ -67,27 +68,6 @@ enum Command {
     Zones(commands::zones::ZonesArgs),
     /// The state file: where it is, and rotating the key that seals its secrets
     State(commands::state::StateArgs),
-}
-
-fn init_logging(verbose: u8, wire_log: bool) {
-    let level = match verbose {
-        // vim_rs warns about every fault it returns; vkube reports those itself.
-        0 => "warn,vim_rs=error",
-        1 => "vkube=info,vkube_vsphere=info,warn,vim_rs=error",
-        2 => "vkube=debug,vkube_vsphere=debug,info",
-        _ => "trace",
-    };
-    let mut filter = level.to_string();
-    if wire_log {
-        filter.push_str(",vim_rs::wire=debug");
-    }
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("VKUBE_LOG").unwrap_or_else(|_| filter.into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }
 
 async fn run(cli: Cli) -> Result<Status> {
@@ -171,7 +151,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging(cli.verbose, cli.connection.wire_log);
+    logging::init(cli.verbose, cli.connection.wire_log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -253,3 +253,44 @@ fn wire_log_and_debug_logs_never_show_the_password() {
         "the password leaked"
     );
 }
+
+/// Every place a session cookie or id is logged shows `<redacted>`.
+fn assert_no_session_secret(stderr: &str) {
+    for marker in ["vmware_soap_session=", "vmware-api-session-id: "] {
+        for (at, _) in stderr.match_indices(marker) {
+            let rest = &stderr[at + marker.len()..];
+            assert!(
+                rest.starts_with("<redacted>"),
+                "unredacted: {}",
+                &stderr[at..(at + 80).min(stderr.len())]
+            );
+        }
+    }
+}
+
+#[test]
+fn the_session_cookie_never_reaches_the_log_at_any_verbosity() {
+    let sim = Simulator::start_default();
+    for (flag, log) in [
+        ("-v", None),
+        ("-vv", None),
+        ("-vvv", None),
+        ("-vvv", Some("trace")),
+    ] {
+        let mut env = sim.vkube_env();
+        if let Some(filter) = log {
+            env.push(("VKUBE_LOG".into(), filter.into()));
+        }
+        let run = vkube(&env, &[flag, "--wire-log", "ls", "/"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_no_session_secret(&run.stderr);
+        if log == Some("trace") {
+            // Every crate at trace: the cookie store logs the session, redacted.
+            assert!(
+                run.stderr.contains("vmware_soap_session=<redacted>"),
+                "{}",
+                run.stderr
+            );
+        }
+    }
+}
