@@ -414,18 +414,38 @@ fn check_names_a_privilege_removed_from_a_role() {
     );
     assert!(error_lines(&table).is_empty(), "{}", table.stderr);
 
-    // Apply puts it back, naming the difference.
-    let run = vkube(
-        &env,
-        &args(&["roles", "apply", "vkube", "--principal", PRINCIPAL], &[]),
+    // Applying again does not silently rewrite a role that exists (vCenter
+    // cannot tell who made it); `--adopt-roles` does.
+    let apply = |extra: &[&'static str]| {
+        let mut head = vec!["roles", "apply", "vkube", "--principal", PRINCIPAL];
+        head.extend_from_slice(extra);
+        vkube(&env, &args(&head, &[]))
+    };
+    let refused = apply(&[]);
+    assert_one_error(
+        &refused,
+        1,
+        "refusing to change existing role(s) `vkube-folder`",
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!api
+        .role_privileges("vkube-folder")
+        .unwrap()
+        .contains("Folder.Delete"));
+    // Adopting puts it back, naming the difference.
+    let adopted = apply(&["--adopt-roles"]);
+    assert_eq!(adopted.code, 0, "{}", adopted.stderr);
     assert!(
-        run.stdout
+        adopted
+            .stdout
             .contains("update role `vkube-folder`\n  + Folder.Delete\n"),
         "{}",
-        run.stdout
+        adopted.stdout
     );
+    assert!(api
+        .role_privileges("vkube-folder")
+        .unwrap()
+        .contains("Folder.Delete"));
+
     let run = vkube(
         &env,
         &args(&["roles", "check", "vkube", "--principal", PRINCIPAL], &[]),

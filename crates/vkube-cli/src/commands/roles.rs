@@ -112,6 +112,10 @@ pub struct ApplyArgs {
     /// Create and update roles without the privilege ids this vCenter does not know
     #[arg(long)]
     pub skip_unknown: bool,
+    /// Change the privileges of roles that exist already (vCenter cannot tell
+    /// which roles vkube created: without this, vkube only creates roles)
+    #[arg(long)]
+    pub adopt_roles: bool,
 }
 
 /// `vkube roles check`
@@ -417,6 +421,25 @@ async fn apply(
             "refusing to apply role profile `{}`: this vCenter does not know {} privilege ids (listed above); rerun with `--skip-unknown` to leave them out",
             input.catalog.profile(),
             plan.unknown_privileges.iter().map(|u| u.privileges.len()).sum::<usize>()
+        ))
+        .into());
+    }
+    // vCenter keeps no record of who made a role, so an existing role of
+    // the same name may be someone else's: its privileges change only when
+    // the user says so.
+    let existing: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::UpdateRole { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !existing.is_empty() && !args.adopt_roles && !args.dry_run {
+        return Err(UsageError(format!(
+            "refusing to change existing role(s) {}: their privileges differ from profile `{}` (see `--dry-run`) and vCenter cannot tell whether vkube created them; rerun with `--adopt-roles` to make them match",
+            existing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+            input.catalog.profile()
         ))
         .into());
     }

@@ -47,6 +47,19 @@ pub struct Catalog {
     source_name: String,
 }
 
+/// vCenter's system roles: they cannot be created or changed, only granted
+/// (`builtin: true`).
+pub const SYSTEM_ROLES: [&str; 8] = [
+    "Admin",
+    "ReadOnly",
+    "NoAccess",
+    "Anonymous",
+    "View",
+    "NoCryptoAdmin",
+    "NoTrustedAdmin",
+    "TrustedAdmin",
+];
+
 /// A role: created in vCenter with its privileges (unless builtin) and
 /// granted on each of its slots.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -377,6 +390,13 @@ impl Validator<'_> {
                 role: raw.name,
             });
         }
+        if !raw.builtin && SYSTEM_ROLES.iter().any(|r| *r == raw.name) {
+            return Err(Error::SystemRoleName {
+                file: self.file.to_owned(),
+                line,
+                role: raw.name,
+            });
+        }
         let mut privileges: Vec<RolePrivilege> = Vec::with_capacity(raw.privileges.len());
         let mut cursor = from;
         for privilege in raw.privileges {
@@ -676,5 +696,18 @@ roles:
     fn invalid_role_name() {
         let text = MINIMAL.replace("name: folder-role", "name: folder role");
         assert!(matches!(parse_error(&text), Error::InvalidRoleName { .. }));
+    }
+
+    #[test]
+    fn system_role_names_cannot_be_created() {
+        for name in ["Admin", "ReadOnly", "NoAccess"] {
+            let text = MINIMAL.replace("name: folder-role", &format!("name: {name}"));
+            let err = Catalog::parse(&text, "t.yaml").unwrap_err();
+            assert!(matches!(err, Error::SystemRoleName { .. }), "{name}: {err}");
+            assert!(
+                err.to_string().contains("name of a vCenter system role"),
+                "{err}"
+            );
+        }
     }
 }

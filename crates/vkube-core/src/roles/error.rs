@@ -144,6 +144,20 @@ pub enum Error {
         role: String,
     },
 
+    /// A role to create under the name of one of vCenter's system roles.
+    #[error(
+        "role `{role}`{} has the name of a vCenter system role; mark it `builtin: true` to grant the predefined role, or choose another name",
+        at(Some(.file), .line)
+    )]
+    SystemRoleName {
+        /// Source name of the catalog.
+        file: String,
+        /// Line of the role.
+        line: Option<usize>,
+        /// The role.
+        role: String,
+    },
+
     /// A `builtin: true` role that also lists privileges.
     #[error(
         "builtin role `{role}`{} lists privileges; predefined roles are granted, never created",
