@@ -325,33 +325,17 @@ async fn nodes_get_addons_with_the_cloud_user_and_keys_the_tools_accept() {
 async fn a_cloud_user_without_csi_privileges_is_refused_before_any_vm() {
     let env = Env::start(&[]);
     // Another user, granted only what the CPI needs.
-    let password = env.spec_file("weak.password", "weak-pass\n");
-    ok(&env.vkube(&[
-        "cluster",
-        "credentials",
-        "set",
-        "weak-cloud",
-        "--username",
-        "weak@vsphere.local",
-        "--password-file",
-        &password,
-    ]));
-    let mut args = vec![
-        "roles",
-        "apply",
+    env.set_credentials("weak-cloud", "weak@vsphere.local", "weak-pass");
+    env.grant(
         "vsphere-cpi",
-        "--principal",
         "weak@vsphere.local",
-    ];
-    for bind in [
-        "datacenter=/DC0",
-        "compute-cluster=/DC0/host/DC0_C0",
-        "compute-cluster=/DC0/host/DC0_C1",
-        "vm-folder=/DC0/vm",
-    ] {
-        args.extend(["--bind", bind]);
-    }
-    ok(&env.vkube(&args));
+        &[
+            "datacenter=/DC0",
+            "compute-cluster=/DC0/host/DC0_C0",
+            "compute-cluster=/DC0/host/DC0_C1",
+            "vm-folder=/DC0/vm",
+        ],
+    );
     let spec = env.spec_file(
         "weak.yaml",
         &two_az_spec().replace(
@@ -430,17 +414,7 @@ async fn with_a_stand_in_api_serving_recorded_responses_addon_updates_and_new_to
     );
 
     // New credentials: the CPI and CSI secrets are updated through the API.
-    let password = env.spec_file("new.password", "N3w-Pa55!\n");
-    ok(&env.vkube(&[
-        "cluster",
-        "credentials",
-        "set",
-        "demo-cloud",
-        "--username",
-        CLOUD_USER,
-        "--password-file",
-        &password,
-    ]));
+    env.set_credentials("demo-cloud", CLOUD_USER, "N3w-Pa55!");
     let applied = env.vkube(&["cluster", "apply", "-f", &spec]);
     ok(&applied);
     assert!(
@@ -506,17 +480,7 @@ async fn with_a_stand_in_api_serving_recorded_responses_addon_updates_and_new_to
 
     // Without an API server, an update waits and says so.
     drop(api);
-    let password = env.spec_file("newer.password", "N3wer-Pa55!\n");
-    ok(&env.vkube(&[
-        "cluster",
-        "credentials",
-        "set",
-        "demo-cloud",
-        "--username",
-        CLOUD_USER,
-        "--password-file",
-        &password,
-    ]));
+    env.set_credentials("demo-cloud", CLOUD_USER, "N3wer-Pa55!");
     let waiting = env.vkube(&["cluster", "apply", "-f", &spec]);
     ok(&waiting);
     assert!(

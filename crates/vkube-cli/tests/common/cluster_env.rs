@@ -62,19 +62,28 @@ impl Env {
     /// Stores the `demo-cloud` credentials the example specs name and grants
     /// their user the `vsphere-cloud` roles (CPI and CSI) on `binds`.
     pub fn set_up_cloud_user(&self, binds: &[&str]) {
-        let password = self.dir.path().join("cloud.password");
-        std::fs::write(&password, format!("{CLOUD_PASSWORD}\n")).unwrap();
+        self.set_credentials("demo-cloud", CLOUD_USER, CLOUD_PASSWORD);
+        self.grant("vsphere-cloud", CLOUD_USER, binds);
+    }
+
+    /// `vkube cluster credentials set NAME` with `user` and `password`.
+    pub fn set_credentials(&self, name: &str, user: &str, password: &str) {
+        let file = self.spec_file(&format!("{name}.password"), &format!("{password}\n"));
         ok(&self.vkube(&[
             "cluster",
             "credentials",
             "set",
-            "demo-cloud",
+            name,
             "--username",
-            CLOUD_USER,
+            user,
             "--password-file",
-            password.to_str().unwrap(),
+            &file,
         ]));
-        let mut args = vec!["roles", "apply", "vsphere-cloud", "--principal", CLOUD_USER];
+    }
+
+    /// `vkube roles apply PROFILE --principal USER --bind …`.
+    pub fn grant(&self, profile: &str, user: &str, binds: &[&str]) {
+        let mut args = vec!["roles", "apply", profile, "--principal", user];
         for bind in binds {
             args.extend(["--bind", bind]);
         }

@@ -4,9 +4,8 @@
 //! unless `VKUBE_REQUIRE_KUBERNETES_VALIDATE=1` (scripts/test.sh) is set.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -232,37 +231,7 @@ pub(crate) fn assert_pinned_for_supported_minors_only(
     }
 }
 
-/// A fresh directory under the system temp dir, removed on drop.
-pub(crate) struct ScratchDir {
-    path: PathBuf,
-}
-
-impl ScratchDir {
-    /// A new empty directory; `label` shows in its name.
-    pub(crate) fn new(label: &str) -> ScratchDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "vkube-addons-{label}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        ScratchDir { path }
-    }
-
-    /// Writes `text` to the file `name` in the directory.
-    pub(crate) fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
+pub(crate) use crate::cluster::external_tools::ScratchDir;
 
 fn required() -> bool {
     std::env::var("VKUBE_REQUIRE_KUBERNETES_VALIDATE").is_ok_and(|v| v == "1")

@@ -49,7 +49,7 @@ pub use values::{
 };
 
 #[cfg(test)]
-mod external_tools;
+pub(crate) mod external_tools;
 #[cfg(test)]
 mod pki_ecosystem_tests;
 #[cfg(test)]
