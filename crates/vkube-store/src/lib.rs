@@ -61,17 +61,21 @@
 #[macro_use]
 mod text_enum;
 
+mod backend;
 mod cluster;
 mod credentials;
 mod error;
 mod journal;
 mod lock;
 mod path;
+mod rows;
+mod rules;
 mod sealing;
 mod sqlite;
 mod store;
 mod time;
 
+pub use backend::{BackendKind, StateBackend, StateStore};
 pub use cluster::{
     AddonDelivery, AddonRecord, ClusterPhase, ClusterRecord, ClusterStore, ForceDelete, Node,
     NodePhase, NodeRecord, RemovedCluster, RemovedNode, FORCE_DELETE_AFTER,
@@ -79,7 +83,7 @@ pub use cluster::{
 pub use credentials::{CredentialStore, CredentialsSummary, StoredCredentials};
 pub use error::{Error, Result};
 pub use journal::{Event, EventLevel, Intent, IntentAction, IntentId, IntentOutcome, Journal};
-pub use lock::{ApplyLock, ApplyLocks};
+pub use lock::{ApplyLock, ApplyLocks, Fence};
 pub use path::{default_state_path, resolve_state_path, STATE_ENV};
 pub use sealing::{key_path_for, Rotation, STATE_KEY_ENV};
 pub use sqlite::SqliteStore;

@@ -197,7 +197,7 @@ pub(crate) fn latest() -> u32 {
 pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<u32> {
     let database = |action: &str| {
         let action = action.to_owned();
-        move |source| Error::Database { action, source }
+        move |source| Error::database(action, source)
     };
     let transaction = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -220,7 +220,7 @@ pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<u32> {
         .map_err(database("reading the schema version"))?;
     if found > latest() {
         return Err(Error::SchemaTooNew {
-            path: path.to_owned(),
+            state: path.display().to_string(),
             found,
             supported: latest(),
         });
