@@ -91,7 +91,9 @@ impl ClusterRow {
         let phase = parse_stored(ClusterPhase::parse, &self.phase, || {
             format!("phase of cluster `{}`", self.name)
         })?;
-        let version = fitting(self.version, || format!("version of cluster `{}`", self.name))?;
+        let version = fitting(self.version, || {
+            format!("version of cluster `{}`", self.name)
+        })?;
         Ok(ClusterRecord {
             name: self.name,
             uid: self.uid,
@@ -245,10 +247,7 @@ pub(crate) struct AddonRow {
 impl AddonRow {
     pub(crate) fn into_record(self, cluster: &str) -> Result<AddonRecord> {
         let delivery = parse_stored(AddonDelivery::parse, &self.delivery, || {
-            format!(
-                "delivery of add-on `{}` of cluster `{cluster}`",
-                self.addon
-            )
+            format!("delivery of add-on `{}` of cluster `{cluster}`", self.addon)
         })?;
         Ok(AddonRecord {
             addon: self.addon,

@@ -285,7 +285,12 @@ pub(crate) fn acquisition(
 }
 
 /// `Locked` by `holder` until `expires_at`.
-pub(crate) fn locked(cluster: &str, holder: String, expires_at: Timestamp, now: Timestamp) -> Error {
+pub(crate) fn locked(
+    cluster: &str,
+    holder: String,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Error {
     Error::Locked {
         cluster: cluster.to_owned(),
         holder,
@@ -335,7 +340,7 @@ fn key_address(like: IpAddr, key: &str) -> Option<IpAddr> {
 /// The search for a pool's lowest free address, reading used addresses in
 /// chunks upward from the pool's low-water mark, so a densely used pool
 /// costs one short query instead of reading every lease. The backend runs
-/// the queries: `SELECT address_key … WHERE address_key >= from_key()
+/// the queries: `SELECT address_key … WHERE address_key >= start_key()
 /// ORDER BY address_key LIMIT CHUNK`, handing each chunk to [`feed`].
 ///
 /// [`feed`]: FreeScan::feed
@@ -350,7 +355,7 @@ pub(crate) enum ScanStep {
     Free(IpAddr),
     /// Every allocatable address is leased.
     Full,
-    /// Read the next chunk, from the new [`FreeScan::from_key`].
+    /// Read the next chunk, from the new [`FreeScan::start_key`].
     More,
 }
 
@@ -369,11 +374,11 @@ impl<'a> FreeScan<'a> {
     }
 
     /// Where the next chunk starts.
-    pub(crate) fn from_key(&self) -> String {
+    pub(crate) fn start_key(&self) -> String {
         address_key(self.from)
     }
 
-    /// Takes the next chunk: the used keys from [`from_key`](Self::from_key)
+    /// Takes the next chunk: the used keys from [`start_key`](Self::start_key)
     /// up, ascending, at most [`CHUNK`](Self::CHUNK).
     pub(crate) fn feed(&mut self, keys: &[String]) -> Result<ScanStep> {
         let first = self.pool.addresses().range().start();

@@ -46,8 +46,7 @@ pub trait Store: Send + Sync {
     /// Adds pools, all or none. Fails with `PoolExists`, or `Overlap` when a
     /// pool shares addresses with a stored one or another new one (unless
     /// `allow_overlap`). Not idempotent: a second call fails with `PoolExists`.
-    async fn create_pools(&self, pools: &[IpPool], allow_overlap: bool)
-        -> Result<Vec<PoolRecord>>;
+    async fn create_pools(&self, pools: &[IpPool], allow_overlap: bool) -> Result<Vec<PoolRecord>>;
 
     /// One pool, or `PoolNotFound`.
     async fn pool(&self, name: &str) -> Result<PoolRecord>;

@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 use crate::lock::Fence;
 use crate::rows::{AddonRow, ClusterRow, NodeRow, ADDON_COLUMNS, CLUSTER_COLUMNS, NODE_COLUMNS};
 use crate::rules::{
-    bumped, check_node, check_removal, check_version, deletion_mark, existing_cluster,
-    new_cluster, node_clash, phase_update, spec_update, uid_taken,
+    bumped, check_node, check_removal, check_version, deletion_mark, existing_cluster, new_cluster,
+    node_clash, phase_update, spec_update, uid_taken,
 };
 use crate::time::Timestamp;
 
@@ -570,8 +570,10 @@ impl ClusterStore for SqliteStore {
 
     async fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>> {
         let (cluster, name) = (cluster.to_owned(), name.to_owned());
-        self.run("reading a secret", move |store| store.secret(&cluster, &name))
-            .await
+        self.run("reading a secret", move |store| {
+            store.secret(&cluster, &name)
+        })
+        .await
     }
 
     async fn record_addons(&self, fence: &Fence, records: &[AddonRecord]) -> Result<()> {

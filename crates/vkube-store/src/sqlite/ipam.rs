@@ -37,7 +37,7 @@ fn find_free(transaction: &Transaction<'_>, pool: &IpPool, action: &str) -> Resu
         .map_err(database(action))?;
     loop {
         let keys = statement
-            .query_map(params![name, scan.from_key(), FreeScan::CHUNK], |row| {
+            .query_map(params![name, scan.start_key(), FreeScan::CHUNK], |row| {
                 row.get::<_, String>(0)
             })
             .map_err(database(action))?
@@ -360,11 +360,7 @@ impl Inner {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_pools(
-        &self,
-        pools: &[IpPool],
-        allow_overlap: bool,
-    ) -> Result<Vec<PoolRecord>> {
+    async fn create_pools(&self, pools: &[IpPool], allow_overlap: bool) -> Result<Vec<PoolRecord>> {
         let pools = pools.to_vec();
         self.run("creating pools", move |store| {
             store.create_pools(&pools, allow_overlap)
@@ -374,7 +370,8 @@ impl Store for SqliteStore {
 
     async fn pool(&self, name: &str) -> Result<PoolRecord> {
         let name = name.to_owned();
-        self.run("reading pool", move |store| store.pool(&name)).await
+        self.run("reading pool", move |store| store.pool(&name))
+            .await
     }
 
     async fn pools(&self) -> Result<Vec<PoolRecord>> {
@@ -383,8 +380,10 @@ impl Store for SqliteStore {
 
     async fn delete_pool(&self, name: &str, force: bool) -> Result<Vec<Lease>> {
         let name = name.to_owned();
-        self.run("deleting pool", move |store| store.delete_pool(&name, force))
-            .await
+        self.run("deleting pool", move |store| {
+            store.delete_pool(&name, force)
+        })
+        .await
     }
 
     async fn allocate(&self, fence: &Fence, pool: &str, node: &str) -> Result<Lease> {

@@ -30,8 +30,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-use crate::error::{Error, Result};
 use crate::backend::{BackendKind, StateBackend};
+use crate::error::{Error, Result};
 use crate::sealing::{key_path_for, Sealer};
 
 /// How long a writer waits for another process's transaction before
@@ -66,10 +66,7 @@ impl SqliteStore {
     }
 
     /// Like [`open`](Self::open), with the key file given.
-    pub async fn open_with_key(
-        path: impl AsRef<Path>,
-        key_file: impl AsRef<Path>,
-    ) -> Result<Self> {
+    pub async fn open_with_key(path: impl AsRef<Path>, key_file: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
         let key_file = key_file.as_ref().to_owned();
         let action = format!("opening `{}`", path.display());

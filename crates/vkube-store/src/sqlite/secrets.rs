@@ -31,76 +31,70 @@ fn stored_secret(
 }
 
 impl Inner {
-pub(super) fn ensure_secret(
-    &self,
-    cluster: &str,
-    name: &str,
-    value: &str,
-) -> Result<String> {
-    let store = self;
-    let action = format!("storing secret `{name}` of cluster `{cluster}`");
-    let scope = cluster_scope(cluster);
-    let stored = store.write(&action, |transaction| {
-        load_cluster(transaction, cluster)?;
-        let sealed = store.sealer.seal(&scope, name, value)?;
-        transaction
-            .execute(
-                "INSERT INTO cluster_secrets (cluster, name, value) VALUES (?1, ?2, ?3) \
+    pub(super) fn ensure_secret(&self, cluster: &str, name: &str, value: &str) -> Result<String> {
+        let store = self;
+        let action = format!("storing secret `{name}` of cluster `{cluster}`");
+        let scope = cluster_scope(cluster);
+        let stored = store.write(&action, |transaction| {
+            load_cluster(transaction, cluster)?;
+            let sealed = store.sealer.seal(&scope, name, value)?;
+            transaction
+                .execute(
+                    "INSERT INTO cluster_secrets (cluster, name, value) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (cluster, name) DO NOTHING",
-                params![cluster, name, sealed],
-            )
-            .map_err(database(&action))?;
-        stored_secret(transaction, cluster, name, &action)?.ok_or_else(|| Error::Corrupt {
-            what: format!("secret `{name}` of cluster `{cluster}`"),
-            problem: "vanished right after it was stored".into(),
-        })
-    })?;
-    store.sealer.open(&scope, name, &stored)
-}
+                    params![cluster, name, sealed],
+                )
+                .map_err(database(&action))?;
+            stored_secret(transaction, cluster, name, &action)?.ok_or_else(|| Error::Corrupt {
+                what: format!("secret `{name}` of cluster `{cluster}`"),
+                problem: "vanished right after it was stored".into(),
+            })
+        })?;
+        store.sealer.open(&scope, name, &stored)
+    }
 
-pub(super) fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>> {
-    let store = self;
-    let action = format!("reading secret `{name}` of cluster `{cluster}`");
-    let stored = store.read(&action, |transaction| {
-        stored_secret(transaction, cluster, name, &action)
-    })?;
-    stored
-        .map(|value| store.sealer.open(&cluster_scope(cluster), name, &value))
-        .transpose()
-}
+    pub(super) fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>> {
+        let store = self;
+        let action = format!("reading secret `{name}` of cluster `{cluster}`");
+        let stored = store.read(&action, |transaction| {
+            stored_secret(transaction, cluster, name, &action)
+        })?;
+        stored
+            .map(|value| store.sealer.open(&cluster_scope(cluster), name, &value))
+            .transpose()
+    }
 
-pub(super) fn replace_secret(
-    &self,
-    cluster: &str,
-    name: &str,
-    expected: &str,
-    value: &str,
-) -> Result<String> {
-    let store = self;
-    let action = format!("replacing secret `{name}` of cluster `{cluster}`");
-    let scope = cluster_scope(cluster);
-    store.write(&action, |transaction| {
-        load_cluster(transaction, cluster)?;
-        let current = stored_secret(transaction, cluster, name, &action)?
-            .map(|stored| store.sealer.open(&scope, name, &stored))
-            .transpose()?;
-        match current {
-            Some(current) if current != expected => Ok(current),
-            _ => {
-                let sealed = store.sealer.seal(&scope, name, value)?;
-                transaction
+    pub(super) fn replace_secret(
+        &self,
+        cluster: &str,
+        name: &str,
+        expected: &str,
+        value: &str,
+    ) -> Result<String> {
+        let store = self;
+        let action = format!("replacing secret `{name}` of cluster `{cluster}`");
+        let scope = cluster_scope(cluster);
+        store.write(&action, |transaction| {
+            load_cluster(transaction, cluster)?;
+            let current = stored_secret(transaction, cluster, name, &action)?
+                .map(|stored| store.sealer.open(&scope, name, &stored))
+                .transpose()?;
+            match current {
+                Some(current) if current != expected => Ok(current),
+                _ => {
+                    let sealed = store.sealer.seal(&scope, name, value)?;
+                    transaction
                     .execute(
                         "INSERT INTO cluster_secrets (cluster, name, value) VALUES (?1, ?2, ?3) \
                          ON CONFLICT (cluster, name) DO UPDATE SET value = excluded.value",
                         params![cluster, name, sealed],
                     )
                     .map_err(database(&action))?;
-                Ok(value.to_owned())
+                    Ok(value.to_owned())
+                }
             }
-        }
-    })
-}
-
+        })
+    }
 }
 
 /// Seals values written before sealing existed (schema 3 and older). Runs
@@ -322,7 +316,8 @@ impl CredentialStore for SqliteStore {
         password: &str,
         now: Timestamp,
     ) -> Result<bool> {
-        let (name, username, password) = (name.to_owned(), username.to_owned(), password.to_owned());
+        let (name, username, password) =
+            (name.to_owned(), username.to_owned(), password.to_owned());
         self.run("storing cloud credentials", move |store| {
             store.set_credentials(&name, &username, &password, now)
         })
