@@ -235,7 +235,7 @@ pub struct AddonRecord {
 ///
 /// The writes an apply makes take its [`Fence`] instead of the cluster
 /// name and fail with `LockLost`, changing nothing, once the apply lock
-/// changed hands (see [`crate::lock`] for which writes are fenced).
+/// changed hands (see [`Fence`] for which writes are fenced).
 #[async_trait]
 pub trait ClusterStore: Send + Sync {
     /// Records the fence's cluster, new, in phase `Pending` at version 1.

@@ -184,7 +184,7 @@ impl Event {
 ///
 /// Every method runs in its own transaction and is safe for several
 /// processes sharing one state. Times are passed in, never read. Intents
-/// are fenced by the apply lock (see [`crate::lock`]); events are not.
+/// are fenced by the apply lock (see [`Fence`]); events are not.
 #[async_trait]
 pub trait Journal: Send + Sync {
     /// Records that `action` is about to be done; call (and let it commit)

@@ -11,31 +11,7 @@
 //! Dropping an [`ApplyLock`] does not release it (a drop cannot report a
 //! failed write); call [`ApplyLocks::release_apply_lock`], or let it expire.
 //!
-//! # Fencing
-//!
-//! Renewal alone cannot stop a holder that paused (a long GC-like stall, a
-//! suspended VM, a lost network) between its last renewal and its next
-//! write: by then another applier may hold the lock. So every write an
-//! apply makes to a cluster's record takes the holder's [`Fence`] (its
-//! cluster, holder and generation) and the store checks it *inside the
-//! write's own transaction*: if the lock row no longer names this holder
-//! and generation (taken over, released, expired by name and re-taken, or
-//! the cluster removed), the write fails with `LockLost` and changes
-//! nothing. An expired lock nobody took over still fences its holder in,
-//! like [`ApplyLocks::renew_apply_lock`]. PostgreSQL holds the lock row
-//! `FOR SHARE` until the write commits, so a takeover waits for writes in
-//! flight and every later write sees the new generation; SQLite's single
-//! writer gives the same order.
-//!
-//! Fenced: `create_cluster`, `update_cluster_spec`, `set_cluster_phase`,
-//! `upsert_node`, `delete_node`, `record_addons`, `allocate`,
-//! `release_node`, `record_intent`, `complete_intent`. Not fenced, on
-//! purpose: deletion's `mark_deleting` and `remove_cluster` (they must work
-//! while an applier is stuck; removal drops the lock row, which fences the
-//! old holder out), events (an append-only history; a holder that lost its
-//! lock may still say so), secrets (first writer wins or compare-and-set
-//! already, and the CLI issues kubeconfigs without the lock), pools and
-//! credentials (not a cluster's record).
+//! Writes an apply makes are fenced by the lock's generation: see [`Fence`].
 
 use std::time::Duration;
 
@@ -80,6 +56,31 @@ impl ApplyLock {
 /// holds generation `generation` of `cluster`'s apply lock. Anyone may build
 /// one (e.g. a fake store); the store checks it against the lock row, so a
 /// made-up fence grants nothing.
+///
+/// Renewal alone cannot stop a holder that paused (a long stall, a
+/// suspended VM, a lost network) between its last renewal and its next
+/// write: by then another applier may hold the lock. So every write an
+/// apply makes to a cluster's record takes the holder's [`Fence`] (its
+/// cluster, holder and generation) and the store checks it *inside the
+/// write's own transaction*: if the lock row no longer names this holder
+/// and generation (taken over, released, expired by name and re-taken, or
+/// the cluster removed), the write fails with `LockLost` and changes
+/// nothing. A holder whose lock expired but was not taken over may still
+/// write, as it may still renew ([`ApplyLocks::renew_apply_lock`]).
+/// PostgreSQL holds the lock row
+/// `FOR SHARE` until the write commits, so a takeover waits for writes in
+/// flight and every later write sees the new generation; SQLite's single
+/// writer gives the same order.
+///
+/// Fenced: `create_cluster`, `update_cluster_spec`, `set_cluster_phase`,
+/// `upsert_node`, `delete_node`, `record_addons`, `allocate`,
+/// `release_node`, `record_intent`, `complete_intent`. Not fenced, on
+/// purpose: deletion's `mark_deleting` and `remove_cluster` (they must work
+/// while an applier is stuck; removal drops the lock row, which fences the
+/// old holder out), events (an append-only history; a holder that lost its
+/// lock may still say so), secrets (first writer wins or compare-and-set
+/// already, and the CLI issues kubeconfigs without the lock), pools and
+/// credentials (not a cluster's record).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Fence {

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 const MIGRATION_LOCK: i64 = 0x766b_7562_6500_0001;
 
 /// `(version, description, SQL)`, in order, versions starting at 1.
-pub(super) const MIGRATIONS: &[(u32, &str, &str)] = &[
+pub(crate) const MIGRATIONS: &[(u32, &str, &str)] = &[
     (
         1,
         "IP pools and leases",

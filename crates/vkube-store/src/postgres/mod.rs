@@ -36,7 +36,7 @@ mod cluster;
 mod ipam;
 mod journal;
 mod lock;
-mod migrations;
+pub(crate) mod migrations;
 mod secrets;
 
 use std::net::IpAddr;

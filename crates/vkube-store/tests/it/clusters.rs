@@ -347,13 +347,7 @@ async fn populated(store: &AnyStore, name: &str, uid: &str, third: u8, t0: i64) 
         .await
         .unwrap();
     store
-        .create_cluster(
-            &fence(store, name).await,
-            uid,
-            SPEC,
-            "hash-1",
-            at(t0 - 100),
-        )
+        .create_cluster(&fence(store, name).await, uid, SPEC, "hash-1", at(t0 - 100))
         .await
         .unwrap();
     for (index, node_name) in ["cp-0", "cp-1"].into_iter().enumerate() {

@@ -9,7 +9,7 @@
 //! pass, unless `VKUBE_REQUIRE_POSTGRES=1`. `concurrency` holds what only
 //! matters with several connections; `open`, `migrate` and
 //! `multi_process` are SQLite's own (file modes, WAL, processes sharing a
-//! file).
+//! file), `postgres` PostgreSQL's (URLs, passwords).
 
 /// `conformance!(a, b)`: tests `sqlite::a`, `postgres::a`, … running
 /// `async fn a(backend: Backend)` of the enclosing module.
@@ -44,6 +44,7 @@ mod locks;
 mod migrate;
 mod multi_process;
 mod open;
+mod postgres;
 mod secrets;
 
 use std::path::PathBuf;
