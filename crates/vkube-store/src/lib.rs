@@ -100,7 +100,7 @@ pub use journal::{Event, EventLevel, Intent, IntentAction, IntentId, IntentOutco
 pub use lock::{ApplyLock, ApplyLocks, Fence};
 pub use open::{open, StateLocation};
 pub use path::{default_state_path, resolve_state_path, STATE_ENV};
-pub use postgres::{is_postgres_url, key_path_for_url, PgStore, PASSWORD_ENV};
+pub use postgres::{is_postgres_url, key_path_for_url, PgStore, PASSWORD_ENV, ROOT_CERT_ENV};
 pub use sealing::{key_path_for, Rotation, STATE_KEY_ENV};
 pub use sqlite::SqliteStore;
 pub use store::{LeaseFilter, PoolRecord, Store};

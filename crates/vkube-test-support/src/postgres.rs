@@ -7,6 +7,10 @@
 //! user, since `initdb` refuses root: the temporary directory is handed to
 //! it. The superuser `postgres` needs a password over TCP
 //! (`scram-sha-256`), so tests exercise the password path the store uses.
+//! The server also speaks TLS, with a certificate for `127.0.0.1` from a
+//! test CA ([`PostgresServer::ca_file`]); the superuser [`TLS_ONLY_USER`]
+//! (same password) is refused without TLS, so a test can prove its
+//! connection was encrypted.
 //!
 //! One server per test binary ([`PostgresServer::shared`], stopped when the
 //! process exits) with a database per test ([`PostgresServer::database`])
@@ -31,6 +35,9 @@ pub const BIN_DIR_ENV: &str = "VKUBE_POSTGRES_BIN_DIR";
 
 /// The superuser of test clusters.
 pub const SUPERUSER: &str = "postgres";
+
+/// A second superuser, refused on connections without TLS.
+pub const TLS_ONLY_USER: &str = "tls_only";
 
 const INSTALL: &str = "apt-get install -y postgresql";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -126,6 +133,7 @@ pub struct PostgresServer {
     bin: PathBuf,
     port: u16,
     password: String,
+    ca_file: PathBuf,
     child: Mutex<Option<Child>>,
     dir: Mutex<Option<tempfile::TempDir>>,
     log: PathBuf,
@@ -210,6 +218,7 @@ impl PostgresServer {
                 std::fs::read_to_string(&log).unwrap_or_default()
             )));
         }
+        let ca_file = write_tls_files(dir.path(), &data, run_as)?;
 
         let mut last_error = None;
         // A port found free may be taken before the server binds it: retry.
@@ -221,14 +230,24 @@ impl PostgresServer {
                 bin: bin.clone(),
                 port,
                 password: password.clone(),
+                ca_file: ca_file.clone(),
                 child: Mutex::new(Some(child)),
                 dir: Mutex::new(None),
                 log,
                 databases: AtomicU32::new(0),
                 _keeper: Mutex::new(keeper),
             };
-            match server.wait_until_ready() {
-                Ok(()) => {
+            let ready = server.wait_until_ready().and_then(|()| {
+                server.psql(
+                    "postgres",
+                    &format!(
+                        "CREATE ROLE {TLS_ONLY_USER} LOGIN SUPERUSER PASSWORD '{}'",
+                        server.password
+                    ),
+                )
+            });
+            match ready {
+                Ok(_) => {
                     *server.dir.lock().unwrap() = Some(dir);
                     return Ok(server);
                 }
@@ -241,6 +260,11 @@ impl PostgresServer {
     /// The loopback port it listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The CA file (PEM) the server's certificate chains to.
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
     }
 
     /// The superuser's password.
@@ -368,6 +392,15 @@ impl PostgresDatabase {
         self.server.url(&self.name)
     }
 
+    /// Its URL as `user`, password included, with `query` (e.g.
+    /// `sslmode=verify-full`) appended.
+    pub fn url_for(&self, user: &str, query: &str) -> String {
+        format!(
+            "postgres://{user}:{}@127.0.0.1:{}/{}?{query}",
+            self.server.password, self.server.port, self.name
+        )
+    }
+
     /// Its URL without the password (for `PGPASSWORD` tests).
     pub fn url_without_password(&self) -> String {
         format!(
@@ -427,6 +460,9 @@ fn spawn_server(
             "-c",
             "log_min_messages=warning",
         ])
+        // TLS too, for the store's verified connections (see `write_tls_files`).
+        .args(["-c", "ssl=on", "-c", "ssl_cert_file=server.crt"])
+        .args(["-c", "ssl_key_file=server.key"])
         .stdin(Stdio::null())
         .stdout(File::create(log)?)
         .stderr(File::create(log)?);
@@ -456,6 +492,36 @@ fn spawn_server(
         .recv()
         .map_err(|_| io::Error::other("the thread starting postgres died"))??;
     Ok((child, keep_tx))
+}
+
+/// A test CA, and a server certificate for 127.0.0.1 from it in the data
+/// directory (the key 0600, as PostgreSQL insists); `pg_hba.conf` refuses
+/// [`TLS_ONLY_USER`] without TLS. Returns the CA file.
+fn write_tls_files(dir: &Path, data: &Path, run_as: Option<RunAs>) -> io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let ca = crate::kube_api::TestCa::new("vkube test PostgreSQL CA");
+    let server = ca.server_certificate(&[std::net::IpAddr::from([127, 0, 0, 1])]);
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca.cert_pem)?;
+    let cert = data.join("server.crt");
+    let key = data.join("server.key");
+    std::fs::write(&cert, &server.cert_pem)?;
+    std::fs::write(&key, &server.key_pem)?;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+    let hba = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba)?;
+    std::fs::write(
+        &hba,
+        format!(
+            "hostnossl all {TLS_ONLY_USER} 0.0.0.0/0 reject\nhostnossl all {TLS_ONLY_USER} ::/0 reject\n{rules}"
+        ),
+    )?;
+    if let Some(run_as) = run_as {
+        for file in [&cert, &key, &hba] {
+            run_as.chown(file)?;
+        }
+    }
+    Ok(ca_file)
 }
 
 fn free_port() -> io::Result<u16> {

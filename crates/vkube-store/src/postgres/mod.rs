@@ -25,12 +25,15 @@
 //!
 //! # TLS
 //!
-//! This build speaks plain TCP or Unix sockets only, and refuses a
-//! non-loopback host unless the URL says `sslmode=disable`: on loopback
-//! (or a Unix socket) the traffic never leaves the machine, the same trust
-//! boundary as a SQLite file beside vkube; across a network, credentials
-//! and sealed secrets would travel in clear text, so that must be a
-//! deliberate choice (e.g. a private link already encrypted).
+//! Loopback hosts (`localhost`, 127.0.0.0/8, `::1`) and Unix sockets get
+//! plain connections by default: the traffic never leaves the machine, the
+//! same trust boundary as a SQLite file beside vkube. Any other host gets
+//! TLS (rustls on aws-lc-rs; no OpenSSL), with the certificate verified in
+//! full against the CA file in `sslrootcert=` (or `PGSSLROOTCERT`), else
+//! the system's roots. The URL's `sslmode` overrides: `disable` for plain
+//! text (a deliberate choice, e.g. on an already encrypted link), `require`,
+//! `verify-ca` or `verify-full` for TLS, always verified in full (see
+//! `tls.rs`).
 
 mod cluster;
 mod ipam;
@@ -38,6 +41,7 @@ mod journal;
 mod lock;
 pub(crate) mod migrations;
 mod secrets;
+mod tls;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -103,15 +107,21 @@ impl PgStore {
 
     /// Like [`connect`](Self::connect), with the key file given.
     pub async fn connect_with_key(url: &str, key_file: impl AsRef<Path>) -> Result<Self> {
-        let config = parse_url(url)?;
-        let location = redacted(&config);
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let settings = parse_url(url)?;
+        let location = redacted(&settings.config);
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match settings.tls {
+            Tls::Off => {
+                Manager::from_config(settings.config, tokio_postgres::NoTls, manager_config())
+            }
+            Tls::Verified { roots } => Manager::from_config(
+                settings.config,
+                tls::RustlsConnect::new(roots.as_deref())?,
+                manager_config(),
+            ),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(POOL_WAIT))
@@ -174,7 +184,7 @@ pub fn key_path_for_url(url: &str) -> Result<PathBuf> {
     if let Some(path) = std::env::var_os(STATE_KEY_ENV).filter(|value| !value.is_empty()) {
         return Ok(PathBuf::from(path));
     }
-    let config = parse_url(url)?;
+    let config = parse_url(url)?.config;
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(host)) => host.clone(),
         Some(Host::Unix(path)) => path.display().to_string(),
@@ -196,9 +206,30 @@ pub fn key_path_for_url(url: &str) -> Result<PathBuf> {
     Ok(state.with_file_name(name))
 }
 
-/// The connection settings of `url`, with the password from `PGPASSWORD`
-/// when the URL has none, checked against the TLS policy.
-fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
+/// Environment variable naming the CA file when the URL has no
+/// `sslrootcert` (libpq's).
+pub const ROOT_CERT_ENV: &str = "PGSSLROOTCERT";
+
+/// How to secure connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tls {
+    /// Plain TCP or a Unix socket.
+    Off,
+    /// TLS, the server verified against the CA file (or the system roots).
+    Verified { roots: Option<PathBuf> },
+}
+
+/// What [`parse_url`] makes of a URL (`Config`'s `Debug` hides the
+/// password).
+#[derive(Debug)]
+struct Settings {
+    config: tokio_postgres::Config,
+    tls: Tls,
+}
+
+/// The connection settings of `url`: the password from `PGPASSWORD` when
+/// the URL has none, and TLS as the module docs say.
+fn parse_url(url: &str) -> Result<Settings> {
     let invalid = |problem: String| Error::Invalid {
         field: "state",
         problem,
@@ -208,8 +239,26 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
             "a PostgreSQL URL starts with `postgres://`".to_owned(),
         ));
     }
+    // `sslmode` and `sslrootcert` are ours (tokio-postgres knows neither
+    // libpq's verify modes nor root files); the rest goes to its parser.
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut sslmode = None;
+    let mut root_cert = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sslmode", value)) => sslmode = Some(percent_decoded(value)),
+            Some(("sslrootcert", value)) => root_cert = Some(PathBuf::from(percent_decoded(value))),
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
     // The parser's message may quote the URL, password and all.
-    let mut config = tokio_postgres::Config::from_str(url).map_err(|_| {
+    let mut config = tokio_postgres::Config::from_str(&url).map_err(|_| {
         invalid(
             "is not a valid PostgreSQL URL (postgres://user[:password]@host[:port]/database)"
                 .into(),
@@ -233,41 +282,64 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
     if config.get_hosts().is_empty() {
         config.host("localhost");
     }
-    let remote: Vec<&str> = config
-        .get_hosts()
-        .iter()
-        .filter_map(|host| match host {
-            Host::Tcp(name) if !is_loopback(name) => Some(name.as_str()),
-            _ => None,
-        })
-        .collect();
-    match config.get_ssl_mode() {
-        SslMode::Require => {
-            return Err(invalid(
-                "sslmode=require: this vkube build connects to PostgreSQL without TLS".into(),
-            ))
-        }
-        SslMode::Disable => {}
-        // `prefer` (the default) would silently fall back to clear text.
-        _ if !remote.is_empty() => {
+    let all_local = config.get_hosts().iter().all(|host| match host {
+        Host::Tcp(name) => is_loopback(name),
+        Host::Unix(_) => true,
+    });
+    let verified = || Tls::Verified {
+        roots: root_cert.clone().or_else(|| {
+            std::env::var_os(ROOT_CERT_ENV)
+                .filter(|value| !value.is_empty())
+                .map(PathBuf::from)
+        }),
+    };
+    let tls = match sslmode.as_deref() {
+        Some("disable") => Tls::Off,
+        Some("require" | "verify-ca" | "verify-full") => verified(),
+        None | Some("prefer" | "allow") if all_local => Tls::Off,
+        None | Some("prefer" | "allow") => verified(),
+        Some(other) => {
             return Err(invalid(format!(
-                "PostgreSQL host `{}` is not on this machine, and this vkube build connects \
-                 without TLS; use a loopback address or Unix socket, or add `sslmode=disable` \
-                 to accept clear text on this network",
-                remote[0]
+                "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
             )))
         }
-        _ => {
-            config.ssl_mode(SslMode::Disable);
-        }
-    }
+    };
+    config.ssl_mode(match tls {
+        Tls::Off => SslMode::Disable,
+        Tls::Verified { .. } => SslMode::Require,
+    });
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
     if config.get_application_name().is_none() {
         config.application_name("vkube");
     }
-    Ok(config)
+    Ok(Settings { config, tls })
+}
+
+/// `%XX` escapes decoded (a path in a query string); malformed escapes
+/// are kept as they are.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `localhost`, or an address in 127.0.0.0/8 or `::1`.
@@ -360,20 +432,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_hosts_need_no_tls_and_others_must_opt_out() {
+    fn loopback_hosts_need_no_tls_and_others_get_it_verified() {
         for url in [
             "postgres://vkube@127.0.0.1:5432/state",
             "postgres://vkube@localhost/state",
             "postgres://vkube@[::1]:6000/state",
             "postgresql://vkube@%2Frun%2Fpostgresql/state",
+            "postgres://vkube@db.example.com/state?sslmode=disable",
         ] {
-            let config = parse_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
-            assert_eq!(config.get_ssl_mode(), SslMode::Disable, "{url}");
+            let settings = parse_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(settings.tls, Tls::Off, "{url}");
+            assert_eq!(settings.config.get_ssl_mode(), SslMode::Disable, "{url}");
         }
-        let error = parse_url("postgres://vkube@db.example.com/state").unwrap_err();
-        assert!(error.to_string().contains("`db.example.com`"), "{error}");
-        assert!(parse_url("postgres://vkube@db.example.com/state?sslmode=disable").is_ok());
-        assert!(parse_url("postgres://vkube@127.0.0.1/state?sslmode=require").is_err());
+        for url in [
+            "postgres://vkube@db.example.com/state",
+            "postgres://vkube@db.example.com/state?sslmode=prefer",
+            "postgres://vkube@127.0.0.1/state?sslmode=require",
+            "postgres://vkube@localhost/state?sslmode=verify-full&application_name=x",
+        ] {
+            let settings = parse_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(matches!(settings.tls, Tls::Verified { .. }), "{url}");
+            assert_eq!(settings.config.get_ssl_mode(), SslMode::Require, "{url}");
+        }
+        let settings = parse_url(
+            "postgres://u@db/state?sslrootcert=%2Fetc%2Fvkube%2Fca.pem&sslmode=verify-ca",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.tls,
+            Tls::Verified {
+                roots: Some("/etc/vkube/ca.pem".into())
+            }
+        );
+        assert!(parse_url("postgres://u@db/state?sslmode=sometimes").is_err());
     }
 
     #[test]
@@ -382,7 +473,9 @@ mod tests {
         assert!(parse_url("postgres://vkube@127.0.0.1").is_err());
         let error = parse_url("postgres://vkube:hunter2@127.0.0.1:notaport/x").unwrap_err();
         assert!(!error.to_string().contains("hunter2"), "{error}");
-        let config = parse_url("postgres://vkube:hunter2@127.0.0.1:6543/state").unwrap();
+        let config = parse_url("postgres://vkube:hunter2@127.0.0.1:6543/state")
+            .unwrap()
+            .config;
         assert_eq!(redacted(&config), "postgres://vkube@127.0.0.1:6543/state");
         assert_eq!(config.get_password(), Some(&b"hunter2"[..]));
     }

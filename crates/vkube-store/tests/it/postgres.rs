@@ -95,3 +95,64 @@ async fn migrations_are_recorded_once_each() {
         ["YES"]
     );
 }
+
+#[tokio::test]
+async fn tls_is_verified_in_full() {
+    use vkube_test_support::postgres::TLS_ONLY_USER;
+    let Some(b) = Backend::postgres() else { return };
+    let database = database(&b);
+    let key = b.key_file();
+    let ca = database.server().ca_file().display().to_string();
+
+    // This user is refused without TLS, and loopback means no TLS by default.
+    let plain = database.url_for(TLS_ONLY_USER, "");
+    let error = PgStore::connect_with_key(&plain, &key).await.unwrap_err();
+    assert!(matches!(error, Error::Database { .. }), "{error}");
+
+    // With the test CA: encrypted (the server lets this user in) and verified.
+    let verified = database.url_for(
+        TLS_ONLY_USER,
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    let store = PgStore::connect_with_key(&verified, &key)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", std::error::Error::source(&e)));
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        PgStore::latest_schema_version()
+    );
+
+    // Another CA: the server is not trusted.
+    let other = vkube_test_support::kube_api::TestCa::new("someone else");
+    let other_file = b.key_dir().join("other-ca.pem");
+    std::fs::write(&other_file, &other.cert_pem).unwrap();
+    let wrong = database.url_for(
+        TLS_ONLY_USER,
+        &format!("sslmode=verify-full&sslrootcert={}", other_file.display()),
+    );
+    let error = PgStore::connect_with_key(&wrong, &key).await.unwrap_err();
+    let chain = error_chain(&error);
+    assert!(chain.contains("certificate"), "{chain}");
+
+    // `require` verifies too: the system roots do not know the test CA.
+    if std::env::var_os(vkube_store::ROOT_CERT_ENV).is_none() {
+        let require = database.url_for(TLS_ONLY_USER, "sslmode=require");
+        let error = PgStore::connect_with_key(&require, &key).await.unwrap_err();
+        let chain = error_chain(&error);
+        assert!(
+            chain.contains("certificate") || chain.contains("root"),
+            "{chain}"
+        );
+    }
+}
+
+/// An error and its sources, for messages.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
