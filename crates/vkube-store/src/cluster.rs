@@ -12,11 +12,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::Serialize;
 use vkube_core::ipam::Lease;
 
 use crate::error::Result;
 use crate::journal::Intent;
+use crate::lock::Fence;
 use crate::time::Timestamp;
 
 /// How long a deletion must have been stuck before `--force` may remove the
@@ -230,16 +232,21 @@ pub struct AddonRecord {
 /// change nothing still checks the version but leaves version and
 /// `updated_at` alone. Retrying a write whose commit succeeded but whose
 /// answer was lost therefore fails with `Conflict`: re-read and compare.
+///
+/// The writes an apply makes take its [`Fence`] instead of the cluster
+/// name and fail with `LockLost`, changing nothing, once the apply lock
+/// changed hands (see [`Fence`] for which writes are fenced).
+#[async_trait]
 pub trait ClusterStore: Send + Sync {
-    /// Records a new cluster in phase `Pending` at version 1.
+    /// Records the fence's cluster, new, in phase `Pending` at version 1.
     ///
     /// Idempotent for one `uid`: if `name` already exists with the same
     /// `uid` (a retry after a lost answer), returns the stored record
     /// unchanged. Fails with `ClusterExists` if it exists with another uid,
     /// or `Invalid` for an unusable name or a uid used by another cluster.
-    fn create_cluster(
+    async fn create_cluster(
         &self,
-        name: &str,
+        fence: &Fence,
         uid: &str,
         spec_yaml: &str,
         spec_hash: &str,
@@ -247,16 +254,16 @@ pub trait ClusterStore: Send + Sync {
     ) -> Result<ClusterRecord>;
 
     /// One cluster, or `ClusterNotFound`.
-    fn cluster(&self, name: &str) -> Result<ClusterRecord>;
+    async fn cluster(&self, name: &str) -> Result<ClusterRecord>;
 
     /// All clusters, by name.
-    fn clusters(&self) -> Result<Vec<ClusterRecord>>;
+    async fn clusters(&self) -> Result<Vec<ClusterRecord>>;
 
     /// Replaces the desired spec. Fails with `Conflict`, `ClusterNotFound`,
-    /// or `ClusterDeleting` once deletion has started.
-    fn update_cluster_spec(
+    /// `ClusterDeleting` once deletion has started, or `LockLost`.
+    async fn update_cluster_spec(
         &self,
-        name: &str,
+        fence: &Fence,
         expected_version: u64,
         spec_yaml: &str,
         spec_hash: &str,
@@ -265,11 +272,11 @@ pub trait ClusterStore: Send + Sync {
 
     /// Sets the phase. `Deleting` and `Deleted` also start deletion (as
     /// [`mark_deleting`](Self::mark_deleting)); once it has started, any
-    /// other phase fails with `ClusterDeleting`. Fails with `Conflict` or
-    /// `ClusterNotFound`.
-    fn set_cluster_phase(
+    /// other phase fails with `ClusterDeleting`. Fails with `Conflict`,
+    /// `ClusterNotFound` or `LockLost`.
+    async fn set_cluster_phase(
         &self,
-        name: &str,
+        fence: &Fence,
         expected_version: u64,
         phase: ClusterPhase,
         now: Timestamp,
@@ -281,7 +288,7 @@ pub trait ClusterStore: Send + Sync {
     /// then fails with `Conflict`). Idempotent: calling it again keeps the
     /// first start time, so the 15-minute rule counts from the first
     /// `vkube cluster delete`.
-    fn mark_deleting(&self, name: &str, now: Timestamp) -> Result<ClusterRecord>;
+    async fn mark_deleting(&self, name: &str, now: Timestamp) -> Result<ClusterRecord>;
 
     /// Removes the cluster with its nodes, intents, events and apply lock,
     /// and releases its IP leases, in one transaction.
@@ -291,7 +298,7 @@ pub trait ClusterStore: Send + Sync {
     /// unless deletion started at least `d` before `now`; `Now` always
     /// proceeds. Fails with `ClusterNotFound` if it is already gone (a
     /// retry after a lost answer may treat that as success).
-    fn remove_cluster(
+    async fn remove_cluster(
         &self,
         name: &str,
         force: ForceDelete,
@@ -302,42 +309,45 @@ pub trait ClusterStore: Send + Sync {
     /// Idempotent: writing the same values again changes nothing, not even
     /// `updated_at`. Fails with `ClusterNotFound`, `Invalid` for an
     /// unusable node name, or `NodeClash` when another node of the cluster
-    /// already has the same `vm_id` or the same pool and index.
-    fn upsert_node(&self, cluster: &str, node: &Node, now: Timestamp) -> Result<NodeRecord>;
+    /// already has the same `vm_id` or the same pool and index, or
+    /// `LockLost`.
+    async fn upsert_node(&self, fence: &Fence, node: &Node, now: Timestamp) -> Result<NodeRecord>;
 
     /// One node record, or `None`. Fails with `ClusterNotFound`.
-    fn node(&self, cluster: &str, node: &str) -> Result<Option<NodeRecord>>;
+    async fn node(&self, cluster: &str, node: &str) -> Result<Option<NodeRecord>>;
 
     /// The cluster's node records, by pool then index. Fails with
     /// `ClusterNotFound`.
-    fn nodes(&self, cluster: &str) -> Result<Vec<NodeRecord>>;
+    async fn nodes(&self, cluster: &str) -> Result<Vec<NodeRecord>>;
 
     /// Deletes one node record and releases the node's leases together, so
     /// neither can outlive the other. Call it only after the VM's deletion
     /// has been observed. Idempotent: a missing record (or cluster) is not
-    /// an error, and leases of the node are released either way.
-    fn delete_node(&self, cluster: &str, node: &str) -> Result<RemovedNode>;
+    /// an error, and leases of the node are released either way. Fails
+    /// with `LockLost`.
+    async fn delete_node(&self, fence: &Fence, node: &str) -> Result<RemovedNode>;
 
     /// The secret `name` of `cluster`, storing `value` first if there is
     /// none yet. The first writer wins, so concurrent or repeated applies
     /// all use the same key material. Returns the stored value.
-    fn ensure_secret(&self, cluster: &str, name: &str, value: &str) -> Result<String>;
+    async fn ensure_secret(&self, cluster: &str, name: &str, value: &str) -> Result<String>;
 
     /// The secret `name` of `cluster`, if stored.
-    fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>>;
+    async fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>>;
 
     /// Records the cluster's add-ons: each record replaces the one of the
-    /// same `addon` (others are kept). Fails with `ClusterNotFound`.
-    fn record_addons(&self, cluster: &str, records: &[AddonRecord]) -> Result<()>;
+    /// same `addon` (others are kept). Fails with `ClusterNotFound` or
+    /// `LockLost`.
+    async fn record_addons(&self, fence: &Fence, records: &[AddonRecord]) -> Result<()>;
 
     /// The cluster's add-on records, by addon. Fails with `ClusterNotFound`.
-    fn addons(&self, cluster: &str) -> Result<Vec<AddonRecord>>;
+    async fn addons(&self, cluster: &str) -> Result<Vec<AddonRecord>>;
 
     /// Replaces the secret `name` of `cluster` with `value` if it still
     /// holds `expected` (compare-and-set, e.g. renewing an expired
     /// bootstrap token). Returns the value stored afterwards: `value`, or
     /// what another writer put there first. Fails with `ClusterNotFound`.
-    fn replace_secret(
+    async fn replace_secret(
         &self,
         cluster: &str,
         name: &str,

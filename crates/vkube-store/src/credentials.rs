@@ -3,7 +3,10 @@
 //! are set before the cluster exists and may serve several clusters;
 //! passwords are sealed at rest like every secret (see `sealing`).
 
-use crate::error::Result;
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::rules::check_name;
 use crate::sealing::Rotation;
 use crate::time::Timestamp;
 
@@ -45,10 +48,11 @@ pub struct CredentialsSummary {
 }
 
 /// Named credentials and the key that seals every secret.
+#[async_trait]
 pub trait CredentialStore: Send + Sync {
     /// Stores or replaces the credentials `name`. Returns whether they
     /// changed (same user and password again changes nothing).
-    fn set_credentials(
+    async fn set_credentials(
         &self,
         name: &str,
         username: &str,
@@ -57,16 +61,34 @@ pub trait CredentialStore: Send + Sync {
     ) -> Result<bool>;
 
     /// The credentials `name`, or `CredentialsNotFound`.
-    fn credentials(&self, name: &str) -> Result<StoredCredentials>;
+    async fn credentials(&self, name: &str) -> Result<StoredCredentials>;
 
     /// Every stored name and user, by name.
-    fn list_credentials(&self) -> Result<Vec<CredentialsSummary>>;
+    async fn list_credentials(&self) -> Result<Vec<CredentialsSummary>>;
 
     /// Removes the credentials `name`; returns whether they existed.
-    fn delete_credentials(&self, name: &str) -> Result<bool>;
+    async fn delete_credentials(&self, name: &str) -> Result<bool>;
 
     /// Re-seals every secret (cluster secrets and credentials) under a new
     /// key and replaces the key file. Crash-safe at any point (see the
     /// `sealing` module).
-    fn rotate_key(&self) -> Result<Rotation>;
+    async fn rotate_key(&self) -> Result<Rotation>;
+}
+
+/// The checks `set_credentials` makes before writing.
+pub(crate) fn check_credentials(name: &str, username: &str, password: &str) -> Result<()> {
+    check_name("credentials name", name)?;
+    if username.is_empty() {
+        return Err(Error::Invalid {
+            field: "username",
+            problem: "a vCenter user is required (user@domain)".into(),
+        });
+    }
+    if password.is_empty() {
+        return Err(Error::Invalid {
+            field: "password",
+            problem: "the password is empty".into(),
+        });
+    }
+    Ok(())
 }

@@ -166,11 +166,11 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
-    /// The state file was written by a newer vkube.
-    #[error("state file `{}` has schema version {found}, but this vkube only knows up to {supported}; upgrade vkube", path.display())]
+    /// The state was written by a newer vkube.
+    #[error("state `{state}` has schema version {found}, but this vkube only knows up to {supported}; upgrade vkube")]
     SchemaTooNew {
-        /// The state file.
-        path: PathBuf,
+        /// The state file, or the PostgreSQL URL without its password.
+        state: String,
         /// Version found in the file.
         found: u32,
         /// Newest version this build knows.
@@ -220,15 +220,28 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The database failed.
+    /// The database failed (SQLite or PostgreSQL).
     #[error("state database error while {action}")]
     Database {
         /// What the store was doing, e.g. "allocating from pool `lab`".
         action: String,
-        /// The cause.
+        /// The cause: a `rusqlite::Error` or a `tokio_postgres::Error`.
         #[source]
-        source: rusqlite::Error,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+}
+
+impl Error {
+    /// A database failure while doing `action`.
+    pub(crate) fn database(
+        action: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Database {
+            action: action.into(),
+            source: Box::new(source),
+        }
+    }
 }
 
 /// `` `a`, `b`, `c` `` (the first five, then "and N more").

@@ -11,9 +11,11 @@
 //! *Events* are the human-readable history behind `vkube cluster events`
 //! and `describe`: what happened, when, at which level.
 
+use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::lock::Fence;
 use crate::time::Timestamp;
 
 text_enum! {
@@ -156,18 +158,43 @@ pub struct Event {
     pub node: Option<String>,
 }
 
+impl Event {
+    /// An event not yet appended (sequence 0 until the store assigns one).
+    pub(crate) fn new(
+        cluster: &str,
+        at: Timestamp,
+        level: EventLevel,
+        kind: &str,
+        message: &str,
+        node: Option<&str>,
+    ) -> Event {
+        Event {
+            sequence: 0,
+            cluster: cluster.to_owned(),
+            at,
+            level,
+            kind: kind.to_owned(),
+            message: message.to_owned(),
+            node: node.map(str::to_owned),
+        }
+    }
+}
+
 /// The operation journal and event log.
 ///
 /// Every method runs in its own transaction and is safe for several
-/// processes sharing one state. Times are passed in, never read.
+/// processes sharing one state. Times are passed in, never read. Intents
+/// are fenced by the apply lock (see [`Fence`]); events are not.
+#[async_trait]
 pub trait Journal: Send + Sync {
     /// Records that `action` is about to be done; call (and let it commit)
     /// before the vCenter call. Not idempotent: each call adds an intent,
     /// so a caller retrying after a lost answer should first look at
-    /// [`open_intents`](Self::open_intents). Fails with `ClusterNotFound`.
-    fn record_intent(
+    /// [`open_intents`](Self::open_intents). Fails with `ClusterNotFound`,
+    /// or `LockLost` (then nothing may be done in vCenter either).
+    async fn record_intent(
         &self,
-        cluster: &str,
+        fence: &Fence,
         node: Option<&str>,
         action: IntentAction,
         detail: &serde_json::Value,
@@ -176,9 +203,11 @@ pub trait Journal: Send + Sync {
 
     /// Closes an intent. Idempotent: completing it again keeps the first
     /// outcome and returns it. Fails with `IntentNotFound` (also once its
-    /// cluster has been removed).
-    fn complete_intent(
+    /// cluster has been removed, or when it belongs to another cluster than
+    /// the fence's) or `LockLost`.
+    async fn complete_intent(
         &self,
+        fence: &Fence,
         id: IntentId,
         outcome: IntentOutcome,
         now: Timestamp,
@@ -186,11 +215,11 @@ pub trait Journal: Send + Sync {
 
     /// Intents never completed, oldest first: after a crash, the actions
     /// that may be half-done. Fails with `ClusterNotFound`.
-    fn open_intents(&self, cluster: &str) -> Result<Vec<Intent>>;
+    async fn open_intents(&self, cluster: &str) -> Result<Vec<Intent>>;
 
     /// Appends an event. Fails with `ClusterNotFound`, or `Invalid` for an
     /// empty kind.
-    fn append_event(
+    async fn append_event(
         &self,
         cluster: &str,
         now: Timestamp,
@@ -202,5 +231,5 @@ pub trait Journal: Send + Sync {
 
     /// The last `limit` events of the cluster, newest last. Fails with
     /// `ClusterNotFound`.
-    fn events(&self, cluster: &str, limit: usize) -> Result<Vec<Event>>;
+    async fn events(&self, cluster: &str, limit: usize) -> Result<Vec<Event>>;
 }

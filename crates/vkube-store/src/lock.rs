@@ -10,9 +10,12 @@
 //!
 //! Dropping an [`ApplyLock`] does not release it (a drop cannot report a
 //! failed write); call [`ApplyLocks::release_apply_lock`], or let it expire.
+//!
+//! Writes an apply makes are fenced by the lock's generation: see [`Fence`].
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -38,12 +41,93 @@ pub struct ApplyLock {
     pub taken_over_from: Option<String>,
 }
 
+impl ApplyLock {
+    /// The fence the holder's writes carry; unchanged by renewals.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            cluster: self.cluster.clone(),
+            holder: self.holder.clone(),
+            generation: self.generation,
+        }
+    }
+}
+
+/// What a fenced write proves: that it comes from `holder` while it still
+/// holds generation `generation` of `cluster`'s apply lock. Anyone may build
+/// one (e.g. a fake store); the store checks it against the lock row, so a
+/// made-up fence grants nothing.
+///
+/// Renewal alone cannot stop a holder that paused (a long stall, a
+/// suspended VM, a lost network) between its last renewal and its next
+/// write: by then another applier may hold the lock. So every write an
+/// apply makes to a cluster's record takes the holder's [`Fence`] (its
+/// cluster, holder and generation) and the store checks it *inside the
+/// write's own transaction*: if the lock row no longer names this holder
+/// and generation (taken over, released, expired by name and re-taken, or
+/// the cluster removed), the write fails with `LockLost` and changes
+/// nothing. A holder whose lock expired but was not taken over may still
+/// write, as it may still renew ([`ApplyLocks::renew_apply_lock`]).
+/// PostgreSQL holds the lock row
+/// `FOR SHARE` until the write commits, so a takeover waits for writes in
+/// flight and every later write sees the new generation; SQLite's single
+/// writer gives the same order.
+///
+/// Fenced: `create_cluster`, `update_cluster_spec`, `set_cluster_phase`,
+/// `upsert_node`, `delete_node`, `record_addons`, `allocate`,
+/// `release_node`, `record_intent`, `complete_intent`. Not fenced, on
+/// purpose: deletion's `mark_deleting` and `remove_cluster` (they must work
+/// while an applier is stuck; removal drops the lock row, which fences the
+/// old holder out), events (an append-only history; a holder that lost its
+/// lock may still say so), secrets (first writer wins or compare-and-set
+/// already, and the CLI issues kubeconfigs without the lock), pools and
+/// credentials (not a cluster's record).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fence {
+    cluster: String,
+    holder: String,
+    generation: u64,
+}
+
+impl Fence {
+    /// A fence for `holder`'s generation `generation` of `cluster`'s lock.
+    pub fn new(cluster: impl Into<String>, holder: impl Into<String>, generation: u64) -> Self {
+        Fence {
+            cluster: cluster.into(),
+            holder: holder.into(),
+            generation,
+        }
+    }
+
+    /// The cluster the fenced writes are for.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// The lock holder.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// The lock generation it was issued for.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl From<&ApplyLock> for Fence {
+    fn from(lock: &ApplyLock) -> Self {
+        lock.fence()
+    }
+}
+
 /// Per-cluster apply locks.
 ///
 /// Locks need not belong to a recorded cluster: the first apply takes the
 /// lock before `create_cluster`. Expiry compares times passed by callers,
 /// so appliers on several hosts need roughly synchronized clocks (NTP);
 /// choose TTLs well above the expected skew.
+#[async_trait]
 pub trait ApplyLocks: Send + Sync {
     /// Takes the cluster's apply lock until `now + ttl`.
     ///
@@ -51,7 +135,7 @@ pub trait ApplyLocks: Send + Sync {
     /// or already held by `holder` (then it is renewed, so retrying is
     /// safe). Otherwise fails with `Locked`, naming the holder and when its
     /// lock expires.
-    fn acquire_apply_lock(
+    async fn acquire_apply_lock(
         &self,
         cluster: &str,
         holder: &str,
@@ -62,7 +146,7 @@ pub trait ApplyLocks: Send + Sync {
     /// Extends a held lock to `now + ttl`; also works after expiry as long
     /// as nobody took it over. Fails with `LockLost` once another holder
     /// has it (or the cluster was removed): stop applying.
-    fn renew_apply_lock(
+    async fn renew_apply_lock(
         &self,
         lock: &ApplyLock,
         now: Timestamp,
@@ -71,15 +155,15 @@ pub trait ApplyLocks: Send + Sync {
 
     /// Releases a held lock. Idempotent: releasing a lock that is no longer
     /// held, or held by someone else, changes nothing.
-    fn release_apply_lock(&self, lock: &ApplyLock) -> Result<()>;
+    async fn release_apply_lock(&self, lock: &ApplyLock) -> Result<()>;
 
     /// Expire the lock of `holder` at once, for a holder known to be dead
     /// (e.g. a process on this host that no longer runs), so the next
     /// `acquire_apply_lock` takes it over. Changes nothing when someone
     /// else holds the lock by now. Returns whether it expired the lock.
-    fn expire_apply_lock(&self, cluster: &str, holder: &str) -> Result<bool>;
+    async fn expire_apply_lock(&self, cluster: &str, holder: &str) -> Result<bool>;
 
     /// The current holder of the cluster's lock, if any, expired or not
     /// (compare `expires_at` with the time), for `describe`.
-    fn apply_lock(&self, cluster: &str) -> Result<Option<ApplyLock>>;
+    async fn apply_lock(&self, cluster: &str) -> Result<Option<ApplyLock>>;
 }

@@ -16,6 +16,15 @@
 //! renames the new key over the old one. A crash in between leaves both
 //! files; both keys open values, and the next rotation resumes with the
 //! pending key, so no value is ever unreadable.
+//!
+//! Several processes (or PostgreSQL replicas sharing the key file) may
+//! write while one rotates, so a writer reads the key files afresh for
+//! every value it seals, inside its write transaction, and seals with the
+//! pending key once one exists: a value sealed after the rotation's
+//! re-sealing never carries the key about to be replaced. The re-sealing
+//! transaction excludes writers in flight (SQLite's single writer; an
+//! advisory lock on PostgreSQL), so it re-seals what they wrote. Opening
+//! uses the keys read last and reads the files again for an unknown key.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -30,6 +39,14 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+
+/// Associated-data scope of a cluster's secrets.
+pub(crate) fn cluster_scope(cluster: &str) -> String {
+    format!("cluster/{cluster}")
+}
+
+/// Associated-data scope of named cloud credentials.
+pub(crate) const CREDENTIALS_SCOPE: &str = "credentials";
 
 /// Environment variable naming the key file.
 pub const STATE_KEY_ENV: &str = "VKUBE_STATE_KEY";
@@ -89,13 +106,19 @@ impl std::fmt::Debug for Sealer {
 
 #[derive(Clone)]
 struct KeyRing {
-    /// Seals new values.
+    /// The key of the key file.
     current: Key,
-    /// A rotation's pending key, if one was interrupted.
+    /// A rotation's pending key (`<key file>.next`), if one is under way
+    /// or was interrupted.
     next: Option<Key>,
 }
 
 impl KeyRing {
+    /// The key new values are sealed with: the pending one, if any.
+    fn sealing(&self) -> &Key {
+        self.next.as_ref().unwrap_or(&self.current)
+    }
+
     fn find(&self, id: &str) -> Option<&Key> {
         std::iter::once(&self.current)
             .chain(self.next.as_ref())
@@ -135,24 +158,29 @@ impl Sealer {
         PathBuf::from(name)
     }
 
-    fn ring(&self) -> Result<KeyRing> {
+    /// The keys read last, or read now when `fresh` or never read.
+    fn ring(&self, fresh: bool) -> Result<KeyRing> {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(ring) = keys.as_ref() {
+        if let Some(ring) = keys.as_ref().filter(|_| !fresh) {
             return Ok(ring.clone());
         }
+        // The pending key first: if it is gone, the rename that removed it
+        // happened before the key file is read, so that read sees the new key.
+        let next = read_key(&self.next_path())?;
         let current = match read_key(&self.path)? {
             Some(key) => key,
             None => create_key(&self.path)?,
         };
-        let next = read_key(&self.next_path())?;
         let ring = KeyRing { current, next };
         *keys = Some(ring.clone());
         Ok(ring)
     }
 
-    /// `plain` sealed for the row named by `scope` and `name`.
+    /// `plain` sealed for the row named by `scope` and `name`. Reads the
+    /// key files first (another process may have rotated the key): call it
+    /// inside the write transaction that stores the value.
     pub(crate) fn seal(&self, scope: &str, name: &str, plain: &str) -> Result<String> {
-        seal_with(&self.ring()?.current, scope, name, plain)
+        seal_with(self.ring(true)?.sealing(), scope, name, plain)
     }
 
     /// The plain text of `stored`. Values written before sealing existed
@@ -167,7 +195,12 @@ impl Sealer {
         let (id, data) = rest
             .split_once(':')
             .ok_or_else(|| unreadable("malformed sealed value".into()))?;
-        let ring = self.ring()?;
+        let cached = self.ring(false)?;
+        let ring = match cached.find(id) {
+            Some(_) => cached,
+            // Rotated by another process since we read the key files?
+            None => self.ring(true)?,
+        };
         let key = ring.find(id).ok_or_else(|| {
             unreadable(format!(
                 "sealed with key `{id}`, but the key file `{}` holds key `{}`; \
@@ -202,7 +235,7 @@ impl Sealer {
     /// Whether `stored` is sealed with the current key.
     #[cfg(test)]
     pub(crate) fn is_current(&self, stored: &str) -> Result<bool> {
-        let id = self.ring()?.current.id;
+        let id = self.ring(false)?.current.id;
         Ok(stored
             .strip_prefix(PREFIX)
             .and_then(|rest| rest.split_once(':'))
@@ -213,7 +246,7 @@ impl Sealer {
     /// interrupted rotation left) written to `<key>.next`. Returns a
     /// closure-free handle the store re-seals rows with.
     pub(crate) fn begin_rotation(&self) -> Result<PendingKey> {
-        let ring = self.ring()?;
+        let ring = self.ring(true)?;
         let key = match ring.next {
             Some(next) => next,
             None => {

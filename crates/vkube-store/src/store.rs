@@ -1,11 +1,12 @@
 //! The [`Store`] trait: the narrow set of operations vkube needs from its
-//! persistent state, so that SQLite and (later) PostgreSQL can both sit
-//! behind it.
+//! persistent state, so that SQLite and PostgreSQL can both sit behind it.
 
+use async_trait::async_trait;
 use serde::Serialize;
-use vkube_core::ipam::{IpPool, Lease, PoolName};
+use vkube_core::ipam::{check_overlap, IpPool, Lease, PoolName};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::lock::Fence;
 
 /// A stored pool with its current use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,40 +37,92 @@ pub struct LeaseFilter {
 /// Every method runs in its own transaction: it either happens completely
 /// or not at all, also when the process is killed mid-call. Implementations
 /// must be safe for several processes (or replicas) sharing one state.
+///
+/// Allocation and node release are what an apply does for its cluster, so
+/// they are fenced by its apply lock (see [`Fence`]): a holder whose lock
+/// was taken over gets `LockLost` and changes nothing.
+#[async_trait]
 pub trait Store: Send + Sync {
     /// Adds pools, all or none. Fails with `PoolExists`, or `Overlap` when a
     /// pool shares addresses with a stored one or another new one (unless
     /// `allow_overlap`). Not idempotent: a second call fails with `PoolExists`.
-    fn create_pools(&self, pools: &[IpPool], allow_overlap: bool) -> Result<Vec<PoolRecord>>;
+    async fn create_pools(&self, pools: &[IpPool], allow_overlap: bool) -> Result<Vec<PoolRecord>>;
 
     /// One pool, or `PoolNotFound`.
-    fn pool(&self, name: &str) -> Result<PoolRecord>;
+    async fn pool(&self, name: &str) -> Result<PoolRecord>;
 
     /// All pools, by name.
-    fn pools(&self) -> Result<Vec<PoolRecord>>;
+    async fn pools(&self) -> Result<Vec<PoolRecord>>;
 
     /// Deletes a pool. With leases left it fails with `PoolInUse`, unless
     /// `force`, which releases them too; returns the released leases.
-    fn delete_pool(&self, name: &str, force: bool) -> Result<Vec<Lease>>;
+    async fn delete_pool(&self, name: &str, force: bool) -> Result<Vec<Lease>>;
 
-    /// Leases the lowest free address of `pool` to `cluster`/`node`.
+    /// Leases the lowest free address of `pool` to `node` of the fence's
+    /// cluster.
     ///
     /// Idempotent: while the node holds a lease from this pool, asking again
     /// returns that same lease, so it is safe to retry after a crash or
     /// timeout. No address is ever leased twice, whatever the number of
     /// concurrent callers. Fails with `PoolNotFound`, `PoolFull`, or
     /// `PoolRestricted` when the pool belongs to another cluster; the first
-    /// cluster allocating from a `restrictToCluster` pool claims it.
-    fn allocate(&self, pool: &str, cluster: &str, node: &str) -> Result<Lease>;
+    /// cluster allocating from a `restrictToCluster` pool claims it; with
+    /// `LockLost` when the fence's lock changed hands.
+    async fn allocate(&self, fence: &Fence, pool: &str, node: &str) -> Result<Lease>;
 
-    /// Releases every lease of one node; returns them (none is not an
-    /// error, so retrying is safe).
-    fn release_node(&self, cluster: &str, node: &str) -> Result<Vec<Lease>>;
+    /// Releases every lease of one node of the fence's cluster; returns
+    /// them (none is not an error, so retrying is safe). Fails with
+    /// `LockLost` when the fence's lock changed hands.
+    async fn release_node(&self, fence: &Fence, node: &str) -> Result<Vec<Lease>>;
 
     /// Releases every lease of a cluster and gives up its claim on
     /// restricted pools; returns the leases (none is not an error).
-    fn release_cluster(&self, cluster: &str) -> Result<Vec<Lease>>;
+    async fn release_cluster(&self, cluster: &str) -> Result<Vec<Lease>>;
 
     /// Leases matching `filter`, by pool then address.
-    fn leases(&self, filter: &LeaseFilter) -> Result<Vec<Lease>>;
+    async fn leases(&self, filter: &LeaseFilter) -> Result<Vec<Lease>>;
+}
+
+/// The records `create_pools` returns for `pools` added to `known`, or
+/// `PoolExists` / `Overlap` (unless `allow_overlap`), checking each new
+/// pool against the stored ones and the new ones before it.
+pub(crate) fn check_new_pools(
+    known: &[IpPool],
+    pools: &[IpPool],
+    allow_overlap: bool,
+) -> Result<Vec<PoolRecord>> {
+    let mut known = known.to_vec();
+    let mut records = Vec::with_capacity(pools.len());
+    for pool in pools {
+        if known.iter().any(|other| other.name() == pool.name()) {
+            return Err(Error::PoolExists {
+                pool: pool.name().clone(),
+            });
+        }
+        if !allow_overlap {
+            check_overlap(pool, &known).map_err(|error| match error {
+                vkube_core::ipam::Error::Overlap {
+                    pool,
+                    other,
+                    addresses,
+                } => Error::Overlap {
+                    pool,
+                    other,
+                    addresses,
+                },
+                other => Error::Corrupt {
+                    what: "pool".into(),
+                    problem: other.to_string(),
+                },
+            })?;
+        }
+        known.push(pool.clone());
+        records.push(PoolRecord {
+            pool: pool.clone(),
+            owner: None,
+            allocated: 0,
+            capacity: pool.capacity(),
+        });
+    }
+    Ok(records)
 }

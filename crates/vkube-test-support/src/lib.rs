@@ -6,12 +6,16 @@
 //!   [`Simulator`] is dropped, so tests leak no processes and use no fixed ports;
 //! - [`kube_api`]: a stand-in Kubernetes API server over mutual TLS serving recorded
 //!   kube-apiserver answers, for vkube-kube's tests and the CLI's;
-//! - [`external_tool`]: running the ecosystem's own tools (OpenSSL, kubectl) when installed.
+//! - [`external_tool`]: running the ecosystem's own tools (OpenSSL, kubectl) when installed;
+//! - [`postgres`]: a real PostgreSQL server from Debian's packages in a temporary directory on
+//!   a free loopback port, one per test binary with a database per test, for the store's
+//!   conformance suite.
 
 #![deny(missing_docs)]
 
 pub mod external_tool;
 pub mod kube_api;
+pub mod postgres;
 mod simulator;
 
 pub use simulator::{repo_root, vcsim_binary, Simulator, SimulatorConfig};

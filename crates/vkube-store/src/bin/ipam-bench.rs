@@ -16,7 +16,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use vkube_core::ipam::RawIpPool;
-use vkube_store::{LeaseFilter, SqliteStore, Store};
+use vkube_store::{ApplyLocks, LeaseFilter, SqliteStore, Store, Timestamp};
 
 const POOL: &str = "bench";
 
@@ -59,6 +59,14 @@ fn number(options: &HashMap<String, String>, name: &str, default: usize) -> Resu
     })
 }
 
+/// The store is async: each process drives it from one current-thread
+/// runtime (SQLite work still runs on its blocking pool).
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
 fn node(worker: usize, n: usize) -> String {
     format!("node-{worker}-{n}")
 }
@@ -71,19 +79,29 @@ fn worker(args: &[String]) -> Result<(), Failure> {
     let state = options.get("state").ok_or("--state is required")?;
     let worker = number(&options, "worker", 0)?;
     let count = number(&options, "count", 0)?;
-    let store = SqliteStore::open(state)?;
+    let runtime = runtime()?;
+    let store = runtime.block_on(SqliteStore::open(state))?;
     let cluster = format!("bench-{worker}");
+    // The bench is the cluster's only applier: one lock for the whole run.
+    let holder = format!("ipam-bench:{}", std::process::id());
+    let lock = runtime.block_on(store.acquire_apply_lock(
+        &cluster,
+        &holder,
+        Timestamp::now(),
+        Duration::from_secs(3600),
+    ))?;
+    let fence = lock.fence();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for n in 0..count {
         let node = node(worker, n);
         match mode.as_str() {
             "allocate" => {
-                let lease = store.allocate(POOL, &cluster, &node)?;
+                let lease = runtime.block_on(store.allocate(&fence, POOL, &node))?;
                 writeln!(out, "{} {cluster} {node}", lease.address)?;
             }
             "release" => {
-                let released = store.release_node(&cluster, &node)?;
+                let released = runtime.block_on(store.release_node(&fence, &node))?;
                 if released.len() != 1 {
                     return Err(format!(
                         "releasing {cluster}/{node} returned {} leases",
@@ -97,6 +115,7 @@ fn worker(args: &[String]) -> Result<(), Failure> {
         }
     }
     out.flush()?;
+    runtime.block_on(store.release_apply_lock(&lock))?;
     Ok(())
 }
 
@@ -200,7 +219,13 @@ fn run(args: &[String]) -> Result<(), Failure> {
         )
         .into());
     }
-    SqliteStore::open(&state)?.create_pools(&[pool], false)?;
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        SqliteStore::open(&state)
+            .await?
+            .create_pools(&[pool], false)
+            .await
+    })?;
     println!(
         "ipam bench: {processes} processes x {count} operations on {}",
         state.display()
@@ -233,8 +258,14 @@ fn run(args: &[String]) -> Result<(), Failure> {
          file: {rows_after} leases left",
         elapsed.as_secs_f64(),
     );
-    let store = SqliteStore::open(&state)?;
-    let left = store.leases(&LeaseFilter::default())?.len();
+    let left = runtime
+        .block_on(async {
+            SqliteStore::open(&state)
+                .await?
+                .leases(&LeaseFilter::default())
+                .await
+        })?
+        .len();
     let release_ok = released_match && rows_after == 0 && left == 0;
 
     println!(

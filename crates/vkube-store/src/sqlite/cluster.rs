@@ -7,80 +7,54 @@
 //! weaker default isolation, where the read and the write could
 //! interleave with another replica.
 
+use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 use super::ipam::release_leases;
 use super::journal::select_intents;
-use super::{check_name, database, SqliteStore};
+use super::lock::fenced;
+use super::{database, Inner, SqliteStore};
 use crate::cluster::{
-    AddonDelivery, AddonRecord, ClusterPhase, ClusterRecord, ClusterStore, ForceDelete, Node,
-    NodePhase, NodeRecord, RemovedCluster, RemovedNode,
+    AddonRecord, ClusterPhase, ClusterRecord, ClusterStore, ForceDelete, Node, NodeRecord,
+    RemovedCluster, RemovedNode,
 };
 use crate::error::{Error, Result};
+use crate::lock::Fence;
+use crate::rows::{AddonRow, ClusterRow, NodeRow, ADDON_COLUMNS, CLUSTER_COLUMNS, NODE_COLUMNS};
+use crate::rules::{
+    bumped, check_node, check_removal, check_version, deletion_mark, existing_cluster, new_cluster,
+    node_clash, phase_update, spec_update, uid_taken,
+};
 use crate::time::Timestamp;
 
-const CLUSTER_COLUMNS: &str = "name, uid, spec_yaml, spec_hash, version, phase, \
-     deletion_started_at, created_at, updated_at";
-
-const NODE_COLUMNS: &str = "cluster, name, node_pool, node_index, domain, vm_id, ip, phase, \
-     spec_hash, created_at, updated_at";
-
-/// A stored enum value, or `Corrupt` naming what held it.
-pub(super) fn parse_stored<T>(
-    parse: impl FnOnce(&str) -> Option<T>,
-    text: &str,
-    what: impl FnOnce() -> String,
-) -> Result<T> {
-    parse(text).ok_or_else(|| Error::Corrupt {
-        what: what(),
-        problem: format!("`{text}` is not a known value"),
+fn cluster_row(row: &Row<'_>) -> rusqlite::Result<ClusterRow> {
+    Ok(ClusterRow {
+        name: row.get(0)?,
+        uid: row.get(1)?,
+        spec_yaml: row.get(2)?,
+        spec_hash: row.get(3)?,
+        version: row.get(4)?,
+        phase: row.get(5)?,
+        deletion_started_at: row.get(6)?,
+        created_at: row.get(7)?,
+        updated_at: row.get(8)?,
     })
 }
 
-/// A `clusters` row as stored, before its text columns are parsed.
-struct ClusterRow {
-    name: String,
-    uid: String,
-    spec_yaml: String,
-    spec_hash: String,
-    version: u64,
-    phase: String,
-    deletion_started_at: Option<i64>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl ClusterRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(ClusterRow {
-            name: row.get(0)?,
-            uid: row.get(1)?,
-            spec_yaml: row.get(2)?,
-            spec_hash: row.get(3)?,
-            version: row.get(4)?,
-            phase: row.get(5)?,
-            deletion_started_at: row.get(6)?,
-            created_at: row.get(7)?,
-            updated_at: row.get(8)?,
-        })
-    }
-
-    fn into_record(self) -> Result<ClusterRecord> {
-        let phase = parse_stored(ClusterPhase::parse, &self.phase, || {
-            format!("phase of cluster `{}`", self.name)
-        })?;
-        Ok(ClusterRecord {
-            name: self.name,
-            uid: self.uid,
-            spec_yaml: self.spec_yaml,
-            spec_hash: self.spec_hash,
-            version: self.version,
-            phase,
-            deletion_started_at: self.deletion_started_at.map(Timestamp::from_unix_seconds),
-            created_at: Timestamp::from_unix_seconds(self.created_at),
-            updated_at: Timestamp::from_unix_seconds(self.updated_at),
-        })
-    }
+fn node_row(row: &Row<'_>) -> rusqlite::Result<NodeRow> {
+    Ok(NodeRow {
+        cluster: row.get(0)?,
+        name: row.get(1)?,
+        pool: row.get(2)?,
+        index: row.get(3)?,
+        domain: row.get(4)?,
+        vm_id: row.get(5)?,
+        ip: row.get(6)?,
+        phase: row.get(7)?,
+        spec_hash: row.get(8)?,
+        created_at: row.get(9)?,
+        updated_at: row.get(10)?,
+    })
 }
 
 /// The cluster, or `None`.
@@ -89,7 +63,7 @@ fn find_cluster(transaction: &Transaction<'_>, name: &str) -> Result<Option<Clus
         .query_row(
             &format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE name = ?1"),
             [name],
-            ClusterRow::read,
+            cluster_row,
         )
         .optional()
         .map_err(database(format!("reading cluster `{name}`")))?
@@ -104,31 +78,17 @@ pub(super) fn load_cluster(transaction: &Transaction<'_>, name: &str) -> Result<
     })
 }
 
-fn check_version(current: &ClusterRecord, expected_version: u64) -> Result<()> {
-    if current.version == expected_version {
-        Ok(())
-    } else {
-        Err(Error::Conflict {
-            cluster: current.name.clone(),
-            expected_version,
-            actual: current.version,
-        })
-    }
-}
-
 /// Writes `next` over `current` with the version bumped; writes nothing if
 /// they are equal.
 fn save_change(
     transaction: &Transaction<'_>,
     current: ClusterRecord,
-    mut next: ClusterRecord,
+    next: ClusterRecord,
     now: Timestamp,
 ) -> Result<ClusterRecord> {
-    if next == current {
+    let Some(next) = bumped(&current, next, now) else {
         return Ok(current);
-    }
-    next.version = current.version + 1;
-    next.updated_at = now;
+    };
     let action = format!("updating cluster `{}`", current.name);
     let changed = transaction
         .execute(
@@ -148,84 +108,12 @@ fn save_change(
         )
         .map_err(database(&action))?;
     if changed == 0 {
-        // Unreachable under SQLite's single writer; with PostgreSQL another
-        // replica may have committed between our read and this write.
+        // Unreachable under SQLite's single writer; the statement checks
+        // the version itself all the same.
         let actual = load_cluster(transaction, &current.name)?;
         check_version(&actual, current.version)?;
     }
     Ok(next)
-}
-
-/// Moves `record` into deletion: phase `phase` and a start time, kept if
-/// already set.
-fn start_deletion(record: &mut ClusterRecord, phase: ClusterPhase, now: Timestamp) {
-    record.phase = phase;
-    record.deletion_started_at.get_or_insert(now);
-}
-
-/// A `cluster_nodes` row as stored.
-struct NodeRow {
-    cluster: String,
-    name: String,
-    pool: String,
-    index: u32,
-    domain: Option<String>,
-    vm_id: Option<String>,
-    ip: Option<String>,
-    phase: String,
-    spec_hash: String,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl NodeRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(NodeRow {
-            cluster: row.get(0)?,
-            name: row.get(1)?,
-            pool: row.get(2)?,
-            index: row.get(3)?,
-            domain: row.get(4)?,
-            vm_id: row.get(5)?,
-            ip: row.get(6)?,
-            phase: row.get(7)?,
-            spec_hash: row.get(8)?,
-            created_at: row.get(9)?,
-            updated_at: row.get(10)?,
-        })
-    }
-
-    fn into_record(self) -> Result<NodeRecord> {
-        let what = |field: &str| {
-            format!(
-                "{field} of node `{}` in cluster `{}`",
-                self.name, self.cluster
-            )
-        };
-        let phase = parse_stored(NodePhase::parse, &self.phase, || what("phase"))?;
-        let ip = match &self.ip {
-            None => None,
-            Some(text) => Some(text.parse().map_err(|_| Error::Corrupt {
-                what: what("address"),
-                problem: format!("`{text}` is not an IP address"),
-            })?),
-        };
-        Ok(NodeRecord {
-            cluster: self.cluster,
-            node: Node {
-                name: self.name,
-                pool: self.pool,
-                index: self.index,
-                domain: self.domain,
-                vm_id: self.vm_id,
-                ip,
-                phase,
-                spec_hash: self.spec_hash,
-            },
-            created_at: Timestamp::from_unix_seconds(self.created_at),
-            updated_at: Timestamp::from_unix_seconds(self.updated_at),
-        })
-    }
 }
 
 fn select_nodes(
@@ -241,11 +129,26 @@ fn select_nodes(
         ))
         .map_err(database(action))?;
     let rows = statement
-        .query_map(parameters, NodeRow::read)
+        .query_map(parameters, node_row)
         .map_err(database(action))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(database(action))?;
     rows.into_iter().map(NodeRow::into_record).collect()
+}
+
+fn find_node(
+    transaction: &Transaction<'_>,
+    cluster: &str,
+    node: &str,
+    action: &str,
+) -> Result<Option<NodeRecord>> {
+    Ok(select_nodes(
+        transaction,
+        "cluster = ?1 AND name = ?2",
+        &[&cluster, &node],
+        action,
+    )?
+    .pop())
 }
 
 /// Another node of the cluster with the same pool index or VM, if any.
@@ -257,42 +160,28 @@ fn find_clash(transaction: &Transaction<'_>, cluster: &str, node: &Node) -> Resu
         &[&cluster, &node.name, &node.pool, &node.index, &node.vm_id],
         &action,
     )?;
-    Ok(others.into_iter().next().map(|other| {
-        let shared = if other.node.vm_id.is_some() && other.node.vm_id == node.vm_id {
-            format!("VM `{}`", other.node.vm_id.as_deref().unwrap_or_default())
-        } else {
-            format!("index {} of pool `{}`", node.index, node.pool)
-        };
-        Error::NodeClash {
-            cluster: cluster.to_owned(),
-            node: node.name.clone(),
-            other: other.node.name,
-            shared,
-        }
-    }))
+    Ok(others
+        .into_iter()
+        .next()
+        .map(|other| node_clash(cluster, node, other)))
 }
 
-impl ClusterStore for SqliteStore {
+impl Inner {
     fn create_cluster(
         &self,
-        name: &str,
+        fence: &Fence,
         uid: &str,
         spec_yaml: &str,
         spec_hash: &str,
         now: Timestamp,
     ) -> Result<ClusterRecord> {
-        check_name("cluster", name)?;
-        check_name("cluster uid", uid)?;
+        let name = fence.cluster();
+        let record = new_cluster(name, uid, spec_yaml, spec_hash, now)?;
         let action = format!("creating cluster `{name}`");
         self.write(&action, |transaction| {
+            fenced(transaction, fence, &action)?;
             if let Some(existing) = find_cluster(transaction, name)? {
-                return if existing.uid == uid {
-                    Ok(existing)
-                } else {
-                    Err(Error::ClusterExists {
-                        cluster: name.to_owned(),
-                    })
-                };
+                return existing_cluster(existing, uid);
             }
             let owner: Option<String> = transaction
                 .query_row("SELECT name FROM clusters WHERE uid = ?1", [uid], |row| {
@@ -301,22 +190,8 @@ impl ClusterStore for SqliteStore {
                 .optional()
                 .map_err(database(&action))?;
             if let Some(owner) = owner {
-                return Err(Error::Invalid {
-                    field: "cluster uid",
-                    problem: format!("`{uid}` is already used by cluster `{owner}`"),
-                });
+                return Err(uid_taken(uid, &owner));
             }
-            let record = ClusterRecord {
-                name: name.to_owned(),
-                uid: uid.to_owned(),
-                spec_yaml: spec_yaml.to_owned(),
-                spec_hash: spec_hash.to_owned(),
-                version: 1,
-                phase: ClusterPhase::Pending,
-                deletion_started_at: None,
-                created_at: now,
-                updated_at: now,
-            };
             transaction
                 .execute(
                     &format!("INSERT INTO clusters ({CLUSTER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?7)"),
@@ -350,7 +225,7 @@ impl ClusterStore for SqliteStore {
                 ))
                 .map_err(database(action))?;
             let rows = statement
-                .query_map([], ClusterRow::read)
+                .query_map([], cluster_row)
                 .map_err(database(action))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(database(action))?;
@@ -358,75 +233,23 @@ impl ClusterStore for SqliteStore {
         })
     }
 
-    fn update_cluster_spec(
+    /// Changes the fence's cluster as `change` says, compare-and-set.
+    fn change_cluster(
         &self,
+        fence: Option<&Fence>,
         name: &str,
-        expected_version: u64,
-        spec_yaml: &str,
-        spec_hash: &str,
+        action: &str,
         now: Timestamp,
+        change: impl FnOnce(&ClusterRecord) -> Result<ClusterRecord>,
     ) -> Result<ClusterRecord> {
-        self.write(
-            &format!("updating the spec of cluster `{name}`"),
-            |transaction| {
-                let current = load_cluster(transaction, name)?;
-                check_version(&current, expected_version)?;
-                let mut next = current.clone();
-                next.spec_yaml = spec_yaml.to_owned();
-                next.spec_hash = spec_hash.to_owned();
-                if current.deletion_started_at.is_some() && next != current {
-                    return Err(Error::ClusterDeleting {
-                        cluster: name.to_owned(),
-                        requested: "an updated spec".into(),
-                    });
-                }
-                save_change(transaction, current, next, now)
-            },
-        )
-    }
-
-    fn set_cluster_phase(
-        &self,
-        name: &str,
-        expected_version: u64,
-        phase: ClusterPhase,
-        now: Timestamp,
-    ) -> Result<ClusterRecord> {
-        self.write(
-            &format!("setting the phase of cluster `{name}`"),
-            |transaction| {
-                let current = load_cluster(transaction, name)?;
-                check_version(&current, expected_version)?;
-                let mut next = current.clone();
-                if phase.is_deletion() {
-                    start_deletion(&mut next, phase, now);
-                } else if current.deletion_started_at.is_some() {
-                    return Err(Error::ClusterDeleting {
-                        cluster: name.to_owned(),
-                        requested: phase.to_string(),
-                    });
-                } else {
-                    next.phase = phase;
-                }
-                save_change(transaction, current, next, now)
-            },
-        )
-    }
-
-    fn mark_deleting(&self, name: &str, now: Timestamp) -> Result<ClusterRecord> {
-        self.write(
-            &format!("marking cluster `{name}` for deletion"),
-            |transaction| {
-                let current = load_cluster(transaction, name)?;
-                let mut next = current.clone();
-                let phase = match current.phase {
-                    ClusterPhase::Deleted => ClusterPhase::Deleted,
-                    _ => ClusterPhase::Deleting,
-                };
-                start_deletion(&mut next, phase, now);
-                save_change(transaction, current, next, now)
-            },
-        )
+        self.write(action, |transaction| {
+            if let Some(fence) = fence {
+                fenced(transaction, fence, action)?;
+            }
+            let current = load_cluster(transaction, name)?;
+            let next = change(&current)?;
+            save_change(transaction, current, next, now)
+        })
     }
 
     fn remove_cluster(
@@ -439,26 +262,7 @@ impl ClusterStore for SqliteStore {
         self.write(&action, |transaction| {
             let cluster = load_cluster(transaction, name)?;
             let nodes = select_nodes(transaction, "cluster = ?1", &[&name], &action)?;
-            match force {
-                _ if nodes.is_empty() => {}
-                ForceDelete::Now => {}
-                ForceDelete::No => {
-                    return Err(Error::ClusterHasNodes {
-                        cluster: name.to_owned(),
-                        nodes: nodes.iter().map(|node| node.node.name.clone()).collect(),
-                    })
-                }
-                ForceDelete::IfStuckFor(required) => {
-                    let stuck_for = cluster.deleting_for(now);
-                    if stuck_for.is_none_or(|stuck_for| stuck_for < required) {
-                        return Err(Error::DeletionNotStuck {
-                            cluster: name.to_owned(),
-                            stuck_for,
-                            required,
-                        });
-                    }
-                }
-            }
+            check_removal(&cluster, &nodes, force, now)?;
             let open_intents = select_intents(
                 transaction,
                 "cluster = ?1 AND completed_at IS NULL",
@@ -472,7 +276,7 @@ impl ClusterStore for SqliteStore {
                 "DELETE FROM cluster_events WHERE cluster = ?1",
                 "DELETE FROM cluster_intents WHERE cluster = ?1",
                 "DELETE FROM cluster_nodes WHERE cluster = ?1",
-                // A concurrent holder learns on its next renewal (`LockLost`).
+                // A holder's next fenced write or renewal fails with `LockLost`.
                 "DELETE FROM apply_locks WHERE cluster = ?1",
                 "DELETE FROM clusters WHERE name = ?1",
             ] {
@@ -489,27 +293,21 @@ impl ClusterStore for SqliteStore {
         })
     }
 
-    fn upsert_node(&self, cluster: &str, node: &Node, now: Timestamp) -> Result<NodeRecord> {
-        check_name("node", &node.name)?;
-        check_name("node pool", &node.pool)?;
+    fn upsert_node(&self, fence: &Fence, node: &Node, now: Timestamp) -> Result<NodeRecord> {
+        check_node(node)?;
+        let cluster = fence.cluster();
         let action = format!("recording node `{}` of cluster `{cluster}`", node.name);
         self.write(&action, |transaction| {
+            fenced(transaction, fence, &action)?;
             load_cluster(transaction, cluster)?;
             if let Some(clash) = find_clash(transaction, cluster, node)? {
                 return Err(clash);
             }
-            let existing = select_nodes(
-                transaction,
-                "cluster = ?1 AND name = ?2",
-                &[&cluster, &node.name],
-                &action,
-            )?
-            .pop();
+            let existing = find_node(transaction, cluster, &node.name, &action)?;
             if let Some(existing) = existing.filter(|existing| existing.node == *node) {
                 return Ok(existing);
             }
-            // Portable upsert (SQLite 3.24+, PostgreSQL 9.5+); `created_at`
-            // keeps its first value.
+            // `created_at` keeps its first value.
             transaction
                 .execute(
                     &format!(
@@ -535,14 +333,7 @@ impl ClusterStore for SqliteStore {
                     ],
                 )
                 .map_err(database(&action))?;
-            select_nodes(
-                transaction,
-                "cluster = ?1 AND name = ?2",
-                &[&cluster, &node.name],
-                &action,
-            )?
-            .pop()
-            .ok_or_else(|| Error::Corrupt {
+            find_node(transaction, cluster, &node.name, &action)?.ok_or_else(|| Error::Corrupt {
                 what: format!("node `{}` of cluster `{cluster}`", node.name),
                 problem: "the row just written cannot be read back".into(),
             })
@@ -553,13 +344,7 @@ impl ClusterStore for SqliteStore {
         let action = format!("reading node `{node}` of cluster `{cluster}`");
         self.read(&action, |transaction| {
             load_cluster(transaction, cluster)?;
-            Ok(select_nodes(
-                transaction,
-                "cluster = ?1 AND name = ?2",
-                &[&cluster, &node],
-                &action,
-            )?
-            .pop())
+            find_node(transaction, cluster, node, &action)
         })
     }
 
@@ -571,16 +356,12 @@ impl ClusterStore for SqliteStore {
         })
     }
 
-    fn delete_node(&self, cluster: &str, node: &str) -> Result<RemovedNode> {
+    fn delete_node(&self, fence: &Fence, node: &str) -> Result<RemovedNode> {
+        let cluster = fence.cluster();
         let action = format!("deleting node `{node}` of cluster `{cluster}`");
         self.write(&action, |transaction| {
-            let record = select_nodes(
-                transaction,
-                "cluster = ?1 AND name = ?2",
-                &[&cluster, &node],
-                &action,
-            )?
-            .pop();
+            fenced(transaction, fence, &action)?;
+            let record = find_node(transaction, cluster, node, &action)?;
             transaction
                 .execute(
                     "DELETE FROM cluster_nodes WHERE cluster = ?1 AND name = ?2",
@@ -595,26 +376,22 @@ impl ClusterStore for SqliteStore {
         })
     }
 
-    fn ensure_secret(&self, cluster: &str, name: &str, value: &str) -> Result<String> {
-        super::secrets::ensure_secret(self, cluster, name, value)
-    }
-
-    fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>> {
-        super::secrets::secret(self, cluster, name)
-    }
-
-    fn record_addons(&self, cluster: &str, records: &[AddonRecord]) -> Result<()> {
+    fn record_addons(&self, fence: &Fence, records: &[AddonRecord]) -> Result<()> {
+        let cluster = fence.cluster();
         let action = format!("recording the add-ons of cluster `{cluster}`");
         self.write(&action, |transaction| {
+            fenced(transaction, fence, &action)?;
             load_cluster(transaction, cluster)?;
             for record in records {
                 transaction
                     .execute(
-                        "INSERT INTO cluster_addons (cluster, addon, component, version, digest, delivery, node, message, updated_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-                         ON CONFLICT (cluster, addon) DO UPDATE SET component = excluded.component, \
-                         version = excluded.version, digest = excluded.digest, delivery = excluded.delivery, \
-                         node = excluded.node, message = excluded.message, updated_at = excluded.updated_at",
+                        &format!(
+                            "INSERT INTO cluster_addons (cluster, {ADDON_COLUMNS}) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                             ON CONFLICT (cluster, addon) DO UPDATE SET component = excluded.component, \
+                             version = excluded.version, digest = excluded.digest, delivery = excluded.delivery, \
+                             node = excluded.node, message = excluded.message, updated_at = excluded.updated_at"
+                        ),
                         params![
                             cluster,
                             record.addon,
@@ -638,56 +415,193 @@ impl ClusterStore for SqliteStore {
         self.read(&action, |transaction| {
             load_cluster(transaction, cluster)?;
             let mut statement = transaction
-                .prepare(
-                    "SELECT addon, component, version, digest, delivery, node, message, updated_at \
-                     FROM cluster_addons WHERE cluster = ?1 ORDER BY addon",
-                )
+                .prepare(&format!(
+                    "SELECT {ADDON_COLUMNS} FROM cluster_addons WHERE cluster = ?1 ORDER BY addon"
+                ))
                 .map_err(database(&action))?;
             let rows = statement
                 .query_map(params![cluster], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, String>(4)?,
-                        row.get::<_, Option<String>>(5)?,
-                        row.get::<_, Option<String>>(6)?,
-                        row.get::<_, i64>(7)?,
-                    ))
+                    Ok(AddonRow {
+                        addon: row.get(0)?,
+                        component: row.get(1)?,
+                        version: row.get(2)?,
+                        digest: row.get(3)?,
+                        delivery: row.get(4)?,
+                        node: row.get(5)?,
+                        message: row.get(6)?,
+                        updated_at: row.get(7)?,
+                    })
                 })
                 .map_err(database(&action))?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(database(&action))?;
             rows.into_iter()
-                .map(
-                    |(addon, component, version, digest, delivery, node, message, at)| {
-                        let delivery = parse_stored(AddonDelivery::parse, &delivery, || {
-                            format!("delivery of add-on `{addon}` of cluster `{cluster}`")
-                        })?;
-                        Ok(AddonRecord {
-                            addon,
-                            component,
-                            version,
-                            digest,
-                            delivery,
-                            node,
-                            message,
-                            updated_at: Timestamp::from_unix_seconds(at),
-                        })
-                    },
-                )
+                .map(|row| row.into_record(cluster))
                 .collect()
         })
     }
+}
 
-    fn replace_secret(
+#[async_trait]
+impl ClusterStore for SqliteStore {
+    async fn create_cluster(
+        &self,
+        fence: &Fence,
+        uid: &str,
+        spec_yaml: &str,
+        spec_hash: &str,
+        now: Timestamp,
+    ) -> Result<ClusterRecord> {
+        let (fence, uid) = (fence.clone(), uid.to_owned());
+        let (spec_yaml, spec_hash) = (spec_yaml.to_owned(), spec_hash.to_owned());
+        self.run("creating a cluster", move |store| {
+            store.create_cluster(&fence, &uid, &spec_yaml, &spec_hash, now)
+        })
+        .await
+    }
+
+    async fn cluster(&self, name: &str) -> Result<ClusterRecord> {
+        let name = name.to_owned();
+        self.run("reading a cluster", move |store| store.cluster(&name))
+            .await
+    }
+
+    async fn clusters(&self) -> Result<Vec<ClusterRecord>> {
+        self.run("listing clusters", |store| store.clusters()).await
+    }
+
+    async fn update_cluster_spec(
+        &self,
+        fence: &Fence,
+        expected_version: u64,
+        spec_yaml: &str,
+        spec_hash: &str,
+        now: Timestamp,
+    ) -> Result<ClusterRecord> {
+        let fence = fence.clone();
+        let (spec_yaml, spec_hash) = (spec_yaml.to_owned(), spec_hash.to_owned());
+        self.run("updating a cluster spec", move |store| {
+            let name = fence.cluster();
+            let action = format!("updating the spec of cluster `{name}`");
+            store.change_cluster(Some(&fence), name, &action, now, |current| {
+                spec_update(current, expected_version, &spec_yaml, &spec_hash)
+            })
+        })
+        .await
+    }
+
+    async fn set_cluster_phase(
+        &self,
+        fence: &Fence,
+        expected_version: u64,
+        phase: ClusterPhase,
+        now: Timestamp,
+    ) -> Result<ClusterRecord> {
+        let fence = fence.clone();
+        self.run("setting a cluster phase", move |store| {
+            let name = fence.cluster();
+            let action = format!("setting the phase of cluster `{name}`");
+            store.change_cluster(Some(&fence), name, &action, now, |current| {
+                phase_update(current, expected_version, phase, now)
+            })
+        })
+        .await
+    }
+
+    async fn mark_deleting(&self, name: &str, now: Timestamp) -> Result<ClusterRecord> {
+        let name = name.to_owned();
+        self.run("marking a cluster for deletion", move |store| {
+            let action = format!("marking cluster `{name}` for deletion");
+            store.change_cluster(None, &name, &action, now, |current| {
+                Ok(deletion_mark(current, now))
+            })
+        })
+        .await
+    }
+
+    async fn remove_cluster(
+        &self,
+        name: &str,
+        force: ForceDelete,
+        now: Timestamp,
+    ) -> Result<RemovedCluster> {
+        let name = name.to_owned();
+        self.run("removing a cluster", move |store| {
+            store.remove_cluster(&name, force, now)
+        })
+        .await
+    }
+
+    async fn upsert_node(&self, fence: &Fence, node: &Node, now: Timestamp) -> Result<NodeRecord> {
+        let (fence, node) = (fence.clone(), node.clone());
+        self.run("recording a node", move |store| {
+            store.upsert_node(&fence, &node, now)
+        })
+        .await
+    }
+
+    async fn node(&self, cluster: &str, node: &str) -> Result<Option<NodeRecord>> {
+        let (cluster, node) = (cluster.to_owned(), node.to_owned());
+        self.run("reading a node", move |store| store.node(&cluster, &node))
+            .await
+    }
+
+    async fn nodes(&self, cluster: &str) -> Result<Vec<NodeRecord>> {
+        let cluster = cluster.to_owned();
+        self.run("listing nodes", move |store| store.nodes(&cluster))
+            .await
+    }
+
+    async fn delete_node(&self, fence: &Fence, node: &str) -> Result<RemovedNode> {
+        let (fence, node) = (fence.clone(), node.to_owned());
+        self.run("deleting a node", move |store| {
+            store.delete_node(&fence, &node)
+        })
+        .await
+    }
+
+    async fn ensure_secret(&self, cluster: &str, name: &str, value: &str) -> Result<String> {
+        let (cluster, name, value) = (cluster.to_owned(), name.to_owned(), value.to_owned());
+        self.run("storing a secret", move |store| {
+            store.ensure_secret(&cluster, &name, &value)
+        })
+        .await
+    }
+
+    async fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>> {
+        let (cluster, name) = (cluster.to_owned(), name.to_owned());
+        self.run("reading a secret", move |store| {
+            store.secret(&cluster, &name)
+        })
+        .await
+    }
+
+    async fn record_addons(&self, fence: &Fence, records: &[AddonRecord]) -> Result<()> {
+        let (fence, records) = (fence.clone(), records.to_vec());
+        self.run("recording add-ons", move |store| {
+            store.record_addons(&fence, &records)
+        })
+        .await
+    }
+
+    async fn addons(&self, cluster: &str) -> Result<Vec<AddonRecord>> {
+        let cluster = cluster.to_owned();
+        self.run("reading add-ons", move |store| store.addons(&cluster))
+            .await
+    }
+
+    async fn replace_secret(
         &self,
         cluster: &str,
         name: &str,
         expected: &str,
         value: &str,
     ) -> Result<String> {
-        super::secrets::replace_secret(self, cluster, name, expected, value)
+        let (cluster, name) = (cluster.to_owned(), name.to_owned());
+        let (expected, value) = (expected.to_owned(), value.to_owned());
+        self.run("replacing a secret", move |store| {
+            store.replace_secret(&cluster, &name, &expected, &value)
+        })
+        .await
     }
 }

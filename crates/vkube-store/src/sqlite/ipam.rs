@@ -3,58 +3,24 @@
 //! Address choice is `vkube_core::ipam::next_free`; this module only reads
 //! the used set and writes the result, inside one transaction.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
+use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Transaction};
-use vkube_core::ipam::{check_overlap, next_free_from, IpPool, Lease, PoolName};
+use vkube_core::ipam::{IpPool, Lease, PoolName};
 
-use super::{check_name, database, SqliteStore};
+use super::lock::fenced;
+use super::{database, Inner, SqliteStore};
 use crate::error::{Error, Result};
-use crate::store::{LeaseFilter, PoolRecord, Store};
+use crate::lock::Fence;
+use crate::rows::{definition_json, parse_address, parse_definition};
+use crate::rules::{address_key, check_name, FreeScan, ScanStep};
+use crate::store::{check_new_pools, LeaseFilter, PoolRecord, Store};
 
-fn parse_definition(name: &str, json: &str) -> Result<IpPool> {
-    serde_json::from_str(json).map_err(|error| Error::Corrupt {
-        what: format!("definition of pool `{name}`"),
-        problem: error.to_string(),
-    })
-}
-
-fn parse_address(pool: &str, text: &str) -> Result<IpAddr> {
-    text.parse().map_err(|_| Error::Corrupt {
-        what: format!("address in pool `{pool}`"),
-        problem: format!("`{text}` is not an IP address"),
-    })
-}
-
-/// How many used addresses one query reads while searching for a free one.
-const SCAN_CHUNK: u32 = 256;
-
-/// The address as 32 lowercase hex digits: text order is address order,
-/// in SQLite and PostgreSQL alike.
-fn address_key(address: IpAddr) -> String {
-    let bits = match address {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
-    };
-    format!("{bits:032x}")
-}
-
-/// The address a key stands for, in the family of `like`.
-fn key_address(like: IpAddr, key: &str) -> Option<IpAddr> {
-    let bits = u128::from_str_radix(key, 16).ok()?;
-    Some(match like {
-        IpAddr::V4(_) => IpAddr::V4(u32::try_from(bits).ok()?.into()),
-        IpAddr::V6(_) => IpAddr::V6(bits.into()),
-    })
-}
-
-/// The lowest free address of `pool`, reading used addresses in chunks
-/// upward from the pool's low-water mark, so a densely used pool costs one
-/// short query instead of reading every lease.
+/// The lowest free address of `pool` (see [`FreeScan`]).
 fn find_free(transaction: &Transaction<'_>, pool: &IpPool, action: &str) -> Result<Option<IpAddr>> {
     let name = pool.name().as_str();
-    let first = pool.addresses().range().start();
     let low_water: Option<String> = transaction
         .query_row(
             "SELECT low_water_key FROM ip_pools WHERE name = ?1",
@@ -62,10 +28,7 @@ fn find_free(transaction: &Transaction<'_>, pool: &IpPool, action: &str) -> Resu
             |row| row.get(0),
         )
         .map_err(database(action))?;
-    let mut from = match low_water.and_then(|key| key_address(first, &key)) {
-        Some(low) if address_key(low) > address_key(first) => low,
-        _ => first,
-    };
+    let mut scan = FreeScan::new(pool, low_water.as_deref());
     let mut statement = transaction
         .prepare_cached(
             "SELECT address_key FROM ip_leases WHERE pool_name = ?1 AND address_key >= ?2
@@ -74,31 +37,16 @@ fn find_free(transaction: &Transaction<'_>, pool: &IpPool, action: &str) -> Resu
         .map_err(database(action))?;
     loop {
         let keys = statement
-            .query_map(params![name, address_key(from), SCAN_CHUNK], |row| {
+            .query_map(params![name, scan.start_key(), FreeScan::CHUNK], |row| {
                 row.get::<_, String>(0)
             })
             .map_err(database(action))?
             .collect::<Result<Vec<String>, _>>()
             .map_err(database(action))?;
-        let mut used = BTreeSet::new();
-        for key in &keys {
-            let address = key_address(first, key).ok_or_else(|| Error::Corrupt {
-                what: format!("address key in pool `{name}`"),
-                problem: format!(
-                    "`{key}` is not a {}-family address key",
-                    if first.is_ipv4() { "IPv4" } else { "IPv6" }
-                ),
-            })?;
-            used.insert(address);
-        }
-        let Some(candidate) = next_free_from(pool, &used, from) else {
-            return Ok(None);
-        };
-        // A short chunk held every used address from `from` up; otherwise
-        // the candidate is only known free if it lies inside the chunk.
-        match used.last() {
-            Some(last) if keys.len() as u32 == SCAN_CHUNK && candidate > *last => from = candidate,
-            _ => return Ok(Some(candidate)),
+        match scan.feed(&keys)? {
+            ScanStep::Free(address) => return Ok(Some(address)),
+            ScanStep::Full => return Ok(None),
+            ScanStep::More => {}
         }
     }
 }
@@ -264,51 +212,21 @@ pub(super) fn release_leases(
     Ok(leases)
 }
 
-impl Store for SqliteStore {
+impl Inner {
     fn create_pools(&self, pools: &[IpPool], allow_overlap: bool) -> Result<Vec<PoolRecord>> {
         self.write("creating pools", |transaction| {
-            let mut known: Vec<IpPool> = all_pools(transaction)?
+            let known: Vec<IpPool> = all_pools(transaction)?
                 .into_iter()
                 .map(|(pool, _)| pool)
                 .collect();
-            let mut records = Vec::with_capacity(pools.len());
+            let records = check_new_pools(&known, pools, allow_overlap)?;
             for pool in pools {
-                if known.iter().any(|other| other.name() == pool.name()) {
-                    return Err(Error::PoolExists {
-                        pool: pool.name().clone(),
-                    });
-                }
-                if !allow_overlap {
-                    check_overlap(pool, &known).map_err(|error| match error {
-                        vkube_core::ipam::Error::Overlap {
-                            pool,
-                            other,
-                            addresses,
-                        } => Error::Overlap {
-                            pool,
-                            other,
-                            addresses,
-                        },
-                        other => Error::Corrupt {
-                            what: "pool".into(),
-                            problem: other.to_string(),
-                        },
-                    })?;
-                }
-                let definition = serde_json::to_string(pool).expect("a pool always serializes");
                 transaction
                     .execute(
                         "INSERT INTO ip_pools (name, definition) VALUES (?1, ?2)",
-                        params![pool.name().as_str(), definition],
+                        params![pool.name().as_str(), definition_json(pool)],
                     )
                     .map_err(database(format!("creating pool `{}`", pool.name())))?;
-                known.push(pool.clone());
-                records.push(PoolRecord {
-                    pool: pool.clone(),
-                    owner: None,
-                    allocated: 0,
-                    capacity: pool.capacity(),
-                });
             }
             Ok(records)
         })
@@ -351,11 +269,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn allocate(&self, pool_name: &str, cluster: &str, node: &str) -> Result<Lease> {
+    fn allocate(&self, fence: &Fence, pool_name: &str, node: &str) -> Result<Lease> {
+        let cluster = fence.cluster();
         check_name("cluster", cluster)?;
         check_name("node", node)?;
         let action = format!("allocating from pool `{pool_name}` for `{cluster}`/`{node}`");
         self.write(&action, |transaction| {
+            fenced(transaction, fence, &action)?;
             let (pool, owner) = load_pool(transaction, pool_name)?;
             let existing: Option<String> = transaction
                 .query_row(
@@ -407,9 +327,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn release_node(&self, cluster: &str, node: &str) -> Result<Vec<Lease>> {
+    fn release_node(&self, fence: &Fence, node: &str) -> Result<Vec<Lease>> {
+        let cluster = fence.cluster();
         let action = format!("releasing leases of `{cluster}`/`{node}`");
         self.write(&action, |transaction| {
+            fenced(transaction, fence, &action)?;
             release_leases(transaction, cluster, Some(node), &action)
         })
     }
@@ -433,5 +355,64 @@ impl Store for SqliteStore {
                 &[&pool, &filter.cluster],
             )
         })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_pools(&self, pools: &[IpPool], allow_overlap: bool) -> Result<Vec<PoolRecord>> {
+        let pools = pools.to_vec();
+        self.run("creating pools", move |store| {
+            store.create_pools(&pools, allow_overlap)
+        })
+        .await
+    }
+
+    async fn pool(&self, name: &str) -> Result<PoolRecord> {
+        let name = name.to_owned();
+        self.run("reading pool", move |store| store.pool(&name))
+            .await
+    }
+
+    async fn pools(&self) -> Result<Vec<PoolRecord>> {
+        self.run("listing pools", |store| store.pools()).await
+    }
+
+    async fn delete_pool(&self, name: &str, force: bool) -> Result<Vec<Lease>> {
+        let name = name.to_owned();
+        self.run("deleting pool", move |store| {
+            store.delete_pool(&name, force)
+        })
+        .await
+    }
+
+    async fn allocate(&self, fence: &Fence, pool: &str, node: &str) -> Result<Lease> {
+        let (fence, pool, node) = (fence.clone(), pool.to_owned(), node.to_owned());
+        self.run("allocating an address", move |store| {
+            store.allocate(&fence, &pool, &node)
+        })
+        .await
+    }
+
+    async fn release_node(&self, fence: &Fence, node: &str) -> Result<Vec<Lease>> {
+        let (fence, node) = (fence.clone(), node.to_owned());
+        self.run("releasing leases", move |store| {
+            store.release_node(&fence, &node)
+        })
+        .await
+    }
+
+    async fn release_cluster(&self, cluster: &str) -> Result<Vec<Lease>> {
+        let cluster = cluster.to_owned();
+        self.run("releasing leases", move |store| {
+            store.release_cluster(&cluster)
+        })
+        .await
+    }
+
+    async fn leases(&self, filter: &LeaseFilter) -> Result<Vec<Lease>> {
+        let filter = filter.clone();
+        self.run("listing leases", move |store| store.leases(&filter))
+            .await
     }
 }

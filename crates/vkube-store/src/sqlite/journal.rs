@@ -1,73 +1,42 @@
 //! Intents and events in SQLite: the [`Journal`] implementation.
 
+use async_trait::async_trait;
 use rusqlite::{params, Row, Transaction};
 
-use super::cluster::{load_cluster, parse_stored};
-use super::{check_name, database, SqliteStore};
+use super::cluster::load_cluster;
+use super::lock::fenced;
+use super::{database, Inner, SqliteStore};
 use crate::error::{Error, Result};
 use crate::journal::{Event, EventLevel, Intent, IntentAction, IntentId, IntentOutcome, Journal};
+use crate::lock::Fence;
+use crate::rows::{EventRow, IntentRow, EVENT_COLUMNS, INTENT_COLUMNS};
+use crate::rules::check_name;
 use crate::time::Timestamp;
 
-const INTENT_COLUMNS: &str =
-    "id, cluster, node, action, detail, started_at, completed_at, outcome, outcome_message";
-
-const EVENT_COLUMNS: &str = "id, cluster, at, level, kind, message, node";
-
-/// A `cluster_intents` row as stored.
-struct IntentRow {
-    id: i64,
-    cluster: String,
-    node: Option<String>,
-    action: String,
-    detail: String,
-    started_at: i64,
-    completed_at: Option<i64>,
-    outcome: Option<String>,
-    outcome_message: Option<String>,
+fn intent_row(row: &Row<'_>) -> rusqlite::Result<IntentRow> {
+    Ok(IntentRow {
+        id: row.get(0)?,
+        cluster: row.get(1)?,
+        node: row.get(2)?,
+        action: row.get(3)?,
+        detail: row.get(4)?,
+        started_at: row.get(5)?,
+        completed_at: row.get(6)?,
+        outcome: row.get(7)?,
+        outcome_message: row.get(8)?,
+    })
 }
 
-impl IntentRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(IntentRow {
-            id: row.get(0)?,
-            cluster: row.get(1)?,
-            node: row.get(2)?,
-            action: row.get(3)?,
-            detail: row.get(4)?,
-            started_at: row.get(5)?,
-            completed_at: row.get(6)?,
-            outcome: row.get(7)?,
-            outcome_message: row.get(8)?,
-        })
-    }
-
-    fn into_intent(self) -> Result<Intent> {
-        let what =
-            |field: &str| format!("{field} of intent {} (cluster `{}`)", self.id, self.cluster);
-        let action = parse_stored(IntentAction::parse, &self.action, || what("action"))?;
-        let detail = serde_json::from_str(&self.detail).map_err(|error| Error::Corrupt {
-            what: what("detail"),
-            problem: error.to_string(),
-        })?;
-        let outcome = match &self.outcome {
-            None => None,
-            Some(outcome) => Some(parse_stored(
-                |text| IntentOutcome::parse(text, self.outcome_message.clone()),
-                outcome,
-                || what("outcome"),
-            )?),
-        };
-        Ok(Intent {
-            id: IntentId::from_raw(self.id),
-            cluster: self.cluster,
-            node: self.node,
-            action,
-            detail,
-            started_at: Timestamp::from_unix_seconds(self.started_at),
-            completed_at: self.completed_at.map(Timestamp::from_unix_seconds),
-            outcome,
-        })
-    }
+fn event_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        sequence: row.get(0)?,
+        cluster: row.get(1)?,
+        at: row.get(2)?,
+        level: row.get(3)?,
+        kind: row.get(4)?,
+        message: row.get(5)?,
+        node: row.get(6)?,
+    })
 }
 
 /// Intents matching a WHERE clause, oldest first.
@@ -83,66 +52,17 @@ pub(super) fn select_intents(
         ))
         .map_err(database(action))?;
     let rows = statement
-        .query_map(parameters, IntentRow::read)
+        .query_map(parameters, intent_row)
         .map_err(database(action))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(database(action))?;
     rows.into_iter().map(IntentRow::into_intent).collect()
 }
 
-fn load_intent(transaction: &Transaction<'_>, id: IntentId, action: &str) -> Result<Intent> {
-    select_intents(transaction, "id = ?1", &[&id.get()], action)?
-        .pop()
-        .ok_or(Error::IntentNotFound { id })
-}
-
-/// A `cluster_events` row as stored.
-struct EventRow {
-    sequence: i64,
-    cluster: String,
-    at: i64,
-    level: String,
-    kind: String,
-    message: String,
-    node: Option<String>,
-}
-
-impl EventRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(EventRow {
-            sequence: row.get(0)?,
-            cluster: row.get(1)?,
-            at: row.get(2)?,
-            level: row.get(3)?,
-            kind: row.get(4)?,
-            message: row.get(5)?,
-            node: row.get(6)?,
-        })
-    }
-
-    fn into_event(self) -> Result<Event> {
-        let level = parse_stored(EventLevel::parse, &self.level, || {
-            format!(
-                "level of event {} (cluster `{}`)",
-                self.sequence, self.cluster
-            )
-        })?;
-        Ok(Event {
-            sequence: self.sequence,
-            cluster: self.cluster,
-            at: Timestamp::from_unix_seconds(self.at),
-            level,
-            kind: self.kind,
-            message: self.message,
-            node: self.node,
-        })
-    }
-}
-
-impl Journal for SqliteStore {
+impl Inner {
     fn record_intent(
         &self,
-        cluster: &str,
+        fence: &Fence,
         node: Option<&str>,
         action: IntentAction,
         detail: &serde_json::Value,
@@ -151,10 +71,11 @@ impl Journal for SqliteStore {
         if let Some(node) = node {
             check_name("node", node)?;
         }
+        let cluster = fence.cluster();
         let what = format!("recording intent `{action}` for cluster `{cluster}`");
         self.write(&what, |transaction| {
+            fenced(transaction, fence, &what)?;
             load_cluster(transaction, cluster)?;
-            // RETURNING: SQLite 3.35+ and PostgreSQL alike.
             let id: i64 = transaction
                 .query_row(
                     "INSERT INTO cluster_intents (cluster, node, action, detail, started_at)
@@ -175,21 +96,31 @@ impl Journal for SqliteStore {
 
     fn complete_intent(
         &self,
+        fence: &Fence,
         id: IntentId,
-        outcome: IntentOutcome,
+        outcome: &IntentOutcome,
         now: Timestamp,
     ) -> Result<Intent> {
         let action = format!("completing intent {id}");
+        let cluster = fence.cluster();
         self.write(&action, |transaction| {
+            fenced(transaction, fence, &action)?;
             // Only an open intent is completed, so the first outcome stays.
             transaction
                 .execute(
-                    "UPDATE cluster_intents SET completed_at = ?2, outcome = ?3, outcome_message = ?4
-                     WHERE id = ?1 AND completed_at IS NULL",
-                    params![id.get(), now.unix_seconds(), outcome.as_str(), outcome.message()],
+                    "UPDATE cluster_intents SET completed_at = ?3, outcome = ?4, outcome_message = ?5
+                     WHERE id = ?1 AND cluster = ?2 AND completed_at IS NULL",
+                    params![id.get(), cluster, now.unix_seconds(), outcome.as_str(), outcome.message()],
                 )
                 .map_err(database(&action))?;
-            load_intent(transaction, id, &action)
+            select_intents(
+                transaction,
+                "id = ?1 AND cluster = ?2",
+                &[&id.get(), &cluster],
+                &action,
+            )?
+            .pop()
+            .ok_or(Error::IntentNotFound { id })
         })
     }
 
@@ -206,46 +137,33 @@ impl Journal for SqliteStore {
         })
     }
 
-    fn append_event(
-        &self,
-        cluster: &str,
-        now: Timestamp,
-        level: EventLevel,
-        kind: &str,
-        message: &str,
-        node: Option<&str>,
-    ) -> Result<Event> {
-        check_name("event kind", kind)?;
-        if let Some(node) = node {
+    fn append_event(&self, event: Event) -> Result<Event> {
+        check_name("event kind", &event.kind)?;
+        if let Some(node) = &event.node {
             check_name("node", node)?;
         }
-        let action = format!("recording event `{kind}` of cluster `{cluster}`");
+        let action = format!(
+            "recording event `{}` of cluster `{}`",
+            event.kind, event.cluster
+        );
         self.write(&action, |transaction| {
-            load_cluster(transaction, cluster)?;
+            load_cluster(transaction, &event.cluster)?;
             let sequence: i64 = transaction
                 .query_row(
                     "INSERT INTO cluster_events (cluster, at, level, kind, message, node)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
                     params![
-                        cluster,
-                        now.unix_seconds(),
-                        level.as_str(),
-                        kind,
-                        message,
-                        node
+                        event.cluster,
+                        event.at.unix_seconds(),
+                        event.level.as_str(),
+                        event.kind,
+                        event.message,
+                        event.node
                     ],
                     |row| row.get(0),
                 )
                 .map_err(database(&action))?;
-            Ok(Event {
-                sequence,
-                cluster: cluster.to_owned(),
-                at: now,
-                level,
-                kind: kind.to_owned(),
-                message: message.to_owned(),
-                node: node.map(str::to_owned),
-            })
+            Ok(Event { sequence, ..event })
         })
     }
 
@@ -261,7 +179,7 @@ impl Journal for SqliteStore {
                 ))
                 .map_err(database(&action))?;
             let rows = statement
-                .query_map(params![cluster, limit], EventRow::read)
+                .query_map(params![cluster, limit], event_row)
                 .map_err(database(&action))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(database(&action))?;
@@ -272,5 +190,65 @@ impl Journal for SqliteStore {
             events.reverse();
             Ok(events)
         })
+    }
+}
+
+#[async_trait]
+impl Journal for SqliteStore {
+    async fn record_intent(
+        &self,
+        fence: &Fence,
+        node: Option<&str>,
+        action: IntentAction,
+        detail: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<IntentId> {
+        let (fence, node, detail) = (fence.clone(), node.map(str::to_owned), detail.clone());
+        self.run("recording an intent", move |store| {
+            store.record_intent(&fence, node.as_deref(), action, &detail, now)
+        })
+        .await
+    }
+
+    async fn complete_intent(
+        &self,
+        fence: &Fence,
+        id: IntentId,
+        outcome: IntentOutcome,
+        now: Timestamp,
+    ) -> Result<Intent> {
+        let fence = fence.clone();
+        self.run("completing an intent", move |store| {
+            store.complete_intent(&fence, id, &outcome, now)
+        })
+        .await
+    }
+
+    async fn open_intents(&self, cluster: &str) -> Result<Vec<Intent>> {
+        let cluster = cluster.to_owned();
+        self.run("listing open intents", move |store| {
+            store.open_intents(&cluster)
+        })
+        .await
+    }
+
+    async fn append_event(
+        &self,
+        cluster: &str,
+        now: Timestamp,
+        level: EventLevel,
+        kind: &str,
+        message: &str,
+        node: Option<&str>,
+    ) -> Result<Event> {
+        let event = Event::new(cluster, now, level, kind, message, node);
+        self.run("recording an event", move |store| store.append_event(event))
+            .await
+    }
+
+    async fn events(&self, cluster: &str, limit: usize) -> Result<Vec<Event>> {
+        let cluster = cluster.to_owned();
+        self.run("listing events", move |store| store.events(&cluster, limit))
+            .await
     }
 }

@@ -1,25 +1,21 @@
-//! Apply locks in SQLite: the [`ApplyLocks`] implementation.
+//! Apply locks in SQLite: the [`ApplyLocks`] implementation, and the fence
+//! check of every fenced write.
 //!
 //! Each operation reads and writes the lock row inside one `BEGIN
 //! IMMEDIATE` transaction, which holds the file's write lock, so two
-//! processes can never both see the lock free.
+//! processes can never both see the lock free, and no takeover can slip
+//! between a fenced write's check and its commit.
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{check_name, database, SqliteStore};
-use crate::error::{Error, Result};
-use crate::lock::{ApplyLock, ApplyLocks};
+use super::{database, Inner, SqliteStore};
+use crate::error::Result;
+use crate::lock::{ApplyLock, ApplyLocks, Fence};
+use crate::rules::{acquisition, check_fence, check_name, check_ttl, lock_lost, LockRow};
 use crate::time::Timestamp;
-
-/// An `apply_locks` row.
-struct LockRow {
-    holder: Option<String>,
-    generation: u64,
-    acquired_at: Timestamp,
-    expires_at: Timestamp,
-}
 
 fn load_lock(
     transaction: &Transaction<'_>,
@@ -43,17 +39,13 @@ fn load_lock(
         .map_err(database(action))
 }
 
-fn check_ttl(ttl: Duration) -> Result<()> {
-    if ttl.as_secs() == 0 {
-        return Err(Error::Invalid {
-            field: "apply lock",
-            problem: "time to live must be at least one second".into(),
-        });
-    }
-    Ok(())
+/// `LockLost` unless `fence` still holds its cluster's lock; call first in
+/// a fenced write's transaction.
+pub(super) fn fenced(transaction: &Transaction<'_>, fence: &Fence, action: &str) -> Result<()> {
+    check_fence(fence, load_lock(transaction, fence.cluster(), action)?)
 }
 
-impl ApplyLocks for SqliteStore {
+impl Inner {
     fn acquire_apply_lock(
         &self,
         cluster: &str,
@@ -67,52 +59,27 @@ impl ApplyLocks for SqliteStore {
         let action = format!("taking the apply lock of cluster `{cluster}`");
         let expires_at = now.saturating_add(ttl);
         self.write(&action, |transaction| {
-            let lock = |generation, acquired_at, taken_over_from| ApplyLock {
-                cluster: cluster.to_owned(),
-                holder: holder.to_owned(),
-                generation,
-                acquired_at,
-                expires_at,
-                taken_over_from,
-            };
-            let Some(row) = load_lock(transaction, cluster, &action)? else {
-                transaction
-                    .execute(
-                        "INSERT INTO apply_locks (cluster, holder, generation, acquired_at, expires_at)
-                         VALUES (?1, ?2, 1, ?3, ?4)",
-                        params![cluster, holder, now.unix_seconds(), expires_at.unix_seconds()],
-                    )
-                    .map_err(database(&action))?;
-                return Ok(lock(1, now, None));
-            };
-            let (generation, acquired_at, taken_over_from) = match row.holder {
-                // Ours already: a retry, or a renewal through acquire.
-                Some(current) if current == holder => (row.generation, row.acquired_at, None),
-                Some(current) if row.expires_at > now => {
-                    return Err(Error::Locked {
-                        cluster: cluster.to_owned(),
-                        holder: current,
-                        expires_in: row.expires_at.duration_since(now),
-                    })
-                }
-                // Expired: its holder stopped renewing (crashed or hung).
-                Some(current) => (row.generation + 1, now, Some(current)),
-                None => (row.generation + 1, now, None),
+            let row = load_lock(transaction, cluster, &action)?;
+            let fresh = row.is_none();
+            let lock = acquisition(row, cluster, holder, now, expires_at)?;
+            let values = params![
+                cluster,
+                holder,
+                lock.generation,
+                lock.acquired_at.unix_seconds(),
+                expires_at.unix_seconds()
+            ];
+            let sql = if fresh {
+                "INSERT INTO apply_locks (cluster, holder, generation, acquired_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)"
+            } else {
+                "UPDATE apply_locks SET holder = ?2, generation = ?3, acquired_at = ?4, expires_at = ?5
+                 WHERE cluster = ?1"
             };
             transaction
-                .execute(
-                    "UPDATE apply_locks SET holder = ?2, generation = ?3, acquired_at = ?4, expires_at = ?5
-                     WHERE cluster = ?1",
-                    params![
-                        cluster,
-                        holder,
-                        generation,
-                        acquired_at.unix_seconds(),
-                        expires_at.unix_seconds()
-                    ],
-                )
+                .execute(sql, values)
                 .map_err(database(&action))?;
-            Ok(lock(generation, acquired_at, taken_over_from))
+            Ok(lock)
         })
     }
 
@@ -139,14 +106,8 @@ impl ApplyLocks for SqliteStore {
                 )
                 .map_err(database(&action))?;
             if changed == 0 {
-                let now_held_by = load_lock(transaction, &lock.cluster, &action)?
-                    .and_then(|row| row.holder)
-                    .filter(|holder| *holder != lock.holder);
-                return Err(Error::LockLost {
-                    cluster: lock.cluster.clone(),
-                    holder: lock.holder.clone(),
-                    now_held_by,
-                });
+                let row = load_lock(transaction, &lock.cluster, &action)?;
+                return Err(lock_lost(&lock.cluster, &lock.holder, row));
             }
             Ok(ApplyLock {
                 expires_at,
@@ -186,16 +147,61 @@ impl ApplyLocks for SqliteStore {
     fn apply_lock(&self, cluster: &str) -> Result<Option<ApplyLock>> {
         let action = format!("reading the apply lock of cluster `{cluster}`");
         self.read(&action, |transaction| {
-            Ok(load_lock(transaction, cluster, &action)?.and_then(|row| {
-                Some(ApplyLock {
-                    cluster: cluster.to_owned(),
-                    holder: row.holder?,
-                    generation: row.generation,
-                    acquired_at: row.acquired_at,
-                    expires_at: row.expires_at,
-                    taken_over_from: None,
-                })
-            }))
+            Ok(load_lock(transaction, cluster, &action)?.and_then(|row| row.into_lock(cluster)))
         })
+    }
+}
+
+#[async_trait]
+impl ApplyLocks for SqliteStore {
+    async fn acquire_apply_lock(
+        &self,
+        cluster: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<ApplyLock> {
+        let (cluster, holder) = (cluster.to_owned(), holder.to_owned());
+        self.run("taking an apply lock", move |store| {
+            store.acquire_apply_lock(&cluster, &holder, now, ttl)
+        })
+        .await
+    }
+
+    async fn renew_apply_lock(
+        &self,
+        lock: &ApplyLock,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<ApplyLock> {
+        let lock = lock.clone();
+        self.run("renewing an apply lock", move |store| {
+            store.renew_apply_lock(&lock, now, ttl)
+        })
+        .await
+    }
+
+    async fn release_apply_lock(&self, lock: &ApplyLock) -> Result<()> {
+        let lock = lock.clone();
+        self.run("releasing an apply lock", move |store| {
+            store.release_apply_lock(&lock)
+        })
+        .await
+    }
+
+    async fn expire_apply_lock(&self, cluster: &str, holder: &str) -> Result<bool> {
+        let (cluster, holder) = (cluster.to_owned(), holder.to_owned());
+        self.run("expiring an apply lock", move |store| {
+            store.expire_apply_lock(&cluster, &holder)
+        })
+        .await
+    }
+
+    async fn apply_lock(&self, cluster: &str) -> Result<Option<ApplyLock>> {
+        let cluster = cluster.to_owned();
+        self.run("reading an apply lock", move |store| {
+            store.apply_lock(&cluster)
+        })
+        .await
     }
 }

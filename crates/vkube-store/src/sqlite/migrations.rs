@@ -2,12 +2,11 @@
 //!
 //! Each migration is applied once, in order, inside one `BEGIN IMMEDIATE`
 //! transaction together with its `schema_version` row, so concurrent
-//! processes opening a fresh file cannot both apply it. The SQL sticks to
-//! what PostgreSQL also accepts (TEXT keys, BIGINT times, composite
-//! constraints, partial indexes, `CURRENT_TIMESTAMP` defaults), so a
-//! Postgres store can reuse it; the one exception is
-//! `INTEGER PRIMARY KEY AUTOINCREMENT` (see the crate's PostgreSQL notes).
-//! Never edit a released migration; add a new one.
+//! processes opening a fresh file cannot both apply it. The PostgreSQL
+//! store has the same versions with PostgreSQL's types
+//! (`postgres/migrations.rs`); a new migration goes into both, with the
+//! same version and description. Never edit a released migration; add a
+//! new one.
 
 use std::path::Path;
 
@@ -16,7 +15,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Error, Result};
 
 /// `(version, description, SQL)`, in order, versions starting at 1.
-const MIGRATIONS: &[(u32, &str, &str)] = &[
+pub(crate) const MIGRATIONS: &[(u32, &str, &str)] = &[
     (
         1,
         "IP pools and leases",
@@ -197,7 +196,7 @@ pub(crate) fn latest() -> u32 {
 pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<u32> {
     let database = |action: &str| {
         let action = action.to_owned();
-        move |source| Error::Database { action, source }
+        move |source| Error::database(action, source)
     };
     let transaction = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -220,7 +219,7 @@ pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<u32> {
         .map_err(database("reading the schema version"))?;
     if found > latest() {
         return Err(Error::SchemaTooNew {
-            path: path.to_owned(),
+            state: path.display().to_string(),
             found,
             supported: latest(),
         });
@@ -241,4 +240,23 @@ pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<u32> {
         .commit()
         .map_err(database("committing schema migration"))?;
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A schema version means the same tables on both backends.
+    #[test]
+    fn both_backends_know_the_same_migrations() {
+        let versions = |list: &[(u32, &'static str, &str)]| -> Vec<(u32, &'static str)> {
+            list.iter().map(|(v, d, _)| (*v, *d)).collect()
+        };
+        assert_eq!(
+            versions(super::MIGRATIONS),
+            versions(crate::postgres::migrations::MIGRATIONS)
+        );
+        assert!(super::MIGRATIONS
+            .iter()
+            .enumerate()
+            .all(|(i, (v, _, _))| *v as usize == i + 1));
+    }
 }

@@ -7,6 +7,12 @@
 //! write runs in a `BEGIN IMMEDIATE` transaction, which takes the file's
 //! single write lock up front, so read-check-write sequences such as
 //! allocation cannot interleave between processes.
+//!
+//! rusqlite is synchronous: every trait method moves its (owned) arguments
+//! onto tokio's blocking pool and runs there against the one connection,
+//! so a busy file never stalls the async executor. A caller that drops the
+//! future does not cancel the work: the transaction still commits or rolls
+//! back as a whole, like an answer lost on the wire.
 
 mod cluster;
 mod ipam;
@@ -18,11 +24,13 @@ mod secrets;
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::backend::{BackendKind, StateBackend};
 use crate::error::{Error, Result};
 use crate::sealing::{key_path_for, Sealer};
 
@@ -30,11 +38,17 @@ use crate::sealing::{key_path_for, Sealer};
 /// failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The state in one SQLite file. Cheap to share between threads (`&self`
-/// methods, one connection behind a mutex); for several processes, each
-/// opens its own.
-#[derive(Debug)]
+/// The state in one SQLite file. Cheap to clone and share between tasks
+/// (one connection behind a mutex, used from the blocking pool); for
+/// several processes, each opens its own.
+#[derive(Debug, Clone)]
 pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+/// The open file: what the blocking work runs against.
+#[derive(Debug)]
+struct Inner {
     path: PathBuf,
     connection: Mutex<Connection>,
     sealer: Sealer,
@@ -46,21 +60,82 @@ impl SqliteStore {
     /// (SQLite gives its `-wal` and `-shm` files the same mode). Safe to
     /// call from several processes at once. Secrets are sealed with the
     /// key file [`key_path_for`] names (created, 0600, on first use).
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let key = key_path_for(path.as_ref());
-        Self::open_with_key(path, key)
+        Self::open_with_key(path, key).await
     }
 
     /// Like [`open`](Self::open), with the key file given.
-    pub fn open_with_key(path: impl AsRef<Path>, key_file: impl AsRef<Path>) -> Result<Self> {
+    pub async fn open_with_key(path: impl AsRef<Path>, key_file: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
+        let key_file = key_file.as_ref().to_owned();
+        let action = format!("opening `{}`", path.display());
+        let inner = blocking(action, move || Inner::open(path, key_file)).await?;
+        Ok(SqliteStore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The newest schema version this build knows.
+    pub fn latest_schema_version() -> u32 {
+        migrations::latest()
+    }
+
+    /// Runs `work` on the blocking pool against the open file.
+    async fn run<T, F>(&self, action: impl Into<String>, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking(action, move || work(&inner)).await
+    }
+}
+
+#[async_trait]
+impl StateBackend for SqliteStore {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
+    }
+
+    fn location(&self) -> String {
+        self.inner.path.display().to_string()
+    }
+
+    fn key_file(&self) -> &Path {
+        self.inner.sealer.path()
+    }
+
+    async fn schema_version(&self) -> Result<u32> {
+        self.run("reading the schema version", Inner::schema_version)
+            .await
+    }
+}
+
+/// Runs `work` on tokio's blocking pool; a panic there resumes here.
+async fn blocking<T, F>(action: impl Into<String>, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(Error::database(action, error)),
+    }
+}
+
+impl Inner {
+    fn open(path: PathBuf, key_file: PathBuf) -> Result<Inner> {
         prepare_file(&path)?;
         let database = |action: &'static str| {
             let path = path.display().to_string();
-            move |source| Error::Database {
-                action: format!("{action} `{path}`"),
-                source,
-            }
+            move |source| Error::database(format!("{action} `{path}`"), source)
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -84,41 +159,21 @@ impl SqliteStore {
             .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(database("configuring"))?;
         migrations::migrate(&mut connection, &path)?;
-        let store = SqliteStore {
+        let inner = Inner {
             path,
             connection: Mutex::new(connection),
-            sealer: Sealer::new(key_file.as_ref().to_owned()),
+            sealer: Sealer::new(key_file),
         };
-        secrets::seal_plain_rows(&store)?;
-        Ok(store)
+        secrets::seal_plain_rows(&inner)?;
+        Ok(inner)
     }
 
-    /// The key file secrets are sealed with.
-    pub fn key_file(&self) -> &Path {
-        self.sealer.path()
-    }
-
-    /// The state file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The schema version of the open file (the newest this build knows,
-    /// once opened).
-    pub fn schema_version(&self) -> Result<u32> {
+    fn schema_version(&self) -> Result<u32> {
         self.lock()
             .query_row("SELECT MAX(version) FROM schema_version", [], |row| {
                 row.get(0)
             })
-            .map_err(|source| Error::Database {
-                action: "reading the schema version".into(),
-                source,
-            })
-    }
-
-    /// The newest schema version this build knows.
-    pub fn latest_schema_version() -> u32 {
-        migrations::latest()
+            .map_err(database("reading the schema version"))
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -137,10 +192,7 @@ impl SqliteStore {
         work: impl FnOnce(&Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut connection = self.lock();
-        let database = |source| Error::Database {
-            action: action.to_owned(),
-            source,
-        };
+        let database = |source| Error::database(action, source);
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(database)?;
@@ -152,10 +204,7 @@ impl SqliteStore {
     /// Runs `work` in a read transaction (one consistent snapshot).
     fn read<T>(&self, action: &str, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut connection = self.lock();
-        let database = |source| Error::Database {
-            action: action.to_owned(),
-            source,
-        };
+        let database = |source| Error::database(action, source);
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(database)?;
@@ -199,23 +248,5 @@ fn prepare_file(path: &Path) -> Result<()> {
 
 fn database(action: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Error {
     let action = action.into();
-    move |source| Error::Database { action, source }
-}
-
-/// Checks a name given to the store (cluster, node, holder): non-empty, at
-/// most 253 characters, no control characters.
-fn check_name(field: &'static str, value: &str) -> Result<()> {
-    let problem = if value.is_empty() {
-        "name is required".to_owned()
-    } else if value.len() > 253 {
-        format!("name `{value}` is longer than 253 characters")
-    } else if value.chars().any(char::is_control) {
-        format!(
-            "name `{}` contains control characters",
-            value.escape_debug()
-        )
-    } else {
-        return Ok(());
-    };
-    Err(Error::Invalid { field, problem })
+    move |source| Error::database(action, source)
 }

@@ -2,21 +2,17 @@
 //! key rotation. Values are sealed before they reach SQL and opened after,
 //! so no plain secret is ever in a column (see `crate::sealing`).
 
+use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::cluster::load_cluster;
-use super::{check_name, database, SqliteStore};
-use crate::credentials::{CredentialStore, CredentialsSummary, StoredCredentials};
+use super::{database, Inner, SqliteStore};
+use crate::credentials::{
+    check_credentials, CredentialStore, CredentialsSummary, StoredCredentials,
+};
 use crate::error::{Error, Result};
-use crate::sealing::{PendingKey, Rotation};
+use crate::sealing::{cluster_scope, PendingKey, Rotation, CREDENTIALS_SCOPE};
 use crate::time::Timestamp;
-
-/// Associated-data scope of a cluster's secrets.
-fn cluster_scope(cluster: &str) -> String {
-    format!("cluster/{cluster}")
-}
-
-const CREDENTIALS_SCOPE: &str = "credentials";
 
 fn stored_secret(
     transaction: &Transaction<'_>,
@@ -34,76 +30,76 @@ fn stored_secret(
         .map_err(database(action))
 }
 
-pub(super) fn ensure_secret(
-    store: &SqliteStore,
-    cluster: &str,
-    name: &str,
-    value: &str,
-) -> Result<String> {
-    let action = format!("storing secret `{name}` of cluster `{cluster}`");
-    let scope = cluster_scope(cluster);
-    let sealed = store.sealer.seal(&scope, name, value)?;
-    let stored = store.write(&action, |transaction| {
-        load_cluster(transaction, cluster)?;
-        transaction
-            .execute(
-                "INSERT INTO cluster_secrets (cluster, name, value) VALUES (?1, ?2, ?3) \
+impl Inner {
+    pub(super) fn ensure_secret(&self, cluster: &str, name: &str, value: &str) -> Result<String> {
+        let store = self;
+        let action = format!("storing secret `{name}` of cluster `{cluster}`");
+        let scope = cluster_scope(cluster);
+        let stored = store.write(&action, |transaction| {
+            load_cluster(transaction, cluster)?;
+            let sealed = store.sealer.seal(&scope, name, value)?;
+            transaction
+                .execute(
+                    "INSERT INTO cluster_secrets (cluster, name, value) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (cluster, name) DO NOTHING",
-                params![cluster, name, sealed],
-            )
-            .map_err(database(&action))?;
-        stored_secret(transaction, cluster, name, &action)?.ok_or_else(|| Error::Corrupt {
-            what: format!("secret `{name}` of cluster `{cluster}`"),
-            problem: "vanished right after it was stored".into(),
-        })
-    })?;
-    store.sealer.open(&scope, name, &stored)
-}
+                    params![cluster, name, sealed],
+                )
+                .map_err(database(&action))?;
+            stored_secret(transaction, cluster, name, &action)?.ok_or_else(|| Error::Corrupt {
+                what: format!("secret `{name}` of cluster `{cluster}`"),
+                problem: "vanished right after it was stored".into(),
+            })
+        })?;
+        store.sealer.open(&scope, name, &stored)
+    }
 
-pub(super) fn secret(store: &SqliteStore, cluster: &str, name: &str) -> Result<Option<String>> {
-    let action = format!("reading secret `{name}` of cluster `{cluster}`");
-    let stored = store.read(&action, |transaction| {
-        stored_secret(transaction, cluster, name, &action)
-    })?;
-    stored
-        .map(|value| store.sealer.open(&cluster_scope(cluster), name, &value))
-        .transpose()
-}
+    pub(super) fn secret(&self, cluster: &str, name: &str) -> Result<Option<String>> {
+        let store = self;
+        let action = format!("reading secret `{name}` of cluster `{cluster}`");
+        let stored = store.read(&action, |transaction| {
+            stored_secret(transaction, cluster, name, &action)
+        })?;
+        stored
+            .map(|value| store.sealer.open(&cluster_scope(cluster), name, &value))
+            .transpose()
+    }
 
-pub(super) fn replace_secret(
-    store: &SqliteStore,
-    cluster: &str,
-    name: &str,
-    expected: &str,
-    value: &str,
-) -> Result<String> {
-    let action = format!("replacing secret `{name}` of cluster `{cluster}`");
-    let scope = cluster_scope(cluster);
-    let sealed = store.sealer.seal(&scope, name, value)?;
-    store.write(&action, |transaction| {
-        load_cluster(transaction, cluster)?;
-        let current = stored_secret(transaction, cluster, name, &action)?
-            .map(|stored| store.sealer.open(&scope, name, &stored))
-            .transpose()?;
-        match current {
-            Some(current) if current != expected => Ok(current),
-            _ => {
-                transaction
+    pub(super) fn replace_secret(
+        &self,
+        cluster: &str,
+        name: &str,
+        expected: &str,
+        value: &str,
+    ) -> Result<String> {
+        let store = self;
+        let action = format!("replacing secret `{name}` of cluster `{cluster}`");
+        let scope = cluster_scope(cluster);
+        store.write(&action, |transaction| {
+            load_cluster(transaction, cluster)?;
+            let current = stored_secret(transaction, cluster, name, &action)?
+                .map(|stored| store.sealer.open(&scope, name, &stored))
+                .transpose()?;
+            match current {
+                Some(current) if current != expected => Ok(current),
+                _ => {
+                    let sealed = store.sealer.seal(&scope, name, value)?;
+                    transaction
                     .execute(
                         "INSERT INTO cluster_secrets (cluster, name, value) VALUES (?1, ?2, ?3) \
                          ON CONFLICT (cluster, name) DO UPDATE SET value = excluded.value",
                         params![cluster, name, sealed],
                     )
                     .map_err(database(&action))?;
-                Ok(value.to_owned())
+                    Ok(value.to_owned())
+                }
             }
-        }
-    })
+        })
+    }
 }
 
 /// Seals values written before sealing existed (schema 3 and older). Runs
 /// at open; does nothing, and creates no key, when every value is sealed.
-pub(super) fn seal_plain_rows(store: &SqliteStore) -> Result<()> {
+pub(super) fn seal_plain_rows(store: &Inner) -> Result<()> {
     let action = "sealing secrets stored in plain text";
     let plain: i64 = store.read(action, |transaction| {
         transaction
@@ -176,7 +172,7 @@ fn credentials_row(
 
 /// Re-seals every secret with `pending`, inside one transaction.
 fn reseal_all(
-    store: &SqliteStore,
+    store: &Inner,
     transaction: &Transaction<'_>,
     pending: &PendingKey,
     action: &str,
@@ -218,7 +214,7 @@ fn reseal_all(
     Ok(count)
 }
 
-impl CredentialStore for SqliteStore {
+impl Inner {
     fn set_credentials(
         &self,
         name: &str,
@@ -226,21 +222,8 @@ impl CredentialStore for SqliteStore {
         password: &str,
         now: Timestamp,
     ) -> Result<bool> {
-        check_name("credentials name", name)?;
-        if username.is_empty() {
-            return Err(Error::Invalid {
-                field: "username",
-                problem: "a vCenter user is required (user@domain)".into(),
-            });
-        }
-        if password.is_empty() {
-            return Err(Error::Invalid {
-                field: "password",
-                problem: "the password is empty".into(),
-            });
-        }
+        check_credentials(name, username, password)?;
         let action = format!("storing cloud credentials `{name}`");
-        let sealed = self.sealer.seal(CREDENTIALS_SCOPE, name, password)?;
         self.write(&action, |transaction| {
             if let Some((stored_user, stored_password, _, _)) = credentials_row(transaction, name, &action)? {
                 let same_password = self.sealer.open(CREDENTIALS_SCOPE, name, &stored_password)? == password;
@@ -248,6 +231,7 @@ impl CredentialStore for SqliteStore {
                     return Ok(false);
                 }
             }
+            let sealed = self.sealer.seal(CREDENTIALS_SCOPE, name, password)?;
             transaction
                 .execute(
                     "INSERT INTO cloud_credentials (name, username, password, created_at, updated_at) \
@@ -320,5 +304,51 @@ impl CredentialStore for SqliteStore {
             reseal_all(self, transaction, &pending, action)
         })?;
         self.sealer.finish_rotation(&pending, resealed)
+    }
+}
+
+#[async_trait]
+impl CredentialStore for SqliteStore {
+    async fn set_credentials(
+        &self,
+        name: &str,
+        username: &str,
+        password: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let (name, username, password) =
+            (name.to_owned(), username.to_owned(), password.to_owned());
+        self.run("storing cloud credentials", move |store| {
+            store.set_credentials(&name, &username, &password, now)
+        })
+        .await
+    }
+
+    async fn credentials(&self, name: &str) -> Result<StoredCredentials> {
+        let name = name.to_owned();
+        self.run("reading cloud credentials", move |store| {
+            store.credentials(&name)
+        })
+        .await
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<CredentialsSummary>> {
+        self.run("listing cloud credentials", |store| {
+            store.list_credentials()
+        })
+        .await
+    }
+
+    async fn delete_credentials(&self, name: &str) -> Result<bool> {
+        let name = name.to_owned();
+        self.run("deleting cloud credentials", move |store| {
+            store.delete_credentials(&name)
+        })
+        .await
+    }
+
+    async fn rotate_key(&self) -> Result<Rotation> {
+        self.run("rotating the state key", |store| store.rotate_key())
+            .await
     }
 }

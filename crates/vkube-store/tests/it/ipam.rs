@@ -1,89 +1,104 @@
 //! Pools and leases through the `Store` trait.
 
-use vkube_store::{Error, LeaseFilter, Store};
+use vkube_store::{Error, Fence, LeaseFilter};
 
-use crate::{range_pool, subnet_pool, TestState};
+use crate::{fence, range_pool, subnet_pool, Backend, TESTER};
 
-#[test]
-fn create_list_show_delete() {
-    let state = TestState::new();
-    let store = state.open();
+async fn create_list_show_delete(b: Backend) {
+    let store = b.open().await;
     let records = store
         .create_pools(
             &[range_pool("b", 1, 10, 20), range_pool("a", 0, 10, 20)],
             false,
         )
+        .await
         .unwrap();
     assert_eq!(records.len(), 2);
     let names: Vec<String> = store
         .pools()
+        .await
         .unwrap()
         .iter()
         .map(|r| r.pool.name().to_string())
         .collect();
     assert_eq!(names, ["a", "b"]);
-    let record = store.pool("a").unwrap();
+    let record = store.pool("a").await.unwrap();
     assert_eq!(
         (record.allocated, record.capacity, record.owner.clone()),
         (0, 11, None)
     );
 
     assert!(matches!(
-        store.create_pools(&[range_pool("a", 5, 10, 20)], false),
+        store
+            .create_pools(&[range_pool("a", 5, 10, 20)], false)
+            .await,
         Err(Error::PoolExists { .. })
     ));
-    assert!(store.delete_pool("a", false).unwrap().is_empty());
-    assert!(matches!(store.pool("a"), Err(Error::PoolNotFound { .. })));
+    assert!(store.delete_pool("a", false).await.unwrap().is_empty());
     assert!(matches!(
-        store.delete_pool("a", false),
+        store.pool("a").await,
+        Err(Error::PoolNotFound { .. })
+    ));
+    assert!(matches!(
+        store.delete_pool("a", false).await,
         Err(Error::PoolNotFound { .. })
     ));
 }
 
-#[test]
-fn create_is_all_or_nothing_and_checks_overlap() {
-    let state = TestState::new();
-    let store = state.open();
+async fn create_is_all_or_nothing_and_checks_overlap(b: Backend) {
+    let store = b.open().await;
     store
         .create_pools(&[range_pool("a", 0, 10, 20)], false)
+        .await
         .unwrap();
     let error = store
         .create_pools(
             &[range_pool("new", 7, 10, 20), range_pool("b", 0, 15, 30)],
             false,
         )
+        .await
         .unwrap_err();
     assert_eq!(
         error.to_string(),
         "pool `b` overlaps pool `a` at 10.0.0.15-10.0.0.20 (pass `--allow-overlap` if this is intended)"
     );
     assert!(
-        matches!(store.pool("new"), Err(Error::PoolNotFound { .. })),
+        matches!(store.pool("new").await, Err(Error::PoolNotFound { .. })),
         "rolled back"
     );
     store
         .create_pools(&[range_pool("b", 0, 15, 30)], true)
+        .await
         .unwrap();
-    assert_eq!(store.pools().unwrap().len(), 2);
+    assert_eq!(store.pools().await.unwrap().len(), 2);
 }
 
-#[test]
-fn allocation_is_lowest_first_and_idempotent() {
-    let state = TestState::new();
-    let store = state.open();
+async fn allocation_is_lowest_first_and_idempotent(b: Backend) {
+    let store = b.open().await;
     store
         .create_pools(&[range_pool("a", 0, 10, 20)], false)
+        .await
         .unwrap();
-    let first = store.allocate("a", "prod", "cp-0").unwrap();
+    let first = store
+        .allocate(&fence(&store, "prod").await, "a", "cp-0")
+        .await
+        .unwrap();
     assert_eq!(first.address.to_string(), "10.0.0.10");
     assert_eq!(first.prefix, 24);
     assert_eq!(first.gateway.to_string(), "10.0.0.1");
     assert_eq!(first.name_servers[0].to_string(), "10.0.0.53");
     assert_eq!(first.search_domains, ["lab.example.com"]);
-    assert_eq!(store.allocate("a", "prod", "cp-0").unwrap(), first);
     assert_eq!(
         store
-            .allocate("a", "prod", "cp-1")
+            .allocate(&fence(&store, "prod").await, "a", "cp-0")
+            .await
+            .unwrap(),
+        first
+    );
+    assert_eq!(
+        store
+            .allocate(&fence(&store, "prod").await, "a", "cp-1")
+            .await
             .unwrap()
             .address
             .to_string(),
@@ -92,27 +107,33 @@ fn allocation_is_lowest_first_and_idempotent() {
     // Same node name in another cluster is another owner.
     assert_eq!(
         store
-            .allocate("a", "dev", "cp-0")
+            .allocate(&fence(&store, "dev").await, "a", "cp-0")
+            .await
             .unwrap()
             .address
             .to_string(),
         "10.0.0.12"
     );
-    assert_eq!(store.pool("a").unwrap().allocated, 3);
+    assert_eq!(store.pool("a").await.unwrap().allocated, 3);
 }
 
-#[test]
-fn exhaustion_names_pool_and_counts() {
-    let state = TestState::new();
-    let store = state.open();
+async fn exhaustion_names_pool_and_counts(b: Backend) {
+    let store = b.open().await;
     // /29: .0 network, .7 broadcast, .1 gateway, so .2-.6 = 5 addresses.
     store
         .create_pools(&[subnet_pool("tiny", "10.9.0.0/29", "10.9.0.1")], false)
+        .await
         .unwrap();
     for node in 0..5 {
-        store.allocate("tiny", "c", &format!("n{node}")).unwrap();
+        store
+            .allocate(&fence(&store, "c").await, "tiny", &format!("n{node}"))
+            .await
+            .unwrap();
     }
-    let error = store.allocate("tiny", "c", "n5").unwrap_err();
+    let error = store
+        .allocate(&fence(&store, "c").await, "tiny", "n5")
+        .await
+        .unwrap_err();
     assert!(matches!(
         error,
         Error::PoolFull {
@@ -125,17 +146,22 @@ fn exhaustion_names_pool_and_counts() {
     // An existing lease is still returned when full.
     assert_eq!(
         store
-            .allocate("tiny", "c", "n0")
+            .allocate(&fence(&store, "c").await, "tiny", "n0")
+            .await
             .unwrap()
             .address
             .to_string(),
         "10.9.0.2"
     );
     // Releasing one frees exactly that address for the next node.
-    store.release_node("c", "n2").unwrap();
+    store
+        .release_node(&fence(&store, "c").await, "n2")
+        .await
+        .unwrap();
     assert_eq!(
         store
-            .allocate("tiny", "c", "n5")
+            .allocate(&fence(&store, "c").await, "tiny", "n5")
+            .await
             .unwrap()
             .address
             .to_string(),
@@ -143,68 +169,108 @@ fn exhaustion_names_pool_and_counts() {
     );
 }
 
-#[test]
-fn restricted_pool_belongs_to_first_cluster() {
-    let state = TestState::new();
-    let store = state.open();
+async fn restricted_pool_belongs_to_first_cluster(b: Backend) {
+    let store = b.open().await;
     let mut raw = range_pool("r", 0, 10, 20).to_raw();
     raw.restrict_to_cluster = true;
     store
         .create_pools(&[raw.validate().unwrap()], false)
+        .await
         .unwrap();
-    store.allocate("r", "prod", "cp-0").unwrap();
-    assert_eq!(store.pool("r").unwrap().owner.as_deref(), Some("prod"));
-    let error = store.allocate("r", "dev", "cp-0").unwrap_err();
+    store
+        .allocate(&fence(&store, "prod").await, "r", "cp-0")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pool("r").await.unwrap().owner.as_deref(),
+        Some("prod")
+    );
+    let error = store
+        .allocate(&fence(&store, "dev").await, "r", "cp-0")
+        .await
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         "pool `r` is restricted to cluster `prod`; cluster `dev` cannot allocate from it"
     );
-    store.allocate("r", "prod", "cp-1").unwrap();
+    store
+        .allocate(&fence(&store, "prod").await, "r", "cp-1")
+        .await
+        .unwrap();
     // Releasing nodes keeps the claim; releasing the cluster gives it up.
-    store.release_node("prod", "cp-0").unwrap();
-    store.release_node("prod", "cp-1").unwrap();
+    store
+        .release_node(&fence(&store, "prod").await, "cp-0")
+        .await
+        .unwrap();
+    store
+        .release_node(&fence(&store, "prod").await, "cp-1")
+        .await
+        .unwrap();
     assert!(matches!(
-        store.allocate("r", "dev", "x"),
+        store.allocate(&fence(&store, "dev").await, "r", "x").await,
         Err(Error::PoolRestricted { .. })
     ));
-    store.release_cluster("prod").unwrap();
-    assert_eq!(store.pool("r").unwrap().owner, None);
-    store.allocate("r", "dev", "cp-0").unwrap();
-    assert_eq!(store.pool("r").unwrap().owner.as_deref(), Some("dev"));
+    store.release_cluster("prod").await.unwrap();
+    assert_eq!(store.pool("r").await.unwrap().owner, None);
+    store
+        .allocate(&fence(&store, "dev").await, "r", "cp-0")
+        .await
+        .unwrap();
+    assert_eq!(store.pool("r").await.unwrap().owner.as_deref(), Some("dev"));
 }
 
-#[test]
-fn unrestricted_pool_is_shared() {
-    let state = TestState::new();
-    let store = state.open();
+async fn unrestricted_pool_is_shared(b: Backend) {
+    let store = b.open().await;
     store
         .create_pools(&[range_pool("s", 0, 10, 20)], false)
+        .await
         .unwrap();
-    store.allocate("s", "prod", "cp-0").unwrap();
-    store.allocate("s", "dev", "cp-0").unwrap();
-    assert_eq!(store.pool("s").unwrap().owner, None);
+    store
+        .allocate(&fence(&store, "prod").await, "s", "cp-0")
+        .await
+        .unwrap();
+    store
+        .allocate(&fence(&store, "dev").await, "s", "cp-0")
+        .await
+        .unwrap();
+    assert_eq!(store.pool("s").await.unwrap().owner, None);
 }
 
-#[test]
-fn release_per_node_and_per_cluster() {
-    let state = TestState::new();
-    let store = state.open();
+async fn release_per_node_and_per_cluster(b: Backend) {
+    let store = b.open().await;
     store
         .create_pools(
             &[range_pool("a", 0, 10, 20), range_pool("b", 1, 10, 20)],
             false,
         )
+        .await
         .unwrap();
     for node in ["cp-0", "cp-1", "w-0"] {
-        store.allocate("a", "prod", node).unwrap();
+        store
+            .allocate(&fence(&store, "prod").await, "a", node)
+            .await
+            .unwrap();
     }
-    store.allocate("b", "prod", "cp-0").unwrap();
-    store.allocate("a", "dev", "cp-0").unwrap();
+    store
+        .allocate(&fence(&store, "prod").await, "b", "cp-0")
+        .await
+        .unwrap();
+    store
+        .allocate(&fence(&store, "dev").await, "a", "cp-0")
+        .await
+        .unwrap();
 
-    let released = store.release_node("prod", "cp-0").unwrap();
+    let released = store
+        .release_node(&fence(&store, "prod").await, "cp-0")
+        .await
+        .unwrap();
     assert_eq!(released.len(), 2, "one lease in each pool");
     assert!(
-        store.release_node("prod", "cp-0").unwrap().is_empty(),
+        store
+            .release_node(&fence(&store, "prod").await, "cp-0")
+            .await
+            .unwrap()
+            .is_empty(),
         "retry is a no-op"
     );
 
@@ -214,46 +280,58 @@ fn release_per_node_and_per_cluster() {
     };
     let nodes: Vec<String> = store
         .leases(&prod)
+        .await
         .unwrap()
         .into_iter()
         .map(|l| l.node)
         .collect();
     assert_eq!(nodes, ["cp-1", "w-0"]);
 
-    assert_eq!(store.release_cluster("prod").unwrap().len(), 2);
-    assert!(store.leases(&prod).unwrap().is_empty());
-    let all = store.leases(&LeaseFilter::default()).unwrap();
+    assert_eq!(store.release_cluster("prod").await.unwrap().len(), 2);
+    assert!(store.leases(&prod).await.unwrap().is_empty());
+    let all = store.leases(&LeaseFilter::default()).await.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].cluster, "dev");
 }
 
-#[test]
-fn delete_refuses_while_allocated_unless_forced() {
-    let state = TestState::new();
-    let store = state.open();
+async fn delete_refuses_while_allocated_unless_forced(b: Backend) {
+    let store = b.open().await;
     store
         .create_pools(&[range_pool("a", 0, 10, 20)], false)
+        .await
         .unwrap();
-    store.allocate("a", "prod", "cp-0").unwrap();
-    store.allocate("a", "prod", "cp-1").unwrap();
-    let error = store.delete_pool("a", false).unwrap_err();
+    store
+        .allocate(&fence(&store, "prod").await, "a", "cp-0")
+        .await
+        .unwrap();
+    store
+        .allocate(&fence(&store, "prod").await, "a", "cp-1")
+        .await
+        .unwrap();
+    let error = store.delete_pool("a", false).await.unwrap_err();
     assert_eq!(
         error.to_string(),
         "pool `a` has 2 allocated address(es); release them first or pass `--force`"
     );
-    assert_eq!(store.delete_pool("a", true).unwrap().len(), 2);
-    assert!(store.leases(&LeaseFilter::default()).unwrap().is_empty());
+    assert_eq!(store.delete_pool("a", true).await.unwrap().len(), 2);
+    assert!(store
+        .leases(&LeaseFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
 }
 
-#[test]
-fn leases_listed_by_pool_in_address_order() {
-    let state = TestState::new();
-    let store = state.open();
+async fn leases_listed_by_pool_in_address_order(b: Backend) {
+    let store = b.open().await;
     store
         .create_pools(&[range_pool("a", 0, 2, 250)], false)
+        .await
         .unwrap();
     for node in 0..12 {
-        store.allocate("a", "c", &format!("n{node}")).unwrap();
+        store
+            .allocate(&fence(&store, "c").await, "a", &format!("n{node}"))
+            .await
+            .unwrap();
     }
     let filter = LeaseFilter {
         pool: Some(vkube_core::ipam::PoolName::new("a").unwrap()),
@@ -261,6 +339,7 @@ fn leases_listed_by_pool_in_address_order() {
     };
     let addresses: Vec<String> = store
         .leases(&filter)
+        .await
         .unwrap()
         .iter()
         .map(|l| l.address.to_string())
@@ -273,15 +352,13 @@ fn leases_listed_by_pool_in_address_order() {
         cluster: None,
     };
     assert!(matches!(
-        store.leases(&missing),
+        store.leases(&missing).await,
         Err(Error::PoolNotFound { .. })
     ));
 }
 
-#[test]
-fn ipv6_range_pool() {
-    let state = TestState::new();
-    let store = state.open();
+async fn ipv6_range_pool(b: Backend) {
+    let store = b.open().await;
     let pool = vkube_core::ipam::RawIpPool {
         name: "v6".into(),
         range: Some(vkube_core::ipam::RawRange {
@@ -295,66 +372,70 @@ fn ipv6_range_pool() {
     }
     .validate()
     .unwrap();
-    store.create_pools(&[pool], false).unwrap();
-    let addresses: Vec<String> = (0..2)
-        .map(|n| {
-            store
-                .allocate("v6", "c", &format!("n{n}"))
-                .unwrap()
-                .address
-                .to_string()
-        })
-        .collect();
+    store.create_pools(&[pool], false).await.unwrap();
+    let c = fence(&store, "c").await;
+    let mut addresses = Vec::new();
+    for n in 0..2 {
+        let lease = store.allocate(&c, "v6", &format!("n{n}")).await.unwrap();
+        addresses.push(lease.address.to_string());
+    }
     assert_eq!(addresses, ["2001:db8::2", "2001:db8::3"]);
     assert_eq!(
-        store.allocate("v6", "c", "n9").unwrap_err().to_string(),
+        store
+            .allocate(&fence(&store, "c").await, "v6", "n9")
+            .await
+            .unwrap_err()
+            .to_string(),
         "pool `v6` is full: 2 of 2 in use"
     );
 }
 
-#[test]
-fn rejects_empty_owner_names() {
-    let state = TestState::new();
-    let store = state.open();
+async fn rejects_empty_owner_names(b: Backend) {
+    let store = b.open().await;
     store
         .create_pools(&[range_pool("a", 0, 10, 20)], false)
+        .await
         .unwrap();
     assert_eq!(
-        store.allocate("a", "", "n").unwrap_err().to_string(),
+        store
+            .allocate(&Fence::new("", TESTER, 1), "a", "n")
+            .await
+            .unwrap_err()
+            .to_string(),
         "cluster name is required"
     );
     assert!(matches!(
-        store.allocate("a", "c", ""),
+        store.allocate(&fence(&store, "c").await, "a", "").await,
         Err(Error::Invalid { field: "node", .. })
     ));
 }
 
-#[test]
-fn threads_sharing_one_store() {
-    let state = TestState::new();
-    let store = std::sync::Arc::new(state.open());
+/// Tasks sharing one store (one SQLite connection, or a pool of
+/// PostgreSQL connections) never get the same address.
+async fn tasks_sharing_one_store(b: Backend) {
+    let store = b.open().await;
     store
         .create_pools(&[range_pool("a", 0, 2, 254)], false)
+        .await
         .unwrap();
-    let handles: Vec<_> = (0..4)
-        .map(|thread| {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                (0..50)
-                    .map(|n| {
-                        store
-                            .allocate("a", "c", &format!("t{thread}-n{n}"))
-                            .unwrap()
-                            .address
-                    })
-                    .collect::<Vec<_>>()
+    let fence = fence(&store, "c").await;
+    let tasks: Vec<_> = (0..4)
+        .map(|task| {
+            let (store, fence) = (store.clone(), fence.clone());
+            tokio::spawn(async move {
+                let mut addresses = Vec::new();
+                for n in 0..50 {
+                    let node = format!("t{task}-n{n}");
+                    addresses.push(store.allocate(&fence, "a", &node).await.unwrap().address);
+                }
+                addresses
             })
         })
         .collect();
-    let mut all: Vec<_> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 200);
@@ -363,23 +444,20 @@ fn threads_sharing_one_store() {
 /// The low-water mark only speeds up the search: with it cleared, the
 /// chunked scan over many leases still finds the lowest free address, and
 /// releases below the mark are reused lowest first.
-#[test]
-fn low_water_mark_is_only_a_hint() {
-    let state = TestState::new();
-    let store = state.open();
+async fn low_water_mark_is_only_a_hint(b: Backend) {
+    let store = b.open().await;
     let mut raw = subnet_pool("big", "10.60.0.0/22", "10.60.0.1").to_raw();
     raw.exclude = vec!["10.60.1.0-10.60.1.9".into()];
     store
         .create_pools(&[raw.validate().unwrap()], false)
+        .await
         .unwrap();
-    let addresses: Vec<_> = (0..600)
-        .map(|n| {
-            store
-                .allocate("big", "c", &format!("n{n}"))
-                .unwrap()
-                .address
-        })
-        .collect();
+    let c = fence(&store, "c").await;
+    let mut addresses = Vec::new();
+    for n in 0..600 {
+        let lease = store.allocate(&c, "big", &format!("n{n}")).await.unwrap();
+        addresses.push(lease.address);
+    }
     assert_eq!(addresses[0].to_string(), "10.60.0.2");
     assert_eq!(
         addresses[254].to_string(),
@@ -388,31 +466,64 @@ fn low_water_mark_is_only_a_hint() {
     );
     assert_eq!(addresses[599].to_string(), "10.60.2.99");
 
-    rusqlite::Connection::open(state.path())
-        .unwrap()
-        .execute("UPDATE ip_pools SET low_water_key = NULL", [])
-        .unwrap();
+    b.execute("UPDATE ip_pools SET low_water_key = NULL");
     assert_eq!(
         store
-            .allocate("big", "c", "n600")
+            .allocate(&fence(&store, "c").await, "big", "n600")
+            .await
             .unwrap()
             .address
             .to_string(),
         "10.60.2.100"
     );
 
-    store.release_node("c", "n400").unwrap();
-    store.release_node("c", "n3").unwrap();
+    store
+        .release_node(&fence(&store, "c").await, "n400")
+        .await
+        .unwrap();
+    store
+        .release_node(&fence(&store, "c").await, "n3")
+        .await
+        .unwrap();
     assert_eq!(
-        store.allocate("big", "c", "a").unwrap().address,
+        store
+            .allocate(&fence(&store, "c").await, "big", "a")
+            .await
+            .unwrap()
+            .address,
         addresses[3]
     );
     assert_eq!(
-        store.allocate("big", "c", "b").unwrap().address,
+        store
+            .allocate(&fence(&store, "c").await, "big", "b")
+            .await
+            .unwrap()
+            .address,
         addresses[400]
     );
     assert_eq!(
-        store.allocate("big", "c", "d").unwrap().address.to_string(),
+        store
+            .allocate(&fence(&store, "c").await, "big", "d")
+            .await
+            .unwrap()
+            .address
+            .to_string(),
         "10.60.2.101"
     );
 }
+
+conformance!(
+    create_list_show_delete,
+    create_is_all_or_nothing_and_checks_overlap,
+    allocation_is_lowest_first_and_idempotent,
+    exhaustion_names_pool_and_counts,
+    restricted_pool_belongs_to_first_cluster,
+    unrestricted_pool_is_shared,
+    release_per_node_and_per_cluster,
+    delete_refuses_while_allocated_unless_forced,
+    leases_listed_by_pool_in_address_order,
+    ipv6_range_pool,
+    rejects_empty_owner_names,
+    tasks_sharing_one_store,
+    low_water_mark_is_only_a_hint
+);

@@ -5,43 +5,45 @@ use std::time::Duration;
 
 use serde_json::json;
 use vkube_store::{
-    ApplyLocks, ClusterStore, Error, EventLevel, IntentAction, IntentId, IntentOutcome, Journal,
-    LeaseFilter, NodePhase, SqliteStore, Store,
+    Error, EventLevel, IntentAction, IntentId, IntentOutcome, LeaseFilter, NodePhase, STATE_KEY_ENV,
 };
 
-use crate::{at, marked_lines, node, range_pool, spawn_child, TestState};
+use std::process::{Command, Stdio};
+
+use crate::{at, fence, marked_lines, node, range_pool, Backend};
 
 const CRASH_ENV: &str = "VKUBE_IT_CRASH_CHILD";
 
-#[test]
-fn intents_open_and_complete() {
-    let state = TestState::new();
-    let store = state.open();
+async fn intents_open_and_complete(b: Backend) {
+    let store = b.open().await;
     store
-        .create_cluster("prod", "uid-1", "spec", "h", at(0))
+        .create_cluster(&fence(&store, "prod").await, "uid-1", "spec", "h", at(0))
+        .await
         .unwrap();
     let detail = json!({"vm": "prod-cp-0", "template": "ubuntu-2404"});
     let clone = store
         .record_intent(
-            "prod",
+            &fence(&store, "prod").await,
             Some("prod-cp-0"),
             IntentAction::CreateNode,
             &detail,
             at(10),
         )
+        .await
         .unwrap();
     let folder = store
         .record_intent(
-            "prod",
+            &fence(&store, "prod").await,
             None,
             IntentAction::CreateFolder,
             &json!(null),
             at(10),
         )
+        .await
         .unwrap();
     assert!(folder > clone);
 
-    let open = store.open_intents("prod").unwrap();
+    let open = store.open_intents("prod").await.unwrap();
     assert_eq!(
         open.iter().map(|i| i.id).collect::<Vec<_>>(),
         [clone, folder]
@@ -59,7 +61,13 @@ fn intents_open_and_complete() {
     );
 
     let done = store
-        .complete_intent(folder, IntentOutcome::Succeeded, at(11))
+        .complete_intent(
+            &fence(&store, "prod").await,
+            folder,
+            IntentOutcome::Succeeded,
+            at(11),
+        )
+        .await
         .unwrap();
     assert_eq!(
         (done.completed_at, done.outcome),
@@ -67,10 +75,12 @@ fn intents_open_and_complete() {
     );
     let failed = store
         .complete_intent(
+            &fence(&store, "prod").await,
             clone,
             IntentOutcome::Failed("no space on `ds1`".into()),
             at(12),
         )
+        .await
         .unwrap();
     assert_eq!(
         failed.outcome,
@@ -78,62 +88,104 @@ fn intents_open_and_complete() {
     );
     // Completing again keeps the first outcome.
     let again = store
-        .complete_intent(clone, IntentOutcome::Succeeded, at(13))
+        .complete_intent(
+            &fence(&store, "prod").await,
+            clone,
+            IntentOutcome::Succeeded,
+            at(13),
+        )
+        .await
         .unwrap();
     assert_eq!(again, failed);
-    assert!(store.open_intents("prod").unwrap().is_empty());
+    assert!(store.open_intents("prod").await.unwrap().is_empty());
 
     let error = store
-        .complete_intent(IntentId::from_raw(999), IntentOutcome::Succeeded, at(14))
+        .complete_intent(
+            &fence(&store, "prod").await,
+            IntentId::from_raw(999),
+            IntentOutcome::Succeeded,
+            at(14),
+        )
+        .await
         .unwrap_err();
     assert_eq!(error.to_string(), "intent 999 not found");
     assert!(matches!(
-        store.record_intent("nope", None, IntentAction::CreateFolder, &json!({}), at(1)),
+        store
+            .record_intent(
+                &fence(&store, "nope").await,
+                None,
+                IntentAction::CreateFolder,
+                &json!({}),
+                at(1)
+            )
+            .await,
         Err(Error::ClusterNotFound { .. })
     ));
     assert!(matches!(
-        store.open_intents("nope"),
+        store.open_intents("nope").await,
         Err(Error::ClusterNotFound { .. })
     ));
 }
 
-#[test]
-fn intent_ids_are_never_reused() {
-    let state = TestState::new();
-    let store = state.open();
+async fn intent_ids_are_never_reused(b: Backend) {
+    let store = b.open().await;
     store
-        .create_cluster("a", "uid-a", "spec", "h", at(0))
+        .create_cluster(&fence(&store, "a").await, "uid-a", "spec", "h", at(0))
+        .await
         .unwrap();
     let first = store
-        .record_intent("a", None, IntentAction::CreateFolder, &json!({}), at(1))
+        .record_intent(
+            &fence(&store, "a").await,
+            None,
+            IntentAction::CreateFolder,
+            &json!({}),
+            at(1),
+        )
+        .await
         .unwrap();
     store
         .remove_cluster("a", vkube_store::ForceDelete::No, at(2))
+        .await
         .unwrap();
     store
-        .create_cluster("a", "uid-b", "spec", "h", at(3))
+        .create_cluster(&fence(&store, "a").await, "uid-b", "spec", "h", at(3))
+        .await
         .unwrap();
     let second = store
-        .record_intent("a", None, IntentAction::CreateFolder, &json!({}), at(4))
+        .record_intent(
+            &fence(&store, "a").await,
+            None,
+            IntentAction::CreateFolder,
+            &json!({}),
+            at(4),
+        )
+        .await
         .unwrap();
     assert!(second > first);
     // The removed cluster's intent is gone, so a stale holder cannot close
     // the new cluster's intent by accident.
     assert!(matches!(
-        store.complete_intent(first, IntentOutcome::Succeeded, at(5)),
+        store
+            .complete_intent(
+                &fence(&store, "a").await,
+                first,
+                IntentOutcome::Succeeded,
+                at(5)
+            )
+            .await,
         Err(Error::IntentNotFound { .. })
     ));
 }
 
-#[test]
-fn events_are_kept_in_order_newest_last() {
-    let state = TestState::new();
-    let store = state.open();
+async fn events_are_kept_in_order_newest_last(b: Backend) {
+    let store = b.open().await;
     store
-        .create_cluster("prod", "uid-1", "spec", "h", at(0))
+        .create_cluster(&fence(&store, "prod").await, "uid-1", "spec", "h", at(0))
+        .await
         .unwrap();
     store
-        .create_cluster("dev", "uid-2", "spec", "h", at(0))
+        .create_cluster(&fence(&store, "dev").await, "uid-2", "spec", "h", at(0))
+        .await
         .unwrap();
     // Several in one second: the sequence keeps their order.
     for n in 0..5 {
@@ -146,6 +198,7 @@ fn events_are_kept_in_order_newest_last() {
                 &format!("node {n}"),
                 Some(&format!("prod-w-{n}")),
             )
+            .await
             .unwrap();
         store
             .append_event(
@@ -156,6 +209,7 @@ fn events_are_kept_in_order_newest_last() {
                 "other cluster",
                 None,
             )
+            .await
             .unwrap();
     }
     let last = store
@@ -167,10 +221,11 @@ fn events_are_kept_in_order_newest_last() {
             "no space on `ds1`",
             Some("prod-w-5"),
         )
+        .await
         .unwrap();
     assert_eq!((last.level, last.at), (EventLevel::Error, at(101)));
 
-    let events = store.events("prod", 100).unwrap();
+    let events = store.events("prod", 100).await.unwrap();
     let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(
         messages,
@@ -192,33 +247,37 @@ fn events_are_kept_in_order_newest_last() {
     // A limit keeps the newest, still newest last.
     let tail: Vec<String> = store
         .events("prod", 2)
+        .await
         .unwrap()
         .into_iter()
         .map(|e| e.message)
         .collect();
     assert_eq!(tail, ["node 4", "no space on `ds1`"]);
-    assert!(store.events("prod", 0).unwrap().is_empty());
-    assert_eq!(store.events("dev", usize::MAX).unwrap().len(), 5);
+    assert!(store.events("prod", 0).await.unwrap().is_empty());
+    assert_eq!(store.events("dev", usize::MAX).await.unwrap().len(), 5);
     assert!(matches!(
-        store.append_event("prod", at(1), EventLevel::Info, "", "m", None),
+        store
+            .append_event("prod", at(1), EventLevel::Info, "", "m", None)
+            .await,
         Err(Error::Invalid {
             field: "event kind",
             ..
         })
     ));
     drop(store);
-    assert_eq!(state.open().events("prod", 100).unwrap(), events);
+    assert_eq!(b.open().await.events("prod", 100).await.unwrap(), events);
 }
 
-/// Child side: `VKUBE_IT_CRASH_CHILD=<state path>`. Does what an applier
-/// does before a clone (lock, lease, node record, intent), then dies
-/// without completing anything.
-#[test]
-fn crash_child() {
-    let Ok(path) = std::env::var(CRASH_ENV) else {
+/// Child side: `VKUBE_IT_CRASH_CHILD=<state path or URL>`, the key file
+/// in `VKUBE_STATE_KEY`. Opens the state through `vkube_store::open`, does
+/// what an applier does before a clone (lock, lease, node record, intent),
+/// then dies without completing anything.
+#[tokio::test]
+async fn crash_child() {
+    let Ok(state) = std::env::var(CRASH_ENV) else {
         return;
     };
-    let store = SqliteStore::open(path).unwrap();
+    let store = vkube_store::open(&state).await.unwrap();
     let lock = store
         .acquire_apply_lock(
             "prod",
@@ -226,23 +285,27 @@ fn crash_child() {
             at(1_000),
             Duration::from_secs(60),
         )
+        .await
         .unwrap();
+    let fence = lock.fence();
     store
-        .create_cluster("prod", "uid-1", "spec", "h", at(1_000))
+        .create_cluster(&fence, "uid-1", "spec", "h", at(1_000))
+        .await
         .unwrap();
-    let lease = store.allocate("lab", "prod", "prod-cp-0").unwrap();
+    let lease = store.allocate(&fence, "lab", "prod-cp-0").await.unwrap();
     let mut record = node("prod-cp-0", "cp", 0);
     record.ip = Some(lease.address);
     record.phase = NodePhase::Creating;
-    store.upsert_node("prod", &record, at(1_001)).unwrap();
+    store.upsert_node(&fence, &record, at(1_001)).await.unwrap();
     let id = store
         .record_intent(
-            "prod",
+            &fence,
             Some("prod-cp-0"),
             IntentAction::CreateNode,
             &serde_json::json!({"vm": "prod-cp-0"}),
             at(1_002),
         )
+        .await
         .unwrap();
     println!("INTENT {id} {}", lock.generation);
     use std::io::Write;
@@ -251,20 +314,25 @@ fn crash_child() {
     std::process::abort();
 }
 
-#[test]
-fn open_intents_survive_a_crash_and_reopen() {
-    let state = TestState::new();
-    state
-        .open()
+async fn open_intents_survive_a_crash_and_reopen(b: Backend) {
+    b.open()
+        .await
         .create_pools(&[range_pool("lab", 0, 10, 20)], false)
+        .await
         .unwrap();
-    let output = spawn_child(
-        "journal::crash_child",
-        CRASH_ENV,
-        state.path().display().to_string(),
-    )
-    .wait_with_output()
-    .unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child
+        .args([
+            "--exact",
+            "journal::crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_ENV, b.location())
+        .env(STATE_KEY_ENV, b.key_file())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let output = child.output().unwrap();
     assert!(!output.status.success(), "the child should have aborted");
     let lines = marked_lines(&output.stdout, "INTENT ");
     assert_eq!(
@@ -276,18 +344,20 @@ fn open_intents_survive_a_crash_and_reopen() {
     let id: i64 = lines[0].split(' ').next().unwrap().parse().unwrap();
 
     // The next run: the lock is still the dead applier's until it expires.
-    let store = state.open();
+    let store = b.open().await;
     let error = store
         .acquire_apply_lock("prod", "next-applier", at(1_030), Duration::from_secs(60))
+        .await
         .unwrap_err();
     assert!(matches!(error, Error::Locked { ref holder, .. } if holder == "crashed-applier"));
     let lock = store
         .acquire_apply_lock("prod", "next-applier", at(1_060), Duration::from_secs(60))
+        .await
         .unwrap();
     assert_eq!(lock.taken_over_from.as_deref(), Some("crashed-applier"));
 
     // What may be half-done is written down.
-    let open = store.open_intents("prod").unwrap();
+    let open = store.open_intents("prod").await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].id.get(), id);
     assert_eq!(
@@ -295,27 +365,36 @@ fn open_intents_survive_a_crash_and_reopen() {
         (IntentAction::CreateNode, Some("prod-cp-0"))
     );
     assert_eq!(open[0].detail["vm"], "prod-cp-0");
-    let node = store.node("prod", "prod-cp-0").unwrap().unwrap();
+    let node = store.node("prod", "prod-cp-0").await.unwrap().unwrap();
     assert_eq!(node.node.phase, NodePhase::Creating);
-    let leases = store.leases(&LeaseFilter::default()).unwrap();
+    let leases = store.leases(&LeaseFilter::default()).await.unwrap();
     assert_eq!(leases.len(), 1);
     assert_eq!(Some(leases[0].address), node.node.ip);
 
     // It observes vCenter, finds the VM, and closes the intent.
     store
         .complete_intent(
+            &lock.fence(),
             open[0].id,
             IntentOutcome::Abandoned("found VM `vm-42`".into()),
             at(1_061),
         )
+        .await
         .unwrap();
-    store.release_apply_lock(&lock).unwrap();
+    store.release_apply_lock(&lock).await.unwrap();
     drop(store);
 
-    let store = state.open();
-    assert!(store.open_intents("prod").unwrap().is_empty());
+    let store = b.open().await;
+    assert!(store.open_intents("prod").await.unwrap().is_empty());
+    let prod = fence(&store, "prod").await;
     let closed = store
-        .complete_intent(IntentId::from_raw(id), IntentOutcome::Succeeded, at(2_000))
+        .complete_intent(
+            &prod,
+            IntentId::from_raw(id),
+            IntentOutcome::Succeeded,
+            at(2_000),
+        )
+        .await
         .unwrap();
     assert_eq!(
         closed.outcome,
@@ -324,7 +403,14 @@ fn open_intents_survive_a_crash_and_reopen() {
     assert_eq!(closed.completed_at, Some(at(1_061)));
     // Re-allocating for the node is idempotent: no second address.
     assert_eq!(
-        store.allocate("lab", "prod", "prod-cp-0").unwrap(),
+        store.allocate(&prod, "lab", "prod-cp-0").await.unwrap(),
         leases[0]
     );
 }
+
+conformance!(
+    intents_open_and_complete,
+    intent_ids_are_never_reused,
+    events_are_kept_in_order_newest_last,
+    open_intents_survive_a_crash_and_reopen,
+);

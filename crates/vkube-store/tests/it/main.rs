@@ -1,21 +1,65 @@
-//! Integration tests for `vkube-store`: one binary, a temp state file per
-//! test.
+//! Integration tests for `vkube-store`: one binary.
+//!
+//! The conformance suite (`ipam`, `clusters`, `journal`, `locks`,
+//! `secrets`) runs every test against both backends: each test is an
+//! `async fn(Backend)`, and [`conformance!`] makes `<module>::sqlite::<test>`
+//! (a temp state file) and `<module>::postgres::<test>` (a fresh database on
+//! the binary's PostgreSQL server, see `vkube_test_support::postgres`) of
+//! it. Without PostgreSQL installed the `postgres` tests print a note and
+//! pass, unless `VKUBE_REQUIRE_POSTGRES=1`. `concurrency` holds what only
+//! matters with several connections; `open`, `migrate` and
+//! `multi_process` are SQLite's own (file modes, WAL, processes sharing a
+//! file), `postgres` PostgreSQL's (URLs, passwords).
+
+/// `conformance!(a, b)`: tests `sqlite::a`, `postgres::a`, … running
+/// `async fn a(backend: Backend)` of the enclosing module.
+macro_rules! conformance {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(crate::Backend::sqlite()).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(backend) = crate::Backend::postgres() {
+                        super::$test(backend).await
+                    }
+                }
+            )+
+        }
+    };
+}
 
 mod clusters;
+mod concurrency;
 mod ipam;
 mod journal;
 mod locks;
 mod migrate;
 mod multi_process;
 mod open;
+mod postgres;
 mod secrets;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tempfile::TempDir;
 use vkube_core::ipam::{IpPool, RawIpPool, RawRange};
-use vkube_store::{Node, NodePhase, SqliteStore, Timestamp};
+use vkube_store::{Fence, Node, NodePhase, PgStore, SqliteStore, StateStore, Timestamp};
+use vkube_test_support::postgres::{PostgresDatabase, PostgresServer};
+
+/// What every test holds: either backend behind the one trait object the
+/// runtime uses.
+pub type AnyStore = Arc<dyn StateStore>;
 
 /// A temp directory holding a fresh state file; removed on drop.
 pub struct TestState {
@@ -34,9 +78,183 @@ impl TestState {
         self.dir.path().join("state.db")
     }
 
-    pub fn open(&self) -> SqliteStore {
-        SqliteStore::open(self.path()).expect("open state")
+    pub async fn open(&self) -> SqliteStore {
+        SqliteStore::open(self.path()).await.expect("open state")
     }
+}
+
+/// One test's state on one backend.
+pub enum Backend {
+    /// A fresh SQLite file (its key file beside it).
+    Sqlite(TestState),
+    /// A fresh PostgreSQL database, its key file in `keys`.
+    Postgres {
+        database: PostgresDatabase,
+        keys: TempDir,
+    },
+}
+
+impl Backend {
+    pub fn sqlite() -> Backend {
+        Backend::Sqlite(TestState::new())
+    }
+
+    /// `None` (after a note) when PostgreSQL is not installed.
+    pub fn postgres() -> Option<Backend> {
+        let server = PostgresServer::shared()?;
+        Some(Backend::Postgres {
+            database: server.database(),
+            keys: tempfile::tempdir().expect("temp dir"),
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Backend::Postgres { .. })
+    }
+
+    /// Opens (another connection to) the state, as a new process would.
+    pub async fn open(&self) -> AnyStore {
+        match self {
+            Backend::Sqlite(state) => Arc::new(state.open().await),
+            Backend::Postgres { database, keys } => Arc::new(
+                PgStore::connect_with_key(&database.url(), keys.path().join("state.key"))
+                    .await
+                    .expect("connect to PostgreSQL"),
+            ),
+        }
+    }
+
+    /// Opens the state with another key file.
+    pub async fn open_with_key(&self, key: &std::path::Path) -> AnyStore {
+        match self {
+            Backend::Sqlite(state) => Arc::new(
+                SqliteStore::open_with_key(state.path(), key)
+                    .await
+                    .expect("open state"),
+            ),
+            Backend::Postgres { database, .. } => Arc::new(
+                PgStore::connect_with_key(&database.url(), key)
+                    .await
+                    .expect("connect to PostgreSQL"),
+            ),
+        }
+    }
+
+    /// What `--state` would say: the file path, or the URL.
+    pub fn location(&self) -> String {
+        match self {
+            Backend::Sqlite(state) => state.path().display().to_string(),
+            Backend::Postgres { database, .. } => database.url(),
+        }
+    }
+
+    /// The directory the key file is in.
+    pub fn key_dir(&self) -> &std::path::Path {
+        match self {
+            Backend::Sqlite(state) => state.dir.path(),
+            Backend::Postgres { keys, .. } => keys.path(),
+        }
+    }
+
+    /// The key file the store seals with.
+    pub fn key_file(&self) -> PathBuf {
+        self.key_dir().join("state.key")
+    }
+
+    /// The first column of every row `sql` returns, as text, read around
+    /// the store (rusqlite or psql).
+    pub fn strings(&self, sql: &str) -> Vec<String> {
+        match self {
+            Backend::Sqlite(state) => {
+                let connection = rusqlite::Connection::open(state.path()).unwrap();
+                let mut statement = connection.prepare(sql).unwrap();
+                let rows = statement
+                    .query_map([], |row| {
+                        let value: rusqlite::types::Value = row.get(0)?;
+                        Ok(match value {
+                            rusqlite::types::Value::Text(text) => text,
+                            rusqlite::types::Value::Integer(n) => n.to_string(),
+                            other => format!("{other:?}"),
+                        })
+                    })
+                    .unwrap();
+                rows.map(Result::unwrap).collect()
+            }
+            Backend::Postgres { database, .. } => database
+                .psql(sql)
+                .lines()
+                .map(|line| line.split('|').next().unwrap_or_default().to_owned())
+                .collect(),
+        }
+    }
+
+    /// Whether `text` appears anywhere in the stored bytes: the SQLite
+    /// file after a checkpoint, or the database's files and the WAL of the
+    /// PostgreSQL cluster after a `CHECKPOINT`.
+    pub fn stored_bytes_contain(&self, text: &str) -> bool {
+        let files: Vec<PathBuf> = match self {
+            Backend::Sqlite(state) => {
+                let connection = rusqlite::Connection::open(state.path()).unwrap();
+                // The WAL holds recent pages: checkpoint so the main file has them.
+                connection
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .unwrap();
+                vec![state.path()]
+            }
+            Backend::Postgres { database, .. } => {
+                database.psql("CHECKPOINT");
+                let data = PathBuf::from(database.psql("SHOW data_directory").trim());
+                let oid =
+                    database.psql("SELECT oid FROM pg_database WHERE datname = current_database()");
+                [data.join("base").join(oid.trim()), data.join("pg_wal")]
+                    .iter()
+                    .flat_map(|dir| std::fs::read_dir(dir).unwrap())
+                    .map(|entry| entry.unwrap().path())
+                    .filter(|path| path.is_file())
+                    .collect()
+            }
+        };
+        let needle = text.as_bytes();
+        files.iter().any(|file| {
+            std::fs::read(file)
+                .unwrap()
+                .windows(needle.len())
+                .any(|window| window == needle)
+        })
+    }
+
+    /// Runs `sql` around the store.
+    pub fn execute(&self, sql: &str) {
+        match self {
+            Backend::Sqlite(state) => {
+                rusqlite::Connection::open(state.path())
+                    .unwrap()
+                    .execute_batch(sql)
+                    .unwrap();
+            }
+            Backend::Postgres { database, .. } => {
+                database.psql(sql);
+            }
+        }
+    }
+}
+
+/// The holder the tests' own writes are fenced with.
+pub const TESTER: &str = "tester";
+
+/// The fence of [`TESTER`]'s lock on `cluster`, taking it (or renewing it:
+/// the same holder again) for a century from t=0.
+pub async fn fence(store: &AnyStore, cluster: &str) -> Fence {
+    store
+        .acquire_apply_lock(
+            cluster,
+            TESTER,
+            at(0),
+            Duration::from_secs(100 * 365 * 24 * 3600),
+        )
+        .await
+        .expect("the tester's apply lock")
+        .fence()
 }
 
 /// A range pool `start..=end` in `10.0.<third>.0/24`, gateway `.1`.

@@ -1,8 +1,8 @@
 //! Upgrading a state file written by an older vkube.
 
-use vkube_store::{ClusterStore, LeaseFilter, SqliteStore, Store};
+use vkube_store::{LeaseFilter, SqliteStore};
 
-use crate::{at, TestState};
+use crate::{at, fence, AnyStore, TestState};
 
 /// Schema version 1 exactly as released (frozen here on purpose: the
 /// migration itself must never change).
@@ -34,8 +34,8 @@ CREATE INDEX ip_leases_by_owner ON ip_leases (cluster, node);
 INSERT INTO schema_version (version, description) VALUES (1, 'IP pools and leases');
 "#;
 
-#[test]
-fn a_version_1_file_is_upgraded_in_place() {
+#[tokio::test]
+async fn a_version_1_file_is_upgraded_in_place() {
     let state = TestState::new();
     {
         let connection = rusqlite::Connection::open(state.path()).unwrap();
@@ -56,19 +56,21 @@ fn a_version_1_file_is_upgraded_in_place() {
             .unwrap();
     }
 
-    let store = SqliteStore::open(state.path()).unwrap();
+    let store: AnyStore = std::sync::Arc::new(SqliteStore::open(state.path()).await.unwrap());
+    let prod = fence(&store, "prod").await;
     assert_eq!(
-        store.schema_version().unwrap(),
+        store.schema_version().await.unwrap(),
         SqliteStore::latest_schema_version()
     );
     assert!(SqliteStore::latest_schema_version() >= 2);
     // Old data is intact and used.
-    let leases = store.leases(&LeaseFilter::default()).unwrap();
+    let leases = store.leases(&LeaseFilter::default()).await.unwrap();
     assert_eq!(leases.len(), 1);
     assert_eq!(leases[0].address.to_string(), "10.0.0.10");
     assert_eq!(
         store
-            .allocate("lab", "prod", "prod-cp-1")
+            .allocate(&prod, "lab", "prod-cp-1")
+            .await
             .unwrap()
             .address
             .to_string(),
@@ -76,10 +78,12 @@ fn a_version_1_file_is_upgraded_in_place() {
     );
     // New tables work, and a cluster adopting the old leases releases them on removal.
     store
-        .create_cluster("prod", "uid-1", "spec", "h", at(1))
+        .create_cluster(&prod, "uid-1", "spec", "h", at(1))
+        .await
         .unwrap();
     let removed = store
         .remove_cluster("prod", vkube_store::ForceDelete::No, at(2))
+        .await
         .unwrap();
     assert_eq!(removed.released_leases.len(), 2);
     drop(store);

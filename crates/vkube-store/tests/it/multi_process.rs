@@ -7,9 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
+use std::sync::Arc;
+
 use vkube_store::{LeaseFilter, SqliteStore, Store};
 
-use crate::{subnet_pool, TestState};
+use crate::{fence, subnet_pool, AnyStore, TestState};
 
 const CHILD_ENV: &str = "VKUBE_IT_CHILD";
 const PROCESSES: usize = 4;
@@ -18,8 +20,8 @@ const PER_PROCESS: usize = 200;
 /// Child side: `VKUBE_IT_CHILD=<state path>|<worker>|<count>`. Every
 /// cluster/node is allocated twice (the second must be idempotent) and
 /// half of them are interleaved with another worker's nodes.
-#[test]
-fn multi_process_child() {
+#[tokio::test]
+async fn multi_process_child() {
     let Ok(spec) = std::env::var(CHILD_ENV) else {
         return;
     };
@@ -30,24 +32,31 @@ fn multi_process_child() {
         parts.next().unwrap(),
     );
     let count: usize = count.parse().unwrap();
-    let store = SqliteStore::open(path).unwrap();
+    let store: AnyStore = Arc::new(SqliteStore::open(path).await.unwrap());
+    let mut fences = Vec::new();
+    for cluster in 0..3 {
+        fences.push(fence(&store, &format!("cluster-{cluster}")).await);
+    }
     for n in 0..count {
         // Clusters are shared between workers, nodes are not.
-        let cluster = format!("cluster-{}", n % 3);
+        let fence = &fences[n % 3];
+        let cluster = fence.cluster();
         let node = format!("w{worker}-n{n}");
-        let lease = store.allocate("shared", &cluster, &node).unwrap();
-        let again = store.allocate("shared", &cluster, &node).unwrap();
+        let lease = store.allocate(fence, "shared", &node).await.unwrap();
+        let again = store.allocate(fence, "shared", &node).await.unwrap();
         assert_eq!(lease, again);
         println!("LEASE {cluster} {node} {}", lease.address);
     }
 }
 
-#[test]
-fn concurrent_processes_never_share_an_address() {
+#[tokio::test]
+async fn concurrent_processes_never_share_an_address() {
     let state = TestState::new();
     state
         .open()
+        .await
         .create_pools(&[subnet_pool("shared", "10.50.0.0/20", "10.50.0.1")], false)
+        .await
         .unwrap();
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..PROCESSES)
@@ -104,7 +113,12 @@ fn concurrent_processes_never_share_an_address() {
     assert_eq!(told.len(), PROCESSES * PER_PROCESS);
 
     // What the state file holds agrees, one lease per (cluster, node).
-    let leases = state.open().leases(&LeaseFilter::default()).unwrap();
+    let leases = state
+        .open()
+        .await
+        .leases(&LeaseFilter::default())
+        .await
+        .unwrap();
     assert_eq!(leases.len(), PROCESSES * PER_PROCESS);
     let owners: BTreeSet<(String, String)> = leases
         .iter()
@@ -126,8 +140,8 @@ fn concurrent_processes_never_share_an_address() {
 
 /// Processes racing to create and migrate a fresh state file: every one
 /// opens it, and the migration is recorded exactly once.
-#[test]
-fn concurrent_first_open_migrates_once() {
+#[tokio::test]
+async fn concurrent_first_open_migrates_once() {
     let state = TestState::new();
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..6)

@@ -2,16 +2,16 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use vkube_store::{SqliteStore, Store};
+use vkube_store::{SqliteStore, StateBackend};
 
-use crate::{range_pool, TestState};
+use crate::{fence, range_pool, AnyStore, TestState};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-#[test]
-fn creates_private_directory_and_files() {
+#[tokio::test]
+async fn creates_private_directory_and_files() {
     let state = TestState::new();
     let path = state
         .dir
@@ -19,11 +19,15 @@ fn creates_private_directory_and_files() {
         .join("nested")
         .join("vkube")
         .join("state.db");
-    let store = SqliteStore::open(&path).unwrap();
+    let store: AnyStore = std::sync::Arc::new(SqliteStore::open(&path).await.unwrap());
     store
         .create_pools(&[range_pool("a", 0, 10, 20)], false)
+        .await
         .unwrap();
-    store.allocate("a", "c", "n").unwrap();
+    store
+        .allocate(&fence(&store, "c").await, "a", "n")
+        .await
+        .unwrap();
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(path.parent().unwrap()), 0o700);
     assert_eq!(mode(path.parent().unwrap().parent().unwrap()), 0o700);
@@ -34,18 +38,18 @@ fn creates_private_directory_and_files() {
     }
 }
 
-#[test]
-fn migrations_are_versioned_and_reapplied_never() {
+#[tokio::test]
+async fn migrations_are_versioned_and_reapplied_never() {
     let state = TestState::new();
-    let store = state.open();
+    let store = state.open().await;
     assert_eq!(
-        store.schema_version().unwrap(),
+        store.schema_version().await.unwrap(),
         SqliteStore::latest_schema_version()
     );
     drop(store);
-    let store = state.open();
+    let store = state.open().await;
     assert_eq!(
-        store.schema_version().unwrap(),
+        store.schema_version().await.unwrap(),
         SqliteStore::latest_schema_version()
     );
     drop(store);
@@ -56,10 +60,10 @@ fn migrations_are_versioned_and_reapplied_never() {
     assert_eq!(rows, SqliteStore::latest_schema_version());
 }
 
-#[test]
-fn refuses_a_newer_schema() {
+#[tokio::test]
+async fn refuses_a_newer_schema() {
     let state = TestState::new();
-    drop(state.open());
+    drop(state.open().await);
     let connection = rusqlite::Connection::open(state.path()).unwrap();
     connection
         .execute(
@@ -68,7 +72,7 @@ fn refuses_a_newer_schema() {
         )
         .unwrap();
     drop(connection);
-    let error = SqliteStore::open(state.path()).unwrap_err();
+    let error = SqliteStore::open(state.path()).await.unwrap_err();
     let expected = format!(
         "has schema version 999, but this vkube only knows up to {}; upgrade vkube",
         SqliteStore::latest_schema_version()
@@ -76,27 +80,30 @@ fn refuses_a_newer_schema() {
     assert!(error.to_string().contains(&expected), "{error}");
 }
 
-#[test]
-fn state_persists_across_reopen() {
+#[tokio::test]
+async fn state_persists_across_reopen() {
     let state = TestState::new();
     let first = {
-        let store = state.open();
+        let store: AnyStore = std::sync::Arc::new(state.open().await);
         store
             .create_pools(&[range_pool("a", 0, 10, 20)], false)
+            .await
             .unwrap();
-        store.allocate("a", "prod", "cp-0").unwrap()
+        let prod = fence(&store, "prod").await;
+        store.allocate(&prod, "a", "cp-0").await.unwrap()
     };
-    let store = state.open();
-    assert_eq!(store.pool("a").unwrap().allocated, 1);
-    assert_eq!(store.allocate("a", "prod", "cp-0").unwrap(), first);
+    let store: AnyStore = std::sync::Arc::new(state.open().await);
+    let prod = fence(&store, "prod").await;
+    assert_eq!(store.pool("a").await.unwrap().allocated, 1);
+    assert_eq!(store.allocate(&prod, "a", "cp-0").await.unwrap(), first);
     assert_ne!(
-        store.allocate("a", "prod", "cp-1").unwrap().address,
+        store.allocate(&prod, "a", "cp-1").await.unwrap().address,
         first.address
     );
 }
 
-#[test]
-fn resolves_state_path() {
+#[tokio::test]
+async fn resolves_state_path() {
     let explicit = std::path::PathBuf::from("/tmp/explicit.db");
     assert_eq!(
         vkube_store::resolve_state_path(Some(explicit.clone())).unwrap(),
@@ -104,4 +111,27 @@ fn resolves_state_path() {
     );
     let default = vkube_store::default_state_path().unwrap();
     assert!(default.ends_with("vkube/state.db"), "{}", default.display());
+}
+
+#[tokio::test]
+async fn open_picks_the_backend_from_the_state_string() {
+    let state = TestState::new();
+    let path = state.path().display().to_string();
+    let store = vkube_store::open(&path).await.unwrap();
+    assert_eq!(store.kind(), vkube_store::BackendKind::Sqlite);
+    assert_eq!(store.location(), path);
+    assert_eq!(store.key_file(), state.dir.path().join("state.key"));
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        SqliteStore::latest_schema_version()
+    );
+    let Err(error) = vkube_store::open("postgres://nobody@127.0.0.1:1/state").await else {
+        panic!("connected to a closed port");
+    };
+    assert!(
+        error
+            .to_string()
+            .contains("postgres://nobody@127.0.0.1:1/state"),
+        "{error}"
+    );
 }

@@ -4,138 +4,134 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use vkube_store::{ClusterStore, CredentialStore, Error, SqliteStore};
+use vkube_store::Error;
 
-use crate::{at, TestState};
+use crate::{at, fence, Backend};
 
 const SPEC: &str = "spec: {}\n";
 
-/// Every value of every secret column, read with SQLite directly.
-fn raw_values(state: &TestState) -> Vec<String> {
-    let connection = rusqlite::Connection::open(state.path()).unwrap();
-    let mut values = Vec::new();
-    for sql in [
-        "SELECT value FROM cluster_secrets",
-        "SELECT password FROM cloud_credentials",
-    ] {
-        let mut statement = connection.prepare(sql).unwrap();
-        let rows = statement
-            .query_map([], |row| row.get::<_, String>(0))
-            .unwrap();
-        values.extend(rows.map(Result::unwrap));
-    }
+/// Every value of every secret column, read around the store.
+fn raw_values(b: &Backend) -> Vec<String> {
+    let mut values = b.strings("SELECT value FROM cluster_secrets");
+    values.extend(b.strings("SELECT password FROM cloud_credentials"));
     values
 }
 
-fn database_bytes(state: &TestState) -> String {
-    // The WAL holds recent pages: checkpoint so the main file has them.
-    let connection = rusqlite::Connection::open(state.path()).unwrap();
-    connection
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .unwrap();
-    String::from_utf8_lossy(&std::fs::read(state.path()).unwrap()).into_owned()
-}
-
-#[test]
-fn cluster_secrets_are_sealed_in_the_file() {
-    let state = TestState::new();
-    let store = state.open();
+async fn cluster_secrets_are_sealed_at_rest(b: Backend) {
+    let store = b.open().await;
     store
-        .create_cluster("prod", "uid-1", SPEC, "h", at(1))
+        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(1))
+        .await
         .unwrap();
     let pki = "-----BEGIN PRIVATE KEY-----\nvery secret key\n";
-    assert_eq!(store.ensure_secret("prod", "pki", pki).unwrap(), pki);
+    assert_eq!(store.ensure_secret("prod", "pki", pki).await.unwrap(), pki);
     // First writer wins, also sealed.
-    assert_eq!(store.ensure_secret("prod", "pki", "other").unwrap(), pki);
-    assert_eq!(store.secret("prod", "pki").unwrap().as_deref(), Some(pki));
+    assert_eq!(
+        store.ensure_secret("prod", "pki", "other").await.unwrap(),
+        pki
+    );
+    assert_eq!(
+        store.secret("prod", "pki").await.unwrap().as_deref(),
+        Some(pki)
+    );
     drop(store);
-    let raw = raw_values(&state);
+    let raw = raw_values(&b);
     assert_eq!(raw.len(), 1);
     assert!(raw[0].starts_with("sealed:v1:"), "{}", raw[0]);
-    assert!(!database_bytes(&state).contains("very secret key"));
-    let key = state.dir.path().join("state.key");
+    assert!(!b.stored_bytes_contain("very secret key"));
+    let key = b.key_file();
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
     );
     // Reopened, the same key file opens it.
     assert_eq!(
-        state.open().secret("prod", "pki").unwrap().as_deref(),
+        b.open()
+            .await
+            .secret("prod", "pki")
+            .await
+            .unwrap()
+            .as_deref(),
         Some(pki)
     );
 }
 
-#[test]
-fn without_the_key_file_secrets_do_not_open() {
-    let state = TestState::new();
-    let store = state.open();
+async fn without_the_key_file_secrets_do_not_open(b: Backend) {
+    let store = b.open().await;
     store
-        .create_cluster("prod", "uid-1", SPEC, "h", at(1))
+        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(1))
+        .await
         .unwrap();
-    store.ensure_secret("prod", "pki", "key material").unwrap();
+    store
+        .ensure_secret("prod", "pki", "key material")
+        .await
+        .unwrap();
     drop(store);
-    std::fs::remove_file(state.dir.path().join("state.key")).unwrap();
-    let err = state.open().secret("prod", "pki").unwrap_err();
+    std::fs::remove_file(b.key_file()).unwrap();
+    let err = b.open().await.secret("prod", "pki").await.unwrap_err();
     assert!(matches!(err, Error::Sealing { .. }), "{err}");
     assert!(err.to_string().contains("VKUBE_STATE_KEY"), "{err}");
 }
 
-#[test]
-fn a_value_moved_to_another_row_does_not_open() {
-    let state = TestState::new();
-    let store = state.open();
+async fn a_value_moved_to_another_row_does_not_open(b: Backend) {
+    let store = b.open().await;
     for (name, uid) in [("a", "uid-a"), ("b", "uid-b")] {
-        store.create_cluster(name, uid, SPEC, "h", at(1)).unwrap();
+        store
+            .create_cluster(&fence(&store, name).await, uid, SPEC, "h", at(1))
+            .await
+            .unwrap();
     }
-    store.ensure_secret("a", "pki", "secret of a").unwrap();
-    store.ensure_secret("b", "pki", "secret of b").unwrap();
-    drop(store);
-    let connection = rusqlite::Connection::open(state.path()).unwrap();
-    connection
-        .execute(
-            "UPDATE cluster_secrets SET value = (SELECT value FROM cluster_secrets WHERE cluster = 'a') WHERE cluster = 'b'",
-            [],
-        )
+    store
+        .ensure_secret("a", "pki", "secret of a")
+        .await
         .unwrap();
-    drop(connection);
-    let err = state.open().secret("b", "pki").unwrap_err();
+    store
+        .ensure_secret("b", "pki", "secret of b")
+        .await
+        .unwrap();
+    drop(store);
+    b.execute(
+        "UPDATE cluster_secrets SET value = (SELECT value FROM cluster_secrets WHERE cluster = 'a') WHERE cluster = 'b'",
+    );
+    let err = b.open().await.secret("b", "pki").await.unwrap_err();
     assert!(err.to_string().contains("does not open"), "{err}");
 }
 
-#[test]
-fn replace_secret_is_compare_and_set() {
-    let state = TestState::new();
-    let store = state.open();
+async fn replace_secret_is_compare_and_set(b: Backend) {
+    let store = b.open().await;
     store
-        .create_cluster("prod", "uid-1", SPEC, "h", at(1))
+        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(1))
+        .await
         .unwrap();
-    store.ensure_secret("prod", "token", "old").unwrap();
+    store.ensure_secret("prod", "token", "old").await.unwrap();
     assert_eq!(
-        store.replace_secret("prod", "token", "old", "new").unwrap(),
+        store
+            .replace_secret("prod", "token", "old", "new")
+            .await
+            .unwrap(),
         "new"
     );
     // A second renewer that still expects "old" gets the winner's value.
     assert_eq!(
         store
             .replace_secret("prod", "token", "old", "newer")
+            .await
             .unwrap(),
         "new"
     );
     assert_eq!(
-        store.secret("prod", "token").unwrap().as_deref(),
+        store.secret("prod", "token").await.unwrap().as_deref(),
         Some("new")
     );
     assert!(matches!(
-        store.replace_secret("nope", "token", "a", "b"),
+        store.replace_secret("nope", "token", "a", "b").await,
         Err(Error::ClusterNotFound { .. })
     ));
 }
 
-#[test]
-fn credentials_by_name() {
-    let state = TestState::new();
-    let store = state.open();
-    let err = store.credentials("demo-cloud").unwrap_err();
+async fn credentials_by_name(b: Backend) {
+    let store = b.open().await;
+    let err = store.credentials("demo-cloud").await.unwrap_err();
     assert!(
         err.to_string()
             .contains("vkube cluster credentials set demo-cloud"),
@@ -143,19 +139,22 @@ fn credentials_by_name() {
     );
     assert!(store
         .set_credentials("demo-cloud", "k8s-demo@vsphere.local", "s3cret!", at(10))
+        .await
         .unwrap());
     assert!(!store
         .set_credentials("demo-cloud", "k8s-demo@vsphere.local", "s3cret!", at(20))
+        .await
         .unwrap());
-    let stored = store.credentials("demo-cloud").unwrap();
+    let stored = store.credentials("demo-cloud").await.unwrap();
     assert_eq!(stored.username, "k8s-demo@vsphere.local");
     assert_eq!(stored.password, "s3cret!");
     assert_eq!(stored.updated_at, at(10));
     assert!(!format!("{stored:?}").contains("s3cret"));
     assert!(store
         .set_credentials("demo-cloud", "k8s-demo@vsphere.local", "rotated", at(30))
+        .await
         .unwrap());
-    let stored = store.credentials("demo-cloud").unwrap();
+    let stored = store.credentials("demo-cloud").await.unwrap();
     assert_eq!(
         (
             stored.password.as_str(),
@@ -164,41 +163,45 @@ fn credentials_by_name() {
         ),
         ("rotated", at(10), at(30))
     );
-    let listed = store.list_credentials().unwrap();
+    let listed = store.list_credentials().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].username, "k8s-demo@vsphere.local");
-    assert!(raw_values(&state)
-        .iter()
-        .all(|v| v.starts_with("sealed:v1:")));
-    assert!(!database_bytes(&state).contains("rotated"));
+    assert!(raw_values(&b).iter().all(|v| v.starts_with("sealed:v1:")));
+    assert!(!b.stored_bytes_contain("rotated"));
     for (user, password, field) in [("", "x", "username"), ("u@d", "", "password")] {
-        match store.set_credentials("bad", user, password, at(1)) {
+        match store.set_credentials("bad", user, password, at(1)).await {
             Err(Error::Invalid { field: f, .. }) => assert_eq!(f, field),
             other => panic!("{other:?}"),
         }
     }
-    assert!(store.delete_credentials("demo-cloud").unwrap());
-    assert!(!store.delete_credentials("demo-cloud").unwrap());
+    assert!(store.delete_credentials("demo-cloud").await.unwrap());
+    assert!(!store.delete_credentials("demo-cloud").await.unwrap());
 }
 
-#[test]
-fn rotation_reseals_everything_under_a_new_key() {
-    let state = TestState::new();
-    let store = state.open();
+async fn rotation_reseals_everything_under_a_new_key(b: Backend) {
+    let store = b.open().await;
     store
-        .create_cluster("prod", "uid-1", SPEC, "h", at(1))
+        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(1))
+        .await
         .unwrap();
-    store.ensure_secret("prod", "pki", "pki text").unwrap();
-    store.ensure_secret("prod", "token", "token text").unwrap();
+    store
+        .ensure_secret("prod", "pki", "pki text")
+        .await
+        .unwrap();
+    store
+        .ensure_secret("prod", "token", "token text")
+        .await
+        .unwrap();
     store
         .set_credentials("cloud", "u@vsphere.local", "pw", at(1))
+        .await
         .unwrap();
-    let before = raw_values(&state);
-    let old_key = std::fs::read(state.dir.path().join("state.key")).unwrap();
-    let rotation = store.rotate_key().unwrap();
+    let before = raw_values(&b);
+    let old_key = std::fs::read(b.key_file()).unwrap();
+    let rotation = store.rotate_key().await.unwrap();
     assert_eq!(rotation.resealed, 3);
     assert_ne!(rotation.old_key, rotation.new_key);
-    let after = raw_values(&state);
+    let after = raw_values(&b);
     for value in &after {
         assert!(
             value.starts_with(&format!("sealed:v1:{}:", rotation.new_key)),
@@ -206,57 +209,62 @@ fn rotation_reseals_everything_under_a_new_key() {
         );
         assert!(!before.contains(value));
     }
-    assert_ne!(
-        std::fs::read(state.dir.path().join("state.key")).unwrap(),
-        old_key
-    );
-    assert!(!state.dir.path().join("state.key.next").exists());
+    assert_ne!(std::fs::read(b.key_file()).unwrap(), old_key);
+    assert!(!b.key_dir().join("state.key.next").exists());
     drop(store);
-    let store = state.open();
+    let store = b.open().await;
     assert_eq!(
-        store.secret("prod", "pki").unwrap().as_deref(),
+        store.secret("prod", "pki").await.unwrap().as_deref(),
         Some("pki text")
     );
-    assert_eq!(store.credentials("cloud").unwrap().password, "pw");
+    assert_eq!(store.credentials("cloud").await.unwrap().password, "pw");
     // The old key no longer opens anything.
-    std::fs::write(state.dir.path().join("old.key"), &old_key).unwrap();
-    let with_old =
-        SqliteStore::open_with_key(state.path(), state.dir.path().join("old.key")).unwrap();
-    assert!(with_old.secret("prod", "pki").is_err());
+    std::fs::write(b.key_dir().join("old.key"), &old_key).unwrap();
+    let with_old = b.open_with_key(&b.key_dir().join("old.key")).await;
+    assert!(with_old.secret("prod", "pki").await.is_err());
 }
 
-#[test]
-fn plain_secrets_of_older_state_files_are_sealed_on_open() {
-    let state = TestState::new();
-    let store = state.open();
+async fn plain_secrets_written_around_the_store_are_sealed_on_open(b: Backend) {
+    let store = b.open().await;
     store
-        .create_cluster("prod", "uid-1", SPEC, "h", at(1))
+        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(1))
+        .await
         .unwrap();
     drop(store);
     // What schema 3 wrote: the value as is.
-    let connection = rusqlite::Connection::open(state.path()).unwrap();
-    connection
-        .execute(
-            "INSERT INTO cluster_secrets (cluster, name, value) VALUES ('prod', 'pki', 'legacy plain pki')",
-            [],
-        )
-        .unwrap();
-    drop(connection);
-    let store = state.open();
-    assert!(raw_values(&state)[0].starts_with("sealed:v1:"));
+    b.execute(
+        "INSERT INTO cluster_secrets (cluster, name, value) VALUES ('prod', 'pki', 'legacy plain pki')",
+    );
+    let store = b.open().await;
+    assert!(raw_values(&b)[0].starts_with("sealed:v1:"));
     assert_eq!(
-        store.secret("prod", "pki").unwrap().as_deref(),
+        store.secret("prod", "pki").await.unwrap().as_deref(),
         Some("legacy plain pki")
     );
-    assert!(!database_bytes(&state).contains("legacy plain pki"));
+    // PostgreSQL keeps what the test itself wrote in plain text in its WAL
+    // and, until vacuumed, in the dead row version: only SQLite's file
+    // (checkpointed, rewritten in place) can show it gone.
+    if !b.is_postgres() {
+        assert!(!b.stored_bytes_contain("legacy plain pki"));
+    }
 }
 
-#[test]
-fn opening_without_secrets_creates_no_key() {
-    let state = TestState::new();
-    let store = state.open();
+async fn opening_without_secrets_creates_no_key(b: Backend) {
+    let store = b.open().await;
     store
-        .create_cluster("prod", "uid-1", SPEC, "h", at(1))
+        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(1))
+        .await
         .unwrap();
-    assert!(!state.dir.path().join("state.key").exists());
+    assert!(!b.key_file().exists());
 }
+
+conformance!(
+    cluster_secrets_are_sealed_at_rest,
+    without_the_key_file_secrets_do_not_open,
+    a_value_moved_to_another_row_does_not_open,
+    replace_secret_is_compare_and_set,
+    credentials_by_name,
+    rotation_reseals_everything_under_a_new_key,
+    plain_secrets_written_around_the_store_are_sealed_on_open,
+    opening_without_secrets_creates_no_key
+);
