@@ -453,6 +453,33 @@ mod tests {
         );
     }
 
+    /// Another process (or replica sharing the key file) rotating: values
+    /// sealed meanwhile carry the pending key, so none is lost when it
+    /// replaces the old one, and values under a key this process has not
+    /// read yet still open.
+    #[test]
+    fn writers_during_another_process_rotation_use_the_pending_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let rotator = sealer(dir.path());
+        let writer = sealer(dir.path());
+        let before = writer.seal("s", "a", "one").unwrap();
+        let pending = rotator.begin_rotation().unwrap();
+        let during = writer.seal("s", "b", "two").unwrap();
+        assert!(
+            during.contains(&format!(":{}:", pending.key.id)),
+            "sealed with the pending key: {during}"
+        );
+        let resealed = pending.seal("s", "a", "one").unwrap();
+        rotator.finish_rotation(&pending, 1).unwrap();
+        // The old key is gone from disk; everything written is readable by
+        // a fresh process and by the writer, which reloads for a new key.
+        for opener in [&sealer(dir.path()), &writer] {
+            assert_eq!(opener.open("s", "b", &during).unwrap(), "two");
+            assert_eq!(opener.open("s", "a", &resealed).unwrap(), "one");
+        }
+        assert!(sealer(dir.path()).open("s", "a", &before).is_err());
+    }
+
     #[test]
     fn interrupted_rotation_keeps_every_value_readable_and_resumes() {
         let dir = tempfile::tempdir().unwrap();
