@@ -9,7 +9,6 @@ mod output;
 mod settings;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -38,7 +37,7 @@ struct Cli {
     output: Format,
     /// State file (IP pools, clusters) [env: VKUBE_STATE; default: ~/.local/share/vkube/state.db]
     #[arg(long, global = true, value_name = "FILE")]
-    state: Option<PathBuf>,
+    state: Option<String>,
     /// More log output (-v info, -vv debug, -vvv trace)
     #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -75,12 +74,12 @@ async fn run(cli: Cli) -> Result<Status> {
     let mut out = stdout.lock();
     match &cli.command {
         Command::Ippool(args) => {
-            let state = vkube_store::resolve_state_path(cli.state.clone())?;
-            commands::ippool::run(args, &state, cli.output, &mut out)?;
+            let state = vkube_store::StateLocation::resolve(cli.state.as_deref())?;
+            commands::ippool::run(args, &state, cli.output, &mut out).await?;
             return Ok(Status::Success);
         }
         Command::Cluster(args) => {
-            let state = vkube_store::resolve_state_path(cli.state.clone())?;
+            let state = vkube_store::StateLocation::resolve(cli.state.as_deref())?;
             let status = commands::cluster::run(
                 args,
                 &cli.connection,
@@ -106,8 +105,8 @@ async fn run(cli: Cli) -> Result<Status> {
             return status;
         }
         Command::State(args) => {
-            let state = vkube_store::resolve_state_path(cli.state.clone())?;
-            commands::state::run(args, &state, cli.output, &mut out)?;
+            let state = vkube_store::StateLocation::resolve(cli.state.as_deref())?;
+            commands::state::run(args, &state, cli.output, &mut out).await?;
             out.flush()?;
             return Ok(Status::Success);
         }

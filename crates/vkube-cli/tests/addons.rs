@@ -405,8 +405,12 @@ async fn with_a_stand_in_api_serving_recorded_responses_addon_updates_and_new_to
     ok(&env.vkube(&["cluster", "apply", "-f", &spec, "--token-ttl", "1"]));
 
     // The cluster's API server, played by the stand-in with the cluster CA.
-    let store = SqliteStore::open(env.dir.path().join("state.db")).unwrap();
-    let pki = vkube_runtime::access::cluster_pki(&store, "t1").unwrap();
+    let store = SqliteStore::open(env.dir.path().join("state.db"))
+        .await
+        .unwrap();
+    let pki = vkube_runtime::access::cluster_pki(&store, "t1")
+        .await
+        .unwrap();
     drop(store);
     let api = StandIn::start(
         StandInOptions::with_ca(&pki.ca.pair.cert_pem, &pki.ca.pair.key_pem)

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use vkube_store::{SqliteStore, Store};
+use std::time::Duration;
+
+use vkube_store::{ApplyLocks, SqliteStore, Store, Timestamp};
 
 /// A private temp directory removed on drop.
 struct TempDir(PathBuf);
@@ -191,16 +193,23 @@ fn validation_errors_exit_1_and_name_fields() {
     assert_eq!(vkube(&state, &["ippool", "create", "x"]).code, 1);
 }
 
-#[test]
-fn allocations_and_delete_force() {
+#[tokio::test]
+async fn allocations_and_delete_force() {
     let dir = TempDir::new();
     let state = dir.state();
     ok(&state, LAB);
     {
-        let store = SqliteStore::open(&state).unwrap();
-        store.allocate("lab", "prod", "cp-0").unwrap();
-        store.allocate("lab", "prod", "cp-1").unwrap();
-        store.allocate("lab", "dev", "cp-0").unwrap();
+        // Leases are written under a cluster's apply lock, as an apply does.
+        let store = SqliteStore::open(&state).await.unwrap();
+        for (cluster, nodes) in [("prod", &["cp-0", "cp-1"][..]), ("dev", &["cp-0"][..])] {
+            let lock = store
+                .acquire_apply_lock(cluster, "test", Timestamp::now(), Duration::from_secs(60))
+                .await
+                .unwrap();
+            for node in nodes {
+                store.allocate(&lock.fence(), "lab", node).await.unwrap();
+            }
+        }
     }
     assert_eq!(
         ok(&state, &["ippool", "allocations", "lab"]),

@@ -11,7 +11,7 @@ use vkube_core::cluster::{
     render_admin_kubeconfig, vip_lease_node, CertificateAndKey, ClusterPki, ClusterSpec,
     RandomSource, Vip,
 };
-use vkube_store::{ClusterStore, LeaseFilter, Store};
+use vkube_store::{ClusterStore, LeaseFilter, StateStore, Store};
 
 use crate::error::{Error, Result};
 
@@ -21,9 +21,10 @@ pub const SECRET_PKI: &str = "pki";
 pub const SECRET_TOKEN: &str = "bootstrap-token";
 
 /// The cluster's key material, or [`Error::NotBootstrapped`].
-pub fn cluster_pki(store: &dyn ClusterStore, cluster: &str) -> Result<ClusterPki> {
+pub async fn cluster_pki(store: &dyn ClusterStore, cluster: &str) -> Result<ClusterPki> {
     let text = store
-        .secret(cluster, SECRET_PKI)?
+        .secret(cluster, SECRET_PKI)
+        .await?
         .ok_or_else(|| Error::NotBootstrapped {
             cluster: cluster.to_owned(),
             missing: "key material".into(),
@@ -36,7 +37,7 @@ pub fn cluster_pki(store: &dyn ClusterStore, cluster: &str) -> Result<ClusterPki
 }
 
 /// The control-plane VIP: fixed in the spec, or leased from its pool.
-pub fn vip(store: &dyn Store, spec: &ClusterSpec) -> Result<Option<IpAddr>> {
+pub async fn vip(store: &dyn Store, spec: &ClusterSpec) -> Result<Option<IpAddr>> {
     Ok(match spec.control_plane().vip() {
         Vip::Address(address) => Some(*address),
         Vip::FromPool(_) => {
@@ -46,7 +47,8 @@ pub fn vip(store: &dyn Store, spec: &ClusterSpec) -> Result<Option<IpAddr>> {
                 cluster: Some(spec.name().to_string()),
             };
             store
-                .leases(&filter)?
+                .leases(&filter)
+                .await?
                 .into_iter()
                 .find(|l| l.node == node)
                 .map(|l| l.address)
@@ -55,11 +57,13 @@ pub fn vip(store: &dyn Store, spec: &ClusterSpec) -> Result<Option<IpAddr>> {
 }
 
 /// `VIP:6443`, or [`Error::NotBootstrapped`] before the VIP is leased.
-pub fn api_endpoint(store: &dyn Store, spec: &ClusterSpec) -> Result<SocketAddr> {
-    let vip = vip(store, spec)?.ok_or_else(|| Error::NotBootstrapped {
-        cluster: spec.name().to_string(),
-        missing: "control-plane VIP".into(),
-    })?;
+pub async fn api_endpoint(store: &dyn Store, spec: &ClusterSpec) -> Result<SocketAddr> {
+    let vip = vip(store, spec)
+        .await?
+        .ok_or_else(|| Error::NotBootstrapped {
+            cluster: spec.name().to_string(),
+            missing: "control-plane VIP".into(),
+        })?;
     Ok(SocketAddr::new(vip, API_SERVER_PORT))
 }
 
@@ -83,8 +87,8 @@ impl AdminAccess {
 }
 
 /// Issues admin credentials for `user`, valid `validity` from `issued_at`.
-pub fn issue_admin(
-    store: &(impl ClusterStore + Store),
+pub async fn issue_admin(
+    store: &dyn StateStore,
     spec: &ClusterSpec,
     user: &str,
     issued_at: SystemTime,
@@ -92,8 +96,8 @@ pub fn issue_admin(
     random: &mut dyn RandomSource,
 ) -> Result<(AdminAccess, ClusterPki)> {
     let name = spec.name().to_string();
-    let pki = cluster_pki(store, &name)?;
-    let endpoint = api_endpoint(store, spec)?;
+    let pki = cluster_pki(store, &name).await?;
+    let endpoint = api_endpoint(store, spec).await?;
     let client =
         pki.admin_certificate(user, spec.kubernetes_version(), issued_at, validity, random)?;
     Ok((
@@ -111,8 +115,8 @@ const CLIENT_VALIDITY: Duration = Duration::from_secs(3600);
 
 /// A client for the cluster's API server through the VIP, authenticated
 /// with a short-lived admin certificate issued for this call.
-pub fn cluster_api(
-    store: &(impl ClusterStore + Store),
+pub async fn cluster_api(
+    store: &dyn StateStore,
     spec: &ClusterSpec,
     timeout: Duration,
 ) -> Result<vkube_kube::KubeClient> {
@@ -124,7 +128,8 @@ pub fn cluster_api(
         SystemTime::now(),
         CLIENT_VALIDITY,
         &mut random,
-    )?;
+    )
+    .await?;
     let client = vkube_kube::KubeClient::new(&vkube_kube::ClusterAccess {
         endpoint: format!("https://{}", access.endpoint),
         ca_pem: access.ca_pem,

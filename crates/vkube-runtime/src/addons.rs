@@ -164,7 +164,7 @@ pub async fn gather(
     spec: &ClusterSpec,
     uid: &str,
 ) -> Result<AddonFacts> {
-    let stored = store.credentials(spec.cloud_credentials().as_str())?;
+    let stored = store.credentials(spec.cloud_credentials().as_str()).await?;
     let datacenter = inventory.resolve(spec.datacenter(), "datacenter")?;
     Ok(AddonFacts {
         vcenter: vcenter_endpoint(session)?,
@@ -180,13 +180,13 @@ pub async fn gather(
 }
 
 /// Runs `work` with the [`AddonInput`] of `spec` and `facts`.
-fn with_input<T>(
+async fn with_input<T>(
     store: &dyn Store,
     spec: &ClusterSpec,
     facts: &AddonFacts,
     work: impl FnOnce(&AddonInput<'_>) -> Result<T, addons::Error>,
 ) -> Result<T> {
-    let endpoint = access::api_endpoint(store, spec)?;
+    let endpoint = access::api_endpoint(store, spec).await?;
     let (categories, zones) = match &facts.zones {
         Some((categories, zones)) => (Some(categories), zones.as_slice()),
         None => (None, &[][..]),
@@ -213,8 +213,12 @@ fn with_input<T>(
 }
 
 /// Renders every add-on of `spec` from `facts`.
-pub fn render(store: &dyn Store, spec: &ClusterSpec, facts: &AddonFacts) -> Result<Vec<Manifest>> {
-    with_input(store, spec, facts, addons::render_all)
+pub async fn render(
+    store: &dyn Store,
+    spec: &ClusterSpec,
+    facts: &AddonFacts,
+) -> Result<Vec<Manifest>> {
+    with_input(store, spec, facts, addons::render_all).await
 }
 
 /// Which cloud config to print.
@@ -228,7 +232,7 @@ pub enum CloudConfig {
 
 /// The rendered cloud config, passwords replaced by `<redacted>` unless
 /// `show_secrets`.
-pub fn cloud_config(
+pub async fn cloud_config(
     store: &dyn Store,
     spec: &ClusterSpec,
     facts: &AddonFacts,
@@ -239,6 +243,7 @@ pub fn cloud_config(
         CloudConfig::Cpi => addons::cpi::cpi_config(input, !show_secrets),
         CloudConfig::Csi => addons::csi::csi_config(input, !show_secrets),
     })
+    .await
 }
 
 /// Whether a manifest holds any object (a StorageClass manifest without

@@ -35,8 +35,8 @@ use vkube_core::cluster::{
 };
 use vkube_core::ipam::Lease;
 use vkube_store::{
-    AddonDelivery, ApplyLocks, ClusterPhase, ClusterStore, EventLevel, IntentAction, IntentOutcome,
-    Journal, LeaseFilter, Node, NodePhase, SqliteStore, Store, Timestamp,
+    AddonDelivery, ApplyLocks, ClusterPhase, ClusterStore, EventLevel, Fence, IntentAction,
+    IntentOutcome, Journal, LeaseFilter, Node, NodePhase, StateStore, Store, Timestamp,
 };
 use vkube_vsphere::vm::{self, CloneRequest, VmSettings};
 use vkube_vsphere::{Inventory, Session};
@@ -138,11 +138,13 @@ fn step_name(step: &Step) -> (&'static str, Option<&str>) {
     }
 }
 
-fn leases_of(store: &SqliteStore, cluster: &str) -> Result<Vec<Lease>> {
-    Ok(store.leases(&LeaseFilter {
-        pool: None,
-        cluster: Some(cluster.to_string()),
-    })?)
+async fn leases_of(store: &dyn StateStore, cluster: &str) -> Result<Vec<Lease>> {
+    Ok(store
+        .leases(&LeaseFilter {
+            pool: None,
+            cluster: Some(cluster.to_string()),
+        })
+        .await?)
 }
 
 fn lease_map(leases: &[Lease]) -> Leases {
@@ -150,17 +152,17 @@ fn lease_map(leases: &[Lease]) -> Leases {
 }
 
 /// Validate the spec (and its pools) without touching vCenter.
-pub fn parse_spec(store: &SqliteStore, text: &str) -> Result<ClusterSpec> {
+pub async fn parse_spec(store: &dyn StateStore, text: &str) -> Result<ClusterSpec> {
     let spec = ClusterSpec::from_yaml(text)?;
     if spec.ip_allocation() == IpAllocation::Static
         || matches!(spec.control_plane().vip(), Vip::FromPool(_))
     {
-        let records = store.pools()?;
+        let records = store.pools().await?;
         let pools: Vec<_> = records.iter().map(|r| r.pool.clone()).collect();
         spec.check_pools(&pools)?;
         // What each pool can still give this cluster: its free addresses
         // plus those the cluster holds already (a re-apply needs no more).
-        let held = leases_of(store, &spec.name().to_string())?;
+        let held = leases_of(store, &spec.name().to_string()).await?;
         let available = records
             .iter()
             .map(|r| {
@@ -177,19 +179,19 @@ pub fn parse_spec(store: &SqliteStore, text: &str) -> Result<ClusterSpec> {
 /// The plan for `text` against vCenter now, changing nothing.
 pub async fn plan_only(
     session: &Session,
-    store: &SqliteStore,
+    store: &dyn StateStore,
     text: &str,
     progress: &dyn Progress,
 ) -> Result<PlanPreview> {
-    let spec = parse_spec(store, text)?;
+    let spec = parse_spec(store, text).await?;
     let inventory = Inventory::load(session).await?;
     resolve(session, &inventory, &spec, progress).await?;
     let name = spec.name().to_string();
-    let record = store.cluster(&name).ok();
+    let record = store.cluster(&name).await.ok();
     let uid = record.as_ref().map(|r| r.uid.clone()).unwrap_or_default();
     let observation = observe(session, &inventory, &spec, &uid).await?;
     let leases = if record.is_some() {
-        lease_map(&leases_of(store, &name)?)
+        lease_map(&leases_of(store, &name).await?)
     } else {
         Leases::new()
     };
@@ -205,7 +207,7 @@ pub async fn plan_only(
 /// Everything a pass needs, shared by the parallel node steps.
 struct Run<'a> {
     session: &'a Session,
-    store: &'a SqliteStore,
+    store: &'a dyn StateStore,
     spec: &'a ClusterSpec,
     uid: String,
     placement: Placement,
@@ -214,6 +216,9 @@ struct Run<'a> {
     facts: AddonFacts,
     /// Rendered once the VIP is known (first needed by the init node).
     manifests: std::sync::Mutex<Option<Vec<Manifest>>>,
+    /// The apply lock's fence: every write of this run carries it, so a
+    /// run that lost its lock cannot write over its successor.
+    fence: Fence,
     options: &'a ApplyOptions,
     progress: &'a dyn Progress,
 }
@@ -223,10 +228,11 @@ impl Run<'_> {
         self.spec.name().to_string()
     }
 
-    fn event(&self, level: EventLevel, kind: &str, message: &str, node: Option<&str>) {
-        if let Err(e) =
-            self.store
-                .append_event(&self.name(), Timestamp::now(), level, kind, message, node)
+    async fn event(&self, level: EventLevel, kind: &str, message: &str, node: Option<&str>) {
+        if let Err(e) = self
+            .store
+            .append_event(&self.name(), Timestamp::now(), level, kind, message, node)
+            .await
         {
             tracing::warn!("recording an event failed: {e}");
         }
@@ -240,16 +246,18 @@ impl Run<'_> {
         detail: serde_json::Value,
         work: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let intent =
-            self.store
-                .record_intent(&self.name(), node, action, &detail, Timestamp::now())?;
+        let intent = self
+            .store
+            .record_intent(&self.fence, node, action, &detail, Timestamp::now())
+            .await?;
         let result = work.await;
         let outcome = match &result {
             Ok(_) => IntentOutcome::Succeeded,
             Err(e) => IntentOutcome::Failed(e.to_string()),
         };
         self.store
-            .complete_intent(intent, outcome, Timestamp::now())?;
+            .complete_intent(&self.fence, intent, outcome, Timestamp::now())
+            .await?;
         result
     }
 
@@ -365,7 +373,8 @@ impl Run<'_> {
             spec_hash,
             Some(&vm),
             NodePhase::Creating,
-        )?;
+        )
+        .await?;
         self.finish_node(&vm, node, group, role, &settings).await?;
         self.record_node(
             node,
@@ -375,7 +384,8 @@ impl Run<'_> {
             spec_hash,
             Some(&vm),
             NodePhase::Created,
-        )?;
+        )
+        .await?;
         Ok(vm)
     }
 
@@ -398,7 +408,7 @@ impl Run<'_> {
             }
         })?;
         let mac = observed.mac.clone().unwrap_or_default();
-        let leases = leases_of(self.store, &self.name())?;
+        let leases = leases_of(self.store, &self.name()).await?;
         let lease = leases.iter().find(|l| l.node == node);
         let vip = self.vip(&leases).ok_or_else(|| Error::Corrupt {
             cluster: self.name(),
@@ -407,7 +417,7 @@ impl Run<'_> {
         })?;
         let token = self.token_for(role).await?;
         let addons = if role == NodeRole::Init {
-            self.manifests()?
+            self.manifests().await?
         } else {
             Vec::new()
         };
@@ -438,7 +448,7 @@ impl Run<'_> {
                 None,
                 Timestamp::now(),
             );
-            self.store.record_addons(&self.name(), &records)?;
+            self.store.record_addons(&self.fence, &records).await?;
         }
         vm::ensure_settings(self.session, vm, &with_bootstrap).await?;
         Ok(())
@@ -451,20 +461,20 @@ impl Run<'_> {
     /// pending, reported as a warning, and retried by the next apply.
     async fn sync_addons(&self, report: &mut ApplyReport) -> Result<()> {
         let name = self.name();
-        let delivered = self.store.addons(&name)?;
+        let delivered = self.store.addons(&name).await?;
         // Nothing delivered yet: the first control-plane node is still to
         // be created, and gets the add-ons with its bootstrap data.
         if delivered.is_empty() {
             return Ok(());
         }
-        let manifests = self.manifests()?;
+        let manifests = self.manifests().await?;
         let changed = addons::changed(&manifests, &delivered);
         if changed.is_empty() {
             return Ok(());
         }
         self.progress.started("update add-ons", None);
         let result = async {
-            let api = access::cluster_api(self.store, self.spec, self.options.api_timeout)?;
+            let api = access::cluster_api(self.store, self.spec, self.options.api_timeout).await?;
             for manifest in &changed {
                 api.apply_manifest(&manifest.yaml, FIELD_MANAGER).await?;
                 let records = addons::records(
@@ -474,7 +484,7 @@ impl Run<'_> {
                     None,
                     Timestamp::now(),
                 );
-                self.store.record_addons(&name, &records)?;
+                self.store.record_addons(&self.fence, &records).await?;
                 report.addons.push(format!(
                     "{} {} {}: applied",
                     manifest.addon.as_str(),
@@ -507,7 +517,7 @@ impl Run<'_> {
                 Some(&message),
                 Timestamp::now(),
             );
-            self.store.record_addons(&name, &records)?;
+            self.store.record_addons(&self.fence, &records).await?;
             for m in &pending {
                 report.addons.push(format!(
                     "{} {} {}: pending",
@@ -521,7 +531,8 @@ impl Run<'_> {
                 pending.len()
             );
             self.progress.warn(&warning);
-            self.event(EventLevel::Warning, "AddonsPending", &warning, None);
+            self.event(EventLevel::Warning, "AddonsPending", &warning, None)
+                .await;
             report.warnings.push(warning);
         } else {
             self.event(
@@ -529,16 +540,17 @@ impl Run<'_> {
                 "AddonsApplied",
                 &format!("{} add-on(s) updated", changed.len()),
                 None,
-            );
+            )
+            .await;
         }
         Ok(())
     }
 
     /// The add-on manifests (rendered on first use), without empty ones.
-    fn manifests(&self) -> Result<Vec<Manifest>> {
+    async fn manifests(&self) -> Result<Vec<Manifest>> {
         let mut cached = self.manifests.lock().unwrap_or_else(|p| p.into_inner());
         if cached.is_none() {
-            let rendered = addons::render(self.store, self.spec, &self.facts)?;
+            let rendered = addons::render(self.store, self.spec, &self.facts).await?;
             *cached = Some(rendered.into_iter().filter(addons::has_objects).collect());
         }
         Ok(cached.clone().unwrap_or_default())
@@ -556,7 +568,7 @@ impl Run<'_> {
         }
         let fresh = StoredToken::fresh(now, self.options.token_ttl, &mut random::fill);
         if role != NodeRole::Init {
-            let api = access::cluster_api(self.store, self.spec, self.options.api_timeout)?;
+            let api = access::cluster_api(self.store, self.spec, self.options.api_timeout).await?;
             let expires = fresh.expires().expect("fresh tokens expire");
             api.ensure_bootstrap_token(
                 fresh.token.id(),
@@ -573,14 +585,15 @@ impl Run<'_> {
                     fresh.token.id()
                 ),
                 None,
-            );
+            )
+            .await;
         }
-        *current = token::replace(self.store, &self.name(), &current, &fresh)?;
+        *current = token::replace(self.store, &self.name(), &current, &fresh).await?;
         Ok(current.token.clone())
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record_node(
+    async fn record_node(
         &self,
         node: &str,
         group: &str,
@@ -590,7 +603,8 @@ impl Run<'_> {
         vm: Option<&ManagedObjectReference>,
         phase: NodePhase,
     ) -> Result<()> {
-        let ip = leases_of(self.store, &self.name())?
+        let ip = leases_of(self.store, &self.name())
+            .await?
             .into_iter()
             .find(|l| l.node == node)
             .map(|l| l.address);
@@ -605,7 +619,8 @@ impl Run<'_> {
             spec_hash: spec_hash.to_string(),
         };
         self.store
-            .upsert_node(&self.name(), &record, Timestamp::now())?;
+            .upsert_node(&self.fence, &record, Timestamp::now())
+            .await?;
         Ok(())
     }
 
@@ -672,10 +687,12 @@ impl Run<'_> {
                     async { vm::power_on(self.session, &vm).await.map_err(Error::from) },
                 )
                 .await?;
-                if let Some(record) = self.store.node(&self.name(), node)? {
+                if let Some(record) = self.store.node(&self.name(), node).await? {
                     let mut n = record.node;
                     n.phase = NodePhase::PoweredOn;
-                    self.store.upsert_node(&self.name(), &n, Timestamp::now())?;
+                    self.store
+                        .upsert_node(&self.fence, &n, Timestamp::now())
+                        .await?;
                 }
                 Ok(None)
             }
@@ -689,7 +706,7 @@ impl Run<'_> {
                     .await?;
                 }
                 // Only after the VM is gone: forget the node and free its address.
-                self.store.delete_node(&self.name(), node)?;
+                self.store.delete_node(&self.fence, node).await?;
                 Ok(None)
             }
             _ => Ok(None),
@@ -727,13 +744,18 @@ impl Run<'_> {
                         "AddressReported",
                         &format!("the guest reports {ip}"),
                         Some(node),
-                    );
-                    if let (Ok(Some(record)), Ok(address)) =
-                        (self.store.node(&self.name(), node), ip.parse::<IpAddr>())
-                    {
+                    )
+                    .await;
+                    if let (Ok(Some(record)), Ok(address)) = (
+                        self.store.node(&self.name(), node).await,
+                        ip.parse::<IpAddr>(),
+                    ) {
                         let mut n = record.node;
                         n.ip = Some(address);
-                        let _ = self.store.upsert_node(&self.name(), &n, Timestamp::now());
+                        let _ = self
+                            .store
+                            .upsert_node(&self.fence, &n, Timestamp::now())
+                            .await;
                     }
                 }
                 (None, message) => failures.push(NodeFailure {
@@ -758,7 +780,8 @@ impl Run<'_> {
                 "DuplicateRemoved",
                 &format!("a second VM `{}` of this node was destroyed", vm.value),
                 Some(node),
-            );
+            )
+            .await;
         }
         Ok(())
     }
@@ -808,16 +831,19 @@ impl Run<'_> {
                         "NodeAdopted",
                         "finished a node whose creation was interrupted",
                         Some(name),
-                    );
-                    let _ = self.record_node(
-                        name,
-                        &node.pool,
-                        node.index,
-                        &node.domain,
-                        &node.spec_hash,
-                        Some(vm),
-                        NodePhase::Created,
-                    );
+                    )
+                    .await;
+                    let _ = self
+                        .record_node(
+                            name,
+                            &node.pool,
+                            node.index,
+                            &node.domain,
+                            &node.spec_hash,
+                            Some(vm),
+                            NodePhase::Created,
+                        )
+                        .await;
                 }
                 Err(e) => failures.push(NodeFailure {
                     node: name.clone(),
@@ -852,8 +878,8 @@ async fn find_vm(
         })
 }
 
-fn load_secrets(
-    store: &SqliteStore,
+async fn load_secrets(
+    store: &dyn StateStore,
     spec: &ClusterSpec,
     token_ttl: Duration,
 ) -> Result<(ClusterPki, StoredToken)> {
@@ -865,11 +891,11 @@ fn load_secrets(
         what: "PKI".into(),
         detail: e.to_string(),
     })?;
-    store.ensure_secret(&name, SECRET_PKI, &pki_json)?;
-    let pki = access::cluster_pki(store, &name)?;
+    store.ensure_secret(&name, SECRET_PKI, &pki_json).await?;
+    let pki = access::cluster_pki(store, &name).await?;
     let fresh_token =
         StoredToken::fresh(std::time::SystemTime::now(), token_ttl, &mut random::fill);
-    let token = token::ensure(store, &name, &fresh_token)?;
+    let token = token::ensure(store, &name, &fresh_token).await?;
     Ok((pki, token))
 }
 
@@ -877,33 +903,37 @@ fn load_secrets(
 /// guarantees; `progress` hears about every step.
 pub async fn apply(
     session: &Session,
-    store: &SqliteStore,
+    store: &dyn StateStore,
     text: &str,
     options: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport> {
-    let spec = parse_spec(store, text)?;
+    let spec = parse_spec(store, text).await?;
     let inventory = Inventory::load(session).await?;
     let placement = resolve(session, &inventory, &spec, progress).await?;
     let name = spec.name().to_string();
-    let lock = acquire_lock(store, &name, options.lock_ttl)?;
+    let lock = acquire_lock(store, &name, options.lock_ttl).await?;
+    let fence = lock.fence();
     // Renew the lock while working, so a killed run's lock expires soon but
     // a long run keeps it.
     let renew = async {
         let mut held = lock.clone();
         loop {
             tokio::time::sleep(options.lock_ttl / 3).await;
-            match store.renew_apply_lock(&held, Timestamp::now(), options.lock_ttl) {
+            match store
+                .renew_apply_lock(&held, Timestamp::now(), options.lock_ttl)
+                .await
+            {
                 Ok(renewed) => held = renewed,
                 Err(e) => return e,
             }
         }
     };
     let result = tokio::select! {
-        result = apply_locked(session, store, &spec, placement, options, progress) => result,
+        result = apply_locked(session, store, &fence, &spec, placement, options, progress) => result,
         lost = renew => Err(lost.into()),
     };
-    if let Err(e) = store.release_apply_lock(&lock) {
+    if let Err(e) = store.release_apply_lock(&lock).await {
         tracing::warn!("releasing the apply lock of `{name}` failed: {e}");
     }
     result
@@ -918,20 +948,25 @@ fn host_name() -> String {
 
 /// Take the cluster's apply lock. A lock held by a process of this host
 /// that no longer runs (an apply that was killed) is taken over at once.
-fn acquire_lock(
-    store: &SqliteStore,
+pub(crate) async fn acquire_lock(
+    store: &dyn StateStore,
     cluster: &str,
     ttl: Duration,
 ) -> Result<vkube_store::ApplyLock> {
     let host = host_name();
     let holder = format!("{host}:{}:{}", std::process::id(), random::hex_id(4));
-    match store.acquire_apply_lock(cluster, &holder, Timestamp::now(), ttl) {
+    match store
+        .acquire_apply_lock(cluster, &holder, Timestamp::now(), ttl)
+        .await
+    {
         Err(vkube_store::Error::Locked { holder: other, .. }) if holder_is_dead(&other, &host) => {
             tracing::info!(
                 "taking over the apply lock of `{cluster}` from `{other}`, which no longer runs"
             );
-            store.expire_apply_lock(cluster, &other)?;
-            Ok(store.acquire_apply_lock(cluster, &holder, Timestamp::now(), ttl)?)
+            store.expire_apply_lock(cluster, &other).await?;
+            Ok(store
+                .acquire_apply_lock(cluster, &holder, Timestamp::now(), ttl)
+                .await?)
         }
         other => Ok(other?),
     }
@@ -950,7 +985,8 @@ fn holder_is_dead(holder: &str, this_host: &str) -> bool {
 
 async fn apply_locked(
     session: &Session,
-    store: &SqliteStore,
+    store: &dyn StateStore,
+    fence: &Fence,
     spec: &ClusterSpec,
     placement: Placement,
     options: &ApplyOptions,
@@ -964,25 +1000,33 @@ async fn apply_locked(
         .map(|g| g.spec_hash())
         .collect::<Vec<_>>()
         .join(",");
-    let record = match store.cluster(&name) {
-        Ok(existing) if existing.spec_yaml != spec_yaml => store.update_cluster_spec(
-            &name,
-            existing.version,
-            &spec_yaml,
-            &spec_hash,
-            Timestamp::now(),
-        )?,
+    let record = match store.cluster(&name).await {
+        Ok(existing) if existing.spec_yaml != spec_yaml => {
+            store
+                .update_cluster_spec(
+                    fence,
+                    existing.version,
+                    &spec_yaml,
+                    &spec_hash,
+                    Timestamp::now(),
+                )
+                .await?
+        }
         Ok(existing) => existing,
-        Err(vkube_store::Error::ClusterNotFound { .. }) => store.create_cluster(
-            &name,
-            &random::hex_id(16),
-            &spec_yaml,
-            &spec_hash,
-            Timestamp::now(),
-        )?,
+        Err(vkube_store::Error::ClusterNotFound { .. }) => {
+            store
+                .create_cluster(
+                    fence,
+                    &random::hex_id(16),
+                    &spec_yaml,
+                    &spec_hash,
+                    Timestamp::now(),
+                )
+                .await?
+        }
         Err(e) => return Err(e.into()),
     };
-    let (pki, token) = load_secrets(store, spec, options.token_ttl)?;
+    let (pki, token) = load_secrets(store, spec, options.token_ttl).await?;
     let inventory = Inventory::load(session).await?;
     let facts = addons::gather(session, &inventory, store, spec, &record.uid).await?;
     let run = Run {
@@ -995,29 +1039,36 @@ async fn apply_locked(
         token: tokio::sync::Mutex::new(token),
         facts,
         manifests: std::sync::Mutex::new(None),
+        fence: fence.clone(),
         options,
         progress,
     };
     let mut cloud_user_checked = false;
-    for intent in store.open_intents(&name)? {
-        store.complete_intent(
-            intent.id,
-            IntentOutcome::Abandoned("an earlier apply stopped before finishing".into()),
-            Timestamp::now(),
-        )?;
+    for intent in store.open_intents(&name).await? {
+        store
+            .complete_intent(
+                fence,
+                intent.id,
+                IntentOutcome::Abandoned("an earlier apply stopped before finishing".into()),
+                Timestamp::now(),
+            )
+            .await?;
         run.event(
             EventLevel::Warning,
             "IntentAbandoned",
             &format!("{:?} was interrupted; re-observing", intent.action),
             intent.node.as_deref(),
-        );
+        )
+        .await;
     }
-    let record = store.set_cluster_phase(
-        &name,
-        store.cluster(&name)?.version,
-        ClusterPhase::Provisioning,
-        Timestamp::now(),
-    )?;
+    let record = store
+        .set_cluster_phase(
+            fence,
+            store.cluster(&name).await?.version,
+            ClusterPhase::Provisioning,
+            Timestamp::now(),
+        )
+        .await?;
     let _ = record;
     let start_trips = session.round_trips();
     let mut report = ApplyReport {
@@ -1039,7 +1090,7 @@ async fn apply_locked(
             }
             observation = observe(session, &inventory, spec, &run.uid).await?;
         }
-        let leases = leases_of(store, &name)?;
+        let leases = leases_of(store, &name).await?;
         let planned = plan(spec, &observation.cluster, &lease_map(&leases));
         // A node that failed in this run is not retried until the next apply.
         let steps: Vec<Step> = planned
@@ -1072,12 +1123,14 @@ async fn apply_locked(
         report.changed = true;
         run_pass(&run, &steps, &mut observation, &mut failed, &mut report).await?;
         if pass == options.max_passes {
-            store.set_cluster_phase(
-                &name,
-                store.cluster(&name)?.version,
-                ClusterPhase::Degraded,
-                Timestamp::now(),
-            )?;
+            store
+                .set_cluster_phase(
+                    fence,
+                    store.cluster(&name).await?.version,
+                    ClusterPhase::Degraded,
+                    Timestamp::now(),
+                )
+                .await?;
             return Err(Error::NotConverged {
                 cluster: name,
                 passes: pass,
@@ -1093,12 +1146,14 @@ async fn apply_locked(
     } else {
         ClusterPhase::Degraded
     };
-    store.set_cluster_phase(
-        &name,
-        store.cluster(&name)?.version,
-        phase,
-        Timestamp::now(),
-    )?;
+    store
+        .set_cluster_phase(
+            fence,
+            store.cluster(&name).await?.version,
+            phase,
+            Timestamp::now(),
+        )
+        .await?;
     if !failed.is_empty() {
         return Err(Error::NodesFailed {
             cluster: name,
@@ -1110,7 +1165,8 @@ async fn apply_locked(
         "Applied",
         &format!("converged after {} pass(es)", report.passes),
         None,
-    );
+    )
+    .await;
     Ok(report)
 }
 
@@ -1141,20 +1197,20 @@ async fn run_pass(
                     )
                     .await?;
                 run.progress.finished("create folder", None, None);
-                run.event(EventLevel::Info, "FolderCreated", path, None);
+                run.event(EventLevel::Info, "FolderCreated", path, None)
+                    .await;
                 observation.folder = Some(folder);
                 report.executed.push(format!("create folder {path}"));
             }
             Step::AllocateAddress { node, pool } => {
-                let lease =
-                    run.store
-                        .allocate(pool.as_str(), &run.spec.name().to_string(), node)?;
+                let lease = run.store.allocate(&run.fence, pool.as_str(), node).await?;
                 run.event(
                     EventLevel::Info,
                     "AddressAllocated",
                     &format!("{} from pool `{pool}`", lease.address),
                     Some(node),
-                );
+                )
+                .await;
                 report
                     .executed
                     .push(format!("allocate address {node} {}", lease.address));
@@ -1199,7 +1255,7 @@ async fn run_pass(
     for step in steps {
         if let Step::ReleaseAddress { node } = step {
             if !failed.contains_key(node) {
-                run.store.release_node(&run.spec.name().to_string(), node)?;
+                run.store.release_node(&run.fence, node).await?;
                 report.executed.push(format!("release address {node}"));
             }
         }
@@ -1242,7 +1298,8 @@ async fn run_parallel(
                     &event_kind(what),
                     &format!("{what} done"),
                     Some(&node),
-                );
+                )
+                .await;
                 report.executed.push(format!("{what} {node}"));
                 if let Some(vm) = vm {
                     new_vms.insert(node, vm);
@@ -1254,7 +1311,8 @@ async fn run_parallel(
                     &event_kind(what),
                     &e.to_string(),
                     Some(&node),
-                );
+                )
+                .await;
                 failed.insert(
                     node.clone(),
                     NodeFailure {

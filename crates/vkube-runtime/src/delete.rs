@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use vkube_core::cluster::ClusterSpec;
-use vkube_store::{ClusterStore, EventLevel, ForceDelete, Journal, SqliteStore, Timestamp};
+use vkube_store::{ClusterStore, EventLevel, ForceDelete, Journal, StateStore, Timestamp};
 use vkube_vsphere::{vm, Inventory, Session};
 
 use crate::error::{Error, NodeFailure, Result};
@@ -25,6 +25,8 @@ pub struct DeleteOptions {
     pub power_off_grace: Duration,
     /// VMs deleted at once.
     pub parallel: usize,
+    /// How long the apply lock is held (a delete takes it like an apply).
+    pub lock_ttl: Duration,
 }
 
 /// What a delete did.
@@ -47,21 +49,31 @@ pub struct DeleteReport {
 /// forced delete can proceed, and every recorded node is reported as an orphan.
 pub async fn delete(
     session: Option<&Session>,
-    store: &SqliteStore,
+    store: &dyn StateStore,
     name: &str,
     options: &DeleteOptions,
     progress: &dyn Progress,
 ) -> Result<DeleteReport> {
-    let record = store.mark_deleting(name, Timestamp::now())?;
-    let event = |level, kind: &str, message: &str, node: Option<&str>| {
-        let _ = store.append_event(name, Timestamp::now(), level, kind, message, node);
+    let record = store.mark_deleting(name, Timestamp::now()).await?;
+    let event = |level, kind: &'static str, message: String, node: Option<String>| async move {
+        let _ = store
+            .append_event(
+                name,
+                Timestamp::now(),
+                level,
+                kind,
+                &message,
+                node.as_deref(),
+            )
+            .await;
     };
     event(
         EventLevel::Info,
         "DeletionStarted",
-        "deleting the cluster",
+        "deleting the cluster".into(),
         None,
-    );
+    )
+    .await;
     let mut report = DeleteReport {
         cluster: name.to_string(),
         ..Default::default()
@@ -69,6 +81,10 @@ pub async fn delete(
     let mut failures = Vec::new();
     let mut released = 0;
     if let Some(session) = session {
+        // Deleting VMs is a cluster write like any apply's: it takes the
+        // apply lock, so a delete and an apply never run at once.
+        let lock = crate::apply::acquire_lock(store, name, options.lock_ttl).await?;
+        let fence = lock.fence();
         let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
         let inventory = Inventory::load(session).await?;
         let observation = observe(session, &inventory, &spec, &record.uid).await?;
@@ -93,17 +109,28 @@ pub async fn delete(
         for (node, result) in results {
             match result {
                 Ok(()) => {
-                    released += store.delete_node(name, &node)?.released_leases.len();
-                    event(EventLevel::Info, "NodeDeleted", "VM destroyed", Some(&node));
+                    released += store
+                        .delete_node(&fence, &node)
+                        .await?
+                        .released_leases
+                        .len();
+                    event(
+                        EventLevel::Info,
+                        "NodeDeleted",
+                        "VM destroyed".into(),
+                        Some(node.clone()),
+                    )
+                    .await;
                     report.destroyed.push(node);
                 }
                 Err(e) => {
                     event(
                         EventLevel::Error,
                         "NodeDeleteFailed",
-                        &e.to_string(),
-                        Some(&node),
-                    );
+                        e.to_string(),
+                        Some(node.clone()),
+                    )
+                    .await;
                     failures.push(NodeFailure {
                         node,
                         step: "delete node".into(),
@@ -155,7 +182,7 @@ pub async fn delete(
             failures,
         });
     }
-    let removed = store.remove_cluster(name, force, Timestamp::now())?;
+    let removed = store.remove_cluster(name, force, Timestamp::now()).await?;
     report.released_addresses = released + removed.released_leases.len();
     for node in removed.nodes {
         report.orphans.push(format!(

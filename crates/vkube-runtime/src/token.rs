@@ -88,14 +88,20 @@ fn unix(at: SystemTime) -> u64 {
 
 /// The stored token, storing `fresh` first when there is none (the first
 /// writer wins).
-pub fn ensure(store: &dyn ClusterStore, cluster: &str, fresh: &StoredToken) -> Result<StoredToken> {
-    let stored = store.ensure_secret(cluster, SECRET_TOKEN, &fresh.to_text())?;
+pub async fn ensure(
+    store: &dyn ClusterStore,
+    cluster: &str,
+    fresh: &StoredToken,
+) -> Result<StoredToken> {
+    let stored = store
+        .ensure_secret(cluster, SECRET_TOKEN, &fresh.to_text())
+        .await?;
     StoredToken::parse(cluster, &stored)
 }
 
 /// Replaces `old` with `new` unless another writer replaced it first;
 /// returns what is stored afterwards.
-pub fn replace(
+pub async fn replace(
     store: &dyn ClusterStore,
     cluster: &str,
     old: &StoredToken,
@@ -105,10 +111,13 @@ pub fn replace(
     let old_text = match old.expires_at {
         Some(_) => old.to_text(),
         None => store
-            .secret(cluster, SECRET_TOKEN)?
+            .secret(cluster, SECRET_TOKEN)
+            .await?
             .unwrap_or_else(|| old.to_text()),
     };
-    let stored = store.replace_secret(cluster, SECRET_TOKEN, &old_text, &new.to_text())?;
+    let stored = store
+        .replace_secret(cluster, SECRET_TOKEN, &old_text, &new.to_text())
+        .await?;
     StoredToken::parse(cluster, &stored)
 }
 

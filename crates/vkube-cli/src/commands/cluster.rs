@@ -9,10 +9,13 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use std::sync::Arc;
 use vkube_core::cluster::{ClusterSpec, Step, Vip, ADMIN_VALIDITY};
 use vkube_runtime::addons::CloudConfig;
 use vkube_runtime::{ApplyOptions, DeleteOptions, Progress};
-use vkube_store::{ClusterStore, ForceDelete, Journal, LeaseFilter, SqliteStore, Store};
+use vkube_store::{
+    ClusterStore, ForceDelete, Journal, LeaseFilter, StateLocation, StateStore, Store,
+};
 
 use super::{connect, UsageError};
 use crate::exit::Status;
@@ -192,8 +195,11 @@ impl Progress for CliProgress {
     }
 }
 
-fn open_store(state: &Path) -> Result<SqliteStore> {
-    SqliteStore::open(state).with_context(|| format!("opening state file `{}`", state.display()))
+async fn open_store(state: &StateLocation) -> Result<Arc<dyn StateStore>> {
+    state
+        .open()
+        .await
+        .with_context(|| format!("opening state `{state}`"))
 }
 
 /// The spec file's text; `-` reads standard input.
@@ -315,19 +321,20 @@ struct ApplyRun {
 async fn apply_text(
     text: &str,
     connection: &ConnectionArgs,
-    state: &Path,
+    state: &StateLocation,
     format: Format,
     run: &ApplyRun,
     stats: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let store = open_store(state)?;
+    let store = open_store(state).await?;
     // Everything the input alone shows is reported before connecting.
-    vkube_runtime::apply::parse_spec(&store, text)?;
+    vkube_runtime::apply::parse_spec(store.as_ref(), text).await?;
     let connected = connect(connection).await?;
     let progress = CliProgress::new();
     let result = if run.dry_run {
-        let preview = vkube_runtime::plan_only(&connected.session, &store, text, &progress).await;
+        let preview =
+            vkube_runtime::plan_only(&connected.session, store.as_ref(), text, &progress).await;
         preview
             .map_err(anyhow::Error::from)
             .and_then(|p| print_plan(out, format, &p))
@@ -340,7 +347,15 @@ async fn apply_text(
                 .map_or(vkube_runtime::token::DEFAULT_TOKEN_TTL, Duration::from_secs),
             ..Default::default()
         };
-        match vkube_runtime::apply(&connected.session, &store, text, &options, &progress).await {
+        match vkube_runtime::apply(
+            &connected.session,
+            store.as_ref(),
+            text,
+            &options,
+            &progress,
+        )
+        .await
+        {
             Ok(report) if format != Format::Table => print_data(out, format, &report),
             Ok(report) if !report.changed && report.addons.is_empty() => {
                 Ok(writeln!(out, "cluster `{}`: no changes", report.cluster)?)
@@ -396,7 +411,7 @@ struct NodeRow {
 pub async fn run(
     args: &ClusterArgs,
     connection: &ConnectionArgs,
-    state: &Path,
+    state: &StateLocation,
     format: Format,
     stats: bool,
     out: &mut dyn Write,
@@ -438,8 +453,8 @@ pub async fn run(
             replicas,
             run,
         } => {
-            let store = open_store(state)?;
-            let record = store.cluster(name)?;
+            let store = open_store(state).await?;
+            let record = store.cluster(name).await?;
             let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
             let mut raw = spec.to_raw();
             if pool == "cp" {
@@ -456,9 +471,9 @@ pub async fn run(
             apply_text(&text, connection, state, format, run, stats, out).await?;
         }
         ClusterCommand::Credentials(args) => {
-            super::credentials::run(args, &open_store(state)?, format, out)?;
+            super::credentials::run(args, open_store(state).await?.as_ref(), format, out).await?;
         }
-        ClusterCommand::Addons { name } => addons(name, state, format, out)?,
+        ClusterCommand::Addons { name } => addons(name, state, format, out).await?,
         ClusterCommand::CloudConfig {
             name,
             cpi,
@@ -473,19 +488,18 @@ pub async fn run(
             cloud_config(name, connection, state, which, *show_secrets, stats, out).await?;
         }
         ClusterCommand::Ls => {
-            let store = open_store(state)?;
-            let rows: Vec<ClusterRow> = store
-                .clusters()?
-                .into_iter()
-                .map(|c| ClusterRow {
-                    nodes: store.nodes(&c.name).map(|n| n.len()).unwrap_or(0),
+            let store = open_store(state).await?;
+            let mut rows: Vec<ClusterRow> = Vec::new();
+            for c in store.clusters().await? {
+                rows.push(ClusterRow {
+                    nodes: store.nodes(&c.name).await.map(|n| n.len()).unwrap_or(0),
                     name: c.name,
                     uid: c.uid,
                     phase: c.phase.as_str().to_string(),
                     version: c.version,
                     updated_at: c.updated_at.unix_seconds(),
-                })
-                .collect();
+                });
+            }
             match format {
                 Format::Table => print_table(
                     out,
@@ -503,8 +517,8 @@ pub async fn run(
             }
         }
         ClusterCommand::Get { name } => {
-            let store = open_store(state)?;
-            let record = store.cluster(name)?;
+            let store = open_store(state).await?;
+            let record = store.cluster(name).await?;
             let spec: serde_yaml::Value = serde_yaml::from_str(&record.spec_yaml)?;
             let doc = serde_json::json!({
                 "spec": spec,
@@ -523,9 +537,9 @@ pub async fn run(
         }
         ClusterCommand::Describe { name } => describe(name, connection, state, format, out).await?,
         ClusterCommand::Events { name, limit } => {
-            let store = open_store(state)?;
-            store.cluster(name)?;
-            let events = store.events(name, *limit)?;
+            let store = open_store(state).await?;
+            store.cluster(name).await?;
+            let events = store.events(name, *limit).await?;
             match format {
                 Format::Table => print_table(
                     out,
@@ -544,7 +558,7 @@ pub async fn run(
             }
         }
         ClusterCommand::Kubeconfig { name, out: file } => {
-            kubeconfig(name, state, file.as_deref(), out)?
+            kubeconfig(name, state, file.as_deref(), out).await?
         }
         ClusterCommand::Delete {
             name,
@@ -553,10 +567,10 @@ pub async fn run(
             shutdown_timeout,
             dry_run,
         } => {
-            let store = open_store(state)?;
-            let record = store.cluster(name)?;
+            let store = open_store(state).await?;
+            let record = store.cluster(name).await?;
             if *dry_run {
-                let nodes = store.nodes(name)?;
+                let nodes = store.nodes(name).await?;
                 writeln!(
                     out,
                     "would delete cluster `{name}` ({}): {} node(s) and its folder",
@@ -577,6 +591,7 @@ pub async fn run(
                 force,
                 power_off_grace: Duration::from_secs(*shutdown_timeout),
                 parallel: 8,
+                lock_ttl: Duration::from_secs(15 * 60),
             };
             // A forced delete proceeds without vCenter when it cannot be reached.
             let connected = match connect(connection).await {
@@ -590,7 +605,7 @@ pub async fn run(
             let progress = CliProgress::new();
             let report = vkube_runtime::delete(
                 connected.as_ref().map(|c| &c.session),
-                &store,
+                store.as_ref(),
                 name,
                 &options,
                 &progress,
@@ -622,22 +637,24 @@ pub async fn run(
 async fn describe(
     name: &str,
     connection: &ConnectionArgs,
-    state: &Path,
+    state: &StateLocation,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let store = open_store(state)?;
-    let record = store.cluster(name)?;
+    let store = open_store(state).await?;
+    let record = store.cluster(name).await?;
     let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
     let connected = connect(connection).await?;
     let inventory = vkube_vsphere::Inventory::load(&connected.session).await?;
     let observation =
         vkube_runtime::observe::observe(&connected.session, &inventory, &spec, &record.uid).await?;
-    let leases = store.leases(&LeaseFilter {
-        pool: None,
-        cluster: Some(name.to_string()),
-    })?;
-    let stored = store.nodes(name)?;
+    let leases = store
+        .leases(&LeaseFilter {
+            pool: None,
+            cluster: Some(name.to_string()),
+        })
+        .await?;
+    let stored = store.nodes(name).await?;
     let mut rows = Vec::new();
     for node in &observation.cluster.nodes {
         let vm = observation.vms.get(&node.name);
@@ -705,9 +722,14 @@ async fn describe(
 }
 
 /// `vkube cluster addons NAME`: what vkube delivered, from the state.
-fn addons(name: &str, state: &Path, format: Format, out: &mut dyn Write) -> Result<()> {
-    let store = open_store(state)?;
-    let records = store.addons(name)?;
+async fn addons(
+    name: &str,
+    state: &StateLocation,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let store = open_store(state).await?;
+    let records = store.addons(name).await?;
     if format != Format::Table {
         return print_data(out, format, &records);
     }
@@ -747,21 +769,22 @@ fn addons(name: &str, state: &Path, format: Format, out: &mut dyn Write) -> Resu
 async fn cloud_config(
     name: &str,
     connection: &ConnectionArgs,
-    state: &Path,
+    state: &StateLocation,
     which: &[CloudConfig],
     show_secrets: bool,
     stats: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let store = open_store(state)?;
-    let record = store.cluster(name)?;
+    let store = open_store(state).await?;
+    let record = store.cluster(name).await?;
     let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
     let connected = connect(connection).await?;
     let session = &connected.session;
     let result = async {
         let inventory = vkube_vsphere::Inventory::load(session).await?;
         let facts =
-            vkube_runtime::addons::gather(session, &inventory, &store, &spec, &record.uid).await?;
+            vkube_runtime::addons::gather(session, &inventory, store.as_ref(), &spec, &record.uid)
+                .await?;
         let mut text = String::new();
         for config in which {
             let title = match config {
@@ -769,13 +792,16 @@ async fn cloud_config(
                 CloudConfig::Csi => "vSphere CSI: csi-vsphere.conf",
             };
             text.push_str(&format!("# {title}\n"));
-            text.push_str(&vkube_runtime::addons::cloud_config(
-                &store,
-                &spec,
-                &facts,
-                *config,
-                show_secrets,
-            )?);
+            text.push_str(
+                &vkube_runtime::addons::cloud_config(
+                    store.as_ref(),
+                    &spec,
+                    &facts,
+                    *config,
+                    show_secrets,
+                )
+                .await?,
+            );
             if !text.ends_with('\n') {
                 text.push('\n');
             }
@@ -791,19 +817,25 @@ async fn cloud_config(
     Ok(())
 }
 
-fn kubeconfig(name: &str, state: &Path, file: Option<&Path>, out: &mut dyn Write) -> Result<()> {
-    let store = open_store(state)?;
-    let record = store.cluster(name)?;
+async fn kubeconfig(
+    name: &str,
+    state: &StateLocation,
+    file: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let store = open_store(state).await?;
+    let record = store.cluster(name).await?;
     let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
     let mut random = |buf: &mut [u8]| getrandom::getrandom(buf).expect("OS random generator");
     let (access, pki) = vkube_runtime::access::issue_admin(
-        &store,
+        store.as_ref(),
         &spec,
         &format!("{name}-admin"),
         SystemTime::now(),
         ADMIN_VALIDITY,
         &mut random,
-    )?;
+    )
+    .await?;
     let text = access.kubeconfig(&spec, &pki);
     match file {
         None => out.write_all(text.as_bytes())?,

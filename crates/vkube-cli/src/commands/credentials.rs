@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use vkube_core::cluster::ClusterSpec;
-use vkube_store::{ClusterStore, CredentialStore, SqliteStore, Timestamp};
+use vkube_store::{ClusterStore, CredentialStore, StateStore, Timestamp};
 
 use super::UsageError;
 use crate::output::{print_data, print_table, Format};
@@ -77,9 +77,10 @@ fn read_password(file: Option<&PathBuf>) -> Result<String> {
 }
 
 /// Clusters whose spec names credentials `name`.
-fn users_of(store: &SqliteStore, name: &str) -> Result<Vec<String>> {
+async fn users_of(store: &dyn StateStore, name: &str) -> Result<Vec<String>> {
     Ok(store
-        .clusters()?
+        .clusters()
+        .await?
         .into_iter()
         .filter(|c| {
             ClusterSpec::from_yaml(&c.spec_yaml)
@@ -90,9 +91,9 @@ fn users_of(store: &SqliteStore, name: &str) -> Result<Vec<String>> {
 }
 
 /// Run a `credentials` subcommand.
-pub fn run(
+pub async fn run(
     args: &CredentialsArgs,
-    store: &SqliteStore,
+    store: &dyn StateStore,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -104,8 +105,10 @@ pub fn run(
             ..
         } => {
             let password = read_password(password_file.as_ref())?;
-            let changed = store.set_credentials(name, username, &password, Timestamp::now())?;
-            let users = users_of(store, name)?;
+            let changed = store
+                .set_credentials(name, username, &password, Timestamp::now())
+                .await?;
+            let users = users_of(store, name).await?;
             match (changed, users.is_empty()) {
                 (false, _) => writeln!(out, "credentials `{name}` unchanged")?,
                 (true, true) => writeln!(out, "stored credentials `{name}` ({username})")?,
@@ -117,7 +120,7 @@ pub fn run(
             }
         }
         CredentialsCommand::Ls => {
-            let list = store.list_credentials()?;
+            let list = store.list_credentials().await?;
             match format {
                 Format::Table => print_table(
                     out,
@@ -130,7 +133,7 @@ pub fn run(
             }
         }
         CredentialsCommand::Rm { name, force } => {
-            let users = users_of(store, name)?;
+            let users = users_of(store, name).await?;
             if !users.is_empty() && !force {
                 return Err(UsageError(format!(
                     "credentials `{name}` are used by cluster(s) {}; pass `--force` to remove them anyway",
@@ -138,7 +141,7 @@ pub fn run(
                 ))
                 .into());
             }
-            if store.delete_credentials(name)? {
+            if store.delete_credentials(name).await? {
                 writeln!(out, "removed credentials `{name}`")?;
             } else {
                 return Err(UsageError(format!("no credentials named `{name}`")).into());

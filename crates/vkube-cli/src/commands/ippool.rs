@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use vkube_core::ipam::{self, Lease, PoolAddresses, RawIpPool, RawRange};
-use vkube_store::{LeaseFilter, PoolRecord, SqliteStore, Store};
+use vkube_store::{LeaseFilter, PoolRecord, StateLocation, Store};
 
 use crate::output::{print_data, print_table, Format};
 
@@ -135,19 +135,25 @@ impl CreateArgs {
 
 /// Runs an `ippool` subcommand against the state file at `state`, writing
 /// results to `out`.
-pub fn run(args: &IpPoolArgs, state: &Path, format: Format, out: &mut dyn Write) -> Result<()> {
-    let open = || {
-        SqliteStore::open(state)
-            .with_context(|| format!("opening state file `{}`", state.display()))
-    };
+pub async fn run(
+    args: &IpPoolArgs,
+    state: &StateLocation,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let store = state
+        .open()
+        .await
+        .with_context(|| format!("opening state `{state}`"))?;
     match &args.command {
         IpPoolCommand::Create(create) => {
             let pool = create
                 .to_raw()
                 .validate()
                 .with_context(|| format!("creating IP pool `{}`", create.name))?;
-            let records = open()?
+            let records = store
                 .create_pools(&[pool], create.allow_overlap)
+                .await
                 .with_context(|| format!("creating IP pool `{}`", create.name))?;
             print_created(out, format, &records)
         }
@@ -159,21 +165,23 @@ pub fn run(args: &IpPoolArgs, state: &Path, format: Format, out: &mut dyn Write)
             let context = || format!("importing IP pools from `{}`", file.display());
             let raws = ipam::parse_pools_yaml(&text).with_context(context)?;
             let pools = ipam::validate_pools(&raws, *allow_overlap).with_context(context)?;
-            let records = open()?
+            let records = store
                 .create_pools(&pools, *allow_overlap)
+                .await
                 .with_context(context)?;
             print_created(out, format, &records)
         }
         IpPoolCommand::Ls => {
-            let records = open()?.pools().context("listing IP pools")?;
+            let records = store.pools().await.context("listing IP pools")?;
             match format {
                 Format::Table => print_pool_table(out, &records),
                 _ => print_data(out, format, &records),
             }
         }
         IpPoolCommand::Show { name } => {
-            let record = open()?
+            let record = store
                 .pool(name)
+                .await
                 .with_context(|| format!("showing IP pool `{name}`"))?;
             match format {
                 Format::Table => print_pool_details(out, &record),
@@ -181,8 +189,9 @@ pub fn run(args: &IpPoolArgs, state: &Path, format: Format, out: &mut dyn Write)
             }
         }
         IpPoolCommand::Delete { name, force } => {
-            let released = open()?
+            let released = store
                 .delete_pool(name, *force)
+                .await
                 .with_context(|| format!("deleting IP pool `{name}`"))?;
             match format {
                 Format::Table if released.is_empty() => {
@@ -211,8 +220,9 @@ pub fn run(args: &IpPoolArgs, state: &Path, format: Format, out: &mut dyn Write)
                 pool: Some(pool_name),
                 cluster: cluster.clone(),
             };
-            let leases = open()?
+            let leases = store
                 .leases(&filter)
+                .await
                 .with_context(|| format!("listing allocations of IP pool `{pool}`"))?;
             match format {
                 Format::Table => print_lease_table(out, &leases),

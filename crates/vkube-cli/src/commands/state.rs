@@ -2,11 +2,10 @@
 //! key that seals its secrets.
 
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
-use vkube_store::{CredentialStore, SqliteStore};
+use vkube_store::{CredentialStore, StateBackend, StateLocation};
 
 use crate::output::{print_data, Format};
 
@@ -26,20 +25,33 @@ enum StateCommand {
 }
 
 /// Run a `state` subcommand.
-pub fn run(args: &StateArgs, state: &Path, format: Format, out: &mut dyn Write) -> Result<()> {
-    let store = SqliteStore::open(state)
-        .with_context(|| format!("opening state file `{}`", state.display()))?;
+pub async fn run(
+    args: &StateArgs,
+    state: &StateLocation,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let store = state
+        .open()
+        .await
+        .with_context(|| format!("opening state `{state}`"))?;
     match args.command {
         StateCommand::Show => {
             let doc = serde_json::json!({
-                "stateFile": store.path(),
+                "state": store.location(),
+                "backend": format!("{:?}", store.kind()),
                 "keyFile": store.key_file(),
                 "keyFileExists": store.key_file().exists(),
-                "schemaVersion": store.schema_version()?,
+                "schemaVersion": store.schema_version().await?,
             });
             match format {
                 Format::Table => {
-                    writeln!(out, "State file:  {}", store.path().display())?;
+                    writeln!(
+                        out,
+                        "State:       {} ({:?})",
+                        store.location(),
+                        store.kind()
+                    )?;
                     writeln!(
                         out,
                         "Key file:    {}{}",
@@ -50,13 +62,13 @@ pub fn run(args: &StateArgs, state: &Path, format: Format, out: &mut dyn Write) 
                             " (not created yet: no secrets stored)"
                         }
                     )?;
-                    writeln!(out, "Schema:      {}", store.schema_version()?)?;
+                    writeln!(out, "Schema:      {}", store.schema_version().await?)?;
                 }
                 _ => print_data(out, format, &doc)?,
             }
         }
         StateCommand::RotateKey => {
-            let rotation = store.rotate_key()?;
+            let rotation = store.rotate_key().await?;
             match format {
                 Format::Table => writeln!(
                     out,
