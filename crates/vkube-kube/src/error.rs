@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use crate::drain::{BlockedEviction, PodRef};
+
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -127,6 +129,19 @@ pub enum Error {
     /// An argument is not acceptable (bad token id, empty field manager, …).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A drain did not finish within its timeout: evictions still refused (naming the
+    /// PodDisruptionBudgets that select each pod) or evicted pods still terminating.
+    #[error("{}", crate::drain::timeout_message(.node, *.timeout, .blocked, .terminating))]
+    DrainTimedOut {
+        /// The node.
+        node: String,
+        /// The drain's timeout.
+        timeout: Duration,
+        /// Evictions the API server still refused.
+        blocked: Vec<BlockedEviction>,
+        /// Pods evicted but not gone.
+        terminating: Vec<PodRef>,
+    },
 }
 
 impl Error {
@@ -195,7 +210,7 @@ pub(crate) fn from_transport(endpoint: &str, err: &(dyn std::error::Error + 'sta
     if let Some(tls) = chain.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) {
         return Error::Tls {
             endpoint: endpoint.to_string(),
-            reason: describe_tls(tls),
+            reason: one_line(&describe_tls(tls)),
         };
     }
     let reason = chain
@@ -208,8 +223,13 @@ pub(crate) fn from_transport(endpoint: &str, err: &(dyn std::error::Error + 'sta
         });
     Error::Unreachable {
         endpoint: endpoint.to_string(),
-        reason,
+        reason: one_line(&reason),
     }
+}
+
+/// `text` on one line: an unreachable API is reported in one line next to other output.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The error raised when a whole request outlives its deadline.

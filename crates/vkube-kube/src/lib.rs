@@ -1,7 +1,9 @@
 //! vkube's Kubernetes API client, on kube-rs.
 //!
 //! [`ClusterApi`] is what the runtime needs from a cluster — the server version (reachability
-//! through the VIP), server-side apply of add-on manifest streams, bootstrap tokens — and
+//! through the VIP), server-side apply of add-on manifest streams, bootstrap tokens, the
+//! nodes with their readiness and conditions, cordon, drain through the Eviction API
+//! (PodDisruptionBudgets honoured), Node deletion and the API server's readiness — and
 //! [`KubeClient`] implements it against a real API server, built from [`ClusterAccess`] (the
 //! endpoint, cluster CA and client certificate vkube's admin kubeconfig holds) or from
 //! kubeconfig text.
@@ -22,14 +24,29 @@ mod access;
 mod api;
 mod apply;
 mod bootstrap_token;
+mod budgets;
 mod client;
 mod discovery;
+mod drain;
 mod error;
+mod eviction;
+mod health;
 mod manifest;
+mod nodes;
+mod timestamp;
 mod tls;
 
 pub use access::ClusterAccess;
 pub use api::{AppliedObject, ApplyOutcome, ClusterApi, ObjectRef, ServerVersion};
 pub use bootstrap_token::BOOTSTRAP_TOKEN_FIELD_MANAGER;
 pub use client::{KubeClient, DEFAULT_CRD_ESTABLISH_WAIT};
+pub use drain::{
+    Backoff, BlockedEviction, DrainOptions, DrainReport, PodRef, SkipReason, SkippedPod,
+    DEFAULT_DRAIN_TIMEOUT,
+};
 pub use error::{Error, Result};
+pub use health::ApiHealth;
+pub use nodes::{
+    ConditionStatus, Deletion, NodeAddress, NodeCondition, NodeInfo, Readiness, Taint,
+    CONTROL_PLANE_LABEL,
+};

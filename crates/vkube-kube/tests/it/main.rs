@@ -4,6 +4,9 @@
 mod apply;
 mod bootstrap_token;
 mod connect;
+mod drain;
+mod health;
+mod nodes;
 mod support;
 
 use support::TestPki;
