@@ -22,7 +22,7 @@ use kube::core::ObjectList;
 use tokio::time::Instant;
 
 use crate::client::{self, KubeClient};
-use crate::error::{Error, Result};
+use crate::error::{humanize, Error, Result};
 use crate::eviction::{EvictionOutcome, Refusal};
 use crate::nodes::{check_name, LIST_PAGE};
 
@@ -404,16 +404,6 @@ pub(crate) fn timeout_message(
     )
 }
 
-fn humanize(duration: Duration) -> String {
-    let seconds = duration.as_secs();
-    match (seconds, duration.subsec_millis()) {
-        (0, millis) => format!("{millis}ms"),
-        (s, 0) if s % 60 == 0 => format!("{}m", s / 60),
-        (s, 0) => format!("{s}s"),
-        _ => format!("{:.1}s", duration.as_secs_f64()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,7 +532,5 @@ mod tests {
              would violate the pod's disruption budget.); evicted but still terminating: \
              default/db-0"
         );
-        assert_eq!(humanize(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(humanize(Duration::from_millis(300)), "300ms");
     }
 }

@@ -206,12 +206,35 @@ pub(crate) fn from_status(
 
 /// Map a transport failure (no HTTP answer) to [`Error::Unreachable`] or [`Error::Tls`].
 pub(crate) fn from_transport(endpoint: &str, err: &(dyn std::error::Error + 'static)) -> Error {
+    match transport_failure(err, "cluster CA") {
+        TransportFailure::Tls(reason) => Error::Tls {
+            endpoint: endpoint.to_string(),
+            reason,
+        },
+        TransportFailure::Unreachable(reason) => Error::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason,
+        },
+    }
+}
+
+/// A request that got no HTTP answer, classified, with a one-line reason.
+pub(crate) enum TransportFailure {
+    /// The TLS handshake failed.
+    Tls(String),
+    /// No connection, or it broke.
+    Unreachable(String),
+}
+
+/// Classifies a transport failure by its source chain; `ca_name` names the CA the server
+/// certificate must chain to (`cluster CA`, `etcd CA`).
+pub(crate) fn transport_failure(
+    err: &(dyn std::error::Error + 'static),
+    ca_name: &str,
+) -> TransportFailure {
     let chain = source_chain(err);
     if let Some(tls) = chain.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) {
-        return Error::Tls {
-            endpoint: endpoint.to_string(),
-            reason: one_line(&describe_tls(tls)),
-        };
+        return TransportFailure::Tls(one_line(&describe_tls(tls, ca_name)));
     }
     let reason = chain
         .iter()
@@ -221,14 +244,11 @@ pub(crate) fn from_transport(endpoint: &str, err: &(dyn std::error::Error + 'sta
             // The innermost message is the most specific one (e.g. the DNS resolver's).
             chain.last().map(|e| e.to_string()).unwrap_or_default()
         });
-    Error::Unreachable {
-        endpoint: endpoint.to_string(),
-        reason: one_line(&reason),
-    }
+    TransportFailure::Unreachable(one_line(&reason))
 }
 
 /// `text` on one line: an unreachable API is reported in one line next to other output.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -240,11 +260,14 @@ pub(crate) fn timed_out(endpoint: &str, timeout: Duration) -> Error {
     }
 }
 
-fn humanize(duration: Duration) -> String {
-    if duration.subsec_millis() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{}ms", duration.as_millis())
+/// A duration as people write it: `2m`, `5s`, `1.5s`, `300ms`.
+pub(crate) fn humanize(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match (seconds, duration.subsec_millis()) {
+        (0, millis) => format!("{millis}ms"),
+        (s, 0) if s % 60 == 0 => format!("{}m", s / 60),
+        (s, 0) => format!("{s}s"),
+        _ => format!("{:.1}s", duration.as_secs_f64()),
     }
 }
 
@@ -277,14 +300,14 @@ fn describe_io(err: &std::io::Error) -> String {
     }
 }
 
-fn describe_tls(err: &rustls::Error) -> String {
+fn describe_tls(err: &rustls::Error, ca_name: &str) -> String {
     use rustls::{AlertDescription, CertificateError};
     match err {
         // kubeadm names every cluster CA `kubernetes`, so another cluster's certificate at the
         // same address fails on the signature rather than on the issuer's name.
         rustls::Error::InvalidCertificate(
             CertificateError::UnknownIssuer | CertificateError::BadSignature,
-        ) => "the server certificate is not signed by the cluster CA".to_string(),
+        ) => format!("the server certificate is not signed by the {ca_name}"),
         rustls::Error::InvalidCertificate(CertificateError::NotValidForName)
         | rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {
             "the server certificate does not name the endpoint's host or address".to_string()
@@ -301,7 +324,7 @@ fn describe_tls(err: &rustls::Error) -> String {
             | AlertDescription::AccessDenied),
         ) => format!(
             "the server refused the client certificate ({alert:?}); \
-             is it signed by the cluster CA?"
+             is it signed by the {ca_name}?"
         ),
         other => other.to_string(),
     }
@@ -432,6 +455,19 @@ mod tests {
             "{}",
             redactor.scrub(cut)
         );
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let cases = [
+            (120_000, "2m"),
+            (5_000, "5s"),
+            (1_500, "1.5s"),
+            (300, "300ms"),
+        ];
+        for (millis, text) in cases {
+            assert_eq!(humanize(Duration::from_millis(millis)), text);
+        }
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //!   process-wide default crypto provider if no default is installed yet, so the presence of
 //!   other providers in the binary cannot make rustls panic.
 //!
+//! [`etcd`] is the etcd membership client (member list, health, guarded removal) a
+//! control-plane replacement needs; it reaches etcd directly with a certificate from the
+//! cluster's etcd CA (see its module documentation).
+//!
 //! Errors ([`Error`]) name the endpoint or the object (`apply of ClusterRole cilium
 //! (document 4)`) and never contain key material.
 
@@ -29,6 +33,7 @@ mod client;
 mod discovery;
 mod drain;
 mod error;
+pub mod etcd;
 mod eviction;
 mod health;
 mod manifest;

@@ -33,6 +33,14 @@ pub const KUBECTL: Tool = Tool {
     install: "apt-get install -y kubectl",
 };
 
+/// etcd's server (Debian's `etcd-server`).
+pub const ETCD: Tool = Tool {
+    program: "etcd",
+    version_args: &["--version"],
+    require_var: "VKUBE_REQUIRE_ETCD",
+    install: "apt-get install -y etcd-server",
+};
+
 /// kubernetes-validate: objects against the Kubernetes OpenAPI schemas.
 pub const KUBERNETES_VALIDATE: Tool = Tool {
     program: "kubernetes-validate",

@@ -6,10 +6,13 @@
 //!   [`Simulator`] is dropped, so tests leak no processes and use no fixed ports;
 //! - [`kube_api`]: a stand-in Kubernetes API server over mutual TLS serving recorded
 //!   kube-apiserver answers, for vkube-kube's tests and the CLI's;
+//! - [`etcd`]: a real etcd cluster (Debian's `etcd-server`) on loopback addresses with
+//!   mutual TLS from the test's etcd CA, stopped on drop;
 //! - [`external_tool`]: running the ecosystem's own tools (OpenSSL, kubectl) when installed.
 
 #![deny(missing_docs)]
 
+pub mod etcd;
 pub mod external_tool;
 pub mod kube_api;
 mod simulator;
