@@ -65,6 +65,7 @@ pub trait ClusterApi: Send + Sync {
     /// mirror pods stay; a refused eviction is retried until the timeout, then the drain fails
     /// with [`crate::Error::DrainTimedOut`] naming the budgets in the way — or, with
     /// `force`, deletes those pods instead. Returns what was evicted, deleted and skipped.
+    /// A failed drain leaves the node cordoned ([`uncordon`](Self::uncordon) undoes it).
     async fn drain(&self, name: &str, options: &DrainOptions) -> Result<DrainReport>;
 
     /// Deletes the Node object (after its VM is drained, before the VM is destroyed).
@@ -75,6 +76,13 @@ pub trait ClusterApi: Send + Sync {
     /// but a check fails; [`crate::Error::Unreachable`] (one line) when it does not answer.
     async fn api_health(&self) -> Result<ApiHealth>;
 }
+
+// Checked when compiling: the runtime holds `Arc<dyn ClusterApi>` across spawned tasks, so
+// the trait must stay object-safe, `Send` and `Sync`.
+const _: fn() = || {
+    fn holdable<T: ?Sized + Send + Sync>() {}
+    holdable::<dyn ClusterApi>();
+};
 
 /// The API server's build information (`GET /version`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -163,10 +163,10 @@ pub struct DrainReport {
     /// Of those, the pods no controller recreates (bare pods): they are gone for good.
     pub unmanaged: Vec<PodRef>,
     /// Pods deleted because their eviction was still refused at the deadline
-    /// ([`DrainOptions::force`]), with what blocked them.
+    /// ([`DrainOptions::force`]), with what blocked them; their deletion is not waited for.
     pub deleted: Vec<BlockedEviction>,
-    /// Pods evicted or deleted but not gone by the deadline (only with `force`; without it
-    /// they fail the drain).
+    /// Pods evicted but not gone by the deadline (only with `force`; without it they fail
+    /// the drain).
     pub still_terminating: Vec<PodRef>,
     /// DaemonSet and mirror pods left in place.
     pub skipped: Vec<SkippedPod>,
@@ -314,7 +314,6 @@ impl KubeClient {
             let path = pod_path(&blocked.pod);
             self.delete_object(&what, &path, grace).await?;
             tracing::warn!(node, pod = %blocked.pod, "deleted a pod whose eviction stayed blocked");
-            report.still_terminating.push(blocked.pod.clone());
             report.deleted.push(blocked);
         }
         tracing::info!(
