@@ -58,12 +58,7 @@ impl ClusterAccess {
         }
         let roots = certificates(&self.ca_pem, "cluster CA")?;
         let client_chain = certificates(&self.client_cert_pem, "client certificate")?;
-        let key = PrivateKeyDer::from_pem_slice(self.client_key_pem.as_bytes()).map_err(|_| {
-            invalid(
-                "the client key PEM holds no private key (expected `PRIVATE KEY` (PKCS#8), \
-                 `EC PRIVATE KEY` (SEC1) or `RSA PRIVATE KEY` (PKCS#1))",
-            )
-        })?;
+        let key = private_key(&self.client_key_pem)?;
         // Normalised PEM: kube's loader refuses PEM sections it does not know, such as the
         // `EC PARAMETERS` block that `openssl ecparam -genkey` writes before the key.
         let key_pem = key_to_pem(&key);
@@ -87,7 +82,8 @@ fn invalid(reason: impl Into<String>) -> Error {
     }
 }
 
-fn parse_endpoint(endpoint: &str) -> Result<http::Uri> {
+/// An `https://host[:port]` endpoint.
+pub(crate) fn parse_endpoint(endpoint: &str) -> Result<http::Uri> {
     let uri: http::Uri = endpoint
         .parse()
         .map_err(|e| invalid(format!("endpoint `{endpoint}` is not a URL: {e}")))?;
@@ -102,7 +98,18 @@ fn parse_endpoint(endpoint: &str) -> Result<http::Uri> {
     Ok(uri)
 }
 
-fn certificates(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>> {
+/// The private key of a client key PEM; the error never shows the key.
+pub(crate) fn private_key(pem: &str) -> Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| {
+        invalid(
+            "the client key PEM holds no private key (expected `PRIVATE KEY` (PKCS#8), \
+             `EC PRIVATE KEY` (SEC1) or `RSA PRIVATE KEY` (PKCS#1))",
+        )
+    })
+}
+
+/// Every certificate of a PEM; at least one.
+pub(crate) fn certificates(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| invalid(format!("the {what} PEM is unreadable: {e}")))?;
@@ -114,7 +121,8 @@ fn certificates(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
-fn check_key_matches_certificate(
+/// Refuses a key that is not the certificate's.
+pub(crate) fn check_key_matches_certificate(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<()> {

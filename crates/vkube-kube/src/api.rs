@@ -1,14 +1,17 @@
 //! The operations vkube needs from a cluster, as a trait so that the runtime can be tested with
 //! a fake. Object-safe (`Arc<dyn ClusterApi>`) and `Send + Sync`, so the runtime can hold one
-//! per cluster and call it from spawned tasks. Readiness, drain and eviction (issue 12) are to
-//! be added here as further methods.
+//! per cluster and call it from spawned tasks. Every result is typed ([`NodeInfo`],
+//! [`DrainReport`], [`ApiHealth`]): callers never see the API's JSON.
 
 use std::fmt;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use crate::drain::{DrainOptions, DrainReport};
 use crate::error::Result;
+use crate::health::ApiHealth;
+use crate::nodes::{Deletion, NodeInfo};
 
 /// What vkube asks of a cluster's API server.
 #[async_trait]
@@ -42,7 +45,44 @@ pub trait ClusterApi: Send + Sync {
         expires: SystemTime,
         description: &str,
     ) -> Result<()>;
+
+    /// Every Node (`GET /api/v1/nodes`, page by page), in name order.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>>;
+
+    /// One Node; `None` when it is not registered (404).
+    async fn node(&self, name: &str) -> Result<Option<NodeInfo>>;
+
+    /// Marks the node unschedulable (`spec.unschedulable: true`, a merge patch, as `kubectl
+    /// cordon`); returns it as stored. Idempotent; [`crate::Error::NotFound`] when there is no
+    /// such node.
+    async fn cordon(&self, name: &str) -> Result<NodeInfo>;
+
+    /// Makes the node schedulable again (removes `spec.unschedulable`); returns it as stored.
+    async fn uncordon(&self, name: &str) -> Result<NodeInfo>;
+
+    /// Cordons the node and evicts its pods through the Eviction API, honouring
+    /// PodDisruptionBudgets (see [`DrainOptions`] and the `drain` module): DaemonSet and
+    /// mirror pods stay; a refused eviction is retried until the timeout, then the drain fails
+    /// with [`crate::Error::DrainTimedOut`] naming the budgets in the way — or, with
+    /// `force`, deletes those pods instead. Returns what was evicted, deleted and skipped.
+    /// A failed drain leaves the node cordoned ([`uncordon`](Self::uncordon) undoes it).
+    async fn drain(&self, name: &str, options: &DrainOptions) -> Result<DrainReport>;
+
+    /// Deletes the Node object (after its VM is drained, before the VM is destroyed).
+    /// Deleting a node that does not exist is [`Deletion::AlreadyAbsent`], not an error.
+    async fn delete_node(&self, name: &str) -> Result<Deletion>;
+
+    /// The API server's readiness (`GET /readyz`): [`ApiHealth::NotReady`] when it answers
+    /// but a check fails; [`crate::Error::Unreachable`] (one line) when it does not answer.
+    async fn api_health(&self) -> Result<ApiHealth>;
 }
+
+// Checked when compiling: the runtime holds `Arc<dyn ClusterApi>` across spawned tasks, so
+// the trait must stay object-safe, `Send` and `Sync`.
+const _: fn() = || {
+    fn holdable<T: ?Sized + Send + Sync>() {}
+    holdable::<dyn ClusterApi>();
+};
 
 /// The API server's build information (`GET /version`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use crate::access::ClusterAccess;
 use crate::api::{AppliedObject, ClusterApi, ServerVersion};
 use crate::discovery::DiscoveryCache;
+use crate::drain::{DrainOptions, DrainReport};
 use crate::error::{self, Error, Redactor, Result};
+use crate::health::ApiHealth;
+use crate::nodes::{Deletion, NodeInfo};
 
 /// How long a manifest waits, at most, for a CustomResourceDefinition applied earlier in the
 /// same stream to be served (the API server establishes CRDs asynchronously, usually within a
@@ -110,14 +113,9 @@ impl KubeClient {
         &self.endpoint
     }
 
-    /// Send `request` and read the whole answer within the timeout; non-success statuses
-    /// become errors about `what`, with `redactor` applied to the server's message.
-    pub(crate) async fn call(
-        &self,
-        what: &str,
-        request: http::Request<Vec<u8>>,
-        redactor: &Redactor,
-    ) -> Result<Answer> {
+    /// Send `request` and read the whole answer within the timeout, whatever its status;
+    /// only transport failures (and the timeout) are errors.
+    pub(crate) async fn exchange(&self, request: http::Request<Vec<u8>>) -> Result<Answer> {
         let exchange = async {
             let response = self
                 .client
@@ -139,20 +137,30 @@ impl KubeClient {
                 .to_vec();
             Ok::<_, Error>(Answer { status, body })
         };
-        let answer = tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| error::timed_out(&self.endpoint, self.timeout))??;
-        if (200..300).contains(&answer.status) {
+            .map_err(|_| error::timed_out(&self.endpoint, self.timeout))?
+    }
+
+    /// Send `request` and read the whole answer within the timeout; non-success statuses
+    /// become errors about `what`, with `redactor` applied to the server's message.
+    pub(crate) async fn call(
+        &self,
+        what: &str,
+        request: http::Request<Vec<u8>>,
+        redactor: &Redactor,
+    ) -> Result<Answer> {
+        let answer = self.exchange(request).await?;
+        if answer.is_success() {
             Ok(answer)
         } else {
-            Err(error::from_status(
-                &self.endpoint,
-                what,
-                answer.status,
-                &answer.body,
-                redactor,
-            ))
+            Err(self.failure(what, &answer, redactor))
         }
+    }
+
+    /// The error for a non-success `answer` to the operation `what`.
+    pub(crate) fn failure(&self, what: &str, answer: &Answer, redactor: &Redactor) -> Error {
+        error::from_status(&self.endpoint, what, answer.status, &answer.body, redactor)
     }
 
     /// `GET path` expecting a JSON body of type `T`.
@@ -161,13 +169,70 @@ impl KubeClient {
         what: &str,
         path: &str,
     ) -> Result<T> {
-        let request = http::Request::get(path)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Vec::new())
-            .map_err(|e| Error::InvalidInput(format!("{what}: {e}")))?;
-        let answer = self.call(what, request, &Redactor::default()).await?;
+        let answer = self
+            .call(what, get(what, path)?, &Redactor::default())
+            .await?;
         decode(what, &answer.body)
     }
+
+    /// `GET path` expecting a JSON body of type `T`; `None` for 404.
+    pub(crate) async fn get_json_if_found<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+    ) -> Result<Option<T>> {
+        let answer = self.exchange(get(what, path)?).await?;
+        match answer.status {
+            404 => Ok(None),
+            _ if answer.is_success() => decode(what, &answer.body).map(Some),
+            _ => Err(self.failure(what, &answer, &Redactor::default())),
+        }
+    }
+}
+
+impl Answer {
+    /// Whether the status is 2xx.
+    pub(crate) fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// `text` percent-encoded for a query value (everything but RFC 3986's unreserved
+/// characters).
+pub(crate) fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A `GET` of `path` accepting JSON.
+pub(crate) fn get(what: &str, path: &str) -> Result<http::Request<Vec<u8>>> {
+    http::Request::get(path)
+        .header(http::header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|e| Error::InvalidInput(format!("{what}: {e}")))
+}
+
+/// A request with a JSON body of `content_type` (e.g. a merge patch), accepting JSON.
+pub(crate) fn with_json_body(
+    what: &str,
+    method: http::Method,
+    path: &str,
+    content_type: &str,
+    body: &serde_json::Value,
+) -> Result<http::Request<Vec<u8>>> {
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::ACCEPT, "application/json")
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(body.to_string().into_bytes())
+        .map_err(|e| Error::InvalidInput(format!("{what}: {e}")))
 }
 
 /// Decode a JSON answer body.
@@ -214,11 +279,48 @@ impl ClusterApi for KubeClient {
         self.apply_bootstrap_token(token_id, token_secret, expires, description)
             .await
     }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        self.list_nodes().await
+    }
+
+    async fn node(&self, name: &str) -> Result<Option<NodeInfo>> {
+        self.get_node(name).await
+    }
+
+    async fn cordon(&self, name: &str) -> Result<NodeInfo> {
+        self.set_unschedulable(name, true).await
+    }
+
+    async fn uncordon(&self, name: &str) -> Result<NodeInfo> {
+        self.set_unschedulable(name, false).await
+    }
+
+    async fn drain(&self, name: &str, options: &DrainOptions) -> Result<DrainReport> {
+        self.drain_node(name, options).await
+    }
+
+    async fn delete_node(&self, name: &str) -> Result<Deletion> {
+        self.remove_node(name).await
+    }
+
+    async fn api_health(&self) -> Result<ApiHealth> {
+        self.readiness().await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            query_escape("spec.nodeName=demo-w-0"),
+            "spec.nodeName%3Ddemo-w-0"
+        );
+        assert_eq!(query_escape("a b&c/é"), "a%20b%26c%2F%C3%A9");
+    }
 
     #[test]
     fn kubeconfig_secret_values_are_collected_for_scrubbing() {

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use crate::drain::{BlockedEviction, PodRef};
+
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -127,6 +129,19 @@ pub enum Error {
     /// An argument is not acceptable (bad token id, empty field manager, …).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A drain did not finish within its timeout: evictions still refused (naming the
+    /// PodDisruptionBudgets that select each pod) or evicted pods still terminating.
+    #[error("{}", crate::drain::timeout_message(.node, *.timeout, .blocked, .terminating))]
+    DrainTimedOut {
+        /// The node.
+        node: String,
+        /// The drain's timeout.
+        timeout: Duration,
+        /// Evictions the API server still refused.
+        blocked: Vec<BlockedEviction>,
+        /// Pods evicted but not gone.
+        terminating: Vec<PodRef>,
+    },
 }
 
 impl Error {
@@ -191,12 +206,35 @@ pub(crate) fn from_status(
 
 /// Map a transport failure (no HTTP answer) to [`Error::Unreachable`] or [`Error::Tls`].
 pub(crate) fn from_transport(endpoint: &str, err: &(dyn std::error::Error + 'static)) -> Error {
+    match transport_failure(err, "cluster CA") {
+        TransportFailure::Tls(reason) => Error::Tls {
+            endpoint: endpoint.to_string(),
+            reason,
+        },
+        TransportFailure::Unreachable(reason) => Error::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason,
+        },
+    }
+}
+
+/// A request that got no HTTP answer, classified, with a one-line reason.
+pub(crate) enum TransportFailure {
+    /// The TLS handshake failed.
+    Tls(String),
+    /// No connection, or it broke.
+    Unreachable(String),
+}
+
+/// Classifies a transport failure by its source chain; `ca_name` names the CA the server
+/// certificate must chain to (`cluster CA`, `etcd CA`).
+pub(crate) fn transport_failure(
+    err: &(dyn std::error::Error + 'static),
+    ca_name: &str,
+) -> TransportFailure {
     let chain = source_chain(err);
     if let Some(tls) = chain.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) {
-        return Error::Tls {
-            endpoint: endpoint.to_string(),
-            reason: describe_tls(tls),
-        };
+        return TransportFailure::Tls(one_line(&describe_tls(tls, ca_name)));
     }
     let reason = chain
         .iter()
@@ -206,10 +244,12 @@ pub(crate) fn from_transport(endpoint: &str, err: &(dyn std::error::Error + 'sta
             // The innermost message is the most specific one (e.g. the DNS resolver's).
             chain.last().map(|e| e.to_string()).unwrap_or_default()
         });
-    Error::Unreachable {
-        endpoint: endpoint.to_string(),
-        reason,
-    }
+    TransportFailure::Unreachable(one_line(&reason))
+}
+
+/// `text` on one line: an unreachable API is reported in one line next to other output.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The error raised when a whole request outlives its deadline.
@@ -220,11 +260,14 @@ pub(crate) fn timed_out(endpoint: &str, timeout: Duration) -> Error {
     }
 }
 
-fn humanize(duration: Duration) -> String {
-    if duration.subsec_millis() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{}ms", duration.as_millis())
+/// A duration as people write it: `2m`, `5s`, `1.5s`, `300ms`.
+pub(crate) fn humanize(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match (seconds, duration.subsec_millis()) {
+        (0, millis) => format!("{millis}ms"),
+        (s, 0) if s % 60 == 0 => format!("{}m", s / 60),
+        (s, 0) => format!("{s}s"),
+        _ => format!("{:.1}s", duration.as_secs_f64()),
     }
 }
 
@@ -257,14 +300,14 @@ fn describe_io(err: &std::io::Error) -> String {
     }
 }
 
-fn describe_tls(err: &rustls::Error) -> String {
+fn describe_tls(err: &rustls::Error, ca_name: &str) -> String {
     use rustls::{AlertDescription, CertificateError};
     match err {
         // kubeadm names every cluster CA `kubernetes`, so another cluster's certificate at the
         // same address fails on the signature rather than on the issuer's name.
         rustls::Error::InvalidCertificate(
             CertificateError::UnknownIssuer | CertificateError::BadSignature,
-        ) => "the server certificate is not signed by the cluster CA".to_string(),
+        ) => format!("the server certificate is not signed by the {ca_name}"),
         rustls::Error::InvalidCertificate(CertificateError::NotValidForName)
         | rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {
             "the server certificate does not name the endpoint's host or address".to_string()
@@ -281,7 +324,7 @@ fn describe_tls(err: &rustls::Error) -> String {
             | AlertDescription::AccessDenied),
         ) => format!(
             "the server refused the client certificate ({alert:?}); \
-             is it signed by the cluster CA?"
+             is it signed by the {ca_name}?"
         ),
         other => other.to_string(),
     }
@@ -412,6 +455,19 @@ mod tests {
             "{}",
             redactor.scrub(cut)
         );
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let cases = [
+            (120_000, "2m"),
+            (5_000, "5s"),
+            (1_500, "1.5s"),
+            (300, "300ms"),
+        ];
+        for (millis, text) in cases {
+            assert_eq!(humanize(Duration::from_millis(millis)), text);
+        }
     }
 
     #[test]

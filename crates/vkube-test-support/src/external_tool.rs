@@ -33,6 +33,22 @@ pub const KUBECTL: Tool = Tool {
     install: "apt-get install -y kubectl",
 };
 
+/// etcd's server (Debian's `etcd-server`).
+pub const ETCD: Tool = Tool {
+    program: "etcd",
+    version_args: &["--version"],
+    require_var: "VKUBE_REQUIRE_ETCD",
+    install: "apt-get install -y etcd-server",
+};
+
+/// kubernetes-validate: objects against the Kubernetes OpenAPI schemas.
+pub const KUBERNETES_VALIDATE: Tool = Tool {
+    program: "kubernetes-validate",
+    version_args: &["--version"],
+    require_var: "VKUBE_REQUIRE_KUBERNETES_VALIDATE",
+    install: "python3 -m pip install kubernetes-validate",
+};
+
 impl Tool {
     /// Whether the tool runs. If not: a note and `false`, or a panic when its
     /// `VKUBE_REQUIRE_*` variable is `1`.

@@ -26,9 +26,10 @@ pub use naming::{
     MARKER_SPEC_HASH,
 };
 pub use pki::{
-    admin_group, CertificateAndKey, CertificateAuthority, ClusterPki, KeyPair, PkiFile,
-    RandomSource, ADMIN_GROUP, ADMIN_GROUP_SINCE_MINOR, ADMIN_VALIDITY, CA_VALIDITY,
-    CLUSTER_CA_NAME, ETCD_CA_NAME, FRONT_PROXY_CA_NAME, LEGACY_ADMIN_GROUP, NOT_BEFORE_BACKDATE,
+    admin_group, CertificateAndKey, CertificateAuthority, CertificateUsage, ClusterPki, KeyPair,
+    LeafRequest, PkiFile, RandomSource, ADMIN_GROUP, ADMIN_GROUP_SINCE_MINOR, ADMIN_VALIDITY,
+    CA_VALIDITY, CLUSTER_CA_NAME, ETCD_CA_NAME, ETCD_CLIENT_NAME, ETCD_CLIENT_VALIDITY,
+    FRONT_PROXY_CA_NAME, LEGACY_ADMIN_GROUP, NOT_BEFORE_BACKDATE,
 };
 pub use plan::{
     plan, DeleteReason, Leases, NodeRole, ObservedCluster, ObservedNode, Plan, PowerState, Step,

@@ -19,6 +19,7 @@
 //! private key is written as PKCS#8 (`PRIVATE KEY`), which carries the curve
 //! in its algorithm identifier.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime};
 
 use p256::ecdsa::signature::Signer;
@@ -26,7 +27,7 @@ use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyIdMethod, KeyUsagePurpose, RemoteKeyPair, SerialNumber, PKCS_ECDSA_P256_SHA256,
+    KeyIdMethod, KeyUsagePurpose, RemoteKeyPair, SanType, SerialNumber, PKCS_ECDSA_P256_SHA256,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
@@ -53,6 +54,11 @@ impl<F: FnMut(&mut [u8])> RandomSource for F {
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Default validity of an admin client certificate: one year.
 pub const ADMIN_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Common name of the etcd client certificates vkube issues for itself.
+pub const ETCD_CLIENT_NAME: &str = "vkube-etcd-client";
+/// Validity of an etcd client certificate: one hour. It grants full
+/// access to etcd, so vkube issues one per membership operation.
+pub const ETCD_CLIENT_VALIDITY: Duration = Duration::from_secs(3600);
 /// How far `NotBefore` of the CAs and admin certificates lies before the
 /// time of issue. The time comes from the machine running vkube, but the
 /// certificates are checked by the guests (kubeadm refuses a CA that is
@@ -443,24 +449,165 @@ impl ClusterPki {
         validity: Duration,
         random: &mut dyn RandomSource,
     ) -> Result<CertificateAndKey, Error> {
-        let (issuer, issuer_key) = self.ca.issuer()?;
+        let request = LeafRequest {
+            organizations: &[admin_group(version)],
+            ..LeafRequest::client(user)
+        };
+        self.ca.issue(&request, issued_at, validity, random)
+    }
+
+    /// A client certificate for etcd, signed by the etcd CA: what vkube
+    /// presents to reach etcd's client port (kubeadm's etcd runs with
+    /// `--client-cert-auth` and trusts exactly the etcd CA). CN
+    /// `common_name` (e.g. [`ETCD_CLIENT_NAME`]), no group: kubeadm's etcd
+    /// has no authentication of its own enabled, so the certificate alone
+    /// grants full access; keep `validity` short ([`ETCD_CLIENT_VALIDITY`]).
+    pub fn etcd_client_certificate(
+        &self,
+        common_name: &str,
+        issued_at: SystemTime,
+        validity: Duration,
+        random: &mut dyn RandomSource,
+    ) -> Result<CertificateAndKey, Error> {
+        self.etcd_ca.issue(
+            &LeafRequest::client(common_name),
+            issued_at,
+            validity,
+            random,
+        )
+    }
+
+    /// A serving certificate for the etcd member on `node`, signed by the
+    /// etcd CA and shaped like kubeadm's `etcd/server.crt` (also usable as
+    /// `etcd/peer.crt`): CN `node`, DNS names `node` and `localhost`, IP
+    /// addresses `ips` plus `127.0.0.1` and `::1`, server and client
+    /// authentication (etcd members dial each other with it). vkube lets
+    /// kubeadm issue these on the nodes; tests use it to run a real etcd.
+    pub fn etcd_server_certificate(
+        &self,
+        node: &str,
+        ips: &[IpAddr],
+        issued_at: SystemTime,
+        validity: Duration,
+        random: &mut dyn RandomSource,
+    ) -> Result<CertificateAndKey, Error> {
+        let mut addresses = ips.to_vec();
+        for loopback in [
+            IpAddr::from(Ipv4Addr::LOCALHOST),
+            Ipv6Addr::LOCALHOST.into(),
+        ] {
+            if !addresses.contains(&loopback) {
+                addresses.push(loopback);
+            }
+        }
+        let request = LeafRequest {
+            common_name: node,
+            organizations: &[],
+            dns_names: &[node, "localhost"],
+            ip_addresses: &addresses,
+            usage: CertificateUsage::ServerAndClient,
+        };
+        self.etcd_ca.issue(&request, issued_at, validity, random)
+    }
+}
+
+/// What a leaf certificate may be used for (its extended key usage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateUsage {
+    /// TLS client authentication.
+    Client,
+    /// TLS server authentication.
+    Server,
+    /// Both, as etcd's server and peer certificates carry.
+    ServerAndClient,
+}
+
+/// A leaf certificate to issue from a [`CertificateAuthority`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafRequest<'a> {
+    /// Subject common name (the user name for client certificates).
+    pub common_name: &'a str,
+    /// Subject organisations (the groups for Kubernetes client
+    /// certificates), in order.
+    pub organizations: &'a [&'a str],
+    /// DNS subject alternative names.
+    pub dns_names: &'a [&'a str],
+    /// IP address subject alternative names.
+    pub ip_addresses: &'a [IpAddr],
+    /// Extended key usage.
+    pub usage: CertificateUsage,
+}
+
+impl<'a> LeafRequest<'a> {
+    /// A client certificate for `common_name`, without groups or names.
+    pub fn client(common_name: &'a str) -> LeafRequest<'a> {
+        LeafRequest {
+            common_name,
+            organizations: &[],
+            dns_names: &[],
+            ip_addresses: &[],
+            usage: CertificateUsage::Client,
+        }
+    }
+}
+
+impl CertificateAuthority {
+    /// Issues `request` with a new key from `random`, valid from
+    /// [`NOT_BEFORE_BACKDATE`] before `issued_at` until `validity` after
+    /// it: not a CA, `digitalSignature` (the only key usage an ECDSA key
+    /// has in TLS), the request's extended key usage, subject and
+    /// authority key identifiers, a random 127-bit serial. Pure, like
+    /// everything here.
+    pub fn issue(
+        &self,
+        request: &LeafRequest<'_>,
+        issued_at: SystemTime,
+        validity: Duration,
+        random: &mut dyn RandomSource,
+    ) -> Result<CertificateAndKey, Error> {
+        let what = || format!("`{}` from CA `{}`", request.common_name, self.common_name);
+        let error = |source| Error::Certificate {
+            what: what(),
+            source,
+        };
+        let (issuer, issuer_key) = self.issuer()?;
         let key = KeyPair::generate(random);
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
-        name.push(DnType::OrganizationName, admin_group(version));
-        name.push(DnType::CommonName, user);
+        for organization in request.organizations {
+            name.push(DnType::OrganizationName, *organization);
+        }
+        name.push(DnType::CommonName, request.common_name);
         params.distinguished_name = name;
+        params.subject_alt_names = request
+            .dns_names
+            .iter()
+            .map(|dns| {
+                rcgen::Ia5String::try_from(*dns)
+                    .map(SanType::DnsName)
+                    .map_err(error)
+            })
+            .collect::<Result<_, _>>()?;
+        params.subject_alt_names.extend(
+            request
+                .ip_addresses
+                .iter()
+                .map(|ip| SanType::IpAddress(*ip)),
+        );
         (params.not_before, params.not_after) = validity_window(issued_at, validity);
         params.serial_number = Some(serial(random));
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = match request.usage {
+            CertificateUsage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            CertificateUsage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            CertificateUsage::ServerAndClient => vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        };
         params.key_identifier_method = KeyIdMethod::PreSpecified(key.key_id());
         params.use_authority_key_identifier_extension = true;
-        let error = |source| Error::Certificate {
-            what: format!("admin `{user}`"),
-            source,
-        };
         let cert = params
             .signed_by(&key.to_rcgen().map_err(error)?, &issuer, &issuer_key)
             .map_err(error)?;
@@ -695,6 +842,43 @@ pub(crate) mod tests {
         let (_, not_after) = validity_window(now(), Duration::from_secs(u64::MAX / 4));
         assert_eq!(not_after, LATEST_TIME);
         assert_eq!(LATEST_TIME.year(), 9999);
+    }
+
+    #[test]
+    fn etcd_certificates_come_from_the_etcd_ca_and_are_deterministic() {
+        let pki = pki();
+        let client = |seed| {
+            pki.etcd_client_certificate(
+                ETCD_CLIENT_NAME,
+                now(),
+                ETCD_CLIENT_VALIDITY,
+                &mut seeded(seed),
+            )
+            .unwrap()
+        };
+        assert_eq!(client(4), client(4));
+        assert_ne!(client(4), client(5));
+        let ip: IpAddr = "10.20.0.11".parse().unwrap();
+        let server = pki
+            .etcd_server_certificate("cp-1", &[ip], now(), ADMIN_VALIDITY, &mut seeded(6))
+            .unwrap();
+        assert!(server.cert_pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
+        // The key is the certificate's and readable as PKCS#8.
+        KeyPair::from_pem(&server.key_pem, "etcd server key").unwrap();
+    }
+
+    #[test]
+    fn names_a_certificate_cannot_carry_are_refused_naming_the_request() {
+        let request = LeafRequest {
+            dns_names: &["nöde"],
+            ..LeafRequest::client("cp-1")
+        };
+        let error = pki()
+            .etcd_ca
+            .issue(&request, now(), ADMIN_VALIDITY, &mut seeded(7))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`cp-1` from CA `etcd-ca`"), "{error}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::external_tools::{run, run_ok, x509check, ScratchDir, KUBECTL, OPENSSL
 use super::pki::tests::{legacy_sec1_pem, now, pki, seeded, version, NOW_UNIX};
 use super::{
     render_admin_kubeconfig, ClusterName, ClusterPki, ADMIN_VALIDITY, CA_VALIDITY,
-    NOT_BEFORE_BACKDATE,
+    ETCD_CLIENT_NAME, ETCD_CLIENT_VALIDITY, NOT_BEFORE_BACKDATE,
 };
 
 /// Kubernetes versions on either side of the admin group change, with the
@@ -332,6 +332,157 @@ fn openssl_reads_every_key_and_verifies_the_chain() {
     assert_eq!(
         format!("sha256:{}", &spki[..64]),
         rendered.pki.ca.cert_hash().unwrap()
+    );
+}
+
+/// The etcd client and server certificates, with the etcd CA and the
+/// cluster CA, under `etcd/` and `pki/`.
+fn render_etcd_certificates(dir: &ScratchDir) -> (PathBuf, PathBuf) {
+    let pki = pki();
+    let client = pki
+        .etcd_client_certificate(
+            ETCD_CLIENT_NAME,
+            now(),
+            ETCD_CLIENT_VALIDITY,
+            &mut seeded(20),
+        )
+        .unwrap();
+    let server = pki
+        .etcd_server_certificate(
+            "cp-1",
+            &["10.20.0.11".parse().unwrap()],
+            now(),
+            ADMIN_VALIDITY,
+            &mut seeded(21),
+        )
+        .unwrap();
+    dir.write("pki/etcd/ca.crt", &pki.etcd_ca.pair.cert_pem);
+    dir.write("pki/ca.crt", &pki.ca.pair.cert_pem);
+    dir.write("etcd/client.key", &client.key_pem);
+    dir.write("etcd/server.key", &server.key_pem);
+    (
+        dir.write("etcd/client.crt", &client.cert_pem),
+        dir.write("etcd/server.crt", &server.cert_pem),
+    )
+}
+
+/// etcd (Go) verifies its clients against the etcd CA and clients verify
+/// the server's IP SANs: the certificates pass OpenSSL's checks for
+/// exactly those uses, and not against the cluster CA.
+#[test]
+fn openssl_verifies_etcd_certificates_against_the_etcd_ca_only() {
+    if !OPENSSL.available() {
+        return;
+    }
+    let dir = ScratchDir::new("openssl-etcd");
+    let (client, server) = render_etcd_certificates(&dir);
+    let etcd_ca = dir.path().join("pki/etcd/ca.crt");
+    let cluster_ca = dir.path().join("pki/ca.crt");
+    let verify = |ca: &Path, cert: &Path, purpose: &str, extra: &[&str]| {
+        let mut command = OPENSSL.command();
+        command
+            .args(["verify", "-x509_strict", "-purpose", purpose])
+            .args(["-attime", &at(0)])
+            .args(extra)
+            .arg("-CAfile")
+            .arg(ca)
+            .arg(cert);
+        run(&mut command)
+    };
+    let ok = |outcome: super::external_tools::Outcome, what: &str| {
+        assert!(outcome.success, "{what}: {}", outcome.output);
+    };
+    let refused = |outcome: super::external_tools::Outcome, what: &str| {
+        assert!(!outcome.success, "{what} was accepted: {}", outcome.output);
+    };
+    ok(verify(&etcd_ca, &client, "sslclient", &[]), "client");
+    refused(
+        verify(&etcd_ca, &client, "sslserver", &[]),
+        "client as server",
+    );
+    refused(
+        verify(&cluster_ca, &client, "sslclient", &[]),
+        "client via cluster CA",
+    );
+    for ip in ["10.20.0.11", "127.0.0.1", "::1"] {
+        ok(
+            verify(&etcd_ca, &server, "sslserver", &["-verify_ip", ip]),
+            ip,
+        );
+    }
+    ok(
+        verify(
+            &etcd_ca,
+            &server,
+            "sslserver",
+            &["-verify_hostname", "cp-1"],
+        ),
+        "cp-1",
+    );
+    ok(
+        verify(&etcd_ca, &server, "sslclient", &[]),
+        "server as peer client",
+    );
+    refused(
+        verify(
+            &etcd_ca,
+            &server,
+            "sslserver",
+            &["-verify_ip", "10.20.0.12"],
+        ),
+        "another node's address",
+    );
+    let subject = run_ok(
+        OPENSSL
+            .command()
+            .args(["x509", "-noout", "-subject", "-in"])
+            .arg(&client),
+    );
+    assert_eq!(subject.trim(), format!("subject=CN = {ETCD_CLIENT_NAME}"));
+    let sans = run_ok(
+        OPENSSL
+            .command()
+            .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+            .arg(&server),
+    );
+    assert!(
+        sans.contains("DNS:cp-1, DNS:localhost, IP Address:10.20.0.11, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1"),
+        "{sans}"
+    );
+}
+
+/// Go's crypto/x509 (etcd's own parser) loads the etcd certificates and
+/// keys as pairs and verifies both for client authentication against the
+/// etcd CA (the server certificate doubles as the peer client).
+#[test]
+fn go_x509_loads_etcd_certificates() {
+    let Some(checker) = x509check() else { return };
+    let dir = ScratchDir::new("go-x509-etcd");
+    let (client, server) = render_etcd_certificates(&dir);
+    let outcome = run(Command::new(&checker)
+        .arg("-ca")
+        .arg(dir.path().join("pki/etcd/ca.crt"))
+        .args(["-at", &at(0)])
+        .arg(dir.path().join("etcd")));
+    assert!(outcome.success, "{}", outcome.output);
+    for cert in [&client, &server] {
+        ok_line(&outcome.output, cert, &client_auth_at(0));
+    }
+    ok_line(
+        &outcome.output,
+        &dir.path().join("etcd/client.{crt,key}"),
+        "tls.X509KeyPair",
+    );
+    let detail = ok_line(&outcome.output, &client, "x509.ParseCertificate");
+    assert!(
+        detail.starts_with(&format!(
+            "subject=\"CN={ETCD_CLIENT_NAME}\" issuer=\"CN=etcd-ca\" ca=false"
+        )),
+        "{detail}"
+    );
+    assert_eq!(
+        field(detail, "notAfter"),
+        at(ETCD_CLIENT_VALIDITY.as_secs() as i64)
     );
 }
 

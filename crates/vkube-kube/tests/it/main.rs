@@ -1,9 +1,14 @@
-//! vkube-kube against a stand-in kube-apiserver serving recorded responses over mutual TLS.
-//! No real API server can run here; every test that relies on the stand-in says so in its name.
+//! vkube-kube against a stand-in kube-apiserver serving recorded responses over mutual TLS
+//! (no real API server can run here; every test that relies on the stand-in says so in its
+//! name), and its etcd client against a real etcd (`real_etcd_*`).
 
 mod apply;
 mod bootstrap_token;
 mod connect;
+mod drain;
+mod etcd;
+mod health;
+mod nodes;
 mod support;
 
 use support::TestPki;

@@ -3,6 +3,14 @@
 //! - `GET /version` and discovery per group version, including CRDs applied through it
 //!   (served after a configurable number of further discovery requests, as establishing
 //!   takes a moment);
+//! - legacy discovery roots `GET /api` and `GET /apis` (for kubectl);
+//! - the health endpoints `/readyz`, `/livez` and `/healthz`: `ok`;
+//! - JSON merge patch (`application/merge-patch+json`, RFC 7386) of stored objects, and
+//!   strategic merge patch for patches without lists (there the two agree: `kubectl cordon`
+//!   sends one); patches with lists or `$` directives are refused as unevaluated;
+//! - the Eviction API and pod deletion (see `pods.rs`): PodDisruptionBudgets checked and
+//!   decremented as the API server's eviction handler does, pods removed at once or, with
+//!   [`PodTermination::UntilRemoved`], left terminating until the test removes them;
 //! - server-side apply: `PATCH` needs `application/apply-patch+yaml` (else the recorded 415)
 //!   and a `fieldManager`; the body's apiVersion, kind, name and namespace must match the URL
 //!   (else 400 as the server words it); namespaced objects need an existing namespace (else
@@ -10,7 +18,7 @@
 //!   uid, resourceVersion, creationTimestamp and managedFields;
 //! - `GET` of an object, and of a collection (one namespace or all) filtered by
 //!   equality-based label and field selectors; `DELETE` of an object, answered with the
-//!   `Status` the generic registry returns. Watches are not emulated (a test answers them
+//!   `Status` the generic registry returns (pods: the pod, as their registry does). Watches are not emulated (a test answers them
 //!   itself).
 //!
 //! Stored objects are keyed by their API path.
@@ -25,6 +33,11 @@ use super::fixtures::{
 use super::reply::{status_body, Reply};
 use super::request::{Recorded, APPLY_PATCH};
 use super::selector::{self, Selector};
+
+mod patch;
+mod pods;
+
+pub use pods::PodTermination;
 
 /// Namespaces every kubeadm cluster has.
 const INITIAL_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -65,6 +78,8 @@ pub(crate) struct Cluster {
     namespaces: BTreeSet<String>,
     objects: BTreeMap<String, Value>,
     resource_version: u64,
+    /// What deleting or evicting a pod does.
+    pub(crate) pod_termination: PodTermination,
 }
 
 impl Cluster {
@@ -76,6 +91,7 @@ impl Cluster {
             namespaces: BTreeSet::new(),
             objects: BTreeMap::new(),
             resource_version: 0,
+            pod_termination: PodTermination::Immediate,
         };
         for name in INITIAL_NAMESPACES {
             let namespace = json!({
@@ -156,8 +172,14 @@ impl Cluster {
 
     /// The stand-in's own answer to `request`.
     pub(crate) fn answer(&mut self, request: &Recorded) -> Reply {
-        if request.method == "GET" && request.path == "/version" {
-            return Reply::json(200, VERSION_1_30);
+        if request.method == "GET" {
+            match request.path.as_str() {
+                "/version" => return Reply::json(200, VERSION_1_30),
+                "/api" => return Reply::value(200, &api_versions()),
+                "/apis" => return Reply::value(200, &self.api_groups()),
+                "/readyz" | "/livez" | "/healthz" => return Reply::text(200, "ok"),
+                _ => {}
+            }
         }
         let not_found = Reply::json(404, STATUS_404_NOT_FOUND);
         let Some((group_version, rest)) = split_api_path(&request.path) else {
@@ -165,6 +187,14 @@ impl Cluster {
         };
         if request.method == "GET" && rest.is_empty() {
             return self.discovery(&group_version).unwrap_or(not_found);
+        }
+        if let (true, ["namespaces", namespace, "pods", name, "eviction"]) =
+            (group_version == "v1", rest.as_slice())
+        {
+            return match request.method.as_str() {
+                "POST" => self.evict(request, namespace, name),
+                _ => method_not_allowed(),
+            };
         }
         let Some(location) = self.locate(group_version, &rest) else {
             return not_found;
@@ -186,7 +216,18 @@ impl Cluster {
                 Some(object) => Reply::value(200, object),
                 None => object_not_found(&location.group_version, &resource.plural, name),
             },
-            ("PATCH", Some(name)) => self.apply(request, &location, &resource, name),
+            ("PATCH", Some(name)) => match request.content_type.as_deref() {
+                Some(APPLY_PATCH) => self.apply(request, &location, &resource, name),
+                Some(content_type) if patch::MergeKind::of(content_type).is_some() => {
+                    self.merge_patch(request, &location, &resource, name)
+                }
+                _ => Reply::json(415, STATUS_415_UNSUPPORTED_MEDIA_TYPE),
+            },
+            ("DELETE", Some(name))
+                if location.group_version == "v1" && resource.plural == "pods" =>
+            {
+                self.delete_pod(request, name)
+            }
             ("DELETE", Some(name)) => self.delete(&request.path, &location, &resource, name),
             _ => not_found,
         }
@@ -256,6 +297,44 @@ impl Cluster {
             "resources": served,
         });
         Some(Reply::value(200, &list))
+    }
+
+    /// `GET /apis`: the built-in groups and those of established CRDs (legacy discovery, which
+    /// the server sends to clients that also accept plain JSON, as kubectl does).
+    fn api_groups(&self) -> Value {
+        let mut versions: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let builtin = DISCOVERY
+            .iter()
+            .filter_map(|(group_version, _)| group_version.split_once('/'));
+        let crds = self
+            .crds
+            .iter()
+            .filter(|crd| crd.pending_polls == 0)
+            .flat_map(|crd| {
+                crd.versions
+                    .iter()
+                    .map(|v| (crd.group.as_str(), v.as_str()))
+            });
+        for (group, version) in builtin.chain(crds) {
+            let known = versions.entry(group).or_default();
+            if !known.contains(&version) {
+                known.push(version);
+            }
+        }
+        let groups: Vec<Value> = versions
+            .into_iter()
+            .map(|(group, versions)| {
+                let entry = |version: &str| {
+                    json!({"groupVersion": format!("{group}/{version}"), "version": version})
+                };
+                json!({
+                    "name": group,
+                    "versions": versions.iter().map(|v| entry(v)).collect::<Vec<_>>(),
+                    "preferredVersion": entry(versions[0]),
+                })
+            })
+            .collect();
+        json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
     }
 
     fn find_resource(&self, group_version: &str, plural: &str) -> Option<Resource> {
@@ -392,9 +471,6 @@ impl Cluster {
     ) -> Reply {
         let group_version = location.group_version.as_str();
         let namespace = location.namespace;
-        if request.content_type.as_deref() != Some(APPLY_PATCH) {
-            return Reply::json(415, STATUS_415_UNSUPPORTED_MEDIA_TYPE);
-        }
         let Some(field_manager) = request
             .query_value("fieldManager")
             .filter(|v| !v.is_empty())
@@ -613,6 +689,24 @@ fn object_not_found(group_version: &str, plural: &str, name: &str) -> Reply {
         "NotFound",
         &format!("{qualified} \"{name}\" not found"),
         details,
+    )
+}
+
+/// `GET /api`: the core group's versions (the address is illustrative; clients ignore it).
+fn api_versions() -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "10.20.0.11:6443"}],
+    })
+}
+
+fn method_not_allowed() -> Reply {
+    Reply::failure(
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+        json!({}),
     )
 }
 

@@ -1,7 +1,8 @@
 //! A stand-in for kube-apiserver: a test double serving recorded answers of a real 1.30 API
 //! server ([`fixtures`]) over mutual TLS, and emulating the behaviour clients rely on
-//! (discovery, server-side apply, CRDs becoming served, namespaces, get/list/delete; see
-//! `cluster.rs`). No real API server can run here.
+//! (discovery, server-side apply, CRDs becoming served, namespaces, get/list/delete, merge
+//! patches, health endpoints, the Eviction API with PodDisruptionBudgets; see `cluster.rs`
+//! and `cluster/pods.rs`). No real API server can run here.
 //!
 //! - TLS: either the test's CA ([`StandInOptions::with_ca`], e.g. the cluster CA vkube
 //!   generated) issues the server certificate for the listen IP and is the only CA whose
@@ -12,6 +13,10 @@
 //! - Recording: every request (method, path, query, content type, body, status, client
 //!   certificate) and every client certificate with its subject's CN and O, plus helpers
 //!   ([`StandIn::requests_matching`], [`StandIn::applied_objects`]).
+//! - Cluster state: objects stored by the test ([`StandIn::put_object`], whole recorded lists
+//!   with [`StandIn::put_items`], e.g. [`fixtures::NODE_LIST`]), read back and removed
+//!   ([`StandIn::object`], [`StandIn::remove_object`]); pods deleted or evicted go at once or
+//!   stay terminating until removed ([`StandIn::set_pod_termination`]).
 //! - Answers set by the test per route ([`StandIn::respond`], [`StandIn::respond_sequence`],
 //!   [`StandIn::respond_with`]) take precedence over the emulation, e.g. an Eviction
 //!   answered 429 and then 201, or a recorded 403 for one object.
@@ -48,6 +53,7 @@ mod server;
 mod stand_in;
 mod x509;
 
+pub use cluster::PodTermination;
 pub use pki::{Issued, TestCa, KUBERNETES_SERVICE_NAMES};
 pub use reply::{status_body, Reply};
 pub use request::{AppliedObject, ClientCertificate, Recorded, APPLY_PATCH};

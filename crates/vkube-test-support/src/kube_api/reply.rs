@@ -38,6 +38,15 @@ impl Reply {
         }
     }
 
+    /// A plain-text answer, as the health endpoints (`/readyz`, `/livez`, `/healthz`) send.
+    pub fn text(status: u16, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain; charset=utf-8".into(),
+            body: body.into().into_bytes(),
+        }
+    }
+
     /// A JSON answer from a value.
     pub fn value(status: u16, body: &Value) -> Reply {
         Reply::json(status, body.to_string())

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
-use super::cluster::namespace_of_path;
+use super::cluster::{namespace_of_path, PodTermination};
 use super::pki::{Issued, TestCa};
 use super::reply::Reply;
 use super::request::{AppliedObject, ClientCertificate, Recorded};
@@ -278,6 +278,40 @@ impl StandIn {
             .cluster
             .put(object)
             .unwrap_or_else(|reason| panic!("put_object: {reason}"))
+    }
+
+    /// Stores every item of a list answer (e.g. [`super::fixtures::NODE_LIST`]) with
+    /// [`put_object`](Self::put_object), giving each the list's `apiVersion` and its kind
+    /// (`NodeList` → `Node`), as list items come without them; returns their API paths.
+    /// Panics when the text is not a list.
+    pub fn put_items(&self, list_json: &str) -> Vec<String> {
+        let list: Value =
+            serde_json::from_str(list_json).unwrap_or_else(|e| panic!("put_items: not JSON: {e}"));
+        let kind = list["kind"]
+            .as_str()
+            .and_then(|kind| kind.strip_suffix("List"))
+            .unwrap_or_else(|| panic!("put_items: not a list: {}", list["kind"]));
+        let items = list["items"]
+            .as_array()
+            .expect("put_items: a list has items");
+        items
+            .iter()
+            .map(|item| {
+                let mut object =
+                    serde_json::json!({"apiVersion": list["apiVersion"], "kind": kind});
+                object
+                    .as_object_mut()
+                    .unwrap()
+                    .extend(item.as_object().cloned().unwrap_or_default());
+                self.put_object(object)
+            })
+            .collect()
+    }
+
+    /// What deleting or evicting a pod does from now on (at once, the default, or
+    /// terminating until [`remove_object`](Self::remove_object)).
+    pub fn set_pod_termination(&self, termination: PodTermination) {
+        self.lock().cluster.pod_termination = termination;
     }
 
     /// Removes the object at `path`, as if deleted behind the client's back.

@@ -128,7 +128,9 @@ fn openssl_client(dir: &Path, ca: &str, name: &str, group: &str) -> Issued {
     }
 }
 
-fn kubeconfig(dir: &Path, file: &str, endpoint: &str, user: &str) -> String {
+/// A kubeconfig `file` in `dir` for `endpoint`, trusting `dir/cluster-ca.crt` and
+/// authenticating with `dir/<user>.{crt,key}`; returns its path.
+pub(crate) fn kubeconfig(dir: &Path, file: &str, endpoint: &str, user: &str) -> String {
     let path = dir.join(file);
     let text = format!(
         "apiVersion: v1

@@ -61,17 +61,17 @@ fn apply_creates_then_updates_and_applied_objects_lists_what_was_accepted() {
         missing.json()["message"],
         "namespaces \"nowhere\" not found"
     );
-    let merge = client
+    let json_patch = client
         .send(
             "PATCH",
             &format!("{path}?fieldManager=vkube"),
-            Some("application/merge-patch+json"),
-            br#"{"data":{"size":"5"}}"#,
+            Some("application/json-patch+json"),
+            br#"[{"op":"replace","path":"/data/size","value":"5"}]"#,
         )
         .unwrap();
-    assert_eq!(merge.status, 415);
+    assert_eq!(json_patch.status, 415);
     assert_eq!(
-        merge.json(),
+        json_patch.json(),
         serde_json::from_str::<Value>(fixtures::STATUS_415_UNSUPPORTED_MEDIA_TYPE).unwrap()
     );
     let unnamed = client.apply(path, "", &config_map("addons", "widget", "5"));

@@ -3,6 +3,7 @@
 //! running it.
 
 mod client;
+mod disruption;
 mod ecosystem;
 mod emulation;
 mod lifecycle;

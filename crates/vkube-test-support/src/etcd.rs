@@ -1,0 +1,327 @@
+//! A real etcd cluster for a test: one `etcd` process per member (Debian's `etcd-server`,
+//! or `VKUBE_ETCD_BIN`), each on a loopback address of its own with free client and peer
+//! ports, serving and peering over TLS with the certificates the test issued from its etcd
+//! CA and requiring client certificates from that CA (`--client-cert-auth`,
+//! `--peer-client-cert-auth`), as kubeadm runs etcd. Data lives in a temporary directory;
+//! every process is stopped and the directory removed when the [`EtcdCluster`] is dropped.
+//!
+//! [`EtcdCluster::start`] returns `None` (after a note) when etcd is not installed, unless
+//! `VKUBE_REQUIRE_ETCD=1` makes that a failure.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use crate::external_tool::ETCD;
+
+/// How long a cluster may take to elect a leader and serve.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Loopback addresses no other test process uses: `127.<pid>.<n>` (every 127.0.0.0/8
+/// address is local on Linux), `n` counting up per call.
+pub fn loopback_ips(count: usize) -> Vec<IpAddr> {
+    static NEXT: AtomicU8 = AtomicU8::new(10);
+    let pid = std::process::id();
+    (0..count)
+        .map(|_| {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            IpAddr::V4(Ipv4Addr::new(127, (pid >> 8) as u8, pid as u8, n))
+        })
+        .collect()
+}
+
+/// One member to run: its name, address, and serving certificate (also its peer
+/// certificate: server and client authentication, the address as IP SAN).
+#[derive(Clone)]
+pub struct MemberSpec {
+    /// `--name`, e.g. `demo-cp-0`.
+    pub name: String,
+    /// The loopback address it listens on.
+    pub ip: IpAddr,
+    /// Certificate PEM, from the etcd CA.
+    pub cert_pem: String,
+    /// Its key, PEM.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for MemberSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberSpec")
+            .field("name", &self.name)
+            .field("ip", &self.ip)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cluster to run.
+#[derive(Clone, Debug)]
+pub struct EtcdClusterSpec {
+    /// The etcd CA, PEM: what members trust for clients and peers.
+    pub ca_pem: String,
+    /// The members.
+    pub members: Vec<MemberSpec>,
+    /// A client certificate and key from the CA, for waiting until the members serve.
+    pub client_cert_pem: String,
+    /// Its key.
+    pub client_key_pem: String,
+}
+
+struct RunningMember {
+    name: String,
+    client_url: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+/// A running etcd cluster; stopped on drop.
+pub struct EtcdCluster {
+    members: Vec<RunningMember>,
+    _dir: tempfile::TempDir,
+}
+
+impl EtcdCluster {
+    /// Starts every member and waits until each one's `/health` is true. `None` when etcd is
+    /// not installed (a note, or a panic with `VKUBE_REQUIRE_ETCD=1`); panics with the
+    /// members' logs when they do not come up.
+    pub fn start(spec: &EtcdClusterSpec) -> Option<EtcdCluster> {
+        // A binary named by VKUBE_ETCD_BIN must run; else etcd on PATH, if installed.
+        if std::env::var_os("VKUBE_ETCD_BIN").is_none() && !ETCD.available() {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("a temporary directory for etcd");
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write etcd key material");
+            path
+        };
+        let ca = write("ca.crt", &spec.ca_pem);
+        let ports: Vec<(u16, u16)> = spec
+            .members
+            .iter()
+            .map(|m| (free_port(m.ip), free_port(m.ip)))
+            .collect();
+        let url = |ip: IpAddr, port: u16| format!("https://{}", SocketAddr::new(ip, port));
+        let initial_cluster: Vec<String> = spec
+            .members
+            .iter()
+            .zip(&ports)
+            .map(|(m, (_, peer))| format!("{}={}", m.name, url(m.ip, *peer)))
+            .collect();
+        let token = format!("vkube-test-{}-{}", std::process::id(), ports[0].0);
+        let mut members = Vec::new();
+        for (member, (client, peer)) in spec.members.iter().zip(&ports) {
+            let cert = write(&format!("{}.crt", member.name), &member.cert_pem);
+            let key = write(&format!("{}.key", member.name), &member.key_pem);
+            let log = dir.path().join(format!("{}.log", member.name));
+            let client_url = url(member.ip, *client);
+            let peer_url = url(member.ip, *peer);
+            let child = etcd_command()
+                .args(["--name", &member.name])
+                .arg("--data-dir")
+                .arg(dir.path().join(format!("{}.data", member.name)))
+                .args(["--listen-client-urls", &client_url])
+                .args(["--advertise-client-urls", &client_url])
+                .args(["--listen-peer-urls", &peer_url])
+                .args(["--initial-advertise-peer-urls", &peer_url])
+                .args(["--initial-cluster", &initial_cluster.join(",")])
+                .args(["--initial-cluster-state", "new"])
+                .args(["--initial-cluster-token", &token])
+                .args(tls_flags("", &cert, &key, &ca))
+                .args(tls_flags("peer-", &cert, &key, &ca))
+                .args(["--logger", "zap", "--log-outputs", "stderr"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("an etcd log file"))
+                .spawn()
+                .expect("spawn etcd");
+            members.push(RunningMember {
+                name: member.name.clone(),
+                client_url,
+                child: Some(child),
+                log,
+            });
+        }
+        let cluster = EtcdCluster { members, _dir: dir };
+        cluster.wait_until_healthy(spec);
+        Some(cluster)
+    }
+
+    fn wait_until_healthy(&self, spec: &EtcdClusterSpec) {
+        let probe = HealthProbe::new(spec);
+        let deadline = Instant::now() + START_TIMEOUT;
+        for member in &self.members {
+            loop {
+                if probe.healthy(&member.client_url) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    panic!(
+                        "etcd member {} did not become healthy within {START_TIMEOUT:?}:\n{}",
+                        member.name,
+                        self.logs()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// The client URL of member `name`, e.g. `https://127.1.2.10:40123`.
+    pub fn client_url(&self, name: &str) -> String {
+        self.member(name).client_url.clone()
+    }
+
+    /// Every member's client URL, in the order given.
+    pub fn client_urls(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.client_url.clone()).collect()
+    }
+
+    /// Kills member `name` (SIGKILL), as when its VM is powered off.
+    pub fn kill(&mut self, name: &str) {
+        let member = self.member_mut(name);
+        if let Some(mut child) = member.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether member `name`'s process still runs (a removed member stops itself).
+    pub fn is_running(&mut self, name: &str) -> bool {
+        let member = self.member_mut(name);
+        match member.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                member.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Member `name`'s log so far.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(&self.member(name).log).unwrap_or_default()
+    }
+
+    /// Every member's log, for a failing test's message.
+    pub fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("--- {} ---\n{}", m.name, self.log(&m.name)))
+            .collect()
+    }
+
+    fn member(&self, name: &str) -> &RunningMember {
+        self.members
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no etcd member {name}"))
+    }
+
+    fn member_mut(&mut self, name: &str) -> &mut RunningMember {
+        self.members
+            .iter_mut()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no etcd member {name}"))
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        // SIGKILL: the data directory is thrown away, and a clean stop (SIGTERM) makes each
+        // member try to hand leadership to peers that are stopping too, for seconds.
+        for mut child in self.members.iter_mut().filter_map(|m| m.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn etcd_command() -> Command {
+    match std::env::var_os("VKUBE_ETCD_BIN") {
+        Some(path) => Command::new(path),
+        None => ETCD.command(),
+    }
+}
+
+fn tls_flags(prefix: &str, cert: &Path, key: &Path, ca: &Path) -> Vec<String> {
+    vec![
+        format!("--{prefix}cert-file={}", cert.display()),
+        format!("--{prefix}key-file={}", key.display()),
+        format!("--{prefix}trusted-ca-file={}", ca.display()),
+        format!("--{prefix}client-cert-auth"),
+    ]
+}
+
+/// A port free on `ip` now (bound, then released for etcd to bind).
+fn free_port(ip: IpAddr) -> u16 {
+    TcpListener::bind(SocketAddr::new(ip, 0))
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
+        .port()
+}
+
+/// `GET /health` with the test's client certificate, blocking.
+struct HealthProbe {
+    config: Arc<ClientConfig>,
+}
+
+impl HealthProbe {
+    fn new(spec: &EtcdClusterSpec) -> HealthProbe {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(spec.ca_pem.as_bytes()) {
+            roots
+                .add(cert.expect("the etcd CA is PEM"))
+                .expect("a usable etcd CA");
+        }
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(spec.client_cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .expect("the client certificate is PEM");
+        let key = PrivateKeyDer::from_pem_slice(spec.client_key_pem.as_bytes())
+            .expect("the client key is PEM");
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .expect("a usable client certificate");
+        HealthProbe {
+            config: Arc::new(config),
+        }
+    }
+
+    fn healthy(&self, url: &str) -> bool {
+        self.get_health(url)
+            .is_ok_and(|answer| answer.contains("\"health\":\"true\""))
+    }
+
+    fn get_health(&self, url: &str) -> std::io::Result<String> {
+        let addr: SocketAddr = url
+            .trim_start_matches("https://")
+            .parse()
+            .map_err(std::io::Error::other)?;
+        let name = ServerName::IpAddress(addr.ip().into());
+        let connection =
+            ClientConnection::new(Arc::clone(&self.config), name).map_err(std::io::Error::other)?;
+        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut tls = StreamOwned::new(connection, tcp);
+        tls.write_all(
+            format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )?;
+        let mut answer = Vec::new();
+        // etcd may close without close_notify; what arrived is the answer.
+        let _ = tls.read_to_end(&mut answer);
+        Ok(String::from_utf8_lossy(&answer).into_owned())
+    }
+}
