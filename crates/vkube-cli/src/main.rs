@@ -67,6 +67,8 @@ enum Command {
     Zones(commands::zones::ZonesArgs),
     /// The state file: where it is, and rotating the key that seals its secrets
     State(commands::state::StateArgs),
+    /// Node images: import OVA/OVF/qcow2, check and prepare templates, list them
+    Image(commands::image::ImageArgs),
 }
 
 fn init_logging(verbose: u8, wire_log: bool) {
@@ -125,6 +127,12 @@ async fn run(cli: Cli) -> Result<Status> {
             out.flush()?;
             return status;
         }
+        Command::Image(args) => {
+            let status =
+                commands::image::run(args, &cli.connection, cli.output, cli.stats, &mut out).await;
+            out.flush()?;
+            return status;
+        }
         Command::State(args) => {
             let state = vkube_store::resolve_state_path(cli.state.clone())?;
             commands::state::run(args, &state, cli.output, &mut out)?;
@@ -145,6 +153,7 @@ async fn run(cli: Cli) -> Result<Status> {
         | Command::Cluster(_)
         | Command::Roles(_)
         | Command::Zones(_)
+        | Command::Image(_)
         | Command::State(_) => {
             unreachable!("handled above")
         }
@@ -171,7 +180,8 @@ fn main() -> ExitCode {
         }
     };
     let errors_exit_2 = matches!(&cli.command, Command::Roles(args) if args.is_check())
-        || matches!(&cli.command, Command::Zones(args) if args.is_check());
+        || matches!(&cli.command, Command::Zones(args) if args.is_check())
+        || matches!(&cli.command, Command::Image(args) if args.is_check());
     match runtime.block_on(run(cli)) {
         Ok(status) => status.into(),
         Err(err) if errors_exit_2 => exit::report_as_failure(&err).into(),

@@ -20,7 +20,7 @@ pub use check::{
 pub use manifest::{parse_sha256, Algorithm, Expected, FileDigest, Manifest, Sha256Stream};
 pub use ovf::{OvfDescriptor, OvfDisk, OvfFile, OvfNetwork, OvfNic, OvfProduct, OvfProperty};
 pub use ovf_write::{SingleDiskOvf, GENERATED_NETWORK, MIN_CSI_HARDWARE_VERSION, STREAM_OPTIMIZED};
-pub use record::{displayable_source, ImageRecord, PREFIX as RECORD_PREFIX};
+pub use record::{displayable_source, rfc3339_utc, ImageRecord, PREFIX as RECORD_PREFIX};
 pub use source::{guest_id, qemu_convert_args, qemu_virtual_size, DiskFormat, Source};
 
 use serde::{Deserialize, Serialize};
