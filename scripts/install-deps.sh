@@ -3,8 +3,10 @@
 # Go and govmomi (the vCenter simulator; Go also checks rendered keys and
 # certificates with crypto/x509), cloud-init (cloud-config and network
 # config checks), openssl and kubectl (key material, kubeconfigs),
-# shellcheck and containerd (bootstrap scripts, containerd configs), and
-# kubernetes-validate from PyPI (manifest schema checks).
+# shellcheck and containerd (bootstrap scripts, containerd configs),
+# qemu-utils (qemu-img: `vkube image import` converts qcow2/raw disks with
+# it; tests and the demo build OVAs with it), and kubernetes-validate from
+# PyPI (manifest schema checks).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -12,7 +14,7 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
 missing=()
-for pkg in golang-go golang-github-vmware-govmomi-dev cloud-init openssl shellcheck containerd; do
+for pkg in golang-go golang-github-vmware-govmomi-dev cloud-init openssl shellcheck containerd qemu-utils; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 # kubectl: the image may ship one; else Debian's kubernetes-client.
