@@ -55,6 +55,15 @@ echo; echo "### Static IP pools"
 step ippool import -f examples/ippools.yaml
 step ippool ls
 
+echo; echo "### The cluster's own vCenter user for the cloud provider (CPI) and CSI driver"
+printf '%s\n' 'demo-Cloud-Pa55' >"$work/cloud.password"
+step cluster credentials set demo-cloud --username k8s-demo@vsphere.local --password-file "$work/cloud.password"
+step cluster credentials ls
+cloud_binds=(--bind datacenter=/DC0 --bind compute-cluster=/DC0/host/DC0_C0 --bind datastore=/DC0/datastore/LocalDS_0
+             --bind vm-folder=/DC0/vm)
+step roles apply vsphere-cloud --principal k8s-demo@vsphere.local "${cloud_binds[@]}"
+step roles check vsphere-csi --principal k8s-demo@vsphere.local "${cloud_binds[@]}" --bind node-vms=/DC0/vm
+
 echo; echo "### A node image: an image-builder style OVA for Kubernetes v1.30.2, imported as a template"
 image=ubuntu-2204-kube-v1.30.2
 ova="$(bash scripts/build-demo-ova.sh "$work/images" "$image" v1.30.2)"
