@@ -68,14 +68,30 @@ fn disks(dir: &Path, name: &str, fill_mib: usize) -> (PathBuf, PathBuf) {
     file.set_len(64 << 20).unwrap();
     run(
         "qemu-img",
-        &["convert", "-q", "-f", "raw", "-O", "qcow2", raw.to_str().unwrap(), qcow2.to_str().unwrap()],
+        &[
+            "convert",
+            "-q",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            raw.to_str().unwrap(),
+            qcow2.to_str().unwrap(),
+        ],
         dir,
     );
     run(
         "qemu-img",
         &[
-            "convert", "-f", "qcow2", "-O", "vmdk", "-o", "subformat=streamOptimized",
-            qcow2.to_str().unwrap(), vmdk.to_str().unwrap(),
+            "convert",
+            "-f",
+            "qcow2",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+            qcow2.to_str().unwrap(),
+            vmdk.to_str().unwrap(),
         ],
         dir,
     );
@@ -156,7 +172,12 @@ fn build_ova(dir: &Path, stem: &str, kubernetes: &str, bad_manifest: bool, fill_
     run(
         "tar",
         &[
-            "--format=ustar", "-cf", path.to_str().unwrap(), &ovf, &format!("{stem}.mf"), &disk,
+            "--format=ustar",
+            "-cf",
+            path.to_str().unwrap(),
+            &ovf,
+            &format!("{stem}.mf"),
+            &disk,
         ],
         &work,
     );
@@ -184,7 +205,11 @@ fn serve(dir: &Path, slow: bool) -> String {
             while reader.read_line(&mut line).is_ok() && line.trim() != "" {
                 line.clear();
             }
-            let path = request.split(' ').nth(1).unwrap_or("/").trim_start_matches('/');
+            let path = request
+                .split(' ')
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/');
             match std::fs::read(dir.join(path)) {
                 Ok(body) => {
                     let head = format!(
@@ -216,14 +241,23 @@ fn serve(dir: &Path, slow: bool) -> String {
 /// the way of 127.0.0.1.
 fn env_of(sim: &Simulator, state: &Path) -> Vec<(String, String)> {
     let mut vars = sim.vkube_env();
-    vars.push(("VKUBE_STATE".into(), state.join("state.db").display().to_string()));
+    vars.push((
+        "VKUBE_STATE".into(),
+        state.join("state.db").display().to_string(),
+    ));
     vars.push(("NO_PROXY".into(), "127.0.0.1,localhost".into()));
     vars
 }
 
 fn vkube_no_proxy(env: &[(String, String)], args: &[&str]) -> Run {
     // Proxies from the caller's environment never see the test's traffic.
-    for var in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"] {
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+    ] {
         std::env::remove_var(var);
     }
     vkube(env, args)
@@ -249,7 +283,10 @@ async fn session(sim: &Simulator) -> Session {
 }
 
 /// The image at `path` as the API shows it, with its datastores.
-async fn read_back(sim: &Simulator, path: &str) -> Option<(vkube_core::images::TemplateFacts, Vec<String>)> {
+async fn read_back(
+    sim: &Simulator,
+    path: &str,
+) -> Option<(vkube_core::images::TemplateFacts, Vec<String>)> {
     let session = session(sim).await;
     let inventory = Inventory::load(&session).await.unwrap();
     let entity = inventory.resolve(path, "VM").ok()?;
@@ -280,7 +317,10 @@ async fn extra_config(sim: &Simulator, path: &str) -> std::collections::BTreeMap
     let session = session(sim).await;
     let inventory = Inventory::load(&session).await.unwrap();
     let vm = inventory.resolve(path, "VM").unwrap().moref().clone();
-    let observed = vkube_vsphere::vm::observe_vm(&session, &vm).await.unwrap().unwrap();
+    let observed = vkube_vsphere::vm::observe_vm(&session, &vm)
+        .await
+        .unwrap()
+        .unwrap();
     session.close().await;
     observed.extra_config
 }
@@ -288,7 +328,11 @@ async fn extra_config(sim: &Simulator, path: &str) -> std::collections::BTreeMap
 async fn make_folder(sim: &Simulator, name: &str) {
     let session = session(sim).await;
     let inventory = Inventory::load(&session).await.unwrap();
-    let vm_folder = inventory.resolve("/DC0/vm", "folder").unwrap().moref().clone();
+    let vm_folder = inventory
+        .resolve("/DC0/vm", "folder")
+        .unwrap()
+        .moref()
+        .clone();
     vkube_vsphere::vm::ensure_folder(&session, &vm_folder, name)
         .await
         .unwrap();
@@ -327,10 +371,23 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     let imported = json(&vkube_no_proxy(
         &env,
         &[
-            "image", "import", ova.path.to_str().unwrap(), "--name", "ubuntu",
-            "--datastore", "/DC0/datastore/LocalDS_1", "--folder", "/DC0/vm/images",
-            "--network", "/DC0/network/VM Network", "--template", "--snapshot",
-            "--prop", "guestinfo.hostname=node-a", "-o", "json",
+            "image",
+            "import",
+            ova.path.to_str().unwrap(),
+            "--name",
+            "ubuntu",
+            "--datastore",
+            "/DC0/datastore/LocalDS_1",
+            "--folder",
+            "/DC0/vm/images",
+            "--network",
+            "/DC0/network/VM Network",
+            "--template",
+            "--snapshot",
+            "--prop",
+            "guestinfo.hostname=node-a",
+            "-o",
+            "json",
         ],
     ));
     assert_eq!(imported["status"], "imported");
@@ -347,16 +404,34 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     assert_eq!(facts.record.sha256.as_deref(), Some(ova.sha256.as_str()));
     // The simulator keeps OVF property values in extraConfig.
     let extra = extra_config(&sim, "/DC0/vm/images/ubuntu").await;
-    assert_eq!(extra.get("guestinfo.hostname").map(String::as_str), Some("node-a"));
-    assert_eq!(extra.get("disk.enableUUID").map(String::as_str), Some("TRUE"));
-    assert!(sim.log_text().contains("nfc POST"), "no disk upload reached the simulator");
+    assert_eq!(
+        extra.get("guestinfo.hostname").map(String::as_str),
+        Some("node-a")
+    );
+    assert_eq!(
+        extra.get("disk.enableUUID").map(String::as_str),
+        Some("TRUE")
+    );
+    assert!(
+        sim.log_text().contains("nfc POST"),
+        "no disk upload reached the simulator"
+    );
 
     // The same image again: reported, not duplicated.
     let again = json(&vkube_no_proxy(
         &env,
         &[
-            "image", "import", ova.path.to_str().unwrap(), "--name", "ubuntu",
-            "--datastore", "/DC0/datastore/LocalDS_1", "--folder", "/DC0/vm/images", "-o", "json",
+            "image",
+            "import",
+            ova.path.to_str().unwrap(),
+            "--name",
+            "ubuntu",
+            "--datastore",
+            "/DC0/datastore/LocalDS_1",
+            "--folder",
+            "/DC0/vm/images",
+            "-o",
+            "json",
         ],
     ));
     assert_eq!(again["status"], "alreadyPresent");
@@ -367,12 +442,23 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     let from_url = vkube_no_proxy(
         &env,
         &[
-            "image", "import", &url, "--name", "from-url",
-            "--datastore", "/DC0/datastore/LocalDS_0", "--folder", "/DC0/vm",
+            "image",
+            "import",
+            &url,
+            "--name",
+            "from-url",
+            "--datastore",
+            "/DC0/datastore/LocalDS_0",
+            "--folder",
+            "/DC0/vm",
         ],
     );
     ok(&from_url);
-    assert!(from_url.stdout.contains("imported VM `/DC0/vm/from-url`"), "{}", from_url.stdout);
+    assert!(
+        from_url.stdout.contains("imported VM `/DC0/vm/from-url`"),
+        "{}",
+        from_url.stdout
+    );
     let (facts, datastores) = read_back(&sim, "/DC0/vm/from-url").await.unwrap();
     assert!(!facts.template && facts.snapshot.is_none() && facts.disk_uuid_enabled);
     assert_eq!(datastores, ["/DC0/datastore/LocalDS_0"]);
@@ -382,8 +468,17 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     let again = json(&vkube_no_proxy(
         &env,
         &[
-            "image", "import", &url, "--name", "from-url",
-            "--datastore", "/DC0/datastore/LocalDS_0", "--folder", "/DC0/vm", "-o", "json",
+            "image",
+            "import",
+            &url,
+            "--name",
+            "from-url",
+            "--datastore",
+            "/DC0/datastore/LocalDS_0",
+            "--folder",
+            "/DC0/vm",
+            "-o",
+            "json",
         ],
     ));
     assert_eq!(again["status"], "alreadyPresent");
@@ -393,10 +488,27 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     let disk = json(&vkube_no_proxy(
         &env,
         &[
-            "image", "import", qcow2.to_str().unwrap(), "--name", "from-qcow2", "--os", "ubuntu",
-            "--kubernetes-version", "v1.30.2", "--cpus", "2", "--memory-mib", "2048",
-            "--datastore", "/DC0/datastore/LocalDS_0", "--folder", "/DC0/vm/images",
-            "--snapshot", "--template", "-o", "json",
+            "image",
+            "import",
+            qcow2.to_str().unwrap(),
+            "--name",
+            "from-qcow2",
+            "--os",
+            "ubuntu",
+            "--kubernetes-version",
+            "v1.30.2",
+            "--cpus",
+            "2",
+            "--memory-mib",
+            "2048",
+            "--datastore",
+            "/DC0/datastore/LocalDS_0",
+            "--folder",
+            "/DC0/vm/images",
+            "--snapshot",
+            "--template",
+            "-o",
+            "json",
         ],
     ));
     assert_eq!(disk["sourceKind"], "disk");
@@ -411,26 +523,45 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     // Another image under a taken name: refused, then replaced on request.
     let newer = build_ova(&served, "ubuntu-2204-kube-v1.31.0", "v1.31.0", false, 0);
     let args = [
-        "image", "import", newer.path.to_str().unwrap(), "--name", "ubuntu",
-        "--datastore", "/DC0/datastore/LocalDS_1", "--folder", "/DC0/vm/images", "--template",
+        "image",
+        "import",
+        newer.path.to_str().unwrap(),
+        "--name",
+        "ubuntu",
+        "--datastore",
+        "/DC0/datastore/LocalDS_1",
+        "--folder",
+        "/DC0/vm/images",
+        "--template",
     ];
     let refused = vkube_no_proxy(&env, &args);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
-    assert!(error_lines(&refused)[0].contains("--replace"), "{}", refused.stderr);
+    assert!(
+        error_lines(&refused)[0].contains("--replace"),
+        "{}",
+        refused.stderr
+    );
     let mut replace = args.to_vec();
     replace.extend(["--replace", "-o", "json"]);
     assert_eq!(json(&vkube_no_proxy(&env, &replace))["status"], "replaced");
     let (facts, _) = read_back(&sim, "/DC0/vm/images/ubuntu").await.unwrap();
     assert_eq!(facts.record.kubernetes_version.as_deref(), Some("v1.31.0"));
     let names = vm_names(&sim).await;
-    assert_eq!(names.iter().filter(|n| n.starts_with("ubuntu")).count(), 1, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("ubuntu")).count(),
+        1,
+        "{names:?}"
+    );
 
     // `image ls` shows them all with what clusters care about.
     let listed = json(&vkube_no_proxy(&env, &["image", "ls", "-o", "json"]));
     let rows = listed.as_array().unwrap();
     let row = |path: &str| rows.iter().find(|r| r["path"] == path).unwrap().clone();
     assert_eq!(row("/DC0/vm/images/ubuntu")["kubernetesVersion"], "v1.31.0");
-    assert_eq!(row("/DC0/vm/images/ubuntu")["snapshot"], serde_json::Value::Null);
+    assert_eq!(
+        row("/DC0/vm/images/ubuntu")["snapshot"],
+        serde_json::Value::Null
+    );
     assert_eq!(row("/DC0/vm/images/from-qcow2")["snapshot"], "vkube-base");
     assert_eq!(row("/DC0/vm/from-url")["template"], false);
     assert_eq!(row("/DC0/vm/images/from-qcow2")["hardwareVersion"], 15);
@@ -454,18 +585,27 @@ async fn disable_disk_uuid(sim: &Simulator, path: &str) {
         }),
         extra_config: Some(vec![Box::new(OptionValue {
             key: "disk.enableUUID".into(),
-            value: Some(VimAny::Value(ValueElements::PrimitiveString("FALSE".into()))),
+            value: Some(VimAny::Value(ValueElements::PrimitiveString(
+                "FALSE".into(),
+            ))),
         })]),
         ..Default::default()
     };
     // Templates cannot be reconfigured: through a VM and back.
-    vkube_vsphere::images::prepare::mark_as_vm(&session, &vm).await.unwrap();
+    vkube_vsphere::images::prepare::mark_as_vm(&session, &vm)
+        .await
+        .unwrap();
     let task = vim_rs::mo::VirtualMachine::new(session.client(), &vm.value)
         .reconfig_vm_task(&spec)
         .await
         .unwrap();
-    session.wait_task("turning disk.enableUUID off", task).await.unwrap();
-    vkube_vsphere::images::prepare::mark_as_template(&session, &vm).await.unwrap();
+    session
+        .wait_task("turning disk.enableUUID off", task)
+        .await
+        .unwrap();
+    vkube_vsphere::images::prepare::mark_as_template(&session, &vm)
+        .await
+        .unwrap();
     session.close().await;
 }
 
@@ -481,19 +621,42 @@ async fn image_check_flags_a_template_without_enable_uuid_and_prepare_fixes_it()
     ok(&vkube_no_proxy(
         &env,
         &[
-            "image", "import", ova.path.to_str().unwrap(), "--name", "check-me",
-            "--datastore", "/DC0/datastore/LocalDS_0", "--folder", "/DC0/vm", "--template",
+            "image",
+            "import",
+            ova.path.to_str().unwrap(),
+            "--name",
+            "check-me",
+            "--datastore",
+            "/DC0/datastore/LocalDS_0",
+            "--folder",
+            "/DC0/vm",
+            "--template",
         ],
     ));
     let fine = vkube_no_proxy(&env, &["image", "check", "check-me"]);
     assert_eq!(fine.code, 0, "{}{}", fine.stdout, fine.stderr);
     disable_disk_uuid(&sim, "/DC0/vm/check-me").await;
 
-    let check = vkube_no_proxy(&env, &["image", "check", "check-me", "--clone-mode", "linked"]);
+    let check = vkube_no_proxy(
+        &env,
+        &["image", "check", "check-me", "--clone-mode", "linked"],
+    );
     assert_eq!(check.code, 1, "{}{}", check.stdout, check.stderr);
-    assert!(check.stdout.contains("MISSING  disk.enableUUID is off"), "{}", check.stdout);
-    assert!(check.stdout.contains("fix: `vkube image prepare check-me`"), "{}", check.stdout);
-    assert!(check.stdout.contains("linked clones need one"), "{}", check.stdout);
+    assert!(
+        check.stdout.contains("MISSING  disk.enableUUID is off"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("fix: `vkube image prepare check-me`"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("linked clones need one"),
+        "{}",
+        check.stdout
+    );
     let report = vkube_no_proxy(&env, &["image", "check", "check-me", "-o", "json"]);
     assert_eq!(report.code, 1);
     let report: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
@@ -510,20 +673,47 @@ async fn image_check_flags_a_template_without_enable_uuid_and_prepare_fixes_it()
     // A dry run changes nothing.
     let dry = vkube_no_proxy(&env, &["image", "prepare", "check-me", "--dry-run"]);
     ok(&dry);
-    assert!(dry.stdout.contains("would set disk.enableUUID"), "{}", dry.stdout);
-    assert!(!read_back(&sim, "/DC0/vm/check-me").await.unwrap().0.disk_uuid_enabled);
+    assert!(
+        dry.stdout.contains("would set disk.enableUUID"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        !read_back(&sim, "/DC0/vm/check-me")
+            .await
+            .unwrap()
+            .0
+            .disk_uuid_enabled
+    );
 
-    let prepared = vkube_no_proxy(&env, &["image", "prepare", "check-me", "--clone-mode", "linked"]);
+    let prepared = vkube_no_proxy(
+        &env,
+        &["image", "prepare", "check-me", "--clone-mode", "linked"],
+    );
     ok(&prepared);
-    assert!(prepared.stdout.contains("done: set disk.enableUUID"), "{}", prepared.stdout);
-    assert!(prepared.stdout.contains("done: take snapshot `vkube-base`"), "{}", prepared.stdout);
+    assert!(
+        prepared.stdout.contains("done: set disk.enableUUID"),
+        "{}",
+        prepared.stdout
+    );
+    assert!(
+        prepared.stdout.contains("done: take snapshot `vkube-base`"),
+        "{}",
+        prepared.stdout
+    );
     let (facts, _) = read_back(&sim, "/DC0/vm/check-me").await.unwrap();
     assert!(facts.disk_uuid_enabled && facts.template, "{facts:?}");
-    let after = vkube_no_proxy(&env, &["image", "check", "check-me", "--clone-mode", "linked"]);
+    let after = vkube_no_proxy(
+        &env,
+        &["image", "check", "check-me", "--clone-mode", "linked"],
+    );
     assert_eq!(after.code, 0, "{}", after.stdout);
 
     // The simulator's own VMs miss several things at once.
-    let stock = vkube_no_proxy(&env, &["image", "check", "/DC0/vm/DC0_H0_VM0", "-o", "json"]);
+    let stock = vkube_no_proxy(
+        &env,
+        &["image", "check", "/DC0/vm/DC0_H0_VM0", "-o", "json"],
+    );
     assert_eq!(stock.code, 1, "{}", stock.stderr);
     let stock: serde_json::Value = serde_json::from_str(&stock.stdout).unwrap();
     let failing: Vec<&str> = stock["findings"]
@@ -533,7 +723,10 @@ async fn image_check_flags_a_template_without_enable_uuid_and_prepare_fixes_it()
         .filter(|f| f["severity"] == "error")
         .map(|f| f["id"].as_str().unwrap())
         .collect();
-    assert!(failing.contains(&"diskUuid") && failing.contains(&"hardwareVersion"), "{failing:?}");
+    assert!(
+        failing.contains(&"diskUuid") && failing.contains(&"hardwareVersion"),
+        "{failing:?}"
+    );
 
     // Errors, not findings, exit 2.
     let unknown = vkube_no_proxy(&env, &["image", "check", "no-such-image"]);
@@ -556,19 +749,36 @@ async fn clusters_refuse_a_template_of_another_kubernetes_version_before_any_clo
     ok(&vkube_no_proxy(
         &vars,
         &[
-            "image", "import", ova.path.to_str().unwrap(), "--name", "node-v1-30",
-            "--datastore", "/DC0/datastore/LocalDS_0", "--folder", "/DC0/vm", "--template",
+            "image",
+            "import",
+            ova.path.to_str().unwrap(),
+            "--name",
+            "node-v1-30",
+            "--datastore",
+            "/DC0/datastore/LocalDS_0",
+            "--folder",
+            "/DC0/vm",
+            "--template",
         ],
     ));
-    let spec = two_az_spec().replace("template: /DC0/vm/DC0_C0_RP0_VM0", "template: /DC0/vm/node-v1-30");
+    let spec = two_az_spec().replace(
+        "template: /DC0/vm/DC0_C0_RP0_VM0",
+        "template: /DC0/vm/node-v1-30",
+    );
     assert!(spec.contains("template: /DC0/vm/node-v1-30"));
-    let older = env.spec_file("older.yaml", &spec.replace("kubernetesVersion: v1.30.2", "kubernetesVersion: v1.29.4"));
+    let older = env.spec_file(
+        "older.yaml",
+        &spec.replace("kubernetesVersion: v1.30.2", "kubernetesVersion: v1.29.4"),
+    );
     for command in ["plan", "apply"] {
         let refused = vkube_no_proxy(&vars, &["cluster", command, "-f", &older]);
         assert_eq!(refused.code, 1, "{command}: {}", refused.stderr);
         let text = refused.stderr.clone();
         assert!(text.contains("spec.template"), "{text}");
-        assert!(text.contains("v1.30.2") && text.contains("v1.29.4"), "{text}");
+        assert!(
+            text.contains("v1.30.2") && text.contains("v1.29.4"),
+            "{text}"
+        );
     }
     assert!(env.vm_list("t1").await.is_empty(), "a node was cloned");
     let names = vm_names(&env.sim).await;
@@ -600,24 +810,74 @@ async fn broken_sources_fail_with_one_error_and_leave_no_partial_vm() {
     let bytes = std::fs::read(&good.path).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() - 20_000]).unwrap();
     let base = serve(&served, false);
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let cases: Vec<(String, &str, &str)> = vec![
-        (garbage.display().to_string(), "/DC0/datastore/LocalDS_0", "damaged"),
-        (truncated.display().to_string(), "/DC0/datastore/LocalDS_0", "ends early"),
-        (bad_manifest.path.display().to_string(), "/DC0/datastore/LocalDS_0", "does not match the manifest"),
+        (
+            garbage.display().to_string(),
+            "/DC0/datastore/LocalDS_0",
+            "damaged",
+        ),
+        (
+            truncated.display().to_string(),
+            "/DC0/datastore/LocalDS_0",
+            "ends early",
+        ),
+        (
+            bad_manifest.path.display().to_string(),
+            "/DC0/datastore/LocalDS_0",
+            "does not match the manifest",
+        ),
         // Streamed: the mismatch shows after the upload; the lease is aborted.
-        (format!("{base}/bad-manifest.ova"), "/DC0/datastore/LocalDS_0", "does not match the manifest"),
-        (format!("{base}/truncated.ova"), "/DC0/datastore/LocalDS_0", "ends early"),
-        (dir.path().join("missing.ova").display().to_string(), "/DC0/datastore/LocalDS_0", "does not exist"),
-        (format!("http://{closed}/x.ova"), "/DC0/datastore/LocalDS_0", "cannot fetch"),
-        (format!("{base}/nothing-here.ova"), "/DC0/datastore/LocalDS_0", "404"),
-        (good.path.display().to_string(), "/DC0/datastore/NoSuchDS", "not found"),
+        (
+            format!("{base}/bad-manifest.ova"),
+            "/DC0/datastore/LocalDS_0",
+            "does not match the manifest",
+        ),
+        (
+            format!("{base}/truncated.ova"),
+            "/DC0/datastore/LocalDS_0",
+            "ends early",
+        ),
+        (
+            dir.path().join("missing.ova").display().to_string(),
+            "/DC0/datastore/LocalDS_0",
+            "does not exist",
+        ),
+        (
+            format!("http://{closed}/x.ova"),
+            "/DC0/datastore/LocalDS_0",
+            "cannot fetch",
+        ),
+        (
+            format!("{base}/nothing-here.ova"),
+            "/DC0/datastore/LocalDS_0",
+            "404",
+        ),
+        (
+            good.path.display().to_string(),
+            "/DC0/datastore/NoSuchDS",
+            "not found",
+        ),
     ];
     for (i, (source, datastore, expected)) in cases.iter().enumerate() {
         let name = format!("broken-{i}");
         let run = vkube_no_proxy(
             &env,
-            &["image", "import", source, "--name", &name, "--datastore", datastore, "--folder", "/DC0/vm", "--template"],
+            &[
+                "image",
+                "import",
+                source,
+                "--name",
+                &name,
+                "--datastore",
+                datastore,
+                "--folder",
+                "/DC0/vm",
+                "--template",
+            ],
         );
         assert_eq!(run.code, 1, "{source}: {}", run.stderr);
         let errors = error_lines(&run);
@@ -627,14 +887,24 @@ async fn broken_sources_fail_with_one_error_and_leave_no_partial_vm() {
         assert!(!names.contains(&name), "{source} left `{name}` behind");
     }
     // The streamed mismatch did upload before it was caught.
-    assert!(sim.log_text().contains("nfc POST"), "the streamed case never uploaded");
+    assert!(
+        sim.log_text().contains("nfc POST"),
+        "the streamed case never uploaded"
+    );
 
     // Ctrl-C during a slow streamed upload: the lease is aborted, the VM removed.
     let slow = serve(&served, true);
     let mut child = vkube_command()
         .args([
-            "image", "import", &format!("{slow}/big.ova"), "--name", "interrupted",
-            "--datastore", "/DC0/datastore/LocalDS_0", "--folder", "/DC0/vm",
+            "image",
+            "import",
+            &format!("{slow}/big.ova"),
+            "--name",
+            "interrupted",
+            "--datastore",
+            "/DC0/datastore/LocalDS_0",
+            "--folder",
+            "/DC0/vm",
         ])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stderr(Stdio::piped())
@@ -645,7 +915,10 @@ async fn broken_sources_fail_with_one_error_and_leave_no_partial_vm() {
     let mut seen = String::new();
     loop {
         let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "vkube ended early: {seen}");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "vkube ended early: {seen}"
+        );
         seen.push_str(&line);
         if line.starts_with("uploading interrupted") {
             break;

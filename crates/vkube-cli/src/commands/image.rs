@@ -125,7 +125,10 @@ impl NeedsArgs {
     fn needs(&self) -> Result<ClusterNeeds> {
         if let Some(file) = &self.spec {
             let text = std::fs::read_to_string(file).map_err(|e| {
-                UsageError(format!("cannot read cluster spec `{}`: {e}", file.display()))
+                UsageError(format!(
+                    "cannot read cluster spec `{}`: {e}",
+                    file.display()
+                ))
             })?;
             let spec = ClusterSpec::from_yaml(&text)?;
             return Ok(images::needs_of(&spec));
@@ -247,8 +250,10 @@ impl TransferProgress for BarProgress {
         } else {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {msg} {binary_bytes} {binary_bytes_per_sec}")
-                    .expect("progress template"),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg} {binary_bytes} {binary_bytes_per_sec}",
+                )
+                .expect("progress template"),
             );
             bar
         };
@@ -278,9 +283,7 @@ fn parse_properties(raw: &[String]) -> Result<Vec<(String, String)>> {
             p.split_once('=')
                 .filter(|(k, _)| !k.is_empty())
                 .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| {
-                    UsageError(format!("`--prop {p}`: expected KEY=VALUE")).into()
-                })
+                .ok_or_else(|| UsageError(format!("`--prop {p}`: expected KEY=VALUE")).into())
         })
         .collect()
 }
@@ -307,7 +310,11 @@ async fn import(
         name: args.name.clone(),
         datastore: connected.absolute(&args.datastore)?,
         folder: connected.absolute(&args.folder)?,
-        pool: args.pool.as_deref().map(|p| connected.absolute(p)).transpose()?,
+        pool: args
+            .pool
+            .as_deref()
+            .map(|p| connected.absolute(p))
+            .transpose()?,
         network: args
             .network
             .as_deref()
@@ -385,7 +392,10 @@ fn print_import(out: &mut dyn Write, report: &ImportReport) -> Result<()> {
         out,
         "  os {}, Kubernetes {}, SHA-256 {}",
         record.os.map_or("unknown", |o| o.as_str()),
-        record.kubernetes_version.as_deref().unwrap_or("none recorded"),
+        record
+            .kubernetes_version
+            .as_deref()
+            .unwrap_or("none recorded"),
         record.sha256.as_deref().unwrap_or("unknown")
     )?;
     for warning in &report.warnings {
@@ -422,7 +432,11 @@ fn print_check(out: &mut dyn Write, format: Format, report: &CheckReport) -> Res
     writeln!(
         out,
         "{} `{}`:",
-        if report.image.template { "template" } else { "VM" },
+        if report.image.template {
+            "template"
+        } else {
+            "VM"
+        },
         report.image.path
     )?;
     print_findings(out, &report.findings)?;
@@ -446,7 +460,15 @@ fn print_ls(out: &mut dyn Write, format: Format, rows: &[images::ImageRow]) -> R
     print_table(
         out,
         &[
-            "PATH", "KIND", "OS", "KUBERNETES", "SIZE", "SNAPSHOT", "UUID", "HW", "VKUBE",
+            "PATH",
+            "KIND",
+            "OS",
+            "KUBERNETES",
+            "SIZE",
+            "SNAPSHOT",
+            "UUID",
+            "HW",
+            "VKUBE",
         ],
         rows.iter().map(|r| {
             vec![

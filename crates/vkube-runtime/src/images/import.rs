@@ -146,9 +146,9 @@ fn default_pool<'a>(inventory: &'a Inventory, datastore: &Entity) -> Result<&'a 
         .iter()
         .filter_map(|h| inventory.get(h)?.parent.clone())
         .find_map(|compute| {
-            inventory.children(&compute).into_iter().find(|c| {
-                matches!(&c.details, Details::ResourcePool { owner: Some(o) } if *o == compute)
-            })
+            inventory.children(&compute).into_iter().find(
+                |c| matches!(&c.details, Details::ResourcePool { owner: Some(o) } if *o == compute),
+            )
         })
         .ok_or_else(|| {
             Error::Invalid(format!(
@@ -167,9 +167,12 @@ fn resolve_target(
     let datastore = resolve_as(inventory, &request.datastore, "datastore", |d| {
         matches!(d, Details::Datastore { .. })
     })?;
-    let folder = resolve_as(inventory, &request.folder, "VM folder", |d| {
-        matches!(d, Details::Folder { child_types } if child_types.iter().any(|t| t == "VirtualMachine"))
-    })?;
+    let folder = resolve_as(
+        inventory,
+        &request.folder,
+        "VM folder",
+        |d| matches!(d, Details::Folder { child_types } if child_types.iter().any(|t| t == "VirtualMachine")),
+    )?;
     let pool = match &request.pool {
         Some(path) => resolve_as(inventory, path, "resource pool", |d| {
             matches!(d, Details::ResourcePool { .. })
@@ -368,10 +371,17 @@ async fn open_source(
 
 /// SHA-256 of a URL's content, read without uploading (to compare with an
 /// existing image when no `--sha256` was given).
-async fn hash_url(request: &ImportRequest, url: &str, progress: &dyn TransferProgress) -> Result<String> {
+async fn hash_url(
+    request: &ImportRequest,
+    url: &str,
+    progress: &dyn TransferProgress,
+) -> Result<String> {
     let client = images::source_client(request.connect_timeout)?;
     let shown = displayable_source(url);
-    progress.begin(&format!("hashing {shown} to compare with the existing image"), 0);
+    progress.begin(
+        &format!("hashing {shown} to compare with the existing image"),
+        0,
+    );
     let mut reader = ByteReader::open_url(&client, url, &shown).await?;
     while let Some(chunk) = reader.chunk(u64::MAX).await? {
         progress.advance(chunk.len() as u64);
@@ -436,15 +446,25 @@ pub async fn import(
     };
     let inventory = vkube_vsphere::Inventory::load(session).await?;
     // Target paths first: a typo in --datastore should not cost a verification pass.
-    let probe = resolve_target(&inventory, &ImportRequest { properties: Vec::new(), network: None, ..request.clone() }, &request.name, &OvfDescriptor::default())?;
+    let probe = resolve_target(
+        &inventory,
+        &ImportRequest {
+            properties: Vec::new(),
+            network: None,
+            ..request.clone()
+        },
+        &request.name,
+        &OvfDescriptor::default(),
+    )?;
     let existing = match &probe.existing {
         Some(vm) => facts::read_one(session, &inventory, vm).await?,
         None => None,
     };
     if let (Some(facts), Source::Url { url }) = (&existing, &source) {
+        // Without --sha256 the stream is read once to compare it.
         let sha = match expected.clone() {
             Some(sha) => Some(sha),
-            None if facts.record.sha256.is_some() => Some(hash_url(request, &url, progress).await?),
+            None if facts.record.sha256.is_some() => Some(hash_url(request, url, progress).await?),
             None => None,
         };
         if sha.is_some() && facts.record.sha256 == sha {
@@ -454,12 +474,14 @@ pub async fn import(
     let opened = open_source(&source, request, progress).await?;
     if let (Some(expected), Some(actual)) = (&expected, &opened.sha256) {
         if opened.kind != "url" && expected != actual {
-            return Err(image_error(vkube_core::images::ImageError::ChecksumMismatch {
-                file: request.source.clone(),
-                algorithm: "SHA256",
-                expected: expected.clone(),
-                actual: actual.clone(),
-            }));
+            return Err(image_error(
+                vkube_core::images::ImageError::ChecksumMismatch {
+                    file: request.source.clone(),
+                    algorithm: "SHA256",
+                    expected: expected.clone(),
+                    actual: actual.clone(),
+                },
+            ));
         }
     }
     let descriptor = OvfDescriptor::parse(&opened.package.descriptor).map_err(image_error)?;

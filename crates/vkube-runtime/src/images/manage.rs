@@ -49,10 +49,7 @@ pub struct ImageRow {
 
 /// The VM or template `name` names: an absolute inventory path, or a name
 /// unique among all VMs.
-pub fn find_image<'a>(
-    inventory: &'a Inventory,
-    name: &str,
-) -> Result<&'a vkube_vsphere::Entity> {
+pub fn find_image<'a>(inventory: &'a Inventory, name: &str) -> Result<&'a vkube_vsphere::Entity> {
     if name.starts_with('/') {
         let entity = inventory.resolve(name, "image")?;
         return match entity.details {
@@ -75,7 +72,10 @@ pub fn find_image<'a>(
         ))),
         many => Err(Error::Invalid(format!(
             "`{name}` is ambiguous: {}; give its path",
-            many.iter().map(|e| e.path.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|e| e.path.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }

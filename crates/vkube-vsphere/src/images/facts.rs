@@ -8,8 +8,8 @@ use vim_rs::types::boxed_types::ValueElements;
 use vim_rs::types::convert::CastInto;
 use vim_rs::types::structs::{
     ManagedObjectReference, VirtualDisk, VirtualE1000, VirtualE1000E, VirtualMachineSnapshotTree,
-    VirtualPcNet32, VirtualSriovEthernetCard, VirtualVmxnet2, VirtualVmxnet3,
-    VirtualVmxnet3Vrdma, VmConfigInfo,
+    VirtualPcNet32, VirtualSriovEthernetCard, VirtualVmxnet2, VirtualVmxnet3, VirtualVmxnet3Vrdma,
+    VmConfigInfo,
 };
 use vim_rs::types::traits::{OptionValueTrait, VirtualDeviceTrait, VirtualEthernetCardTrait};
 use vim_rs::types::vim_any::VimAny;
@@ -62,7 +62,10 @@ fn snapshot_name(
         if t.snapshot.value == current.value {
             Some(t.name.clone())
         } else {
-            snapshot_name(t.child_snapshot_list.as_deref().unwrap_or_default(), current)
+            snapshot_name(
+                t.child_snapshot_list.as_deref().unwrap_or_default(),
+                current,
+            )
         }
     })
 }
@@ -87,7 +90,10 @@ fn facts_of(mut props: ObjectProps, path: String) -> TemplateFacts {
     let devices = props
         .take::<Vec<Box<dyn VirtualDeviceTrait>>>("config.hardware.device")
         .unwrap_or_default();
-    let nics = devices.iter().filter_map(|d| nic_kind(d.as_ref())).collect();
+    let nics = devices
+        .iter()
+        .filter_map(|d| nic_kind(d.as_ref()))
+        .collect();
     let disk_bytes = devices
         .iter()
         .filter_map(|d| d.as_any_ref().downcast_ref::<VirtualDisk>())
@@ -148,9 +154,8 @@ async fn vapp_properties(
     objects
         .into_iter()
         .filter_map(|mut p| {
-            let config = p.take::<Box<dyn vim_rs::types::traits::VmConfigInfoTrait>>(
-                "config.vAppConfig",
-            )?;
+            let config =
+                p.take::<Box<dyn vim_rs::types::traits::VmConfigInfoTrait>>("config.vAppConfig")?;
             let info = config.as_any_ref().downcast_ref::<VmConfigInfo>()?;
             let props = info
                 .property

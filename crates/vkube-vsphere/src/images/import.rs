@@ -153,11 +153,10 @@ pub async fn import(
         loop {
             tokio::time::sleep(LEASE_PROGRESS_EVERY).await;
             let sent = counting.sent.load(Ordering::Relaxed);
-            let percent = if total == 0 {
-                0
-            } else {
-                (sent.saturating_mul(100) / total).min(99) as i32
-            };
+            let percent = sent
+                .saturating_mul(100)
+                .checked_div(total)
+                .map_or(0, |p| p.min(99) as i32);
             if let Err(e) = lease::report_progress(session, &lease.lease, percent).await {
                 tracing::warn!("import progress report failed: {e}");
             }
@@ -171,14 +170,35 @@ pub async fn import(
     let uploaded = match outcome.and_then(|u| check_stream(u, expected_sha256)) {
         Ok(uploaded) => uploaded,
         Err(error) => {
-            return Err(discard(session, Some(&lease.lease), Some(&lease.vm), error, progress).await)
+            return Err(discard(
+                session,
+                Some(&lease.lease),
+                Some(&lease.vm),
+                error,
+                progress,
+            )
+            .await)
         }
     };
     if let Err(error) = lease::report_progress(session, &lease.lease, 100).await {
-        return Err(discard(session, Some(&lease.lease), Some(&lease.vm), error, progress).await);
+        return Err(discard(
+            session,
+            Some(&lease.lease),
+            Some(&lease.vm),
+            error,
+            progress,
+        )
+        .await);
     }
     if let Err(error) = lease::complete(session, &lease.lease).await {
-        return Err(discard(session, Some(&lease.lease), Some(&lease.vm), error, progress).await);
+        return Err(discard(
+            session,
+            Some(&lease.lease),
+            Some(&lease.vm),
+            error,
+            progress,
+        )
+        .await);
     }
     let mut record = finish.record.clone();
     if record.sha256.is_none() {
@@ -307,7 +327,7 @@ async fn upload_all(
                 uploaders,
                 items,
                 lease,
-                stream,
+                *stream,
                 &package.descriptor,
                 &package.descriptor_name,
                 progress,
@@ -318,9 +338,12 @@ async fn upload_all(
             let mut files = Vec::new();
             for item in items {
                 let path = dir.join(&item.path);
-                let size = tokio::fs::metadata(&path).await.map(|m| m.len()).map_err(|e| {
-                    Error::Invalid(format!("cannot read `{}`: {e}", path.display()))
-                })?;
+                let size = tokio::fs::metadata(&path)
+                    .await
+                    .map(|m| m.len())
+                    .map_err(|e| {
+                        Error::Invalid(format!("cannot read `{}`: {e}", path.display()))
+                    })?;
                 let mut reader = ByteReader::open_file(&path).await?;
                 let url = url_for(lease, item)?;
                 let digest = send_item(uploaders, url, item, size, &mut reader, progress).await?;
@@ -354,9 +377,8 @@ async fn upload_tar(
     let mut files = Vec::new();
     while let Some(entry) = stream.next_entry().await? {
         if entry.name.to_ascii_lowercase().ends_with(".mf") {
-            manifest = Some(
-                Manifest::parse(&stream.read_text(&entry).await?).map_err(image_error)?,
-            );
+            manifest =
+                Some(Manifest::parse(&stream.read_text(&entry).await?).map_err(image_error)?);
             continue;
         }
         let wanted = items
@@ -367,8 +389,7 @@ async fn upload_tar(
             continue;
         };
         let url = url_for(lease, item)?;
-        let digest =
-            send_item(uploaders, url, item, entry.size, stream.reader(), progress).await?;
+        let digest = send_item(uploaders, url, item, entry.size, stream.reader(), progress).await?;
         stream.consumed(entry.size);
         if let Some(manifest) = &manifest {
             manifest.verify(&entry.name, &digest).map_err(image_error)?;

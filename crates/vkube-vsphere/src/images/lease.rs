@@ -196,9 +196,7 @@ pub fn replace_wildcard_host(url: &str, host: &str, port: u16) -> String {
         host.to_string()
     };
     // `*` alone means the default port; `*:port` keeps its port.
-    if rest.starts_with(':') {
-        format!("https://{host}{rest}")
-    } else if port == 443 {
+    if rest.starts_with(':') || port == 443 {
         format!("https://{host}{rest}")
     } else {
         format!("https://{host}:{port}{rest}")
@@ -216,7 +214,11 @@ pub async fn begin_import(
     let operation = format!("importing `{}`", target.name);
     let pool = vim_rs::mo::ResourcePool::new(session.client(), &target.pool.value);
     let lease = pool
-        .import_v_app(spec.spec.as_ref(), Some(&target.folder), target.host.as_ref())
+        .import_v_app(
+            spec.spec.as_ref(),
+            Some(&target.folder),
+            target.host.as_ref(),
+        )
         .await
         .map_err(|e| LeaseFailure {
             lease: None,

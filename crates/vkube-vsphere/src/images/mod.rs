@@ -23,9 +23,7 @@ pub use stream::{ByteReader, NoTransferProgress, TransferProgress};
 /// system's trust roots, `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` honoured, no
 /// limit on the whole transfer but one on each read, so a stalled server
 /// fails the import instead of hanging it.
-pub fn source_client(
-    connect_timeout: std::time::Duration,
-) -> crate::Result<reqwest::Client> {
+pub fn source_client(connect_timeout: std::time::Duration) -> crate::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .read_timeout(std::time::Duration::from_secs(120))

@@ -46,9 +46,7 @@ impl TarStream {
         if self.ended {
             return Ok(None);
         }
-        self.reader
-            .skip(self.remaining, "an archive entry")
-            .await?;
+        self.reader.skip(self.remaining, "an archive entry").await?;
         self.remaining = 0;
         loop {
             let block = self.read_block().await?;
@@ -56,8 +54,7 @@ impl TarStream {
                 self.ended = true;
                 return Ok(None);
             };
-            let header = tar::parse_header(&block)
-                .map_err(image_error)?;
+            let header = tar::parse_header(&block).map_err(image_error)?;
             let Some(header) = header else {
                 self.ended = true;
                 return Ok(None);
@@ -76,7 +73,9 @@ impl TarStream {
                 self.reader
                     .skip(padded - header.size, "an extension header")
                     .await?;
-                self.entries.extension(&header, &data).map_err(image_error)?;
+                self.entries
+                    .extension(&header, &data)
+                    .map_err(image_error)?;
                 continue;
             }
             let entry = self.entries.entry(header);
@@ -168,7 +167,7 @@ impl TarStream {
 #[derive(Debug)]
 pub enum Body {
     /// The rest of an OVA.
-    Tar(TarStream),
+    Tar(Box<TarStream>),
     /// Files next to the descriptor.
     Directory(PathBuf),
 }
@@ -217,7 +216,7 @@ pub async fn open_ova(reader: ByteReader) -> Result<Package> {
         descriptor,
         descriptor_name: first.name,
         manifest: None,
-        body: Body::Tar(stream),
+        body: Body::Tar(Box::new(stream)),
     })
 }
 
@@ -228,9 +227,9 @@ pub async fn open_directory(descriptor_path: &Path) -> Result<Package> {
     let descriptor = read_small_file(descriptor_path).await?;
     let manifest_path = descriptor_path.with_extension("mf");
     let manifest = match tokio::fs::try_exists(&manifest_path).await {
-        Ok(true) => Some(
-            Manifest::parse(&read_small_file(&manifest_path).await?).map_err(image_error)?,
-        ),
+        Ok(true) => {
+            Some(Manifest::parse(&read_small_file(&manifest_path).await?).map_err(image_error)?)
+        }
         _ => None,
     };
     Ok(Package {
@@ -256,7 +255,9 @@ async fn read_small_file(path: &Path) -> Result<String> {
     while let Some(chunk) = reader.chunk(MAX_TEXT + 1).await? {
         text.extend_from_slice(&chunk);
         if text.len() as u64 > MAX_TEXT {
-            return Err(Error::Invalid(format!("`{name}` is too large for a descriptor")));
+            return Err(Error::Invalid(format!(
+                "`{name}` is too large for a descriptor"
+            )));
         }
     }
     String::from_utf8(text).map_err(|_| Error::Invalid(format!("`{name}` is not UTF-8 text")))
@@ -277,7 +278,10 @@ pub struct VerifiedOva {
 /// the manifest (wherever the manifest is stored), and the archive must be
 /// complete. Nothing is created in vCenter until this passes.
 pub async fn verify_ova(path: &Path, progress: &dyn TransferProgress) -> Result<VerifiedOva> {
-    let size = tokio::fs::metadata(path).await.map(|m| m.len()).unwrap_or(0);
+    let size = tokio::fs::metadata(path)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
     progress.begin(&format!("verifying {}", path.display()), size);
     let mut stream = TarStream::new(ByteReader::open_file(path).await?);
     let mut digests: Vec<(String, u64, FileDigest)> = Vec::new();

@@ -18,7 +18,9 @@ use crate::session::Session;
 fn option(key: &str, value: &str) -> Box<dyn OptionValueTrait> {
     Box::new(OptionValue {
         key: key.to_string(),
-        value: Some(VimAny::Value(ValueElements::PrimitiveString(value.to_string()))),
+        value: Some(VimAny::Value(ValueElements::PrimitiveString(
+            value.to_string(),
+        ))),
     })
 }
 
@@ -63,12 +65,7 @@ pub async fn write_record(
 ) -> Result<()> {
     let mut spec = uuid_spec();
     if let Some(extra) = spec.extra_config.as_mut() {
-        extra.extend(
-            record
-                .to_extra_config()
-                .iter()
-                .map(|(k, v)| option(k, v)),
-        );
+        extra.extend(record.to_extra_config().iter().map(|(k, v)| option(k, v)));
     }
     spec.annotation = Some(record.annotation());
     reconfigure(session, vm, &spec, "recording the image").await

@@ -6,6 +6,8 @@
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -16,9 +18,9 @@ use vkube_core::images::{FileDigest, Sha256Stream};
 use crate::error::{Error, Result};
 
 /// Chunk size for files; HTTP responses arrive in the server's chunks.
-const FILE_CHUNK: usize = 1 << 20;
+const FILE_CHUNK: usize = 256 << 10;
 /// Chunks queued ahead of the upload.
-const QUEUED_CHUNKS: usize = 4;
+const QUEUED_CHUNKS: usize = 2;
 
 /// Hears about bytes as they move. Implementations draw progress bars;
 /// every method is cheap and called from the transfer's task.
@@ -72,12 +74,16 @@ impl ByteReader {
     /// Open a local file.
     pub async fn open_file(path: &Path) -> Result<ByteReader> {
         let name = path.display().to_string();
-        let file = tokio::fs::File::open(path).await.map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::Invalid(format!("`{name}` does not exist")),
-            _ => source_error(&name, e),
-        })?;
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Error::Invalid(format!("`{name}` does not exist")),
+                _ => source_error(&name, e),
+            })?;
         if file.metadata().await.map(|m| m.is_dir()).unwrap_or(false) {
-            return Err(Error::Invalid(format!("`{name}` is a directory, not a file")));
+            return Err(Error::Invalid(format!(
+                "`{name}` is a directory, not a file"
+            )));
         }
         Ok(ByteReader::new(Chunks::File(file), name))
     }
@@ -164,7 +170,10 @@ impl ByteReader {
         if max == 0 || !self.fill().await? {
             return Ok(None);
         }
-        let n = self.pending.len().min(usize::try_from(max).unwrap_or(usize::MAX));
+        let n = self
+            .pending
+            .len()
+            .min(usize::try_from(max).unwrap_or(usize::MAX));
         Ok(Some(self.take(n)))
     }
 
@@ -207,10 +216,12 @@ impl ByteReader {
 }
 
 /// A request body fed through a channel, with its exact length declared
-/// (NFC uploads need `Content-Length`).
+/// (NFC uploads need `Content-Length`). Counts what it hands to the
+/// connection, so progress follows the wire, not the queue.
 struct ChannelBody {
     chunks: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
     size: u64,
+    handed: Arc<AtomicU64>,
 }
 
 impl http_body::Body for ChannelBody {
@@ -221,9 +232,15 @@ impl http_body::Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        self.chunks
-            .poll_recv(cx)
-            .map(|next| next.map(|chunk| chunk.map(Frame::data)))
+        let handed = self.handed.clone();
+        self.chunks.poll_recv(cx).map(|next| {
+            next.map(|chunk| {
+                chunk.map(|data| {
+                    handed.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    Frame::data(data)
+                })
+            })
+        })
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -257,10 +274,21 @@ pub async fn send(
 ) -> Result<()> {
     let operation = format!("uploading `{}`", upload.label);
     let (tx, rx) = tokio::sync::mpsc::channel(QUEUED_CHUNKS);
+    let handed = Arc::new(AtomicU64::new(0));
     let body = reqwest::Body::wrap(ChannelBody {
         chunks: rx,
         size: upload.size,
+        handed: handed.clone(),
     });
+    let reported = AtomicU64::new(0);
+    // Progress hears about bytes the connection has taken.
+    let report = || {
+        let now = handed.load(Ordering::Relaxed);
+        let before = reported.swap(now, Ordering::Relaxed);
+        if now > before {
+            progress.advance(now - before);
+        }
+    };
     let request = if upload.disk {
         client
             .post(&upload.url)
@@ -290,8 +318,9 @@ pub async fn send(
             };
             left -= chunk.len() as u64;
             digest.update(&chunk);
-            progress.advance(chunk.len() as u64);
-            if tx.send(Ok(chunk)).await.is_err() {
+            let sent = tx.send(Ok(chunk)).await;
+            report();
+            if sent.is_err() {
                 // The request ended early; its error says why.
                 break;
             }
@@ -299,6 +328,7 @@ pub async fn send(
         Ok(())
     };
     let (fed, response) = tokio::join!(feed, request.body(body).send());
+    report();
     fed?;
     let response = response.map_err(|e| Error::Transport {
         operation: operation.clone(),

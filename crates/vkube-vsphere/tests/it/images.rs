@@ -32,13 +32,18 @@ struct Seen {
 /// for the client to go away.
 async fn endpoint(status: u16, stop_after: Option<u64>) -> (String, tokio::task::JoinHandle<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/nfc/lease-1/disk-0.vmdk", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/nfc/lease-1/disk-0.vmdk",
+        listener.local_addr().unwrap()
+    );
     let handle = tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.unwrap();
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
-            socket.read_exact(&mut byte).await.unwrap();
+            if socket.read_exact(&mut byte).await.is_err() {
+                return Seen::default();
+            }
             head.push(byte[0]);
         }
         let head = String::from_utf8(head).unwrap();
@@ -72,14 +77,20 @@ async fn endpoint(status: u16, stop_after: Option<u64>) -> (String, tokio::task:
             )
             .await;
         } else {
-            let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope");
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope"
+            );
             let _ = socket.write_all(reply.as_bytes()).await;
         }
         Seen {
             method,
             headers,
             received,
-            sha256: hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+            sha256: hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
         }
     });
     (url, handle)
@@ -116,7 +127,10 @@ fn sample_file(dir: &Path, len: usize) -> (std::path::PathBuf, String) {
         .collect();
     let path = dir.join("disk-0.vmdk");
     std::fs::write(&path, &data).unwrap();
-    let sha = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+    let sha = Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     (path, sha)
 }
 
@@ -136,23 +150,35 @@ async fn uploads_send_every_byte_once_with_progress_and_digests() {
             disk,
             label: "disk-0.vmdk".into(),
         };
-        send(&reqwest::Client::new(), &upload, &mut reader, &mut digest, &progress)
-            .await
-            .unwrap();
+        send(
+            &reqwest::Client::new(),
+            &upload,
+            &mut reader,
+            &mut digest,
+            &progress,
+        )
+        .await
+        .unwrap();
         let seen = server.await.unwrap();
         assert_eq!(seen.received, size as u64);
         assert_eq!(seen.sha256, sha, "the endpoint got other bytes");
         assert_eq!(seen.headers["content-length"], size.to_string());
         if disk {
             assert_eq!(seen.method, "POST");
-            assert_eq!(seen.headers["content-type"], "application/x-vnd.vmware-streamVmdk");
+            assert_eq!(
+                seen.headers["content-type"],
+                "application/x-vnd.vmware-streamVmdk"
+            );
         } else {
             assert_eq!(seen.method, "PUT");
             assert_eq!(seen.headers["overwrite"], "t");
         }
         assert_eq!(digest.hex(Algorithm::Sha256), sha);
         assert_eq!(progress.bytes.load(Ordering::Relaxed), size as u64);
-        assert!(progress.calls.load(Ordering::Relaxed) >= 3, "progress came in chunks");
+        assert!(
+            progress.calls.load(Ordering::Relaxed) >= 3,
+            "progress came in chunks"
+        );
         assert_eq!(reader.sha256(), sha);
     }
 }
@@ -185,9 +211,16 @@ async fn uploads_stop_when_cancelled_and_report_server_errors() {
         r = send(&client, &upload, &mut reader, &mut digest, progress.as_ref()) => Some(r),
         () = cancel => None,
     };
-    assert!(outcome.is_none(), "the upload finished despite the cancellation");
+    assert!(
+        outcome.is_none(),
+        "the upload finished despite the cancellation"
+    );
     let seen = server.await.unwrap();
-    assert!(seen.received < size as u64, "{} bytes arrived", seen.received);
+    assert!(
+        seen.received < size as u64,
+        "{} bytes arrived",
+        seen.received
+    );
     assert!(progress.bytes.load(Ordering::Relaxed) < size as u64);
 
     // A server that refuses: the error names the file and the status.
@@ -295,7 +328,10 @@ async fn leases_complete_into_a_vm_or_abort_leaving_none() {
         .iter()
         .any(|n| n.contains("partial VM was removed")));
     let after = Inventory::load(&session).await.unwrap();
-    assert!(after.resolve("/DC0/vm/aborted", "VM").is_err(), "the partial VM is still there");
+    assert!(
+        after.resolve("/DC0/vm/aborted", "VM").is_err(),
+        "the partial VM is still there"
+    );
 
     // Completed: the VM exists with the record, the flag and the snapshot.
     let package = images::open_directory(&descriptor).await.unwrap();
