@@ -367,6 +367,32 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     let ova = build_ova(&served, "ubuntu-2204-kube-v1.30.2", "v1.30.2", false, 0);
     make_folder(&sim, "images").await;
 
+    // A dry run checks the source and the target and creates nothing.
+    let dry = json(&vkube_no_proxy(
+        &env,
+        &[
+            "image",
+            "import",
+            ova.path.to_str().unwrap(),
+            "--name",
+            "ubuntu",
+            "--datastore",
+            "/DC0/datastore/LocalDS_1",
+            "--folder",
+            "/DC0/vm/images",
+            "--template",
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    ));
+    assert_eq!(dry["status"], "wouldImport");
+    assert_eq!(dry["record"]["kubernetesVersion"], "v1.30.2");
+    assert!(
+        read_back(&sim, "/DC0/vm/images/ubuntu").await.is_none(),
+        "a dry run imported"
+    );
+
     // From a file: a template with a snapshot, on the second datastore, a property set.
     let imported = json(&vkube_no_proxy(
         &env,

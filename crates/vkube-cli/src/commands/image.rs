@@ -147,7 +147,7 @@ impl NeedsArgs {
 
 #[derive(Debug, Args)]
 struct ImportArgs {
-    /// .ova or .ovf file, http(s):// URL of an OVA, or a .qcow2/.raw/.img/.vmdk disk image
+    /// .ova or .ovf file, http(s):// URL of an OVA (streamed; HTTP(S)_PROXY and NO_PROXY apply), or a .qcow2/.raw/.img/.vmdk disk image
     source: String,
     /// Name of the VM or template
     #[arg(long)]
