@@ -11,10 +11,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::cluster_env::{ok, two_az_spec, Env};
-use common::{error_lines, vkube, vkube_command, Run};
+use common::{error_lines, vkube_command, Run};
 use vim_rs::types::structs::ManagedObjectReference;
 use vkube_test_support::external_tool::Tool;
 use vkube_test_support::{Simulator, SimulatorConfig};
@@ -188,8 +190,14 @@ fn build_ova(dir: &Path, stem: &str, kubernetes: &str, bad_manifest: bool, fill_
 }
 
 /// Serves the files of `dir` over HTTP on 127.0.0.1 (one request per
-/// connection); with `slow`, bodies trickle out in 64 KiB pieces.
+/// connection); with `slow`, bodies trickle out in 64 KiB pieces. Requests
+/// in a proxy's absolute form (`GET http://host/file`) are served too, and
+/// counted in `proxied`.
 fn serve(dir: &Path, slow: bool) -> String {
+    serve_counting(dir, slow, Arc::new(AtomicUsize::new(0)))
+}
+
+fn serve_counting(dir: &Path, slow: bool, proxied: Arc<AtomicUsize>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let dir = dir.to_path_buf();
@@ -205,11 +213,14 @@ fn serve(dir: &Path, slow: bool) -> String {
             while reader.read_line(&mut line).is_ok() && line.trim() != "" {
                 line.clear();
             }
-            let path = request
-                .split(' ')
-                .nth(1)
-                .unwrap_or("/")
-                .trim_start_matches('/');
+            let target = request.split(' ').nth(1).unwrap_or("/");
+            let path = match target.strip_prefix("http://") {
+                Some(absolute) => {
+                    proxied.fetch_add(1, Ordering::Relaxed);
+                    absolute.split_once('/').map_or("", |(_, p)| p)
+                }
+                None => target.trim_start_matches('/'),
+            };
             match std::fs::read(dir.join(path)) {
                 Ok(body) => {
                     let head = format!(
@@ -250,17 +261,36 @@ fn env_of(sim: &Simulator, state: &Path) -> Vec<(String, String)> {
 }
 
 fn vkube_no_proxy(env: &[(String, String)], args: &[&str]) -> Run {
-    // Proxies from the caller's environment never see the test's traffic.
+    vkube_via(env, None, args)
+}
+
+/// Run vkube with the caller's proxy variables removed and, with `proxy`,
+/// `HTTP_PROXY` pointing there: no test traffic leaves loopback.
+fn vkube_via(env: &[(String, String)], proxy: Option<&str>, args: &[&str]) -> Run {
+    let mut cmd = vkube_command();
     for var in [
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "http_proxy",
         "https_proxy",
         "ALL_PROXY",
+        "all_proxy",
     ] {
-        std::env::remove_var(var);
+        cmd.env_remove(var);
     }
-    vkube(env, args)
+    if let Some(proxy) = proxy {
+        cmd.env("HTTP_PROXY", proxy);
+    }
+    let out = cmd
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("run vkube");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 fn json(run: &Run) -> serde_json::Value {
@@ -508,6 +538,32 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
         ],
     ));
     assert_eq!(again["status"], "alreadyPresent");
+
+    // Through HTTP_PROXY: the URL's host (another loopback address, where
+    // nothing listens) is only reached through the proxy.
+    let proxied = Arc::new(AtomicUsize::new(0));
+    let proxy = serve_counting(&served, false, proxied.clone());
+    let through = vkube_via(
+        &env,
+        Some(&proxy),
+        &[
+            "image",
+            "import",
+            "http://127.0.0.2:9/ubuntu-2204-kube-v1.30.2.ova",
+            "--name",
+            "via-proxy",
+            "--datastore",
+            "/DC0/datastore/LocalDS_0",
+            "--folder",
+            "/DC0/vm",
+        ],
+    );
+    ok(&through);
+    assert!(
+        proxied.load(Ordering::Relaxed) >= 1,
+        "the proxy saw no request"
+    );
+    assert!(read_back(&sim, "/DC0/vm/via-proxy").await.is_some());
 
     // A qcow2: converted by qemu-img, wrapped in a generated descriptor.
     let (qcow2, _) = disks(dir.path(), "rocky-cloud", 1);
