@@ -42,6 +42,8 @@ async fn run(args: &[String]) -> Result<String> {
     let output = tokio::process::Command::new(QEMU_IMG)
         .args(args)
         .stdin(Stdio::null())
+        // An interrupted import stops the conversion too.
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| match e.kind() {

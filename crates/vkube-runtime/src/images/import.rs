@@ -6,6 +6,8 @@
 //! reported, another refused unless replacing).
 
 use std::future::Future;
+
+use futures::FutureExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -428,6 +430,9 @@ pub async fn import(
     progress: &dyn TransferProgress,
     cancel: impl Future<Output = ()>,
 ) -> Result<ImportReport> {
+    // Hashing, verifying and converting are interruptible too.
+    let cancel = cancel.shared();
+    let interrupted = || Error::Invalid("the import was interrupted".into());
     let source = Source::classify(&request.source).map_err(image_error)?;
     if let Some(path) = local_path(&source) {
         if !Path::new(path).exists() {
@@ -464,14 +469,20 @@ pub async fn import(
         // Without --sha256 the stream is read once to compare it.
         let sha = match expected.clone() {
             Some(sha) => Some(sha),
-            None if facts.record.sha256.is_some() => Some(hash_url(request, url, progress).await?),
+            None if facts.record.sha256.is_some() => Some(tokio::select! {
+                sha = hash_url(request, url, progress) => sha?,
+                () = cancel.clone() => return Err(interrupted()),
+            }),
             None => None,
         };
         if sha.is_some() && facts.record.sha256 == sha {
             return Ok(present(request, &probe, facts, &source));
         }
     }
-    let opened = open_source(&source, request, progress).await?;
+    let opened = tokio::select! {
+        opened = open_source(&source, request, progress) => opened?,
+        () = cancel.clone() => return Err(interrupted()),
+    };
     if let (Some(expected), Some(actual)) = (&expected, &opened.sha256) {
         if opened.kind != "url" && expected != actual {
             return Err(image_error(
