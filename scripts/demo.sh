@@ -10,7 +10,7 @@ bash scripts/install-deps.sh
 vcsim="$(bash scripts/build-vcsim.sh | tail -n 1)"
 echo "== building vkube"
 cargo build --quiet -p vkube-cli
-vkube="$repo/target/debug/vkube"
+vkube="${CARGO_TARGET_DIR:-$repo/target}/debug/vkube"
 
 work="$(mktemp -d)"
 ca="$work/vcsim-ca.pem"
@@ -64,10 +64,24 @@ cloud_binds=(--bind datacenter=/DC0 --bind compute-cluster=/DC0/host/DC0_C0 --bi
 step roles apply vsphere-cloud --principal k8s-demo@vsphere.local "${cloud_binds[@]}"
 step roles check vsphere-csi --principal k8s-demo@vsphere.local "${cloud_binds[@]}" --bind node-vms=/DC0/vm
 
+echo; echo "### A node image: an image-builder style OVA for Kubernetes v1.30.2, imported as a template"
+image=ubuntu-2204-kube-v1.30.2
+ova="$(bash scripts/build-demo-ova.sh "$work/images" "$image" v1.30.2)"
+step image import "$ova" --name "$image" --datastore datastore/LocalDS_0 --folder vm \
+    --network "network/VM Network" --template --snapshot --prop guestinfo.hostname=node
+step image import "$ova" --name "$image" --datastore datastore/LocalDS_0 --folder vm   # the same image: nothing to do
+step image ls
+step image check "$image" -f examples/cluster.yaml
+# The demo cluster is built from the imported template.
+sed "s#template: /DC0/vm/DC0_C0_RP0_VM0#template: /DC0/vm/$image#" examples/cluster.yaml >"$work/cluster.yaml"
+# A spec for another Kubernetes version is refused before anything is cloned.
+sed 's#kubernetesVersion: v1.30.2#kubernetesVersion: v1.29.4#' "$work/cluster.yaml" >"$work/cluster-v1.29.yaml"
+step cluster plan -f "$work/cluster-v1.29.yaml" || true   # refused: the image carries v1.30.2
+
 echo; echo "### A cluster: 3 control-plane nodes and 2 worker pools over 2 placement domains"
-step cluster plan -f examples/cluster.yaml
-step cluster apply -f examples/cluster.yaml
-step cluster apply -f examples/cluster.yaml
+step cluster plan -f "$work/cluster.yaml"
+step cluster apply -f "$work/cluster.yaml"
+step cluster apply -f "$work/cluster.yaml"
 step cluster describe demo
 echo; echo "### Its add-ons (CNI, vSphere CPI and CSI, StorageClasses per zone), delivered with the first control-plane node"
 step cluster addons demo

@@ -7,7 +7,9 @@
 # postgresql (the store's conformance suite starts its own server from
 # /usr/lib/postgresql/<version>/bin), etcd (Debian's etcd-server: the etcd
 # membership client runs against a real etcd its tests start on loopback
-# addresses), and kubernetes-validate from PyPI (manifest schema checks).
+# addresses), qemu-utils (qemu-img: `vkube image import` converts
+# qcow2/raw disks with it; tests and the demo build OVAs with it), and
+# kubernetes-validate from PyPI (manifest schema checks).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -15,7 +17,7 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
 missing=()
-for pkg in golang-go golang-github-vmware-govmomi-dev cloud-init openssl shellcheck containerd postgresql etcd-server; do
+for pkg in golang-go golang-github-vmware-govmomi-dev cloud-init openssl shellcheck containerd postgresql etcd-server qemu-utils; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 # kubectl: the image may ship one; else Debian's kubernetes-client.

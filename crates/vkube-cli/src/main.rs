@@ -67,6 +67,8 @@ enum Command {
     Zones(commands::zones::ZonesArgs),
     /// The state file: where it is, and rotating the key that seals its secrets
     State(commands::state::StateArgs),
+    /// Node images: import OVA/OVF/qcow2, check and prepare templates, list them
+    Image(commands::image::ImageArgs),
 }
 
 async fn run(cli: Cli) -> Result<Status> {
@@ -104,6 +106,12 @@ async fn run(cli: Cli) -> Result<Status> {
             out.flush()?;
             return status;
         }
+        Command::Image(args) => {
+            let status =
+                commands::image::run(args, &cli.connection, cli.output, cli.stats, &mut out).await;
+            out.flush()?;
+            return status;
+        }
         Command::State(args) => {
             let state = vkube_store::StateLocation::resolve(cli.state.as_deref())?;
             commands::state::run(args, &state, cli.output, &mut out).await?;
@@ -124,6 +132,7 @@ async fn run(cli: Cli) -> Result<Status> {
         | Command::Cluster(_)
         | Command::Roles(_)
         | Command::Zones(_)
+        | Command::Image(_)
         | Command::State(_) => {
             unreachable!("handled above")
         }
@@ -162,7 +171,8 @@ fn main() -> ExitCode {
         }
     };
     let errors_exit_2 = matches!(&cli.command, Command::Roles(args) if args.is_check())
-        || matches!(&cli.command, Command::Zones(args) if args.is_check());
+        || matches!(&cli.command, Command::Zones(args) if args.is_check())
+        || matches!(&cli.command, Command::Image(args) if args.is_check());
     match runtime.block_on(run(cli)) {
         Ok(status) => status.into(),
         Err(err) if errors_exit_2 => exit::report_as_failure(&err).into(),

@@ -1,6 +1,7 @@
 //! vkube's domain core: role catalogs (`roles`), IP address management
-//! (`ipam`), cluster specs, plans and bootstrap rendering (`cluster`), and
-//! regions and zones (`topology`). No I/O: no tokio, no vSphere, no SQL, no
+//! (`ipam`), cluster specs, plans and bootstrap rendering (`cluster`),
+//! regions and zones (`topology`), and node images (`images`: OVF descriptors,
+//! manifests, template checks). No I/O: no tokio, no vSphere, no SQL, no
 //! clock or randomness — callers pass those in, so all of it is tested with
 //! plain values.
 
@@ -8,6 +9,7 @@
 
 pub mod addons;
 pub mod cluster;
+pub mod images;
 pub mod ipam;
 pub mod problem;
 pub mod roles;

@@ -231,6 +231,7 @@ pub async fn resolve(
     let (Some(parent_folder), Some(template)) = (parent_folder, template) else {
         unreachable!("problems were reported above")
     };
+    crate::images::check_cluster_template(session, inventory, template, spec, progress).await?;
     let mut resolved = BTreeMap::new();
     for (name, network) in networks {
         let (compute_cluster, resource_pool, storage) =

@@ -8,6 +8,7 @@ pub mod authorization;
 pub mod collect;
 pub mod endpoint;
 pub mod error;
+pub mod images;
 pub mod inventory;
 pub mod secret;
 pub mod session;

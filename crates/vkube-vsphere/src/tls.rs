@@ -382,6 +382,18 @@ pub fn http_client(policy: &TlsPolicy, timeout: Duration) -> Result<reqwest::Cli
         .map_err(|e| Error::Invalid(format!("cannot build the HTTP client: {e}")))
 }
 
+/// Like [`http_client`], for transfers that take as long as they take
+/// (image uploads): no limit on the whole request, no cookies.
+pub fn transfer_client(policy: &TlsPolicy, connect_timeout: Duration) -> Result<reqwest::Client> {
+    let verifier = Arc::new(PolicyVerifier::new(policy, false)?);
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(client_config(verifier)?)
+        .connect_timeout(connect_timeout)
+        .read_timeout(Duration::from_secs(300))
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot build the HTTP client: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

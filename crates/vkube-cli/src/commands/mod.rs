@@ -4,6 +4,7 @@
 pub mod about;
 pub mod cluster;
 pub mod credentials;
+pub mod image;
 pub mod inventory;
 pub mod ippool;
 pub mod ls;

@@ -516,6 +516,8 @@ mod tests {
             "Folder.Create",
             "Folder.Delete",
             "VApp.Import",
+            "VirtualMachine.State.CreateSnapshot",
+            "VirtualMachine.Provisioning.MarkAsVM",
             "InventoryService.Tagging.AttachTag",
             "Authorization.ModifyRoles",
             "Authorization.ModifyPermissions",
@@ -525,7 +527,7 @@ mod tests {
         // Nothing that vkube never calls.
         for excess in [
             "VirtualMachine.GuestOperations.Execute",
-            "VirtualMachine.State.CreateSnapshot",
+            "VirtualMachine.State.RemoveSnapshot",
             "Host.Config.Storage",
         ] {
             assert!(!all.contains(excess), "{excess}");

@@ -2,6 +2,7 @@
 
 mod authorization;
 mod connect;
+mod images;
 mod inventory;
 mod support;
 mod tagging;
