@@ -266,6 +266,7 @@ fn import_is_all_or_nothing() {
     subnet: 10.1.0.0/24
     gateway: 10.1.0.1
     nameServers: [10.1.0.53]
+    exclude: [10.1.0.53]
     restrictToCluster: true
   - name: b
     range: { start: 2001:db8::10, end: 2001:db8::20 }
@@ -295,7 +296,7 @@ fn import_is_all_or_nothing() {
     std::fs::write(&file, text).unwrap();
     assert_eq!(
         ok(&state, &["ippool", "import", "-f", file.to_str().unwrap()]),
-        "created IP pool `a`: 253 address(es) in 10.1.0.0/24\n\
+        "created IP pool `a`: 252 address(es) in 10.1.0.0/24\n\
          created IP pool `b`: 17 address(es) in 2001:db8::10-2001:db8::20\n\
          created IP pool `c`: 253 address(es) in 10.2.0.0/24\n"
     );

@@ -35,8 +35,8 @@ use vkube_core::cluster::{
 };
 use vkube_core::ipam::Lease;
 use vkube_store::{
-    AddonDelivery, ApplyLocks, ClusterPhase, ClusterStore, EventLevel, Fence, IntentAction,
-    IntentOutcome, Journal, LeaseFilter, Node, NodePhase, StateStore, Store, Timestamp,
+    AddonDelivery, ClusterPhase, EventLevel, Fence, IntentAction, IntentOutcome, LeaseFilter, Node,
+    NodePhase, StateStore, Timestamp,
 };
 use vkube_vsphere::vm::{self, CloneRequest, VmSettings};
 use vkube_vsphere::{Inventory, Session};
@@ -548,12 +548,18 @@ impl Run<'_> {
 
     /// The add-on manifests (rendered on first use), without empty ones.
     async fn manifests(&self) -> Result<Vec<Manifest>> {
-        let mut cached = self.manifests.lock().unwrap_or_else(|p| p.into_inner());
-        if cached.is_none() {
-            let rendered = addons::render(self.store, self.spec, &self.facts).await?;
-            *cached = Some(rendered.into_iter().filter(addons::has_objects).collect());
+        let cached = self
+            .manifests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(manifests) = cached {
+            return Ok(manifests);
         }
-        Ok(cached.clone().unwrap_or_default())
+        let rendered = addons::render(self.store, self.spec, &self.facts).await?;
+        let manifests: Vec<Manifest> = rendered.into_iter().filter(addons::has_objects).collect();
+        *self.manifests.lock().unwrap_or_else(|p| p.into_inner()) = Some(manifests.clone());
+        Ok(manifests)
     }
 
     /// The token a node of `role` gets. The init node creates its token

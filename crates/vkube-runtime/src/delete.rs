@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use vkube_core::cluster::ClusterSpec;
-use vkube_store::{ClusterStore, EventLevel, ForceDelete, Journal, StateStore, Timestamp};
+use vkube_store::{EventLevel, ForceDelete, StateStore, Timestamp};
 use vkube_vsphere::{vm, Inventory, Session};
 
 use crate::error::{Error, NodeFailure, Result};

@@ -13,9 +13,7 @@ use std::sync::Arc;
 use vkube_core::cluster::{ClusterSpec, Step, Vip, ADMIN_VALIDITY};
 use vkube_runtime::addons::CloudConfig;
 use vkube_runtime::{ApplyOptions, DeleteOptions, Progress};
-use vkube_store::{
-    ClusterStore, ForceDelete, Journal, LeaseFilter, StateLocation, StateStore, Store,
-};
+use vkube_store::{ForceDelete, LeaseFilter, StateLocation, StateStore};
 
 use super::{connect, UsageError};
 use crate::exit::Status;

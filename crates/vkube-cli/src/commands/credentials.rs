@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use vkube_core::cluster::ClusterSpec;
-use vkube_store::{ClusterStore, CredentialStore, StateStore, Timestamp};
+use vkube_store::{StateStore, Timestamp};
 
 use super::UsageError;
 use crate::output::{print_data, print_table, Format};

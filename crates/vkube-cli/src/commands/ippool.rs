@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use vkube_core::ipam::{self, Lease, PoolAddresses, RawIpPool, RawRange};
-use vkube_store::{LeaseFilter, PoolRecord, StateLocation, Store};
+use vkube_store::{LeaseFilter, PoolRecord, StateLocation};
 
 use crate::output::{print_data, print_table, Format};
 

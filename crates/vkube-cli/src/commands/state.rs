@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
-use vkube_store::{CredentialStore, StateBackend, StateLocation};
+use vkube_store::StateLocation;
 
 use crate::output::{print_data, Format};
 

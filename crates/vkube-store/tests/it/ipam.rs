@@ -86,7 +86,7 @@ async fn allocation_is_lowest_first_and_idempotent(b: Backend) {
     assert_eq!(first.address.to_string(), "10.0.0.10");
     assert_eq!(first.prefix, 24);
     assert_eq!(first.gateway.to_string(), "10.0.0.1");
-    assert_eq!(first.name_servers[0].to_string(), "10.0.0.53");
+    assert_eq!(first.name_servers[0].to_string(), "192.0.2.53");
     assert_eq!(first.search_domains, ["lab.example.com"]);
     assert_eq!(
         store

@@ -267,7 +267,7 @@ pub fn range_pool(name: &str, third: u8, start: u8, end: u8) -> IpPool {
         }),
         prefix: Some(24),
         gateway: Some(format!("10.0.{third}.1")),
-        name_servers: vec!["10.0.0.53".into()],
+        name_servers: vec!["192.0.2.53".into()],
         search_domains: vec!["lab.example.com".into()],
         ..RawIpPool::default()
     }
@@ -281,7 +281,7 @@ pub fn subnet_pool(name: &str, subnet: &str, gateway: &str) -> IpPool {
         name: name.into(),
         subnet: Some(subnet.into()),
         gateway: Some(gateway.into()),
-        name_servers: vec!["10.0.0.53".into()],
+        name_servers: vec!["192.0.2.53".into()],
         ..RawIpPool::default()
     }
     .validate()

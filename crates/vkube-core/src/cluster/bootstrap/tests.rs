@@ -1366,11 +1366,30 @@ fn gunzip(bytes: &[u8]) -> String {
     text
 }
 
+/// The Python that runs cloud-init (its script's `#!` line): a `python3`
+/// first on PATH (e.g. pyenv's) may not have cloud-init's modules.
+fn cloud_init_python() -> String {
+    let script = Command::new("sh")
+        .args(["-c", "command -v cloud-init"])
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .filter(|path| !path.is_empty());
+    script
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| {
+            let first = text.lines().next()?.strip_prefix("#!")?.trim().to_owned();
+            let program = first.split_whitespace().next()?.to_owned();
+            (!program.ends_with("/env")).then_some(program)
+        })
+        .unwrap_or_else(|| "python3".into())
+}
+
 /// `data` decoded by cloud-init's VMware datasource (`decode(key,
 /// enc_type, data)`), or `None` when cloud-init is not installed.
 fn cloud_init_decode(encoding: &str, data: &str) -> Option<String> {
     let script = "import sys\nfrom cloudinit.sources.DataSourceVMware import decode\nout = decode('userdata', sys.argv[1], sys.stdin.read())\nsys.stdout.write(out.decode() if isinstance(out, bytes) else out)\n";
-    let child = Command::new("python3")
+    let child = Command::new(cloud_init_python())
         .args(["-c", script, encoding])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
