@@ -23,6 +23,7 @@ export VKUBE_REQUIRE_SHELLCHECK=1
 export VKUBE_REQUIRE_CONTAINERD=1
 export VKUBE_REQUIRE_ETCD=1
 export VKUBE_REQUIRE_QEMU_IMG=1
+export VKUBE_REQUIRE_POSTGRES=1
 export VKUBE_VCSIM_BIN="$repo/target/vcsim/vcsim"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
