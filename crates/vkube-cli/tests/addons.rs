@@ -336,12 +336,10 @@ async fn a_cloud_user_without_csi_privileges_is_refused_before_any_vm() {
             "vm-folder=/DC0/vm",
         ],
     );
-    let spec = env.spec_file(
+    let spec = env.edited_spec(
         "weak.yaml",
-        &two_az_spec().replace(
-            "cloudCredentials: demo-cloud",
-            "cloudCredentials: weak-cloud",
-        ),
+        "cloudCredentials: demo-cloud",
+        "cloudCredentials: weak-cloud",
     );
     let refused = env.vkube(&["cluster", "apply", "-f", &spec]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
@@ -360,9 +358,10 @@ async fn a_cloud_user_without_csi_privileges_is_refused_before_any_vm() {
     assert!(env.vm_list("t1").await.is_empty(), "no VM may be created");
 
     // Credentials that were never stored: named, with the command that stores them.
-    let unknown = env.spec_file(
+    let unknown = env.edited_spec(
         "unknown.yaml",
-        &two_az_spec().replace("cloudCredentials: demo-cloud", "cloudCredentials: nobody"),
+        "cloudCredentials: demo-cloud",
+        "cloudCredentials: nobody",
     );
     let refused = env.vkube(&["cluster", "apply", "-f", &unknown]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);

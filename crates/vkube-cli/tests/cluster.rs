@@ -298,10 +298,7 @@ async fn template_change_rolls_nodes_control_plane_first() {
     let spec = env.spec_file("t1.yaml", &two_az_spec());
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
     let before: Vec<String> = env.vms("t1").await.into_keys().collect();
-    let changed = env.spec_file(
-        "t1-new.yaml",
-        &two_az_spec().replace("DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1"),
-    );
+    let changed = env.edited_spec("t1-new.yaml", "DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1");
     ok(&env.vkube(&["cluster", "apply", "-f", &changed]));
     let after = env.vms("t1").await;
     assert_eq!(after.len(), before.len());
@@ -347,10 +344,7 @@ async fn killed_applies_converge_without_duplicates_or_leaks() {
         ("ReconfigVM_Task", 100),
         ("PowerOnVM_Task", 200),
     ]);
-    let spec = env.spec_file(
-        "t1.yaml",
-        &two_az_spec().replace("replicas: 3", "replicas: 4"),
-    );
+    let spec = env.edited_spec("t1.yaml", "replicas: 3", "replicas: 4");
     // Kill points: during the first clone, between clones and power-ons, during the workers.
     for after_ms in [400, 1700, 2600, 3300] {
         let mut child = spawn_apply(&env, &spec);
@@ -402,12 +396,10 @@ async fn killed_applies_converge_without_duplicates_or_leaks() {
 #[test]
 fn bad_specs_name_every_field_before_any_change() {
     let env = Env::start(&[]);
-    let unknown_domain = env.spec_file(
+    let unknown_domain = env.edited_spec(
         "a.yaml",
-        &two_az_spec().replace(
-            "placementDomains: [az1, az2]",
-            "placementDomains: [az1, az3]",
-        ),
+        "placementDomains: [az1, az2]",
+        "placementDomains: [az1, az3]",
     );
     let run = env.vkube(&["cluster", "apply", "-f", &unknown_domain]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -443,12 +435,10 @@ fn bad_specs_name_every_field_before_any_change() {
         run.stderr
     );
 
-    let wrong_kind = env.spec_file(
+    let wrong_kind = env.edited_spec(
         "c.yaml",
-        &two_az_spec().replace(
-            "resourcePool: /DC0/host/DC0_C1/Resources",
-            "resourcePool: /DC0/host/DC0_C0/Resources",
-        ),
+        "resourcePool: /DC0/host/DC0_C1/Resources",
+        "resourcePool: /DC0/host/DC0_C0/Resources",
     );
     let run = env.vkube(&["cluster", "apply", "-f", &wrong_kind]);
     assert_eq!(run.code, 1);
@@ -459,10 +449,7 @@ fn bad_specs_name_every_field_before_any_change() {
         run.stderr
     );
 
-    let no_pool = env.spec_file(
-        "d.yaml",
-        &two_az_spec().replace("ipPool: nodes", "ipPool: elsewhere"),
-    );
+    let no_pool = env.edited_spec("d.yaml", "ipPool: nodes", "ipPool: elsewhere");
     let run = env.vkube(&["cluster", "apply", "-f", &no_pool]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("elsewhere"), "{}", run.stderr);
@@ -641,12 +628,10 @@ async fn datastore_clusters_place_through_storage_drs() {
         "datastore=/DC0/datastore/DC0_POD0/LocalDS_1",
         "vm-folder=/DC0/vm",
     ]);
-    let spec = env.spec_file(
+    let spec = env.edited_spec(
         "pod.yaml",
-        &two_az_spec().replace(
-            "datastore: /DC0/datastore/LocalDS_1",
-            "datastoreCluster: /DC0/datastore/DC0_POD0",
-        ),
+        "datastore: /DC0/datastore/LocalDS_1",
+        "datastoreCluster: /DC0/datastore/DC0_POD0",
     );
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
     let session = env.session().await;
@@ -677,10 +662,7 @@ async fn datastore_clusters_place_through_storage_drs() {
 #[test]
 fn linked_clones_fall_back_with_a_warning_and_refuse_a_disk_resize() {
     let env = Env::start(&[]);
-    let resize = env.spec_file(
-        "linked-resize.yaml",
-        &two_az_spec().replace("cloneMode: full", "cloneMode: linked"),
-    );
+    let resize = env.edited_spec("linked-resize.yaml", "cloneMode: full", "cloneMode: linked");
     let refused = env.vkube(&["cluster", "apply", "-f", &resize]);
     assert_eq!(refused.code, 1);
     assert!(refused.stderr.contains("diskGiB"), "{}", refused.stderr);

@@ -29,17 +29,35 @@ pub struct ClusterAccess {
 
 impl std::fmt::Debug for ClusterAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterAccess")
-            .field("endpoint", &self.endpoint)
-            .field("ca_pem", &format_args!("<{} bytes>", self.ca_pem.len()))
-            .field(
-                "client_cert_pem",
-                &format_args!("<{} bytes>", self.client_cert_pem.len()),
-            )
-            .field("client_key_pem", &format_args!("<redacted>"))
-            .field("timeout", &self.timeout)
-            .finish()
+        debug_tls_access(
+            f,
+            "ClusterAccess",
+            ("endpoint", &self.endpoint),
+            [&self.ca_pem, &self.client_cert_pem],
+            self.timeout,
+        )
     }
+}
+
+/// Debug output of TLS client settings: where to, the sizes of the CA and
+/// certificate PEMs, never the private key.
+pub(crate) fn debug_tls_access(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    target: (&str, &dyn std::fmt::Debug),
+    [ca_pem, client_cert_pem]: [&String; 2],
+    timeout: Duration,
+) -> std::fmt::Result {
+    f.debug_struct(name)
+        .field(target.0, target.1)
+        .field("ca_pem", &format_args!("<{} bytes>", ca_pem.len()))
+        .field(
+            "client_cert_pem",
+            &format_args!("<{} bytes>", client_cert_pem.len()),
+        )
+        .field("client_key_pem", &format_args!("<redacted>"))
+        .field("timeout", &timeout)
+        .finish()
 }
 
 /// The access settings turned into what kube's client needs, after validation.

@@ -194,10 +194,7 @@ impl Progress for CliProgress {
 }
 
 async fn open_store(state: &StateLocation) -> Result<Arc<dyn StateStore>> {
-    state
-        .open()
-        .await
-        .with_context(|| format!("opening state `{state}`"))
+    super::open_state(state).await
 }
 
 /// The spec file's text; `-` reads standard input.

@@ -141,10 +141,7 @@ pub async fn run(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let store = state
-        .open()
-        .await
-        .with_context(|| format!("opening state `{state}`"))?;
+    let store = super::open_state(state).await?;
     match &args.command {
         IpPoolCommand::Create(create) => {
             let pool = create

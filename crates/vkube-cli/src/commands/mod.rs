@@ -17,6 +17,16 @@ use vkube_vsphere::{Session, TlsPolicy};
 
 use crate::settings::{terminal_prompt, ConnectionArgs};
 
+/// The state `--state`/`VKUBE_STATE` names, opened (file or PostgreSQL).
+pub async fn open_state(
+    state: &vkube_store::StateLocation,
+) -> Result<std::sync::Arc<dyn vkube_store::StateStore>> {
+    state
+        .open()
+        .await
+        .with_context(|| format!("opening state `{state}`"))
+}
+
 /// A command-line mistake the user can fix (exit 1).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

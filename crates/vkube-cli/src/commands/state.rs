@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use vkube_store::StateLocation;
 
@@ -31,10 +31,7 @@ pub async fn run(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let store = state
-        .open()
-        .await
-        .with_context(|| format!("opening state `{state}`"))?;
+    let store = super::open_state(state).await?;
     match args.command {
         StateCommand::Show => {
             let doc = serde_json::json!({

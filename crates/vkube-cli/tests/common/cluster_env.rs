@@ -66,6 +66,14 @@ impl Env {
         self.grant("vsphere-cloud", CLOUD_USER, binds);
     }
 
+    /// The two-domain example spec with `from` replaced by `to`, written to
+    /// the file `name`; returns its path.
+    pub fn edited_spec(&self, name: &str, from: &str, to: &str) -> String {
+        let text = two_az_spec();
+        assert!(text.contains(from), "the example spec has no `{from}`");
+        self.spec_file(name, &text.replace(from, to))
+    }
+
     /// `vkube cluster credentials set NAME` with `user` and `password`.
     pub fn set_credentials(&self, name: &str, user: &str, password: &str) {
         let file = self.spec_file(&format!("{name}.password"), &format!("{password}\n"));

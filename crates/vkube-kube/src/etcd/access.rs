@@ -30,16 +30,13 @@ pub struct EtcdAccess {
 
 impl std::fmt::Debug for EtcdAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EtcdAccess")
-            .field("endpoints", &self.endpoints)
-            .field("ca_pem", &format_args!("<{} bytes>", self.ca_pem.len()))
-            .field(
-                "client_cert_pem",
-                &format_args!("<{} bytes>", self.client_cert_pem.len()),
-            )
-            .field("client_key_pem", &format_args!("<redacted>"))
-            .field("timeout", &self.timeout)
-            .finish()
+        crate::access::debug_tls_access(
+            f,
+            "EtcdAccess",
+            ("endpoints", &self.endpoints),
+            [&self.ca_pem, &self.client_cert_pem],
+            self.timeout,
+        )
     }
 }
 
