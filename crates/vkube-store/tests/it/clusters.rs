@@ -8,22 +8,13 @@ use vkube_store::{
     FORCE_DELETE_AFTER,
 };
 
-use crate::{at, fence, node, range_pool, AnyStore, Backend, TESTER};
+use crate::{at, create, fence, node, range_pool, AnyStore, Backend, TESTER};
 
 const SPEC: &str = "name: prod\nnodePools: []\n";
 
 async fn create_read_and_list(b: Backend) {
     let store = b.open().await;
-    let created = store
-        .create_cluster(
-            &fence(&store, "prod").await,
-            "uid-1",
-            SPEC,
-            "hash-1",
-            at(100),
-        )
-        .await
-        .unwrap();
+    let created = create(&store, "prod", "uid-1", SPEC, "hash-1", at(100)).await;
     assert_eq!(
         (
             created.version,
@@ -35,16 +26,7 @@ async fn create_read_and_list(b: Backend) {
     );
     assert_eq!(created.deletion_started_at, None);
     assert_eq!(store.cluster("prod").await.unwrap(), created);
-    store
-        .create_cluster(
-            &fence(&store, "dev").await,
-            "uid-2",
-            SPEC,
-            "hash-1",
-            at(101),
-        )
-        .await
-        .unwrap();
+    create(&store, "dev", "uid-2", SPEC, "hash-1", at(101)).await;
     let names: Vec<String> = store
         .clusters()
         .await
@@ -61,27 +43,9 @@ async fn create_read_and_list(b: Backend) {
 
 async fn create_is_idempotent_for_one_uid_only(b: Backend) {
     let store = b.open().await;
-    let first = store
-        .create_cluster(
-            &fence(&store, "prod").await,
-            "uid-1",
-            SPEC,
-            "hash-1",
-            at(100),
-        )
-        .await
-        .unwrap();
+    let first = create(&store, "prod", "uid-1", SPEC, "hash-1", at(100)).await;
     // A retry after a lost answer returns the stored record unchanged.
-    let retry = store
-        .create_cluster(
-            &fence(&store, "prod").await,
-            "uid-1",
-            "other: spec\n",
-            "hash-2",
-            at(200),
-        )
-        .await
-        .unwrap();
+    let retry = create(&store, "prod", "uid-1", "other: spec\n", "hash-2", at(200)).await;
     assert_eq!(retry, first);
 
     let error = store
@@ -124,16 +88,7 @@ async fn create_is_idempotent_for_one_uid_only(b: Backend) {
 
 async fn writes_compare_the_version(b: Backend) {
     let store = b.open().await;
-    let v1 = store
-        .create_cluster(
-            &fence(&store, "prod").await,
-            "uid-1",
-            SPEC,
-            "hash-1",
-            at(100),
-        )
-        .await
-        .unwrap();
+    let v1 = create(&store, "prod", "uid-1", SPEC, "hash-1", at(100)).await;
     let v2 = store
         .set_cluster_phase(
             &fence(&store, "prod").await,
@@ -226,16 +181,7 @@ async fn writes_compare_the_version(b: Backend) {
 
 async fn deletion_starts_once_and_only_moves_forward(b: Backend) {
     let store = b.open().await;
-    let created = store
-        .create_cluster(
-            &fence(&store, "prod").await,
-            "uid-1",
-            SPEC,
-            "hash-1",
-            at(100),
-        )
-        .await
-        .unwrap();
+    let created = create(&store, "prod", "uid-1", SPEC, "hash-1", at(100)).await;
     let ready = store
         .set_cluster_phase(
             &fence(&store, "prod").await,
@@ -316,16 +262,7 @@ async fn deletion_starts_once_and_only_moves_forward(b: Backend) {
     );
 
     // Setting `Deleting` directly also records the start.
-    let other = store
-        .create_cluster(
-            &fence(&store, "dev").await,
-            "uid-2",
-            SPEC,
-            "hash-1",
-            at(100),
-        )
-        .await
-        .unwrap();
+    let other = create(&store, "dev", "uid-2", SPEC, "hash-1", at(100)).await;
     let other = store
         .set_cluster_phase(
             &fence(&store, "dev").await,
@@ -449,10 +386,7 @@ async fn remove_refuses_while_nodes_remain_unless_forced(b: Backend) {
 
 async fn remove_before_deletion_started_names_the_rule(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(0))
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", SPEC, "h", at(0)).await;
     store
         .upsert_node(
             &fence(&store, "prod").await,
@@ -598,10 +532,7 @@ async fn remove_without_nodes_needs_no_force(b: Backend) {
 
 async fn node_upsert_is_idempotent(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(0))
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", SPEC, "h", at(0)).await;
     let planned = node("prod-w-0", "workers", 0);
     let first = store
         .upsert_node(&fence(&store, "prod").await, &planned, at(10))
@@ -651,10 +582,7 @@ async fn node_upsert_is_idempotent(b: Backend) {
 
 async fn nodes_are_listed_by_pool_then_index_and_never_share_a_vm(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(0))
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", SPEC, "h", at(0)).await;
     for (name, pool, index) in [
         ("w-10", "workers", 10),
         ("w-2", "workers", 2),
@@ -729,16 +657,7 @@ async fn nodes_are_listed_by_pool_then_index_and_never_share_a_vm(b: Backend) {
 
 async fn secrets_keep_the_first_value_and_go_with_the_cluster(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(
-            &fence(&store, "prod").await,
-            "uid-1",
-            SPEC,
-            "hash-1",
-            at(100),
-        )
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", SPEC, "hash-1", at(100)).await;
     assert_eq!(store.secret("prod", "pki").await.unwrap(), None);
     assert_eq!(
         store.ensure_secret("prod", "pki", "first").await.unwrap(),
@@ -760,16 +679,7 @@ async fn secrets_keep_the_first_value_and_go_with_the_cluster(b: Backend) {
         .remove_cluster("prod", ForceDelete::Now, at(200))
         .await
         .unwrap();
-    store
-        .create_cluster(
-            &fence(&store, "prod").await,
-            "uid-2",
-            SPEC,
-            "hash-1",
-            at(300),
-        )
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-2", SPEC, "hash-1", at(300)).await;
     assert_eq!(
         store.secret("prod", "pki").await.unwrap(),
         None,
@@ -780,10 +690,7 @@ async fn secrets_keep_the_first_value_and_go_with_the_cluster(b: Backend) {
 async fn addon_records_replace_per_addon_and_go_with_the_cluster(b: Backend) {
     use vkube_store::{AddonDelivery, AddonRecord};
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "hash-1", at(1))
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", SPEC, "hash-1", at(1)).await;
     let record = |addon: &str, version: &str, delivery| AddonRecord {
         addon: addon.into(),
         component: format!("{addon}-component"),
@@ -829,16 +736,7 @@ async fn addon_records_replace_per_addon_and_go_with_the_cluster(b: Backend) {
         .remove_cluster("prod", vkube_store::ForceDelete::Now, at(9))
         .await
         .unwrap();
-    store
-        .create_cluster(
-            &fence(&store, "prod").await,
-            "uid-2",
-            SPEC,
-            "hash-1",
-            at(10),
-        )
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-2", SPEC, "hash-1", at(10)).await;
     assert!(store.addons("prod").await.unwrap().is_empty());
 }
 

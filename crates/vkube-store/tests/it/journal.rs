@@ -10,16 +10,13 @@ use vkube_store::{
 
 use std::process::{Command, Stdio};
 
-use crate::{at, fence, marked_lines, node, range_pool, Backend};
+use crate::{at, create, fence, marked_lines, node, range_pool, Backend};
 
 const CRASH_ENV: &str = "VKUBE_IT_CRASH_CHILD";
 
 async fn intents_open_and_complete(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "prod").await, "uid-1", "spec", "h", at(0))
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", "spec", "h", at(0)).await;
     let detail = json!({"vm": "prod-cp-0", "template": "ubuntu-2404"});
     let clone = store
         .record_intent(
@@ -129,10 +126,7 @@ async fn intents_open_and_complete(b: Backend) {
 
 async fn intent_ids_are_never_reused(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "a").await, "uid-a", "spec", "h", at(0))
-        .await
-        .unwrap();
+    create(&store, "a", "uid-a", "spec", "h", at(0)).await;
     let first = store
         .record_intent(
             &fence(&store, "a").await,
@@ -147,10 +141,7 @@ async fn intent_ids_are_never_reused(b: Backend) {
         .remove_cluster("a", vkube_store::ForceDelete::No, at(2))
         .await
         .unwrap();
-    store
-        .create_cluster(&fence(&store, "a").await, "uid-b", "spec", "h", at(3))
-        .await
-        .unwrap();
+    create(&store, "a", "uid-b", "spec", "h", at(3)).await;
     let second = store
         .record_intent(
             &fence(&store, "a").await,
@@ -179,14 +170,8 @@ async fn intent_ids_are_never_reused(b: Backend) {
 
 async fn events_are_kept_in_order_newest_last(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "prod").await, "uid-1", "spec", "h", at(0))
-        .await
-        .unwrap();
-    store
-        .create_cluster(&fence(&store, "dev").await, "uid-2", "spec", "h", at(0))
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", "spec", "h", at(0)).await;
+    create(&store, "dev", "uid-2", "spec", "h", at(0)).await;
     // Several in one second: the sequence keeps their order.
     for n in 0..5 {
         store

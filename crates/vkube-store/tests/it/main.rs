@@ -244,6 +244,22 @@ pub const TESTER: &str = "tester";
 
 /// The fence of [`TESTER`]'s lock on `cluster`, taking it (or renewing it:
 /// the same holder again) for a century from t=0.
+/// Records cluster `name` with `uid` (spec [`SPEC`]-like text, `hash`) under
+/// the tester's lock, panicking on failure.
+pub async fn create(
+    store: &AnyStore,
+    name: &str,
+    uid: &str,
+    spec: &str,
+    hash: &str,
+    now: vkube_store::Timestamp,
+) -> vkube_store::ClusterRecord {
+    store
+        .create_cluster(&fence(store, name).await, uid, spec, hash, now)
+        .await
+        .unwrap_or_else(|e| panic!("creating cluster `{name}`: {e}"))
+}
+
 pub async fn fence(store: &AnyStore, cluster: &str) -> Fence {
     store
         .acquire_apply_lock(

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use vkube_store::Error;
 
-use crate::{at, fence, Backend};
+use crate::{at, create, Backend};
 
 const SPEC: &str = "spec: {}\n";
 
@@ -19,10 +19,7 @@ fn raw_values(b: &Backend) -> Vec<String> {
 
 async fn cluster_secrets_are_sealed_at_rest(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(1))
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", SPEC, "h", at(1)).await;
     let pki = "-----BEGIN PRIVATE KEY-----\nvery secret key\n";
     assert_eq!(store.ensure_secret("prod", "pki", pki).await.unwrap(), pki);
     // First writer wins, also sealed.
@@ -58,10 +55,7 @@ async fn cluster_secrets_are_sealed_at_rest(b: Backend) {
 
 async fn without_the_key_file_secrets_do_not_open(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(1))
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", SPEC, "h", at(1)).await;
     store
         .ensure_secret("prod", "pki", "key material")
         .await
@@ -76,10 +70,7 @@ async fn without_the_key_file_secrets_do_not_open(b: Backend) {
 async fn a_value_moved_to_another_row_does_not_open(b: Backend) {
     let store = b.open().await;
     for (name, uid) in [("a", "uid-a"), ("b", "uid-b")] {
-        store
-            .create_cluster(&fence(&store, name).await, uid, SPEC, "h", at(1))
-            .await
-            .unwrap();
+        create(&store, name, uid, SPEC, "h", at(1)).await;
     }
     store
         .ensure_secret("a", "pki", "secret of a")
@@ -99,10 +90,7 @@ async fn a_value_moved_to_another_row_does_not_open(b: Backend) {
 
 async fn replace_secret_is_compare_and_set(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(1))
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", SPEC, "h", at(1)).await;
     store.ensure_secret("prod", "token", "old").await.unwrap();
     assert_eq!(
         store
@@ -180,10 +168,7 @@ async fn credentials_by_name(b: Backend) {
 
 async fn rotation_reseals_everything_under_a_new_key(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(1))
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", SPEC, "h", at(1)).await;
     store
         .ensure_secret("prod", "pki", "pki text")
         .await
@@ -226,10 +211,7 @@ async fn rotation_reseals_everything_under_a_new_key(b: Backend) {
 
 async fn plain_secrets_written_around_the_store_are_sealed_on_open(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(1))
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", SPEC, "h", at(1)).await;
     drop(store);
     // What schema 3 wrote: the value as is.
     b.execute(
@@ -251,10 +233,7 @@ async fn plain_secrets_written_around_the_store_are_sealed_on_open(b: Backend) {
 
 async fn opening_without_secrets_creates_no_key(b: Backend) {
     let store = b.open().await;
-    store
-        .create_cluster(&fence(&store, "prod").await, "uid-1", SPEC, "h", at(1))
-        .await
-        .unwrap();
+    create(&store, "prod", "uid-1", SPEC, "h", at(1)).await;
     assert!(!b.key_file().exists());
 }
 
