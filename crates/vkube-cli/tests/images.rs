@@ -260,6 +260,29 @@ fn env_of(sim: &Simulator, state: &Path) -> Vec<(String, String)> {
     vars
 }
 
+/// `image import SOURCE --name NAME --datastore DS --folder FOLDER` and `rest`.
+fn import_args<'a>(
+    source: &'a str,
+    name: &'a str,
+    datastore: &'a str,
+    folder: &'a str,
+    rest: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "image",
+        "import",
+        source,
+        "--name",
+        name,
+        "--datastore",
+        datastore,
+        "--folder",
+        folder,
+    ];
+    args.extend_from_slice(rest);
+    args
+}
+
 fn vkube_no_proxy(env: &[(String, String)], args: &[&str]) -> Run {
     vkube_via(env, None, args)
 }
@@ -400,21 +423,13 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     // A dry run checks the source and the target and creates nothing.
     let dry = json(&vkube_no_proxy(
         &env,
-        &[
-            "image",
-            "import",
+        &import_args(
             ova.path.to_str().unwrap(),
-            "--name",
             "ubuntu",
-            "--datastore",
             "/DC0/datastore/LocalDS_1",
-            "--folder",
             "/DC0/vm/images",
-            "--template",
-            "--dry-run",
-            "-o",
-            "json",
-        ],
+            &["--template", "--dry-run", "-o", "json"],
+        ),
     ));
     assert_eq!(dry["status"], "wouldImport");
     assert_eq!(dry["record"]["kubernetesVersion"], "v1.30.2");
@@ -426,25 +441,22 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     // From a file: a template with a snapshot, on the second datastore, a property set.
     let imported = json(&vkube_no_proxy(
         &env,
-        &[
-            "image",
-            "import",
+        &import_args(
             ova.path.to_str().unwrap(),
-            "--name",
             "ubuntu",
-            "--datastore",
             "/DC0/datastore/LocalDS_1",
-            "--folder",
             "/DC0/vm/images",
-            "--network",
-            "/DC0/network/VM Network",
-            "--template",
-            "--snapshot",
-            "--prop",
-            "guestinfo.hostname=node-a",
-            "-o",
-            "json",
-        ],
+            &[
+                "--network",
+                "/DC0/network/VM Network",
+                "--template",
+                "--snapshot",
+                "--prop",
+                "guestinfo.hostname=node-a",
+                "-o",
+                "json",
+            ],
+        ),
     ));
     assert_eq!(imported["status"], "imported");
     assert_eq!(imported["record"]["sha256"], ova.sha256.as_str());
@@ -476,19 +488,13 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     // The same image again: reported, not duplicated.
     let again = json(&vkube_no_proxy(
         &env,
-        &[
-            "image",
-            "import",
+        &import_args(
             ova.path.to_str().unwrap(),
-            "--name",
             "ubuntu",
-            "--datastore",
             "/DC0/datastore/LocalDS_1",
-            "--folder",
             "/DC0/vm/images",
-            "-o",
-            "json",
-        ],
+            &["-o", "json"],
+        ),
     ));
     assert_eq!(again["status"], "alreadyPresent");
 
@@ -497,17 +503,7 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     let url = format!("{base}/ubuntu-2204-kube-v1.30.2.ova");
     let from_url = vkube_no_proxy(
         &env,
-        &[
-            "image",
-            "import",
-            &url,
-            "--name",
-            "from-url",
-            "--datastore",
-            "/DC0/datastore/LocalDS_0",
-            "--folder",
-            "/DC0/vm",
-        ],
+        &import_args(&url, "from-url", "/DC0/datastore/LocalDS_0", "/DC0/vm", &[]),
     );
     ok(&from_url);
     assert!(
@@ -523,19 +519,13 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     // Again from the URL: the stream is hashed and found the same.
     let again = json(&vkube_no_proxy(
         &env,
-        &[
-            "image",
-            "import",
+        &import_args(
             &url,
-            "--name",
             "from-url",
-            "--datastore",
             "/DC0/datastore/LocalDS_0",
-            "--folder",
             "/DC0/vm",
-            "-o",
-            "json",
-        ],
+            &["-o", "json"],
+        ),
     ));
     assert_eq!(again["status"], "alreadyPresent");
 
@@ -546,17 +536,13 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     let through = vkube_via(
         &env,
         Some(&proxy),
-        &[
-            "image",
-            "import",
+        &import_args(
             "http://127.0.0.2:9/ubuntu-2204-kube-v1.30.2.ova",
-            "--name",
             "via-proxy",
-            "--datastore",
             "/DC0/datastore/LocalDS_0",
-            "--folder",
             "/DC0/vm",
-        ],
+            &[],
+        ),
     );
     ok(&through);
     assert!(
@@ -702,18 +688,13 @@ async fn image_check_flags_a_template_without_enable_uuid_and_prepare_fixes_it()
     let ova = build_ova(dir.path(), "check-me", "v1.30.2", false, 0);
     ok(&vkube_no_proxy(
         &env,
-        &[
-            "image",
-            "import",
+        &import_args(
             ova.path.to_str().unwrap(),
-            "--name",
             "check-me",
-            "--datastore",
             "/DC0/datastore/LocalDS_0",
-            "--folder",
             "/DC0/vm",
-            "--template",
-        ],
+            &["--template"],
+        ),
     ));
     let fine = vkube_no_proxy(&env, &["image", "check", "check-me"]);
     assert_eq!(fine.code, 0, "{}{}", fine.stdout, fine.stderr);
@@ -830,18 +811,13 @@ async fn clusters_refuse_a_template_of_another_kubernetes_version_before_any_clo
     let ova = build_ova(env.dir.path(), "node-v1-30", "v1.30.2", false, 0);
     ok(&vkube_no_proxy(
         &vars,
-        &[
-            "image",
-            "import",
+        &import_args(
             ova.path.to_str().unwrap(),
-            "--name",
             "node-v1-30",
-            "--datastore",
             "/DC0/datastore/LocalDS_0",
-            "--folder",
             "/DC0/vm",
-            "--template",
-        ],
+            &["--template"],
+        ),
     ));
     let spec = two_az_spec().replace(
         "template: /DC0/vm/DC0_C0_RP0_VM0",
