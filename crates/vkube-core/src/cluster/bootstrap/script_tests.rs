@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::tests::{init_node, lease, run, spec_with, tool, with_input, Node, TempDir};
+use super::tests::{init_node, lease, node_variants, run, spec_with, tool, with_input, TempDir};
 use super::*;
 use crate::cluster::spec_tests::example;
 use crate::cluster::RawRegistry;
@@ -40,32 +40,19 @@ fn scripts() -> Vec<(String, String)> {
             insecure_skip_verify: true,
         })
     });
-    let leases = [
-        lease("demo-cp-0", 10),
-        lease("demo-cp-1", 11),
-        lease("demo-workers-0", 12),
-    ];
     let mut scripts = vec![("lib.sh".to_owned(), script::library())];
-    for (label, spec, static_ip) in [
-        ("static", &example(), true),
-        ("dhcp", &dhcp, false),
-        ("mirror", &mirrored, true),
-    ] {
-        for ((name, group, role), lease) in [
-            (("demo-cp-0", "cp", NodeRole::Init), &leases[0]),
-            (("demo-cp-1", "cp", NodeRole::ControlPlane), &leases[1]),
-            (("demo-workers-0", "workers", NodeRole::Worker), &leases[2]),
-        ] {
-            let node = Node {
-                name,
-                group,
-                role,
-                lease: static_ip.then_some(lease),
-            };
-            let text = with_input(spec, node, |i| script::bootstrap(i).unwrap());
-            scripts.push((format!("{label}-{name}.sh"), text));
-        }
-    }
+    scripts.extend(
+        node_variants(
+            &[
+                ("static", &example(), true),
+                ("dhcp", &dhcp, false),
+                ("mirror", &mirrored, true),
+            ],
+            |i| script::bootstrap(i).unwrap(),
+        )
+        .into_iter()
+        .map(|(name, text)| (format!("{name}.sh"), text)),
+    );
     scripts
 }
 

@@ -123,6 +123,46 @@ pub(crate) fn with_input_addons<T>(
     f(&input)
 }
 
+/// `render` for the init node, a joining control-plane node and a worker of
+/// each `(label, spec, static addressing)`, named `<label>-<node>`.
+pub(crate) fn node_variants(
+    specs: &[(&str, &ClusterSpec, bool)],
+    render: impl Fn(&NodeBootstrap<'_>) -> String,
+) -> Vec<(String, String)> {
+    let leases = [
+        lease("demo-cp-0", 10),
+        lease("demo-cp-1", 11),
+        lease("demo-workers-0", 12),
+    ];
+    let mut variants = Vec::new();
+    for &(label, spec, static_ip) in specs {
+        for ((name, group, role), lease) in [
+            (("demo-cp-0", "cp", NodeRole::Init), &leases[0]),
+            (("demo-cp-1", "cp", NodeRole::ControlPlane), &leases[1]),
+            (("demo-workers-0", "workers", NodeRole::Worker), &leases[2]),
+        ] {
+            let node = Node {
+                name,
+                group,
+                role,
+                lease: static_ip.then_some(lease),
+            };
+            variants.push((format!("{label}-{name}"), with_input(spec, node, &render)));
+        }
+    }
+    variants
+}
+
+/// Whether cloud-init can run (required under `VKUBE_REQUIRE_CLOUD_INIT`).
+pub(crate) fn have_cloud_init() -> bool {
+    tool(
+        "cloud-init",
+        &["--version"],
+        Some("VKUBE_REQUIRE_CLOUD_INIT"),
+        "apt-get install -y cloud-init",
+    )
+}
+
 /// Whether `program` can run; when it cannot, a note (or a failure when
 /// `require` names a set `VKUBE_REQUIRE_*=1`).
 pub(crate) fn tool(program: &str, probe: &[&str], require: Option<&str>, install: &str) -> bool {
@@ -854,12 +894,7 @@ network:
 
     // cloud-init's own renderers, as Ubuntu (netplan) and Rocky
     // (sysconfig, NetworkManager) would run them on the metadata.
-    if !tool(
-        "cloud-init",
-        &["--version"],
-        Some("VKUBE_REQUIRE_CLOUD_INIT"),
-        "apt-get install -y cloud-init",
-    ) {
+    if !have_cloud_init() {
         return;
     }
     let dir = TempDir::new("net-convert");
@@ -948,45 +983,21 @@ pub(crate) fn cloud_config_variants() -> Vec<(String, String)> {
             insecure_skip_verify: false,
         });
     });
-    let leases = [
-        lease("demo-cp-0", 10),
-        lease("demo-cp-1", 11),
-        lease("demo-workers-0", 12),
-    ];
-    let mut variants = Vec::new();
-    for (label, spec, static_ip) in [
-        ("static", &spec, true),
-        ("proxy", &proxied, true),
-        ("dhcp", &dhcp, false),
-        ("rocky", &rocky, true),
-        ("mirror", &mirrored, true),
-    ] {
-        for ((name, group, role), lease) in [
-            (("demo-cp-0", "cp", NodeRole::Init), &leases[0]),
-            (("demo-cp-1", "cp", NodeRole::ControlPlane), &leases[1]),
-            (("demo-workers-0", "workers", NodeRole::Worker), &leases[2]),
-        ] {
-            let node = Node {
-                name,
-                group,
-                role,
-                lease: static_ip.then_some(lease),
-            };
-            let text = with_input(spec, node, |i| cloud_init::render(i).unwrap());
-            variants.push((format!("{label}-{name}"), text));
-        }
-    }
-    variants
+    node_variants(
+        &[
+            ("static", &spec, true),
+            ("proxy", &proxied, true),
+            ("dhcp", &dhcp, false),
+            ("rocky", &rocky, true),
+            ("mirror", &mirrored, true),
+        ],
+        |i| cloud_init::render(i).unwrap(),
+    )
 }
 
 #[test]
 fn cloud_config_passes_cloud_init_schema() {
-    if !tool(
-        "cloud-init",
-        &["--version"],
-        Some("VKUBE_REQUIRE_CLOUD_INIT"),
-        "apt-get install -y cloud-init",
-    ) {
+    if !have_cloud_init() {
         return;
     }
     let dir = TempDir::new("cloud-init");
