@@ -337,7 +337,7 @@ impl Run<'_> {
                 match vm::clone_vm(self.session, &request).await {
                     Ok(vm) => Ok(vm),
                     // A clone from an interrupted run got there first: adopt it.
-                    Err(e) if e.fault_name() == Some("DuplicateName") => {
+                    Err(e) if e.is(&vkube_vsphere::Fault::DuplicateName) => {
                         find_vm(self.session, folder, node).await
                     }
                     Err(e) => Err(e.into()),

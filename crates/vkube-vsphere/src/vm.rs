@@ -25,6 +25,7 @@ use vim_rs::types::vim_any::VimAny;
 
 use crate::collect::{retrieve_container, retrieve_objects, ObjectProps, Wanted};
 use crate::error::{Error, Result};
+use crate::fault::Fault;
 use crate::session::Session;
 
 /// The network a NIC should be on, with what its backing needs.
@@ -294,7 +295,7 @@ pub async fn observe_vm(
     .await
     {
         Ok(objects) => Ok(objects.into_iter().next().map(observed)),
-        Err(e) if e.fault_name() == Some("ManagedObjectNotFound") => Ok(None),
+        Err(e) if e.is(&Fault::ManagedObjectNotFound) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -314,7 +315,7 @@ pub async fn ensure_folder(
         Ok(created) => Ok(created),
         Err(e) => {
             let err = Error::from_client(&format!("creating folder `{name}`"), e);
-            if err.fault_name() == Some("DuplicateName") {
+            if err.is(&Fault::DuplicateName) {
                 if let Some(existing) = child_folder(session, parent, name).await? {
                     return Ok(existing);
                 }
@@ -651,7 +652,7 @@ pub async fn power_on(session: &Session, vm: &ManagedObjectReference) -> Result<
         .await
         .map_err(|e| Error::from_client(&operation, e))?;
     match session.wait_task(&operation, task).await.map(|_| ()) {
-        Err(e) if e.fault_name() == Some("InvalidPowerState") => Ok(()),
+        Err(e) if e.is(&Fault::InvalidPowerState) => Ok(()),
         other => other,
     }
 }
@@ -688,7 +689,7 @@ pub async fn power_off(
         .await
         .map_err(|e| Error::from_client(&operation, e))?;
     match session.wait_task(&operation, task).await.map(|_| ()) {
-        Err(e) if e.fault_name() == Some("InvalidPowerState") => Ok(()),
+        Err(e) if e.is(&Fault::InvalidPowerState) => Ok(()),
         other => other,
     }
 }
@@ -713,7 +714,7 @@ pub async fn destroy(session: &Session, entity: &ManagedObjectReference) -> Resu
         Err(e) => Err(Error::from_client(&operation, e)),
     };
     match result {
-        Err(e) if e.fault_name() == Some("ManagedObjectNotFound") => Ok(()),
+        Err(e) if e.is(&Fault::ManagedObjectNotFound) => Ok(()),
         other => other,
     }
 }
@@ -779,13 +780,15 @@ pub async fn recommend_datastore(
                 .downcast_ref::<vim_rs::types::structs::StoragePlacementAction>()
                 .map(|a| a.destination.clone())
         })
-        .ok_or_else(|| Error::Fault {
-            operation,
-            fault: "NoRecommendation".into(),
-            message: Some(format!(
-                "Storage DRS recommended no datastore in `{}`",
-                pod.value
-            )),
+        .ok_or_else(|| {
+            Error::raised(
+                &operation,
+                Fault::NoRecommendation,
+                Some(format!(
+                    "Storage DRS recommended no datastore in `{}`",
+                    pod.value
+                )),
+            )
         })
 }
 
