@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
-use vim_rs::types::structs::ManagedObjectReference;
 use vkube_core::addons::Manifest;
 use vkube_core::cluster::bootstrap::{self, token::BootstrapToken, NodeBootstrap};
 use vkube_core::cluster::{
@@ -38,10 +37,11 @@ use vkube_store::{
     AddonDelivery, ApplyLocks, ClusterPhase, ClusterStore, EventLevel, IntentAction, IntentOutcome,
     Journal, LeaseFilter, Node, NodePhase, SqliteStore, Store, Timestamp,
 };
-use vkube_vsphere::vm::{self, CloneRequest, VmSettings};
-use vkube_vsphere::{Inventory, Session};
+use vkube_vsphere::vm::{CloneRequest, VmSettings};
+use vkube_vsphere::{DatastoreId, Fault, FolderId, PlacementQuery, VmId, VspherePort};
 
 use crate::error::{Error, NodeFailure, Result};
+use crate::guest;
 use crate::observe::{observe, Observation};
 use crate::placement::{resolve, Placement, StorageTarget};
 use crate::progress::Progress;
@@ -163,18 +163,18 @@ pub fn parse_spec(store: &SqliteStore, text: &str) -> Result<ClusterSpec> {
 
 /// The plan for `text` against vCenter now, changing nothing.
 pub async fn plan_only(
-    session: &Session,
+    vsphere: &dyn VspherePort,
     store: &SqliteStore,
     text: &str,
     progress: &dyn Progress,
 ) -> Result<PlanPreview> {
     let spec = parse_spec(store, text)?;
-    let inventory = Inventory::load(session).await?;
-    resolve(session, &inventory, &spec, progress).await?;
+    let inventory = vsphere.inventory().await?;
+    resolve(vsphere, &inventory, &spec, progress).await?;
     let name = spec.name().to_string();
     let record = store.cluster(&name).ok();
     let uid = record.as_ref().map(|r| r.uid.clone()).unwrap_or_default();
-    let observation = observe(session, &inventory, &spec, &uid).await?;
+    let observation = observe(vsphere, &inventory, &spec, &uid).await?;
     let leases = if record.is_some() {
         lease_map(&leases_of(store, &name)?)
     } else {
@@ -191,7 +191,7 @@ pub async fn plan_only(
 
 /// Everything a pass needs, shared by the parallel node steps.
 struct Run<'a> {
-    session: &'a Session,
+    vsphere: &'a dyn VspherePort,
     store: &'a SqliteStore,
     spec: &'a ClusterSpec,
     uid: String,
@@ -288,22 +288,22 @@ impl Run<'_> {
     async fn datastore_for(
         &self,
         domain: &str,
-        folder: &ManagedObjectReference,
+        folder: &FolderId,
         node: &str,
-    ) -> Result<ManagedObjectReference> {
+    ) -> Result<DatastoreId> {
         let placement = &self.placement.domains[domain];
         Ok(match &placement.storage {
             StorageTarget::Datastore(ds) => ds.clone(),
             StorageTarget::DatastoreCluster(pod) => {
-                vm::recommend_datastore(
-                    self.session,
-                    pod,
-                    &self.placement.template,
-                    folder,
-                    &placement.resource_pool,
-                    node,
-                )
-                .await?
+                self.vsphere
+                    .recommend_datastore(&PlacementQuery {
+                        pod: pod.clone(),
+                        template: self.placement.template.clone(),
+                        folder: folder.clone(),
+                        pool: placement.resource_pool.clone(),
+                        name: node.to_owned(),
+                    })
+                    .await?
             }
         })
     }
@@ -312,14 +312,14 @@ impl Run<'_> {
     #[allow(clippy::too_many_arguments)]
     async fn create_node(
         &self,
-        folder: &ManagedObjectReference,
+        folder: &FolderId,
         node: &str,
         group: &str,
         index: u32,
         domain: &str,
         role: NodeRole,
         spec_hash: &str,
-    ) -> Result<ManagedObjectReference> {
+    ) -> Result<VmId> {
         let settings = self.settings(node, group, index, domain, spec_hash);
         let detail =
             serde_json::json!({ "node": node, "group": group, "index": index, "domain": domain });
@@ -334,11 +334,11 @@ impl Run<'_> {
                     linked_snapshot: self.placement.linked_snapshot.clone(),
                     settings: settings.clone(),
                 };
-                match vm::clone_vm(self.session, &request).await {
+                match self.vsphere.clone_vm(&request).await {
                     Ok(vm) => Ok(vm),
                     // A clone from an interrupted run got there first: adopt it.
-                    Err(e) if e.is(&vkube_vsphere::Fault::DuplicateName) => {
-                        find_vm(self.session, folder, node).await
+                    Err(e) if e.is(&Fault::DuplicateName) => {
+                        find_vm(self.vsphere, folder, node).await
                     }
                     Err(e) => Err(e.into()),
                 }
@@ -369,21 +369,23 @@ impl Run<'_> {
     /// Bring a cloned VM to its settings and write its bootstrap data.
     async fn finish_node(
         &self,
-        vm: &ManagedObjectReference,
+        vm: &VmId,
         node: &str,
         group: &str,
         role: NodeRole,
         settings: &VmSettings,
     ) -> Result<()> {
-        vm::ensure_settings(self.session, vm, settings).await?;
-        let observed = vm::observe_vm(self.session, vm).await?.ok_or_else(|| {
-            vkube_vsphere::Error::NotFound {
-                kind: "VM".into(),
-                path: node.into(),
-                parent: "cluster folder".into(),
-                missing: node.into(),
-            }
-        })?;
+        self.vsphere.ensure_settings(vm, settings).await?;
+        let observed =
+            self.vsphere
+                .vm(vm)
+                .await?
+                .ok_or_else(|| vkube_vsphere::Error::NotFound {
+                    kind: "VM".into(),
+                    path: node.into(),
+                    parent: "cluster folder".into(),
+                    missing: node.into(),
+                })?;
         let mac = observed.mac.clone().unwrap_or_default();
         let leases = leases_of(self.store, &self.name())?;
         let lease = leases.iter().find(|l| l.node == node);
@@ -427,7 +429,7 @@ impl Run<'_> {
             );
             self.store.record_addons(&self.name(), &records)?;
         }
-        vm::ensure_settings(self.session, vm, &with_bootstrap).await?;
+        self.vsphere.ensure_settings(vm, &with_bootstrap).await?;
         Ok(())
     }
 
@@ -574,7 +576,7 @@ impl Run<'_> {
         index: u32,
         domain: &str,
         spec_hash: &str,
-        vm: Option<&ManagedObjectReference>,
+        vm: Option<&VmId>,
         phase: NodePhase,
     ) -> Result<()> {
         let ip = leases_of(self.store, &self.name())?
@@ -586,7 +588,7 @@ impl Run<'_> {
             pool: group.to_string(),
             index,
             domain: Some(domain.to_string()),
-            vm_id: vm.map(|v| v.value.clone()),
+            vm_id: vm.map(|v| v.id().to_owned()),
             ip,
             phase,
             spec_hash: spec_hash.to_string(),
@@ -601,8 +603,8 @@ impl Run<'_> {
         &self,
         step: &Step,
         observation: &Observation,
-        created: &BTreeMap<String, ManagedObjectReference>,
-    ) -> Result<Option<ManagedObjectReference>> {
+        created: &BTreeMap<String, VmId>,
+    ) -> Result<Option<VmId>> {
         let folder = observation.folder.clone();
         let vm_of = |node: &str| {
             observation
@@ -641,7 +643,8 @@ impl Run<'_> {
                 };
                 let detail = serde_json::json!({ "cpu": cpu, "memoryMiB": memory_mib });
                 self.with_intent(Some(node), IntentAction::ReconfigureNode, detail, async {
-                    vm::ensure_settings(self.session, &vm, &settings)
+                    self.vsphere
+                        .ensure_settings(&vm, &settings)
                         .await
                         .map(|_| None)
                         .map_err(Error::from)
@@ -656,7 +659,7 @@ impl Run<'_> {
                     Some(node),
                     IntentAction::PowerOnNode,
                     serde_json::json!({}),
-                    async { vm::power_on(self.session, &vm).await.map_err(Error::from) },
+                    async { self.vsphere.power_on(&vm).await.map_err(Error::from) },
                 )
                 .await?;
                 if let Some(record) = self.store.node(&self.name(), node)? {
@@ -670,8 +673,8 @@ impl Run<'_> {
                 let detail = serde_json::to_value(reason).unwrap_or_default();
                 if let Some(vm) = vm_of(node) {
                     self.with_intent(Some(node), IntentAction::DeleteNode, detail, async {
-                        vm::power_off(self.session, &vm, self.options.power_off_grace).await?;
-                        vm::destroy(self.session, &vm).await.map_err(Error::from)
+                        guest::power_off(self.vsphere, &vm, self.options.power_off_grace).await?;
+                        self.vsphere.destroy_vm(&vm).await.map_err(Error::from)
                     })
                     .await?;
                 }
@@ -685,13 +688,10 @@ impl Run<'_> {
 
     /// With DHCP, wait for freshly powered-on nodes to report an address
     /// and record it; a node that stays silent is a failure naming its network.
-    async fn wait_for_addresses(
-        &self,
-        nodes: &[(String, ManagedObjectReference)],
-    ) -> Vec<NodeFailure> {
+    async fn wait_for_addresses(&self, nodes: &[(String, VmId)]) -> Vec<NodeFailure> {
         let waits = futures::future::join_all(nodes.iter().map(|(node, vm)| async move {
             self.progress.started("wait for address", Some(node));
-            let result = vm::wait_for_ip(self.session, vm, self.options.ip_wait).await;
+            let result = guest::wait_for_ip(self.vsphere, vm, self.options.ip_wait).await;
             let message = match &result {
                 Ok(Some(_)) => None,
                 Ok(None) => Some(format!(
@@ -737,13 +737,13 @@ impl Run<'_> {
     async fn remove_duplicates(&self, observation: &Observation) -> Result<()> {
         for (node, vm) in &observation.duplicates {
             self.progress.started("remove duplicate", Some(node));
-            vm::power_off(self.session, vm, Duration::ZERO).await?;
-            vm::destroy(self.session, vm).await?;
+            guest::power_off(self.vsphere, vm, Duration::ZERO).await?;
+            self.vsphere.destroy_vm(vm).await?;
             self.progress.finished("remove duplicate", Some(node), None);
             self.event(
                 EventLevel::Warning,
                 "DuplicateRemoved",
-                &format!("a second VM `{}` of this node was destroyed", vm.value),
+                &format!("a second VM `{vm}` of this node was destroyed"),
                 Some(node),
             );
         }
@@ -817,18 +817,11 @@ impl Run<'_> {
     }
 }
 
-async fn find_vm(
-    session: &Session,
-    folder: &ManagedObjectReference,
-    name: &str,
-) -> Result<ManagedObjectReference> {
-    let vms = vm::observe_folder(session, folder).await?;
+async fn find_vm(vsphere: &dyn VspherePort, folder: &FolderId, name: &str) -> Result<VmId> {
+    let vms = vsphere.folder_vms(folder).await?;
     vms.into_iter()
         .find(|v| v.name == name)
-        .map(|v| ManagedObjectReference {
-            r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine,
-            value: v.id,
-        })
+        .map(|v| VmId::new(v.id))
         .ok_or_else(|| {
             Error::Vsphere(vkube_vsphere::Error::NotFound {
                 kind: "VM".into(),
@@ -863,15 +856,15 @@ fn load_secrets(
 /// Converge vCenter to the spec in `text`. See the module docs for the
 /// guarantees; `progress` hears about every step.
 pub async fn apply(
-    session: &Session,
+    vsphere: &dyn VspherePort,
     store: &SqliteStore,
     text: &str,
     options: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport> {
     let spec = parse_spec(store, text)?;
-    let inventory = Inventory::load(session).await?;
-    let placement = resolve(session, &inventory, &spec, progress).await?;
+    let inventory = vsphere.inventory().await?;
+    let placement = resolve(vsphere, &inventory, &spec, progress).await?;
     let name = spec.name().to_string();
     let lock = acquire_lock(store, &name, options.lock_ttl)?;
     // Renew the lock while working, so a killed run's lock expires soon but
@@ -887,7 +880,7 @@ pub async fn apply(
         }
     };
     let result = tokio::select! {
-        result = apply_locked(session, store, &spec, placement, options, progress) => result,
+        result = apply_locked(vsphere, store, &spec, placement, options, progress) => result,
         lost = renew => Err(lost.into()),
     };
     if let Err(e) = store.release_apply_lock(&lock) {
@@ -936,7 +929,7 @@ fn holder_is_dead(holder: &str, this_host: &str) -> bool {
 }
 
 async fn apply_locked(
-    session: &Session,
+    vsphere: &dyn VspherePort,
     store: &SqliteStore,
     spec: &ClusterSpec,
     placement: Placement,
@@ -970,10 +963,10 @@ async fn apply_locked(
         Err(e) => return Err(e.into()),
     };
     let (pki, token) = load_secrets(store, spec, options.token_ttl)?;
-    let inventory = Inventory::load(session).await?;
-    let facts = addons::gather(session, &inventory, store, spec, &record.uid).await?;
+    let inventory = vsphere.inventory().await?;
+    let facts = addons::gather(vsphere, &inventory, store, spec, &record.uid).await?;
     let run = Run {
-        session,
+        vsphere,
         store,
         spec,
         uid: record.uid.clone(),
@@ -1006,7 +999,7 @@ async fn apply_locked(
         Timestamp::now(),
     )?;
     let _ = record;
-    let start_trips = session.round_trips();
+    let start_trips = vsphere.round_trips();
     let mut report = ApplyReport {
         cluster: name.clone(),
         ..Default::default()
@@ -1014,17 +1007,17 @@ async fn apply_locked(
     let mut failed: BTreeMap<String, NodeFailure> = BTreeMap::new();
     for pass in 1..=options.max_passes {
         report.passes = pass;
-        let inventory = Inventory::load(session).await?;
-        let mut observation = observe(session, &inventory, spec, &run.uid).await?;
+        let inventory = vsphere.inventory().await?;
+        let mut observation = observe(vsphere, &inventory, spec, &run.uid).await?;
         if !observation.duplicates.is_empty() {
             run.remove_duplicates(&observation).await?;
-            observation = observe(session, &inventory, spec, &run.uid).await?;
+            observation = observe(vsphere, &inventory, spec, &run.uid).await?;
         }
         if !observation.unfinished.is_empty() {
             for failure in run.finish_unfinished(&observation).await {
                 failed.insert(failure.node.clone(), failure);
             }
-            observation = observe(session, &inventory, spec, &run.uid).await?;
+            observation = observe(vsphere, &inventory, spec, &run.uid).await?;
         }
         let leases = leases_of(store, &name)?;
         let planned = plan(spec, &observation.cluster, &lease_map(&leases));
@@ -1046,7 +1039,7 @@ async fn apply_locked(
                 .map(|n| format!("{}/{n}", cluster_folder(spec.folder(), spec.name())))
                 .collect();
             crate::cloud::check_cloud_user(
-                session,
+                vsphere,
                 &inventory,
                 spec,
                 &run.facts.credentials.username,
@@ -1074,7 +1067,7 @@ async fn apply_locked(
     if failed.is_empty() {
         run.sync_addons(&mut report).await?;
     }
-    report.round_trips = session.round_trips() - start_trips;
+    report.round_trips = vsphere.round_trips() - start_trips;
     let phase = if failed.is_empty() {
         ClusterPhase::Ready
     } else {
@@ -1121,7 +1114,8 @@ async fn run_pass(
                         IntentAction::CreateFolder,
                         serde_json::json!({ "path": path }),
                         async {
-                            vm::ensure_folder(run.session, &parent, &name)
+                            run.vsphere
+                                .ensure_folder(&parent, &name)
                                 .await
                                 .map_err(Error::from)
                         },
@@ -1167,7 +1161,7 @@ async fn run_pass(
         .collect();
     run_parallel(run, &second, observation, &created, failed, report).await;
     if run.spec.ip_allocation() == IpAllocation::Dhcp {
-        let powered: Vec<(String, ManagedObjectReference)> = second
+        let powered: Vec<(String, VmId)> = second
             .iter()
             .filter_map(|s| match s {
                 Step::PowerOn { node } if !failed.contains_key(node) => observation
@@ -1200,10 +1194,10 @@ async fn run_parallel(
     run: &Run<'_>,
     steps: &[&Step],
     observation: &Observation,
-    created: &BTreeMap<String, ManagedObjectReference>,
+    created: &BTreeMap<String, VmId>,
     failed: &mut BTreeMap<String, NodeFailure>,
     report: &mut ApplyReport,
-) -> BTreeMap<String, ManagedObjectReference> {
+) -> BTreeMap<String, VmId> {
     let limit = Semaphore::new(run.options.parallel.max(1));
     let results = futures::future::join_all(steps.iter().map(|step| {
         let limit = &limit;

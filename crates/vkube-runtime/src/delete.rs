@@ -10,9 +10,10 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use vkube_core::cluster::ClusterSpec;
 use vkube_store::{ClusterStore, EventLevel, ForceDelete, Journal, SqliteStore, Timestamp};
-use vkube_vsphere::{vm, Inventory, Session};
+use vkube_vsphere::VspherePort;
 
 use crate::error::{Error, NodeFailure, Result};
+use crate::guest;
 use crate::observe::observe;
 use crate::progress::Progress;
 
@@ -43,10 +44,10 @@ pub struct DeleteReport {
     pub orphans: Vec<String>,
 }
 
-/// Delete cluster `name`. With `session` `None` (vCenter unreachable) only a
+/// Delete cluster `name`. With `vsphere` `None` (vCenter unreachable) only a
 /// forced delete can proceed, and every recorded node is reported as an orphan.
 pub async fn delete(
-    session: Option<&Session>,
+    vsphere: Option<&dyn VspherePort>,
     store: &SqliteStore,
     name: &str,
     options: &DeleteOptions,
@@ -68,10 +69,10 @@ pub async fn delete(
     };
     let mut failures = Vec::new();
     let mut released = 0;
-    if let Some(session) = session {
+    if let Some(vsphere) = vsphere {
         let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
-        let inventory = Inventory::load(session).await?;
-        let observation = observe(session, &inventory, &spec, &record.uid).await?;
+        let inventory = vsphere.inventory().await?;
+        let observation = observe(vsphere, &inventory, &spec, &record.uid).await?;
         let limit = Semaphore::new(options.parallel.max(1));
         let results =
             futures::future::join_all(observation.vms.iter().map(|(node, (vm_ref, _))| {
@@ -80,8 +81,8 @@ pub async fn delete(
                     let _permit = limit.acquire().await.expect("semaphore open");
                     progress.started("delete node", Some(node));
                     let result = async {
-                        vm::power_off(session, vm_ref, options.power_off_grace).await?;
-                        vm::destroy(session, vm_ref).await
+                        guest::power_off(vsphere, vm_ref, options.power_off_grace).await?;
+                        Ok::<_, Error>(vsphere.destroy_vm(vm_ref).await?)
                     }
                     .await;
                     let message = result.as_ref().err().map(|e| e.to_string());
@@ -121,7 +122,7 @@ pub async fn delete(
         if let Some(folder) = &observation.folder {
             if failures.is_empty() && observation.strangers.is_empty() {
                 progress.started("delete folder", None);
-                let removed = vm::destroy(session, folder).await;
+                let removed = vsphere.destroy_folder(folder).await;
                 progress.finished(
                     "delete folder",
                     None,
@@ -138,13 +139,13 @@ pub async fn delete(
             } else {
                 report
                     .orphans
-                    .push(format!("folder `{}`", inventory.path(&folder.value)));
+                    .push(format!("folder `{}`", inventory.path(folder.id())));
             }
         } else {
             report.folder_removed = true;
         }
     }
-    let force = if failures.is_empty() && session.is_some() {
+    let force = if failures.is_empty() && vsphere.is_some() {
         ForceDelete::Now
     } else {
         options.force

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod cloud;
 pub mod delete;
 mod error;
+mod guest;
 pub mod observe;
 pub mod placement;
 pub mod privileges;

@@ -568,7 +568,9 @@ pub async fn run(
             };
             let progress = CliProgress::new();
             let report = vkube_runtime::delete(
-                connected.as_ref().map(|c| &c.session),
+                connected
+                    .as_ref()
+                    .map(|c| &c.session as &dyn vkube_vsphere::VspherePort),
                 &store,
                 name,
                 &options,
@@ -625,7 +627,7 @@ async fn describe(
             pool: node.pool.clone(),
             domain: node.domain.clone(),
             vm: vm
-                .map(|(r, _)| inventory.path(&r.value))
+                .map(|(r, _)| inventory.path(r.id()))
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| {
                     format!(
