@@ -40,12 +40,12 @@ use vkube_store::{
 use vkube_vsphere::vm::{CloneRequest, VmSettings};
 use vkube_vsphere::{DatastoreId, Fault, FolderId, PlacementQuery, VmId, VspherePort};
 
+use crate::context::Context;
 use crate::error::{Error, NodeFailure, Result};
 use crate::guest;
 use crate::observe::{observe, Observation};
 use crate::placement::{resolve, Placement, StorageTarget};
-use crate::progress::Progress;
-use crate::random;
+use crate::progress::{Event, EventKind, Progress, StepKind};
 
 /// How an apply runs.
 #[derive(Debug, Clone)]
@@ -126,18 +126,6 @@ const FIELD_MANAGER: &str = "vkube";
 use crate::addons::{self, AddonFacts};
 use crate::token::{self, StoredToken};
 
-fn step_name(step: &Step) -> (&'static str, Option<&str>) {
-    match step {
-        Step::CreateFolder { .. } => ("create folder", None),
-        Step::AllocateAddress { node, .. } => ("allocate address", Some(node)),
-        Step::CreateNode { node, .. } => ("create node", Some(node)),
-        Step::Reconfigure { node, .. } => ("reconfigure", Some(node)),
-        Step::PowerOn { node } => ("power on", Some(node)),
-        Step::DeleteNode { node, .. } => ("delete node", Some(node)),
-        Step::ReleaseAddress { node } => ("release address", Some(node)),
-    }
-}
-
 fn leases_of(store: &SqliteStore, cluster: &str) -> Result<Vec<Lease>> {
     Ok(store.leases(&LeaseFilter {
         pool: None,
@@ -149,32 +137,39 @@ fn lease_map(leases: &[Lease]) -> Leases {
     leases.iter().map(|l| (l.node.clone(), l.address)).collect()
 }
 
-/// Validate the spec (and its pools) without touching vCenter.
+/// Parse and validate a spec, its pools included, without touching vCenter:
+/// what a front end does before connecting.
 pub fn parse_spec(store: &SqliteStore, text: &str) -> Result<ClusterSpec> {
     let spec = ClusterSpec::from_yaml(text)?;
+    check_pools(store, &spec)?;
+    Ok(spec)
+}
+
+/// The pools the spec takes addresses from exist.
+pub fn check_pools(store: &SqliteStore, spec: &ClusterSpec) -> Result<()> {
     if spec.ip_allocation() == IpAllocation::Static
         || matches!(spec.control_plane().vip(), Vip::FromPool(_))
     {
         let pools: Vec<_> = store.pools()?.into_iter().map(|r| r.pool).collect();
         spec.check_pools(&pools)?;
     }
-    Ok(spec)
+    Ok(())
 }
 
-/// The plan for `text` against vCenter now, changing nothing.
+/// The plan for `spec` against vCenter now, changing nothing.
 pub async fn plan_only(
     vsphere: &dyn VspherePort,
     store: &SqliteStore,
-    text: &str,
+    spec: &ClusterSpec,
     progress: &dyn Progress,
 ) -> Result<PlanPreview> {
-    let spec = parse_spec(store, text)?;
+    check_pools(store, spec)?;
     let inventory = vsphere.inventory().await?;
-    resolve(vsphere, &inventory, &spec, progress).await?;
+    resolve(vsphere, &inventory, spec, progress).await?;
     let name = spec.name().to_string();
     let record = store.cluster(&name).ok();
     let uid = record.as_ref().map(|r| r.uid.clone()).unwrap_or_default();
-    let observation = observe(vsphere, &inventory, &spec, &uid).await?;
+    let observation = observe(vsphere, &inventory, spec, &uid).await?;
     let leases = if record.is_some() {
         lease_map(&leases_of(store, &name)?)
     } else {
@@ -184,7 +179,7 @@ pub async fn plan_only(
         cluster: name,
         known: record.is_some(),
         folder: cluster_folder(spec.folder(), spec.name()),
-        steps: plan(&spec, &observation.cluster, &leases).steps,
+        steps: plan(spec, &observation.cluster, &leases).steps,
         unfinished: observation.unfinished,
     })
 }
@@ -203,6 +198,7 @@ struct Run<'a> {
     manifests: std::sync::Mutex<Option<Vec<Manifest>>>,
     options: &'a ApplyOptions,
     progress: &'a dyn Progress,
+    ctx: &'a Context<'a>,
 }
 
 impl Run<'_> {
@@ -210,13 +206,28 @@ impl Run<'_> {
         self.spec.name().to_string()
     }
 
-    fn event(&self, level: EventLevel, kind: &str, message: &str, node: Option<&str>) {
-        if let Err(e) =
-            self.store
-                .append_event(&self.name(), Timestamp::now(), level, kind, message, node)
-        {
-            tracing::warn!("recording an event failed: {e}");
-        }
+    fn event(&self, level: EventLevel, kind: EventKind, message: &str, node: Option<&str>) {
+        record_event(
+            self.store,
+            self.ctx,
+            self.progress,
+            Event {
+                cluster: &self.name(),
+                level,
+                kind,
+                node,
+                message,
+            },
+        );
+    }
+
+    fn now(&self) -> Timestamp {
+        self.ctx.timestamp()
+    }
+
+    /// A client for the cluster's API server.
+    fn cluster_api(&self) -> Result<vkube_kube::KubeClient> {
+        access::cluster_api(self.store, self.spec, self.ctx, self.options.api_timeout)
     }
 
     /// Run `work` between an intent row and its completion.
@@ -227,16 +238,15 @@ impl Run<'_> {
         detail: serde_json::Value,
         work: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let intent =
-            self.store
-                .record_intent(&self.name(), node, action, &detail, Timestamp::now())?;
+        let intent = self
+            .store
+            .record_intent(&self.name(), node, action, &detail, self.now())?;
         let result = work.await;
         let outcome = match &result {
             Ok(_) => IntentOutcome::Succeeded,
             Err(e) => IntentOutcome::Failed(e.to_string()),
         };
-        self.store
-            .complete_intent(intent, outcome, Timestamp::now())?;
+        self.store.complete_intent(intent, outcome, self.now())?;
         result
     }
 
@@ -425,7 +435,7 @@ impl Run<'_> {
                 AddonDelivery::Bootstrap,
                 Some(node),
                 None,
-                Timestamp::now(),
+                self.now(),
             );
             self.store.record_addons(&self.name(), &records)?;
         }
@@ -451,9 +461,9 @@ impl Run<'_> {
         if changed.is_empty() {
             return Ok(());
         }
-        self.progress.started("update add-ons", None);
+        self.progress.started(StepKind::UpdateAddons, None);
         let result = async {
-            let api = access::cluster_api(self.store, self.spec, self.options.api_timeout)?;
+            let api = self.cluster_api()?;
             for manifest in &changed {
                 api.apply_manifest(&manifest.yaml, FIELD_MANAGER).await?;
                 let records = addons::records(
@@ -461,7 +471,7 @@ impl Run<'_> {
                     AddonDelivery::Applied,
                     None,
                     None,
-                    Timestamp::now(),
+                    self.now(),
                 );
                 self.store.record_addons(&name, &records)?;
                 report.addons.push(format!(
@@ -476,7 +486,7 @@ impl Run<'_> {
         .await;
         let message = result.as_ref().err().map(|e| e.to_string());
         self.progress
-            .finished("update add-ons", None, message.as_deref());
+            .finished(StepKind::UpdateAddons, None, message.as_deref());
         if let Err(e) = result {
             let message = e.to_string();
             let pending: Vec<Manifest> = changed
@@ -494,7 +504,7 @@ impl Run<'_> {
                 AddonDelivery::Pending,
                 None,
                 Some(&message),
-                Timestamp::now(),
+                self.now(),
             );
             self.store.record_addons(&name, &records)?;
             for m in &pending {
@@ -510,12 +520,17 @@ impl Run<'_> {
                 pending.len()
             );
             self.progress.warn(&warning);
-            self.event(EventLevel::Warning, "AddonsPending", &warning, None);
+            self.event(
+                EventLevel::Warning,
+                EventKind::AddonsPending,
+                &warning,
+                None,
+            );
             report.warnings.push(warning);
         } else {
             self.event(
                 EventLevel::Info,
-                "AddonsApplied",
+                EventKind::AddonsApplied,
                 &format!("{} add-on(s) updated", changed.len()),
                 None,
             );
@@ -539,13 +554,15 @@ impl Run<'_> {
     /// expiring token is replaced by a new one created through the API.
     async fn token_for(&self, role: NodeRole) -> Result<BootstrapToken> {
         let mut current = self.token.lock().await;
-        let now = std::time::SystemTime::now();
+        let now = self.ctx.clock.now();
         if current.usable_at(now) {
             return Ok(current.token.clone());
         }
-        let fresh = StoredToken::fresh(now, self.options.token_ttl, &mut random::fill);
+        let fresh = StoredToken::fresh(now, self.options.token_ttl, &mut |b: &mut [u8]| {
+            self.ctx.random.fill(b)
+        });
         if role != NodeRole::Init {
-            let api = access::cluster_api(self.store, self.spec, self.options.api_timeout)?;
+            let api = self.cluster_api()?;
             let expires = fresh.expires().expect("fresh tokens expire");
             api.ensure_bootstrap_token(
                 fresh.token.id(),
@@ -556,7 +573,7 @@ impl Run<'_> {
             .await?;
             self.event(
                 EventLevel::Info,
-                "TokenRenewed",
+                EventKind::TokenRenewed,
                 &format!(
                     "bootstrap token `{}` created in the cluster",
                     fresh.token.id()
@@ -593,8 +610,7 @@ impl Run<'_> {
             phase,
             spec_hash: spec_hash.to_string(),
         };
-        self.store
-            .upsert_node(&self.name(), &record, Timestamp::now())?;
+        self.store.upsert_node(&self.name(), &record, self.now())?;
         Ok(())
     }
 
@@ -665,7 +681,7 @@ impl Run<'_> {
                 if let Some(record) = self.store.node(&self.name(), node)? {
                     let mut n = record.node;
                     n.phase = NodePhase::PoweredOn;
-                    self.store.upsert_node(&self.name(), &n, Timestamp::now())?;
+                    self.store.upsert_node(&self.name(), &n, self.now())?;
                 }
                 Ok(None)
             }
@@ -673,7 +689,13 @@ impl Run<'_> {
                 let detail = serde_json::to_value(reason).unwrap_or_default();
                 if let Some(vm) = vm_of(node) {
                     self.with_intent(Some(node), IntentAction::DeleteNode, detail, async {
-                        guest::power_off(self.vsphere, &vm, self.options.power_off_grace).await?;
+                        guest::power_off(
+                            self.vsphere,
+                            self.ctx.clock,
+                            &vm,
+                            self.options.power_off_grace,
+                        )
+                        .await?;
                         self.vsphere.destroy_vm(&vm).await.map_err(Error::from)
                     })
                     .await?;
@@ -690,8 +712,9 @@ impl Run<'_> {
     /// and record it; a node that stays silent is a failure naming its network.
     async fn wait_for_addresses(&self, nodes: &[(String, VmId)]) -> Vec<NodeFailure> {
         let waits = futures::future::join_all(nodes.iter().map(|(node, vm)| async move {
-            self.progress.started("wait for address", Some(node));
-            let result = guest::wait_for_ip(self.vsphere, vm, self.options.ip_wait).await;
+            self.progress.started(StepKind::WaitForAddress, Some(node));
+            let result =
+                guest::wait_for_ip(self.vsphere, self.ctx.clock, vm, self.options.ip_wait).await;
             let message = match &result {
                 Ok(Some(_)) => None,
                 Ok(None) => Some(format!(
@@ -701,7 +724,7 @@ impl Run<'_> {
                 Err(e) => Some(e.to_string()),
             };
             self.progress
-                .finished("wait for address", Some(node), message.as_deref());
+                .finished(StepKind::WaitForAddress, Some(node), message.as_deref());
             (node, result.ok().flatten(), message)
         }))
         .await;
@@ -711,7 +734,7 @@ impl Run<'_> {
                 (Some(ip), _) => {
                     self.event(
                         EventLevel::Info,
-                        "AddressReported",
+                        EventKind::AddressReported,
                         &format!("the guest reports {ip}"),
                         Some(node),
                     );
@@ -720,12 +743,12 @@ impl Run<'_> {
                     {
                         let mut n = record.node;
                         n.ip = Some(address);
-                        let _ = self.store.upsert_node(&self.name(), &n, Timestamp::now());
+                        let _ = self.store.upsert_node(&self.name(), &n, self.now());
                     }
                 }
                 (None, message) => failures.push(NodeFailure {
                     node: node.clone(),
-                    step: "wait for address".into(),
+                    step: StepKind::WaitForAddress,
                     message: message.unwrap_or_default(),
                 }),
             }
@@ -736,13 +759,14 @@ impl Run<'_> {
     /// Destroy second VMs of a node (never the node's address: the node stays).
     async fn remove_duplicates(&self, observation: &Observation) -> Result<()> {
         for (node, vm) in &observation.duplicates {
-            self.progress.started("remove duplicate", Some(node));
-            guest::power_off(self.vsphere, vm, Duration::ZERO).await?;
+            self.progress.started(StepKind::RemoveDuplicate, Some(node));
+            guest::power_off(self.vsphere, self.ctx.clock, vm, Duration::ZERO).await?;
             self.vsphere.destroy_vm(vm).await?;
-            self.progress.finished("remove duplicate", Some(node), None);
+            self.progress
+                .finished(StepKind::RemoveDuplicate, Some(node), None);
             self.event(
                 EventLevel::Warning,
-                "DuplicateRemoved",
+                EventKind::DuplicateRemoved,
                 &format!("a second VM `{vm}` of this node was destroyed"),
                 Some(node),
             );
@@ -781,18 +805,18 @@ impl Run<'_> {
             };
             let settings =
                 self.settings(name, &node.pool, node.index, &node.domain, &node.spec_hash);
-            self.progress.started("finish node", Some(name));
+            self.progress.started(StepKind::FinishNode, Some(name));
             let result = self
                 .finish_node(vm, name, &node.pool, role, &settings)
                 .await;
             let message = result.as_ref().err().map(|e| e.to_string());
             self.progress
-                .finished("finish node", Some(name), message.as_deref());
+                .finished(StepKind::FinishNode, Some(name), message.as_deref());
             match result {
                 Ok(()) => {
                     self.event(
                         EventLevel::Info,
-                        "NodeAdopted",
+                        EventKind::NodeAdopted,
                         "finished a node whose creation was interrupted",
                         Some(name),
                     );
@@ -808,7 +832,7 @@ impl Run<'_> {
                 }
                 Err(e) => failures.push(NodeFailure {
                     node: name.clone(),
-                    step: "finish node".into(),
+                    step: StepKind::FinishNode,
                     message: e.to_string(),
                 }),
             }
@@ -835,11 +859,13 @@ async fn find_vm(vsphere: &dyn VspherePort, folder: &FolderId, name: &str) -> Re
 fn load_secrets(
     store: &SqliteStore,
     spec: &ClusterSpec,
+    ctx: &Context<'_>,
     token_ttl: Duration,
 ) -> Result<(ClusterPki, StoredToken)> {
     let name = spec.name().to_string();
-    let fresh_pki =
-        ClusterPki::generate(spec.name(), std::time::SystemTime::now(), &mut random::fill)?;
+    let fresh_pki = ClusterPki::generate(spec.name(), ctx.clock.now(), &mut |b: &mut [u8]| {
+        ctx.random.fill(b)
+    })?;
     let pki_json = serde_json::to_string(&fresh_pki).map_err(|e| Error::Corrupt {
         cluster: name.clone(),
         what: "PKI".into(),
@@ -847,40 +873,43 @@ fn load_secrets(
     })?;
     store.ensure_secret(&name, SECRET_PKI, &pki_json)?;
     let pki = access::cluster_pki(store, &name)?;
-    let fresh_token =
-        StoredToken::fresh(std::time::SystemTime::now(), token_ttl, &mut random::fill);
+    let fresh_token = StoredToken::fresh(ctx.clock.now(), token_ttl, &mut |b: &mut [u8]| {
+        ctx.random.fill(b)
+    });
     let token = token::ensure(store, &name, &fresh_token)?;
     Ok((pki, token))
 }
 
-/// Converge vCenter to the spec in `text`. See the module docs for the
-/// guarantees; `progress` hears about every step.
+/// Converge vCenter to `spec`. See the module docs for the guarantees;
+/// `ctx` gives the time, randomness and lock holder, `progress` hears
+/// about every step and event.
 pub async fn apply(
     vsphere: &dyn VspherePort,
     store: &SqliteStore,
-    text: &str,
+    spec: &ClusterSpec,
+    ctx: &Context<'_>,
     options: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport> {
-    let spec = parse_spec(store, text)?;
+    check_pools(store, spec)?;
     let inventory = vsphere.inventory().await?;
-    let placement = resolve(vsphere, &inventory, &spec, progress).await?;
+    let placement = resolve(vsphere, &inventory, spec, progress).await?;
     let name = spec.name().to_string();
-    let lock = acquire_lock(store, &name, options.lock_ttl)?;
+    let lock = acquire_lock(store, ctx, &name, options.lock_ttl)?;
     // Renew the lock while working, so a killed run's lock expires soon but
     // a long run keeps it.
     let renew = async {
         let mut held = lock.clone();
         loop {
-            tokio::time::sleep(options.lock_ttl / 3).await;
-            match store.renew_apply_lock(&held, Timestamp::now(), options.lock_ttl) {
+            ctx.clock.sleep(options.lock_ttl / 3).await;
+            match store.renew_apply_lock(&held, ctx.timestamp(), options.lock_ttl) {
                 Ok(renewed) => held = renewed,
                 Err(e) => return e,
             }
         }
     };
     let result = tokio::select! {
-        result = apply_locked(vsphere, store, &spec, placement, options, progress) => result,
+        result = apply_locked(vsphere, store, spec, placement, ctx, options, progress) => result,
         lost = renew => Err(lost.into()),
     };
     if let Err(e) = store.release_apply_lock(&lock) {
@@ -889,43 +918,25 @@ pub async fn apply(
     result
 }
 
-/// This host's name, for lock holder ids.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
-/// Take the cluster's apply lock. A lock held by a process of this host
-/// that no longer runs (an apply that was killed) is taken over at once.
+/// Take the cluster's apply lock. A lock whose holder is known to be gone
+/// (an apply that was killed) is taken over at once.
 fn acquire_lock(
     store: &SqliteStore,
+    ctx: &Context<'_>,
     cluster: &str,
     ttl: Duration,
 ) -> Result<vkube_store::ApplyLock> {
-    let host = host_name();
-    let holder = format!("{host}:{}:{}", std::process::id(), random::hex_id(4));
-    match store.acquire_apply_lock(cluster, &holder, Timestamp::now(), ttl) {
-        Err(vkube_store::Error::Locked { holder: other, .. }) if holder_is_dead(&other, &host) => {
+    let holder = ctx.holder.id();
+    match store.acquire_apply_lock(cluster, &holder, ctx.timestamp(), ttl) {
+        Err(vkube_store::Error::Locked { holder: other, .. }) if ctx.holder.is_gone(&other) => {
             tracing::info!(
                 "taking over the apply lock of `{cluster}` from `{other}`, which no longer runs"
             );
             store.expire_apply_lock(cluster, &other)?;
-            Ok(store.acquire_apply_lock(cluster, &holder, Timestamp::now(), ttl)?)
+            Ok(store.acquire_apply_lock(cluster, &holder, ctx.timestamp(), ttl)?)
         }
         other => Ok(other?),
     }
-}
-
-fn holder_is_dead(holder: &str, this_host: &str) -> bool {
-    let mut parts = holder.split(':');
-    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    host == this_host
-        && pid
-            .parse::<u32>()
-            .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
 async fn apply_locked(
@@ -933,6 +944,7 @@ async fn apply_locked(
     store: &SqliteStore,
     spec: &ClusterSpec,
     placement: Placement,
+    ctx: &Context<'_>,
     options: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport> {
@@ -950,19 +962,19 @@ async fn apply_locked(
             existing.version,
             &spec_yaml,
             &spec_hash,
-            Timestamp::now(),
+            ctx.timestamp(),
         )?,
         Ok(existing) => existing,
         Err(vkube_store::Error::ClusterNotFound { .. }) => store.create_cluster(
             &name,
-            &random::hex_id(16),
+            &ctx.hex_id(16),
             &spec_yaml,
             &spec_hash,
-            Timestamp::now(),
+            ctx.timestamp(),
         )?,
         Err(e) => return Err(e.into()),
     };
-    let (pki, token) = load_secrets(store, spec, options.token_ttl)?;
+    let (pki, token) = load_secrets(store, spec, ctx, options.token_ttl)?;
     let inventory = vsphere.inventory().await?;
     let facts = addons::gather(vsphere, &inventory, store, spec, &record.uid).await?;
     let run = Run {
@@ -977,17 +989,18 @@ async fn apply_locked(
         manifests: std::sync::Mutex::new(None),
         options,
         progress,
+        ctx,
     };
     let mut cloud_user_checked = false;
     for intent in store.open_intents(&name)? {
         store.complete_intent(
             intent.id,
             IntentOutcome::Abandoned("an earlier apply stopped before finishing".into()),
-            Timestamp::now(),
+            ctx.timestamp(),
         )?;
         run.event(
             EventLevel::Warning,
-            "IntentAbandoned",
+            EventKind::IntentAbandoned,
             &format!("{:?} was interrupted; re-observing", intent.action),
             intent.node.as_deref(),
         );
@@ -996,7 +1009,7 @@ async fn apply_locked(
         &name,
         store.cluster(&name)?.version,
         ClusterPhase::Provisioning,
-        Timestamp::now(),
+        ctx.timestamp(),
     )?;
     let _ = record;
     let start_trips = vsphere.round_trips();
@@ -1025,7 +1038,7 @@ async fn apply_locked(
         let steps: Vec<Step> = planned
             .steps
             .into_iter()
-            .filter(|s| step_name(s).1.is_none_or(|n| !failed.contains_key(n)))
+            .filter(|s| StepKind::of(s).1.is_none_or(|n| !failed.contains_key(n)))
             .collect();
         if steps.is_empty() {
             break;
@@ -1056,7 +1069,7 @@ async fn apply_locked(
                 &name,
                 store.cluster(&name)?.version,
                 ClusterPhase::Degraded,
-                Timestamp::now(),
+                ctx.timestamp(),
             )?;
             return Err(Error::NotConverged {
                 cluster: name,
@@ -1073,12 +1086,7 @@ async fn apply_locked(
     } else {
         ClusterPhase::Degraded
     };
-    store.set_cluster_phase(
-        &name,
-        store.cluster(&name)?.version,
-        phase,
-        Timestamp::now(),
-    )?;
+    store.set_cluster_phase(&name, store.cluster(&name)?.version, phase, ctx.timestamp())?;
     if !failed.is_empty() {
         return Err(Error::NodesFailed {
             cluster: name,
@@ -1087,7 +1095,7 @@ async fn apply_locked(
     }
     run.event(
         EventLevel::Info,
-        "Applied",
+        EventKind::Applied,
         &format!("converged after {} pass(es)", report.passes),
         None,
     );
@@ -1105,7 +1113,7 @@ async fn run_pass(
     for step in steps {
         match step {
             Step::CreateFolder { path } => {
-                run.progress.started("create folder", None);
+                run.progress.started(StepKind::CreateFolder, None);
                 let name = run.spec.name().to_string();
                 let parent = run.placement.parent_folder.clone();
                 let folder = run
@@ -1121,8 +1129,8 @@ async fn run_pass(
                         },
                     )
                     .await?;
-                run.progress.finished("create folder", None, None);
-                run.event(EventLevel::Info, "FolderCreated", path, None);
+                run.progress.finished(StepKind::CreateFolder, None, None);
+                run.event(EventLevel::Info, EventKind::FolderCreated, path, None);
                 observation.folder = Some(folder);
                 report.executed.push(format!("create folder {path}"));
             }
@@ -1132,7 +1140,7 @@ async fn run_pass(
                         .allocate(pool.as_str(), &run.spec.name().to_string(), node)?;
                 run.event(
                     EventLevel::Info,
-                    "AddressAllocated",
+                    EventKind::AddressAllocated,
                     &format!("{} from pool `{pool}`", lease.address),
                     Some(node),
                 );
@@ -1203,7 +1211,7 @@ async fn run_parallel(
         let limit = &limit;
         async move {
             let _permit = limit.acquire().await.expect("semaphore open");
-            let (what, node) = step_name(step);
+            let (what, node) = StepKind::of(step);
             run.progress.started(what, node);
             let result = run.node_step(step, observation, created).await;
             let message = result.as_ref().err().map(|e| e.to_string());
@@ -1214,33 +1222,24 @@ async fn run_parallel(
     .await;
     let mut new_vms = BTreeMap::new();
     for (step, result) in results {
-        let (what, node) = step_name(step);
+        let (what, node) = StepKind::of(step);
         let node = node.unwrap_or_default().to_string();
+        let kind = what.event().expect("node steps record events");
         match result {
             Ok(vm) => {
-                run.event(
-                    EventLevel::Info,
-                    &event_kind(what),
-                    &format!("{what} done"),
-                    Some(&node),
-                );
+                run.event(EventLevel::Info, kind, &format!("{what} done"), Some(&node));
                 report.executed.push(format!("{what} {node}"));
                 if let Some(vm) = vm {
                     new_vms.insert(node, vm);
                 }
             }
             Err(e) => {
-                run.event(
-                    EventLevel::Error,
-                    &event_kind(what),
-                    &e.to_string(),
-                    Some(&node),
-                );
+                run.event(EventLevel::Error, kind, &e.to_string(), Some(&node));
                 failed.insert(
                     node.clone(),
                     NodeFailure {
                         node,
-                        step: what.into(),
+                        step: what,
                         message: e.to_string(),
                     },
                 );
@@ -1250,13 +1249,23 @@ async fn run_parallel(
     new_vms
 }
 
-fn event_kind(what: &str) -> String {
-    what.split(' ')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
+/// Record `event` in the journal and tell `progress`; a journal failure is
+/// logged, never fatal (the event is a record, not state).
+pub(crate) fn record_event(
+    store: &SqliteStore,
+    ctx: &Context<'_>,
+    progress: &dyn Progress,
+    event: Event<'_>,
+) {
+    if let Err(e) = store.append_event(
+        event.cluster,
+        ctx.timestamp(),
+        event.level,
+        event.kind.as_str(),
+        event.message,
+        event.node,
+    ) {
+        tracing::warn!("recording an event failed: {e}");
+    }
+    progress.event(&event);
 }

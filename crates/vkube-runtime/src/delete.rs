@@ -9,13 +9,15 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use vkube_core::cluster::ClusterSpec;
-use vkube_store::{ClusterStore, EventLevel, ForceDelete, Journal, SqliteStore, Timestamp};
+use vkube_store::{ClusterStore, EventLevel, ForceDelete, SqliteStore};
 use vkube_vsphere::VspherePort;
 
+use crate::apply::record_event;
+use crate::context::Context;
 use crate::error::{Error, NodeFailure, Result};
 use crate::guest;
 use crate::observe::observe;
-use crate::progress::Progress;
+use crate::progress::{Event, EventKind, Progress, StepKind};
 
 /// How a delete runs.
 #[derive(Debug, Clone)]
@@ -50,16 +52,24 @@ pub async fn delete(
     vsphere: Option<&dyn VspherePort>,
     store: &SqliteStore,
     name: &str,
+    ctx: &Context<'_>,
     options: &DeleteOptions,
     progress: &dyn Progress,
 ) -> Result<DeleteReport> {
-    let record = store.mark_deleting(name, Timestamp::now())?;
-    let event = |level, kind: &str, message: &str, node: Option<&str>| {
-        let _ = store.append_event(name, Timestamp::now(), level, kind, message, node);
+    let record = store.mark_deleting(name, ctx.timestamp())?;
+    let event = |level, kind, message: &str, node: Option<&str>| {
+        let event = Event {
+            cluster: name,
+            level,
+            kind,
+            node,
+            message,
+        };
+        record_event(store, ctx, progress, event);
     };
     event(
         EventLevel::Info,
-        "DeletionStarted",
+        EventKind::DeletionStarted,
         "deleting the cluster",
         None,
     );
@@ -79,14 +89,15 @@ pub async fn delete(
                 let limit = &limit;
                 async move {
                     let _permit = limit.acquire().await.expect("semaphore open");
-                    progress.started("delete node", Some(node));
+                    progress.started(StepKind::DeleteNode, Some(node));
                     let result = async {
-                        guest::power_off(vsphere, vm_ref, options.power_off_grace).await?;
+                        guest::power_off(vsphere, ctx.clock, vm_ref, options.power_off_grace)
+                            .await?;
                         Ok::<_, Error>(vsphere.destroy_vm(vm_ref).await?)
                     }
                     .await;
                     let message = result.as_ref().err().map(|e| e.to_string());
-                    progress.finished("delete node", Some(node), message.as_deref());
+                    progress.finished(StepKind::DeleteNode, Some(node), message.as_deref());
                     (node.clone(), result)
                 }
             }))
@@ -95,19 +106,25 @@ pub async fn delete(
             match result {
                 Ok(()) => {
                     released += store.delete_node(name, &node)?.released_leases.len();
-                    event(EventLevel::Info, "NodeDeleted", "VM destroyed", Some(&node));
+                    let destroyed = "VM destroyed";
+                    event(
+                        EventLevel::Info,
+                        EventKind::NodeDeleted,
+                        destroyed,
+                        Some(&node),
+                    );
                     report.destroyed.push(node);
                 }
                 Err(e) => {
                     event(
                         EventLevel::Error,
-                        "NodeDeleteFailed",
+                        EventKind::NodeDeleteFailed,
                         &e.to_string(),
                         Some(&node),
                     );
                     failures.push(NodeFailure {
                         node,
-                        step: "delete node".into(),
+                        step: StepKind::DeleteNode,
                         message: e.to_string(),
                     });
                 }
@@ -121,10 +138,10 @@ pub async fn delete(
         );
         if let Some(folder) = &observation.folder {
             if failures.is_empty() && observation.strangers.is_empty() {
-                progress.started("delete folder", None);
+                progress.started(StepKind::DeleteFolder, None);
                 let removed = vsphere.destroy_folder(folder).await;
                 progress.finished(
-                    "delete folder",
+                    StepKind::DeleteFolder,
                     None,
                     removed.as_ref().err().map(|e| e.to_string()).as_deref(),
                 );
@@ -132,7 +149,7 @@ pub async fn delete(
                     Ok(()) => report.folder_removed = true,
                     Err(e) => failures.push(NodeFailure {
                         node: "(folder)".into(),
-                        step: "delete folder".into(),
+                        step: StepKind::DeleteFolder,
                         message: e.to_string(),
                     }),
                 }
@@ -156,7 +173,7 @@ pub async fn delete(
             failures,
         });
     }
-    let removed = store.remove_cluster(name, force, Timestamp::now())?;
+    let removed = store.remove_cluster(name, force, ctx.timestamp())?;
     report.released_addresses = released + removed.released_leases.len();
     for node in removed.nodes {
         report.orphans.push(format!(

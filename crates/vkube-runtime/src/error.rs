@@ -11,7 +11,7 @@ pub struct NodeFailure {
     /// VM name.
     pub node: String,
     /// What was being done.
-    pub step: String,
+    pub step: crate::progress::StepKind,
     /// vCenter's fault, as one line.
     pub message: String,
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use vkube_vsphere::{VmId, VspherePort};
 
+use crate::context::Clock;
 use crate::error::Result;
 
 /// How often a shutting-down guest is checked.
@@ -16,7 +17,12 @@ const ADDRESS_POLL: (Duration, Duration) = (Duration::from_millis(500), Duration
 
 /// Power a VM off: a guest shutdown first, a hard power-off once `grace`
 /// has passed (at once with a zero grace). Already off, or gone, is success.
-pub async fn power_off(vsphere: &dyn VspherePort, vm: &VmId, grace: Duration) -> Result<()> {
+pub async fn power_off(
+    vsphere: &dyn VspherePort,
+    clock: &dyn Clock,
+    vm: &VmId,
+    grace: Duration,
+) -> Result<()> {
     let Some(state) = vsphere.vm(vm).await? else {
         return Ok(());
     };
@@ -24,9 +30,9 @@ pub async fn power_off(vsphere: &dyn VspherePort, vm: &VmId, grace: Duration) ->
         return Ok(());
     }
     if !grace.is_zero() && vsphere.shutdown_guest(vm).await.is_ok() {
-        let deadline = tokio::time::Instant::now() + grace;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(SHUTDOWN_POLL.min(grace)).await;
+        let deadline = clock.now() + grace;
+        while clock.now() < deadline {
+            clock.sleep(SHUTDOWN_POLL.min(grace)).await;
             match vsphere.vm(vm).await? {
                 None => return Ok(()),
                 Some(s) if s.power_state != "poweredOn" => return Ok(()),
@@ -41,20 +47,23 @@ pub async fn power_off(vsphere: &dyn VspherePort, vm: &VmId, grace: Duration) ->
 /// (0.5 s growing to 5 s); `None` when none appeared in time.
 pub async fn wait_for_ip(
     vsphere: &dyn VspherePort,
+    clock: &dyn Clock,
     vm: &VmId,
     timeout: Duration,
 ) -> Result<Option<String>> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = clock.now() + timeout;
     let mut pause = ADDRESS_POLL.0;
     loop {
         if let Some(ip) = vsphere.guest_ip(vm).await? {
             return Ok(Some(ip));
         }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
+        let left = deadline
+            .duration_since(clock.now())
+            .unwrap_or(Duration::ZERO);
+        if left.is_zero() {
             return Ok(None);
         }
-        tokio::time::sleep(pause.min(deadline - now)).await;
+        clock.sleep(pause.min(left)).await;
         pause = (pause * 2).min(ADDRESS_POLL.1);
     }
 }

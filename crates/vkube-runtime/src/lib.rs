@@ -8,6 +8,7 @@ pub mod access;
 pub mod addons;
 pub mod apply;
 pub mod cloud;
+pub mod context;
 pub mod delete;
 mod error;
 mod guest;
@@ -15,10 +16,12 @@ pub mod observe;
 pub mod placement;
 pub mod privileges;
 pub mod progress;
-mod random;
 pub mod token;
 
-pub use apply::{apply, plan_only, ApplyOptions, ApplyReport, PlanPreview};
+pub use apply::{
+    apply, check_pools, parse_spec, plan_only, ApplyOptions, ApplyReport, PlanPreview,
+};
+pub use context::{Clock, Context, LockHolder, OsRandom, ProcessHolder, Random, SystemClock};
 pub use delete::{delete, DeleteOptions, DeleteReport};
 pub use error::{Error, NodeFailure, Result};
-pub use progress::{NoProgress, Progress};
+pub use progress::{Event, EventKind, NoProgress, Progress, StepKind};

@@ -4,14 +4,14 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use vkube_core::cluster::{ClusterSpec, Step, Vip, ADMIN_VALIDITY};
 use vkube_runtime::addons::CloudConfig;
-use vkube_runtime::{ApplyOptions, DeleteOptions, Progress};
+use vkube_runtime::{ApplyOptions, Context, DeleteOptions, Progress, StepKind};
 use vkube_store::{ClusterStore, ForceDelete, Journal, LeaseFilter, SqliteStore, Store};
 
 use super::{connect, UsageError};
@@ -141,7 +141,7 @@ impl CliProgress {
         }
     }
 
-    fn key(step: &str, node: Option<&str>) -> String {
+    fn key(step: StepKind, node: Option<&str>) -> String {
         format!("{step} {}", node.unwrap_or(""))
     }
 
@@ -159,7 +159,7 @@ impl Progress for CliProgress {
         self.line(&format!("pass {pass}: {} step(s)", steps.len()));
     }
 
-    fn started(&self, step: &str, node: Option<&str>) {
+    fn started(&self, step: StepKind, node: Option<&str>) {
         if !self.terminal {
             return;
         }
@@ -172,7 +172,7 @@ impl Progress for CliProgress {
             .insert(Self::key(step, node), bar);
     }
 
-    fn finished(&self, step: &str, node: Option<&str>, error: Option<&str>) {
+    fn finished(&self, step: StepKind, node: Option<&str>, error: Option<&str>) {
         if let Some(bar) = self
             .live
             .lock()
@@ -303,10 +303,12 @@ async fn apply_text(
     out: &mut dyn Write,
 ) -> Result<()> {
     let store = open_store(state)?;
+    // A spec that does not validate is refused before connecting.
+    let spec = vkube_runtime::parse_spec(&store, text)?;
     let connected = connect(connection).await?;
     let progress = CliProgress::new();
     let result = if run.dry_run {
-        let preview = vkube_runtime::plan_only(&connected.session, &store, text, &progress).await;
+        let preview = vkube_runtime::plan_only(&connected.session, &store, &spec, &progress).await;
         preview
             .map_err(anyhow::Error::from)
             .and_then(|p| print_plan(out, format, &p))
@@ -319,7 +321,10 @@ async fn apply_text(
                 .map_or(vkube_runtime::token::DEFAULT_TOKEN_TTL, Duration::from_secs),
             ..Default::default()
         };
-        match vkube_runtime::apply(&connected.session, &store, text, &options, &progress).await {
+        let ctx = Context::system();
+        match vkube_runtime::apply(&connected.session, &store, &spec, &ctx, &options, &progress)
+            .await
+        {
             Ok(report) if format != Format::Table => print_data(out, format, &report),
             Ok(report) if !report.changed && report.addons.is_empty() => {
                 Ok(writeln!(out, "cluster `{}`: no changes", report.cluster)?)
@@ -573,6 +578,7 @@ pub async fn run(
                     .map(|c| &c.session as &dyn vkube_vsphere::VspherePort),
                 &store,
                 name,
+                &Context::system(),
                 &options,
                 &progress,
             )
@@ -776,12 +782,13 @@ fn kubeconfig(name: &str, state: &Path, file: Option<&Path>, out: &mut dyn Write
     let store = open_store(state)?;
     let record = store.cluster(name)?;
     let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
-    let mut random = |buf: &mut [u8]| getrandom::getrandom(buf).expect("OS random generator");
+    let ctx = Context::system();
+    let mut random = |buf: &mut [u8]| ctx.random.fill(buf);
     let (access, pki) = vkube_runtime::access::issue_admin(
         &store,
         &spec,
         &format!("{name}-admin"),
-        SystemTime::now(),
+        ctx.clock.now(),
         ADMIN_VALIDITY,
         &mut random,
     )?;
