@@ -908,7 +908,10 @@ pub async fn apply(
             }
         }
     };
+    // Biased: the work is polled first, so runs are deterministic under a
+    // fake clock.
     let result = tokio::select! {
+        biased;
         result = apply_locked(vsphere, store, spec, placement, ctx, options, progress) => result,
         lost = renew => Err(lost.into()),
     };

@@ -11,12 +11,17 @@ pub mod cloud;
 pub mod context;
 pub mod delete;
 mod error;
+#[cfg(test)]
+mod fake;
 mod guest;
 pub mod observe;
 pub mod placement;
 pub mod privileges;
 pub mod progress;
 pub mod token;
+
+#[cfg(test)]
+mod tests;
 
 pub use apply::{
     apply, check_pools, parse_spec, plan_only, ApplyOptions, ApplyReport, PlanPreview,
