@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -46,6 +46,7 @@ use crate::guest;
 use crate::observe::{observe, Observation};
 use crate::placement::{resolve, Placement, StorageTarget};
 use crate::progress::{Event, EventKind, Progress, StepKind};
+use crate::reconcile::RunState;
 
 /// How an apply runs.
 #[derive(Debug, Clone)]
@@ -185,7 +186,7 @@ pub async fn plan_only(
 }
 
 /// Everything a pass needs, shared by the parallel node steps.
-struct Run<'a> {
+pub(crate) struct Run<'a> {
     vsphere: &'a dyn VspherePort,
     store: &'a SqliteStore,
     spec: &'a ClusterSpec,
@@ -614,13 +615,15 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Run one node step. `created` holds VMs cloned earlier in this pass.
+    /// Run one node step. `created` holds VMs cloned earlier in this pass;
+    /// `shutdowns` the nodes whose guests were asked to shut down, and when.
     async fn node_step(
         &self,
         step: &Step,
         observation: &Observation,
         created: &BTreeMap<String, VmId>,
-    ) -> Result<Option<VmId>> {
+        shutdowns: &BTreeMap<String, SystemTime>,
+    ) -> Result<NodeStepDone> {
         let folder = observation.folder.clone();
         let vm_of = |node: &str| {
             observation
@@ -642,7 +645,7 @@ impl Run<'_> {
                 let folder = folder.expect("the folder step ran first");
                 self.create_node(&folder, node, pool, *index, domain, *role, spec_hash)
                     .await
-                    .map(Some)
+                    .map(|vm| NodeStepDone::Finished(Some(vm)))
             }
             Step::Reconfigure {
                 node,
@@ -650,7 +653,7 @@ impl Run<'_> {
                 memory_mib,
             } => {
                 let Some(vm) = vm_of(node) else {
-                    return Ok(None);
+                    return Ok(NodeStepDone::Finished(None));
                 };
                 let settings = VmSettings {
                     num_cpus: Some(*cpu as i32),
@@ -662,14 +665,14 @@ impl Run<'_> {
                     self.vsphere
                         .ensure_settings(&vm, &settings)
                         .await
-                        .map(|_| None)
+                        .map(|_| NodeStepDone::Finished(None))
                         .map_err(Error::from)
                 })
                 .await
             }
             Step::PowerOn { node } => {
                 let Some(vm) = vm_of(node) else {
-                    return Ok(None);
+                    return Ok(NodeStepDone::Finished(None));
                 };
                 self.with_intent(
                     Some(node),
@@ -683,77 +686,137 @@ impl Run<'_> {
                     n.phase = NodePhase::PoweredOn;
                     self.store.upsert_node(&self.name(), &n, self.now())?;
                 }
-                Ok(None)
+                Ok(NodeStepDone::Finished(None))
             }
             Step::DeleteNode { node, reason } => {
                 let detail = serde_json::to_value(reason).unwrap_or_default();
                 if let Some(vm) = vm_of(node) {
+                    let running = observation
+                        .vms
+                        .get(node)
+                        .is_some_and(|(_, o)| o.power_state == "poweredOn");
+                    let grace = self.options.power_off_grace;
+                    // A running guest is asked to shut down first and given
+                    // `grace` to do so; the run comes back rather than wait.
+                    if running && !grace.is_zero() {
+                        match shutdowns.get(node) {
+                            None => {
+                                let asked = self
+                                    .with_intent(
+                                        Some(node),
+                                        IntentAction::PowerOffNode,
+                                        serde_json::json!({ "guestShutdown": true }),
+                                        async {
+                                            self.vsphere
+                                                .shutdown_guest(&vm)
+                                                .await
+                                                .map_err(Error::from)
+                                        },
+                                    )
+                                    .await;
+                                if asked.is_ok() {
+                                    return Ok(NodeStepDone::ShutdownRequested);
+                                }
+                                // No guest to ask (no VMware Tools): power off at once.
+                            }
+                            Some(since) => {
+                                let waited = self
+                                    .ctx
+                                    .clock
+                                    .now()
+                                    .duration_since(*since)
+                                    .unwrap_or_default();
+                                if waited < grace {
+                                    return Ok(NodeStepDone::AwaitingShutdown(grace - waited));
+                                }
+                            }
+                        }
+                    }
                     self.with_intent(Some(node), IntentAction::DeleteNode, detail, async {
-                        guest::power_off(
-                            self.vsphere,
-                            self.ctx.clock,
-                            &vm,
-                            self.options.power_off_grace,
-                        )
-                        .await?;
+                        self.vsphere.power_off(&vm).await?;
                         self.vsphere.destroy_vm(&vm).await.map_err(Error::from)
                     })
                     .await?;
                 }
                 // Only after the VM is gone: forget the node and free its address.
                 self.store.delete_node(&self.name(), node)?;
-                Ok(None)
+                Ok(NodeStepDone::Finished(None))
             }
-            _ => Ok(None),
+            _ => Ok(NodeStepDone::Finished(None)),
         }
     }
 
-    /// With DHCP, wait for freshly powered-on nodes to report an address
-    /// and record it; a node that stays silent is a failure naming its network.
-    async fn wait_for_addresses(&self, nodes: &[(String, VmId)]) -> Vec<NodeFailure> {
-        let waits = futures::future::join_all(nodes.iter().map(|(node, vm)| async move {
-            self.progress.started(StepKind::WaitForAddress, Some(node));
-            let result =
-                guest::wait_for_ip(self.vsphere, self.ctx.clock, vm, self.options.ip_wait).await;
-            let message = match &result {
-                Ok(Some(_)) => None,
-                Ok(None) => Some(format!(
-                    "no IP address reported within {}s: is DHCP serving the node's network?",
-                    self.options.ip_wait.as_secs()
-                )),
-                Err(e) => Some(e.to_string()),
-            };
-            self.progress
-                .finished(StepKind::WaitForAddress, Some(node), message.as_deref());
-            (node, result.ok().flatten(), message)
-        }))
-        .await;
-        let mut failures = Vec::new();
-        for (node, ip, message) in waits {
-            match (ip, message) {
-                (Some(ip), _) => {
-                    self.event(
-                        EventLevel::Info,
-                        EventKind::AddressReported,
-                        &format!("the guest reports {ip}"),
-                        Some(node),
-                    );
-                    if let (Ok(Some(record)), Ok(address)) =
-                        (self.store.node(&self.name(), node), ip.parse::<IpAddr>())
+    /// With DHCP, nodes powered on without an address hold the run back
+    /// until they report one (recorded then) or `ip_wait` passes (a failure
+    /// naming the cause). Returns how long to wait before looking again,
+    /// when some node is still silent. No call: the addresses come with the
+    /// observation.
+    fn check_addresses(&self, observation: &Observation, state: &mut RunState) -> Option<Duration> {
+        let now = self.ctx.clock.now();
+        let mut wait: Option<Duration> = None;
+        for (node, (_, vm)) in &observation.vms {
+            if vm.power_state != "poweredOn" || state.failed.contains_key(node) {
+                continue;
+            }
+            match &vm.ip {
+                Some(ip) => {
+                    let waited = state.address_wait.remove(node).is_some();
+                    let recorded = self.store.node(&self.name(), node).ok().flatten();
+                    let known = recorded.as_ref().is_some_and(|r| r.node.ip.is_some());
+                    if waited {
+                        self.progress
+                            .finished(StepKind::WaitForAddress, Some(node), None);
+                    }
+                    if let (false, Some(record), Ok(address)) =
+                        (known, recorded, ip.parse::<IpAddr>())
                     {
+                        self.event(
+                            EventLevel::Info,
+                            EventKind::AddressReported,
+                            &format!("the guest reports {ip}"),
+                            Some(node),
+                        );
                         let mut n = record.node;
                         n.ip = Some(address);
                         let _ = self.store.upsert_node(&self.name(), &n, self.now());
                     }
                 }
-                (None, message) => failures.push(NodeFailure {
-                    node: node.clone(),
-                    step: StepKind::WaitForAddress,
-                    message: message.unwrap_or_default(),
-                }),
+                None => {
+                    let since = *state.address_wait.entry(node.clone()).or_insert_with(|| {
+                        self.progress.started(StepKind::WaitForAddress, Some(node));
+                        now
+                    });
+                    let waited = now.duration_since(since).unwrap_or_default();
+                    if waited >= self.options.ip_wait {
+                        let message = format!(
+                            "no IP address reported within {}s: is DHCP serving the node's network?",
+                            self.options.ip_wait.as_secs()
+                        );
+                        self.progress.finished(
+                            StepKind::WaitForAddress,
+                            Some(node),
+                            Some(&message),
+                        );
+                        state.address_wait.remove(node);
+                        state.failed.insert(
+                            node.clone(),
+                            NodeFailure {
+                                node: node.clone(),
+                                step: StepKind::WaitForAddress,
+                                message,
+                            },
+                        );
+                        continue;
+                    }
+                    // A calm pace: half the time waited so far, 0.5 s to 5 s.
+                    let pause = (waited / 2)
+                        .clamp(ADDRESS_POLL.0, ADDRESS_POLL.1)
+                        .min(self.options.ip_wait - waited);
+                    wait = Some(wait.map_or(pause, |w| w.min(pause)));
+                }
             }
         }
-        failures
+        wait
     }
 
     /// Destroy second VMs of a node (never the node's address: the node stays).
@@ -880,9 +943,11 @@ fn load_secrets(
     Ok((pki, token))
 }
 
-/// Converge vCenter to `spec`. See the module docs for the guarantees;
-/// `ctx` gives the time, randomness and lock holder, `progress` hears
-/// about every step and event.
+/// Converge vCenter to `spec`: [`reconcile`](crate::reconcile) passes under
+/// one hold of the apply lock until the plan is empty, waiting between
+/// them as the passes ask (guest shutdowns, DHCP addresses). See the module
+/// docs for the guarantees; `ctx` gives the time, randomness and lock
+/// holder, `progress` hears about every step and event.
 pub async fn apply(
     vsphere: &dyn VspherePort,
     store: &SqliteStore,
@@ -891,6 +956,40 @@ pub async fn apply(
     options: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport> {
+    let start_trips = vsphere.round_trips();
+    let mut state = RunState::default();
+    let mut report = locked(vsphere, store, spec, ctx, options, progress, async |run| {
+        let mut passes = 0;
+        loop {
+            match run.pass(&mut state).await? {
+                Pass::Converged => return run.finish(&mut state).await,
+                Pass::Stepped { then } => {
+                    passes += 1;
+                    if passes == options.max_passes {
+                        return Err(run.not_converged(&state));
+                    }
+                    ctx.clock.sleep(then).await;
+                }
+                Pass::Waiting(pause) => ctx.clock.sleep(pause).await,
+            }
+        }
+    })
+    .await?;
+    report.round_trips = vsphere.round_trips() - start_trips;
+    Ok(report)
+}
+
+/// Resolve the spec, take the cluster's apply lock (renewed while `work`
+/// runs), prepare a [`Run`] and hand it to `work`; release the lock after.
+pub(crate) async fn locked<T>(
+    vsphere: &dyn VspherePort,
+    store: &SqliteStore,
+    spec: &ClusterSpec,
+    ctx: &Context<'_>,
+    options: &ApplyOptions,
+    progress: &dyn Progress,
+    work: impl AsyncFnOnce(&Run<'_>) -> Result<T>,
+) -> Result<T> {
     check_pools(store, spec)?;
     let inventory = vsphere.inventory().await?;
     let placement = resolve(vsphere, &inventory, spec, progress).await?;
@@ -908,11 +1007,15 @@ pub async fn apply(
             }
         }
     };
+    let guarded = async {
+        let run = prepare(vsphere, store, spec, placement, ctx, options, progress).await?;
+        work(&run).await
+    };
     // Biased: the work is polled first, so runs are deterministic under a
     // fake clock.
     let result = tokio::select! {
         biased;
-        result = apply_locked(vsphere, store, spec, placement, ctx, options, progress) => result,
+        result = guarded => result,
         lost = renew => Err(lost.into()),
     };
     if let Err(e) = store.release_apply_lock(&lock) {
@@ -942,15 +1045,17 @@ fn acquire_lock(
     }
 }
 
-async fn apply_locked(
-    vsphere: &dyn VspherePort,
-    store: &SqliteStore,
-    spec: &ClusterSpec,
+/// Record the spec, load the cluster's secrets and add-on facts, close the
+/// intents a stopped run left open: what every pass starts from.
+async fn prepare<'a>(
+    vsphere: &'a dyn VspherePort,
+    store: &'a SqliteStore,
+    spec: &'a ClusterSpec,
     placement: Placement,
-    ctx: &Context<'_>,
-    options: &ApplyOptions,
-    progress: &dyn Progress,
-) -> Result<ApplyReport> {
+    ctx: &'a Context<'a>,
+    options: &'a ApplyOptions,
+    progress: &'a dyn Progress,
+) -> Result<Run<'a>> {
     let name = spec.name().to_string();
     let spec_yaml = spec.to_yaml();
     let spec_hash = spec
@@ -994,7 +1099,6 @@ async fn apply_locked(
         progress,
         ctx,
     };
-    let mut cloud_user_checked = false;
     for intent in store.open_intents(&name)? {
         store.complete_intent(
             intent.id,
@@ -1008,110 +1112,192 @@ async fn apply_locked(
             intent.node.as_deref(),
         );
     }
-    let record = store.set_cluster_phase(
+    store.set_cluster_phase(
         &name,
         store.cluster(&name)?.version,
         ClusterPhase::Provisioning,
         ctx.timestamp(),
     )?;
-    let _ = record;
-    let start_trips = vsphere.round_trips();
-    let mut report = ApplyReport {
-        cluster: name.clone(),
-        ..Default::default()
-    };
-    let mut failed: BTreeMap<String, NodeFailure> = BTreeMap::new();
-    for pass in 1..=options.max_passes {
-        report.passes = pass;
-        let inventory = vsphere.inventory().await?;
-        let mut observation = observe(vsphere, &inventory, spec, &run.uid).await?;
+    Ok(run)
+}
+
+/// What one pass did.
+pub(crate) enum Pass {
+    /// The plan is empty: nothing left to do but [`Run::finish`].
+    Converged,
+    /// Steps ran; plan again after `then`.
+    Stepped {
+        /// How long to let vCenter be before the next pass.
+        then: Duration,
+    },
+    /// Nothing could be done yet (a guest shutting down, an address to
+    /// come); look again after this long.
+    Waiting(Duration),
+}
+
+impl Run<'_> {
+    /// One pass: observe, finish half-done nodes, plan, execute the next
+    /// steps. Never waits: what must be waited for is a [`Pass::Waiting`].
+    pub(crate) async fn pass(&self, state: &mut RunState) -> Result<Pass> {
+        let spec = self.spec;
+        state.report.cluster = self.name();
+        state.report.passes += 1;
+        let inventory = self.vsphere.inventory().await?;
+        let mut observation = observe(self.vsphere, &inventory, spec, &self.uid).await?;
         if !observation.duplicates.is_empty() {
-            run.remove_duplicates(&observation).await?;
-            observation = observe(vsphere, &inventory, spec, &run.uid).await?;
+            self.remove_duplicates(&observation).await?;
+            observation = observe(self.vsphere, &inventory, spec, &self.uid).await?;
         }
         if !observation.unfinished.is_empty() {
-            for failure in run.finish_unfinished(&observation).await {
-                failed.insert(failure.node.clone(), failure);
+            for failure in self.finish_unfinished(&observation).await {
+                state.failed.insert(failure.node.clone(), failure);
             }
-            observation = observe(vsphere, &inventory, spec, &run.uid).await?;
+            observation = observe(self.vsphere, &inventory, spec, &self.uid).await?;
         }
-        let leases = leases_of(store, &name)?;
+        // With DHCP, nothing goes on while a powered-on node lacks its address.
+        if spec.ip_allocation() == IpAllocation::Dhcp {
+            if let Some(pause) = self.check_addresses(&observation, state) {
+                return Ok(Pass::Waiting(pause));
+            }
+        }
+        let leases = leases_of(self.store, &self.name())?;
         let planned = plan(spec, &observation.cluster, &lease_map(&leases));
-        // A node that failed in this run is not retried until the next apply.
+        // A node that failed in this run is not retried until the next run.
         let steps: Vec<Step> = planned
             .steps
             .into_iter()
-            .filter(|s| StepKind::of(s).1.is_none_or(|n| !failed.contains_key(n)))
+            .filter(|s| {
+                StepKind::of(s)
+                    .1
+                    .is_none_or(|n| !state.failed.contains_key(n))
+            })
             .collect();
         if steps.is_empty() {
-            break;
+            return Ok(Pass::Converged);
         }
         // The cluster's CPI/CSI user is checked before anything is created
         // for nodes that will run with its credentials.
-        if !cloud_user_checked && steps.iter().any(|s| matches!(s, Step::CreateNode { .. })) {
+        if !state.cloud_user_checked && steps.iter().any(|s| matches!(s, Step::CreateNode { .. })) {
             let node_vms: Vec<String> = observation
                 .vms
                 .keys()
                 .map(|n| format!("{}/{n}", cluster_folder(spec.folder(), spec.name())))
                 .collect();
             crate::cloud::check_cloud_user(
-                vsphere,
+                self.vsphere,
                 &inventory,
                 spec,
-                &run.facts.credentials.username,
+                &self.facts.credentials.username,
                 &node_vms,
             )
             .await?;
-            cloud_user_checked = true;
+            state.cloud_user_checked = true;
         }
-        progress.pass(pass, &steps);
-        report.changed = true;
-        run_pass(&run, &steps, &mut observation, &mut failed, &mut report).await?;
-        if pass == options.max_passes {
-            store.set_cluster_phase(
-                &name,
-                store.cluster(&name)?.version,
-                ClusterPhase::Degraded,
-                ctx.timestamp(),
-            )?;
-            return Err(Error::NotConverged {
+        // Deletions whose guests are still shutting down are looked at
+        // again, not announced again.
+        let only_waiting = steps.iter().all(
+            |s| matches!(s, Step::DeleteNode { node, .. } if state.shutdowns.contains_key(node)),
+        );
+        if !only_waiting {
+            self.progress.pass(state.report.passes, &steps);
+            state.report.changed = true;
+        }
+        let work = run_pass(self, &steps, &mut observation, state).await?;
+        Ok(match work {
+            PassWork {
+                acted: false,
+                shutdown_wait: Some(left),
+            } => Pass::Waiting(left.min(SHUTDOWN_POLL)),
+            PassWork { shutdown_wait, .. } => Pass::Stepped {
+                then: shutdown_wait.map_or(Duration::ZERO, |w| w.min(SHUTDOWN_POLL)),
+            },
+        })
+    }
+
+    /// After the last pass: bring the add-ons up to date, set the phase,
+    /// and report (or fail with the nodes that failed in this run).
+    pub(crate) async fn finish(&self, state: &mut RunState) -> Result<ApplyReport> {
+        let name = self.name();
+        if state.failed.is_empty() {
+            self.sync_addons(&mut state.report).await?;
+        }
+        let phase = if state.failed.is_empty() {
+            ClusterPhase::Ready
+        } else {
+            ClusterPhase::Degraded
+        };
+        self.store.set_cluster_phase(
+            &name,
+            self.store.cluster(&name)?.version,
+            phase,
+            self.now(),
+        )?;
+        if !state.failed.is_empty() {
+            return Err(Error::NodesFailed {
                 cluster: name,
-                passes: pass,
+                failures: std::mem::take(&mut state.failed).into_values().collect(),
             });
         }
+        self.event(
+            EventLevel::Info,
+            EventKind::Applied,
+            &format!("converged after {} pass(es)", state.report.passes),
+            None,
+        );
+        Ok(state.report.clone())
     }
-    if failed.is_empty() {
-        run.sync_addons(&mut report).await?;
-    }
-    report.round_trips = vsphere.round_trips() - start_trips;
-    let phase = if failed.is_empty() {
-        ClusterPhase::Ready
-    } else {
-        ClusterPhase::Degraded
-    };
-    store.set_cluster_phase(&name, store.cluster(&name)?.version, phase, ctx.timestamp())?;
-    if !failed.is_empty() {
-        return Err(Error::NodesFailed {
+
+    /// The cluster is marked degraded: passes kept finding work.
+    pub(crate) fn not_converged(&self, state: &RunState) -> Error {
+        let name = self.name();
+        if let Ok(record) = self.store.cluster(&name) {
+            let _ = self.store.set_cluster_phase(
+                &name,
+                record.version,
+                ClusterPhase::Degraded,
+                self.now(),
+            );
+        }
+        Error::NotConverged {
             cluster: name,
-            failures: failed.into_values().collect(),
-        });
+            passes: state.report.passes,
+        }
     }
-    run.event(
-        EventLevel::Info,
-        EventKind::Applied,
-        &format!("converged after {} pass(es)", report.passes),
-        None,
-    );
-    Ok(report)
+}
+
+/// How often a guest asked to shut down is looked at.
+const SHUTDOWN_POLL: Duration = Duration::from_secs(1);
+/// Shortest and longest pause between looks for a DHCP address.
+const ADDRESS_POLL: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(5));
+
+/// What the steps of a pass did.
+struct PassWork {
+    /// Whether anything was changed or asked of vCenter or the store.
+    acted: bool,
+    /// The shortest time a deletion waits for its guest to shut down.
+    shutdown_wait: Option<Duration>,
+}
+
+/// How a node step ended.
+enum NodeStepDone {
+    /// Done; the VM when one was cloned.
+    Finished(Option<VmId>),
+    /// The guest of a node to delete was asked to shut down.
+    ShutdownRequested,
+    /// The guest of a node to delete is still shutting down (this long left).
+    AwaitingShutdown(Duration),
 }
 
 async fn run_pass(
     run: &Run<'_>,
     steps: &[Step],
     observation: &mut Observation,
-    failed: &mut BTreeMap<String, NodeFailure>,
-    report: &mut ApplyReport,
-) -> Result<()> {
+    state: &mut RunState,
+) -> Result<PassWork> {
+    let mut work = PassWork {
+        acted: false,
+        shutdown_wait: None,
+    };
     // Folder and addresses first: node steps need them.
     for step in steps {
         match step {
@@ -1135,7 +1321,8 @@ async fn run_pass(
                 run.progress.finished(StepKind::CreateFolder, None, None);
                 run.event(EventLevel::Info, EventKind::FolderCreated, path, None);
                 observation.folder = Some(folder);
-                report.executed.push(format!("create folder {path}"));
+                state.report.executed.push(format!("create folder {path}"));
+                work.acted = true;
             }
             Step::AllocateAddress { node, pool } => {
                 let lease =
@@ -1147,9 +1334,11 @@ async fn run_pass(
                     &format!("{} from pool `{pool}`", lease.address),
                     Some(node),
                 );
-                report
+                state
+                    .report
                     .executed
                     .push(format!("allocate address {node} {}", lease.address));
+                work.acted = true;
             }
             _ => {}
         }
@@ -1165,38 +1354,25 @@ async fn run_pass(
             )
         })
         .collect();
-    let created = run_parallel(run, &first, observation, &BTreeMap::new(), failed, report).await;
+    let created = run_parallel(run, &first, observation, &BTreeMap::new(), state, &mut work).await;
     let second: Vec<&Step> = steps
         .iter()
-        .filter(|s| matches!(s, Step::PowerOn { node } if !failed.contains_key(node)))
+        .filter(|s| matches!(s, Step::PowerOn { node } if !state.failed.contains_key(node)))
         .collect();
-    run_parallel(run, &second, observation, &created, failed, report).await;
-    if run.spec.ip_allocation() == IpAllocation::Dhcp {
-        let powered: Vec<(String, VmId)> = second
-            .iter()
-            .filter_map(|s| match s {
-                Step::PowerOn { node } if !failed.contains_key(node) => observation
-                    .vms
-                    .get(node)
-                    .map(|(r, _)| r.clone())
-                    .or_else(|| created.get(node).cloned())
-                    .map(|r| (node.clone(), r)),
-                _ => None,
-            })
-            .collect();
-        for failure in run.wait_for_addresses(&powered).await {
-            failed.insert(failure.node.clone(), failure);
-        }
-    }
+    run_parallel(run, &second, observation, &created, state, &mut work).await;
     for step in steps {
         if let Step::ReleaseAddress { node } = step {
-            if !failed.contains_key(node) {
+            if !state.failed.contains_key(node) {
                 run.store.release_node(&run.spec.name().to_string(), node)?;
-                report.executed.push(format!("release address {node}"));
+                state
+                    .report
+                    .executed
+                    .push(format!("release address {node}"));
+                work.acted = true;
             }
         }
     }
-    Ok(())
+    Ok(work)
 }
 
 /// Run node steps at most `parallel` at a time; record each outcome.
@@ -1206,17 +1382,18 @@ async fn run_parallel(
     steps: &[&Step],
     observation: &Observation,
     created: &BTreeMap<String, VmId>,
-    failed: &mut BTreeMap<String, NodeFailure>,
-    report: &mut ApplyReport,
+    state: &mut RunState,
+    work: &mut PassWork,
 ) -> BTreeMap<String, VmId> {
     let limit = Semaphore::new(run.options.parallel.max(1));
+    let shutdowns = &state.shutdowns;
     let results = futures::future::join_all(steps.iter().map(|step| {
         let limit = &limit;
         async move {
             let _permit = limit.acquire().await.expect("semaphore open");
             let (what, node) = StepKind::of(step);
             run.progress.started(what, node);
-            let result = run.node_step(step, observation, created).await;
+            let result = run.node_step(step, observation, created, shutdowns).await;
             let message = result.as_ref().err().map(|e| e.to_string());
             run.progress.finished(what, node, message.as_deref());
             (*step, result)
@@ -1229,16 +1406,28 @@ async fn run_parallel(
         let node = node.unwrap_or_default().to_string();
         let kind = what.event().expect("node steps record events");
         match result {
-            Ok(vm) => {
+            Ok(NodeStepDone::Finished(vm)) => {
+                work.acted = true;
+                state.shutdowns.remove(&node);
                 run.event(EventLevel::Info, kind, &format!("{what} done"), Some(&node));
-                report.executed.push(format!("{what} {node}"));
+                state.report.executed.push(format!("{what} {node}"));
                 if let Some(vm) = vm {
                     new_vms.insert(node, vm);
                 }
             }
+            Ok(NodeStepDone::ShutdownRequested) => {
+                work.acted = true;
+                state.shutdowns.insert(node, run.ctx.clock.now());
+                let grace = run.options.power_off_grace;
+                work.shutdown_wait = Some(work.shutdown_wait.map_or(grace, |w| w.min(grace)));
+            }
+            Ok(NodeStepDone::AwaitingShutdown(left)) => {
+                work.shutdown_wait = Some(work.shutdown_wait.map_or(left, |w| w.min(left)));
+            }
             Err(e) => {
+                work.acted = true;
                 run.event(EventLevel::Error, kind, &e.to_string(), Some(&node));
-                failed.insert(
+                state.failed.insert(
                     node.clone(),
                     NodeFailure {
                         node,

@@ -82,6 +82,8 @@ struct State {
     /// Clones of these names race a clone of another run: the VM appears
     /// just before vkube's own clone, which then fails with `DuplicateName`.
     racing_clones: BTreeSet<String>,
+    /// Guests that ignore a shutdown request.
+    stubborn_guests: bool,
 }
 
 /// The fake vCenter.
@@ -162,6 +164,19 @@ impl FakeVsphere {
     /// A clone of `name` will find the name taken by a VM another run cloned.
     pub fn race_clone(&self, name: &str) {
         self.state().racing_clones.insert(name.to_owned());
+    }
+
+    /// The guest of VM `name` reports `ip`.
+    pub fn set_guest_ip(&self, name: &str, ip: &str) {
+        let mut state = self.state();
+        for vm in state.vms.values_mut().filter(|vm| vm.name == name) {
+            vm.ip = Some(ip.to_owned());
+        }
+    }
+
+    /// Guests ignore shutdown requests from now on.
+    pub fn make_guests_stubborn(&self) {
+        self.state().stubborn_guests = true;
     }
 
     /// Every VM below the VM folder, not the template, by name (a name
@@ -642,8 +657,9 @@ impl VspherePort for FakeVsphere {
     }
 
     async fn shutdown_guest(&self, vm: &VmId) -> Result<()> {
-        // The guest shuts down at once.
+        // The guest shuts down at once, unless guests are stubborn.
         self.mutate("shutting down the guest", |state| {
+            let stubborn = state.stubborn_guests;
             let machine = state
                 .vms
                 .get_mut(vm.id())
@@ -655,7 +671,9 @@ impl VspherePort for FakeVsphere {
                     None,
                 ));
             }
-            machine.power_state = "poweredOff".into();
+            if !stubborn {
+                machine.power_state = "poweredOff".into();
+            }
             Ok(((), Some(format!("shut down {}", machine.name))))
         })
         .await

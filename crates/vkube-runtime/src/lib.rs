@@ -18,6 +18,7 @@ pub mod observe;
 pub mod placement;
 pub mod privileges;
 pub mod progress;
+pub mod reconcile;
 pub mod token;
 
 #[cfg(test)]
@@ -30,3 +31,4 @@ pub use context::{Clock, Context, LockHolder, OsRandom, ProcessHolder, Random, S
 pub use delete::{delete, DeleteOptions, DeleteReport};
 pub use error::{Error, NodeFailure, Result};
 pub use progress::{Event, EventKind, NoProgress, Progress, StepKind};
+pub use reconcile::{error_policy, reconcile_once, Outcome, RunState};

@@ -18,11 +18,16 @@ use vkube_vsphere::Fault;
 use crate::cloud::CLOUD_PROFILES;
 use crate::context::Context;
 use crate::fake::{self, FakeClock, FakeHolder, FakeVsphere, Injection, SeededRandom};
-use crate::{ApplyOptions, ApplyReport, DeleteOptions, Error, NoProgress};
+use crate::{ApplyOptions, ApplyReport, DeleteOptions, Error, NoProgress, Outcome, RunState};
 
 /// One control-plane node and two workers in one placement domain.
 fn spec_text() -> String {
-    format!(
+    spec_with(2, false)
+}
+
+/// The test cluster with `workers` workers, its addresses from DHCP when `dhcp`.
+fn spec_with(workers: u32, dhcp: bool) -> String {
+    let text = format!(
         r#"apiVersion: vkube.dev/v1alpha1
 kind: Cluster
 metadata:
@@ -52,7 +57,7 @@ spec:
     placementDomain: az1
   nodePools:
     - name: workers
-      replicas: 2
+      replicas: {workers}
       cpu: 4
       memoryMiB: 8192
       diskGiB: 60
@@ -68,7 +73,13 @@ spec:
         pool = fake::RESOURCE_POOL,
         datastore = fake::DATASTORE,
         network = fake::NETWORK,
-    )
+    );
+    if dhcp {
+        text.replace("ipAllocation: static", "ipAllocation: dhcp")
+            .replace("      ipPool: nodes\n", "")
+    } else {
+        text
+    }
 }
 
 const POOLS: &str = "pools:
@@ -150,6 +161,42 @@ impl Harness {
             random: &self.random,
             holder,
         }
+    }
+
+    /// Reconcile one pass at a time until done (or `limit` passes), moving
+    /// the clock by each requeue; `between` runs after every requeue.
+    async fn reconcile(
+        &self,
+        spec: &ClusterSpec,
+        options: &ApplyOptions,
+        limit: usize,
+        mut between: impl FnMut(usize),
+    ) -> (Outcome, Vec<Duration>) {
+        let holder = FakeHolder::new("server", &[]);
+        let ctx = self.context(&holder);
+        let mut state = RunState::default();
+        let mut requeues = Vec::new();
+        for _ in 0..limit {
+            let outcome = crate::reconcile_once(
+                &self.vsphere,
+                &self.store,
+                spec,
+                &ctx,
+                options,
+                &NoProgress,
+                &mut state,
+            )
+            .await;
+            match outcome {
+                Outcome::RequeueAfter(pause) => {
+                    requeues.push(pause);
+                    ctx.clock.sleep(pause).await;
+                    between(requeues.len());
+                }
+                done_or_failed => return (done_or_failed, requeues),
+            }
+        }
+        panic!("not done after {limit} passes: {requeues:?}");
     }
 
     async fn apply_as(&self, holder: &str, gone: &[&str]) -> Result<ApplyReport, Error> {
@@ -440,4 +487,138 @@ async fn delete_removes_every_vm_the_folder_and_the_leases() {
         NODES.len(),
         "guests are shut down before destroy"
     );
+}
+
+#[tokio::test]
+async fn reconcile_once_requeues_until_done_and_a_fresh_run_is_done_at_once() {
+    let harness = Harness::new();
+    let (outcome, requeues) = harness
+        .reconcile(&harness.spec, &options(), 20, |_| {})
+        .await;
+    let Outcome::Done(report) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(report.changed && !requeues.is_empty(), "{report:?}");
+    assert!(
+        requeues.iter().all(|d| d.is_zero()),
+        "nothing to wait for: {requeues:?}"
+    );
+    harness.assert_converged("single passes");
+    let before = harness.vsphere.mutations();
+    let (outcome, requeues) = harness
+        .reconcile(&harness.spec, &options(), 1, |_| {})
+        .await;
+    assert!(
+        matches!(&outcome, Outcome::Done(report) if !report.changed) && requeues.is_empty(),
+        "{outcome:?}"
+    );
+    assert_eq!(harness.vsphere.mutations(), before);
+}
+
+fn dhcp_harness() -> (Harness, ClusterSpec) {
+    let harness = Harness::new();
+    let spec = crate::parse_spec(&harness.store, &spec_with(2, true)).expect("DHCP spec");
+    (harness, spec)
+}
+
+#[tokio::test]
+async fn dhcp_addresses_are_requeued_for_not_waited_on() {
+    let (harness, spec) = dhcp_harness();
+    let next = std::cell::Cell::new(20);
+    // The guests' DHCP clients answer after the run has looked twice.
+    let (outcome, requeues) = harness
+        .reconcile(&spec, &options(), 100, |n| {
+            if n % 3 == 0 {
+                for (name, vm) in harness.vsphere.vms() {
+                    if vm.power_state == "poweredOn" && vm.ip.is_none() {
+                        next.set(next.get() + 1);
+                        harness
+                            .vsphere
+                            .set_guest_ip(&name, &format!("10.30.0.{}", next.get()));
+                    }
+                }
+            }
+        })
+        .await;
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    assert!(
+        requeues.iter().any(|d| !d.is_zero()),
+        "waits for addresses are requeues: {requeues:?}"
+    );
+    let nodes = harness.store.nodes("t1").expect("nodes");
+    assert_eq!(nodes.len(), 3);
+    for node in nodes {
+        let ip = node.node.ip.expect("address recorded").to_string();
+        assert!(ip.starts_with("10.30.0."), "{ip}");
+    }
+    assert!(
+        harness.lease_nodes().is_empty(),
+        "DHCP takes nothing from the pool"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_dhcp_node_fails_once_its_wait_is_over() {
+    let (harness, spec) = dhcp_harness();
+    let options = ApplyOptions {
+        ip_wait: Duration::from_secs(10),
+        ..options()
+    };
+    let (outcome, requeues) = harness.reconcile(&spec, &options, 100, |_| {}).await;
+    let Outcome::Failed(err) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(
+        err.to_string()
+            .contains("no IP address reported within 10s"),
+        "{err}"
+    );
+    let waited: Duration = requeues.iter().sum();
+    assert!(waited >= Duration::from_secs(10), "{requeues:?}");
+}
+
+/// Apply the test cluster, then reconcile it down to one worker.
+async fn scale_down(harness: &Harness) -> (Outcome, Vec<Duration>) {
+    harness.apply_as("run-1", &[]).await.expect("apply");
+    let smaller = crate::parse_spec(&harness.store, &spec_with(1, false)).expect("spec");
+    harness.reconcile(&smaller, &options(), 100, |_| {}).await
+}
+
+#[tokio::test]
+async fn a_removed_node_is_shut_down_by_its_guest_between_passes() {
+    let harness = Harness::new();
+    let (outcome, _) = scale_down(&harness).await;
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    let changes = harness.vsphere.changes();
+    let removed = "t1-workers-1";
+    let shut = changes
+        .iter()
+        .position(|c| *c == format!("shut down {removed}"));
+    let destroyed = changes
+        .iter()
+        .position(|c| *c == format!("destroy {removed}"));
+    assert!(shut.is_some() && shut < destroyed, "{changes:?}");
+    assert!(
+        !changes.contains(&format!("power off {removed}")),
+        "{changes:?}"
+    );
+    assert_eq!(harness.lease_nodes(), ["t1-cp-0", "t1-workers-0"]);
+}
+
+#[tokio::test]
+async fn a_guest_that_ignores_the_shutdown_is_powered_off_after_the_grace() {
+    let harness = Harness::new();
+    harness.vsphere.make_guests_stubborn();
+    let (outcome, requeues) = scale_down(&harness).await;
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    let waited: Duration = requeues.iter().sum();
+    assert!(waited >= options().power_off_grace, "{requeues:?}");
+    let changes = harness.vsphere.changes();
+    let removed = "t1-workers-1";
+    for change in ["shut down", "power off", "destroy"] {
+        assert!(
+            changes.contains(&format!("{change} {removed}")),
+            "{changes:?}"
+        );
+    }
 }
