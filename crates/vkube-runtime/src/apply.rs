@@ -3,7 +3,10 @@
 //! Each pass starts fresh: observe the cluster folder (one property read),
 //! read the leases, plan (pure), and execute the plan's steps — folder and
 //! addresses first, then node steps in parallel (bounded), then address
-//! releases. Nothing carries over between passes but the store.
+//! releases. A pass never waits: a guest asked to shut down, or a DHCP node
+//! without its address yet, makes it come back later. Between passes only
+//! the store and the run's [`RunState`] (failed nodes, waits begun) carry
+//! over.
 //!
 //! # Guarantees
 //! - Safe to kill at any point and run again: VM names are deterministic,
@@ -14,7 +17,9 @@
 //!   left open by a crashed run are closed as abandoned (observation, not
 //!   the journal, decides what happens next).
 //! - One failed node does not stop the others; it is reported and retried
-//!   by the next apply.
+//!   by the next run.
+//! - The lock is held for the whole of `apply`, and for each pass of
+//!   [`reconcile_once`](crate::reconcile_once); a lost lock stops the work.
 //!
 //! # Caveats
 //! - Kubernetes readiness is not observed yet: a replaced node is deleted

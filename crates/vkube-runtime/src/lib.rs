@@ -1,7 +1,10 @@
-//! vkube's reconcile loop for clusters: read the desired spec, observe
-//! vCenter, plan (pure, in `vkube-core`), execute the next steps, record
-//! intent and events in the store, and repeat until the plan is empty.
-//! Shared by the CLI and the future server; never prints.
+//! vkube's reconcile loop for clusters: take a validated spec, observe
+//! vCenter through the [`vkube_vsphere::VspherePort`], plan (pure, in
+//! `vkube-core`), execute the next steps, record intent and events in the
+//! store. [`reconcile_once`] runs one pass and returns an [`Outcome`] (for a
+//! server that schedules clusters itself); [`apply`] repeats passes until
+//! the plan is empty (for the CLI). Time, randomness and the lock holder
+//! come from the caller's [`Context`]. Never prints.
 #![deny(missing_docs)]
 
 pub mod access;
