@@ -22,6 +22,7 @@ pub mod placement;
 pub mod privileges;
 pub mod progress;
 pub mod reconcile;
+pub mod scale;
 pub mod token;
 
 #[cfg(test)]

@@ -425,19 +425,17 @@ pub async fn run(
             let store = open_store(state)?;
             let record = store.cluster(name)?;
             let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
-            let mut raw = spec.to_raw();
-            if pool == "cp" {
-                raw.spec.control_plane.replicas = *replicas;
-            } else {
-                let Some(p) = raw.spec.node_pools.iter_mut().find(|p| p.name == *pool) else {
-                    return Err(
-                        UsageError(format!("cluster `{name}` has no node pool `{pool}`")).into(),
-                    );
-                };
-                p.replicas = *replicas;
-            }
-            let text = serde_yaml::to_string(&raw)?;
-            apply_text(&text, connection, state, format, run, stats, out).await?;
+            let scaled = vkube_runtime::scale::scaled(&spec, pool, *replicas)?;
+            apply_text(
+                &scaled.to_yaml(),
+                connection,
+                state,
+                format,
+                run,
+                stats,
+                out,
+            )
+            .await?;
         }
         ClusterCommand::Credentials(args) => {
             super::credentials::run(args, &open_store(state)?, format, out)?;
