@@ -13,6 +13,7 @@ use vkube_core::cluster::{
 };
 use vkube_store::{ClusterStore, LeaseFilter, StateStore, Store};
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 
 /// Store name of the cluster's key material.
@@ -118,14 +119,15 @@ const CLIENT_VALIDITY: Duration = Duration::from_secs(3600);
 pub async fn cluster_api(
     store: &dyn StateStore,
     spec: &ClusterSpec,
+    ctx: &Context<'_>,
     timeout: Duration,
 ) -> Result<vkube_kube::KubeClient> {
-    let mut random = |buf: &mut [u8]| crate::random::fill(buf);
+    let mut random = |buf: &mut [u8]| ctx.random.fill(buf);
     let (access, _) = issue_admin(
         store,
         spec,
         "vkube",
-        SystemTime::now(),
+        ctx.clock.now(),
         CLIENT_VALIDITY,
         &mut random,
     )

@@ -18,9 +18,7 @@ use vkube_core::topology::{
     Categories, ObjectRef, Observed, ZoneLabel, TYPE_CLUSTER, TYPE_DATACENTER,
 };
 use vkube_store::{AddonDelivery, AddonRecord, CredentialStore, Store, Timestamp};
-use vkube_vsphere::tagging::TaggingClient;
-use vkube_vsphere::tls::TlsPolicy;
-use vkube_vsphere::{Details, Inventory, Session};
+use vkube_vsphere::{Details, Inventory, Trust, VspherePort};
 
 use crate::access;
 use crate::error::{Error, Result};
@@ -42,26 +40,22 @@ pub fn csi_cluster_id(cluster: &str, uid: &str) -> String {
 /// thumbprint when vkube pins it. When vkube itself runs with
 /// `--insecure`, the nodes pin the certificate vkube saw rather than skip
 /// verification.
-pub fn vcenter_endpoint(session: &Session) -> Result<VcenterEndpoint> {
-    let options = session.options();
-    let (thumbprint, ca_pem) = match &options.tls {
-        TlsPolicy::Verify {
-            ca_file: Some(path),
-        } => {
-            let pem = std::fs::read_to_string(path).map_err(|e| Error::Input {
+pub fn vcenter_endpoint(vsphere: &dyn VspherePort) -> Result<VcenterEndpoint> {
+    let facts = vsphere.facts();
+    let (thumbprint, ca_pem) = match facts.trust {
+        Trust::CaFile(path) => {
+            let pem = std::fs::read_to_string(&path).map_err(|e| Error::Input {
                 what: format!("CA file `{}`", path.display()),
                 problem: e.to_string(),
             })?;
             (None, Some(pem))
         }
-        TlsPolicy::Verify { ca_file: None } => (None, None),
-        TlsPolicy::Pinned(_) | TlsPolicy::Insecure => {
-            (Some(session.certificate().sha1.clone()), None)
-        }
+        Trust::SystemRoots => (None, None),
+        Trust::Thumbprint(sha1) => (Some(sha1), None),
     };
     Ok(VcenterEndpoint {
-        server: options.endpoint.host.clone(),
-        port: options.endpoint.port,
+        server: facts.host,
+        port: facts.port,
         thumbprint,
         ca_pem,
         insecure: false,
@@ -72,21 +66,17 @@ pub fn vcenter_endpoint(session: &Session) -> Result<VcenterEndpoint> {
 /// domain's compute cluster and the `k8s-region` tag of its datacenter.
 /// `None` when no domain's compute cluster carries a zone tag.
 pub async fn zones(
-    session: &Session,
+    vsphere: &dyn VspherePort,
     inventory: &Inventory,
     spec: &ClusterSpec,
 ) -> Result<Option<(Categories, Vec<ZoneLabel>)>> {
     let categories = Categories::default();
-    let tagging = TaggingClient::login(session).await?;
-    let tags = vkube_vsphere::topology::observe_tags(
-        &tagging,
-        &[categories.region.as_str(), categories.zone.as_str()],
-    )
-    .await;
-    tagging.close().await;
+    let tags = vsphere
+        .tags(&[categories.region.as_str(), categories.zone.as_str()])
+        .await?;
     let observed = Observed {
         inventory: vkube_vsphere::topology::inventory_facts(inventory),
-        tags: tags?,
+        tags,
     };
     let mut zones = BTreeSet::new();
     for domain in spec.placement_domains() {
@@ -158,7 +148,7 @@ pub struct AddonFacts {
 /// Gathers [`AddonFacts`]: the cloud credentials from the store, zone tags
 /// and the default datastore's URL from vCenter.
 pub async fn gather(
-    session: &Session,
+    vsphere: &dyn VspherePort,
     inventory: &Inventory,
     store: &(impl CredentialStore + ?Sized),
     spec: &ClusterSpec,
@@ -167,13 +157,13 @@ pub async fn gather(
     let stored = store.credentials(spec.cloud_credentials().as_str()).await?;
     let datacenter = inventory.resolve(spec.datacenter(), "datacenter")?;
     Ok(AddonFacts {
-        vcenter: vcenter_endpoint(session)?,
+        vcenter: vcenter_endpoint(vsphere)?,
         credentials: CloudCredentials {
             username: stored.username,
             password: stored.password,
         },
         datacenters: vec![datacenter.name.clone()],
-        zones: zones(session, inventory, spec).await?,
+        zones: zones(vsphere, inventory, spec).await?,
         default_storage: default_storage(inventory, spec)?,
         cluster_id: csi_cluster_id(&spec.name().to_string(), uid),
     })

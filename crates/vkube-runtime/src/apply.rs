@@ -3,7 +3,10 @@
 //! Each pass starts fresh: observe the cluster folder (one property read),
 //! read the leases, plan (pure), and execute the plan's steps — folder and
 //! addresses first, then node steps in parallel (bounded), then address
-//! releases. Nothing carries over between passes but the store.
+//! releases. A pass never waits: a guest asked to shut down, or a DHCP node
+//! without its address yet, makes it come back later. Between passes only
+//! the store and the run's [`RunState`] (failed nodes, waits begun) carry
+//! over.
 //!
 //! # Guarantees
 //! - Safe to kill at any point and run again: VM names are deterministic,
@@ -14,7 +17,9 @@
 //!   left open by a crashed run are closed as abandoned (observation, not
 //!   the journal, decides what happens next).
 //! - One failed node does not stop the others; it is reported and retried
-//!   by the next apply.
+//!   by the next run.
+//! - The lock is held for the whole of `apply`, and for each pass of
+//!   [`reconcile_once`](crate::reconcile_once); a lost lock stops the work.
 //!
 //! # Caveats
 //! - Kubernetes readiness is not observed yet: a replaced node is deleted
@@ -22,11 +27,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
-use vim_rs::types::structs::ManagedObjectReference;
 use vkube_core::addons::Manifest;
 use vkube_core::cluster::bootstrap::{self, token::BootstrapToken, NodeBootstrap};
 use vkube_core::cluster::{
@@ -38,14 +42,16 @@ use vkube_store::{
     AddonDelivery, ClusterPhase, EventLevel, Fence, IntentAction, IntentOutcome, LeaseFilter, Node,
     NodePhase, StateStore, Timestamp,
 };
-use vkube_vsphere::vm::{self, CloneRequest, VmSettings};
-use vkube_vsphere::{Inventory, Session};
+use vkube_vsphere::vm::{CloneRequest, VmSettings};
+use vkube_vsphere::{DatastoreId, Fault, FolderId, PlacementQuery, VmId, VspherePort};
 
+use crate::context::Context;
 use crate::error::{Error, NodeFailure, Result};
+use crate::guest;
 use crate::observe::{observe, Observation};
 use crate::placement::{resolve, Placement, StorageTarget};
-use crate::progress::Progress;
-use crate::random;
+use crate::progress::{Event, EventKind, Progress, StepKind};
+use crate::reconcile::RunState;
 
 /// How an apply runs.
 #[derive(Debug, Clone)]
@@ -126,18 +132,6 @@ const FIELD_MANAGER: &str = "vkube";
 use crate::addons::{self, AddonFacts};
 use crate::token::{self, StoredToken};
 
-fn step_name(step: &Step) -> (&'static str, Option<&str>) {
-    match step {
-        Step::CreateFolder { .. } => ("create folder", None),
-        Step::AllocateAddress { node, .. } => ("allocate address", Some(node)),
-        Step::CreateNode { node, .. } => ("create node", Some(node)),
-        Step::Reconfigure { node, .. } => ("reconfigure", Some(node)),
-        Step::PowerOn { node } => ("power on", Some(node)),
-        Step::DeleteNode { node, .. } => ("delete node", Some(node)),
-        Step::ReleaseAddress { node } => ("release address", Some(node)),
-    }
-}
-
 async fn leases_of(store: &dyn StateStore, cluster: &str) -> Result<Vec<Lease>> {
     Ok(store
         .leases(&LeaseFilter {
@@ -151,9 +145,17 @@ fn lease_map(leases: &[Lease]) -> Leases {
     leases.iter().map(|l| (l.node.clone(), l.address)).collect()
 }
 
-/// Validate the spec (and its pools) without touching vCenter.
+/// Parse and validate a spec, its pools included, without touching vCenter:
+/// what a front end does before connecting.
 pub async fn parse_spec(store: &dyn StateStore, text: &str) -> Result<ClusterSpec> {
     let spec = ClusterSpec::from_yaml(text)?;
+    check_pools(store, &spec).await?;
+    Ok(spec)
+}
+
+/// The pools the spec takes addresses from exist, fit it, and can still
+/// give it the addresses it needs.
+pub async fn check_pools(store: &dyn StateStore, spec: &ClusterSpec) -> Result<()> {
     if spec.ip_allocation() == IpAllocation::Static
         || matches!(spec.control_plane().vip(), Vip::FromPool(_))
     {
@@ -173,23 +175,23 @@ pub async fn parse_spec(store: &dyn StateStore, text: &str) -> Result<ClusterSpe
             .collect();
         spec.check_capacity(&available)?;
     }
-    Ok(spec)
+    Ok(())
 }
 
-/// The plan for `text` against vCenter now, changing nothing.
+/// The plan for `spec` against vCenter now, changing nothing.
 pub async fn plan_only(
-    session: &Session,
+    vsphere: &dyn VspherePort,
     store: &dyn StateStore,
-    text: &str,
+    spec: &ClusterSpec,
     progress: &dyn Progress,
 ) -> Result<PlanPreview> {
-    let spec = parse_spec(store, text).await?;
-    let inventory = Inventory::load(session).await?;
-    resolve(session, &inventory, &spec, progress).await?;
+    check_pools(store, spec).await?;
+    let inventory = vsphere.inventory().await?;
+    resolve(vsphere, &inventory, spec, progress).await?;
     let name = spec.name().to_string();
     let record = store.cluster(&name).await.ok();
     let uid = record.as_ref().map(|r| r.uid.clone()).unwrap_or_default();
-    let observation = observe(session, &inventory, &spec, &uid).await?;
+    let observation = observe(vsphere, &inventory, spec, &uid).await?;
     let leases = if record.is_some() {
         lease_map(&leases_of(store, &name).await?)
     } else {
@@ -199,14 +201,14 @@ pub async fn plan_only(
         cluster: name,
         known: record.is_some(),
         folder: cluster_folder(spec.folder(), spec.name()),
-        steps: plan(&spec, &observation.cluster, &leases).steps,
+        steps: plan(spec, &observation.cluster, &leases).steps,
         unfinished: observation.unfinished,
     })
 }
 
 /// Everything a pass needs, shared by the parallel node steps.
-struct Run<'a> {
-    session: &'a Session,
+pub(crate) struct Run<'a> {
+    vsphere: &'a dyn VspherePort,
     store: &'a dyn StateStore,
     spec: &'a ClusterSpec,
     uid: String,
@@ -221,6 +223,7 @@ struct Run<'a> {
     fence: Fence,
     options: &'a ApplyOptions,
     progress: &'a dyn Progress,
+    ctx: &'a Context<'a>,
 }
 
 impl Run<'_> {
@@ -228,14 +231,28 @@ impl Run<'_> {
         self.spec.name().to_string()
     }
 
-    async fn event(&self, level: EventLevel, kind: &str, message: &str, node: Option<&str>) {
-        if let Err(e) = self
-            .store
-            .append_event(&self.name(), Timestamp::now(), level, kind, message, node)
-            .await
-        {
-            tracing::warn!("recording an event failed: {e}");
-        }
+    async fn event(&self, level: EventLevel, kind: EventKind, message: &str, node: Option<&str>) {
+        record_event(
+            self.store,
+            self.ctx,
+            self.progress,
+            Event {
+                cluster: &self.name(),
+                level,
+                kind,
+                node,
+                message,
+            },
+        ).await;
+    }
+
+    fn now(&self) -> Timestamp {
+        self.ctx.timestamp()
+    }
+
+    /// A client for the cluster's API server.
+    async fn cluster_api(&self) -> Result<vkube_kube::KubeClient> {
+        access::cluster_api(self.store, self.spec, self.ctx, self.options.api_timeout).await
     }
 
     /// Run `work` between an intent row and its completion.
@@ -248,7 +265,7 @@ impl Run<'_> {
     ) -> Result<T> {
         let intent = self
             .store
-            .record_intent(&self.fence, node, action, &detail, Timestamp::now())
+            .record_intent(&self.fence, node, action, &detail, self.now())
             .await?;
         let result = work.await;
         let outcome = match &result {
@@ -256,7 +273,7 @@ impl Run<'_> {
             Err(e) => IntentOutcome::Failed(e.to_string()),
         };
         self.store
-            .complete_intent(&self.fence, intent, outcome, Timestamp::now())
+            .complete_intent(&self.fence, intent, outcome, self.now())
             .await?;
         result
     }
@@ -309,22 +326,22 @@ impl Run<'_> {
     async fn datastore_for(
         &self,
         domain: &str,
-        folder: &ManagedObjectReference,
+        folder: &FolderId,
         node: &str,
-    ) -> Result<ManagedObjectReference> {
+    ) -> Result<DatastoreId> {
         let placement = &self.placement.domains[domain];
         Ok(match &placement.storage {
             StorageTarget::Datastore(ds) => ds.clone(),
             StorageTarget::DatastoreCluster(pod) => {
-                vm::recommend_datastore(
-                    self.session,
-                    pod,
-                    &self.placement.template,
-                    folder,
-                    &placement.resource_pool,
-                    node,
-                )
-                .await?
+                self.vsphere
+                    .recommend_datastore(&PlacementQuery {
+                        pod: pod.clone(),
+                        template: self.placement.template.clone(),
+                        folder: folder.clone(),
+                        pool: placement.resource_pool.clone(),
+                        name: node.to_owned(),
+                    })
+                    .await?
             }
         })
     }
@@ -333,14 +350,14 @@ impl Run<'_> {
     #[allow(clippy::too_many_arguments)]
     async fn create_node(
         &self,
-        folder: &ManagedObjectReference,
+        folder: &FolderId,
         node: &str,
         group: &str,
         index: u32,
         domain: &str,
         role: NodeRole,
         spec_hash: &str,
-    ) -> Result<ManagedObjectReference> {
+    ) -> Result<VmId> {
         let settings = self.settings(node, group, index, domain, spec_hash);
         let detail =
             serde_json::json!({ "node": node, "group": group, "index": index, "domain": domain });
@@ -355,11 +372,11 @@ impl Run<'_> {
                     linked_snapshot: self.placement.linked_snapshot.clone(),
                     settings: settings.clone(),
                 };
-                match vm::clone_vm(self.session, &request).await {
+                match self.vsphere.clone_vm(&request).await {
                     Ok(vm) => Ok(vm),
                     // A clone from an interrupted run got there first: adopt it.
-                    Err(e) if e.fault_name() == Some("DuplicateName") => {
-                        find_vm(self.session, folder, node).await
+                    Err(e) if e.is(&Fault::DuplicateName) => {
+                        find_vm(self.vsphere, folder, node).await
                     }
                     Err(e) => Err(e.into()),
                 }
@@ -373,8 +390,7 @@ impl Run<'_> {
             spec_hash,
             Some(&vm),
             NodePhase::Creating,
-        )
-        .await?;
+        ).await?;
         self.finish_node(&vm, node, group, role, &settings).await?;
         self.record_node(
             node,
@@ -384,29 +400,30 @@ impl Run<'_> {
             spec_hash,
             Some(&vm),
             NodePhase::Created,
-        )
-        .await?;
+        ).await?;
         Ok(vm)
     }
 
     /// Bring a cloned VM to its settings and write its bootstrap data.
     async fn finish_node(
         &self,
-        vm: &ManagedObjectReference,
+        vm: &VmId,
         node: &str,
         group: &str,
         role: NodeRole,
         settings: &VmSettings,
     ) -> Result<()> {
-        vm::ensure_settings(self.session, vm, settings).await?;
-        let observed = vm::observe_vm(self.session, vm).await?.ok_or_else(|| {
-            vkube_vsphere::Error::NotFound {
-                kind: "VM".into(),
-                path: node.into(),
-                parent: "cluster folder".into(),
-                missing: node.into(),
-            }
-        })?;
+        self.vsphere.ensure_settings(vm, settings).await?;
+        let observed =
+            self.vsphere
+                .vm(vm)
+                .await?
+                .ok_or_else(|| vkube_vsphere::Error::NotFound {
+                    kind: "VM".into(),
+                    path: node.into(),
+                    parent: "cluster folder".into(),
+                    missing: node.into(),
+                })?;
         let mac = observed.mac.clone().unwrap_or_default();
         let leases = leases_of(self.store, &self.name()).await?;
         let lease = leases.iter().find(|l| l.node == node);
@@ -446,11 +463,11 @@ impl Run<'_> {
                 AddonDelivery::Bootstrap,
                 Some(node),
                 None,
-                Timestamp::now(),
+                self.now(),
             );
             self.store.record_addons(&self.fence, &records).await?;
         }
-        vm::ensure_settings(self.session, vm, &with_bootstrap).await?;
+        self.vsphere.ensure_settings(vm, &with_bootstrap).await?;
         Ok(())
     }
 
@@ -472,9 +489,9 @@ impl Run<'_> {
         if changed.is_empty() {
             return Ok(());
         }
-        self.progress.started("update add-ons", None);
+        self.progress.started(StepKind::UpdateAddons, None);
         let result = async {
-            let api = access::cluster_api(self.store, self.spec, self.options.api_timeout).await?;
+            let api = self.cluster_api().await?;
             for manifest in &changed {
                 api.apply_manifest(&manifest.yaml, FIELD_MANAGER).await?;
                 let records = addons::records(
@@ -482,7 +499,7 @@ impl Run<'_> {
                     AddonDelivery::Applied,
                     None,
                     None,
-                    Timestamp::now(),
+                    self.now(),
                 );
                 self.store.record_addons(&self.fence, &records).await?;
                 report.addons.push(format!(
@@ -497,7 +514,7 @@ impl Run<'_> {
         .await;
         let message = result.as_ref().err().map(|e| e.to_string());
         self.progress
-            .finished("update add-ons", None, message.as_deref());
+            .finished(StepKind::UpdateAddons, None, message.as_deref());
         if let Err(e) = result {
             let message = e.to_string();
             let pending: Vec<Manifest> = changed
@@ -515,7 +532,7 @@ impl Run<'_> {
                 AddonDelivery::Pending,
                 None,
                 Some(&message),
-                Timestamp::now(),
+                self.now(),
             );
             self.store.record_addons(&self.fence, &records).await?;
             for m in &pending {
@@ -531,17 +548,20 @@ impl Run<'_> {
                 pending.len()
             );
             self.progress.warn(&warning);
-            self.event(EventLevel::Warning, "AddonsPending", &warning, None)
-                .await;
+            self.event(
+                EventLevel::Warning,
+                EventKind::AddonsPending,
+                &warning,
+                None,
+            ).await;
             report.warnings.push(warning);
         } else {
             self.event(
                 EventLevel::Info,
-                "AddonsApplied",
+                EventKind::AddonsApplied,
                 &format!("{} add-on(s) updated", changed.len()),
                 None,
-            )
-            .await;
+            ).await;
         }
         Ok(())
     }
@@ -568,13 +588,15 @@ impl Run<'_> {
     /// expiring token is replaced by a new one created through the API.
     async fn token_for(&self, role: NodeRole) -> Result<BootstrapToken> {
         let mut current = self.token.lock().await;
-        let now = std::time::SystemTime::now();
+        let now = self.ctx.clock.now();
         if current.usable_at(now) {
             return Ok(current.token.clone());
         }
-        let fresh = StoredToken::fresh(now, self.options.token_ttl, &mut random::fill);
+        let fresh = StoredToken::fresh(now, self.options.token_ttl, &mut |b: &mut [u8]| {
+            self.ctx.random.fill(b)
+        });
         if role != NodeRole::Init {
-            let api = access::cluster_api(self.store, self.spec, self.options.api_timeout).await?;
+            let api = self.cluster_api().await?;
             let expires = fresh.expires().expect("fresh tokens expire");
             api.ensure_bootstrap_token(
                 fresh.token.id(),
@@ -585,14 +607,13 @@ impl Run<'_> {
             .await?;
             self.event(
                 EventLevel::Info,
-                "TokenRenewed",
+                EventKind::TokenRenewed,
                 &format!(
                     "bootstrap token `{}` created in the cluster",
                     fresh.token.id()
                 ),
                 None,
-            )
-            .await;
+            ).await;
         }
         *current = token::replace(self.store, &self.name(), &current, &fresh).await?;
         Ok(current.token.clone())
@@ -606,11 +627,10 @@ impl Run<'_> {
         index: u32,
         domain: &str,
         spec_hash: &str,
-        vm: Option<&ManagedObjectReference>,
+        vm: Option<&VmId>,
         phase: NodePhase,
     ) -> Result<()> {
-        let ip = leases_of(self.store, &self.name())
-            .await?
+        let ip = leases_of(self.store, &self.name()).await?
             .into_iter()
             .find(|l| l.node == node)
             .map(|l| l.address);
@@ -619,24 +639,26 @@ impl Run<'_> {
             pool: group.to_string(),
             index,
             domain: Some(domain.to_string()),
-            vm_id: vm.map(|v| v.value.clone()),
+            vm_id: vm.map(|v| v.id().to_owned()),
             ip,
             phase,
             spec_hash: spec_hash.to_string(),
         };
         self.store
-            .upsert_node(&self.fence, &record, Timestamp::now())
+            .upsert_node(&self.fence, &record, self.now())
             .await?;
         Ok(())
     }
 
-    /// Run one node step. `created` holds VMs cloned earlier in this pass.
+    /// Run one node step. `created` holds VMs cloned earlier in this pass;
+    /// `shutdowns` the nodes whose guests were asked to shut down, and when.
     async fn node_step(
         &self,
         step: &Step,
         observation: &Observation,
-        created: &BTreeMap<String, ManagedObjectReference>,
-    ) -> Result<Option<ManagedObjectReference>> {
+        created: &BTreeMap<String, VmId>,
+        shutdowns: &BTreeMap<String, SystemTime>,
+    ) -> Result<NodeStepDone> {
         let folder = observation.folder.clone();
         let vm_of = |node: &str| {
             observation
@@ -658,7 +680,7 @@ impl Run<'_> {
                 let folder = folder.expect("the folder step ran first");
                 self.create_node(&folder, node, pool, *index, domain, *role, spec_hash)
                     .await
-                    .map(Some)
+                    .map(|vm| NodeStepDone::Finished(Some(vm)))
             }
             Step::Reconfigure {
                 node,
@@ -666,7 +688,7 @@ impl Run<'_> {
                 memory_mib,
             } => {
                 let Some(vm) = vm_of(node) else {
-                    return Ok(None);
+                    return Ok(NodeStepDone::Finished(None));
                 };
                 let settings = VmSettings {
                     num_cpus: Some(*cpu as i32),
@@ -675,119 +697,183 @@ impl Run<'_> {
                 };
                 let detail = serde_json::json!({ "cpu": cpu, "memoryMiB": memory_mib });
                 self.with_intent(Some(node), IntentAction::ReconfigureNode, detail, async {
-                    vm::ensure_settings(self.session, &vm, &settings)
+                    self.vsphere
+                        .ensure_settings(&vm, &settings)
                         .await
-                        .map(|_| None)
+                        .map(|_| NodeStepDone::Finished(None))
                         .map_err(Error::from)
                 })
                 .await
             }
             Step::PowerOn { node } => {
                 let Some(vm) = vm_of(node) else {
-                    return Ok(None);
+                    return Ok(NodeStepDone::Finished(None));
                 };
                 self.with_intent(
                     Some(node),
                     IntentAction::PowerOnNode,
                     serde_json::json!({}),
-                    async { vm::power_on(self.session, &vm).await.map_err(Error::from) },
+                    async { self.vsphere.power_on(&vm).await.map_err(Error::from) },
                 )
                 .await?;
                 if let Some(record) = self.store.node(&self.name(), node).await? {
                     let mut n = record.node;
                     n.phase = NodePhase::PoweredOn;
                     self.store
-                        .upsert_node(&self.fence, &n, Timestamp::now())
+                        .upsert_node(&self.fence, &n, self.now())
                         .await?;
                 }
-                Ok(None)
+                Ok(NodeStepDone::Finished(None))
             }
             Step::DeleteNode { node, reason } => {
                 let detail = serde_json::to_value(reason).unwrap_or_default();
                 if let Some(vm) = vm_of(node) {
+                    let running = observation
+                        .vms
+                        .get(node)
+                        .is_some_and(|(_, o)| o.power_state == "poweredOn");
+                    let grace = self.options.power_off_grace;
+                    // A running guest is asked to shut down first and given
+                    // `grace` to do so; the run comes back rather than wait.
+                    if running && !grace.is_zero() {
+                        match shutdowns.get(node) {
+                            None => {
+                                let asked = self
+                                    .with_intent(
+                                        Some(node),
+                                        IntentAction::PowerOffNode,
+                                        serde_json::json!({ "guestShutdown": true }),
+                                        async {
+                                            self.vsphere
+                                                .shutdown_guest(&vm)
+                                                .await
+                                                .map_err(Error::from)
+                                        },
+                                    )
+                                    .await;
+                                if asked.is_ok() {
+                                    return Ok(NodeStepDone::ShutdownRequested);
+                                }
+                                // No guest to ask (no VMware Tools): power off at once.
+                            }
+                            Some(since) => {
+                                let waited = self
+                                    .ctx
+                                    .clock
+                                    .now()
+                                    .duration_since(*since)
+                                    .unwrap_or_default();
+                                if waited < grace {
+                                    return Ok(NodeStepDone::AwaitingShutdown(grace - waited));
+                                }
+                            }
+                        }
+                    }
                     self.with_intent(Some(node), IntentAction::DeleteNode, detail, async {
-                        vm::power_off(self.session, &vm, self.options.power_off_grace).await?;
-                        vm::destroy(self.session, &vm).await.map_err(Error::from)
+                        self.vsphere.power_off(&vm).await?;
+                        self.vsphere.destroy_vm(&vm).await.map_err(Error::from)
                     })
                     .await?;
                 }
                 // Only after the VM is gone: forget the node and free its address.
                 self.store.delete_node(&self.fence, node).await?;
-                Ok(None)
+                Ok(NodeStepDone::Finished(None))
             }
-            _ => Ok(None),
+            _ => Ok(NodeStepDone::Finished(None)),
         }
     }
 
-    /// With DHCP, wait for freshly powered-on nodes to report an address
-    /// and record it; a node that stays silent is a failure naming its network.
-    async fn wait_for_addresses(
+    /// With DHCP, nodes powered on without an address hold the run back
+    /// until they report one (recorded then) or `ip_wait` passes (a failure
+    /// naming the cause). Returns how long to wait before looking again,
+    /// when some node is still silent. No call: the addresses come with the
+    /// observation.
+    async fn check_addresses(
         &self,
-        nodes: &[(String, ManagedObjectReference)],
-    ) -> Vec<NodeFailure> {
-        let waits = futures::future::join_all(nodes.iter().map(|(node, vm)| async move {
-            self.progress.started("wait for address", Some(node));
-            let result = vm::wait_for_ip(self.session, vm, self.options.ip_wait).await;
-            let message = match &result {
-                Ok(Some(_)) => None,
-                Ok(None) => Some(format!(
-                    "no IP address reported within {}s: is DHCP serving the node's network?",
-                    self.options.ip_wait.as_secs()
-                )),
-                Err(e) => Some(e.to_string()),
-            };
-            self.progress
-                .finished("wait for address", Some(node), message.as_deref());
-            (node, result.ok().flatten(), message)
-        }))
-        .await;
-        let mut failures = Vec::new();
-        for (node, ip, message) in waits {
-            match (ip, message) {
-                (Some(ip), _) => {
-                    self.event(
-                        EventLevel::Info,
-                        "AddressReported",
-                        &format!("the guest reports {ip}"),
-                        Some(node),
-                    )
-                    .await;
-                    if let (Ok(Some(record)), Ok(address)) = (
-                        self.store.node(&self.name(), node).await,
-                        ip.parse::<IpAddr>(),
-                    ) {
+        observation: &Observation,
+        state: &mut RunState,
+    ) -> Option<Duration> {
+        let now = self.ctx.clock.now();
+        let mut wait: Option<Duration> = None;
+        for (node, (_, vm)) in &observation.vms {
+            if vm.power_state != "poweredOn" || state.failed.contains_key(node) {
+                continue;
+            }
+            match &vm.ip {
+                Some(ip) => {
+                    let waited = state.address_wait.remove(node).is_some();
+                    let recorded = self.store.node(&self.name(), node).await.ok().flatten();
+                    let known = recorded.as_ref().is_some_and(|r| r.node.ip.is_some());
+                    if waited {
+                        self.progress
+                            .finished(StepKind::WaitForAddress, Some(node), None);
+                    }
+                    if let (false, Some(record), Ok(address)) =
+                        (known, recorded, ip.parse::<IpAddr>())
+                    {
+                        self.event(
+                            EventLevel::Info,
+                            EventKind::AddressReported,
+                            &format!("the guest reports {ip}"),
+                            Some(node),
+                        ).await;
                         let mut n = record.node;
                         n.ip = Some(address);
-                        let _ = self
-                            .store
-                            .upsert_node(&self.fence, &n, Timestamp::now())
-                            .await;
+                        let _ = self.store.upsert_node(&self.fence, &n, self.now()).await;
                     }
                 }
-                (None, message) => failures.push(NodeFailure {
-                    node: node.clone(),
-                    step: "wait for address".into(),
-                    message: message.unwrap_or_default(),
-                }),
+                None => {
+                    let since = *state.address_wait.entry(node.clone()).or_insert_with(|| {
+                        self.progress.started(StepKind::WaitForAddress, Some(node));
+                        now
+                    });
+                    let waited = now.duration_since(since).unwrap_or_default();
+                    if waited >= self.options.ip_wait {
+                        let message = format!(
+                            "no IP address reported within {}s: is DHCP serving the node's network?",
+                            self.options.ip_wait.as_secs()
+                        );
+                        self.progress.finished(
+                            StepKind::WaitForAddress,
+                            Some(node),
+                            Some(&message),
+                        );
+                        state.address_wait.remove(node);
+                        state.failed.insert(
+                            node.clone(),
+                            NodeFailure {
+                                node: node.clone(),
+                                step: StepKind::WaitForAddress,
+                                message,
+                            },
+                        );
+                        continue;
+                    }
+                    // A calm pace: half the time waited so far, 0.5 s to 5 s.
+                    let pause = (waited / 2)
+                        .clamp(ADDRESS_POLL.0, ADDRESS_POLL.1)
+                        .min(self.options.ip_wait - waited);
+                    wait = Some(wait.map_or(pause, |w| w.min(pause)));
+                }
             }
         }
-        failures
+        wait
     }
 
     /// Destroy second VMs of a node (never the node's address: the node stays).
     async fn remove_duplicates(&self, observation: &Observation) -> Result<()> {
         for (node, vm) in &observation.duplicates {
-            self.progress.started("remove duplicate", Some(node));
-            vm::power_off(self.session, vm, Duration::ZERO).await?;
-            vm::destroy(self.session, vm).await?;
-            self.progress.finished("remove duplicate", Some(node), None);
+            self.progress.started(StepKind::RemoveDuplicate, Some(node));
+            guest::power_off(self.vsphere, self.ctx.clock, vm, Duration::ZERO).await?;
+            self.vsphere.destroy_vm(vm).await?;
+            self.progress
+                .finished(StepKind::RemoveDuplicate, Some(node), None);
             self.event(
                 EventLevel::Warning,
-                "DuplicateRemoved",
-                &format!("a second VM `{}` of this node was destroyed", vm.value),
+                EventKind::DuplicateRemoved,
+                &format!("a second VM `{vm}` of this node was destroyed"),
                 Some(node),
-            )
-            .await;
+            ).await;
         }
         Ok(())
     }
@@ -823,37 +909,34 @@ impl Run<'_> {
             };
             let settings =
                 self.settings(name, &node.pool, node.index, &node.domain, &node.spec_hash);
-            self.progress.started("finish node", Some(name));
+            self.progress.started(StepKind::FinishNode, Some(name));
             let result = self
                 .finish_node(vm, name, &node.pool, role, &settings)
                 .await;
             let message = result.as_ref().err().map(|e| e.to_string());
             self.progress
-                .finished("finish node", Some(name), message.as_deref());
+                .finished(StepKind::FinishNode, Some(name), message.as_deref());
             match result {
                 Ok(()) => {
                     self.event(
                         EventLevel::Info,
-                        "NodeAdopted",
+                        EventKind::NodeAdopted,
                         "finished a node whose creation was interrupted",
                         Some(name),
-                    )
-                    .await;
-                    let _ = self
-                        .record_node(
-                            name,
-                            &node.pool,
-                            node.index,
-                            &node.domain,
-                            &node.spec_hash,
-                            Some(vm),
-                            NodePhase::Created,
-                        )
-                        .await;
+                    ).await;
+                    let _ = self.record_node(
+                        name,
+                        &node.pool,
+                        node.index,
+                        &node.domain,
+                        &node.spec_hash,
+                        Some(vm),
+                        NodePhase::Created,
+                    ).await;
                 }
                 Err(e) => failures.push(NodeFailure {
                     node: name.clone(),
-                    step: "finish node".into(),
+                    step: StepKind::FinishNode,
                     message: e.to_string(),
                 }),
             }
@@ -862,18 +945,11 @@ impl Run<'_> {
     }
 }
 
-async fn find_vm(
-    session: &Session,
-    folder: &ManagedObjectReference,
-    name: &str,
-) -> Result<ManagedObjectReference> {
-    let vms = vm::observe_folder(session, folder).await?;
+async fn find_vm(vsphere: &dyn VspherePort, folder: &FolderId, name: &str) -> Result<VmId> {
+    let vms = vsphere.folder_vms(folder).await?;
     vms.into_iter()
         .find(|v| v.name == name)
-        .map(|v| ManagedObjectReference {
-            r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine,
-            value: v.id,
-        })
+        .map(|v| VmId::new(v.id))
         .ok_or_else(|| {
             Error::Vsphere(vkube_vsphere::Error::NotFound {
                 kind: "VM".into(),
@@ -887,11 +963,13 @@ async fn find_vm(
 async fn load_secrets(
     store: &dyn StateStore,
     spec: &ClusterSpec,
+    ctx: &Context<'_>,
     token_ttl: Duration,
 ) -> Result<(ClusterPki, StoredToken)> {
     let name = spec.name().to_string();
-    let fresh_pki =
-        ClusterPki::generate(spec.name(), std::time::SystemTime::now(), &mut random::fill)?;
+    let fresh_pki = ClusterPki::generate(spec.name(), ctx.clock.now(), &mut |b: &mut [u8]| {
+        ctx.random.fill(b)
+    })?;
     let pki_json = serde_json::to_string(&fresh_pki).map_err(|e| Error::Corrupt {
         cluster: name.clone(),
         what: "PKI".into(),
@@ -899,44 +977,87 @@ async fn load_secrets(
     })?;
     store.ensure_secret(&name, SECRET_PKI, &pki_json).await?;
     let pki = access::cluster_pki(store, &name).await?;
-    let fresh_token =
-        StoredToken::fresh(std::time::SystemTime::now(), token_ttl, &mut random::fill);
+    let fresh_token = StoredToken::fresh(ctx.clock.now(), token_ttl, &mut |b: &mut [u8]| {
+        ctx.random.fill(b)
+    });
     let token = token::ensure(store, &name, &fresh_token).await?;
     Ok((pki, token))
 }
 
-/// Converge vCenter to the spec in `text`. See the module docs for the
-/// guarantees; `progress` hears about every step.
+/// Converge vCenter to `spec`: [`reconcile`](crate::reconcile) passes under
+/// one hold of the apply lock until the plan is empty, waiting between
+/// them as the passes ask (guest shutdowns, DHCP addresses). See the module
+/// docs for the guarantees; `ctx` gives the time, randomness and lock
+/// holder, `progress` hears about every step and event.
 pub async fn apply(
-    session: &Session,
+    vsphere: &dyn VspherePort,
     store: &dyn StateStore,
-    text: &str,
+    spec: &ClusterSpec,
+    ctx: &Context<'_>,
     options: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport> {
-    let spec = parse_spec(store, text).await?;
-    let inventory = Inventory::load(session).await?;
-    let placement = resolve(session, &inventory, &spec, progress).await?;
+    let start_trips = vsphere.round_trips();
+    let mut state = RunState::default();
+    let mut report = locked(vsphere, store, spec, ctx, options, progress, async |run| {
+        let mut passes = 0;
+        loop {
+            match run.pass(&mut state).await? {
+                Pass::Converged => return run.finish(&mut state).await,
+                Pass::Stepped { then } => {
+                    passes += 1;
+                    if passes == options.max_passes {
+                        return Err(run.not_converged(&state).await);
+                    }
+                    ctx.clock.sleep(then).await;
+                }
+                Pass::Waiting(pause) => ctx.clock.sleep(pause).await,
+            }
+        }
+    })
+    .await?;
+    report.round_trips = vsphere.round_trips() - start_trips;
+    Ok(report)
+}
+
+/// Resolve the spec, take the cluster's apply lock (renewed while `work`
+/// runs), prepare a [`Run`] and hand it to `work`; release the lock after.
+pub(crate) async fn locked<T>(
+    vsphere: &dyn VspherePort,
+    store: &dyn StateStore,
+    spec: &ClusterSpec,
+    ctx: &Context<'_>,
+    options: &ApplyOptions,
+    progress: &dyn Progress,
+    work: impl AsyncFnOnce(&Run<'_>) -> Result<T>,
+) -> Result<T> {
+    check_pools(store, spec).await?;
+    let inventory = vsphere.inventory().await?;
+    let placement = resolve(vsphere, &inventory, spec, progress).await?;
     let name = spec.name().to_string();
-    let lock = acquire_lock(store, &name, options.lock_ttl).await?;
+    let lock = acquire_lock(store, ctx, &name, options.lock_ttl).await?;
     let fence = lock.fence();
     // Renew the lock while working, so a killed run's lock expires soon but
     // a long run keeps it.
     let renew = async {
         let mut held = lock.clone();
         loop {
-            tokio::time::sleep(options.lock_ttl / 3).await;
-            match store
-                .renew_apply_lock(&held, Timestamp::now(), options.lock_ttl)
-                .await
-            {
+            ctx.clock.sleep(options.lock_ttl / 3).await;
+            match store.renew_apply_lock(&held, ctx.timestamp(), options.lock_ttl).await {
                 Ok(renewed) => held = renewed,
                 Err(e) => return e,
             }
         }
     };
+    let guarded = async {
+        let run = prepare(vsphere, store, &fence, spec, placement, ctx, options, progress).await?;
+        work(&run).await
+    };
+    // Biased: the work is polled first, so runs are deterministic under a
+    // fake clock.
     let result = tokio::select! {
-        result = apply_locked(session, store, &fence, &spec, placement, options, progress) => result,
+        biased;
+        result = guarded => result,
         lost = renew => Err(lost.into()),
     };
     if let Err(e) = store.release_apply_lock(&lock).await {
@@ -945,59 +1066,40 @@ pub async fn apply(
     result
 }
 
-/// This host's name, for lock holder ids.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
-/// Take the cluster's apply lock. A lock held by a process of this host
-/// that no longer runs (an apply that was killed) is taken over at once.
+/// Take the cluster's apply lock. A lock whose holder is known to be gone
+/// (an apply that was killed) is taken over at once.
 pub(crate) async fn acquire_lock(
     store: &dyn StateStore,
+    ctx: &Context<'_>,
     cluster: &str,
     ttl: Duration,
 ) -> Result<vkube_store::ApplyLock> {
-    let host = host_name();
-    let holder = format!("{host}:{}:{}", std::process::id(), random::hex_id(4));
-    match store
-        .acquire_apply_lock(cluster, &holder, Timestamp::now(), ttl)
-        .await
-    {
-        Err(vkube_store::Error::Locked { holder: other, .. }) if holder_is_dead(&other, &host) => {
+    let holder = ctx.holder.id();
+    match store.acquire_apply_lock(cluster, &holder, ctx.timestamp(), ttl).await {
+        Err(vkube_store::Error::Locked { holder: other, .. }) if ctx.holder.is_gone(&other) => {
             tracing::info!(
                 "taking over the apply lock of `{cluster}` from `{other}`, which no longer runs"
             );
             store.expire_apply_lock(cluster, &other).await?;
-            Ok(store
-                .acquire_apply_lock(cluster, &holder, Timestamp::now(), ttl)
-                .await?)
+            Ok(store.acquire_apply_lock(cluster, &holder, ctx.timestamp(), ttl).await?)
         }
         other => Ok(other?),
     }
 }
 
-fn holder_is_dead(holder: &str, this_host: &str) -> bool {
-    let mut parts = holder.split(':');
-    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    host == this_host
-        && pid
-            .parse::<u32>()
-            .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
-}
-
-async fn apply_locked(
-    session: &Session,
-    store: &dyn StateStore,
+/// Record the spec, load the cluster's secrets and add-on facts, close the
+/// intents a stopped run left open: what every pass starts from.
+#[allow(clippy::too_many_arguments)]
+async fn prepare<'a>(
+    vsphere: &'a dyn VspherePort,
+    store: &'a dyn StateStore,
     fence: &Fence,
-    spec: &ClusterSpec,
+    spec: &'a ClusterSpec,
     placement: Placement,
-    options: &ApplyOptions,
-    progress: &dyn Progress,
-) -> Result<ApplyReport> {
+    ctx: &'a Context<'a>,
+    options: &'a ApplyOptions,
+    progress: &'a dyn Progress,
+) -> Result<Run<'a>> {
     let name = spec.name().to_string();
     let spec_yaml = spec.to_yaml();
     let spec_hash = spec
@@ -1014,7 +1116,7 @@ async fn apply_locked(
                     existing.version,
                     &spec_yaml,
                     &spec_hash,
-                    Timestamp::now(),
+                    ctx.timestamp(),
                 )
                 .await?
         }
@@ -1023,20 +1125,20 @@ async fn apply_locked(
             store
                 .create_cluster(
                     fence,
-                    &random::hex_id(16),
+                    &ctx.hex_id(16),
                     &spec_yaml,
                     &spec_hash,
-                    Timestamp::now(),
+                    ctx.timestamp(),
                 )
                 .await?
         }
         Err(e) => return Err(e.into()),
     };
-    let (pki, token) = load_secrets(store, spec, options.token_ttl).await?;
-    let inventory = Inventory::load(session).await?;
-    let facts = addons::gather(session, &inventory, store, spec, &record.uid).await?;
+    let (pki, token) = load_secrets(store, spec, ctx, options.token_ttl).await?;
+    let inventory = vsphere.inventory().await?;
+    let facts = addons::gather(vsphere, &inventory, store, spec, &record.uid).await?;
     let run = Run {
-        session,
+        vsphere,
         store,
         spec,
         uid: record.uid.clone(),
@@ -1048,146 +1150,217 @@ async fn apply_locked(
         fence: fence.clone(),
         options,
         progress,
+        ctx,
     };
-    let mut cloud_user_checked = false;
     for intent in store.open_intents(&name).await? {
         store
             .complete_intent(
                 fence,
                 intent.id,
                 IntentOutcome::Abandoned("an earlier apply stopped before finishing".into()),
-                Timestamp::now(),
+                ctx.timestamp(),
             )
             .await?;
         run.event(
             EventLevel::Warning,
-            "IntentAbandoned",
+            EventKind::IntentAbandoned,
             &format!("{:?} was interrupted; re-observing", intent.action),
             intent.node.as_deref(),
-        )
-        .await;
+        ).await;
     }
-    let record = store
+    store
         .set_cluster_phase(
             fence,
             store.cluster(&name).await?.version,
             ClusterPhase::Provisioning,
-            Timestamp::now(),
+            ctx.timestamp(),
         )
         .await?;
-    let _ = record;
-    let start_trips = session.round_trips();
-    let mut report = ApplyReport {
-        cluster: name.clone(),
-        ..Default::default()
-    };
-    let mut failed: BTreeMap<String, NodeFailure> = BTreeMap::new();
-    for pass in 1..=options.max_passes {
-        report.passes = pass;
-        let inventory = Inventory::load(session).await?;
-        let mut observation = observe(session, &inventory, spec, &run.uid).await?;
+    Ok(run)
+}
+
+/// What one pass did.
+pub(crate) enum Pass {
+    /// The plan is empty: nothing left to do but [`Run::finish`].
+    Converged,
+    /// Steps ran; plan again after `then`.
+    Stepped {
+        /// How long to let vCenter be before the next pass.
+        then: Duration,
+    },
+    /// Nothing could be done yet (a guest shutting down, an address to
+    /// come); look again after this long.
+    Waiting(Duration),
+}
+
+impl Run<'_> {
+    /// One pass: observe, finish half-done nodes, plan, execute the next
+    /// steps. Never waits: what must be waited for is a [`Pass::Waiting`].
+    pub(crate) async fn pass(&self, state: &mut RunState) -> Result<Pass> {
+        let spec = self.spec;
+        state.report.cluster = self.name();
+        state.report.passes += 1;
+        let inventory = self.vsphere.inventory().await?;
+        let mut observation = observe(self.vsphere, &inventory, spec, &self.uid).await?;
         if !observation.duplicates.is_empty() {
-            run.remove_duplicates(&observation).await?;
-            observation = observe(session, &inventory, spec, &run.uid).await?;
+            self.remove_duplicates(&observation).await?;
+            observation = observe(self.vsphere, &inventory, spec, &self.uid).await?;
         }
         if !observation.unfinished.is_empty() {
-            for failure in run.finish_unfinished(&observation).await {
-                failed.insert(failure.node.clone(), failure);
+            for failure in self.finish_unfinished(&observation).await {
+                state.failed.insert(failure.node.clone(), failure);
             }
-            observation = observe(session, &inventory, spec, &run.uid).await?;
+            observation = observe(self.vsphere, &inventory, spec, &self.uid).await?;
         }
-        let leases = leases_of(store, &name).await?;
+        // With DHCP, nothing goes on while a powered-on node lacks its address.
+        if spec.ip_allocation() == IpAllocation::Dhcp {
+            if let Some(pause) = self.check_addresses(&observation, state).await {
+                return Ok(Pass::Waiting(pause));
+            }
+        }
+        let leases = leases_of(self.store, &self.name()).await?;
         let planned = plan(spec, &observation.cluster, &lease_map(&leases));
-        // A node that failed in this run is not retried until the next apply.
+        // A node that failed in this run is not retried until the next run.
         let steps: Vec<Step> = planned
             .steps
             .into_iter()
-            .filter(|s| step_name(s).1.is_none_or(|n| !failed.contains_key(n)))
+            .filter(|s| {
+                StepKind::of(s)
+                    .1
+                    .is_none_or(|n| !state.failed.contains_key(n))
+            })
             .collect();
         if steps.is_empty() {
-            break;
+            return Ok(Pass::Converged);
         }
         // The cluster's CPI/CSI user is checked before anything is created
         // for nodes that will run with its credentials.
-        if !cloud_user_checked && steps.iter().any(|s| matches!(s, Step::CreateNode { .. })) {
+        if !state.cloud_user_checked && steps.iter().any(|s| matches!(s, Step::CreateNode { .. })) {
             let node_vms: Vec<String> = observation
                 .vms
                 .keys()
                 .map(|n| format!("{}/{n}", cluster_folder(spec.folder(), spec.name())))
                 .collect();
             crate::cloud::check_cloud_user(
-                session,
+                self.vsphere,
                 &inventory,
                 spec,
-                &run.facts.credentials.username,
+                &self.facts.credentials.username,
                 &node_vms,
             )
             .await?;
-            cloud_user_checked = true;
+            state.cloud_user_checked = true;
         }
-        progress.pass(pass, &steps);
-        report.changed = true;
-        run_pass(&run, &steps, &mut observation, &mut failed, &mut report).await?;
-        if pass == options.max_passes {
-            store
-                .set_cluster_phase(
-                    fence,
-                    store.cluster(&name).await?.version,
-                    ClusterPhase::Degraded,
-                    Timestamp::now(),
-                )
-                .await?;
-            return Err(Error::NotConverged {
+        // Deletions whose guests are still shutting down are looked at
+        // again, not announced again.
+        let only_waiting = steps.iter().all(
+            |s| matches!(s, Step::DeleteNode { node, .. } if state.shutdowns.contains_key(node)),
+        );
+        if !only_waiting {
+            self.progress.pass(state.report.passes, &steps);
+            state.report.changed = true;
+        }
+        let work = run_pass(self, &steps, &mut observation, state).await?;
+        Ok(match work {
+            PassWork {
+                acted: false,
+                shutdown_wait: Some(left),
+            } => Pass::Waiting(left.min(SHUTDOWN_POLL)),
+            PassWork { shutdown_wait, .. } => Pass::Stepped {
+                then: shutdown_wait.map_or(Duration::ZERO, |w| w.min(SHUTDOWN_POLL)),
+            },
+        })
+    }
+
+    /// After the last pass: bring the add-ons up to date, set the phase,
+    /// and report (or fail with the nodes that failed in this run).
+    pub(crate) async fn finish(&self, state: &mut RunState) -> Result<ApplyReport> {
+        let name = self.name();
+        if state.failed.is_empty() {
+            self.sync_addons(&mut state.report).await?;
+        }
+        let phase = if state.failed.is_empty() {
+            ClusterPhase::Ready
+        } else {
+            ClusterPhase::Degraded
+        };
+        self.store
+            .set_cluster_phase(
+                &self.fence,
+                self.store.cluster(&name).await?.version,
+                phase,
+                self.now(),
+            )
+            .await?;
+        if !state.failed.is_empty() {
+            return Err(Error::NodesFailed {
                 cluster: name,
-                passes: pass,
+                failures: std::mem::take(&mut state.failed).into_values().collect(),
             });
         }
+        self.event(
+            EventLevel::Info,
+            EventKind::Applied,
+            &format!("converged after {} pass(es)", state.report.passes),
+            None,
+        ).await;
+        Ok(state.report.clone())
     }
-    if failed.is_empty() {
-        run.sync_addons(&mut report).await?;
-    }
-    report.round_trips = session.round_trips() - start_trips;
-    let phase = if failed.is_empty() {
-        ClusterPhase::Ready
-    } else {
-        ClusterPhase::Degraded
-    };
-    store
-        .set_cluster_phase(
-            fence,
-            store.cluster(&name).await?.version,
-            phase,
-            Timestamp::now(),
-        )
-        .await?;
-    if !failed.is_empty() {
-        return Err(Error::NodesFailed {
+
+    /// The cluster is marked degraded: passes kept finding work.
+    pub(crate) async fn not_converged(&self, state: &RunState) -> Error {
+        let name = self.name();
+        if let Ok(record) = self.store.cluster(&name).await {
+            let _ = self
+                .store
+                .set_cluster_phase(&self.fence, record.version, ClusterPhase::Degraded, self.now())
+                .await;
+        }
+        Error::NotConverged {
             cluster: name,
-            failures: failed.into_values().collect(),
-        });
+            passes: state.report.passes,
+        }
     }
-    run.event(
-        EventLevel::Info,
-        "Applied",
-        &format!("converged after {} pass(es)", report.passes),
-        None,
-    )
-    .await;
-    Ok(report)
+}
+
+/// How often a guest asked to shut down is looked at.
+const SHUTDOWN_POLL: Duration = Duration::from_secs(1);
+/// Shortest and longest pause between looks for a DHCP address.
+const ADDRESS_POLL: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(5));
+
+/// What the steps of a pass did.
+struct PassWork {
+    /// Whether anything was changed or asked of vCenter or the store.
+    acted: bool,
+    /// The shortest time a deletion waits for its guest to shut down.
+    shutdown_wait: Option<Duration>,
+}
+
+/// How a node step ended.
+enum NodeStepDone {
+    /// Done; the VM when one was cloned.
+    Finished(Option<VmId>),
+    /// The guest of a node to delete was asked to shut down.
+    ShutdownRequested,
+    /// The guest of a node to delete is still shutting down (this long left).
+    AwaitingShutdown(Duration),
 }
 
 async fn run_pass(
     run: &Run<'_>,
     steps: &[Step],
     observation: &mut Observation,
-    failed: &mut BTreeMap<String, NodeFailure>,
-    report: &mut ApplyReport,
-) -> Result<()> {
+    state: &mut RunState,
+) -> Result<PassWork> {
+    let mut work = PassWork {
+        acted: false,
+        shutdown_wait: None,
+    };
     // Folder and addresses first: node steps need them.
     for step in steps {
         match step {
             Step::CreateFolder { path } => {
-                run.progress.started("create folder", None);
+                run.progress.started(StepKind::CreateFolder, None);
                 let name = run.spec.name().to_string();
                 let parent = run.placement.parent_folder.clone();
                 let folder = run
@@ -1196,30 +1369,32 @@ async fn run_pass(
                         IntentAction::CreateFolder,
                         serde_json::json!({ "path": path }),
                         async {
-                            vm::ensure_folder(run.session, &parent, &name)
+                            run.vsphere
+                                .ensure_folder(&parent, &name)
                                 .await
                                 .map_err(Error::from)
                         },
                     )
                     .await?;
-                run.progress.finished("create folder", None, None);
-                run.event(EventLevel::Info, "FolderCreated", path, None)
-                    .await;
+                run.progress.finished(StepKind::CreateFolder, None, None);
+                run.event(EventLevel::Info, EventKind::FolderCreated, path, None).await;
                 observation.folder = Some(folder);
-                report.executed.push(format!("create folder {path}"));
+                state.report.executed.push(format!("create folder {path}"));
+                work.acted = true;
             }
             Step::AllocateAddress { node, pool } => {
                 let lease = run.store.allocate(&run.fence, pool.as_str(), node).await?;
                 run.event(
                     EventLevel::Info,
-                    "AddressAllocated",
+                    EventKind::AddressAllocated,
                     &format!("{} from pool `{pool}`", lease.address),
                     Some(node),
-                )
-                .await;
-                report
+                ).await;
+                state
+                    .report
                     .executed
                     .push(format!("allocate address {node} {}", lease.address));
+                work.acted = true;
             }
             _ => {}
         }
@@ -1235,38 +1410,25 @@ async fn run_pass(
             )
         })
         .collect();
-    let created = run_parallel(run, &first, observation, &BTreeMap::new(), failed, report).await;
+    let created = run_parallel(run, &first, observation, &BTreeMap::new(), state, &mut work).await;
     let second: Vec<&Step> = steps
         .iter()
-        .filter(|s| matches!(s, Step::PowerOn { node } if !failed.contains_key(node)))
+        .filter(|s| matches!(s, Step::PowerOn { node } if !state.failed.contains_key(node)))
         .collect();
-    run_parallel(run, &second, observation, &created, failed, report).await;
-    if run.spec.ip_allocation() == IpAllocation::Dhcp {
-        let powered: Vec<(String, ManagedObjectReference)> = second
-            .iter()
-            .filter_map(|s| match s {
-                Step::PowerOn { node } if !failed.contains_key(node) => observation
-                    .vms
-                    .get(node)
-                    .map(|(r, _)| r.clone())
-                    .or_else(|| created.get(node).cloned())
-                    .map(|r| (node.clone(), r)),
-                _ => None,
-            })
-            .collect();
-        for failure in run.wait_for_addresses(&powered).await {
-            failed.insert(failure.node.clone(), failure);
-        }
-    }
+    run_parallel(run, &second, observation, &created, state, &mut work).await;
     for step in steps {
         if let Step::ReleaseAddress { node } = step {
-            if !failed.contains_key(node) {
+            if !state.failed.contains_key(node) {
                 run.store.release_node(&run.fence, node).await?;
-                report.executed.push(format!("release address {node}"));
+                state
+                    .report
+                    .executed
+                    .push(format!("release address {node}"));
+                work.acted = true;
             }
         }
     }
-    Ok(())
+    Ok(work)
 }
 
 /// Run node steps at most `parallel` at a time; record each outcome.
@@ -1275,18 +1437,19 @@ async fn run_parallel(
     run: &Run<'_>,
     steps: &[&Step],
     observation: &Observation,
-    created: &BTreeMap<String, ManagedObjectReference>,
-    failed: &mut BTreeMap<String, NodeFailure>,
-    report: &mut ApplyReport,
-) -> BTreeMap<String, ManagedObjectReference> {
+    created: &BTreeMap<String, VmId>,
+    state: &mut RunState,
+    work: &mut PassWork,
+) -> BTreeMap<String, VmId> {
     let limit = Semaphore::new(run.options.parallel.max(1));
+    let shutdowns = &state.shutdowns;
     let results = futures::future::join_all(steps.iter().map(|step| {
         let limit = &limit;
         async move {
             let _permit = limit.acquire().await.expect("semaphore open");
-            let (what, node) = step_name(step);
+            let (what, node) = StepKind::of(step);
             run.progress.started(what, node);
-            let result = run.node_step(step, observation, created).await;
+            let result = run.node_step(step, observation, created, shutdowns).await;
             let message = result.as_ref().err().map(|e| e.to_string());
             run.progress.finished(what, node, message.as_deref());
             (*step, result)
@@ -1295,35 +1458,36 @@ async fn run_parallel(
     .await;
     let mut new_vms = BTreeMap::new();
     for (step, result) in results {
-        let (what, node) = step_name(step);
+        let (what, node) = StepKind::of(step);
         let node = node.unwrap_or_default().to_string();
+        let kind = what.event().expect("node steps record events");
         match result {
-            Ok(vm) => {
-                run.event(
-                    EventLevel::Info,
-                    &event_kind(what),
-                    &format!("{what} done"),
-                    Some(&node),
-                )
-                .await;
-                report.executed.push(format!("{what} {node}"));
+            Ok(NodeStepDone::Finished(vm)) => {
+                work.acted = true;
+                state.shutdowns.remove(&node);
+                run.event(EventLevel::Info, kind, &format!("{what} done"), Some(&node)).await;
+                state.report.executed.push(format!("{what} {node}"));
                 if let Some(vm) = vm {
                     new_vms.insert(node, vm);
                 }
             }
+            Ok(NodeStepDone::ShutdownRequested) => {
+                work.acted = true;
+                state.shutdowns.insert(node, run.ctx.clock.now());
+                let grace = run.options.power_off_grace;
+                work.shutdown_wait = Some(work.shutdown_wait.map_or(grace, |w| w.min(grace)));
+            }
+            Ok(NodeStepDone::AwaitingShutdown(left)) => {
+                work.shutdown_wait = Some(work.shutdown_wait.map_or(left, |w| w.min(left)));
+            }
             Err(e) => {
-                run.event(
-                    EventLevel::Error,
-                    &event_kind(what),
-                    &e.to_string(),
-                    Some(&node),
-                )
-                .await;
-                failed.insert(
+                work.acted = true;
+                run.event(EventLevel::Error, kind, &e.to_string(), Some(&node)).await;
+                state.failed.insert(
                     node.clone(),
                     NodeFailure {
                         node,
-                        step: what.into(),
+                        step: what,
                         message: e.to_string(),
                     },
                 );
@@ -1333,13 +1497,23 @@ async fn run_parallel(
     new_vms
 }
 
-fn event_kind(what: &str) -> String {
-    what.split(' ')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
+/// Record `event` in the journal and tell `progress`; a journal failure is
+/// logged, never fatal (the event is a record, not state).
+pub(crate) async fn record_event(
+    store: &dyn StateStore,
+    ctx: &Context<'_>,
+    progress: &dyn Progress,
+    event: Event<'_>,
+) {
+    if let Err(e) = store.append_event(
+        event.cluster,
+        ctx.timestamp(),
+        event.level,
+        event.kind.as_str(),
+        event.message,
+        event.node,
+    ).await {
+        tracing::warn!("recording an event failed: {e}");
+    }
+    progress.event(&event);
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use vkube_core::cluster::{ClusterSpec, Storage};
 use vkube_core::roles::{targets, Bindings, Catalog, Slot};
-use vkube_vsphere::{Details, Inventory, Session};
+use vkube_vsphere::{Details, Inventory, VspherePort};
 
 use crate::error::{Error, Result};
 use crate::privileges::{self, PrivilegeCheck};
@@ -88,7 +88,7 @@ fn bindings(inventory: &Inventory, spec: &ClusterSpec, node_vms: &[String]) -> R
 /// objects; fails with [`Error::CloudUserLacksPrivileges`] listing every
 /// missing privilege. One privilege read per profile.
 pub async fn check_cloud_user(
-    session: &Session,
+    vsphere: &dyn VspherePort,
     inventory: &Inventory,
     spec: &ClusterSpec,
     user: &str,
@@ -103,7 +103,7 @@ pub async fn check_cloud_user(
         })?;
         let targets = targets(&catalog, &bindings, false);
         let report = privileges::check(
-            session,
+            vsphere,
             inventory,
             &PrivilegeCheck {
                 catalog: &catalog,

@@ -9,12 +9,15 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use vkube_core::cluster::ClusterSpec;
-use vkube_store::{EventLevel, ForceDelete, StateStore, Timestamp};
-use vkube_vsphere::{vm, Inventory, Session};
+use vkube_store::{EventLevel, ForceDelete, StateStore};
+use vkube_vsphere::VspherePort;
 
+use crate::apply::record_event;
+use crate::context::Context;
 use crate::error::{Error, NodeFailure, Result};
+use crate::guest;
 use crate::observe::observe;
-use crate::progress::Progress;
+use crate::progress::{Event, EventKind, Progress, StepKind};
 
 /// How a delete runs.
 #[derive(Debug, Clone)]
@@ -45,31 +48,30 @@ pub struct DeleteReport {
     pub orphans: Vec<String>,
 }
 
-/// Delete cluster `name`. With `session` `None` (vCenter unreachable) only a
+/// Delete cluster `name`. With `vsphere` `None` (vCenter unreachable) only a
 /// forced delete can proceed, and every recorded node is reported as an orphan.
 pub async fn delete(
-    session: Option<&Session>,
+    vsphere: Option<&dyn VspherePort>,
     store: &dyn StateStore,
     name: &str,
+    ctx: &Context<'_>,
     options: &DeleteOptions,
     progress: &dyn Progress,
 ) -> Result<DeleteReport> {
-    let record = store.mark_deleting(name, Timestamp::now()).await?;
-    let event = |level, kind: &'static str, message: String, node: Option<String>| async move {
-        let _ = store
-            .append_event(
-                name,
-                Timestamp::now(),
-                level,
-                kind,
-                &message,
-                node.as_deref(),
-            )
-            .await;
+    let record = store.mark_deleting(name, ctx.timestamp()).await?;
+    let event = |level, kind, message: String, node: Option<String>| async move {
+        let event = Event {
+            cluster: name,
+            level,
+            kind,
+            node: node.as_deref(),
+            message: &message,
+        };
+        record_event(store, ctx, progress, event).await;
     };
     event(
         EventLevel::Info,
-        "DeletionStarted",
+        EventKind::DeletionStarted,
         "deleting the cluster".into(),
         None,
     )
@@ -80,28 +82,32 @@ pub async fn delete(
     };
     let mut failures = Vec::new();
     let mut released = 0;
-    if let Some(session) = session {
-        // Deleting VMs is a cluster write like any apply's: it takes the
-        // apply lock, so a delete and an apply never run at once.
-        let lock = crate::apply::acquire_lock(store, name, options.lock_ttl).await?;
-        let fence = lock.fence();
+    // Deleting VMs is a cluster write like any apply's: it takes the apply
+    // lock, so a delete and an apply never run at once. Removing the
+    // cluster removes its lock; a delete that stops short releases it.
+    let mut lock = None;
+    if let Some(vsphere) = vsphere {
+        let held = crate::apply::acquire_lock(store, ctx, name, options.lock_ttl).await?;
+        let fence = held.fence();
+        lock = Some(held);
         let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
-        let inventory = Inventory::load(session).await?;
-        let observation = observe(session, &inventory, &spec, &record.uid).await?;
+        let inventory = vsphere.inventory().await?;
+        let observation = observe(vsphere, &inventory, &spec, &record.uid).await?;
         let limit = Semaphore::new(options.parallel.max(1));
         let results =
             futures::future::join_all(observation.vms.iter().map(|(node, (vm_ref, _))| {
                 let limit = &limit;
                 async move {
                     let _permit = limit.acquire().await.expect("semaphore open");
-                    progress.started("delete node", Some(node));
+                    progress.started(StepKind::DeleteNode, Some(node));
                     let result = async {
-                        vm::power_off(session, vm_ref, options.power_off_grace).await?;
-                        vm::destroy(session, vm_ref).await
+                        guest::power_off(vsphere, ctx.clock, vm_ref, options.power_off_grace)
+                            .await?;
+                        Ok::<_, Error>(vsphere.destroy_vm(vm_ref).await?)
                     }
                     .await;
                     let message = result.as_ref().err().map(|e| e.to_string());
-                    progress.finished("delete node", Some(node), message.as_deref());
+                    progress.finished(StepKind::DeleteNode, Some(node), message.as_deref());
                     (node.clone(), result)
                 }
             }))
@@ -116,7 +122,7 @@ pub async fn delete(
                         .len();
                     event(
                         EventLevel::Info,
-                        "NodeDeleted",
+                        EventKind::NodeDeleted,
                         "VM destroyed".into(),
                         Some(node.clone()),
                     )
@@ -126,14 +132,14 @@ pub async fn delete(
                 Err(e) => {
                     event(
                         EventLevel::Error,
-                        "NodeDeleteFailed",
+                        EventKind::NodeDeleteFailed,
                         e.to_string(),
                         Some(node.clone()),
                     )
                     .await;
                     failures.push(NodeFailure {
                         node,
-                        step: "delete node".into(),
+                        step: StepKind::DeleteNode,
                         message: e.to_string(),
                     });
                 }
@@ -147,10 +153,10 @@ pub async fn delete(
         );
         if let Some(folder) = &observation.folder {
             if failures.is_empty() && observation.strangers.is_empty() {
-                progress.started("delete folder", None);
-                let removed = vm::destroy(session, folder).await;
+                progress.started(StepKind::DeleteFolder, None);
+                let removed = vsphere.destroy_folder(folder).await;
                 progress.finished(
-                    "delete folder",
+                    StepKind::DeleteFolder,
                     None,
                     removed.as_ref().err().map(|e| e.to_string()).as_deref(),
                 );
@@ -158,31 +164,36 @@ pub async fn delete(
                     Ok(()) => report.folder_removed = true,
                     Err(e) => failures.push(NodeFailure {
                         node: "(folder)".into(),
-                        step: "delete folder".into(),
+                        step: StepKind::DeleteFolder,
                         message: e.to_string(),
                     }),
                 }
             } else {
                 report
                     .orphans
-                    .push(format!("folder `{}`", inventory.path(&folder.value)));
+                    .push(format!("folder `{}`", inventory.path(folder.id())));
             }
         } else {
             report.folder_removed = true;
         }
     }
-    let force = if failures.is_empty() && session.is_some() {
+    let force = if failures.is_empty() && vsphere.is_some() {
         ForceDelete::Now
     } else {
         options.force
     };
     if matches!(force, ForceDelete::No) && !failures.is_empty() {
+        if let Some(lock) = &lock {
+            if let Err(e) = store.release_apply_lock(lock).await {
+                tracing::warn!("releasing the apply lock of `{name}` failed: {e}");
+            }
+        }
         return Err(Error::NodesFailed {
             cluster: name.into(),
             failures,
         });
     }
-    let removed = store.remove_cluster(name, force, Timestamp::now()).await?;
+    let removed = store.remove_cluster(name, force, ctx.timestamp()).await?;
     report.released_addresses = released + removed.released_leases.len();
     for node in removed.nodes {
         report.orphans.push(format!(

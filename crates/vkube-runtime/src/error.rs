@@ -11,7 +11,7 @@ pub struct NodeFailure {
     /// VM name.
     pub node: String,
     /// What was being done.
-    pub step: String,
+    pub step: crate::progress::StepKind,
     /// vCenter's fault, as one line.
     pub message: String,
 }
@@ -87,6 +87,14 @@ pub enum Error {
         /// What is missing.
         missing: String,
     },
+    /// A scale named a node group the cluster does not have.
+    #[error("cluster `{cluster}` has no node pool `{group}`")]
+    NoSuchGroup {
+        /// Cluster name.
+        cluster: String,
+        /// The group asked for.
+        group: String,
+    },
     /// An input file or value vkube was given cannot be used.
     #[error("{what}: {problem}")]
     Input {
@@ -123,6 +131,7 @@ impl Error {
             | Error::SlotMismatch { .. }
             | Error::NotBootstrapped { .. }
             | Error::Input { .. }
+            | Error::NoSuchGroup { .. }
             | Error::Addon(_)
             | Error::CloudUserLacksPrivileges { .. }
             | Error::NodesFailed { .. }

@@ -15,8 +15,7 @@ pub use manage::{
 
 use vkube_core::cluster::{ClusterSpec, Problem};
 use vkube_core::images::{check_template, ClusterNeeds, FindingId, Severity};
-use vkube_vsphere::images::facts;
-use vkube_vsphere::{Entity, Inventory, Session};
+use vkube_vsphere::{Entity, Inventory, VmId, VspherePort};
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -37,13 +36,16 @@ pub fn needs_of(spec: &ClusterSpec) -> ClusterNeeds {
 /// `spec.template`, naming both sides; other missing requirements are
 /// warned about.
 pub async fn check_cluster_template(
-    session: &Session,
+    vsphere: &dyn VspherePort,
     inventory: &Inventory,
     template: &Entity,
     spec: &ClusterSpec,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let Some(facts) = facts::read_one(session, inventory, template.moref()).await? else {
+    let Some(vm) = VmId::of(template) else {
+        return Ok(());
+    };
+    let Some(facts) = vsphere.template_facts(inventory, &vm).await? else {
         return Ok(());
     };
     let findings = check_template(&facts, &needs_of(spec));

@@ -1,24 +1,39 @@
-//! vkube's reconcile loop for clusters: read the desired spec, observe
-//! vCenter, plan (pure, in `vkube-core`), execute the next steps, record
-//! intent and events in the store, and repeat until the plan is empty.
-//! Shared by the CLI and the future server; never prints.
+//! vkube's reconcile loop for clusters: take a validated spec, observe
+//! vCenter through the [`vkube_vsphere::VspherePort`], plan (pure, in
+//! `vkube-core`), execute the next steps, record intent and events in the
+//! store. [`reconcile_once`] runs one pass and returns an [`Outcome`] (for a
+//! server that schedules clusters itself); [`apply`] repeats passes until
+//! the plan is empty (for the CLI). Time, randomness and the lock holder
+//! come from the caller's [`Context`]. Never prints.
 #![deny(missing_docs)]
 
 pub mod access;
 pub mod addons;
 pub mod apply;
 pub mod cloud;
+pub mod context;
 pub mod delete;
 mod error;
 pub mod images;
+#[cfg(test)]
+mod fake;
+mod guest;
 pub mod observe;
 pub mod placement;
 pub mod privileges;
 pub mod progress;
-mod random;
+pub mod reconcile;
+pub mod scale;
 pub mod token;
 
-pub use apply::{apply, plan_only, ApplyOptions, ApplyReport, PlanPreview};
+#[cfg(test)]
+mod tests;
+
+pub use apply::{
+    apply, check_pools, parse_spec, plan_only, ApplyOptions, ApplyReport, PlanPreview,
+};
+pub use context::{Clock, Context, LockHolder, OsRandom, ProcessHolder, Random, SystemClock};
 pub use delete::{delete, DeleteOptions, DeleteReport};
 pub use error::{Error, NodeFailure, Result};
-pub use progress::{NoProgress, Progress};
+pub use progress::{Event, EventKind, NoProgress, Progress, StepKind};
+pub use reconcile::{error_policy, reconcile_once, Outcome, RunState};

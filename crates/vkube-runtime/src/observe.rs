@@ -7,13 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use vim_rs::types::structs::ManagedObjectReference;
 use vkube_core::cluster::{
     cluster_folder, parse_vm_name, ClusterSpec, ObservedCluster, ObservedNode, PowerState,
     MARKER_CLUSTER_UID, MARKER_DOMAIN, MARKER_SPEC_HASH,
 };
-use vkube_vsphere::vm::{observe_folder, ObservedVm};
-use vkube_vsphere::{Inventory, Session};
+use vkube_vsphere::vm::ObservedVm;
+use vkube_vsphere::{FolderId, Inventory, VmId, VspherePort};
 
 use crate::error::Result;
 
@@ -21,18 +20,18 @@ use crate::error::Result;
 #[derive(Debug, Clone, Default)]
 pub struct Observation {
     /// The cluster folder, if it exists.
-    pub folder: Option<ManagedObjectReference>,
+    pub folder: Option<FolderId>,
     /// The planner's view.
     pub cluster: ObservedCluster,
     /// Each node's VM, by node name.
-    pub vms: BTreeMap<String, (ManagedObjectReference, ObservedVm)>,
+    pub vms: BTreeMap<String, (VmId, ObservedVm)>,
     /// Nodes whose markers are missing (interrupted creation): finish them.
     pub unfinished: Vec<String>,
     /// VMs in the folder that are not this cluster's nodes.
     pub strangers: Vec<String>,
     /// Second VMs of one node (a clone raced by an interrupted run's clone):
     /// vkube's own, to be destroyed.
-    pub duplicates: Vec<(String, ManagedObjectReference)>,
+    pub duplicates: Vec<(String, VmId)>,
 }
 
 fn power_state(state: &str) -> PowerState {
@@ -45,17 +44,20 @@ fn power_state(state: &str) -> PowerState {
 
 /// Observe the cluster's folder (three round trips, whatever its size).
 pub async fn observe(
-    session: &Session,
+    vsphere: &dyn VspherePort,
     inventory: &Inventory,
     spec: &ClusterSpec,
     uid: &str,
 ) -> Result<Observation> {
     let path = cluster_folder(spec.folder(), spec.name());
-    let Ok(folder) = inventory.resolve(&path, "cluster folder") else {
+    let Some(folder_ref) = inventory
+        .resolve(&path, "cluster folder")
+        .ok()
+        .and_then(FolderId::of)
+    else {
         return Ok(Observation::default());
     };
-    let folder_ref = folder.moref().clone();
-    let mut vms = observe_folder(session, &folder_ref).await?;
+    let mut vms = vsphere.folder_vms(&folder_ref).await?;
     // When one node has two VMs, keep the most complete one.
     let bootstrapped = |vm: &ObservedVm| {
         vm.extra_config.contains_key("guestinfo.metadata")
@@ -91,11 +93,9 @@ pub async fn observe(
             continue;
         }
         if observation.vms.contains_key(&vm.name) {
-            let moref = ManagedObjectReference {
-                r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine,
-                value: vm.id.clone(),
-            };
-            observation.duplicates.push((vm.name.clone(), moref));
+            observation
+                .duplicates
+                .push((vm.name.clone(), VmId::new(vm.id.clone())));
             continue;
         }
         let group_spec = groups
@@ -129,11 +129,9 @@ pub async fn observe(
             memory_mib: vm.memory_mib.max(0) as u32,
             index,
         });
-        let moref = ManagedObjectReference {
-            r#type: vim_rs::types::enums::MoTypesEnum::VirtualMachine,
-            value: vm.id.clone(),
-        };
-        observation.vms.insert(vm.name.clone(), (moref, vm));
+        observation
+            .vms
+            .insert(vm.name.clone(), (VmId::new(vm.id.clone()), vm));
     }
     observation
         .cluster

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use vim_rs::types::structs::ManagedObjectReference;
 use vkube_core::cluster::{CloneMode, ClusterSpec, Problem, Storage};
 use vkube_vsphere::vm::NetworkTarget;
-use vkube_vsphere::{Details, Entity, Inventory, Session};
+use vkube_vsphere::{
+    ComputeResourceId, DatastoreClusterId, DatastoreId, Details, Entity, FolderId, Inventory,
+    NetworkId, ResourcePoolId, SnapshotId, VmId, VspherePort,
+};
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -16,18 +18,18 @@ use crate::progress::Progress;
 #[derive(Debug, Clone)]
 pub enum StorageTarget {
     /// A fixed datastore.
-    Datastore(ManagedObjectReference),
+    Datastore(DatastoreId),
     /// A datastore cluster: Storage DRS picks per clone.
-    DatastoreCluster(ManagedObjectReference),
+    DatastoreCluster(DatastoreClusterId),
 }
 
 /// A placement domain with every path resolved.
 #[derive(Debug, Clone)]
 pub struct DomainPlacement {
     /// The compute cluster.
-    pub compute_cluster: ManagedObjectReference,
+    pub compute_cluster: ComputeResourceId,
     /// The resource pool.
-    pub resource_pool: ManagedObjectReference,
+    pub resource_pool: ResourcePoolId,
     /// Datastore or datastore cluster.
     pub storage: StorageTarget,
     /// NIC backing for the domain's network.
@@ -38,11 +40,11 @@ pub struct DomainPlacement {
 #[derive(Debug, Clone)]
 pub struct Placement {
     /// The parent VM folder (the cluster folder goes inside).
-    pub parent_folder: ManagedObjectReference,
+    pub parent_folder: FolderId,
     /// The template VM.
-    pub template: ManagedObjectReference,
+    pub template: VmId,
     /// Snapshot for linked clones; `None` means full clones.
-    pub linked_snapshot: Option<ManagedObjectReference>,
+    pub linked_snapshot: Option<SnapshotId>,
     /// Domains by name.
     pub domains: BTreeMap<String, DomainPlacement>,
 }
@@ -78,7 +80,7 @@ fn expect<'a>(
 /// [`Error::Placement`]. A linked clone without a template snapshot falls
 /// back to a full clone, with a warning through `progress`.
 pub async fn resolve(
-    session: &Session,
+    vsphere: &dyn VspherePort,
     inventory: &Inventory,
     spec: &ClusterSpec,
     progress: &dyn Progress,
@@ -196,7 +198,8 @@ pub async fn resolve(
                 "datastore",
                 |d| matches!(d, Details::Datastore { .. }),
             )
-            .map(|e| StorageTarget::Datastore(e.moref().clone())),
+            .and_then(DatastoreId::of)
+            .map(StorageTarget::Datastore),
             Storage::DatastoreCluster(path) => expect(
                 inventory,
                 &mut problems,
@@ -205,7 +208,8 @@ pub async fn resolve(
                 "datastore cluster",
                 |d| matches!(d, Details::DatastoreCluster { .. }),
             )
-            .map(|e| StorageTarget::DatastoreCluster(e.moref().clone())),
+            .and_then(DatastoreClusterId::of)
+            .map(StorageTarget::DatastoreCluster),
         };
         let network = expect(
             inventory,
@@ -215,14 +219,15 @@ pub async fn resolve(
             "network",
             |d| matches!(d, Details::Network { .. }),
         );
-        if let (Some(cluster), Some(pool), Some(storage), Some(network)) =
-            (cluster, pool, storage, network)
-        {
-            networks.push((domain.name().to_string(), network.moref().clone()));
-            domains.insert(
-                domain.name().to_string(),
-                (cluster.moref().clone(), pool.moref().clone(), storage),
-            );
+        let ids = (
+            cluster.and_then(ComputeResourceId::of),
+            pool.and_then(ResourcePoolId::of),
+            storage,
+            network.and_then(NetworkId::of),
+        );
+        if let (Some(cluster), Some(pool), Some(storage), Some(network)) = ids {
+            networks.push((domain.name().to_string(), network));
+            domains.insert(domain.name().to_string(), (cluster, pool, storage));
         }
     }
     if !problems.is_empty() {
@@ -231,12 +236,17 @@ pub async fn resolve(
     let (Some(parent_folder), Some(template)) = (parent_folder, template) else {
         unreachable!("problems were reported above")
     };
-    crate::images::check_cluster_template(session, inventory, template, spec, progress).await?;
+    let (Some(parent_folder), Some(template_id)) =
+        (FolderId::of(parent_folder), VmId::of(template))
+    else {
+        unreachable!("the kinds were checked above")
+    };
+    crate::images::check_cluster_template(vsphere, inventory, template, spec, progress).await?;
     let mut resolved = BTreeMap::new();
     for (name, network) in networks {
         let (compute_cluster, resource_pool, storage) =
             domains.remove(&name).expect("domain resolved above");
-        let network = NetworkTarget::resolve(session, &network).await?;
+        let network: NetworkTarget = vsphere.network_target(&network).await?;
         resolved.insert(
             name,
             DomainPlacement {
@@ -250,7 +260,7 @@ pub async fn resolve(
     let linked_snapshot = match spec.clone_mode() {
         CloneMode::Full => None,
         CloneMode::Linked => {
-            let snapshot = vkube_vsphere::vm::current_snapshot(session, template.moref()).await?;
+            let snapshot = vsphere.current_snapshot(&template_id).await?;
             if snapshot.is_none() {
                 progress.warn(&format!(
                     "template `{}` has no snapshot: linked clones need one, falling back to full clones",
@@ -261,8 +271,8 @@ pub async fn resolve(
         }
     };
     Ok(Placement {
-        parent_folder: parent_folder.moref().clone(),
-        template: template.moref().clone(),
+        parent_folder,
+        template: template_id,
         linked_snapshot,
         domains: resolved,
     })

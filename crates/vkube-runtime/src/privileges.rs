@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use vkube_core::roles::{self, Catalog, CheckReport, Probe, Slot, Target, Targets};
-use vkube_vsphere::{Authorization, Details, Entity, Inventory, Session};
+use vkube_vsphere::{Details, Entity, Inventory, ObjectRef, VspherePort};
 
 use crate::error::{Error, Result};
 
@@ -130,20 +130,20 @@ pub struct PrivilegeCheck<'a> {
 /// propagating binding) with what the catalog requires, in one
 /// privilege read.
 pub async fn check(
-    session: &Session,
+    vsphere: &dyn VspherePort,
     inventory: &Inventory,
     input: &PrivilegeCheck<'_>,
 ) -> Result<CheckReport> {
     let resolved = resolve_targets(inventory, input.targets)?;
     let mut probes: Vec<Probe> = Vec::new();
     let mut paths: BTreeMap<String, String> = BTreeMap::new(); // entity id -> path
-    let mut entities = Vec::new();
+    let mut entities: Vec<ObjectRef> = Vec::new();
     let mut add = |probe: Probe, entity: &Entity| {
         if paths
             .insert(entity.id.clone(), entity.path.clone())
             .is_none()
         {
-            entities.push(entity.moref().clone());
+            entities.push(entity.object());
         }
         probes.push(probe);
     };
@@ -172,16 +172,15 @@ pub async fn check(
             }
         }
     }
-    let authz = Authorization::new(session)?;
     let (who, by_id) = match input.principal {
         Some(user) => (
             user.to_owned(),
-            authz.user_privileges(&entities, user).await?,
+            vsphere.user_privileges(&entities, user).await?,
         ),
         None => {
-            let (_, user) = authz.current_session().await?;
+            let user = vsphere.session_user().await?;
             let wanted = roles::required_privileges(input.catalog, input.include_optional, &probes);
-            (user, authz.session_privileges(&entities, &wanted).await?)
+            (user, vsphere.session_privileges(&entities, &wanted).await?)
         }
     };
     let effective: BTreeMap<String, BTreeSet<String>> = by_id

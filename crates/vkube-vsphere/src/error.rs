@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use vim_rs::core::client::Error as VimClientError;
 use vim_rs::core::error::{Error as VimError, ErrorKind as VimErrorKind};
-use vim_rs::types::struct_enum::StructType;
 use vim_rs::types::structs::MethodFault;
+
+use crate::fault::Fault;
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -129,8 +130,9 @@ pub enum Error {
     Fault {
         /// What vkube was doing.
         operation: String,
-        /// The fault type, e.g. `DuplicateName`.
-        fault: String,
+        /// The fault, e.g. [`Fault::DuplicateName`]; never
+        /// [`Fault::NoPermission`], which is [`Error::PermissionDenied`].
+        fault: Fault,
         /// vCenter's message, when it sent one.
         message: Option<String>,
     },
@@ -197,7 +199,28 @@ impl Error {
 
     /// Whether the session expired and a new login may fix the call.
     pub(crate) fn is_not_authenticated(err: &VimClientError) -> bool {
-        matches!(err, VimClientError::MethodFault(f) if f.type_ == Some(StructType::NotAuthenticated))
+        matches!(err, VimClientError::MethodFault(f) if fault_of(f) == Fault::NotAuthenticated)
+    }
+
+    /// The error for `fault` raised while doing `operation`: a missing
+    /// privilege becomes [`Error::PermissionDenied`], anything else
+    /// [`Error::Fault`].
+    pub fn raised(operation: &str, fault: Fault, message: Option<String>) -> Self {
+        match fault {
+            Fault::NoPermission { privilege, object } => Error::PermissionDenied {
+                object: if object == "unknown" {
+                    operation.to_owned()
+                } else {
+                    object
+                },
+                privilege,
+            },
+            fault => Error::Fault {
+                operation: operation.into(),
+                fault,
+                message,
+            },
+        }
     }
 
     /// Translate a `vim_rs` client error raised while doing `operation`.
@@ -228,11 +251,11 @@ impl Error {
             return Self::from_client(operation, client.clone());
         }
         match err.kind() {
-            VimErrorKind::TaskCancelled => Error::Fault {
-                operation: operation.into(),
-                fault: "RequestCanceled".into(),
-                message: Some("the task was cancelled".into()),
-            },
+            VimErrorKind::TaskCancelled => Error::raised(
+                operation,
+                Fault::RequestCanceled,
+                Some("the task was cancelled".into()),
+            ),
             _ => Error::Protocol {
                 operation: operation.into(),
                 detail: first_line(&err.to_string()),
@@ -242,17 +265,7 @@ impl Error {
 
     /// Translate a vSphere `MethodFault`.
     pub fn from_fault(operation: &str, fault: &MethodFault) -> Self {
-        let name = fault_name(fault);
-        if name == "NoPermission" {
-            let privilege = extra_str(fault, "privilegeId").unwrap_or_else(|| "unknown".into());
-            let object = extra_str(fault, "object").unwrap_or_else(|| operation.to_string());
-            return Error::PermissionDenied { object, privilege };
-        }
-        Error::Fault {
-            operation: operation.into(),
-            fault: name,
-            message: fault_message(fault),
-        }
+        Error::raised(operation, fault_of(fault), fault_message(fault))
     }
 
     /// Whether a REST call failed because the name is taken (a create raced
@@ -261,22 +274,38 @@ impl Error {
         matches!(self, Error::RestFault { error_type: Some(t), .. } if t == "ALREADY_EXISTS")
     }
 
-    /// The vSphere fault type name, if this error is a fault.
-    pub fn fault_name(&self) -> Option<&str> {
+    /// The vSphere fault, if this error is one ([`Error::PermissionDenied`]
+    /// is [`Fault::NoPermission`]).
+    pub fn fault(&self) -> Option<Fault> {
         match self {
-            Error::Fault { fault, .. } => Some(fault),
-            Error::PermissionDenied { .. } => Some("NoPermission"),
+            Error::Fault { fault, .. } => Some(fault.clone()),
+            Error::PermissionDenied { object, privilege } => {
+                Some(Fault::no_permission(privilege, object))
+            }
             _ => None,
         }
     }
+
+    /// Whether this error is the fault `fault` (for fault kinds without fields).
+    pub fn is(&self, fault: &Fault) -> bool {
+        matches!(self, Error::Fault { fault: f, .. } if f == fault)
+    }
 }
 
-/// The fault's type name, e.g. `InvalidLogin`.
-pub(crate) fn fault_name(fault: &MethodFault) -> String {
-    fault
+/// The fault a `MethodFault` is, with the privilege and object of a
+/// `NoPermission`.
+pub(crate) fn fault_of(fault: &MethodFault) -> Fault {
+    let name = fault
         .type_
         .map(|t| t.as_str().to_string())
-        .unwrap_or_else(|| "MethodFault".into())
+        .unwrap_or_else(|| "MethodFault".into());
+    match Fault::from_name(&name) {
+        Fault::NoPermission { .. } => Fault::no_permission(
+            extra_str(fault, "privilegeId").unwrap_or_else(|| "unknown".into()),
+            extra_str(fault, "object").unwrap_or_else(|| "unknown".into()),
+        ),
+        other => other,
+    }
 }
 
 /// A readable message from the fault's localized messages and well-known fields.
@@ -301,7 +330,7 @@ fn fault_message(fault: &MethodFault) -> Option<String> {
         }
     }
     if let Some(cause) = &fault.fault_cause {
-        parts.push(format!("caused by `{}`", fault_name(cause)));
+        parts.push(format!("caused by `{}`", fault_of(cause)));
     }
     (!parts.is_empty()).then(|| parts.join("; "))
 }

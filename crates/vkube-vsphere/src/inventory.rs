@@ -14,6 +14,7 @@ use vim_rs::types::structs::{DatastoreHostMount, ManagedObjectReference};
 
 use crate::collect::{retrieve_container, ObjectProps, Wanted};
 use crate::error::{Error, Result};
+use crate::ids::ObjectRef;
 use crate::session::Session;
 
 /// What kind of object an entity is, with its kind-specific facts.
@@ -123,6 +124,11 @@ impl Entity {
     /// The reference to pass to `vim_rs` calls.
     pub fn moref(&self) -> &ManagedObjectReference {
         &self.moref
+    }
+
+    /// The entity as vkube names managed objects (its type and id).
+    pub fn object(&self) -> ObjectRef {
+        ObjectRef::new(self.type_name.clone(), self.id.clone())
     }
 }
 
@@ -431,27 +437,29 @@ impl Inventory {
             .unwrap_or_else(|| id.to_string())
     }
 
-    /// Build a snapshot from entities (for tests of code that consumes one).
+    /// Build a snapshot from entities — `(object, name, parent id, details)`
+    /// — and the root folder's id: for fakes and tests of code that
+    /// consumes one.
     pub fn from_parts(
-        entities: Vec<(ManagedObjectReference, String, Option<String>, Details)>,
-        root: ManagedObjectReference,
+        entities: Vec<(ObjectRef, String, Option<String>, Details)>,
+        root: &str,
     ) -> Inventory {
         let mut map = BTreeMap::new();
-        for (moref, name, parent, details) in entities {
+        for (object, name, parent, details) in entities {
             map.insert(
-                moref.value.clone(),
+                object.id.clone(),
                 Entity {
-                    id: moref.value.clone(),
-                    type_name: moref.r#type.as_str().to_string(),
+                    id: object.id.clone(),
+                    type_name: object.type_name.clone(),
                     name,
                     path: String::new(),
                     parent,
                     details,
-                    moref,
+                    moref: object.moref(),
                 },
             );
         }
-        Inventory::from_entities(map, root.value)
+        Inventory::from_entities(map, root.to_owned())
     }
 }
 

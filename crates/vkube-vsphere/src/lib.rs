@@ -9,7 +9,10 @@ pub mod collect;
 pub mod endpoint;
 pub mod error;
 pub mod images;
+pub mod fault;
+pub mod ids;
 pub mod inventory;
+pub mod port;
 pub mod secret;
 pub mod session;
 pub mod tagging;
@@ -21,7 +24,13 @@ pub mod vm;
 pub use authorization::{Authorization, PermissionInfo, RoleInfo};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
+pub use fault::Fault;
+pub use ids::{
+    ComputeResourceId, DatastoreClusterId, DatastoreId, FolderId, HostId, NetworkId, ObjectRef,
+    ResourcePoolId, SnapshotId, VmId,
+};
 pub use inventory::{Details, Entity, Inventory};
+pub use port::{PlacementQuery, SessionFacts, Trust, VspherePort};
 pub use secret::Secret;
 pub use session::{About, ConnectOptions, Session, TransportChoice};
 pub use tagging::TaggingClient;

@@ -236,10 +236,12 @@ fn login_error(options: &ConnectOptions, err: vim_rs::core::client::Error) -> Er
     use vim_rs::core::client::Error as E;
     let url = options.endpoint.sdk_url();
     match &err {
-        E::MethodFault(f) if crate::error::fault_name(f) == "InvalidLogin" => Error::InvalidLogin {
-            user: options.username.clone(),
-            host: options.endpoint.address(),
-        },
+        E::MethodFault(f) if crate::error::fault_of(f) == crate::Fault::InvalidLogin => {
+            Error::InvalidLogin {
+                user: options.username.clone(),
+                host: options.endpoint.address(),
+            }
+        }
         E::MethodFault(_) => Error::from_client("login", err),
         E::ReqwestError(e) if e.status().is_some() => Error::NotVcenter {
             url,

@@ -17,6 +17,7 @@ use vim_rs::types::structs::{LocalizedMethodFault, ManagedObjectReference};
 
 use crate::collect::{retrieve_objects, Wanted};
 use crate::error::{Error, Result};
+use crate::fault::Fault;
 use crate::session::Session;
 
 const FIRST_INTERVAL: Duration = Duration::from_millis(100);
@@ -175,11 +176,7 @@ async fn task_error(session: &Session, operation: &str, task: &ManagedObjectRefe
                 }
                 err
             }
-            None => Error::Fault {
-                operation: operation.into(),
-                fault: "MethodFault".into(),
-                message: None,
-            },
+            None => Error::raised(operation, Fault::Other("MethodFault".into()), None),
         },
         Err(_) => {
             let message = retrieve_objects(
@@ -198,16 +195,8 @@ async fn task_error(session: &Session, operation: &str, task: &ManagedObjectRefe
             })
             .unwrap_or_default();
             match message.strip_prefix("*types.") {
-                Some(name) => Error::Fault {
-                    operation: operation.into(),
-                    fault: name.to_string(),
-                    message: None,
-                },
-                None => Error::Fault {
-                    operation: operation.into(),
-                    fault: "MethodFault".into(),
-                    message: Some(message),
-                },
+                Some(name) => Error::raised(operation, Fault::from_name(name), None),
+                None => Error::raised(operation, Fault::Other("MethodFault".into()), Some(message)),
             }
         }
     }

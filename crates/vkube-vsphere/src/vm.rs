@@ -25,22 +25,24 @@ use vim_rs::types::vim_any::VimAny;
 
 use crate::collect::{retrieve_container, retrieve_objects, ObjectProps, Wanted};
 use crate::error::{Error, Result};
+use crate::fault::Fault;
+use crate::ids::{DatastoreId, FolderId, NetworkId, ResourcePoolId, SnapshotId, VmId};
 use crate::session::Session;
 
 /// The network a NIC should be on, with what its backing needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkTarget {
     /// A standard port group.
     Standard {
         /// The network.
-        network: ManagedObjectReference,
+        network: NetworkId,
         /// Its name (the backing's device name).
         name: String,
     },
     /// A distributed port group.
     Distributed {
         /// The port group.
-        portgroup: ManagedObjectReference,
+        portgroup: NetworkId,
         /// Its key.
         key: String,
         /// UUID of its switch.
@@ -50,16 +52,14 @@ pub enum NetworkTarget {
 
 impl NetworkTarget {
     /// Look up what a NIC backing needs for `network` (one or two round trips).
-    pub async fn resolve(
-        session: &Session,
-        network: &ManagedObjectReference,
-    ) -> Result<NetworkTarget> {
-        if network.r#type.as_str() != "DistributedVirtualPortgroup" {
+    pub async fn resolve(session: &Session, network: &NetworkId) -> Result<NetworkTarget> {
+        let reference = network.moref();
+        if !network.is_distributed() {
             let mut props = retrieve_objects(
                 session,
-                std::slice::from_ref(network),
+                std::slice::from_ref(&reference),
                 &[Wanted {
-                    type_name: network.r#type.as_str(),
+                    type_name: reference.r#type.as_str(),
                     paths: &["name"],
                 }],
             )
@@ -75,7 +75,7 @@ impl NetworkTarget {
         }
         let mut pg = retrieve_objects(
             session,
-            std::slice::from_ref(network),
+            std::slice::from_ref(&reference),
             &[Wanted {
                 type_name: "DistributedVirtualPortgroup",
                 paths: &["key", "config.distributedVirtualSwitch"],
@@ -84,7 +84,7 @@ impl NetworkTarget {
         .await?;
         let pg = pg
             .first_mut()
-            .ok_or_else(|| not_found("network", &network.value))?;
+            .ok_or_else(|| not_found("network", network.id()))?;
         let key = pg.string("key").unwrap_or_default();
         let switch = pg
             .take::<ManagedObjectReference>("config.distributedVirtualSwitch")
@@ -112,10 +112,21 @@ impl NetworkTarget {
         })
     }
 
-    fn reference(&self) -> &ManagedObjectReference {
+    /// The network this target is.
+    pub fn network(&self) -> &NetworkId {
         match self {
             NetworkTarget::Standard { network, .. } => network,
             NetworkTarget::Distributed { portgroup, .. } => portgroup,
+        }
+    }
+
+    /// What an observed NIC reports as its network when it is on this
+    /// target ([`ObservedVm::network`]): the network's id, or a distributed
+    /// port group's key.
+    pub fn observed_key(&self) -> &str {
+        match self {
+            NetworkTarget::Standard { network, .. } => network.id(),
+            NetworkTarget::Distributed { key, .. } => key,
         }
     }
 }
@@ -130,7 +141,7 @@ fn not_found(kind: &str, id: &str) -> Error {
 }
 
 /// The VM settings vkube manages; `None` leaves a setting as cloned.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VmSettings {
     /// vCPUs.
     pub num_cpus: Option<i32>,
@@ -154,15 +165,15 @@ pub struct CloneRequest {
     /// New VM name (unique in the folder).
     pub name: String,
     /// Source VM or template.
-    pub template: ManagedObjectReference,
+    pub template: VmId,
     /// Target folder.
-    pub folder: ManagedObjectReference,
+    pub folder: FolderId,
     /// Target resource pool.
-    pub pool: ManagedObjectReference,
+    pub pool: ResourcePoolId,
     /// Target datastore (resolved from a datastore cluster by the caller).
-    pub datastore: ManagedObjectReference,
+    pub datastore: DatastoreId,
     /// Linked clone from this snapshot, or a full clone when `None`.
-    pub linked_snapshot: Option<ManagedObjectReference>,
+    pub linked_snapshot: Option<SnapshotId>,
     /// Settings to apply in the clone spec.
     pub settings: VmSettings,
 }
@@ -294,7 +305,7 @@ pub async fn observe_vm(
     .await
     {
         Ok(objects) => Ok(objects.into_iter().next().map(observed)),
-        Err(e) if e.fault_name() == Some("ManagedObjectNotFound") => Ok(None),
+        Err(e) if e.is(&Fault::ManagedObjectNotFound) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -314,7 +325,7 @@ pub async fn ensure_folder(
         Ok(created) => Ok(created),
         Err(e) => {
             let err = Error::from_client(&format!("creating folder `{name}`"), e);
-            if err.fault_name() == Some("DuplicateName") {
+            if err.is(&Fault::DuplicateName) {
                 if let Some(existing) = child_folder(session, parent, name).await? {
                     return Ok(existing);
                 }
@@ -324,7 +335,8 @@ pub async fn ensure_folder(
     }
 }
 
-async fn child_folder(
+/// The folder `name` directly inside `parent`, if any (two round trips).
+pub async fn child_folder(
     session: &Session,
     parent: &ManagedObjectReference,
     name: &str,
@@ -430,7 +442,7 @@ fn config_spec(
         let mut devices: Vec<Box<dyn vim_rs::types::traits::VirtualDeviceConfigSpecTrait>> =
             Vec::new();
         if let Some(network) = &desired.network {
-            if current.observed.network.as_deref() != Some(network_key(network)) {
+            if current.observed.network.as_deref() != Some(network.observed_key()) {
                 if let Some(nic) = current.nic_with(network) {
                     devices.push(edit(nic));
                 }
@@ -450,13 +462,6 @@ fn config_spec(
         }
     }
     changed.then_some(spec)
-}
-
-fn network_key(target: &NetworkTarget) -> &str {
-    match target {
-        NetworkTarget::Standard { network, .. } => &network.value,
-        NetworkTarget::Distributed { key, .. } => key,
-    }
 }
 
 fn edit(
@@ -515,7 +520,7 @@ impl CurrentConfig {
                         device_name: name.clone(),
                         use_auto_detect: Some(false),
                     },
-                    network: Some(network.clone()),
+                    network: Some(network.moref()),
                     in_passthrough_mode: None,
                 })
             }
@@ -588,11 +593,12 @@ fn device_facts(devices: &[Box<dyn VirtualDeviceTrait>]) -> (Option<String>, Opt
 /// folder is an error (`DuplicateName`): callers look for their marked VM first.
 pub async fn clone_vm(session: &Session, request: &CloneRequest) -> Result<ManagedObjectReference> {
     let operation = format!("cloning `{}`", request.name);
+    let folder = request.folder.moref();
     let spec = VirtualMachineCloneSpec {
         location: VirtualMachineRelocateSpec {
-            folder: Some(request.folder.clone()),
-            datastore: Some(request.datastore.clone()),
-            pool: Some(request.pool.clone()),
+            folder: Some(folder.clone()),
+            datastore: Some(request.datastore.moref()),
+            pool: Some(request.pool.moref()),
             disk_move_type: request
                 .linked_snapshot
                 .as_ref()
@@ -602,12 +608,12 @@ pub async fn clone_vm(session: &Session, request: &CloneRequest) -> Result<Manag
         template: false,
         config: config_spec(&request.settings, None),
         power_on: false,
-        snapshot: request.linked_snapshot.clone(),
+        snapshot: request.linked_snapshot.as_ref().map(SnapshotId::moref),
         ..Default::default()
     };
-    let source = vim_rs::mo::VirtualMachine::new(session.client(), &request.template.value);
+    let source = vim_rs::mo::VirtualMachine::new(session.client(), request.template.id());
     let task = source
-        .clone_vm_task(&request.folder, &request.name, &spec)
+        .clone_vm_task(&folder, &request.name, &spec)
         .await
         .map_err(|e| Error::from_client(&operation, e))?;
     session
@@ -651,7 +657,7 @@ pub async fn power_on(session: &Session, vm: &ManagedObjectReference) -> Result<
         .await
         .map_err(|e| Error::from_client(&operation, e))?;
     match session.wait_task(&operation, task).await.map(|_| ()) {
-        Err(e) if e.fault_name() == Some("InvalidPowerState") => Ok(()),
+        Err(e) if e.is(&Fault::InvalidPowerState) => Ok(()),
         other => other,
     }
 }
@@ -669,8 +675,7 @@ pub async fn power_off(
     if state.power_state != "poweredOn" {
         return Ok(());
     }
-    let machine = vim_rs::mo::VirtualMachine::new(session.client(), &vm.value);
-    if machine.shutdown_guest().await.is_ok() && !grace.is_zero() {
+    if shutdown_guest(session, vm).await.is_ok() && !grace.is_zero() {
         let deadline = tokio::time::Instant::now() + grace;
         // Guests take seconds to shut down; check at a calm pace.
         while tokio::time::Instant::now() < deadline {
@@ -682,13 +687,27 @@ pub async fn power_off(
             }
         }
     }
-    let operation = format!("powering off `{}`", state.name);
-    let task = machine
+    power_off_now(session, vm).await
+}
+
+/// Ask the guest to shut down (VMware Tools); returns once asked, not
+/// once off. Fails when the guest cannot be asked (no Tools, not running).
+pub async fn shutdown_guest(session: &Session, vm: &ManagedObjectReference) -> Result<()> {
+    vim_rs::mo::VirtualMachine::new(session.client(), &vm.value)
+        .shutdown_guest()
+        .await
+        .map_err(|e| Error::from_client(&format!("shutting down the guest of `{}`", vm.value), e))
+}
+
+/// Power a VM off at once (no guest shutdown). Already off is success.
+pub async fn power_off_now(session: &Session, vm: &ManagedObjectReference) -> Result<()> {
+    let operation = format!("powering off `{}`", vm.value);
+    let task = vim_rs::mo::VirtualMachine::new(session.client(), &vm.value)
         .power_off_vm_task()
         .await
         .map_err(|e| Error::from_client(&operation, e))?;
     match session.wait_task(&operation, task).await.map(|_| ()) {
-        Err(e) if e.fault_name() == Some("InvalidPowerState") => Ok(()),
+        Err(e) if e.is(&Fault::InvalidPowerState) => Ok(()),
         other => other,
     }
 }
@@ -713,7 +732,7 @@ pub async fn destroy(session: &Session, entity: &ManagedObjectReference) -> Resu
         Err(e) => Err(Error::from_client(&operation, e)),
     };
     match result {
-        Err(e) if e.fault_name() == Some("ManagedObjectNotFound") => Ok(()),
+        Err(e) if e.is(&Fault::ManagedObjectNotFound) => Ok(()),
         other => other,
     }
 }
@@ -779,21 +798,40 @@ pub async fn recommend_datastore(
                 .downcast_ref::<vim_rs::types::structs::StoragePlacementAction>()
                 .map(|a| a.destination.clone())
         })
-        .ok_or_else(|| Error::Fault {
-            operation,
-            fault: "NoRecommendation".into(),
-            message: Some(format!(
-                "Storage DRS recommended no datastore in `{}`",
-                pod.value
-            )),
+        .ok_or_else(|| {
+            Error::raised(
+                &operation,
+                Fault::NoRecommendation,
+                Some(format!(
+                    "Storage DRS recommended no datastore in `{}`",
+                    pod.value
+                )),
+            )
         })
 }
 
 impl VmSettings {
-    /// The network reference this setting targets, if any.
-    pub fn network_ref(&self) -> Option<&ManagedObjectReference> {
-        self.network.as_ref().map(NetworkTarget::reference)
+    /// The network this setting targets, if any.
+    pub fn network_id(&self) -> Option<&NetworkId> {
+        self.network.as_ref().map(NetworkTarget::network)
     }
+}
+
+/// The IP address the guest reports now, if any (one round trip).
+pub async fn guest_ip(session: &Session, vm: &ManagedObjectReference) -> Result<Option<String>> {
+    let mut props = retrieve_objects(
+        session,
+        std::slice::from_ref(vm),
+        &[Wanted {
+            type_name: "VirtualMachine",
+            paths: &["guest.ipAddress"],
+        }],
+    )
+    .await?;
+    Ok(props
+        .first_mut()
+        .and_then(|p| p.string("guest.ipAddress"))
+        .filter(|ip| !ip.is_empty()))
 }
 
 /// Wait until the guest reports an IP address (DHCP), checking at a calm
@@ -806,20 +844,7 @@ pub async fn wait_for_ip(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut interval = Duration::from_millis(500);
     loop {
-        let mut props = retrieve_objects(
-            session,
-            std::slice::from_ref(vm),
-            &[Wanted {
-                type_name: "VirtualMachine",
-                paths: &["guest.ipAddress"],
-            }],
-        )
-        .await?;
-        if let Some(ip) = props
-            .first_mut()
-            .and_then(|p| p.string("guest.ipAddress"))
-            .filter(|ip| !ip.is_empty())
-        {
+        if let Some(ip) = guest_ip(session, vm).await? {
             return Ok(Some(ip));
         }
         let now = tokio::time::Instant::now();

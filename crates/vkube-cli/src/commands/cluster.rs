@@ -4,7 +4,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use vkube_core::cluster::{ClusterSpec, Step, Vip, ADMIN_VALIDITY};
 use vkube_runtime::addons::CloudConfig;
-use vkube_runtime::{ApplyOptions, DeleteOptions, Progress};
+use vkube_runtime::{ApplyOptions, Context, DeleteOptions, Progress, StepKind};
 use vkube_store::{ForceDelete, LeaseFilter, StateLocation, StateStore};
 
 use super::{connect, UsageError};
@@ -142,7 +142,7 @@ impl CliProgress {
         }
     }
 
-    fn key(step: &str, node: Option<&str>) -> String {
+    fn key(step: StepKind, node: Option<&str>) -> String {
         format!("{step} {}", node.unwrap_or(""))
     }
 
@@ -160,7 +160,7 @@ impl Progress for CliProgress {
         self.line(&format!("pass {pass}: {} step(s)", steps.len()));
     }
 
-    fn started(&self, step: &str, node: Option<&str>) {
+    fn started(&self, step: StepKind, node: Option<&str>) {
         if !self.terminal {
             return;
         }
@@ -173,7 +173,7 @@ impl Progress for CliProgress {
             .insert(Self::key(step, node), bar);
     }
 
-    fn finished(&self, step: &str, node: Option<&str>, error: Option<&str>) {
+    fn finished(&self, step: StepKind, node: Option<&str>, error: Option<&str>) {
         if let Some(bar) = self
             .live
             .lock()
@@ -324,12 +324,12 @@ async fn apply_text(
 ) -> Result<()> {
     let store = open_store(state).await?;
     // Everything the input alone shows is reported before connecting.
-    vkube_runtime::apply::parse_spec(store.as_ref(), text).await?;
+    let spec = vkube_runtime::parse_spec(store.as_ref(), text).await?;
     let connected = connect(connection).await?;
     let progress = CliProgress::new();
     let result = if run.dry_run {
         let preview =
-            vkube_runtime::plan_only(&connected.session, store.as_ref(), text, &progress).await;
+            vkube_runtime::plan_only(&connected.session, store.as_ref(), &spec, &progress).await;
         preview
             .map_err(anyhow::Error::from)
             .and_then(|p| print_plan(out, format, &p))
@@ -342,10 +342,12 @@ async fn apply_text(
                 .map_or(vkube_runtime::token::DEFAULT_TOKEN_TTL, Duration::from_secs),
             ..Default::default()
         };
+        let ctx = Context::system();
         match vkube_runtime::apply(
             &connected.session,
             store.as_ref(),
-            text,
+            &spec,
+            &ctx,
             &options,
             &progress,
         )
@@ -451,19 +453,17 @@ pub async fn run(
             let store = open_store(state).await?;
             let record = store.cluster(name).await?;
             let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
-            let mut raw = spec.to_raw();
-            if pool == "cp" {
-                raw.spec.control_plane.replicas = *replicas;
-            } else {
-                let Some(p) = raw.spec.node_pools.iter_mut().find(|p| p.name == *pool) else {
-                    return Err(
-                        UsageError(format!("cluster `{name}` has no node pool `{pool}`")).into(),
-                    );
-                };
-                p.replicas = *replicas;
-            }
-            let text = serde_yaml::to_string(&raw)?;
-            apply_text(&text, connection, state, format, run, stats, out).await?;
+            let scaled = vkube_runtime::scale::scaled(&spec, pool, *replicas)?;
+            apply_text(
+                &scaled.to_yaml(),
+                connection,
+                state,
+                format,
+                run,
+                stats,
+                out,
+            )
+            .await?;
         }
         ClusterCommand::Credentials(args) => {
             super::credentials::run(args, open_store(state).await?.as_ref(), format, out).await?;
@@ -599,9 +599,12 @@ pub async fn run(
             };
             let progress = CliProgress::new();
             let report = vkube_runtime::delete(
-                connected.as_ref().map(|c| &c.session),
+                connected
+                    .as_ref()
+                    .map(|c| &c.session as &dyn vkube_vsphere::VspherePort),
                 store.as_ref(),
                 name,
+                &Context::system(),
                 &options,
                 &progress,
             )
@@ -658,7 +661,7 @@ async fn describe(
             pool: node.pool.clone(),
             domain: node.domain.clone(),
             vm: vm
-                .map(|(r, _)| inventory.path(&r.value))
+                .map(|(r, _)| inventory.path(r.id()))
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| {
                     format!(
@@ -821,12 +824,13 @@ async fn kubeconfig(
     let store = open_store(state).await?;
     let record = store.cluster(name).await?;
     let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
-    let mut random = |buf: &mut [u8]| getrandom::getrandom(buf).expect("OS random generator");
+    let ctx = Context::system();
+    let mut random = |buf: &mut [u8]| ctx.random.fill(buf);
     let (access, pki) = vkube_runtime::access::issue_admin(
         store.as_ref(),
         &spec,
         &format!("{name}-admin"),
-        SystemTime::now(),
+        ctx.clock.now(),
         ADMIN_VALIDITY,
         &mut random,
     )

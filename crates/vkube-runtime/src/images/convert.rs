@@ -86,7 +86,7 @@ pub async fn to_stream_vmdk(
     .await?;
     let capacity =
         qemu_virtual_size(&info).map_err(|e| Error::Invalid(format!("`{input_text}`: {e}")))?;
-    let dir = scratch_root.join(format!("vkube-image-{}", crate::random::hex_id(6)));
+    let dir = scratch_root.join(format!("vkube-image-{}", scratch_id()));
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::Invalid(format!("cannot create `{}`: {e}", dir.display())))?;
     let vmdk = dir.join(file_name);
@@ -106,4 +106,12 @@ pub async fn to_stream_vmdk(
         .map(|m| m.len())
         .map_err(|e| Error::Invalid(format!("the converted disk is missing: {e}")))?;
     Ok(converted)
+}
+
+/// A random name part for a scratch directory (the OS's randomness: the
+/// directory only has to be unique among concurrent imports).
+fn scratch_id() -> String {
+    let mut raw = [0u8; 6];
+    getrandom::getrandom(&mut raw).expect("OS random generator");
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -12,17 +12,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use vim_rs::types::structs::ManagedObjectReference;
 use vkube_core::images::{
     displayable_source, guest_id, parse_sha256, FileDigest, ImageOs, ImageRecord, OvfDescriptor,
     Sha256Stream, SingleDiskOvf, Source, TemplateFacts,
 };
 use vkube_vsphere::images::package::image_error;
 use vkube_vsphere::images::{
-    self, facts, lease, open_directory, open_ova, verify_ova, ByteReader, Finish, ImportTarget,
-    Package, TransferProgress,
+    open_directory, open_ova, verify_ova, ByteReader, Finish, ImagePort, ImportTarget, Package,
+    TransferProgress,
 };
-use vkube_vsphere::{Details, Entity, Error, Inventory, Result, Session};
+use vkube_vsphere::{
+    DatastoreId, Details, Entity, Error, FolderId, Inventory, NetworkId, ResourcePoolId, Result,
+    VmId,
+};
 
 use super::convert;
 
@@ -118,7 +120,7 @@ pub struct ImportReport {
 
 struct Resolved {
     target: ImportTarget,
-    existing: Option<ManagedObjectReference>,
+    existing: Option<VmId>,
     path: String,
 }
 
@@ -192,7 +194,7 @@ fn resolve_target(
         names.dedup();
         networks = names
             .into_iter()
-            .map(|n| (n, network.moref().clone()))
+            .map(|n| (n, id_of(network, NetworkId::of)))
             .collect();
     }
     for (key, _) in &request.properties {
@@ -210,7 +212,7 @@ fn resolve_target(
     }
     let path = format!("{}/{name}", folder.path.trim_end_matches('/'));
     let existing = match inventory.resolve(&path, "VM") {
-        Ok(e) if matches!(e.details, Details::VirtualMachine { .. }) => Some(e.moref().clone()),
+        Ok(e) if matches!(e.details, Details::VirtualMachine { .. }) => Some(id_of(e, VmId::of)),
         Ok(e) => {
             return Err(Error::Invalid(format!(
                 "`{path}` exists and is a {}",
@@ -222,9 +224,9 @@ fn resolve_target(
     Ok(Resolved {
         target: ImportTarget {
             name: name.to_string(),
-            folder: folder.moref().clone(),
-            pool: pool.moref().clone(),
-            datastore: datastore.moref().clone(),
+            folder: id_of(folder, FolderId::of),
+            pool: id_of(pool, ResourcePoolId::of),
+            datastore: id_of(datastore, DatastoreId::of),
             host: None,
             networks,
             properties: request.properties.clone(),
@@ -358,7 +360,7 @@ async fn open_source(
             })
         }
         Source::Url { url } => {
-            let client = images::source_client(request.connect_timeout)?;
+            let client = vkube_vsphere::images::source_client(request.connect_timeout)?;
             let shown = displayable_source(url);
             let reader = ByteReader::open_url(&client, url, &shown).await?;
             Ok(Opened {
@@ -378,7 +380,7 @@ async fn hash_url(
     url: &str,
     progress: &dyn TransferProgress,
 ) -> Result<String> {
-    let client = images::source_client(request.connect_timeout)?;
+    let client = vkube_vsphere::images::source_client(request.connect_timeout)?;
     let shown = displayable_source(url);
     progress.begin(
         &format!("hashing {shown} to compare with the existing image"),
@@ -425,7 +427,7 @@ fn record_for(
 /// Import an image; see the module docs for what is checked first.
 /// `cancel` resolving stops the upload and removes the partial VM.
 pub async fn import(
-    session: &Session,
+    images: &dyn ImagePort,
     request: &ImportRequest,
     progress: &dyn TransferProgress,
     cancel: impl Future<Output = ()>,
@@ -449,7 +451,7 @@ pub async fn import(
         sha256: expected.clone(),
         ..request.clone()
     };
-    let inventory = vkube_vsphere::Inventory::load(session).await?;
+    let inventory = images.inventory().await?;
     // Target paths first: a typo in --datastore should not cost a verification pass.
     let probe = resolve_target(
         &inventory,
@@ -462,7 +464,7 @@ pub async fn import(
         &OvfDescriptor::default(),
     )?;
     let existing = match &probe.existing {
-        Some(vm) => facts::read_one(session, &inventory, vm).await?,
+        Some(vm) => images.template_facts(&inventory, vm).await?,
         None => None,
     };
     if let (Some(facts), Source::Url { url }) = (&existing, &source) {
@@ -526,7 +528,9 @@ pub async fn import(
     if replacing {
         target.name = format!("{}.vkube-new", request.name);
     }
-    let spec = lease::create_import_spec(session, &opened.package.descriptor, &target).await?;
+    let spec = images
+        .import_spec(&opened.package.descriptor, &target)
+        .await?;
     if request.dry_run {
         return Ok(ImportReport {
             status: if replacing {
@@ -551,21 +555,21 @@ pub async fn import(
         snapshot: request.snapshot,
         template: request.template,
     };
-    let imported = images::import(
-        session,
-        &target,
-        opened.package,
-        &finish,
-        expected.as_deref(),
-        progress,
-        cancel,
-    )
-    .await?;
+    let imported = images
+        .import(
+            &target,
+            opened.package,
+            &finish,
+            expected.as_deref(),
+            progress,
+            Box::pin(cancel),
+        )
+        .await?;
     if replacing {
         if let Some(old) = &resolved.existing {
-            vkube_vsphere::vm::destroy(session, old).await?;
+            images.destroy_vm(old).await?;
         }
-        images::prepare::rename(session, &imported.vm, &request.name).await?;
+        images.rename(&imported.vm, &request.name).await?;
     }
     Ok(ImportReport {
         status: if replacing {
@@ -575,7 +579,7 @@ pub async fn import(
         },
         name: request.name.clone(),
         path: resolved.path,
-        id: Some(imported.vm.value.clone()),
+        id: Some(imported.vm.id().to_string()),
         source_kind: opened.kind,
         record: imported.record,
         uploaded_bytes: imported.uploaded_bytes,
@@ -605,7 +609,7 @@ fn present(
         status: ImportStatus::AlreadyPresent,
         name: request.name.clone(),
         path: resolved.path.clone(),
-        id: resolved.existing.as_ref().map(|e| e.value.clone()),
+        id: resolved.existing.as_ref().map(|e| e.id().to_string()),
         source_kind: kind_of(source),
         record: existing.record.clone(),
         uploaded_bytes: 0,
@@ -614,4 +618,9 @@ fn present(
         snapshot: existing.snapshot.is_some(),
         warnings: Vec::new(),
     }
+}
+
+/// The typed id of an entity `resolve_as` checked the kind of.
+fn id_of<T>(entity: &Entity, of: impl Fn(&Entity) -> Option<T>) -> T {
+    of(entity).expect("resolve_as checked the kind")
 }

@@ -2,10 +2,9 @@
 //! them, and the fixes vkube can apply.
 
 use serde::Serialize;
-use vim_rs::types::structs::ManagedObjectReference;
 use vkube_core::images::{check_template, ClusterNeeds, Finding, Fix, Severity, TemplateFacts};
-use vkube_vsphere::images::{facts, prepare as change, BASE_SNAPSHOT};
-use vkube_vsphere::{Details, Error, Inventory, Result, Session};
+use vkube_vsphere::images::{ImagePort, BASE_SNAPSHOT};
+use vkube_vsphere::{Details, Error, Inventory, Result, VmId};
 
 /// What `image check` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -81,12 +80,13 @@ pub fn find_image<'a>(inventory: &'a Inventory, name: &str) -> Result<&'a vkube_
 }
 
 async fn facts_of(
-    session: &Session,
+    images: &dyn ImagePort,
     inventory: &Inventory,
-    vm: &ManagedObjectReference,
+    vm: &VmId,
     name: &str,
 ) -> Result<TemplateFacts> {
-    facts::read_one(session, inventory, vm)
+    images
+        .template_facts(inventory, vm)
         .await?
         .map(|mut f| {
             // Fix commands repeat the name as the user gave it.
@@ -98,10 +98,14 @@ async fn facts_of(
 
 /// Check `name` against what a cluster needs (`needs` from a spec, or
 /// empty for the template alone).
-pub async fn check(session: &Session, name: &str, needs: &ClusterNeeds) -> Result<CheckReport> {
-    let inventory = Inventory::load(session).await?;
+pub async fn check(
+    images: &dyn ImagePort,
+    name: &str,
+    needs: &ClusterNeeds,
+) -> Result<CheckReport> {
+    let inventory = images.inventory().await?;
     let entity = find_image(&inventory, name)?;
-    let image = facts_of(session, &inventory, entity.moref(), name).await?;
+    let image = facts_of(images, &inventory, &vm_of(entity, name)?, name).await?;
     let findings = check_template(&image, needs);
     let ok = findings.iter().all(|f| f.severity < Severity::Error);
     Ok(CheckReport {
@@ -143,15 +147,15 @@ pub struct PrepareReport {
 /// for or needed, a hardware upgrade when asked for, the template flag.
 /// A template is turned into a VM for the changes and back afterwards.
 pub async fn prepare(
-    session: &Session,
+    images: &dyn ImagePort,
     name: &str,
     options: &PrepareOptions,
     needs: &ClusterNeeds,
 ) -> Result<PrepareReport> {
-    let inventory = Inventory::load(session).await?;
+    let inventory = images.inventory().await?;
     let entity = find_image(&inventory, name)?;
-    let vm = entity.moref().clone();
-    let before = facts_of(session, &inventory, &vm, name).await?;
+    let vm = vm_of(entity, name)?;
+    let before = facts_of(images, &inventory, &vm, name).await?;
     let findings = check_template(&before, needs);
     let mut fixes: Vec<Fix> = findings
         .iter()
@@ -198,18 +202,18 @@ pub async fn prepare(
     }
     let unmark = before.template && !fixes.is_empty();
     if unmark {
-        change::mark_as_vm(session, &vm).await?;
+        images.mark_as_vm(&vm).await?;
     }
-    let applied = apply(session, &vm, &fixes).await;
+    let applied = apply(images, &vm, &fixes).await;
     let is_template_now = !unmark && before.template;
     if want_template && !is_template_now {
         // Back to a template even when a fix failed: the image stays as it was found.
-        change::mark_as_template(session, &vm).await?;
+        images.mark_as_template(&vm).await?;
     } else if !want_template && is_template_now {
-        change::mark_as_vm(session, &vm).await?;
+        images.mark_as_vm(&vm).await?;
     }
     applied?;
-    let check = self::check(session, &entity.path, needs).await?;
+    let check = self::check(images, &entity.path, needs).await?;
     Ok(PrepareReport {
         path: entity.path.clone(),
         changes,
@@ -226,25 +230,27 @@ fn describe(fix: &Fix) -> String {
     }
 }
 
-async fn apply(session: &Session, vm: &ManagedObjectReference, fixes: &[Fix]) -> Result<()> {
+async fn apply(images: &dyn ImagePort, vm: &VmId, fixes: &[Fix]) -> Result<()> {
     for fix in fixes {
         match fix {
-            Fix::EnableDiskUuid => change::enable_disk_uuid(session, vm).await?,
-            Fix::CreateSnapshot => {
-                change::create_snapshot(session, vm, BASE_SNAPSHOT).await?;
-            }
-            Fix::UpgradeHardware { version } => {
-                change::upgrade_hardware(session, vm, *version).await?
-            }
+            Fix::EnableDiskUuid => images.enable_disk_uuid(vm).await?,
+            Fix::CreateSnapshot => images.create_snapshot(vm, BASE_SNAPSHOT).await?,
+            Fix::UpgradeHardware { version } => images.upgrade_hardware(vm, *version).await?,
         }
     }
     Ok(())
 }
 
+/// The VM id of an image found by [`find_image`].
+fn vm_of(entity: &vkube_vsphere::Entity, name: &str) -> Result<VmId> {
+    VmId::of(entity).ok_or_else(|| Error::Invalid(format!("`{name}` is not a VM or template")))
+}
+
 /// Every template, and every VM vkube imported.
-pub async fn list(session: &Session) -> Result<Vec<ImageRow>> {
-    let inventory = Inventory::load(session).await?;
-    Ok(facts::list(session, &inventory)
+pub async fn list(images: &dyn ImagePort) -> Result<Vec<ImageRow>> {
+    let inventory = images.inventory().await?;
+    Ok(images
+        .images(&inventory)
         .await?
         .into_iter()
         .map(|(_, f)| ImageRow {

@@ -44,7 +44,7 @@ pub struct Finish {
 #[derive(Debug, Clone)]
 pub struct Imported {
     /// The new VM or template.
-    pub vm: ManagedObjectReference,
+    pub vm: crate::ids::VmId,
     /// Bytes uploaded.
     pub uploaded_bytes: u64,
     /// The record written.
@@ -208,7 +208,7 @@ pub async fn import(
         return Err(discard(session, None, Some(&lease.vm), error, progress).await);
     }
     Ok(Imported {
-        vm: lease.vm,
+        vm: crate::ids::VmId::new(lease.vm.value),
         uploaded_bytes: counting.sent.load(Ordering::Relaxed),
         record,
         files: uploaded.files,

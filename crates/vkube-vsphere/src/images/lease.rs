@@ -14,6 +14,7 @@ use vim_rs::types::traits::ImportSpecTrait;
 
 use crate::collect::{retrieve_objects, Wanted};
 use crate::error::{Error, Result};
+use crate::ids::{DatastoreId, FolderId, HostId, NetworkId, ResourcePoolId};
 use crate::session::Session;
 
 /// Where an import goes and how it is set up.
@@ -22,15 +23,15 @@ pub struct ImportTarget {
     /// The new VM's name.
     pub name: String,
     /// VM folder.
-    pub folder: ManagedObjectReference,
+    pub folder: FolderId,
     /// Resource pool.
-    pub pool: ManagedObjectReference,
+    pub pool: ResourcePoolId,
     /// Datastore.
-    pub datastore: ManagedObjectReference,
+    pub datastore: DatastoreId,
     /// Host, when the pool does not decide one.
-    pub host: Option<ManagedObjectReference>,
+    pub host: Option<HostId>,
     /// OVF network name → vSphere network.
-    pub networks: Vec<(String, ManagedObjectReference)>,
+    pub networks: Vec<(String, NetworkId)>,
     /// OVF property key → value.
     pub properties: Vec<(String, String)>,
 }
@@ -98,14 +99,14 @@ pub async fn create_import_spec(
             import_option: None,
         },
         entity_name: target.name.clone(),
-        host_system: target.host.clone(),
+        host_system: target.host.as_ref().map(HostId::moref),
         network_mapping: (!target.networks.is_empty()).then(|| {
             target
                 .networks
                 .iter()
                 .map(|(name, network)| OvfNetworkMapping {
                     name: name.clone(),
-                    network: network.clone(),
+                    network: network.moref(),
                 })
                 .collect()
         }),
@@ -127,7 +128,12 @@ pub async fn create_import_spec(
     };
     let manager = vim_rs::mo::OvfManager::new(session.client(), &manager_ref.value);
     let result = manager
-        .create_import_spec(descriptor, &target.pool, &target.datastore, &params)
+        .create_import_spec(
+            descriptor,
+            &target.pool.moref(),
+            &target.datastore.moref(),
+            &params,
+        )
         .await
         .map_err(|e| Error::from_client(&operation, e))?;
     let errors: Vec<String> = result.error.iter().flatten().map(fault_text).collect();
@@ -212,12 +218,12 @@ pub async fn begin_import(
     target: &ImportTarget,
 ) -> std::result::Result<Lease, LeaseFailure> {
     let operation = format!("importing `{}`", target.name);
-    let pool = vim_rs::mo::ResourcePool::new(session.client(), &target.pool.value);
+    let pool = vim_rs::mo::ResourcePool::new(session.client(), target.pool.id());
     let lease = pool
         .import_v_app(
             spec.spec.as_ref(),
-            Some(&target.folder),
-            target.host.as_ref(),
+            Some(&target.folder.moref()),
+            target.host.as_ref().map(HostId::moref).as_ref(),
         )
         .await
         .map_err(|e| LeaseFailure {
@@ -321,7 +327,7 @@ async fn wait_ready(
                     Some(f) => Error::from_fault(operation, &f.fault),
                     None => Error::Fault {
                         operation: operation.into(),
-                        fault: "HttpNfcLeaseError".into(),
+                        fault: crate::fault::Fault::Other("HttpNfcLeaseError".into()),
                         message: None,
                     },
                 });
@@ -384,7 +390,7 @@ pub async fn abort(session: &Session, lease: &ManagedObjectReference) -> Result<
         .await
         .map_err(|e| Error::from_client("aborting the import lease", e))
     {
-        Err(e) if e.fault_name() == Some("ManagedObjectNotFound") => Ok(()),
+        Err(e) if e.is(&crate::fault::Fault::ManagedObjectNotFound) => Ok(()),
         other => other,
     }
 }

@@ -11,11 +11,13 @@ pub mod facts;
 pub mod import;
 pub mod lease;
 pub mod package;
+pub mod port;
 pub mod prepare;
 pub mod stream;
 
 pub use import::{import, Finish, Imported, BASE_SNAPSHOT};
 pub use lease::ImportTarget;
+pub use port::{Cancel, ImagePort};
 pub use package::{open_directory, open_ova, verify_ova, Package, VerifiedOva};
 pub use stream::{ByteReader, NoTransferProgress, TransferProgress};
 

@@ -2,7 +2,7 @@
 //! back through the API.
 
 use vkube_test_support::Simulator;
-use vkube_vsphere::{Authorization, Error, Inventory};
+use vkube_vsphere::{Authorization, Error, Fault, Inventory};
 
 use crate::support::connect;
 
@@ -93,13 +93,19 @@ async fn creates_and_updates_roles() {
         .create_role("vkube-test", &strings(&["Folder.Create"]))
         .await
         .unwrap_err();
-    assert_eq!(err.fault_name(), Some("AlreadyExists"), "{err}");
+    assert_eq!(err.fault(), Some(Fault::AlreadyExists), "{err}");
     let err = authz
         .create_role("vkube-other", &strings(&["Folder.NoSuchThing"]))
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Fault { fault, .. } if fault == "InvalidArgument"),
+        matches!(
+            &err,
+            Error::Fault {
+                fault: Fault::InvalidArgument,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(

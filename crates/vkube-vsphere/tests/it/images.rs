@@ -14,7 +14,7 @@ use vkube_core::images::{Algorithm, FileDigest, SingleDiskOvf};
 use vkube_test_support::Simulator;
 use vkube_vsphere::images::stream::{send, Upload};
 use vkube_vsphere::images::{self, ByteReader, Finish, ImportTarget, TransferProgress};
-use vkube_vsphere::Inventory;
+use vkube_vsphere::{DatastoreId, FolderId, Inventory, NetworkId, ResourcePoolId};
 
 use crate::support::connect;
 
@@ -285,14 +285,17 @@ fn package_dir(dir: &Path) -> std::path::PathBuf {
 }
 
 fn target(inventory: &Inventory, name: &str) -> ImportTarget {
-    let moref = |path: &str| inventory.resolve(path, "x").unwrap().moref().clone();
+    let entity = |path: &str| inventory.resolve(path, "x").unwrap();
     ImportTarget {
         name: name.into(),
-        folder: moref("/DC0/vm"),
-        pool: moref("/DC0/host/DC0_C0/Resources"),
-        datastore: moref("/DC0/datastore/LocalDS_0"),
+        folder: FolderId::of(entity("/DC0/vm")).unwrap(),
+        pool: ResourcePoolId::of(entity("/DC0/host/DC0_C0/Resources")).unwrap(),
+        datastore: DatastoreId::of(entity("/DC0/datastore/LocalDS_0")).unwrap(),
         host: None,
-        networks: vec![("nic0".into(), moref("/DC0/network/VM Network"))],
+        networks: vec![(
+            "nic0".into(),
+            NetworkId::of(entity("/DC0/network/VM Network")).unwrap(),
+        )],
         properties: Vec::new(),
     }
 }
@@ -358,7 +361,7 @@ async fn leases_complete_into_a_vm_or_abort_leaving_none() {
     assert_eq!(imported.uploaded_bytes, 200_000);
     assert_eq!(imported.files, ["disk-0.vmdk"]);
     let after = Inventory::load(&session).await.unwrap();
-    let facts = images::facts::read_one(&session, &after, &imported.vm)
+    let facts = vkube_vsphere::VspherePort::template_facts(&session, &after, &imported.vm)
         .await
         .unwrap()
         .unwrap();

@@ -2,46 +2,33 @@
 //! power, destroy, Storage DRS placement, one-call observation.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use vkube_test_support::{Simulator, SimulatorConfig};
-use vkube_vsphere::vm::{self, CloneRequest, NetworkTarget, VmSettings};
-use vkube_vsphere::{Details, Inventory, Session};
+use vkube_vsphere::vm::{CloneRequest, NetworkTarget, VmSettings};
+use vkube_vsphere::{
+    DatastoreClusterId, DatastoreId, Details, FolderId, Inventory, NetworkId, PlacementQuery,
+    ResourcePoolId, Session, VmId, VspherePort,
+};
 
 use crate::support::connect;
 
 struct Placement {
-    template: vim_rs::types::structs::ManagedObjectReference,
-    vm_folder: vim_rs::types::structs::ManagedObjectReference,
-    pool: vim_rs::types::structs::ManagedObjectReference,
-    datastore: vim_rs::types::structs::ManagedObjectReference,
-    network: vim_rs::types::structs::ManagedObjectReference,
+    template: VmId,
+    vm_folder: FolderId,
+    pool: ResourcePoolId,
+    datastore: DatastoreId,
+    network: NetworkId,
 }
 
 async fn placement(session: &Session) -> Placement {
     let inv = Inventory::load(session).await.unwrap();
+    let entity = |path: &str| inv.resolve(path, "object").unwrap().clone();
     Placement {
-        template: inv
-            .resolve("/DC0/vm/DC0_C0_RP0_VM0", "VM")
-            .unwrap()
-            .moref()
-            .clone(),
-        vm_folder: inv.resolve("/DC0/vm", "folder").unwrap().moref().clone(),
-        pool: inv
-            .resolve("/DC0/host/DC0_C0/Resources", "pool")
-            .unwrap()
-            .moref()
-            .clone(),
-        datastore: inv
-            .resolve("/DC0/datastore/LocalDS_0", "datastore")
-            .unwrap()
-            .moref()
-            .clone(),
-        network: inv
-            .resolve("/DC0/network/DC0_DVPG0", "network")
-            .unwrap()
-            .moref()
-            .clone(),
+        template: VmId::of(&entity("/DC0/vm/DC0_C0_RP0_VM0")).unwrap(),
+        vm_folder: FolderId::of(&entity("/DC0/vm")).unwrap(),
+        pool: ResourcePoolId::of(&entity("/DC0/host/DC0_C0/Resources")).unwrap(),
+        datastore: DatastoreId::of(&entity("/DC0/datastore/LocalDS_0")).unwrap(),
+        network: NetworkId::of(&entity("/DC0/network/DC0_DVPG0")).unwrap(),
     }
 }
 
@@ -65,17 +52,22 @@ async fn folder_creation_is_idempotent() {
     let sim = Simulator::start_default();
     let session = connect(&sim).await;
     let p = placement(&session).await;
-    let first = vm::ensure_folder(&session, &p.vm_folder, "prod-a")
-        .await
-        .unwrap();
-    let second = vm::ensure_folder(&session, &p.vm_folder, "prod-a")
-        .await
-        .unwrap();
+    let port: &dyn VspherePort = &session;
+    assert_eq!(
+        port.find_folder(&p.vm_folder, "prod-a").await.unwrap(),
+        None
+    );
+    let first = port.ensure_folder(&p.vm_folder, "prod-a").await.unwrap();
+    let second = port.ensure_folder(&p.vm_folder, "prod-a").await.unwrap();
     assert_eq!(first, second);
+    assert_eq!(
+        port.find_folder(&p.vm_folder, "prod-a").await.unwrap(),
+        Some(first.clone())
+    );
     let inv = Inventory::load(&session).await.unwrap();
     assert_eq!(
         inv.resolve("/DC0/vm/prod-a", "folder").unwrap().id,
-        first.value
+        first.id()
     );
     session.close().await;
 }
@@ -86,10 +78,9 @@ async fn clone_then_settings_converge_and_are_observed_in_one_call() {
     let sim = Simulator::start_default();
     let session = connect(&sim).await;
     let p = placement(&session).await;
-    let folder = vm::ensure_folder(&session, &p.vm_folder, "prod-a")
-        .await
-        .unwrap();
-    let network = NetworkTarget::resolve(&session, &p.network).await.unwrap();
+    let port: &dyn VspherePort = &session;
+    let folder = port.ensure_folder(&p.vm_folder, "prod-a").await.unwrap();
+    let network = port.network_target(&p.network).await.unwrap();
     assert!(matches!(network, NetworkTarget::Distributed { .. }));
     let wanted = settings(network);
     let request = CloneRequest {
@@ -101,22 +92,18 @@ async fn clone_then_settings_converge_and_are_observed_in_one_call() {
         linked_snapshot: None,
         settings: wanted.clone(),
     };
-    let created = vm::clone_vm(&session, &request).await.unwrap();
+    let created = port.clone_vm(&request).await.unwrap();
     // The simulator ignores CPU and memory in clone specs: observe and fix.
-    vm::ensure_settings(&session, &created, &wanted)
-        .await
-        .unwrap();
+    port.ensure_settings(&created, &wanted).await.unwrap();
     assert!(
-        !vm::ensure_settings(&session, &created, &wanted)
-            .await
-            .unwrap(),
+        !port.ensure_settings(&created, &wanted).await.unwrap(),
         "second pass is a no-op"
     );
-    vm::power_on(&session, &created).await.unwrap();
-    vm::power_on(&session, &created).await.unwrap();
+    port.power_on(&created).await.unwrap();
+    port.power_on(&created).await.unwrap();
 
     let before = session.round_trips();
-    let observed = vm::observe_folder(&session, &folder).await.unwrap();
+    let observed = port.folder_vms(&folder).await.unwrap();
     assert_eq!(session.round_trips() - before, 3);
     assert_eq!(observed.len(), 1);
     let node = &observed[0];
@@ -132,20 +119,20 @@ async fn clone_then_settings_converge_and_are_observed_in_one_call() {
     );
     assert!(node.mac.is_some());
 
-    vm::power_off(&session, &created, Duration::from_millis(300))
-        .await
-        .unwrap();
+    port.power_off(&created).await.unwrap();
+    port.power_off(&created).await.unwrap();
     assert_eq!(
-        vm::observe_vm(&session, &created)
-            .await
-            .unwrap()
-            .unwrap()
-            .power_state,
+        port.vm(&created).await.unwrap().unwrap().power_state,
         "poweredOff"
     );
-    vm::destroy(&session, &created).await.unwrap();
-    vm::destroy(&session, &created).await.unwrap();
-    assert!(vm::observe_vm(&session, &created).await.unwrap().is_none());
+    port.destroy_vm(&created).await.unwrap();
+    port.destroy_vm(&created).await.unwrap();
+    assert!(port.vm(&created).await.unwrap().is_none());
+    port.destroy_folder(&folder).await.unwrap();
+    assert_eq!(
+        port.find_folder(&p.vm_folder, "prod-a").await.unwrap(),
+        None
+    );
     session.close().await;
 }
 
@@ -177,17 +164,21 @@ async fn storage_drs_recommends_a_datastore_of_the_pod() {
     let inv = Inventory::load(&session).await.unwrap();
     let pod = inv.select(|d| matches!(d, Details::DatastoreCluster { .. }))[0];
     let members: Vec<String> = inv.children(&pod.id).iter().map(|e| e.id.clone()).collect();
-    let chosen = vm::recommend_datastore(
-        &session,
-        pod.moref(),
-        &p.template,
-        &p.vm_folder,
-        &p.pool,
-        "x-0",
-    )
-    .await;
+    let port: &dyn VspherePort = &session;
+    let chosen = port
+        .recommend_datastore(&PlacementQuery {
+            pod: DatastoreClusterId::of(pod).unwrap(),
+            template: p.template.clone(),
+            folder: p.vm_folder.clone(),
+            pool: p.pool.clone(),
+            name: "x-0".into(),
+        })
+        .await;
     assert!(!members.is_empty(), "the simulator's pod holds datastores");
     let ds = chosen.unwrap();
-    assert!(members.contains(&ds.value), "{ds:?} not in {members:?}");
+    assert!(
+        members.iter().any(|m| m == ds.id()),
+        "{ds:?} not in {members:?}"
+    );
     session.close().await;
 }

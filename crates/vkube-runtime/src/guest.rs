@@ -1,0 +1,41 @@
+//! Powering a guest off with a grace period for its shutdown, waiting
+//! inline: for `delete`, which runs to the end in one call (an apply's
+//! deletions come back rather than wait; see `apply`).
+
+use std::time::Duration;
+
+use vkube_vsphere::{VmId, VspherePort};
+
+use crate::context::Clock;
+use crate::error::Result;
+
+/// How often a shutting-down guest is checked.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(500);
+
+/// Power a VM off: a guest shutdown first, a hard power-off once `grace`
+/// has passed (at once with a zero grace). Already off, or gone, is success.
+pub async fn power_off(
+    vsphere: &dyn VspherePort,
+    clock: &dyn Clock,
+    vm: &VmId,
+    grace: Duration,
+) -> Result<()> {
+    let Some(state) = vsphere.vm(vm).await? else {
+        return Ok(());
+    };
+    if state.power_state != "poweredOn" {
+        return Ok(());
+    }
+    if !grace.is_zero() && vsphere.shutdown_guest(vm).await.is_ok() {
+        let deadline = clock.now() + grace;
+        while clock.now() < deadline {
+            clock.sleep(SHUTDOWN_POLL.min(grace)).await;
+            match vsphere.vm(vm).await? {
+                None => return Ok(()),
+                Some(s) if s.power_state != "poweredOn" => return Ok(()),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(vsphere.power_off(vm).await?)
+}
