@@ -193,8 +193,8 @@ impl std::fmt::Display for Operation {
 /// Which call a [`Fault`] fires on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trigger {
-    /// The write that brings the write count to this number.
-    Write(u64),
+    /// The `n`th write from when the fault is injected.
+    WriteFromNow(u64),
     /// The next call of this operation.
     Next(Operation),
 }
@@ -203,8 +203,6 @@ enum Trigger {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fault {
     trigger: Trigger,
-    /// Relative to the write count at injection, for [`Trigger::Write`].
-    relative: bool,
     after_commit: bool,
 }
 
@@ -217,8 +215,7 @@ impl Fault {
     pub fn at_write(n: u64) -> Fault {
         assert!(n >= 1, "writes are counted from 1");
         Fault {
-            trigger: Trigger::Write(n),
-            relative: true,
+            trigger: Trigger::WriteFromNow(n),
             after_commit: false,
         }
     }
@@ -227,13 +224,14 @@ impl Fault {
     pub fn next(operation: Operation) -> Fault {
         Fault {
             trigger: Trigger::Next(operation),
-            relative: false,
             after_commit: false,
         }
     }
 
     /// The call's change is made and kept, and the caller still gets the
-    /// error: a commit whose answer was lost. (A read just fails.)
+    /// error: a commit whose answer was lost. (A read just fails; a write
+    /// that fails on its own changes nothing, and its caller sees the
+    /// injected error.)
     pub fn after_commit(self) -> Fault {
         Fault {
             after_commit: true,
@@ -287,8 +285,24 @@ impl std::error::Error for InjectedFault {}
 /// The faults pending and the writes seen, for one state.
 #[derive(Debug, Default)]
 pub(super) struct FaultPlan {
-    pending: Vec<Fault>,
+    pending: Vec<Pending>,
     log: Vec<Operation>,
+}
+
+/// A fault waiting for its call.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    on: DueOn,
+    after_commit: bool,
+}
+
+/// The call a pending fault fires on.
+#[derive(Debug, Clone, Copy)]
+enum DueOn {
+    /// The write with this number (counted over the state's life).
+    Write(u64),
+    /// The next call of this operation.
+    Call(Operation),
 }
 
 /// What a call must do about faults, decided as it starts.
@@ -313,12 +327,15 @@ impl FaultPlan {
         &self.log
     }
 
-    pub(super) fn inject(&mut self, mut fault: Fault) {
-        if let (true, Trigger::Write(n)) = (fault.relative, fault.trigger) {
-            fault.trigger = Trigger::Write(self.write_count() + n);
-            fault.relative = false;
-        }
-        self.pending.push(fault);
+    pub(super) fn inject(&mut self, fault: Fault) {
+        let on = match fault.trigger {
+            Trigger::WriteFromNow(n) => DueOn::Write(self.write_count() + n),
+            Trigger::Next(operation) => DueOn::Call(operation),
+        };
+        self.pending.push(Pending {
+            on,
+            after_commit: fault.after_commit,
+        });
     }
 
     pub(super) fn clear(&mut self) {
@@ -333,9 +350,9 @@ impl FaultPlan {
             self.log.push(operation);
             self.write_count()
         });
-        let due = |fault: &Fault| match fault.trigger {
-            Trigger::Write(n) => write == Some(n),
-            Trigger::Next(target) => target == operation,
+        let due = |fault: &Pending| match fault.on {
+            DueOn::Write(n) => write == Some(n),
+            DueOn::Call(target) => target == operation,
         };
         let Some(first) = self.pending.iter().position(due) else {
             return Verdict::Proceed;
@@ -371,11 +388,17 @@ mod tests {
     #[test]
     fn write_faults_count_from_injection_and_fire_once() {
         let mut plan = FaultPlan::default();
-        assert!(matches!(plan.on_call(Operation::CreatePools), Verdict::Proceed));
+        assert!(matches!(
+            plan.on_call(Operation::CreatePools),
+            Verdict::Proceed
+        ));
         assert!(matches!(plan.on_call(Operation::Pools), Verdict::Proceed));
         assert_eq!(plan.write_count(), 1, "reads are not counted");
         plan.inject(Fault::at_write(2));
-        assert!(matches!(plan.on_call(Operation::Allocate), Verdict::Proceed));
+        assert!(matches!(
+            plan.on_call(Operation::Allocate),
+            Verdict::Proceed
+        ));
         let fault = refused(plan.on_call(Operation::UpsertNode));
         assert_eq!(
             fault,
@@ -385,7 +408,10 @@ mod tests {
                 applied: false
             }
         );
-        assert!(matches!(plan.on_call(Operation::UpsertNode), Verdict::Proceed));
+        assert!(matches!(
+            plan.on_call(Operation::UpsertNode),
+            Verdict::Proceed
+        ));
         assert_eq!(
             plan.write_log(),
             [
@@ -402,7 +428,10 @@ mod tests {
         let mut plan = FaultPlan::default();
         plan.inject(Fault::next(Operation::Nodes));
         plan.inject(Fault::next(Operation::RecordIntent).after_commit());
-        assert!(matches!(plan.on_call(Operation::UpsertNode), Verdict::Proceed));
+        assert!(matches!(
+            plan.on_call(Operation::UpsertNode),
+            Verdict::Proceed
+        ));
         let fault = refused(plan.on_call(Operation::Nodes));
         assert_eq!((fault.write, fault.applied), (None, false));
         match plan.on_call(Operation::RecordIntent) {
@@ -421,7 +450,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(plan.on_call(Operation::RecordIntent), Verdict::Proceed));
+        assert!(matches!(
+            plan.on_call(Operation::RecordIntent),
+            Verdict::Proceed
+        ));
     }
 
     #[test]
@@ -431,10 +463,16 @@ mod tests {
         plan.inject(Fault::next(Operation::Allocate).after_commit());
         let fault = refused(plan.on_call(Operation::Allocate));
         assert!(!fault.applied, "the first injected decides");
-        assert!(matches!(plan.on_call(Operation::Allocate), Verdict::Proceed));
+        assert!(matches!(
+            plan.on_call(Operation::Allocate),
+            Verdict::Proceed
+        ));
         plan.inject(Fault::next(Operation::Allocate));
         plan.clear();
-        assert!(matches!(plan.on_call(Operation::Allocate), Verdict::Proceed));
+        assert!(matches!(
+            plan.on_call(Operation::Allocate),
+            Verdict::Proceed
+        ));
         assert!(InjectedFault::of(&Error::NoStatePath).is_none());
     }
 

@@ -32,7 +32,9 @@ impl PoolEntry {
         self.leases
             .iter()
             .filter(|(_, holder)| wanted(holder))
-            .map(|(address, holder)| Lease::new(&self.pool, *address, &holder.cluster, &holder.node))
+            .map(|(address, holder)| {
+                Lease::new(&self.pool, *address, &holder.cluster, &holder.node)
+            })
             .collect()
     }
 
@@ -194,7 +196,10 @@ impl Store for MemoryStore {
                 state.pool_entry(pool.as_str())?;
             }
             Ok(state.leases_where(|pool, holder| {
-                filter.pool.as_ref().is_none_or(|wanted| wanted.as_str() == pool)
+                filter
+                    .pool
+                    .as_ref()
+                    .is_none_or(|wanted| wanted.as_str() == pool)
                     && filter
                         .cluster
                         .as_ref()

@@ -216,6 +216,8 @@ impl CredentialStore for MemoryStore {
     }
 
     async fn rotate_key(&self) -> Result<Rotation> {
-        self.write(Operation::RotateKey, |state, sealer| state.rotate_key(sealer))
+        self.write(Operation::RotateKey, |state, sealer| {
+            state.rotate_key(sealer)
+        })
     }
 }

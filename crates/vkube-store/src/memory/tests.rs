@@ -10,9 +10,8 @@ use vkube_core::ipam::{IpPool, RawIpPool, RawRange};
 
 use super::*;
 use crate::{
-    ApplyLocks, BackendKind, ClusterPhase, ClusterStore, CredentialStore, Error,
-    IntentAction, IntentOutcome, Journal, LeaseFilter, Node, NodePhase, StateStore, Store,
-    Timestamp,
+    ApplyLocks, BackendKind, ClusterPhase, ClusterStore, CredentialStore, Error, IntentAction,
+    IntentOutcome, Journal, LeaseFilter, Node, NodePhase, StateStore, Store, Timestamp,
 };
 
 const TTL: Duration = Duration::from_secs(60);
@@ -74,7 +73,13 @@ async fn apply_one_node(store: &dyn StateStore, holder: &str, now: i64) -> Resul
     store.upsert_node(&fence, &node, at(now)).await?;
     let detail = json!({"vm": "prod-cp-0"});
     let intent = store
-        .record_intent(&fence, Some("prod-cp-0"), IntentAction::CreateNode, &detail, at(now))
+        .record_intent(
+            &fence,
+            Some("prod-cp-0"),
+            IntentAction::CreateNode,
+            &detail,
+            at(now),
+        )
         .await?;
     node.phase = NodePhase::PoweredOn;
     node.vm_id = Some("vm-42".into());
@@ -162,7 +167,10 @@ async fn a_lost_answer_keeps_the_change_and_a_retry_sees_it() {
     let leases = store.leases(&LeaseFilter::default()).await.unwrap();
     assert_eq!(leases.len(), 1);
     // Allocation is idempotent: the retry gets the lease the lost answer had.
-    assert_eq!(store.allocate(&fence, "lab", "n0").await.unwrap(), leases[0]);
+    assert_eq!(
+        store.allocate(&fence, "lab", "n0").await.unwrap(),
+        leases[0]
+    );
 
     // A version write whose answer was lost: the retry meets `Conflict`.
     let created = store
@@ -261,16 +269,24 @@ async fn snapshots_are_independent_and_keep_secrets_readable() {
         .create_cluster(&fence, "uid-1", "spec", "h", at(0))
         .await
         .unwrap();
-    store.ensure_secret("prod", "pki", "key material").await.unwrap();
+    store
+        .ensure_secret("prod", "pki", "key material")
+        .await
+        .unwrap();
     store.fail_at_write(1);
 
     let copy = store.snapshot();
     assert_eq!(copy.dump(), store.dump());
     assert_eq!(copy.write_count(), 0);
     // No fault came along; the copy's writes stay in the copy.
-    copy.upsert_node(&fence, &planned("n0", 0), at(1)).await.unwrap();
+    copy.upsert_node(&fence, &planned("n0", 0), at(1))
+        .await
+        .unwrap();
     assert!(store.node("prod", "n0").await.unwrap().is_none());
-    assert!(store.upsert_node(&fence, &planned("n0", 0), at(1)).await.is_err());
+    assert!(store
+        .upsert_node(&fence, &planned("n0", 0), at(1))
+        .await
+        .is_err());
     assert_eq!(
         copy.secret("prod", "pki").await.unwrap().as_deref(),
         Some("key material")
@@ -311,13 +327,19 @@ async fn keys_in_memory_seal_and_rotate_without_files() {
         .create_cluster(&fence, "uid-1", "spec", "h", at(0))
         .await
         .unwrap();
-    store.ensure_secret("prod", "pki", "very secret").await.unwrap();
+    store
+        .ensure_secret("prod", "pki", "very secret")
+        .await
+        .unwrap();
     store
         .set_credentials("cloud", "u@vsphere.local", "pw", at(0))
         .await
         .unwrap();
     let dump = store.dump().to_string();
-    assert!(!dump.contains("very secret") && dump.contains("sealed:v1:"), "{dump}");
+    assert!(
+        !dump.contains("very secret") && dump.contains("sealed:v1:"),
+        "{dump}"
+    );
     let rotation = store.rotate_key().await.unwrap();
     assert_eq!(rotation.resealed, 2);
     assert_eq!(rotation.key_file, std::path::PathBuf::new());

@@ -168,11 +168,9 @@ impl Backend {
                     .await
                     .expect("connect to PostgreSQL"),
             ),
-            Backend::Memory { store, .. } => Arc::new(
-                store
-                    .reopen_with_key_file(key)
-                    .expect("reopen the state"),
-            ),
+            Backend::Memory { store, .. } => {
+                Arc::new(store.reopen_with_key_file(key).expect("reopen the state"))
+            }
         }
     }
 

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use vkube_store::{
-    Error, InjectedFault, IntentAction, MemoryStore, Operation, StateStore, Store,
-};
+use vkube_store::{Error, InjectedFault, IntentAction, MemoryStore, Operation, StateStore, Store};
 
 use crate::journal::{start_a_clone, the_next_run_finds_what_the_crash_left};
 use crate::{at, create, fence, range_pool, Backend};
@@ -49,7 +47,13 @@ async fn faults_reach_the_code_holding_the_trait_object() {
     let before = store.write_count();
     store.fail_next(Operation::RecordIntent);
     let error = runtime
-        .record_intent(&prod, None, IntentAction::CreateFolder, &serde_json::json!({}), at(1))
+        .record_intent(
+            &prod,
+            None,
+            IntentAction::CreateFolder,
+            &serde_json::json!({}),
+            at(1),
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Database { .. }), "{error:?}");

@@ -42,20 +42,27 @@ pub fn execute(store: &MemoryStore, sql: &str) {
     // A value copied from another row:
     // UPDATE cluster_secrets SET value = (<select>) WHERE cluster = '<name>'
     if let Some(rest) = sql.strip_prefix("UPDATE cluster_secrets SET value = (") {
-        let (inner, filter) = rest.split_once(") WHERE cluster = ").unwrap_or_else(|| unknown(sql));
+        let (inner, filter) = rest
+            .split_once(") WHERE cluster = ")
+            .unwrap_or_else(|| unknown(sql));
         let values = select(&store.dump(), inner);
         let [value] = &values[..] else {
             panic!("`{inner}` gave {values:?}, not one value");
         };
         let cluster = quoted(filter, sql);
-        for name in select(&store.dump(), &format!("SELECT name FROM cluster_secrets WHERE cluster = '{cluster}'")) {
+        for name in select(
+            &store.dump(),
+            &format!("SELECT name FROM cluster_secrets WHERE cluster = '{cluster}'"),
+        ) {
             store.write_raw_secret(cluster, &name, value).unwrap();
         }
         return;
     }
     // A row as an older version wrote it:
     // INSERT INTO cluster_secrets (cluster, name, value) VALUES ('<c>', '<n>', '<v>')
-    if let Some(values) = sql.strip_prefix("INSERT INTO cluster_secrets (cluster, name, value) VALUES (") {
+    if let Some(values) =
+        sql.strip_prefix("INSERT INTO cluster_secrets (cluster, name, value) VALUES (")
+    {
         let values: Vec<&str> = values
             .strip_suffix(')')
             .unwrap_or_else(|| unknown(sql))
