@@ -21,14 +21,18 @@ pub enum BackendKind {
     Sqlite,
     /// A PostgreSQL database ([`PgStore`](crate::PgStore)).
     Postgres,
+    /// This process's memory ([`MemoryStore`](crate::MemoryStore)), for
+    /// tests: gone when the process ends.
+    Memory,
 }
 
 impl BackendKind {
-    /// `sqlite` or `postgres`.
+    /// `sqlite`, `postgres` or `memory`.
     pub const fn as_str(self) -> &'static str {
         match self {
             BackendKind::Sqlite => "sqlite",
             BackendKind::Postgres => "postgres",
+            BackendKind::Memory => "memory",
         }
     }
 }
@@ -48,7 +52,8 @@ pub trait StateBackend: Send + Sync {
     /// The state file, or the PostgreSQL URL without its password.
     fn location(&self) -> String;
 
-    /// The key file secrets are sealed with.
+    /// The key file secrets are sealed with (empty for a
+    /// [`MemoryStore`](crate::MemoryStore) that keeps its key in memory).
     fn key_file(&self) -> &Path;
 
     /// The schema version of the open state (the newest this build knows,

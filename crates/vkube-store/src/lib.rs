@@ -7,13 +7,19 @@
 //! secret is sealed at rest with a key kept outside the database (see
 //! [`key_path_for`]).
 //!
-//! Two backends implement every trait, with the same answers (one
-//! conformance suite runs against both):
+//! Three backends implement every trait, with the same answers (one
+//! conformance suite runs against all three):
 //!
 //! - [`SqliteStore`]: one file, safe for many processes on one machine.
 //!   rusqlite is synchronous, so its work runs on tokio's blocking pool.
 //! - [`PgStore`]: a PostgreSQL database, for several vkube processes or
 //!   server replicas on several machines.
+//! - [`MemoryStore`]: this process's memory, for tests of the code above
+//!   the store (always compiled, no extra dependency): faults injected at
+//!   the Nth write or the next call of an [`Operation`] ([`Fault`]), a
+//!   write counter, and [`snapshot`](MemoryStore::snapshot)s for "killed
+//!   after write N, restarted from what was stored". Not offered by
+//!   [`open`]: its state ends with the process.
 //!
 //! [`open`] picks one from what `--state` / `VKUBE_STATE` says: a
 //! `postgres://user[:password]@host[:port]/database` URL (password also from
@@ -61,6 +67,8 @@
 //!
 //! - SQLite: every write is one `BEGIN IMMEDIATE` transaction, which holds
 //!   the file's single write lock; migrations run inside one too.
+//! - Memory (no schema, the same rules): one mutex around the state, each
+//!   write deciding before it changes anything.
 //! - PostgreSQL: READ COMMITTED, with the rows a decision depends on locked
 //!   first (`SELECT … FOR UPDATE` / `FOR NO KEY UPDATE` / `FOR SHARE`) in one
 //!   global order; apply-lock acquisition is one
@@ -79,6 +87,7 @@ mod credentials;
 mod error;
 mod journal;
 mod lock;
+mod memory;
 mod open;
 mod path;
 mod postgres;
@@ -98,6 +107,7 @@ pub use credentials::{CredentialStore, CredentialsSummary, StoredCredentials};
 pub use error::{Error, Result};
 pub use journal::{Event, EventLevel, Intent, IntentAction, IntentId, IntentOutcome, Journal};
 pub use lock::{ApplyLock, ApplyLocks, Fence};
+pub use memory::{Fault, InjectedFault, MemoryStore, Operation};
 pub use open::{open, StateLocation};
 pub use path::{default_state_path, resolve_state_path, STATE_ENV};
 pub use postgres::{is_postgres_url, key_path_for_url, PgStore, PASSWORD_ENV, ROOT_CERT_ENV};

@@ -25,6 +25,12 @@
 //! transaction excludes writers in flight (SQLite's single writer; an
 //! advisory lock on PostgreSQL), so it re-seals what they wrote. Opening
 //! uses the keys read last and reads the files again for an unknown key.
+//!
+//! The in-memory store ([`MemoryStore::new`](crate::MemoryStore::new)) has
+//! no file to keep a key beside, so its [`Sealer::in_memory`] keeps the
+//! keys in memory with the state: values are still sealed, bound to their
+//! row and re-sealed by rotation, only nothing is read from or written to
+//! disk.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -89,17 +95,31 @@ impl Key {
     }
 }
 
-/// Seals and opens secret values with the keys of one key file.
+/// Seals and opens secret values with the keys of one key file (or, for
+/// the in-memory store, keys held only in memory).
 pub(crate) struct Sealer {
+    /// The key file; empty for keys held in memory.
     path: PathBuf,
+    source: KeySource,
     /// Loaded on first use: commands that touch no secret never create a key.
     keys: Mutex<Option<KeyRing>>,
+}
+
+/// Where a [`Sealer`]'s keys live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeySource {
+    /// The key file (and a rotation's `<key file>.next`), read afresh
+    /// before sealing since other processes may rotate it.
+    File,
+    /// Only in this process's memory, generated on first use.
+    Memory,
 }
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sealer")
             .field("path", &self.path)
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
 }
@@ -144,8 +164,43 @@ impl Sealer {
     pub(crate) fn new(path: PathBuf) -> Sealer {
         Sealer {
             path,
+            source: KeySource::File,
             keys: Mutex::new(None),
         }
+    }
+
+    /// A sealer whose keys never leave memory: generated on first use,
+    /// rotated in place; its [`path`](Self::path) is empty.
+    pub(crate) fn in_memory() -> Sealer {
+        Sealer {
+            path: PathBuf::new(),
+            source: KeySource::Memory,
+            keys: Mutex::new(None),
+        }
+    }
+
+    /// A sealer as a restarted process would have it: for a key file, one
+    /// that reads the same file afresh; for keys in memory, a copy of them
+    /// (so values sealed so far still open).
+    pub(crate) fn duplicate(&self) -> Sealer {
+        let keys = match self.source {
+            KeySource::File => None,
+            KeySource::Memory => self.cached(),
+        };
+        Sealer {
+            path: self.path.clone(),
+            source: self.source,
+            keys: Mutex::new(keys),
+        }
+    }
+
+    /// Whether the keys live only in memory ([`in_memory`](Self::in_memory)).
+    pub(crate) fn is_in_memory(&self) -> bool {
+        self.source == KeySource::Memory
+    }
+
+    fn cached(&self) -> Option<KeyRing> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -161,8 +216,18 @@ impl Sealer {
     /// The keys read last, or read now when `fresh` or never read.
     fn ring(&self, fresh: bool) -> Result<KeyRing> {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        // Keys in memory have no other copy that could have changed.
+        let fresh = fresh && self.source == KeySource::File;
         if let Some(ring) = keys.as_ref().filter(|_| !fresh) {
             return Ok(ring.clone());
+        }
+        if self.source == KeySource::Memory {
+            let ring = KeyRing {
+                current: Key::generate()?.0,
+                next: None,
+            };
+            *keys = Some(ring.clone());
+            return Ok(ring);
         }
         // The pending key first: if it is gone, the rename that removed it
         // happened before the key file is read, so that read sees the new key.
@@ -202,12 +267,19 @@ impl Sealer {
             None => self.ring(true)?,
         };
         let key = ring.find(id).ok_or_else(|| {
-            unreadable(format!(
-                "sealed with key `{id}`, but the key file `{}` holds key `{}`; \
-                 point VKUBE_STATE_KEY at the key file this state was written with",
-                self.path.display(),
-                ring.current.id
-            ))
+            unreadable(match self.source {
+                KeySource::File => format!(
+                    "sealed with key `{id}`, but the key file `{}` holds key `{}`; \
+                     point VKUBE_STATE_KEY at the key file this state was written with",
+                    self.path.display(),
+                    ring.current.id
+                ),
+                KeySource::Memory => format!(
+                    "sealed with key `{id}`, but this in-memory state holds key `{}` \
+                     (a value sealed by another store)",
+                    ring.current.id
+                ),
+            })
         })?;
         let bytes = STANDARD
             .decode(data)
@@ -251,7 +323,9 @@ impl Sealer {
             Some(next) => next,
             None => {
                 let (key, bytes) = Key::generate()?;
-                write_key_file(&self.next_path(), &bytes, true)?;
+                if self.source == KeySource::File {
+                    write_key_file(&self.next_path(), &bytes, true)?;
+                }
                 key
             }
         };
@@ -273,10 +347,12 @@ impl Sealer {
         pending: &PendingKey,
         resealed: usize,
     ) -> Result<Rotation> {
-        std::fs::rename(self.next_path(), &self.path).map_err(|source| Error::KeyFile {
-            path: self.path.clone(),
-            source,
-        })?;
+        if self.source == KeySource::File {
+            std::fs::rename(self.next_path(), &self.path).map_err(|source| Error::KeyFile {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         *keys = Some(KeyRing {
             current: pending.key.clone(),
@@ -478,6 +554,36 @@ mod tests {
             assert_eq!(opener.open("s", "a", &resealed).unwrap(), "one");
         }
         assert!(sealer(dir.path()).open("s", "a", &before).is_err());
+    }
+
+    #[test]
+    fn keys_in_memory_seal_rotate_and_duplicate_without_files() {
+        let sealer = Sealer::in_memory();
+        assert_eq!(sealer.path(), Path::new(""));
+        let sealed = sealer.seal("cluster/demo", "pki", "secret text").unwrap();
+        assert!(sealed.starts_with("sealed:v1:") && !sealed.contains("secret"));
+        assert_eq!(
+            sealer.open("cluster/demo", "pki", &sealed).unwrap(),
+            "secret text"
+        );
+        assert!(sealer.open("cluster/other", "pki", &sealed).is_err());
+        // A copy opens what the original sealed; another store does not.
+        let copy = sealer.duplicate();
+        assert_eq!(
+            copy.open("cluster/demo", "pki", &sealed).unwrap(),
+            "secret text"
+        );
+        let stranger = Sealer::in_memory().open("cluster/demo", "pki", &sealed);
+        let error = stranger.unwrap_err().to_string();
+        assert!(error.contains("in-memory state"), "{error}");
+        // Rotation: the new key seals, the old one is gone.
+        let pending = sealer.begin_rotation().unwrap();
+        let resealed = pending.seal("cluster/demo", "pki", "secret text").unwrap();
+        let rotation = sealer.finish_rotation(&pending, 1).unwrap();
+        assert_ne!(rotation.old_key, rotation.new_key);
+        assert_eq!(rotation.key_file, PathBuf::new());
+        assert!(sealer.is_current(&resealed).unwrap() && !sealer.is_current(&sealed).unwrap());
+        assert!(sealer.open("cluster/demo", "pki", &sealed).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod cluster;
 mod ipam;
 mod journal;
 mod lock;
-mod migrations;
+pub(crate) mod migrations;
 mod secrets;
 
 use std::fs::{DirBuilder, OpenOptions};

@@ -10,7 +10,7 @@ use vkube_store::{
 
 use std::process::{Command, Stdio};
 
-use crate::{at, create, fence, marked_lines, node, range_pool, Backend};
+use crate::{at, create, fence, marked_lines, node, range_pool, AnyStore, Backend};
 
 const CRASH_ENV: &str = "VKUBE_IT_CRASH_CHILD";
 
@@ -253,16 +253,10 @@ async fn events_are_kept_in_order_newest_last(b: Backend) {
     assert_eq!(b.open().await.events("prod", 100).await.unwrap(), events);
 }
 
-/// Child side: `VKUBE_IT_CRASH_CHILD=<state path or URL>`, the key file
-/// in `VKUBE_STATE_KEY`. Opens the state through `vkube_store::open`, does
-/// what an applier does before a clone (lock, lease, node record, intent),
-/// then dies without completing anything.
-#[tokio::test]
-async fn crash_child() {
-    let Ok(state) = std::env::var(CRASH_ENV) else {
-        return;
-    };
-    let store = vkube_store::open(&state).await.unwrap();
+/// What an applier does before a clone (lock, cluster, lease, node record,
+/// intent), with nothing completed: the state a crash mid-clone leaves.
+/// Returns the intent and the lock's generation.
+pub async fn start_a_clone(store: &AnyStore) -> (IntentId, u64) {
     let lock = store
         .acquire_apply_lock(
             "prod",
@@ -292,7 +286,21 @@ async fn crash_child() {
         )
         .await
         .unwrap();
-    println!("INTENT {id} {}", lock.generation);
+    (id, lock.generation)
+}
+
+/// Child side: `VKUBE_IT_CRASH_CHILD=<state path or URL>`, the key file
+/// in `VKUBE_STATE_KEY`. Opens the state through `vkube_store::open`, does
+/// what an applier does before a clone (lock, lease, node record, intent),
+/// then dies without completing anything.
+#[tokio::test]
+async fn crash_child() {
+    let Ok(state) = std::env::var(CRASH_ENV) else {
+        return;
+    };
+    let store = vkube_store::open(&state).await.unwrap();
+    let (id, generation) = start_a_clone(&store).await;
+    println!("INTENT {id} {generation}");
     use std::io::Write;
     std::io::stdout().flush().unwrap();
     // Killed mid-clone: no completion, no lock release, no destructors.
@@ -327,7 +335,13 @@ async fn open_intents_survive_a_crash_and_reopen(b: Backend) {
         String::from_utf8_lossy(&output.stdout)
     );
     let id: i64 = lines[0].split(' ').next().unwrap().parse().unwrap();
+    the_next_run_finds_what_the_crash_left(&b, IntentId::from_raw(id)).await;
+}
 
+/// After [`start_a_clone`] and a crash: the next applier waits for the
+/// dead one's lock to expire, finds the open intent, node record and
+/// lease, and closes the intent; reopened, all of it stays.
+pub async fn the_next_run_finds_what_the_crash_left(b: &Backend, id: IntentId) {
     // The next run: the lock is still the dead applier's until it expires.
     let store = b.open().await;
     let error = store
@@ -344,7 +358,7 @@ async fn open_intents_survive_a_crash_and_reopen(b: Backend) {
     // What may be half-done is written down.
     let open = store.open_intents("prod").await.unwrap();
     assert_eq!(open.len(), 1);
-    assert_eq!(open[0].id.get(), id);
+    assert_eq!(open[0].id, id);
     assert_eq!(
         (open[0].action, open[0].node.as_deref()),
         (IntentAction::CreateNode, Some("prod-cp-0"))
@@ -373,12 +387,7 @@ async fn open_intents_survive_a_crash_and_reopen(b: Backend) {
     assert!(store.open_intents("prod").await.unwrap().is_empty());
     let prod = fence(&store, "prod").await;
     let closed = store
-        .complete_intent(
-            &prod,
-            IntentId::from_raw(id),
-            IntentOutcome::Succeeded,
-            at(2_000),
-        )
+        .complete_intent(&prod, id, IntentOutcome::Succeeded, at(2_000))
         .await
         .unwrap();
     assert_eq!(
@@ -396,6 +405,6 @@ async fn open_intents_survive_a_crash_and_reopen(b: Backend) {
 conformance!(
     intents_open_and_complete,
     intent_ids_are_never_reused,
-    events_are_kept_in_order_newest_last,
-    open_intents_survive_a_crash_and_reopen,
+    events_are_kept_in_order_newest_last;
+    across processes: open_intents_survive_a_crash_and_reopen,
 );

@@ -521,8 +521,8 @@ async fn a_holder_that_lost_its_lock_cannot_write(b: Backend) {
 conformance!(
     one_holder_at_a_time,
     expired_lock_is_taken_over_and_the_old_holder_learns_it,
-    processes_racing_for_the_lock_get_exactly_one_winner,
-    a_crashed_holders_lock_is_taken_over_by_another_process_after_expiry,
     a_dead_holders_lock_can_be_expired_by_name,
-    a_holder_that_lost_its_lock_cannot_write,
+    a_holder_that_lost_its_lock_cannot_write;
+    across processes: processes_racing_for_the_lock_get_exactly_one_winner,
+    a_crashed_holders_lock_is_taken_over_by_another_process_after_expiry,
 );

@@ -1,38 +1,54 @@
 //! Integration tests for `vkube-store`: one binary.
 //!
 //! The conformance suite (`ipam`, `clusters`, `journal`, `locks`,
-//! `secrets`) runs every test against both backends: each test is an
-//! `async fn(Backend)`, and [`conformance!`] makes `<module>::sqlite::<test>`
-//! (a temp state file) and `<module>::postgres::<test>` (a fresh database on
-//! the binary's PostgreSQL server, see `vkube_test_support::postgres`) of
-//! it. Without PostgreSQL installed the `postgres` tests print a note and
-//! pass, unless `VKUBE_REQUIRE_POSTGRES=1`. `concurrency` holds what only
-//! matters with several connections; `open`, `migrate` and
-//! `multi_process` are SQLite's own (file modes, WAL, processes sharing a
-//! file), `postgres` PostgreSQL's (URLs, passwords).
+//! `secrets`, `concurrency`) runs every test against every backend: each
+//! test is an `async fn(Backend)`, and [`conformance!`] makes
+//! `<module>::sqlite::<test>` (a temp state file),
+//! `<module>::postgres::<test>` (a fresh database on the binary's
+//! PostgreSQL server, see `vkube_test_support::postgres`) and
+//! `<module>::memory::<test>` (a fresh `MemoryStore` sealing under a temp
+//! key file) of it. Tests after `; across processes:` start other OS
+//! processes on the same state, which an in-memory state cannot have: they
+//! run on SQLite and PostgreSQL only (`memory` checks the same stories
+//! with snapshots instead). Without PostgreSQL installed the `postgres`
+//! tests print a note and pass, unless `VKUBE_REQUIRE_POSTGRES=1`.
+//! `concurrency` holds what only matters with several connections; `open`,
+//! `migrate` and `multi_process` are SQLite's own (file modes, WAL,
+//! processes sharing a file), `postgres` PostgreSQL's (URLs, passwords),
+//! `memory` the memory store's (faults, snapshots, handles).
 
-/// `conformance!(a, b)`: tests `sqlite::a`, `postgres::a`, … running
+/// `conformance!(a, b; across processes: c)`: tests `sqlite::a`,
+/// `postgres::a`, `memory::a`, …, `sqlite::c`, `postgres::c`, each running
 /// `async fn a(backend: Backend)` of the enclosing module.
 macro_rules! conformance {
     ($($test:ident),+ $(,)?) => {
+        conformance!($($test),+ ; across processes:);
+    };
+    ($($test:ident),+ ; across processes: $($shared:ident),* $(,)?) => {
         mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(crate::Backend::sqlite()).await
-                }
-            )+
+            backend_tests!(Some(crate::Backend::sqlite()); $($test,)+ $($shared),*);
         }
         mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    if let Some(backend) = crate::Backend::postgres() {
-                        super::$test(backend).await
-                    }
-                }
-            )+
+            backend_tests!(crate::Backend::postgres(); $($test,)+ $($shared),*);
         }
+        mod memory {
+            backend_tests!(Some(crate::Backend::memory()); $($test),+);
+        }
+    };
+}
+
+/// One `#[tokio::test]` per test, on the backend `$backend` gives (`None`:
+/// not available here, the test passes after a note).
+macro_rules! backend_tests {
+    ($backend:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                if let Some(backend) = $backend {
+                    super::$test(backend).await
+                }
+            }
+        )*
     };
 }
 
@@ -41,6 +57,8 @@ mod concurrency;
 mod ipam;
 mod journal;
 mod locks;
+mod memory;
+mod memory_sql;
 mod migrate;
 mod multi_process;
 mod open;
@@ -54,7 +72,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use vkube_core::ipam::{IpPool, RawIpPool, RawRange};
-use vkube_store::{Fence, Node, NodePhase, PgStore, SqliteStore, StateStore, Timestamp};
+use vkube_store::{
+    Fence, MemoryStore, Node, NodePhase, PgStore, SqliteStore, StateBackend, StateStore, Timestamp,
+};
 use vkube_test_support::postgres::{PostgresDatabase, PostgresServer};
 
 /// What every test holds: either backend behind the one trait object the
@@ -92,6 +112,8 @@ pub enum Backend {
         database: PostgresDatabase,
         keys: TempDir,
     },
+    /// A fresh in-memory state, its key file in `keys`.
+    Memory { store: MemoryStore, keys: TempDir },
 }
 
 impl Backend {
@@ -108,6 +130,14 @@ impl Backend {
         })
     }
 
+    pub fn memory() -> Backend {
+        let keys = tempfile::tempdir().expect("temp dir");
+        Backend::Memory {
+            store: MemoryStore::with_key_file(keys.path().join("state.key")),
+            keys,
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, Backend::Postgres { .. })
     }
@@ -121,6 +151,7 @@ impl Backend {
                     .await
                     .expect("connect to PostgreSQL"),
             ),
+            Backend::Memory { store, .. } => Arc::new(store.reopen().expect("reopen the state")),
         }
     }
 
@@ -137,6 +168,9 @@ impl Backend {
                     .await
                     .expect("connect to PostgreSQL"),
             ),
+            Backend::Memory { store, .. } => {
+                Arc::new(store.reopen_with_key_file(key).expect("reopen the state"))
+            }
         }
     }
 
@@ -145,6 +179,7 @@ impl Backend {
         match self {
             Backend::Sqlite(state) => state.path().display().to_string(),
             Backend::Postgres { database, .. } => database.url(),
+            Backend::Memory { store, .. } => store.location(),
         }
     }
 
@@ -152,7 +187,7 @@ impl Backend {
     pub fn key_dir(&self) -> &std::path::Path {
         match self {
             Backend::Sqlite(state) => state.dir.path(),
-            Backend::Postgres { keys, .. } => keys.path(),
+            Backend::Postgres { keys, .. } | Backend::Memory { keys, .. } => keys.path(),
         }
     }
 
@@ -162,7 +197,7 @@ impl Backend {
     }
 
     /// The first column of every row `sql` returns, as text, read around
-    /// the store (rusqlite or psql).
+    /// the store (rusqlite, psql, or the memory store's dump).
     pub fn strings(&self, sql: &str) -> Vec<String> {
         match self {
             Backend::Sqlite(state) => {
@@ -185,14 +220,17 @@ impl Backend {
                 .lines()
                 .map(|line| line.split('|').next().unwrap_or_default().to_owned())
                 .collect(),
+            Backend::Memory { store, .. } => memory_sql::select(&store.dump(), sql),
         }
     }
 
     /// Whether `text` appears anywhere in the stored bytes: the SQLite
-    /// file after a checkpoint, or the database's files and the WAL of the
-    /// PostgreSQL cluster after a `CHECKPOINT`.
+    /// file after a checkpoint, the database's files and the WAL of the
+    /// PostgreSQL cluster after a `CHECKPOINT`, or every stored value of
+    /// the memory store.
     pub fn stored_bytes_contain(&self, text: &str) -> bool {
         let files: Vec<PathBuf> = match self {
+            Backend::Memory { store, .. } => return store.dump().to_string().contains(text),
             Backend::Sqlite(state) => {
                 let connection = rusqlite::Connection::open(state.path()).unwrap();
                 // The WAL holds recent pages: checkpoint so the main file has them.
@@ -223,7 +261,8 @@ impl Backend {
         })
     }
 
-    /// Runs `sql` around the store.
+    /// Runs `sql` around the store (for the memory store, its equivalent:
+    /// see `memory_sql`).
     pub fn execute(&self, sql: &str) {
         match self {
             Backend::Sqlite(state) => {
@@ -235,6 +274,7 @@ impl Backend {
             Backend::Postgres { database, .. } => {
                 database.psql(sql);
             }
+            Backend::Memory { store, .. } => memory_sql::execute(store, sql),
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::Backend;
 fn database(b: &Backend) -> &vkube_test_support::postgres::PostgresDatabase {
     match b {
         Backend::Postgres { database, .. } => database,
-        Backend::Sqlite(_) => unreachable!("PostgreSQL only"),
+        Backend::Sqlite(_) | Backend::Memory { .. } => unreachable!("PostgreSQL only"),
     }
 }
 

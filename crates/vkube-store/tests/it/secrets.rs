@@ -111,6 +111,7 @@ async fn replace_secret_is_compare_and_set(b: Backend) {
         store.secret("prod", "token").await.unwrap().as_deref(),
         Some("new")
     );
+    assert!(raw_values(&b).iter().all(|v| v.starts_with("sealed:v1:")));
     assert!(matches!(
         store.replace_secret("nope", "token", "a", "b").await,
         Err(Error::ClusterNotFound { .. })
