@@ -1,5 +1,5 @@
-//! The runtime against the in-memory vCenter ([`crate::fake`]) and a
-//! temporary SQLite store: convergence, no-op re-runs, a fault or a crash
+//! The runtime against the in-memory vCenter ([`crate::fake`]) and the
+//! in-memory store ([`MemoryStore`]), whose calls finish without yielding: convergence, no-op re-runs, a fault or a crash
 //! at every mutating call of an apply followed by a fresh apply,
 //! `DuplicateName` adoption, cloud-user refusal and delete. Deterministic:
 //! a fixed clock, seeded randomness, a single-threaded runtime.
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use vkube_core::cluster::{ClusterSpec, MARKER_CLUSTER_UID};
 use vkube_core::roles::Catalog;
-use vkube_store::{ClusterPhase, ForceDelete, LeaseFilter, SqliteStore, StateStore, Timestamp};
+use vkube_store::{ClusterPhase, ForceDelete, LeaseFilter, MemoryStore, StateStore, Timestamp};
 use vkube_vsphere::Fault;
 
 use crate::cloud::CLOUD_PROFILES;
@@ -106,7 +106,6 @@ fn cloud_privileges() -> Vec<String> {
 }
 
 struct Harness {
-    _dir: tempfile::TempDir,
     store: std::sync::Arc<dyn StateStore>,
     vsphere: FakeVsphere,
     clock: FakeClock,
@@ -128,12 +127,7 @@ impl Harness {
     }
 
     async fn with_privileges(privileges: Vec<String>) -> Harness {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(
-            SqliteStore::open(dir.path().join("state.db"))
-                .await
-                .expect("store"),
-        );
+        let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(MemoryStore::new());
         let raws = vkube_core::ipam::parse_pools_yaml(POOLS).expect("pools parse");
         let pools = vkube_core::ipam::validate_pools(&raws, false).expect("pools validate");
         store.create_pools(&pools, false).await.expect("pools stored");
@@ -147,7 +141,6 @@ impl Harness {
             .expect("credentials stored");
         let spec = crate::parse_spec(store.as_ref(), &spec_text()).await.expect("spec validates");
         Harness {
-            _dir: dir,
             store,
             vsphere: FakeVsphere::new(privileges),
             clock: FakeClock::new(),
