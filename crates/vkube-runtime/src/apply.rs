@@ -243,7 +243,8 @@ impl Run<'_> {
                 node,
                 message,
             },
-        ).await;
+        )
+        .await;
     }
 
     fn now(&self) -> Timestamp {
@@ -390,7 +391,8 @@ impl Run<'_> {
             spec_hash,
             Some(&vm),
             NodePhase::Creating,
-        ).await?;
+        )
+        .await?;
         self.finish_node(&vm, node, group, role, &settings).await?;
         self.record_node(
             node,
@@ -400,7 +402,8 @@ impl Run<'_> {
             spec_hash,
             Some(&vm),
             NodePhase::Created,
-        ).await?;
+        )
+        .await?;
         Ok(vm)
     }
 
@@ -553,7 +556,8 @@ impl Run<'_> {
                 EventKind::AddonsPending,
                 &warning,
                 None,
-            ).await;
+            )
+            .await;
             report.warnings.push(warning);
         } else {
             self.event(
@@ -561,7 +565,8 @@ impl Run<'_> {
                 EventKind::AddonsApplied,
                 &format!("{} add-on(s) updated", changed.len()),
                 None,
-            ).await;
+            )
+            .await;
         }
         Ok(())
     }
@@ -613,7 +618,8 @@ impl Run<'_> {
                     fresh.token.id()
                 ),
                 None,
-            ).await;
+            )
+            .await;
         }
         *current = token::replace(self.store, &self.name(), &current, &fresh).await?;
         Ok(current.token.clone())
@@ -630,7 +636,8 @@ impl Run<'_> {
         vm: Option<&VmId>,
         phase: NodePhase,
     ) -> Result<()> {
-        let ip = leases_of(self.store, &self.name()).await?
+        let ip = leases_of(self.store, &self.name())
+            .await?
             .into_iter()
             .find(|l| l.node == node)
             .map(|l| l.address);
@@ -719,9 +726,7 @@ impl Run<'_> {
                 if let Some(record) = self.store.node(&self.name(), node).await? {
                     let mut n = record.node;
                     n.phase = NodePhase::PoweredOn;
-                    self.store
-                        .upsert_node(&self.fence, &n, self.now())
-                        .await?;
+                    self.store.upsert_node(&self.fence, &n, self.now()).await?;
                 }
                 Ok(NodeStepDone::Finished(None))
             }
@@ -816,7 +821,8 @@ impl Run<'_> {
                             EventKind::AddressReported,
                             &format!("the guest reports {ip}"),
                             Some(node),
-                        ).await;
+                        )
+                        .await;
                         let mut n = record.node;
                         n.ip = Some(address);
                         let _ = self.store.upsert_node(&self.fence, &n, self.now()).await;
@@ -873,7 +879,8 @@ impl Run<'_> {
                 EventKind::DuplicateRemoved,
                 &format!("a second VM `{vm}` of this node was destroyed"),
                 Some(node),
-            ).await;
+            )
+            .await;
         }
         Ok(())
     }
@@ -923,16 +930,19 @@ impl Run<'_> {
                         EventKind::NodeAdopted,
                         "finished a node whose creation was interrupted",
                         Some(name),
-                    ).await;
-                    let _ = self.record_node(
-                        name,
-                        &node.pool,
-                        node.index,
-                        &node.domain,
-                        &node.spec_hash,
-                        Some(vm),
-                        NodePhase::Created,
-                    ).await;
+                    )
+                    .await;
+                    let _ = self
+                        .record_node(
+                            name,
+                            &node.pool,
+                            node.index,
+                            &node.domain,
+                            &node.spec_hash,
+                            Some(vm),
+                            NodePhase::Created,
+                        )
+                        .await;
                 }
                 Err(e) => failures.push(NodeFailure {
                     node: name.clone(),
@@ -1043,14 +1053,20 @@ pub(crate) async fn locked<T>(
         let mut held = lock.clone();
         loop {
             ctx.clock.sleep(options.lock_ttl / 3).await;
-            match store.renew_apply_lock(&held, ctx.timestamp(), options.lock_ttl).await {
+            match store
+                .renew_apply_lock(&held, ctx.timestamp(), options.lock_ttl)
+                .await
+            {
                 Ok(renewed) => held = renewed,
                 Err(e) => return e,
             }
         }
     };
     let guarded = async {
-        let run = prepare(vsphere, store, &fence, spec, placement, ctx, options, progress).await?;
+        let run = prepare(
+            vsphere, store, &fence, spec, placement, ctx, options, progress,
+        )
+        .await?;
         work(&run).await
     };
     // Biased: the work is polled first, so runs are deterministic under a
@@ -1075,13 +1091,18 @@ pub(crate) async fn acquire_lock(
     ttl: Duration,
 ) -> Result<vkube_store::ApplyLock> {
     let holder = ctx.holder.id();
-    match store.acquire_apply_lock(cluster, &holder, ctx.timestamp(), ttl).await {
+    match store
+        .acquire_apply_lock(cluster, &holder, ctx.timestamp(), ttl)
+        .await
+    {
         Err(vkube_store::Error::Locked { holder: other, .. }) if ctx.holder.is_gone(&other) => {
             tracing::info!(
                 "taking over the apply lock of `{cluster}` from `{other}`, which no longer runs"
             );
             store.expire_apply_lock(cluster, &other).await?;
-            Ok(store.acquire_apply_lock(cluster, &holder, ctx.timestamp(), ttl).await?)
+            Ok(store
+                .acquire_apply_lock(cluster, &holder, ctx.timestamp(), ttl)
+                .await?)
         }
         other => Ok(other?),
     }
@@ -1166,7 +1187,8 @@ async fn prepare<'a>(
             EventKind::IntentAbandoned,
             &format!("{:?} was interrupted; re-observing", intent.action),
             intent.node.as_deref(),
-        ).await;
+        )
+        .await;
     }
     store
         .set_cluster_phase(
@@ -1303,7 +1325,8 @@ impl Run<'_> {
             EventKind::Applied,
             &format!("converged after {} pass(es)", state.report.passes),
             None,
-        ).await;
+        )
+        .await;
         Ok(state.report.clone())
     }
 
@@ -1313,7 +1336,12 @@ impl Run<'_> {
         if let Ok(record) = self.store.cluster(&name).await {
             let _ = self
                 .store
-                .set_cluster_phase(&self.fence, record.version, ClusterPhase::Degraded, self.now())
+                .set_cluster_phase(
+                    &self.fence,
+                    record.version,
+                    ClusterPhase::Degraded,
+                    self.now(),
+                )
                 .await;
         }
         Error::NotConverged {
@@ -1377,7 +1405,8 @@ async fn run_pass(
                     )
                     .await?;
                 run.progress.finished(StepKind::CreateFolder, None, None);
-                run.event(EventLevel::Info, EventKind::FolderCreated, path, None).await;
+                run.event(EventLevel::Info, EventKind::FolderCreated, path, None)
+                    .await;
                 observation.folder = Some(folder);
                 state.report.executed.push(format!("create folder {path}"));
                 work.acted = true;
@@ -1389,7 +1418,8 @@ async fn run_pass(
                     EventKind::AddressAllocated,
                     &format!("{} from pool `{pool}`", lease.address),
                     Some(node),
-                ).await;
+                )
+                .await;
                 state
                     .report
                     .executed
@@ -1465,7 +1495,8 @@ async fn run_parallel(
             Ok(NodeStepDone::Finished(vm)) => {
                 work.acted = true;
                 state.shutdowns.remove(&node);
-                run.event(EventLevel::Info, kind, &format!("{what} done"), Some(&node)).await;
+                run.event(EventLevel::Info, kind, &format!("{what} done"), Some(&node))
+                    .await;
                 state.report.executed.push(format!("{what} {node}"));
                 if let Some(vm) = vm {
                     new_vms.insert(node, vm);
@@ -1482,7 +1513,8 @@ async fn run_parallel(
             }
             Err(e) => {
                 work.acted = true;
-                run.event(EventLevel::Error, kind, &e.to_string(), Some(&node)).await;
+                run.event(EventLevel::Error, kind, &e.to_string(), Some(&node))
+                    .await;
                 state.failed.insert(
                     node.clone(),
                     NodeFailure {
@@ -1505,14 +1537,17 @@ pub(crate) async fn record_event(
     progress: &dyn Progress,
     event: Event<'_>,
 ) {
-    if let Err(e) = store.append_event(
-        event.cluster,
-        ctx.timestamp(),
-        event.level,
-        event.kind.as_str(),
-        event.message,
-        event.node,
-    ).await {
+    if let Err(e) = store
+        .append_event(
+            event.cluster,
+            ctx.timestamp(),
+            event.level,
+            event.kind.as_str(),
+            event.message,
+            event.node,
+        )
+        .await
+    {
         tracing::warn!("recording an event failed: {e}");
     }
     progress.event(&event);

@@ -14,10 +14,10 @@ pub mod cloud;
 pub mod context;
 pub mod delete;
 mod error;
-pub mod images;
 #[cfg(test)]
 mod fake;
 mod guest;
+pub mod images;
 pub mod observe;
 pub mod placement;
 pub mod privileges;

@@ -130,16 +130,22 @@ impl Harness {
         let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(MemoryStore::new());
         let raws = vkube_core::ipam::parse_pools_yaml(POOLS).expect("pools parse");
         let pools = vkube_core::ipam::validate_pools(&raws, false).expect("pools validate");
-        store.create_pools(&pools, false).await.expect("pools stored");
+        store
+            .create_pools(&pools, false)
+            .await
+            .expect("pools stored");
         store
             .set_credentials(
                 "demo-cloud",
                 "k8s-demo@vsphere.local",
                 "Cl0ud-Pa55!",
                 Timestamp::from_unix_seconds(1_767_225_600),
-            ).await
+            )
+            .await
             .expect("credentials stored");
-        let spec = crate::parse_spec(store.as_ref(), &spec_text()).await.expect("spec validates");
+        let spec = crate::parse_spec(store.as_ref(), &spec_text())
+            .await
+            .expect("spec validates");
         Harness {
             store,
             vsphere: FakeVsphere::new(privileges),
@@ -222,7 +228,8 @@ impl Harness {
         };
         let mut nodes: Vec<String> = self
             .store
-            .leases(&filter).await
+            .leases(&filter)
+            .await
             .expect("leases")
             .into_iter()
             .map(|l| l.node)
@@ -252,7 +259,12 @@ impl Harness {
             (3, 1, 2),
             "{context}: VMs (duplicates show as name#2): {names:?}"
         );
-        let uid = self.store.cluster("t1").await.expect("cluster recorded").uid;
+        let uid = self
+            .store
+            .cluster("t1")
+            .await
+            .expect("cluster recorded")
+            .uid;
         for (name, vm) in &vms {
             assert_eq!(vm.power_state, "poweredOn", "{context}: {name}");
             assert_eq!(
@@ -274,7 +286,8 @@ impl Harness {
         );
         let mut recorded: Vec<String> = self
             .store
-            .nodes("t1").await
+            .nodes("t1")
+            .await
             .expect("nodes")
             .into_iter()
             .map(|n| n.node.name)
@@ -282,7 +295,11 @@ impl Harness {
         recorded.sort();
         assert_eq!(recorded, names, "{context}: nodes recorded");
         assert!(
-            self.store.open_intents("t1").await.expect("intents").is_empty(),
+            self.store
+                .open_intents("t1")
+                .await
+                .expect("intents")
+                .is_empty(),
             "{context}: no intent left open"
         );
         assert_eq!(
@@ -466,7 +483,10 @@ async fn delete_removes_every_vm_the_folder_and_the_leases() {
     );
     assert!(harness.vsphere.vms().is_empty());
     assert!(harness.vsphere.folders().is_empty());
-    assert!(harness.lease_nodes().await.is_empty(), "every lease released");
+    assert!(
+        harness.lease_nodes().await.is_empty(),
+        "every lease released"
+    );
     assert!(matches!(
         harness.store.cluster("t1").await,
         Err(vkube_store::Error::ClusterNotFound { .. })
@@ -512,7 +532,9 @@ async fn reconcile_once_requeues_until_done_and_a_fresh_run_is_done_at_once() {
 
 async fn dhcp_harness() -> (Harness, ClusterSpec) {
     let harness = Harness::new().await;
-    let spec = crate::parse_spec(harness.store.as_ref(), &spec_with(2, true)).await.expect("DHCP spec");
+    let spec = crate::parse_spec(harness.store.as_ref(), &spec_with(2, true))
+        .await
+        .expect("DHCP spec");
     (harness, spec)
 }
 
@@ -575,7 +597,9 @@ async fn a_silent_dhcp_node_fails_once_its_wait_is_over() {
 /// Apply the test cluster, then reconcile it down to one worker.
 async fn scale_down(harness: &Harness) -> (Outcome, Vec<Duration>) {
     harness.apply_as("run-1", &[]).await.expect("apply");
-    let smaller = crate::parse_spec(harness.store.as_ref(), &spec_with(1, false)).await.expect("spec");
+    let smaller = crate::parse_spec(harness.store.as_ref(), &spec_with(1, false))
+        .await
+        .expect("spec");
     harness.reconcile(&smaller, &options(), 100, |_| {}).await
 }
 

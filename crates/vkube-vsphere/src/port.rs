@@ -138,8 +138,11 @@ pub trait VspherePort: Send + Sync {
     /// What a template offers a cluster (OS, Kubernetes version, NICs,
     /// snapshot, …), for the check before anything is cloned; `None` when
     /// `vm` is not a VM.
-    async fn template_facts(&self, inventory: &Inventory, vm: &VmId)
-        -> Result<Option<TemplateFacts>>;
+    async fn template_facts(
+        &self,
+        inventory: &Inventory,
+        vm: &VmId,
+    ) -> Result<Option<TemplateFacts>>;
 
     /// The effective privileges of `user` on each object, by object id (an
     /// object the user holds nothing on maps to an empty set).

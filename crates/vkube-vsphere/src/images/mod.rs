@@ -17,8 +17,8 @@ pub mod stream;
 
 pub use import::{import, Finish, Imported, BASE_SNAPSHOT};
 pub use lease::ImportTarget;
-pub use port::{Cancel, ImagePort};
 pub use package::{open_directory, open_ova, verify_ova, Package, VerifiedOva};
+pub use port::{Cancel, ImagePort};
 pub use stream::{ByteReader, NoTransferProgress, TransferProgress};
 
 /// An HTTP client for image sources (`http(s)://` URLs of OVAs): the

@@ -23,13 +23,16 @@ pub type Cancel<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
 /// make a VM a node template. Every change is to one VM, named by id.
 #[async_trait(?Send)]
 pub trait ImagePort: VspherePort {
-
     /// Every template, and every VM vkube imported, with its facts, by path.
     async fn images(&self, inventory: &Inventory) -> Result<Vec<(VmId, TemplateFacts)>>;
 
     /// vCenter's import spec for `descriptor` at `target` (validates the
     /// descriptor against the target; changes nothing).
-    async fn import_spec(&self, descriptor: &str, target: &ImportTarget) -> Result<lease::ImportSpec>;
+    async fn import_spec(
+        &self,
+        descriptor: &str,
+        target: &ImportTarget,
+    ) -> Result<lease::ImportSpec>;
 
     /// Import `package` as `target` over an HTTP NFC lease; `cancel`
     /// resolving aborts the lease and removes the partial VM.
@@ -72,7 +75,11 @@ impl ImagePort for Session {
             .collect())
     }
 
-    async fn import_spec(&self, descriptor: &str, target: &ImportTarget) -> Result<lease::ImportSpec> {
+    async fn import_spec(
+        &self,
+        descriptor: &str,
+        target: &ImportTarget,
+    ) -> Result<lease::ImportSpec> {
         lease::create_import_spec(self, descriptor, target).await
     }
 
@@ -85,7 +92,16 @@ impl ImagePort for Session {
         progress: &dyn TransferProgress,
         cancel: Cancel<'_>,
     ) -> Result<Imported> {
-        super::import(self, target, package, finish, expected_sha256, progress, cancel).await
+        super::import(
+            self,
+            target,
+            package,
+            finish,
+            expected_sha256,
+            progress,
+            cancel,
+        )
+        .await
     }
 
     async fn rename(&self, vm: &VmId, name: &str) -> Result<()> {
@@ -97,7 +113,9 @@ impl ImagePort for Session {
     }
 
     async fn create_snapshot(&self, vm: &VmId, name: &str) -> Result<()> {
-        prepare::create_snapshot(self, &vm.moref(), name).await.map(drop)
+        prepare::create_snapshot(self, &vm.moref(), name)
+            .await
+            .map(drop)
     }
 
     async fn upgrade_hardware(&self, vm: &VmId, version: u32) -> Result<()> {
