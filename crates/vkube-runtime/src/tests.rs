@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use vkube_core::cluster::{ClusterSpec, MARKER_CLUSTER_UID};
 use vkube_core::roles::Catalog;
+use vkube_store::Fault as StoreFault;
 use vkube_store::{ClusterPhase, ForceDelete, LeaseFilter, MemoryStore, StateStore, Timestamp};
 use vkube_vsphere::Fault;
 
@@ -107,6 +108,8 @@ fn cloud_privileges() -> Vec<String> {
 
 struct Harness {
     store: std::sync::Arc<dyn StateStore>,
+    /// The same store, for its fault hooks.
+    memory: MemoryStore,
     vsphere: FakeVsphere,
     clock: FakeClock,
     random: SeededRandom,
@@ -127,7 +130,8 @@ impl Harness {
     }
 
     async fn with_privileges(privileges: Vec<String>) -> Harness {
-        let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(MemoryStore::new());
+        let memory = MemoryStore::new();
+        let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(memory.clone());
         let raws = vkube_core::ipam::parse_pools_yaml(POOLS).expect("pools parse");
         let pools = vkube_core::ipam::validate_pools(&raws, false).expect("pools validate");
         store
@@ -148,6 +152,7 @@ impl Harness {
             .expect("spec validates");
         Harness {
             store,
+            memory,
             vsphere: FakeVsphere::new(privileges),
             clock: FakeClock::new(),
             random: SeededRandom::new(7),
@@ -325,6 +330,14 @@ impl Harness {
             "{context}: no mutating call"
         );
     }
+}
+
+/// Store writes of a clean apply of the test cluster.
+async fn store_writes_of_a_clean_apply() -> u64 {
+    let harness = Harness::new().await;
+    let before = harness.memory.write_count();
+    harness.apply_as("run-1", &[]).await.expect("apply");
+    harness.memory.write_count() - before
 }
 
 /// Mutating calls of a clean apply of the test cluster.
@@ -640,4 +653,61 @@ async fn a_guest_that_ignores_the_shutdown_is_powered_off_after_the_grace() {
             "{changes:?}"
         );
     }
+}
+
+/// The store goes away at its `n`th write from now (the write lost, or
+/// committed with its answer lost) and refuses every write after it: what
+/// a killed process or a lost database connection leaves behind.
+fn store_dies_at_write(memory: &MemoryStore, n: u64, committed: bool, horizon: u64) {
+    let first = StoreFault::at_write(n);
+    memory.inject(if committed {
+        first.after_commit()
+    } else {
+        first
+    });
+    for later in n + 1..=horizon {
+        memory.inject(StoreFault::at_write(later));
+    }
+}
+
+#[tokio::test]
+async fn a_store_lost_at_any_write_is_recovered_by_the_next_apply() {
+    let writes = store_writes_of_a_clean_apply().await;
+    assert!(
+        writes >= 10,
+        "a small cluster's apply writes {writes} times"
+    );
+    for n in 1..=writes {
+        for committed in [false, true] {
+            let context = format!("store lost at write {n} of {writes} (committed: {committed})");
+            let harness = Harness::new().await;
+            store_dies_at_write(&harness.memory, n, committed, writes + 50);
+            // Whether the run notices depends on the write (an event is a
+            // record, not state): only what it leaves behind matters.
+            let _ = harness.apply_as("run-1", &[]).await;
+            harness.memory.clear_faults();
+            harness.apply_as("run-2", &["run-1"]).await.expect(&context);
+            harness.assert_converged(&context).await;
+            harness.assert_no_op("run-3", &context).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_store_write_fails_the_apply_and_names_the_write() {
+    let harness = Harness::new().await;
+    harness
+        .memory
+        .inject(StoreFault::next(vkube_store::Operation::UpsertNode));
+    let err = harness
+        .apply_as("run-1", &[])
+        .await
+        .expect_err("apply fails");
+    assert!(err.to_string().contains("upsert_node"), "{err}");
+    harness.memory.clear_faults();
+    harness
+        .apply_as("run-2", &["run-1"])
+        .await
+        .expect("re-apply");
+    harness.assert_converged("after a failed node write").await;
 }
