@@ -34,20 +34,40 @@ pub const CLOUD_BINDS: &[&str] = &[
 pub struct Env {
     pub sim: Simulator,
     pub dir: tempfile::TempDir,
+    /// Where the state is (`VKUBE_STATE`, and `VKUBE_STATE_KEY` when set):
+    /// `state.db` in `dir` unless started with [`Env::start_with_state`].
+    state: Vec<(String, String)>,
 }
 
 impl Env {
     pub fn start(delays: &[(&str, u64)]) -> Env {
+        Env::start_with_state(delays, None)
+    }
+
+    /// [`Env::start`] with the state at `url` (e.g. a `postgres://` URL),
+    /// its key file in the test's directory.
+    pub fn start_with_state(delays: &[(&str, u64)], url: Option<String>) -> Env {
         let sim = Simulator::start(SimulatorConfig {
             clusters: 2,
             datastores: 2,
             method_delays: delays.iter().map(|(m, d)| (m.to_string(), *d)).collect(),
             ..Default::default()
         });
-        let env = Env {
-            sim,
-            dir: tempfile::tempdir().unwrap(),
+        let dir = tempfile::tempdir().unwrap();
+        let state = match url {
+            None => vec![(
+                "VKUBE_STATE".to_owned(),
+                dir.path().join("state.db").display().to_string(),
+            )],
+            Some(url) => vec![
+                ("VKUBE_STATE".to_owned(), url),
+                (
+                    "VKUBE_STATE_KEY".to_owned(),
+                    dir.path().join("state.key").display().to_string(),
+                ),
+            ],
         };
+        let env = Env { sim, dir, state };
         let pools = env.vkube(&[
             "ippool",
             "import",
@@ -100,10 +120,7 @@ impl Env {
 
     pub fn vars(&self) -> Vec<(String, String)> {
         let mut vars = self.sim.vkube_env();
-        vars.push((
-            "VKUBE_STATE".into(),
-            self.dir.path().join("state.db").display().to_string(),
-        ));
+        vars.extend(self.state.iter().cloned());
         vars
     }
 
