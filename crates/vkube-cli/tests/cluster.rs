@@ -594,10 +594,7 @@ async fn datastore_clusters_place_through_storage_drs() {
         datastore_clusters: 1,
         ..Default::default()
     });
-    let env = Env {
-        sim,
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = Env::on(sim, None);
     ok(&env.vkube(&[
         "ippool",
         "import",

@@ -109,6 +109,56 @@ pub enum Error {
     /// A call to the cluster's Kubernetes API failed.
     #[error(transparent)]
     Kubernetes(#[from] vkube_kube::Error),
+    /// A role catalog names privilege ids this vCenter does not know.
+    #[error("refusing to apply role profile `{profile}`: this vCenter does not know {count} privilege ids (listed above); rerun with `--skip-unknown` to leave them out")]
+    UnknownPrivileges {
+        /// The catalog's profile.
+        profile: String,
+        /// How many ids.
+        count: usize,
+    },
+    /// Existing roles' privileges differ from the catalog's.
+    #[error("refusing to change existing role(s) {}: their privileges differ from profile `{profile}` (see `--dry-run`) and vCenter cannot tell whether vkube created them; rerun with `--adopt-roles` to make them match", roles.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))]
+    RolesDiffer {
+        /// The roles.
+        roles: Vec<String>,
+        /// The catalog's profile.
+        profile: String,
+    },
+    /// A grant would replace the principal's `Admin` permission.
+    #[error("refusing to grant `{role}` on `{path}` to `{principal}`: it would replace that principal's `Admin` permission there")]
+    WouldReplaceAdmin {
+        /// The role granted.
+        role: String,
+        /// Where.
+        path: String,
+        /// To whom.
+        principal: String,
+    },
+    /// vCenter's tags contradict the topology file.
+    #[error("vCenter's tags conflict with the topology file ({} conflicts); nothing was changed; pass `--force` to detach the tags in the way:{}", conflicts.len(), conflicts.iter().map(|c| format!("\n  {c}")).collect::<String>())]
+    ZoneConflicts {
+        /// The conflicts.
+        conflicts: Vec<vkube_core::topology::Conflict>,
+    },
+    /// A step of a zones setup failed.
+    #[error("step {} of {total}: {step} ({index} done; re-run `vkube zones setup` to finish): {source}", index + 1)]
+    ZoneStep {
+        /// Steps done before it.
+        index: usize,
+        /// Steps in the plan.
+        total: usize,
+        /// The step.
+        step: String,
+        /// Why.
+        source: vkube_vsphere::Error,
+    },
+    /// A topology file or plan is unusable.
+    #[error(transparent)]
+    Topology(#[from] vkube_core::topology::Error),
+    /// A role catalog cannot be planned.
+    #[error(transparent)]
+    Roles(#[from] vkube_core::roles::Error),
     /// Stored data could not be read back.
     #[error("stored {what} of cluster `{cluster}` is unreadable: {detail}")]
     Corrupt {
@@ -135,7 +185,14 @@ impl Error {
             | Error::Addon(_)
             | Error::CloudUserLacksPrivileges { .. }
             | Error::NodesFailed { .. }
-            | Error::NotConverged { .. } => true,
+            | Error::NotConverged { .. }
+            | Error::UnknownPrivileges { .. }
+            | Error::RolesDiffer { .. }
+            | Error::WouldReplaceAdmin { .. }
+            | Error::ZoneConflicts { .. }
+            | Error::Topology(_)
+            | Error::Roles(_) => true,
+            Error::ZoneStep { .. } => false,
             Error::Store(e) => !matches!(
                 e,
                 vkube_store::Error::Database { .. }

@@ -16,11 +16,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use vkube_core::images::{ImageOs, ImageRecord, NicKind, TemplateFacts};
-use vkube_core::topology::TagFacts;
+use vkube_core::topology::{
+    Attachment, CategoryFacts, Observed, Step as ZoneStep, TagFact, TagFacts,
+};
 use vkube_vsphere::vm::{CloneRequest, NetworkTarget, ObservedVm, VmSettings};
 use vkube_vsphere::{
-    DatastoreId, Details, Error, Fault, FolderId, Inventory, NetworkId, ObjectRef, PlacementQuery,
-    Result, SessionFacts, SnapshotId, Trust, VmId, VspherePort,
+    DatastoreId, Details, Error, Fault, FolderId, Inventory, NetworkId, ObjectRef, PermissionInfo,
+    PlacementQuery, Result, RoleInfo, SessionFacts, SnapshotId, Trust, VmId, VspherePort,
 };
 
 use crate::context::{Clock, LockHolder, Random};
@@ -85,6 +87,12 @@ struct State {
     racing_clones: BTreeSet<String>,
     /// Guests that ignore a shutdown request.
     stubborn_guests: bool,
+    /// Roles by id, the system roles first.
+    roles: BTreeMap<i32, RoleInfo>,
+    /// Permissions, in the order they were set.
+    permissions: Vec<PermissionInfo>,
+    /// The region and zone categories, their tags and attachments.
+    tags: TagFacts,
 }
 
 /// The fake vCenter.
@@ -123,6 +131,7 @@ impl FakeVsphere {
                 vms: BTreeMap::from([(TEMPLATE_ID.to_string(), template)]),
                 next_id: 200,
                 privileges: privileges.into_iter().collect(),
+                roles: system_roles(),
                 ..Default::default()
             }),
             crash: tokio::sync::Notify::new(),
@@ -808,10 +817,254 @@ impl VspherePort for FakeVsphere {
         Ok("administrator@vsphere.local".into())
     }
 
-    async fn tags(&self, _categories: &[&str]) -> Result<TagFacts> {
-        self.count_read();
-        Ok(TagFacts::default())
+    async fn tags(&self, categories: &[&str]) -> Result<TagFacts> {
+        let state = self.read();
+        let wanted: Vec<&CategoryFacts> = state
+            .tags
+            .categories
+            .iter()
+            .filter(|c| categories.contains(&c.name.as_str()))
+            .collect();
+        let tags: Vec<TagFact> = state
+            .tags
+            .tags
+            .iter()
+            .filter(|t| wanted.iter().any(|c| c.id == t.category_id))
+            .cloned()
+            .collect();
+        let attachments = state
+            .tags
+            .attachments
+            .iter()
+            .filter(|a| tags.iter().any(|t| t.id == a.tag_id))
+            .cloned()
+            .collect();
+        Ok(TagFacts {
+            categories: wanted.into_iter().cloned().collect(),
+            tags,
+            attachments,
+        })
     }
+
+    async fn roles(&self) -> Result<Vec<RoleInfo>> {
+        Ok(self.read().roles.values().cloned().collect())
+    }
+
+    async fn privilege_ids(&self) -> Result<BTreeSet<String>> {
+        // Not reported: no catalog id counts as unknown.
+        self.count_read();
+        Ok(BTreeSet::new())
+    }
+
+    async fn permissions_on(&self, object: &ObjectRef) -> Result<Vec<PermissionInfo>> {
+        Ok(self
+            .read()
+            .permissions
+            .iter()
+            .filter(|p| p.entity == object.id)
+            .cloned()
+            .collect())
+    }
+
+    async fn create_role(&self, name: &str, privileges: &[String]) -> Result<i32> {
+        self.mutate("creating a role", |state| {
+            if state.roles.values().any(|r| r.name == name) {
+                return Err(Error::raised("creating a role", Fault::AlreadyExists, None));
+            }
+            let id = state.roles.keys().max().map_or(1, |m| (*m).max(0) + 1);
+            state.roles.insert(
+                id,
+                RoleInfo {
+                    id,
+                    name: name.to_owned(),
+                    system: false,
+                    privileges: privileges.iter().cloned().collect(),
+                },
+            );
+            Ok((id, Some(format!("create role {name}"))))
+        })
+        .await
+    }
+
+    async fn update_role(&self, id: i32, name: &str, privileges: &[String]) -> Result<()> {
+        self.mutate("updating a role", |state| {
+            let role = state
+                .roles
+                .get_mut(&id)
+                .ok_or_else(|| not_found("role", name))?;
+            role.privileges = privileges.iter().cloned().collect();
+            Ok(((), Some(format!("update role {name}"))))
+        })
+        .await
+    }
+
+    async fn set_permission(
+        &self,
+        object: &ObjectRef,
+        principal: &str,
+        role_id: i32,
+        propagate: bool,
+    ) -> Result<()> {
+        self.mutate("setting a permission", |state| {
+            let permission = PermissionInfo {
+                entity: object.id.clone(),
+                principal: principal.to_owned(),
+                group: false,
+                role_id,
+                propagate,
+            };
+            let same = |p: &PermissionInfo| p.entity == object.id && p.principal == principal;
+            if state.permissions.iter().any(|p| *p == permission) {
+                return Ok(((), None));
+            }
+            state.permissions.retain(|p| !same(p));
+            state.permissions.push(permission);
+            Ok((
+                (),
+                Some(format!(
+                    "grant role {role_id} on {} to {principal}",
+                    object.id
+                )),
+            ))
+        })
+        .await
+    }
+
+    async fn apply_zone_steps(
+        &self,
+        _observed: &Observed,
+        steps: &[ZoneStep],
+        done: &mut dyn for<'s> FnMut(usize, &'s ZoneStep),
+    ) -> std::result::Result<(), (usize, Error)> {
+        for (i, step) in steps.iter().enumerate() {
+            self.mutate("applying a zones step", |state| {
+                let changed = apply_zone_step(&mut state.tags, step)?;
+                Ok(((), changed.then(|| step.to_string())))
+            })
+            .await
+            .map_err(|e| (i, e))?;
+            done(i, step);
+        }
+        Ok(())
+    }
+}
+
+/// vCenter's system roles.
+fn system_roles() -> BTreeMap<i32, RoleInfo> {
+    [(-1, "Admin"), (-2, "ReadOnly"), (-5, "NoAccess")]
+        .into_iter()
+        .map(|(id, name)| {
+            (
+                id,
+                RoleInfo {
+                    id,
+                    name: name.to_owned(),
+                    system: true,
+                    privileges: BTreeSet::new(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// One zones step on the fake's tags, by name as vCenter resolves them;
+/// returns whether anything changed (creates adopt what exists).
+fn apply_zone_step(tags: &mut TagFacts, step: &ZoneStep) -> Result<bool> {
+    let category_id = |tags: &TagFacts, name: &str| {
+        tags.categories
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.id.clone())
+            .ok_or_else(|| not_found("tag category", name))
+    };
+    let tag_id = |tags: &TagFacts, category: &str, name: &str| {
+        let category = category_id(tags, category)?;
+        tags.tags
+            .iter()
+            .find(|t| t.category_id == category && t.name == name)
+            .map(|t| t.id.clone())
+            .ok_or_else(|| not_found("tag", name))
+    };
+    Ok(match step {
+        ZoneStep::CreateCategory {
+            name,
+            cardinality,
+            associable_types,
+            description,
+        } => {
+            if category_id(tags, name).is_ok() {
+                return Ok(false);
+            }
+            tags.categories.push(CategoryFacts {
+                id: format!("urn:vmomi:InventoryServiceCategory:{name}:GLOBAL"),
+                name: name.clone(),
+                description: description.clone(),
+                cardinality: *cardinality,
+                associable_types: associable_types.clone(),
+            });
+            true
+        }
+        ZoneStep::AddAssociableTypes {
+            category,
+            associable_types,
+            ..
+        } => {
+            let id = category_id(tags, category)?;
+            let found = tags
+                .categories
+                .iter_mut()
+                .find(|c| c.id == id)
+                .expect("found by id");
+            found.associable_types = associable_types.clone();
+            true
+        }
+        ZoneStep::CreateTag {
+            category,
+            name,
+            description,
+        } => {
+            if tag_id(tags, category, name).is_ok() {
+                return Ok(false);
+            }
+            let category_id = category_id(tags, category)?;
+            tags.tags.push(TagFact {
+                id: format!("urn:vmomi:InventoryServiceTag:{category}-{name}:GLOBAL"),
+                name: name.clone(),
+                category_id,
+                description: description.clone(),
+            });
+            true
+        }
+        ZoneStep::Attach {
+            category,
+            tag,
+            object,
+            ..
+        } => {
+            let attachment = Attachment {
+                tag_id: tag_id(tags, category, tag)?,
+                object: object.clone(),
+            };
+            if tags.attachments.contains(&attachment) {
+                return Ok(false);
+            }
+            tags.attachments.push(attachment);
+            tags.attachments.sort();
+            true
+        }
+        ZoneStep::Detach {
+            category,
+            tag,
+            object,
+            ..
+        } => {
+            let id = tag_id(tags, category, tag)?;
+            let before = tags.attachments.len();
+            tags.attachments
+                .retain(|a| !(a.tag_id == id && a.object == *object));
+            tags.attachments.len() != before
+        }
+    })
 }
 
 /// A clock that starts at a fixed time and moves only when slept on.

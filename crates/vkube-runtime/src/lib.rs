@@ -23,8 +23,10 @@ pub mod placement;
 pub mod privileges;
 pub mod progress;
 pub mod reconcile;
+pub mod roles;
 pub mod scale;
 pub mod token;
+pub mod zones;
 
 #[cfg(test)]
 mod tests;

@@ -19,9 +19,9 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use vkube_core::images::TemplateFacts;
-use vkube_core::topology::TagFacts;
+use vkube_core::topology::{Observed, Step as ZoneStep, TagFacts};
 
-use crate::authorization::Authorization;
+use crate::authorization::{Authorization, PermissionInfo, RoleInfo};
 use crate::error::Result;
 use crate::ids::{
     DatastoreClusterId, DatastoreId, FolderId, ObjectRef, ResourcePoolId, SnapshotId, VmId,
@@ -164,6 +164,42 @@ pub trait VspherePort: Send + Sync {
 
     /// The tag categories named `categories`, their tags and attachments.
     async fn tags(&self, categories: &[&str]) -> Result<TagFacts>;
+
+    /// Every role, system roles included.
+    async fn roles(&self) -> Result<Vec<RoleInfo>>;
+
+    /// Every privilege id this vCenter knows.
+    async fn privilege_ids(&self) -> Result<BTreeSet<String>>;
+
+    /// The permissions defined on `object` itself (not inherited ones).
+    async fn permissions_on(&self, object: &ObjectRef) -> Result<Vec<PermissionInfo>>;
+
+    /// Create role `name` with `privileges`; returns its id.
+    async fn create_role(&self, name: &str, privileges: &[String]) -> Result<i32>;
+
+    /// Give role `id` exactly `privileges`.
+    async fn update_role(&self, id: i32, name: &str, privileges: &[String]) -> Result<()>;
+
+    /// Grant role `role_id` to the user `principal` on `object`, replacing
+    /// that principal's permission there; idempotent.
+    async fn set_permission(
+        &self,
+        object: &ObjectRef,
+        principal: &str,
+        role_id: i32,
+        propagate: bool,
+    ) -> Result<()>;
+
+    /// Run `steps` of a regions-and-zones plan made from `observed`, in
+    /// order, telling `done` after each; stops at the first failure and
+    /// returns how many steps were done with it. Every step is safe to run
+    /// again (creates adopt what exists, attach and detach are idempotent).
+    async fn apply_zone_steps(
+        &self,
+        observed: &Observed,
+        steps: &[ZoneStep],
+        done: &mut dyn for<'s> FnMut(usize, &'s ZoneStep),
+    ) -> std::result::Result<(), (usize, crate::Error)>;
 }
 
 fn morefs(objects: &[ObjectRef]) -> Vec<vim_rs::types::structs::ManagedObjectReference> {
@@ -312,6 +348,66 @@ impl VspherePort for Session {
         let tagging = TaggingClient::login(self).await?;
         let tags = crate::topology::observe_tags(&tagging, categories).await;
         tagging.close().await;
+        self.add_round_trips(tagging.round_trips());
         tags
+    }
+
+    async fn roles(&self) -> Result<Vec<RoleInfo>> {
+        Authorization::new(self)?.roles().await
+    }
+
+    async fn privilege_ids(&self) -> Result<BTreeSet<String>> {
+        Authorization::new(self)?.privileges().await
+    }
+
+    async fn permissions_on(&self, object: &ObjectRef) -> Result<Vec<PermissionInfo>> {
+        Authorization::new(self)?
+            .entity_permissions(&object.moref(), false)
+            .await
+    }
+
+    async fn create_role(&self, name: &str, privileges: &[String]) -> Result<i32> {
+        Authorization::new(self)?
+            .create_role(name, privileges)
+            .await
+    }
+
+    async fn update_role(&self, id: i32, name: &str, privileges: &[String]) -> Result<()> {
+        Authorization::new(self)?
+            .update_role(id, name, privileges)
+            .await
+    }
+
+    async fn set_permission(
+        &self,
+        object: &ObjectRef,
+        principal: &str,
+        role_id: i32,
+        propagate: bool,
+    ) -> Result<()> {
+        Authorization::new(self)?
+            .set_permission(&object.moref(), principal, false, role_id, propagate)
+            .await
+    }
+
+    async fn apply_zone_steps(
+        &self,
+        observed: &Observed,
+        steps: &[ZoneStep],
+        done: &mut dyn for<'s> FnMut(usize, &'s ZoneStep),
+    ) -> std::result::Result<(), (usize, crate::Error)> {
+        let tagging = TaggingClient::login(self).await.map_err(|e| (0, e))?;
+        let mut applier = crate::topology::Applier::new(&tagging, observed);
+        let mut result = Ok(());
+        for (i, step) in steps.iter().enumerate() {
+            if let Err(e) = applier.apply(step).await {
+                result = Err((i, e));
+                break;
+            }
+            done(i, step);
+        }
+        tagging.close().await;
+        self.add_round_trips(tagging.round_trips());
+        result
     }
 }

@@ -168,6 +168,11 @@ impl Session {
         self.client.round_trips.load(Ordering::Relaxed)
     }
 
+    /// Count `n` round trips made beside the SOAP client (the REST API's).
+    pub(crate) fn add_round_trips(&self, n: u64) {
+        self.client.round_trips.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// How often the session expired and was re-established.
     pub fn relogins(&self) -> u64 {
         self.client.relogins.load(Ordering::Relaxed)

@@ -2,12 +2,12 @@
 //! or JSON, apply them to vCenter and check a principal's privileges.
 //!
 //! Catalog parsing, binding syntax, planning and the check comparison are
-//! `vkube_core::roles`'; vCenter calls are `vkube_vsphere::Authorization`'s.
+//! `vkube_core::roles`'; observing, refusing and applying are
+//! `vkube_runtime::roles`', checking is `vkube_runtime::privileges`'.
 //! This module reads the user's input first (catalog, `--bind`), connects
 //! only for `apply` and `check`, resolves every binding from one inventory
 //! snapshot and checks privileges with `vkube_runtime::privileges`.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -15,11 +15,10 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use vkube_core::roles::{
-    self, Bindings, Catalog, CheckReport, ExportOptions, Observed, ObservedPermission, RolePlan,
-    Step, Targets,
+    self, Bindings, Catalog, CheckReport, ExportOptions, RolePlan, Step, Targets,
 };
-use vkube_runtime::privileges::{self, PrivilegeCheck, Resolved};
-use vkube_vsphere::{Authorization, Inventory};
+use vkube_runtime::privileges::{self, PrivilegeCheck};
+use vkube_vsphere::Inventory;
 
 use super::{connect, Connected, UsageError};
 use crate::exit::Status;
@@ -344,60 +343,19 @@ async fn apply(
         )
     };
     let inventory = Inventory::load(session).await.with_context(context)?;
-    let resolved = privileges::resolve_targets(&inventory, &input.targets)
-        .map_err(|e| UsageError(e.to_string()))?;
-    let authz = Authorization::new(session)?;
-    let server_roles = authz.roles().await.with_context(context)?;
-    let known_privileges = authz.privileges().await.with_context(context)?;
-    let role_names: BTreeMap<i32, &str> = server_roles
-        .iter()
-        .map(|r| (r.id, r.name.as_str()))
-        .collect();
-    let mut observed = Observed {
-        known_privileges,
-        roles: server_roles
-            .iter()
-            .map(|r| (r.name.clone(), r.privileges.clone()))
-            .collect(),
-        permissions: BTreeMap::new(),
+    let request = vkube_runtime::roles::RolesRequest {
+        catalog: &input.catalog,
+        include_optional: input.include_optional,
+        principal: &args.principal,
+        targets: &input.targets,
     };
-    for target in &resolved {
-        if observed.permissions.contains_key(&target.target.path) {
-            continue;
+    let planned = match vkube_runtime::roles::plan(session, &inventory, request).await {
+        Err(e @ (vkube_runtime::Error::Binding { .. } | vkube_runtime::Error::SlotMismatch { .. })) => {
+            return Err(UsageError(e.to_string()).into())
         }
-        let permissions = authz
-            .entity_permissions(target.entity.moref(), false)
-            .await
-            .with_context(context)?;
-        if let Some(p) = permissions
-            .iter()
-            .find(|p| !p.group && roles::same_principal(&p.principal, &args.principal))
-        {
-            let role = role_names
-                .get(&p.role_id)
-                .map_or_else(|| format!("#{}", p.role_id), |name| (*name).to_owned());
-            observed.permissions.insert(
-                target.target.path.clone(),
-                ObservedPermission {
-                    role,
-                    propagate: p.propagate,
-                },
-            );
-        }
-    }
-    // Resolution marks folders standing in for node VMs (their grants propagate).
-    let targets = Targets {
-        targets: resolved.iter().map(|r| r.target.clone()).collect(),
-        unbound: input.targets.unbound.clone(),
+        other => other.with_context(context)?,
     };
-    let plan = roles::plan(
-        &input.catalog,
-        input.include_optional,
-        &args.principal,
-        &targets,
-        &observed,
-    )?;
-
+    let plan = &planned.plan;
     // Unknown ids first, before anything changes.
     for unknown in &plan.unknown_privileges {
         eprintln!(
@@ -416,59 +374,26 @@ async fn apply(
                 .join(", ")
         );
     }
-    if !plan.unknown_privileges.is_empty() && !args.skip_unknown {
-        return Err(UsageError(format!(
-            "refusing to apply role profile `{}`: this vCenter does not know {} privilege ids (listed above); rerun with `--skip-unknown` to leave them out",
-            input.catalog.profile(),
-            plan.unknown_privileges.iter().map(|u| u.privileges.len()).sum::<usize>()
-        ))
-        .into());
-    }
-    // vCenter keeps no record of who made a role, so an existing role of
-    // the same name may be someone else's: its privileges change only when
-    // the user says so.
-    let existing: Vec<&str> = plan
-        .steps
-        .iter()
-        .filter_map(|step| match step {
-            Step::UpdateRole { name, .. } => Some(name.as_str()),
-            _ => None,
-        })
-        .collect();
-    if !existing.is_empty() && !args.adopt_roles && !args.dry_run {
-        return Err(UsageError(format!(
-            "refusing to change existing role(s) {}: their privileges differ from profile `{}` (see `--dry-run`) and vCenter cannot tell whether vkube created them; rerun with `--adopt-roles` to make them match",
-            existing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-            input.catalog.profile()
-        ))
-        .into());
-    }
-    for step in &plan.steps {
-        if let Step::SetPermission {
-            path,
-            role,
-            replaces: Some(current),
-            principal,
-            ..
-        } = step
-        {
-            if current.role == "Admin" {
-                return Err(UsageError(format!(
-                    "refusing to grant `{role}` on `{path}` to `{principal}`: it would replace that principal's `Admin` permission there"
-                ))
-                .into());
-            }
-        }
-    }
+    vkube_runtime::roles::refuse_unasked(
+        &planned,
+        vkube_runtime::roles::RolesOptions {
+            skip_unknown: args.skip_unknown,
+            adopt_roles: args.adopt_roles,
+            dry_run: args.dry_run,
+        },
+    )?;
     input.warn_unbound("not granting");
 
     if format == Format::Table {
-        print_plan(&plan, args.dry_run, out)?;
+        print_plan(plan, args.dry_run, out)?;
     }
     if !args.dry_run {
-        execute(&authz, &plan, &resolved, &server_roles, out, format)
+        let applied = vkube_runtime::roles::execute(session, &planned)
             .await
             .with_context(context)?;
+        if format == Format::Table && applied > 0 {
+            writeln!(out, "applied {applied} changes")?;
+        }
     }
     if format != Format::Table {
         print_data(
@@ -477,7 +402,7 @@ async fn apply(
             &ApplyReport {
                 dry_run: args.dry_run,
                 changed: !args.dry_run && !plan.is_empty(),
-                plan: &plan,
+                plan,
             },
         )?;
     }
@@ -538,58 +463,6 @@ fn print_plan(plan: &RolePlan, dry_run: bool, out: &mut dyn Write) -> Result<()>
                 )?;
             }
         }
-    }
-    Ok(())
-}
-
-async fn execute(
-    authz: &Authorization<'_>,
-    plan: &RolePlan,
-    resolved: &[Resolved<'_>],
-    server_roles: &[vkube_vsphere::RoleInfo],
-    out: &mut dyn Write,
-    format: Format,
-) -> Result<()> {
-    let mut role_ids: BTreeMap<String, i32> = server_roles
-        .iter()
-        .map(|r| (r.name.clone(), r.id))
-        .collect();
-    for step in &plan.steps {
-        match step {
-            Step::CreateRole { name, privileges } => {
-                let id = authz.create_role(name, privileges).await?;
-                role_ids.insert(name.clone(), id);
-            }
-            Step::UpdateRole {
-                name, privileges, ..
-            } => {
-                let id = role_ids[name.as_str()];
-                authz.update_role(id, name, privileges).await?;
-            }
-            Step::SetPermission {
-                path,
-                role,
-                propagate,
-                principal,
-                ..
-            } => {
-                let entity = resolved
-                    .iter()
-                    .find(|r| &r.target.path == path)
-                    .map(|r| r.entity.moref())
-                    .expect("planned paths come from the resolved targets");
-                let id = *role_ids
-                    .get(role.as_str())
-                    .with_context(|| format!("role `{role}` vanished during apply"))?;
-                authz
-                    .set_permission(entity, principal, false, id, *propagate)
-                    .await
-                    .with_context(|| format!("granting `{role}` on `{path}`"))?;
-            }
-        }
-    }
-    if format == Format::Table && !plan.is_empty() {
-        writeln!(out, "applied {} changes", plan.steps.len())?;
     }
     Ok(())
 }

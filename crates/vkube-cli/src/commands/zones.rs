@@ -3,8 +3,8 @@
 //! `[Labels]` section and per-zone StorageClasses.
 //!
 //! The topology model, planning, checks and rendering are
-//! `vkube_core::topology`'s; reading tags and inventory and running plan
-//! steps are `vkube_vsphere::topology`'s. This module reads the user's
+//! `vkube_core::topology`'s; observing vCenter, refusing conflicts and
+//! running plan steps are `vkube_runtime::zones`'. This module reads the user's
 //! input first, connects only when vCenter is needed (`render --csi` and
 //! `render -f` work offline), and renders results.
 
@@ -15,10 +15,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use vkube_core::topology::{
-    self, plan_setup, render_csi, render_storage_classes, Categories, Conflict, Finding,
-    PlanOptions, SetupPlan, Severity, Step, Topology, TopologyView, ZoneLabel,
+    self, render_csi, render_storage_classes, Categories, Conflict, Finding, SetupPlan, Severity,
+    Step, Topology, TopologyView, ZoneLabel,
 };
-use vkube_vsphere::TaggingClient;
 
 use super::{connect, Connected, UsageError};
 use crate::exit::Status;
@@ -116,19 +115,10 @@ pub struct RenderArgs {
     pub categories: CategoryArgs,
 }
 
-/// `setup` refused because vCenter contradicts the file.
-#[derive(Debug, thiserror::Error)]
-#[error("vCenter's tags conflict with the topology file ({} conflicts); nothing was changed; pass `--force` to detach the tags in the way:{}", conflicts.len(), conflicts.iter().map(|c| format!("\n  {c}")).collect::<String>())]
-pub struct ConflictsError {
-    /// The conflicts.
-    pub conflicts: Vec<Conflict>,
-}
-
 /// Whether an error from this module is the user's to fix.
 pub fn is_user_error(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.downcast_ref::<topology::Error>().is_some()
-            || cause.downcast_ref::<ConflictsError>().is_some()
     })
 }
 
@@ -188,7 +178,7 @@ pub async fn run(
         }
     };
     let connected = connect(connection).await?;
-    let result = with_tagging(
+    let result = observed_then(
         &connected,
         args,
         &categories,
@@ -202,7 +192,7 @@ pub async fn run(
     result
 }
 
-async fn with_tagging(
+async fn observed_then(
     connected: &Connected,
     args: &ZonesArgs,
     categories: &Categories,
@@ -212,23 +202,15 @@ async fn with_tagging(
     out: &mut dyn Write,
 ) -> Result<Status> {
     let session = &connected.session;
-    let tagging = TaggingClient::login(session)
+    let observed = vkube_runtime::zones::observe(session, categories)
         .await
-        .context("logging in to the vCenter REST API (tagging)")?;
-    let observed = vkube_vsphere::topology::observe(
-        session,
-        &tagging,
-        categories.region.as_str(),
-        categories.zone.as_str(),
-    )
-    .await
-    .context("reading regions and zones from vCenter");
+        .context("reading regions and zones from vCenter");
     let result = match observed {
         Err(e) => Err(e),
         Ok(observed) => match &args.command {
             ZonesCommand::Setup(setup) => {
                 let topology = file.expect("setup reads its file first");
-                run_setup(&tagging, topology, &observed, setup, format, out).await
+                run_setup(connected, topology, &observed, setup, format, out).await
             }
             ZonesCommand::Ls(_) => {
                 list(&observed, categories, format, out).map(|()| Status::Success)
@@ -240,12 +222,8 @@ async fn with_tagging(
         },
     };
     if stats {
-        eprintln!(
-            "api-round-trips: {}",
-            session.round_trips() + tagging.round_trips()
-        );
+        eprintln!("api-round-trips: {}", session.round_trips());
     }
-    tagging.close().await;
     result
 }
 
@@ -259,14 +237,14 @@ struct SetupReport<'a> {
 }
 
 async fn run_setup(
-    tagging: &TaggingClient,
+    connected: &Connected,
     topology: &Topology,
     observed: &topology::Observed,
     args: &SetupArgs,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<Status> {
-    let plan: SetupPlan = plan_setup(topology, observed, PlanOptions { force: args.force })?;
+    let plan: SetupPlan = vkube_runtime::zones::plan(topology, observed, args.force)?;
     if !plan.conflicts.is_empty() && !args.force {
         if format != Format::Table {
             print_data(
@@ -280,10 +258,7 @@ async fn run_setup(
                 },
             )?;
         }
-        return Err(ConflictsError {
-            conflicts: plan.conflicts,
-        }
-        .into());
+        vkube_runtime::zones::refuse_conflicts(&plan, args.force)?;
     }
     for conflict in &plan.conflicts {
         eprintln!("warning: overriding a conflict (--force): {conflict}");
@@ -330,20 +305,14 @@ async fn run_setup(
         }
         return Ok(Status::Success);
     }
-    let mut applier = vkube_vsphere::topology::Applier::new(tagging, observed);
-    let total = plan.steps.len();
-    for (i, step) in plan.steps.iter().enumerate() {
-        applier.apply(step).await.with_context(|| {
-            format!(
-                "step {} of {total}: {step} ({i} done; re-run `vkube zones setup` to finish)",
-                i + 1
-            )
-        })?;
-        if table {
-            writeln!(out, "{step}")?;
-            out.flush()?;
+    let mut written = Ok(());
+    let total = vkube_runtime::zones::execute(&connected.session, observed, &plan, &mut |step| {
+        if table && written.is_ok() {
+            written = writeln!(out, "{step}").and_then(|()| out.flush());
         }
-    }
+    })
+    .await?;
+    written?;
     if table {
         writeln!(out, "applied {total} changes")?;
     } else {

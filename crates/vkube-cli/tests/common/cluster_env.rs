@@ -53,6 +53,21 @@ impl Env {
             method_delays: delays.iter().map(|(m, d)| (m.to_string(), *d)).collect(),
             ..Default::default()
         });
+        let env = Env::on(sim, url);
+        let pools = env.vkube(&[
+            "ippool",
+            "import",
+            "-f",
+            &repo_file("examples/ippools.yaml"),
+        ]);
+        assert_eq!(pools.code, 0, "{}", pools.stderr);
+        env.set_up_cloud_user(CLOUD_BINDS);
+        env
+    }
+
+    /// A bare environment on `sim`: no pools, no cloud user; the state at
+    /// `url`, else a state file in the test's directory.
+    pub fn on(sim: Simulator, url: Option<String>) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let state = match url {
             None => vec![(
@@ -67,16 +82,7 @@ impl Env {
                 ),
             ],
         };
-        let env = Env { sim, dir, state };
-        let pools = env.vkube(&[
-            "ippool",
-            "import",
-            "-f",
-            &repo_file("examples/ippools.yaml"),
-        ]);
-        assert_eq!(pools.code, 0, "{}", pools.stderr);
-        env.set_up_cloud_user(CLOUD_BINDS);
-        env
+        Env { sim, dir, state }
     }
 
     /// Stores the `demo-cloud` credentials the example specs name and grants
