@@ -13,6 +13,7 @@ pub mod apply;
 pub mod cloud;
 pub mod context;
 pub mod delete;
+pub mod describe;
 mod error;
 #[cfg(test)]
 mod fake;

@@ -711,3 +711,36 @@ async fn a_failed_store_write_fails_the_apply_and_names_the_write() {
         .expect("re-apply");
     harness.assert_converged("after a failed node write").await;
 }
+
+#[tokio::test]
+async fn describe_shows_each_node_from_vcenter_and_the_state() {
+    let harness = Harness::new().await;
+    harness.apply_as("run-1", &[]).await.expect("apply");
+    let view = crate::describe::describe(&harness.vsphere, harness.store.as_ref(), "t1")
+        .await
+        .expect("describe");
+    assert_eq!(
+        (view.phase.as_str(), view.control_plane_endpoint.as_str()),
+        ("Ready", "10.20.0.5")
+    );
+    let names: Vec<&str> = view.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, NODES);
+    let leases = harness
+        .store
+        .leases(&LeaseFilter {
+            pool: None,
+            cluster: Some("t1".into()),
+        })
+        .await
+        .expect("leases");
+    for node in &view.nodes {
+        assert_eq!(node.power_state, "poweredOn", "{node:?}");
+        assert_eq!(node.phase, "PoweredOn", "{node:?}");
+        assert_eq!(node.vm, format!("/DC0/vm/t1/{}", node.name), "{node:?}");
+        let lease = leases
+            .iter()
+            .find(|l| l.node == node.name)
+            .expect("a lease per node");
+        assert_eq!(node.ip, lease.address.to_string());
+    }
+}

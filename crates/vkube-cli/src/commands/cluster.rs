@@ -10,10 +10,10 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use std::sync::Arc;
-use vkube_core::cluster::{ClusterSpec, Step, Vip, ADMIN_VALIDITY};
+use vkube_core::cluster::{ClusterSpec, Step, ADMIN_VALIDITY};
 use vkube_runtime::addons::CloudConfig;
 use vkube_runtime::{ApplyOptions, Context, DeleteOptions, Progress, StepKind};
-use vkube_store::{ForceDelete, LeaseFilter, StateLocation, StateStore};
+use vkube_store::{ForceDelete, StateLocation, StateStore};
 
 use super::{connect, UsageError};
 use crate::exit::Status;
@@ -392,18 +392,6 @@ struct ClusterRow {
     updated_at: i64,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct NodeRow {
-    name: String,
-    pool: String,
-    domain: String,
-    vm: String,
-    ip: String,
-    power_state: String,
-    phase: String,
-}
-
 /// Run a `cluster` subcommand.
 pub async fn run(
     args: &ClusterArgs,
@@ -640,72 +628,24 @@ async fn describe(
     out: &mut dyn Write,
 ) -> Result<()> {
     let store = open_store(state).await?;
-    let record = store.cluster(name).await?;
-    let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
+    // An unknown cluster is reported before connecting.
+    store.cluster(name).await?;
     let connected = connect(connection).await?;
-    let inventory = vkube_vsphere::Inventory::load(&connected.session).await?;
-    let observation =
-        vkube_runtime::observe::observe(&connected.session, &inventory, &spec, &record.uid).await?;
-    let leases = store
-        .leases(&LeaseFilter {
-            pool: None,
-            cluster: Some(name.to_string()),
-        })
-        .await?;
-    let stored = store.nodes(name).await?;
-    let mut rows = Vec::new();
-    for node in &observation.cluster.nodes {
-        let vm = observation.vms.get(&node.name);
-        rows.push(NodeRow {
-            name: node.name.clone(),
-            pool: node.pool.clone(),
-            domain: node.domain.clone(),
-            vm: vm
-                .map(|(r, _)| inventory.path(r.id()))
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| {
-                    format!(
-                        "{}/{}",
-                        vkube_core::cluster::cluster_folder(spec.folder(), spec.name()),
-                        node.name
-                    )
-                }),
-            ip: leases
-                .iter()
-                .find(|l| l.node == node.name)
-                .map(|l| l.address.to_string())
-                .or_else(|| vm.and_then(|(_, o)| o.ip.clone()))
-                .unwrap_or_else(|| "dhcp".into()),
-            power_state: vm.map(|(_, o)| o.power_state.clone()).unwrap_or_default(),
-            phase: stored
-                .iter()
-                .find(|s| s.node.name == node.name)
-                .map(|s| format!("{:?}", s.node.phase))
-                .unwrap_or_else(|| "Unrecorded".into()),
-        });
-    }
+    let view = vkube_runtime::describe::describe(&connected.session, store.as_ref(), name).await;
     connected.session.close().await;
-    let vip = match spec.control_plane().vip() {
-        Vip::Address(a) => a.to_string(),
-        Vip::FromPool(_) => leases
-            .iter()
-            .find(|l| l.node == vkube_core::cluster::vip_lease_node(spec.name()))
-            .map(|l| l.address.to_string())
-            .unwrap_or_default(),
-    };
+    let view = view?;
     if format != Format::Table {
-        let doc = serde_json::json!({ "name": name, "uid": record.uid, "phase": record.phase.as_str(), "controlPlaneEndpoint": vip, "nodes": rows });
-        return print_data(out, format, &doc);
+        return print_data(out, format, &view);
     }
-    writeln!(out, "Cluster:   {name} ({})", record.uid)?;
-    writeln!(out, "Phase:     {}", record.phase.as_str())?;
-    writeln!(out, "Version:   {}", spec.kubernetes_version())?;
-    writeln!(out, "Endpoint:  {vip}:6443")?;
+    writeln!(out, "Cluster:   {name} ({})", view.uid)?;
+    writeln!(out, "Phase:     {}", view.phase)?;
+    writeln!(out, "Version:   {}", view.kubernetes_version)?;
+    writeln!(out, "Endpoint:  {}:6443", view.control_plane_endpoint)?;
     writeln!(out)?;
     print_table(
         out,
         &["NODE", "POOL", "DOMAIN", "IP", "POWER", "PHASE", "VM"],
-        rows.iter().map(|r| {
+        view.nodes.iter().map(|r| {
             vec![
                 r.name.clone(),
                 r.pool.clone(),
