@@ -350,9 +350,9 @@ async fn apply(
         targets: &input.targets,
     };
     let planned = match vkube_runtime::roles::plan(session, &inventory, request).await {
-        Err(e @ (vkube_runtime::Error::Binding { .. } | vkube_runtime::Error::SlotMismatch { .. })) => {
-            return Err(UsageError(e.to_string()).into())
-        }
+        Err(
+            e @ (vkube_runtime::Error::Binding { .. } | vkube_runtime::Error::SlotMismatch { .. }),
+        ) => return Err(UsageError(e.to_string()).into()),
         other => other.with_context(context)?,
     };
     let plan = &planned.plan;

@@ -117,9 +117,9 @@ pub struct RenderArgs {
 
 /// Whether an error from this module is the user's to fix.
 pub fn is_user_error(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause.downcast_ref::<topology::Error>().is_some()
-    })
+    error
+        .chain()
+        .any(|cause| cause.downcast_ref::<topology::Error>().is_some())
 }
 
 fn read_topology(path: &Path) -> Result<Topology> {
