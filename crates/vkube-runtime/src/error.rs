@@ -150,8 +150,8 @@ pub enum Error {
         total: usize,
         /// The step.
         step: String,
-        /// Why.
-        source: vkube_vsphere::Error,
+        /// Why (boxed: the variant stays small).
+        source: Box<vkube_vsphere::Error>,
     },
     /// A topology file or plan is unusable.
     #[error(transparent)]

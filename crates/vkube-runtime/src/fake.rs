@@ -914,7 +914,7 @@ impl VspherePort for FakeVsphere {
                 propagate,
             };
             let same = |p: &PermissionInfo| p.entity == object.id && p.principal == principal;
-            if state.permissions.iter().any(|p| *p == permission) {
+            if state.permissions.contains(&permission) {
                 return Ok(((), None));
             }
             state.permissions.retain(|p| !same(p));

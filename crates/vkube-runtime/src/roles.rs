@@ -280,7 +280,7 @@ mod tests {
         let planned = planned(&vsphere, &catalog).await;
         let err = refuse_unasked(&planned, RolesOptions::default()).expect_err("refused");
         assert!(
-            matches!(&err, Error::RolesDiffer { roles, .. } if roles == &[name.clone()]),
+            matches!(&err, Error::RolesDiffer { roles, .. } if roles.as_slice() == std::slice::from_ref(&name)),
             "{err}"
         );
         assert!(err.to_string().contains("--adopt-roles"), "{err}");

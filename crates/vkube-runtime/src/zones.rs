@@ -57,7 +57,7 @@ pub async fn execute(
             index,
             total,
             step: plan.steps[index].to_string(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(total)
 }
