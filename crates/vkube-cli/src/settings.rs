@@ -173,6 +173,7 @@ impl ConnectionArgs {
                 transport,
                 wire_log: self.wire_log,
                 connect_timeout: Duration::from_secs(self.connect_timeout.unwrap_or(10).max(1)),
+                timeouts: Default::default(),
             },
             datacenter: first(
                 self.datacenter.clone(),

@@ -126,6 +126,7 @@ impl Env {
             transport: TransportChoice::Soap,
             wire_log: false,
             connect_timeout: Duration::from_secs(5),
+            timeouts: Default::default(),
         })
         .await
         .unwrap()
