@@ -49,6 +49,12 @@ struct Seen {
 }
 
 impl Seen {
+    /// How long the task has not changed, when that reaches `limit`.
+    fn stalled(&self, now: Instant, limit: Duration) -> Option<Duration> {
+        let unchanged = now.saturating_duration_since(self.since);
+        (unchanged >= limit).then_some(unchanged)
+    }
+
     fn describe(&self) -> String {
         let state = match &self.state {
             Some(state) => state.to_string(),
@@ -196,12 +202,12 @@ async fn wait_until_finished(
             return Ok(done);
         }
         let now = Instant::now();
-        if now - pending.seen.since >= timeouts.task_stall {
+        if let Some(waited) = pending.seen.stalled(now, timeouts.task_stall) {
             return Err(Error::TaskStalled {
                 operation: operation.into(),
                 host: session.host().to_string(),
                 task: id.to_string(),
-                waited: now - pending.seen.since,
+                waited,
                 state: pending.seen.describe(),
             });
         }
@@ -294,5 +300,44 @@ async fn task_error(session: &Session, operation: &str, task: &ManagedObjectRefe
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_stalls_only_when_nothing_changed_for_the_whole_limit() {
+        let start = Instant::now();
+        let seen = Seen {
+            state: Some(TaskInfoStateEnum::Running),
+            progress: Some(40),
+            since: start,
+        };
+        let limit = Duration::from_secs(600);
+        assert_eq!(seen.stalled(start + Duration::from_secs(599), limit), None);
+        assert_eq!(
+            seen.stalled(start + limit, limit),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(seen.describe(), "running at 40 %");
+        let queued = Seen {
+            state: Some(TaskInfoStateEnum::Queued),
+            progress: None,
+            since: start,
+        };
+        assert_eq!(queued.describe(), "queued");
+        let err = Error::TaskStalled {
+            operation: "cloning `cp-1`".into(),
+            host: "vc:443".into(),
+            task: "task-7".into(),
+            waited: limit,
+            state: seen.describe(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "cloning `cp-1`: vCenter `vc:443` reported no progress of task `task-7` for 600 s (it is running at 40 %)"
+        );
     }
 }
