@@ -23,6 +23,6 @@ pub use endpoint::Endpoint;
 pub use error::{Error, Result};
 pub use inventory::{Details, Entity, Inventory};
 pub use secret::Secret;
-pub use session::{About, ConnectOptions, Session, Timeouts, TransportChoice};
+pub use session::{About, ConnectOptions, Session, Timeouts, TransportChoice, WAITING_TARGET};
 pub use tagging::TaggingClient;
 pub use tls::{PeerCertificate, Thumbprint, TlsPolicy};

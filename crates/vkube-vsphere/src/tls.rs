@@ -325,7 +325,10 @@ pub async fn probe(
         .await
         .map_err(|_| Error::Tls {
             address: address.clone(),
-            detail: "handshake timed out".into(),
+            detail: format!(
+                "timed out: no answer within {}",
+                crate::session::human(timeout)
+            ),
         })?
         .map_err(|e| Error::Tls {
             address: address.clone(),

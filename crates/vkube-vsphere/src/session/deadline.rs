@@ -86,6 +86,11 @@ pub(crate) fn human(duration: Duration) -> String {
     }
 }
 
+/// The log target of "waiting for vCenter" notices about slow requests. A
+/// healthy vCenter answers every request in well under the notice time, so
+/// front ends show these at their default verbosity (the CLI does).
+pub const WAITING_TARGET: &str = "vkube_vsphere::waiting";
+
 /// Run one request to `host` within `timeouts.request`. When it runs past the
 /// slow-notice time, log at info what it waits for (and again each time
 /// that much longer passes); past the deadline, give up with a [`NoAnswer`].
@@ -125,6 +130,7 @@ pub(crate) async fn bounded<T>(
             .encode());
         }
         tracing::info!(
+            target: WAITING_TARGET,
             "waiting for vCenter `{host}`: {described} ({} so far)",
             human(now - started)
         );

@@ -19,6 +19,7 @@ use vim_rs::core::client::{
 };
 use vim_rs::types::structs::ServiceContent;
 
+pub use deadline::WAITING_TARGET;
 pub(crate) use deadline::{human, NoAnswer};
 pub use relogin::ReloginClient;
 
