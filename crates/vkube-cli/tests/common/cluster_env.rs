@@ -38,11 +38,19 @@ pub struct Env {
 
 impl Env {
     pub fn start(delays: &[(&str, u64)]) -> Env {
+        Env::start_with(SimulatorConfig {
+            method_delays: delays.iter().map(|(m, d)| (m.to_string(), *d)).collect(),
+            ..Default::default()
+        })
+    }
+
+    /// Like [`Env::start`], on a simulator with `config`'s behaviour (its
+    /// inventory shape is always what the example specs name).
+    pub fn start_with(config: SimulatorConfig) -> Env {
         let sim = Simulator::start(SimulatorConfig {
             clusters: 2,
             datastores: 2,
-            method_delays: delays.iter().map(|(m, d)| (m.to_string(), *d)).collect(),
-            ..Default::default()
+            ..config
         });
         let env = Env {
             sim,
