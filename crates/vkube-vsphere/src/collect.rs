@@ -233,7 +233,7 @@ async fn retrieve_one_by_one(
         };
         match retrieve_objects(session, std::slice::from_ref(&member), &specs).await {
             Ok(found) => out.extend(found),
-            Err(e) if session.lost_since(generation).await => return Err(e),
+            Err(e) if e.is_no_answer() || session.lost_since(generation).await => return Err(e),
             Err(e) => tracing::warn!(
                 "skipping `{}` that cannot be read right now: {e}",
                 member.value

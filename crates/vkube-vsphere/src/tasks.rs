@@ -271,6 +271,8 @@ async fn task_error(session: &Session, operation: &str, task: &ManagedObjectRefe
                 message: None,
             },
         },
+        // vCenter stopped answering: asking again for the message would wait as long.
+        Err(e) if e.is_no_answer() => e,
         Err(_) => {
             let message = retrieve_objects(
                 session,

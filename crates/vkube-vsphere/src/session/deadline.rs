@@ -92,8 +92,8 @@ pub(crate) fn human(duration: Duration) -> String {
 pub const WAITING_TARGET: &str = "vkube_vsphere::waiting";
 
 /// Run one request to `host` within `timeouts.request`. When it runs past the
-/// slow-notice time, log at info what it waits for (and again each time
-/// that much longer passes); past the deadline, give up with a [`NoAnswer`].
+/// slow-notice time, log at info what it waits for (and again each time the
+/// wait doubles); past the deadline, give up with a [`NoAnswer`].
 pub(crate) async fn bounded<T>(
     timeouts: &Timeouts,
     host: &str,
@@ -102,8 +102,7 @@ pub(crate) async fn bounded<T>(
 ) -> Result<T, VimError> {
     let started = tokio::time::Instant::now();
     let deadline = started + timeouts.request;
-    let notice_every = timeouts.first_notice(timeouts.request);
-    let mut next_notice = started + notice_every;
+    let mut next_notice = started + timeouts.first_notice(timeouts.request);
     tokio::pin!(request);
     let mut call = Some(call);
     let mut described = String::new();
@@ -134,7 +133,7 @@ pub(crate) async fn bounded<T>(
             "waiting for vCenter `{host}`: {described} ({} so far)",
             human(now - started)
         );
-        next_notice += notice_every;
+        next_notice = started + (next_notice - started) * 2;
     }
 }
 

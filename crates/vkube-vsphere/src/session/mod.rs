@@ -73,8 +73,9 @@ pub struct Timeouts {
     /// clone that keeps moving is never cut short. Default 10 min.
     pub task_stall: Duration,
     /// A request or task that takes longer than this is logged at info
-    /// level, saying what vkube waits for (then again each time as long
-    /// passes; at least twice before a request's deadline). Default 5 s.
+    /// level, saying what vkube waits for (a request again each time its
+    /// wait doubles, a task every 30 s). With a deadline shorter than twice
+    /// this, the first notice comes at half the deadline. Default 5 s.
     pub slow_notice: Duration,
 }
 
