@@ -75,14 +75,17 @@ impl NoAnswer {
     }
 }
 
-/// `duration` as people read it: "2 s", "1.5 s", "250 ms".
+/// `duration` as people read it: "250 ms", "2 s", "1.5 s" (tenths below
+/// 10 s, and only when they are not zero), "30 s".
 pub(crate) fn human(duration: Duration) -> String {
     if duration < Duration::from_secs(1) {
-        format!("{} ms", duration.as_millis())
-    } else if duration.subsec_millis() == 0 || duration >= Duration::from_secs(10) {
-        format!("{} s", duration.as_secs())
+        return format!("{} ms", duration.as_millis());
+    }
+    let tenths = (duration.as_millis() + 50) / 100;
+    if tenths.is_multiple_of(10) || duration >= Duration::from_secs(10) {
+        format!("{} s", (tenths + 5) / 10)
     } else {
-        format!("{:.1} s", duration.as_secs_f64())
+        format!("{}.{} s", tenths / 10, tenths % 10)
     }
 }
 
@@ -117,10 +120,8 @@ pub(crate) async fn bounded<T>(
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            tracing::warn!(
-                "vCenter `{host}` did not answer {described} within {}; giving up on it",
-                human(timeouts.request)
-            );
+            // The error says it; the notices before it said what was awaited.
+            tracing::debug!("giving up on {described} after {}", human(timeouts.request));
             return Err(NoAnswer {
                 host: host.to_string(),
                 call: described,
@@ -186,6 +187,10 @@ mod tests {
         assert_eq!(human(Duration::from_secs(2)), "2 s");
         assert_eq!(human(Duration::from_millis(1500)), "1.5 s");
         assert_eq!(human(Duration::from_millis(30_400)), "30 s");
+        assert_eq!(human(Duration::from_millis(30_600)), "31 s");
+        assert_eq!(human(Duration::from_millis(1_004)), "1 s");
+        assert_eq!(human(Duration::from_millis(1_960)), "2 s");
+        assert_eq!(human(Duration::from_millis(9_940)), "9.9 s");
     }
 
     #[tokio::test]
