@@ -19,6 +19,7 @@ import (
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/vapi/rest"
+	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
@@ -488,6 +489,51 @@ func TestMethodDelay(t *testing.T) {
 	}
 }
 
+// TestExpireSessionsEvery: every SOAP session ends on the schedule even while
+// it is busy, together with the container views it owned; new logins work.
+func TestExpireSessionsEvery(t *testing.T) {
+	const every = 300 * time.Millisecond
+	inst := startSim(t, func(c *Config) { c.ExpireSessionsEvery = every })
+	ctx := context.Background()
+	first, second := login(t, inst), login(t, inst)
+	views := view.NewManager(first.Client)
+	cv, err := views.CreateContainerView(ctx, first.ServiceContent.RootFolder, []string{"VirtualMachine"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Busy: a call every 20 ms, so an idle timeout would never end this session.
+	start := time.Now()
+	for {
+		_, err := methods.GetCurrentTime(ctx, first.Client)
+		if isFault(err, types.NotAuthenticated{}) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("busy session: %v", err)
+		}
+		if time.Since(start) > 5*every {
+			t.Fatalf("a busy session was not expired within %v", 5*every)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := methods.GetCurrentTime(ctx, second.Client); !isFault(err, types.NotAuthenticated{}) {
+		t.Fatalf("the other session: want NotAuthenticated, got %v", err)
+	}
+	// The view belonged to the ended session: a new session cannot read it.
+	fresh := login(t, inst)
+	var content []types.ObjectContent
+	err = fresh.RetrieveOne(ctx, cv.Reference(), []string{"view"}, &content)
+	if !soap.IsSoapFault(err) {
+		t.Fatalf("the old session's container view: want ManagedObjectNotFound, got %v (%+v)", err, content)
+	}
+	if _, ok := soap.ToSoapFault(err).VimFault().(types.ManagedObjectNotFound); !ok {
+		t.Fatalf("the old session's container view: want ManagedObjectNotFound, got %v", err)
+	}
+	if _, err := methods.GetCurrentTime(ctx, fresh.Client); err != nil {
+		t.Fatalf("a fresh login works: %v", err)
+	}
+}
+
 // TestSessionIdleTimeout must stay the last test that starts a simulator
 // in-process: simulator.SessionIdleTimeout is a global read by session watch
 // goroutines, and changing it back for a later Start would race with them.
@@ -543,6 +589,12 @@ func TestParseFlags(t *testing.T) {
 	}
 	if strings.Join(cfg.ExtraPrivileges, ",") != "Cns.Searchable,StorageProfile.View,Cns.Searchable" {
 		t.Errorf("privileges = %v", cfg.ExtraPrivileges)
+	}
+	if cfg, err := ParseFlags([]string{"-expire-sessions-every", "700ms"}, os.Stderr); err != nil || cfg.ExpireSessionsEvery != 700*time.Millisecond {
+		t.Errorf("-expire-sessions-every 700ms: %v %v", cfg.ExpireSessionsEvery, err)
+	}
+	if _, err := ParseFlags([]string{"-expire-sessions-every", "-1s"}, os.Stderr); err == nil {
+		t.Error("negative -expire-sessions-every accepted")
 	}
 	if _, err := ParseFlags([]string{"-method-delay", "CloneVM_Task"}, os.Stderr); err == nil {
 		t.Error("bad -method-delay accepted")

@@ -58,7 +58,8 @@ type Config struct {
 	MethodDelay map[string]int // ms added per SOAP method name, e.g. CloneVM_Task
 	DelayJitter float64        // coefficient of variation applied to the delay
 
-	SessionIdleTimeout time.Duration // 0 = sessions never expire
+	SessionIdleTimeout  time.Duration // 0 = sessions never expire
+	ExpireSessionsEvery time.Duration // 0 = never; else end every SOAP session this often
 
 	ExtraPrivileges []string // privilege ids registered in addition to the simulator's
 
@@ -98,6 +99,8 @@ type Instance struct {
 	cfg Config
 	// other is the plain HTTPS server of -not-vcenter mode.
 	other *httptest.Server
+	// stopExpiry ends the -expire-sessions-every schedule.
+	stopExpiry func()
 }
 
 // Start builds the model described by cfg and starts serving it.
@@ -179,7 +182,9 @@ func Start(cfg Config) (*Instance, error) {
 	u := *server.URL
 	u.User = nil
 
-	return &Instance{Model: model, Server: server, Authz: authz, URL: &u, cfg: cfg}, nil
+	stopExpiry := startSessionExpiry(cfg.ExpireSessionsEvery)
+
+	return &Instance{Model: model, Server: server, Authz: authz, URL: &u, cfg: cfg, stopExpiry: stopExpiry}, nil
 }
 
 // Stop shuts the server down and removes the model's temporary files.
@@ -188,6 +193,7 @@ func (i *Instance) Stop() {
 		i.other.Close()
 		return
 	}
+	i.stopExpiry()
 	i.Server.Close()
 	i.Model.Remove()
 }
@@ -293,6 +299,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	methodDelay := fs.String("method-delay", "", "per-method delay in ms, e.g. CloneVM_Task=3000,PowerOnVM_Task=500")
 	fs.Float64Var(&cfg.DelayJitter, "delay-jitter", cfg.DelayJitter, "delay jitter as coefficient of variation (stddev/mean)")
 	fs.DurationVar(&cfg.SessionIdleTimeout, "session-idle-timeout", cfg.SessionIdleTimeout, "expire sessions idle this long, e.g. 30s (0 = never)")
+	fs.DurationVar(&cfg.ExpireSessionsEvery, "expire-sessions-every", cfg.ExpireSessionsEvery, "end every SOAP session this often, busy or idle, e.g. 700ms (0 = never)")
 	fs.StringVar(&cfg.CAOut, "ca-out", "", "write the server's self-signed certificate (PEM) to this file")
 	fs.BoolVar(&cfg.ESX, "esx", false, "simulate a standalone ESXi host (API type HostAgent) instead of a vCenter")
 	fs.BoolVar(&cfg.NotVcenter, "not-vcenter", false, "serve HTTPS 404s only (a web server that is not a vCenter)")
@@ -304,6 +311,10 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+
+	if cfg.ExpireSessionsEvery < 0 {
+		return cfg, fmt.Errorf("-expire-sessions-every must not be negative, got %v", cfg.ExpireSessionsEvery)
 	}
 
 	md, err := parseMethodDelay(*methodDelay)

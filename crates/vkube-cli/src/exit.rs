@@ -1,6 +1,8 @@
 //! Exit codes and error rendering, in one place. 0: success; 1: the user can
 //! fix it (bad input, missing privilege, wrong password, untrusted
-//! certificate); 2: something unexpected. A broken pipe exits 0.
+//! certificate); 2: something unexpected — among them a vCenter that stopped
+//! answering (`Error::NoAnswer`, `Error::TaskStalled`: nothing in the input
+//! to fix, and running the command again is safe). A broken pipe exits 0.
 
 use std::io::Write;
 use std::process::ExitCode;

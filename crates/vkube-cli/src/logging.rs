@@ -69,7 +69,8 @@ impl Write for RedactingStderr {
 pub fn init(verbose: u8, wire_log: bool) {
     let level = match verbose {
         // vim_rs warns about every fault it returns; vkube reports those itself.
-        0 => "warn,vim_rs=error",
+        // A vCenter request that is slow says what vkube waits for, always.
+        0 => "warn,vim_rs=error,vkube_vsphere::waiting=info",
         1 => "vkube=info,vkube_vsphere=info,warn,vim_rs=error",
         2 => "vkube=debug,vkube_vsphere=debug,vkube_runtime=debug,info",
         _ => "vkube=trace,vkube_vsphere=trace,vkube_runtime=trace,vkube_store=trace,vkube_kube=trace,vim_rs=debug,info",

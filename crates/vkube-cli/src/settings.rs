@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use vkube_vsphere::{ConnectOptions, Endpoint, Secret, Thumbprint, TlsPolicy, TransportChoice};
+use vkube_vsphere::{
+    ConnectOptions, Endpoint, Secret, Thumbprint, Timeouts, TlsPolicy, TransportChoice,
+};
 
 /// A problem with the connection settings (user-fixable, exit 1).
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,16 @@ pub enum SettingsError {
         /// Cause.
         #[source]
         source: std::io::Error,
+    },
+    /// A timeout that is not a duration.
+    #[error("{name}: `{value}` is not a duration: {problem} (e.g. `30s`, `1500ms`, `10m`; a plain number is seconds)")]
+    Duration {
+        /// The flag or variable.
+        name: String,
+        /// What was given.
+        value: String,
+        /// Why it is not one.
+        problem: String,
     },
     /// A URL or thumbprint that does not parse.
     #[error(transparent)]
@@ -90,6 +102,12 @@ pub struct ConnectionArgs {
     /// Seconds to wait for the TCP connect and TLS handshake
     #[arg(long, global = true, default_value = "10", value_name = "SECONDS")]
     pub connect_timeout: Option<u64>,
+    /// Longest wait for one vCenter request, e.g. 30s, 2m [env: VKUBE_REQUEST_TIMEOUT; default: 30s]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
+    /// Give up on a vCenter task whose progress has not changed this long [env: VKUBE_TASK_STALL_TIMEOUT; default: 10m]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub task_stall_timeout: Option<String>,
 }
 
 /// Resolved settings: what to connect to and how.
@@ -173,6 +191,11 @@ impl ConnectionArgs {
                 transport,
                 wire_log: self.wire_log,
                 connect_timeout: Duration::from_secs(self.connect_timeout.unwrap_or(10).max(1)),
+                timeouts: timeouts(
+                    self.request_timeout.clone(),
+                    self.task_stall_timeout.clone(),
+                    env,
+                )?,
             },
             datacenter: first(
                 self.datacenter.clone(),
@@ -180,6 +203,63 @@ impl ConnectionArgs {
             ),
         })
     }
+}
+
+/// A duration as people write one: `30s`, `1500ms`, `10m`, `1h`, or a plain
+/// number of seconds. Zero is refused: a request that may take no time at
+/// all always fails.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "it does not start with a whole number".to_string())?;
+    let duration = match unit.trim() {
+        "" | "s" => Duration::from_secs(number),
+        "ms" => Duration::from_millis(number),
+        "m" | "min" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        other => return Err(format!("unknown unit `{other}`")),
+    };
+    if duration.is_zero() {
+        return Err("it must be more than zero".into());
+    }
+    Ok(duration)
+}
+
+/// How long to wait for vCenter: each flag, else its variable, else the default.
+fn timeouts(
+    request: Option<String>,
+    task_stall: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Timeouts, SettingsError> {
+    let pick = |flag: Option<String>, flag_name: &str, var: &str| {
+        let (name, value) = match flag {
+            Some(value) => (format!("--{flag_name}"), value),
+            None => match env(var).filter(|v| !v.is_empty()) {
+                Some(value) => (var.to_string(), value),
+                None => return Ok(None),
+            },
+        };
+        parse_duration(&value)
+            .map(Some)
+            .map_err(|problem| SettingsError::Duration {
+                name,
+                value,
+                problem,
+            })
+    };
+    let defaults = Timeouts::default();
+    Ok(Timeouts {
+        request: pick(request, "request-timeout", "VKUBE_REQUEST_TIMEOUT")?
+            .unwrap_or(defaults.request),
+        task_stall: pick(task_stall, "task-stall-timeout", "VKUBE_TASK_STALL_TIMEOUT")?
+            .unwrap_or(defaults.task_stall),
+        slow_notice: defaults.slow_notice,
+    })
 }
 
 fn read_password_file(path: &Path) -> Result<Secret, SettingsError> {
@@ -341,6 +421,57 @@ mod tests {
             ),
             Err(SettingsError::NoPassword)
         ));
+    }
+
+    #[test]
+    fn timeouts_come_from_flags_then_variables_then_defaults() {
+        let base = [("GOVC_URL", "u:p@vc")];
+        let r = resolve(ConnectionArgs::default(), &base).unwrap();
+        assert_eq!(r.options.timeouts, Timeouts::default());
+        let r = resolve(
+            ConnectionArgs::default(),
+            &[
+                base[0],
+                ("VKUBE_REQUEST_TIMEOUT", "2s"),
+                ("VKUBE_TASK_STALL_TIMEOUT", "90"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.options.timeouts.request, Duration::from_secs(2));
+        assert_eq!(r.options.timeouts.task_stall, Duration::from_secs(90));
+        let args = ConnectionArgs {
+            request_timeout: Some("1500ms".into()),
+            ..Default::default()
+        };
+        let r = resolve(args, &[base[0], ("VKUBE_REQUEST_TIMEOUT", "2s")]).unwrap();
+        assert_eq!(r.options.timeouts.request, Duration::from_millis(1500));
+        let err = resolve(
+            ConnectionArgs::default(),
+            &[base[0], ("VKUBE_TASK_STALL_TIMEOUT", "soon")],
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("VKUBE_TASK_STALL_TIMEOUT: `soon` is not a duration"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn durations_parse_as_people_write_them() {
+        for (text, want) in [
+            ("30", Duration::from_secs(30)),
+            ("30s", Duration::from_secs(30)),
+            ("1500ms", Duration::from_millis(1500)),
+            ("10m", Duration::from_secs(600)),
+            ("1h", Duration::from_secs(3600)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in ["", "0", "0s", "-1s", "2 days", "s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

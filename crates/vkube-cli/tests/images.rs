@@ -330,6 +330,7 @@ async fn session(sim: &Simulator) -> Session {
         transport: vkube_vsphere::TransportChoice::Soap,
         wire_log: false,
         connect_timeout: Duration::from_secs(5),
+        timeouts: Default::default(),
     })
     .await
     .unwrap()

@@ -68,6 +68,7 @@ impl Api {
             transport: TransportChoice::Auto,
             wire_log: false,
             connect_timeout: Duration::from_secs(5),
+            timeouts: Default::default(),
         };
         let session = runtime.block_on(Session::connect(options)).unwrap();
         let inventory = runtime.block_on(Inventory::load(&session)).unwrap();

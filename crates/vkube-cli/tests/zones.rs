@@ -81,6 +81,7 @@ async fn session(sim: &Simulator) -> Session {
         transport: TransportChoice::Auto,
         wire_log: false,
         connect_timeout: std::time::Duration::from_secs(5),
+        timeouts: Default::default(),
     })
     .await
     .unwrap()

@@ -33,6 +33,9 @@ pub struct SimulatorConfig {
     pub method_delays: Vec<(String, u64)>,
     /// Sessions idle longer than this are dropped.
     pub session_idle_timeout: Option<Duration>,
+    /// Every vSphere API (SOAP) session is ended this often, busy or idle,
+    /// with the container views it owns (`-expire-sessions-every`).
+    pub expire_sessions_every: Option<Duration>,
     /// Serve HTTPS (the default) or plain HTTP.
     pub tls: bool,
     /// The only user name accepted.
@@ -60,6 +63,7 @@ impl Default for SimulatorConfig {
             resource_pools: 0,
             method_delays: Vec::new(),
             session_idle_timeout: None,
+            expire_sessions_every: None,
             tls: true,
             username: "vkube-admin".into(),
             password: "s3cret-Pa55".into(),
@@ -147,6 +151,12 @@ impl Simulator {
             cmd.args([
                 "-session-idle-timeout",
                 &format!("{}ms", timeout.as_millis()),
+            ]);
+        }
+        if let Some(every) = config.expire_sessions_every {
+            cmd.args([
+                "-expire-sessions-every",
+                &format!("{}ms", every.as_millis()),
             ]);
         }
         cmd.args(&config.extra_args);
@@ -240,12 +250,32 @@ impl Simulator {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Freeze the simulator (SIGSTOP): connections stay open and the kernel
+    /// still accepts new ones, but nothing answers — a hung vCenter. Undo
+    /// with [`Simulator::resume`]; dropping a paused simulator resumes it first.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Let a paused simulator run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "signal {signal} to the simulator failed");
+    }
 }
 
 impl Drop for Simulator {
     fn drop(&mut self) {
-        // SIGTERM lets the simulator remove its temporary datastore directories.
+        // SIGTERM lets the simulator remove its temporary datastore directories;
+        // SIGCONT first, so a paused simulator can act on it.
         unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGCONT);
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -2,6 +2,11 @@
 //! `RetrievePropertiesEx` call (plus continuations when vCenter pages), and
 //! hand them out typed. Every multi-object read in vkube goes through here,
 //! so round trips stay constant as the inventory grows.
+//!
+//! Each read runs through [`Session::read_retrying`]: container views and
+//! continuation tokens belong to the session that made them, so a read the
+//! end of a session spoiled runs again whole, with a new view, after the
+//! new login — never with a partial answer.
 
 use std::collections::HashMap;
 
@@ -76,15 +81,19 @@ pub async fn retrieve_objects(
     if objects.is_empty() {
         return Ok(Vec::new());
     }
-    let object_set = objects
-        .iter()
-        .map(|obj| ObjectSpec {
-            obj: obj.clone(),
-            skip: Some(false),
-            select_set: None,
+    session
+        .read_retrying(|_| {
+            let object_set = objects
+                .iter()
+                .map(|obj| ObjectSpec {
+                    obj: obj.clone(),
+                    skip: Some(false),
+                    select_set: None,
+                })
+                .collect();
+            retrieve(session, object_set, property_specs(wanted))
         })
-        .collect();
-    retrieve(session, object_set, property_specs(wanted)).await
+        .await
 }
 
 /// Retrieve `wanted` properties for every object of those types below
@@ -92,6 +101,18 @@ pub async fn retrieve_objects(
 /// view's removal — three round trips whatever the inventory's size.
 pub async fn retrieve_container(
     session: &Session,
+    container: &ManagedObjectReference,
+    wanted: &[Wanted<'_>],
+) -> Result<Vec<ObjectProps>> {
+    session
+        .read_retrying(|generation| read_through_view(session, generation, container, wanted))
+        .await
+}
+
+/// One attempt of [`retrieve_container`], in the login `generation`.
+async fn read_through_view(
+    session: &Session,
+    generation: u64,
     container: &ManagedObjectReference,
     wanted: &[Wanted<'_>],
 ) -> Result<Vec<ObjectProps>> {
@@ -125,10 +146,12 @@ pub async fn retrieve_container(
         })]),
     }]);
     let mut result = retrieve(session, object_set.clone_specs(), property_specs(wanted)).await;
-    if matches!(result, Err(Error::Protocol { .. })) {
-        // An object caught mid-change (the simulator then sends a per-property
-        // fault `vim_rs` cannot read) spoils the whole answer: read each object alone.
-        result = retrieve_one_by_one(session, &view, wanted).await;
+    // An answer that does not parse is either an object caught mid-change
+    // (the simulator then sends a per-property fault `vim_rs` cannot read)
+    // or a session that ended: only the first is worth reading object by
+    // object; the second runs again whole.
+    if matches!(result, Err(Error::Protocol { .. })) && !session.lost_since(generation).await {
+        result = retrieve_one_by_one(session, generation, &view, wanted).await;
     }
     // A leftover view only costs server memory until logout; don't fail the read for it.
     if let Err(e) = vim_rs::mo::ContainerView::new(client, &view.value)
@@ -165,9 +188,11 @@ impl ViewSpec {
 }
 
 /// The fallback read: the view's members, then each member alone; members
-/// that still cannot be read are left out (and logged).
+/// that still cannot be read are left out (and logged) — unless the session
+/// ended meanwhile, which fails the read so that it runs again whole.
 async fn retrieve_one_by_one(
     session: &Session,
+    generation: u64,
     view: &ManagedObjectReference,
     wanted: &[Wanted<'_>],
 ) -> Result<Vec<ObjectProps>> {
@@ -208,6 +233,7 @@ async fn retrieve_one_by_one(
         };
         match retrieve_objects(session, std::slice::from_ref(&member), &specs).await {
             Ok(found) => out.extend(found),
+            Err(e) if e.is_no_answer() || session.lost_since(generation).await => return Err(e),
             Err(e) => tracing::warn!(
                 "skipping `{}` that cannot be read right now: {e}",
                 member.value

@@ -152,6 +152,34 @@ pub enum Error {
         /// What was unexpected.
         detail: String,
     },
+    /// vCenter did not answer a request within its deadline (hung,
+    /// overloaded, or the network drops packets).
+    #[error("{operation}: vCenter `{host}` did not answer {call} within {}", crate::session::human(*waited))]
+    NoAnswer {
+        /// What vkube was doing.
+        operation: String,
+        /// host:port.
+        host: String,
+        /// The request, e.g. "`CloneVM_Task` on `vm-42`".
+        call: String,
+        /// How long vkube waited.
+        waited: std::time::Duration,
+    },
+    /// A vSphere task's state and progress stopped changing for longer than
+    /// the stall limit.
+    #[error("{operation}: vCenter `{host}` reported no progress of task `{task}` for {} (it is {state})", crate::session::human(*waited))]
+    TaskStalled {
+        /// What vkube was doing.
+        operation: String,
+        /// host:port.
+        host: String,
+        /// The task's id, e.g. `task-42`.
+        task: String,
+        /// How long it has not changed.
+        waited: std::time::Duration,
+        /// Where it stands, e.g. "running at 40 %".
+        state: String,
+    },
     /// The caller asked for something the input cannot satisfy.
     #[error("{0}")]
     Invalid(String),
@@ -193,6 +221,9 @@ impl Error {
                 "grant `{privilege}` on `{object}` to this user (see `vkube roles check`)"
             )),
             Error::NotVcenter { .. } => Some("vkube needs a vCenter Server, not an ESXi host or another service".into()),
+            Error::NoAnswer { host, .. } | Error::TaskStalled { host, .. } => Some(format!(
+                "vCenter `{host}` may be hung or overloaded: check it and the network, then run the command again (it is safe to repeat); `--request-timeout` and `--task-stall-timeout` wait longer"
+            )),
             _ => None,
         }
     }
@@ -223,8 +254,17 @@ impl Error {
         }
     }
 
+    /// Whether vCenter stopped answering (a request or a task): waiting
+    /// again right away is unlikely to help.
+    pub fn is_no_answer(&self) -> bool {
+        matches!(self, Error::NoAnswer { .. } | Error::TaskStalled { .. })
+    }
+
     /// Translate a `vim_rs` client error raised while doing `operation`.
     pub fn from_client(operation: &str, err: VimClientError) -> Self {
+        if let Some(no_answer) = crate::session::NoAnswer::decode(&err) {
+            return no_answer.into_error(operation);
+        }
         match err {
             VimClientError::MethodFault(fault) => Self::from_fault(operation, &fault),
             VimClientError::ReqwestError(e) => Error::Transport {

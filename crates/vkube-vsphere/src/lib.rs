@@ -32,6 +32,6 @@ pub use ids::{
 pub use inventory::{Details, Entity, Inventory};
 pub use port::{PlacementQuery, SessionFacts, Trust, VspherePort};
 pub use secret::Secret;
-pub use session::{About, ConnectOptions, Session, TransportChoice};
+pub use session::{About, ConnectOptions, Session, Timeouts, TransportChoice, WAITING_TARGET};
 pub use tagging::TaggingClient;
 pub use tls::{PeerCertificate, Thumbprint, TlsPolicy};

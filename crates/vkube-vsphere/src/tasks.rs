@@ -7,10 +7,20 @@
 //! Why not `vim_rs`'s `TaskTracker`: its shared update loop stops for every
 //! waiter when one task's fault does not parse (the simulator's fault
 //! encoding), so one failed clone would fail all parallel clones.
+//!
+//! A wait is bounded by the task's own progress, not by a total: each poll
+//! also reads `info.progress`, and a task whose state and progress have not
+//! changed for [`Timeouts::task_stall`](crate::session::Timeouts) fails with
+//! [`Error::TaskStalled`]. A slow task is logged at info level (what, which
+//! task, where it stands), first after the slow-notice time, then every
+//! [`NOTICE_EVERY`]. Polls are reads and survive a session's end (see
+//! [`crate::collect`]); task objects outlive the session that started them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use vim_rs::types::enums::TaskInfoStateEnum;
 use vim_rs::types::structs::{LocalizedMethodFault, ManagedObjectReference};
@@ -22,6 +32,8 @@ use crate::session::Session;
 
 const FIRST_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a slow task is logged after the first notice.
+const NOTICE_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq)]
 enum Finished {
@@ -29,29 +41,58 @@ enum Finished {
     Error,
 }
 
+/// What the last poll saw of a task (state and progress), and since when.
+#[derive(Debug, Clone)]
+struct Seen {
+    state: Option<TaskInfoStateEnum>,
+    progress: Option<i32>,
+    since: Instant,
+}
+
+impl Seen {
+    /// How long the task has not changed, when that reaches `limit`.
+    fn stalled(&self, now: Instant, limit: Duration) -> Option<Duration> {
+        let unchanged = now.saturating_duration_since(self.since);
+        (unchanged >= limit).then_some(unchanged)
+    }
+
+    fn describe(&self) -> String {
+        let state = match &self.state {
+            Some(state) => state.to_string(),
+            None => "not yet seen".into(),
+        };
+        match self.progress {
+            Some(percent) => format!("{state} at {percent} %"),
+            None => state,
+        }
+    }
+}
+
+/// One pending task.
+#[derive(Debug, Clone)]
+struct Pending {
+    finished: Option<Finished>,
+    seen: Seen,
+}
+
 /// Shared state of one session's task waits.
 #[derive(Default)]
 pub(crate) struct TaskWaits {
-    finished: Mutex<HashMap<String, Option<Finished>>>,
+    tasks: Mutex<HashMap<String, Pending>>,
     poller: tokio::sync::Mutex<()>,
     changed: tokio::sync::Notify,
 }
 
 impl TaskWaits {
-    fn status(&self, id: &str) -> Option<Finished> {
-        self.finished
-            .lock()
-            .expect("task map")
-            .get(id)
-            .cloned()
-            .flatten()
+    fn pending(&self, id: &str) -> Option<Pending> {
+        self.tasks.lock().expect("task map").get(id).cloned()
     }
 
     async fn poll_all(&self, session: &Session) -> Result<()> {
         let pending: Vec<ManagedObjectReference> = {
-            let map = self.finished.lock().expect("task map");
+            let map = self.tasks.lock().expect("task map");
             map.iter()
-                .filter(|(_, f)| f.is_none())
+                .filter(|(_, p)| p.finished.is_none())
                 .map(|(id, _)| task_ref(id))
                 .collect()
         };
@@ -60,19 +101,29 @@ impl TaskWaits {
             &pending,
             &[Wanted {
                 type_name: "Task",
-                paths: &["info.state"],
+                paths: &["info.state", "info.progress"],
             }],
         )
         .await?;
-        let mut map = self.finished.lock().expect("task map");
+        let now = Instant::now();
+        let mut map = self.tasks.lock().expect("task map");
         for props in states.iter_mut() {
-            let finished = match props.take::<TaskInfoStateEnum>("info.state") {
+            let Some(slot) = map.get_mut(&props.obj.value) else {
+                continue;
+            };
+            let state = props.take::<TaskInfoStateEnum>("info.state");
+            let progress = props.take::<i32>("info.progress");
+            slot.finished = match state {
                 Some(TaskInfoStateEnum::Success) => Some(Finished::Success),
                 Some(TaskInfoStateEnum::Error) => Some(Finished::Error),
                 _ => None,
             };
-            if let (Some(f), Some(slot)) = (finished, map.get_mut(&props.obj.value)) {
-                *slot = Some(f);
+            if slot.seen.state != state || slot.seen.progress != progress {
+                slot.seen = Seen {
+                    state,
+                    progress,
+                    since: now,
+                };
             }
         }
         Ok(())
@@ -96,13 +147,19 @@ pub(crate) async fn wait(
     task: ManagedObjectReference,
 ) -> Result<Option<ManagedObjectReference>> {
     let id = task.value.clone();
-    waits
-        .finished
-        .lock()
-        .expect("task map")
-        .insert(id.clone(), None);
-    let outcome = wait_until_finished(session, waits, &id).await;
-    waits.finished.lock().expect("task map").remove(&id);
+    waits.tasks.lock().expect("task map").insert(
+        id.clone(),
+        Pending {
+            finished: None,
+            seen: Seen {
+                state: None,
+                progress: None,
+                since: Instant::now(),
+            },
+        },
+    );
+    let outcome = wait_until_finished(session, waits, operation, &id).await;
+    waits.tasks.lock().expect("task map").remove(&id);
     match outcome? {
         Finished::Success => {
             let mut props = retrieve_objects(
@@ -122,14 +179,47 @@ pub(crate) async fn wait(
     }
 }
 
-async fn wait_until_finished(session: &Session, waits: &TaskWaits, id: &str) -> Result<Finished> {
+async fn wait_until_finished(
+    session: &Session,
+    waits: &TaskWaits,
+    operation: &str,
+    id: &str,
+) -> Result<Finished> {
+    let timeouts = session.options().timeouts;
+    let started = Instant::now();
+    let mut next_notice = started + timeouts.first_notice(timeouts.task_stall);
     let mut interval = FIRST_INTERVAL;
     loop {
         let notified = waits.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if let Some(done) = waits.status(id) {
+        let Some(pending) = waits.pending(id) else {
+            return Err(Error::Protocol {
+                operation: operation.into(),
+                detail: format!("lost track of task `{id}`"),
+            });
+        };
+        if let Some(done) = pending.finished {
             return Ok(done);
+        }
+        let now = Instant::now();
+        if let Some(waited) = pending.seen.stalled(now, timeouts.task_stall) {
+            return Err(Error::TaskStalled {
+                operation: operation.into(),
+                host: session.host().to_string(),
+                task: id.to_string(),
+                waited,
+                state: pending.seen.describe(),
+            });
+        }
+        if now >= next_notice {
+            tracing::info!(
+                "waiting for vCenter `{}`: {operation} (task `{id}` {}, {} so far)",
+                session.host(),
+                pending.seen.describe(),
+                crate::session::human(now - started)
+            );
+            next_notice = now + NOTICE_EVERY.max(timeouts.slow_notice);
         }
         match waits.poller.try_lock() {
             Ok(_polling) => {
@@ -178,6 +268,8 @@ async fn task_error(session: &Session, operation: &str, task: &ManagedObjectRefe
             }
             None => Error::raised(operation, Fault::Other("MethodFault".into()), None),
         },
+        // vCenter stopped answering: asking again for the message would wait as long.
+        Err(e) if e.is_no_answer() => e,
         Err(_) => {
             let message = retrieve_objects(
                 session,
@@ -199,5 +291,44 @@ async fn task_error(session: &Session, operation: &str, task: &ManagedObjectRefe
                 None => Error::raised(operation, Fault::Other("MethodFault".into()), Some(message)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_stalls_only_when_nothing_changed_for_the_whole_limit() {
+        let start = Instant::now();
+        let seen = Seen {
+            state: Some(TaskInfoStateEnum::Running),
+            progress: Some(40),
+            since: start,
+        };
+        let limit = Duration::from_secs(600);
+        assert_eq!(seen.stalled(start + Duration::from_secs(599), limit), None);
+        assert_eq!(
+            seen.stalled(start + limit, limit),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(seen.describe(), "running at 40 %");
+        let queued = Seen {
+            state: Some(TaskInfoStateEnum::Queued),
+            progress: None,
+            since: start,
+        };
+        assert_eq!(queued.describe(), "queued");
+        let err = Error::TaskStalled {
+            operation: "cloning `cp-1`".into(),
+            host: "vc:443".into(),
+            task: "task-7".into(),
+            waited: limit,
+            state: seen.describe(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "cloning `cp-1`: vCenter `vc:443` reported no progress of task `task-7` for 600 s (it is running at 40 %)"
+        );
     }
 }

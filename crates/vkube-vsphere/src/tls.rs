@@ -325,7 +325,10 @@ pub async fn probe(
         .await
         .map_err(|_| Error::Tls {
             address: address.clone(),
-            detail: "handshake timed out".into(),
+            detail: format!(
+                "timed out: no answer within {}",
+                crate::session::human(timeout)
+            ),
         })?
         .map_err(|e| Error::Tls {
             address: address.clone(),
@@ -370,14 +373,21 @@ fn connect_error(address: String, source: std::io::Error) -> Error {
 }
 
 /// An HTTP client that enforces `policy` on every connection, keeps cookies
-/// (the SOAP session lives in one) and never waits forever.
-pub fn http_client(policy: &TlsPolicy, timeout: Duration) -> Result<reqwest::Client> {
+/// (the SOAP session lives in one) and never waits forever: vkube's own
+/// deadline ends a request after `timeouts.request` with a clear error;
+/// this client's limit, a little later, is the backstop (and the limit of
+/// REST calls).
+pub fn http_client(
+    policy: &TlsPolicy,
+    connect_timeout: Duration,
+    timeouts: crate::session::Timeouts,
+) -> Result<reqwest::Client> {
     let verifier = Arc::new(PolicyVerifier::new(policy, false)?);
     reqwest::Client::builder()
         .tls_backend_preconfigured(client_config(verifier)?)
         .cookie_store(true)
-        .connect_timeout(timeout)
-        .timeout(Duration::from_secs(600))
+        .connect_timeout(connect_timeout)
+        .timeout(timeouts.request + Duration::from_secs(5))
         .build()
         .map_err(|e| Error::Invalid(format!("cannot build the HTTP client: {e}")))
 }

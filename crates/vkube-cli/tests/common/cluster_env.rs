@@ -41,17 +41,35 @@ pub struct Env {
 
 impl Env {
     pub fn start(delays: &[(&str, u64)]) -> Env {
-        Env::start_with_state(delays, None)
+        Env::start_with(SimulatorConfig {
+            method_delays: delays.iter().map(|(m, d)| (m.to_string(), *d)).collect(),
+            ..Default::default()
+        })
     }
 
     /// [`Env::start`] with the state at `url` (e.g. a `postgres://` URL),
     /// its key file in the test's directory.
     pub fn start_with_state(delays: &[(&str, u64)], url: Option<String>) -> Env {
+        Env::start_on(
+            SimulatorConfig {
+                method_delays: delays.iter().map(|(m, d)| (m.to_string(), *d)).collect(),
+                ..Default::default()
+            },
+            url,
+        )
+    }
+
+    /// Like [`Env::start`], on a simulator with `config`'s behaviour (its
+    /// inventory shape is always what the example specs name).
+    pub fn start_with(config: SimulatorConfig) -> Env {
+        Env::start_on(config, None)
+    }
+
+    fn start_on(config: SimulatorConfig, url: Option<String>) -> Env {
         let sim = Simulator::start(SimulatorConfig {
             clusters: 2,
             datastores: 2,
-            method_delays: delays.iter().map(|(m, d)| (m.to_string(), *d)).collect(),
-            ..Default::default()
+            ..config
         });
         let env = Env::on(sim, url);
         let pools = env.vkube(&[
@@ -149,6 +167,7 @@ impl Env {
             transport: TransportChoice::Soap,
             wire_log: false,
             connect_timeout: Duration::from_secs(5),
+            timeouts: Default::default(),
         })
         .await
         .unwrap()

@@ -4,6 +4,7 @@ mod authorization;
 mod connect;
 mod images;
 mod inventory;
+mod sessions;
 mod support;
 mod tagging;
 mod vm;

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use vkube_test_support::Simulator;
-use vkube_vsphere::{ConnectOptions, Endpoint, Secret, Session, TlsPolicy, TransportChoice};
+use vkube_vsphere::{
+    ConnectOptions, Endpoint, Secret, Session, Timeouts, TlsPolicy, TransportChoice,
+};
 
 /// Options that log in to `sim` with its credentials, skipping TLS verification.
 pub fn options(sim: &Simulator) -> ConnectOptions {
@@ -15,6 +17,7 @@ pub fn options(sim: &Simulator) -> ConnectOptions {
         transport: TransportChoice::Auto,
         wire_log: false,
         connect_timeout: Duration::from_secs(5),
+        timeouts: Timeouts::default(),
     }
 }
 

@@ -1,20 +1,27 @@
-//! A vCenter session: connect (TLS probe, transport choice, login), re-login
-//! once when the session expires, count API round trips, log out on close.
+//! A vCenter session: connect (TLS probe, transport choice, login), log in
+//! again whenever the session ends, bound every request by a deadline,
+//! count API round trips, log out on close.
 //!
 //! `vim_rs` stubs take an `Arc<dyn VimClient>`; [`Session::client`] hands out
-//! a [`ReloginClient`] so every call in vkube gets expiry handling and
-//! round-trip counting without knowing about either.
+//! a [`ReloginClient`] so every call in vkube gets deadlines, expiry handling
+//! and round-trip counting without knowing about any of them. Reads made of
+//! several calls go through [`Session::read_retrying`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+mod deadline;
+mod relogin;
+
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use vim_rs::core::client::{
-    BoxFuture, Client, ClientBuilder, PropertyValue, Transport, TransportMode, VimClient,
-    VimClientHandle, WireLoggingMode,
+    Client, ClientBuilder, Transport, TransportMode, VimClient, VimClientHandle, WireLoggingMode,
 };
 use vim_rs::types::structs::ServiceContent;
+
+pub use deadline::WAITING_TARGET;
+pub(crate) use deadline::{human, NoAnswer};
+pub use relogin::ReloginClient;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -50,6 +57,45 @@ pub struct ConnectOptions {
     pub wire_log: bool,
     /// Connect and handshake timeout.
     pub connect_timeout: Duration,
+    /// How long to wait for vCenter's answers.
+    pub timeouts: Timeouts,
+}
+
+/// How long vkube waits for vCenter before it says so, and before it gives up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The longest wait for one API request (a read, a task start, a login).
+    /// vCenter answers each in well under a second when healthy; this only
+    /// ends the wait on one that hung. Default 30 s.
+    pub request: Duration,
+    /// A task whose state and progress have not changed for this long is
+    /// given up on: the bound follows the task's own progress, so a long
+    /// clone that keeps moving is never cut short. Default 10 min.
+    pub task_stall: Duration,
+    /// A request or task that takes longer than this is logged at info
+    /// level, saying what vkube waits for (a request again each time its
+    /// wait doubles, a task every 30 s). With a deadline shorter than twice
+    /// this, the first notice comes at half the deadline. Default 5 s.
+    pub slow_notice: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            request: Duration::from_secs(30),
+            task_stall: Duration::from_secs(600),
+            slow_notice: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Timeouts {
+    /// When to first say what vkube waits for, for a wait bounded by `limit`.
+    pub(crate) fn first_notice(&self, limit: Duration) -> Duration {
+        self.slow_notice
+            .min(limit / 2)
+            .max(Duration::from_millis(1))
+    }
 }
 
 /// What `vkube about` shows.
@@ -85,7 +131,7 @@ pub struct Session {
     tasks: crate::tasks::TaskWaits,
     certificate: PeerCertificate,
     endpoint: Endpoint,
-    options: ConnectOptions,
+    /// For the REST APIs (the SOAP logins have clients of their own).
     http: reqwest::Client,
 }
 
@@ -94,13 +140,13 @@ impl Session {
     pub async fn connect(options: ConnectOptions) -> Result<Session> {
         let endpoint = options.endpoint.clone();
         let certificate = tls::probe(&endpoint, &options.tls, options.connect_timeout).await?;
-        let http = tls::http_client(&options.tls, options.connect_timeout)?;
+        let http = tls::http_client(&options.tls, options.connect_timeout, options.timeouts)?;
         let mode = match options.transport {
             TransportChoice::Auto => TransportMode::Auto,
             TransportChoice::Json => TransportMode::Json,
             TransportChoice::Soap => TransportMode::Soap,
         };
-        let client = login(&options, &http, mode).await?;
+        let client = login(&options, mode).await?;
         let transport = client.transport();
         let about = &client.service_content().about;
         if about.api_type != "VirtualCenter" {
@@ -120,20 +166,10 @@ impl Session {
         };
         tracing::debug!(url = %endpoint.sdk_url(), ?transport, "logged in");
         Ok(Session {
-            client: Arc::new(ReloginClient {
-                initial: client.clone(),
-                current: RwLock::new((0, client)),
-                relogin: tokio::sync::Mutex::new(()),
-                options: options.clone(),
-                http: http.clone(),
-                mode: relogin_mode,
-                round_trips: AtomicU64::new(0),
-                relogins: AtomicU64::new(0),
-            }),
+            client: Arc::new(ReloginClient::new(client, options, relogin_mode)),
             tasks: Default::default(),
             certificate,
             endpoint,
-            options,
             http,
         })
     }
@@ -145,7 +181,7 @@ impl Session {
 
     /// The server's root objects.
     pub fn content(&self) -> &ServiceContent {
-        self.client.initial.service_content()
+        self.client.service_content()
     }
 
     /// The HTTP client with this session's TLS policy (for the REST APIs).
@@ -155,7 +191,7 @@ impl Session {
 
     /// The options this session was opened with (REST logins reuse them).
     pub fn options(&self) -> &ConnectOptions {
-        &self.options
+        self.client.options()
     }
 
     /// The server's certificate fingerprints.
@@ -165,17 +201,62 @@ impl Session {
 
     /// API calls made since login (each one HTTP round trip).
     pub fn round_trips(&self) -> u64 {
-        self.client.round_trips.load(Ordering::Relaxed)
+        self.client.round_trips()
     }
 
     /// Count `n` round trips made beside the SOAP client (the REST API's).
     pub(crate) fn add_round_trips(&self, n: u64) {
-        self.client.round_trips.fetch_add(n, Ordering::Relaxed);
+        self.client.add_round_trips(n);
     }
 
-    /// How often the session expired and was re-established.
+    /// How often the session ended and was re-established.
     pub fn relogins(&self) -> u64 {
-        self.client.relogins.load(Ordering::Relaxed)
+        self.client.relogins()
+    }
+
+    /// `host:port` of the vCenter, as errors name it.
+    pub fn host(&self) -> &str {
+        self.client.host()
+    }
+
+    /// Run a read-only operation made of several calls (a container view
+    /// and the retrieval through it, paged retrievals, a read and its
+    /// fallback). When it fails and the session turns out to have ended
+    /// meanwhile, log in again and run it again from the start.
+    ///
+    /// Everything an attempt creates on the server — container views,
+    /// continuation tokens — belongs to the session it ran in and dies with
+    /// it; the next attempt creates its own. `attempt` gets the login
+    /// generation it runs under, for [`Session::lost_since`]. Never for
+    /// operations that change vCenter: see [`ReloginClient`] for those.
+    pub(crate) async fn read_retrying<T, F, Fut>(&self, attempt: F) -> Result<T>
+    where
+        F: Fn(u64) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut tries = 1;
+        loop {
+            let generation = self.client.generation();
+            let err = match attempt(generation).await {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            if tries >= relogin::MAX_ATTEMPTS
+                || err.is_no_answer()
+                || !self.lost_since(generation).await
+            {
+                return Err(err);
+            }
+            tracing::debug!("a read failed with the session gone ({err}); reading again");
+            self.client.renew(generation).await?;
+            tries += 1;
+        }
+    }
+
+    /// Whether the login of `generation` has ended (someone logged in again
+    /// since, or vCenter says the session is gone): one cheap call at most.
+    pub(crate) async fn lost_since(&self, generation: u64) -> bool {
+        self.client.lost(generation).await
     }
 
     /// Product and connection facts.
@@ -209,23 +290,31 @@ impl Session {
         crate::tasks::wait(self, &self.tasks, operation, task).await
     }
 
-    /// Log out. Idempotent; errors are logged, not returned, since there is
-    /// nothing a caller can do about a failed logout.
+    /// Log out (within the request deadline). Idempotent; errors are logged,
+    /// not returned, since there is nothing a caller can do about a failed
+    /// logout.
     pub async fn close(&self) {
-        let current = self.client.current();
-        if let Err(e) = current.close().await {
+        if let Err(e) = self.client.close().await {
             tracing::debug!("logout failed: {e}");
         }
     }
 }
 
-async fn login(
+/// Log in with an HTTP client of this login's own (see [`ReloginClient`]
+/// on why logins share no cookie jar), within the request deadline.
+async fn login(options: &ConnectOptions, mode: TransportMode) -> Result<Arc<Client>> {
+    let http = tls::http_client(&options.tls, options.connect_timeout, options.timeouts)?;
+    let host = options.endpoint.address();
+    deadline::bounded_login(&options.timeouts, &host, build_client(options, http, mode)).await
+}
+
+async fn build_client(
     options: &ConnectOptions,
-    http: &reqwest::Client,
+    http: reqwest::Client,
     mode: TransportMode,
 ) -> Result<Arc<Client>> {
     let builder = ClientBuilder::new(&options.endpoint.address())
-        .http_client(http.clone())
+        .http_client(http)
         .basic_authn(&options.username, options.password.expose())
         .app_details("vkube", env!("CARGO_PKG_VERSION"))
         .wire_logging(if options.wire_log {
@@ -276,176 +365,4 @@ fn http_status_in(text: &str) -> Option<&str> {
     rest.split_whitespace()
         .next()
         .filter(|code| code.len() == 3 && code.chars().all(|c| c.is_ascii_digit()))
-}
-
-/// Whether a method reads properties (where the simulator reports an expired
-/// session differently; see `ReloginClient::session_lost`).
-fn reads_properties(method_name: &str) -> bool {
-    method_name.starts_with("RetrieveProperties") || method_name == "ContinueRetrievePropertiesEx"
-}
-
-/// A `VimClient` that re-establishes an expired session once per call and
-/// counts round trips.
-pub struct ReloginClient {
-    /// Kept for `service_content()`, which must hand out a reference.
-    initial: Arc<Client>,
-    current: RwLock<(u64, Arc<Client>)>,
-    relogin: tokio::sync::Mutex<()>,
-    options: ConnectOptions,
-    http: reqwest::Client,
-    mode: TransportMode,
-    round_trips: AtomicU64,
-    relogins: AtomicU64,
-}
-
-impl ReloginClient {
-    fn current(&self) -> Arc<Client> {
-        self.current.read().expect("session lock").1.clone()
-    }
-
-    fn current_with_generation(&self) -> (u64, Arc<Client>) {
-        let guard = self.current.read().expect("session lock");
-        (guard.0, guard.1.clone())
-    }
-
-    /// Log in again unless another task already did since `generation`.
-    async fn renew(&self, generation: u64) -> vim_rs::core::client::Result<()> {
-        let _serialized = self.relogin.lock().await;
-        if self.current.read().expect("session lock").0 != generation {
-            return Ok(());
-        }
-        tracing::info!("vCenter session expired; logging in again");
-        let fresh = login(&self.options, &self.http, self.mode)
-            .await
-            .map_err(|e| {
-                vim_rs::core::client::Error::ParseError(format!("re-login failed: {e}"))
-            })?;
-        *self.current.write().expect("session lock") = (generation + 1, fresh);
-        self.relogins.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Run `call` on the current client; when the session turns out to have
-    /// expired, renew it and run the call once more.
-    async fn with_relogin<'a, T, F>(
-        &'a self,
-        reads_properties: bool,
-        call: F,
-    ) -> vim_rs::core::client::Result<T>
-    where
-        F: Fn(Arc<Client>) -> BoxFuture<'a, vim_rs::core::client::Result<T>>,
-    {
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let (generation, client) = self.current_with_generation();
-        match call(client.clone()).await {
-            Err(e)
-                if Error::is_not_authenticated(&e)
-                    || (reads_properties && self.session_lost(&client, &e).await) =>
-            {
-                self.renew(generation).await?;
-                self.round_trips.fetch_add(1, Ordering::Relaxed);
-                call(self.current()).await
-            }
-            other => other,
-        }
-    }
-
-    /// vCenter answers an expired session with a `NotAuthenticated` fault. The
-    /// simulator instead answers property reads with a `NotAuthenticated` per
-    /// property in `missingSet`, which arrives here as a parse error; there,
-    /// ask `CurrentTime` (which needs a session) before deciding.
-    async fn session_lost(&self, client: &Arc<Client>, err: &vim_rs::core::client::Error) -> bool {
-        if !matches!(err, vim_rs::core::client::Error::ParseError(_)) {
-            return false;
-        }
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        match client
-            .invoke(
-                "",
-                "ServiceInstance",
-                "ServiceInstance",
-                "CurrentTime",
-                None,
-            )
-            .await
-        {
-            Err(e) => Error::is_not_authenticated(&e),
-            Ok(_) => false,
-        }
-    }
-}
-
-impl VimClient for ReloginClient {
-    fn service_content(&self) -> &ServiceContent {
-        self.initial.service_content()
-    }
-
-    fn transport(&self) -> Transport {
-        self.initial.transport()
-    }
-
-    fn api_release(&self) -> String {
-        self.initial.api_release()
-    }
-
-    fn invoke<'a>(
-        &'a self,
-        svc: &'a str,
-        mo_type: &'a str,
-        mo_id: &'a str,
-        method_name: &'a str,
-        params: Option<&'a (dyn miniserde::Serialize + Send + Sync)>,
-    ) -> BoxFuture<'a, vim_rs::core::client::Result<Bytes>> {
-        Box::pin(self.with_relogin(reads_properties(method_name), move |c| {
-            Box::pin(async move { c.invoke(svc, mo_type, mo_id, method_name, params).await })
-        }))
-    }
-
-    fn invoke_optional<'a>(
-        &'a self,
-        svc: &'a str,
-        mo_type: &'a str,
-        mo_id: &'a str,
-        method_name: &'a str,
-        params: Option<&'a (dyn miniserde::Serialize + Send + Sync)>,
-    ) -> BoxFuture<'a, vim_rs::core::client::Result<Option<Bytes>>> {
-        Box::pin(self.with_relogin(reads_properties(method_name), move |c| {
-            Box::pin(async move {
-                c.invoke_optional(svc, mo_type, mo_id, method_name, params)
-                    .await
-            })
-        }))
-    }
-
-    fn invoke_void<'a>(
-        &'a self,
-        svc: &'a str,
-        mo_type: &'a str,
-        mo_id: &'a str,
-        method_name: &'a str,
-        params: Option<&'a (dyn miniserde::Serialize + Send + Sync)>,
-    ) -> BoxFuture<'a, vim_rs::core::client::Result<()>> {
-        Box::pin(self.with_relogin(false, move |c| {
-            Box::pin(async move {
-                c.invoke_void(svc, mo_type, mo_id, method_name, params)
-                    .await
-            })
-        }))
-    }
-
-    fn fetch_property_raw<'a>(
-        &'a self,
-        svc: &'a str,
-        mo_type: &'a str,
-        mo_id: &'a str,
-        property: &'a str,
-    ) -> BoxFuture<'a, vim_rs::core::client::Result<Option<PropertyValue>>> {
-        Box::pin(self.with_relogin(true, move |c| {
-            Box::pin(async move { c.fetch_property_raw(svc, mo_type, mo_id, property).await })
-        }))
-    }
-
-    fn close(&self) -> BoxFuture<'_, vim_rs::core::client::Result<()>> {
-        Box::pin(async move { self.current().close().await })
-    }
 }
