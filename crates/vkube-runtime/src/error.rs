@@ -109,6 +109,9 @@ pub enum Error {
     /// A call to the cluster's Kubernetes API failed.
     #[error(transparent)]
     Kubernetes(#[from] vkube_kube::Error),
+    /// A call to the cluster's etcd failed.
+    #[error(transparent)]
+    Etcd(#[from] vkube_kube::etcd::EtcdError),
     /// A role catalog names privilege ids this vCenter does not know.
     #[error("refusing to apply role profile `{profile}`: this vCenter does not know {count} privilege ids (listed above); rerun with `--skip-unknown` to leave them out")]
     UnknownPrivileges {
@@ -200,6 +203,8 @@ impl Error {
                     | vkube_store::Error::Corrupt { .. }
             ),
             Error::Kubernetes(e) => !matches!(e, vkube_kube::Error::Decode { .. }),
+            // Refusals (quorum, no such member) are the user's; transport is not.
+            Error::Etcd(e) => !e.is_transient(),
             Error::Vsphere(_) | Error::Corrupt { .. } => false,
         }
     }

@@ -19,6 +19,7 @@ mod error;
 mod fake;
 mod guest;
 pub mod images;
+pub mod kube;
 pub mod observe;
 pub mod placement;
 pub mod privileges;
