@@ -27,14 +27,22 @@ pub async fn power_off(
         return Ok(());
     }
     if !grace.is_zero() && vsphere.shutdown_guest(vm).await.is_ok() {
+        // Looked at at once (many guests are off by the time vCenter
+        // answers), then every SHUTDOWN_POLL until the grace is over.
         let deadline = clock.now() + grace;
-        while clock.now() < deadline {
-            clock.sleep(SHUTDOWN_POLL.min(grace)).await;
+        loop {
             match vsphere.vm(vm).await? {
                 None => return Ok(()),
                 Some(s) if s.power_state != "poweredOn" => return Ok(()),
                 Some(_) => {}
             }
+            let left = deadline
+                .duration_since(clock.now())
+                .unwrap_or(Duration::ZERO);
+            if left.is_zero() {
+                break;
+            }
+            clock.sleep(SHUTDOWN_POLL.min(left)).await;
         }
     }
     Ok(vsphere.power_off(vm).await?)
