@@ -121,7 +121,7 @@ pub async fn cluster_api(
     spec: &ClusterSpec,
     ctx: &Context<'_>,
     timeout: Duration,
-) -> Result<vkube_kube::KubeClient> {
+) -> Result<std::sync::Arc<dyn vkube_kube::ClusterApi>> {
     let mut random = |buf: &mut [u8]| ctx.random.fill(buf);
     let (access, _) = issue_admin(
         store,
@@ -132,12 +132,11 @@ pub async fn cluster_api(
         &mut random,
     )
     .await?;
-    let client = vkube_kube::KubeClient::new(&vkube_kube::ClusterAccess {
+    ctx.cluster.api(&vkube_kube::ClusterAccess {
         endpoint: format!("https://{}", access.endpoint),
         ca_pem: access.ca_pem,
         client_cert_pem: access.client.cert_pem,
         client_key_pem: access.client.key_pem,
         timeout,
-    })?;
-    Ok(client)
+    })
 }

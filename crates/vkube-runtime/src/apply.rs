@@ -125,7 +125,6 @@ pub struct PlanPreview {
 }
 
 use crate::access::{self, SECRET_PKI};
-use vkube_kube::ClusterApi as _;
 
 /// Field manager of vkube's server-side applies.
 const FIELD_MANAGER: &str = "vkube";
@@ -252,7 +251,7 @@ impl Run<'_> {
     }
 
     /// A client for the cluster's API server.
-    async fn cluster_api(&self) -> Result<vkube_kube::KubeClient> {
+    async fn cluster_api(&self) -> Result<std::sync::Arc<dyn vkube_kube::ClusterApi>> {
         access::cluster_api(self.store, self.spec, self.ctx, self.options.api_timeout).await
     }
 

@@ -1,14 +1,18 @@
 //! The effects a run needs from its surroundings, passed in by the caller:
 //! the time and a way to wait ([`Clock`]), randomness for key material,
 //! tokens and ids ([`Random`]), and who holds a cluster's apply lock
-//! ([`LockHolder`]). The CLI passes [`Context::system`]; tests pass fakes
-//! and get the same run every time; a server passes one holder per replica.
+//! ([`LockHolder`]), and how the cluster's own API server and etcd are
+//! reached ([`ClusterConnector`]). The CLI passes [`Context::system`];
+//! tests pass fakes and get the same run every time; a server passes one
+//! holder per replica.
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use vkube_store::Timestamp;
+
+use crate::kube::{ClusterConnector, LiveConnector};
 
 /// Time, and waiting.
 #[async_trait(?Send)]
@@ -48,6 +52,8 @@ pub struct Context<'a> {
     pub random: &'a dyn Random,
     /// This run's identity for the apply lock.
     pub holder: &'a dyn LockHolder,
+    /// How the cluster's own API server and etcd are reached.
+    pub cluster: &'a dyn ClusterConnector,
 }
 
 impl Context<'_> {
@@ -73,6 +79,7 @@ impl Context<'static> {
             clock: &SystemClock,
             random: &OsRandom,
             holder: &HOLDER,
+            cluster: &LiveConnector,
         }
     }
 }

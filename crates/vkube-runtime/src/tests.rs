@@ -14,8 +14,9 @@ use vkube_store::{ClusterPhase, ForceDelete, LeaseFilter, MemoryStore, StateStor
 use vkube_vsphere::Fault;
 
 use crate::cloud::CLOUD_PROFILES;
-use crate::context::Context;
+use crate::context::{Clock as _, Context};
 use crate::fake::{self, FakeClock, FakeHolder, FakeVsphere, Injection, SeededRandom};
+use crate::fake_kube::FakeCluster;
 use crate::{ApplyOptions, ApplyReport, DeleteOptions, Error, NoProgress, Outcome, RunState};
 
 /// One control-plane node and two workers in one placement domain.
@@ -113,6 +114,8 @@ struct Harness {
     vsphere: FakeVsphere,
     clock: FakeClock,
     random: SeededRandom,
+    /// The cluster's own API server and etcd.
+    kube: FakeCluster,
     spec: ClusterSpec,
 }
 
@@ -156,6 +159,7 @@ impl Harness {
             vsphere: FakeVsphere::new(privileges),
             clock: FakeClock::new(),
             random: SeededRandom::new(7),
+            kube: FakeCluster::new(),
             spec,
         }
     }
@@ -165,6 +169,7 @@ impl Harness {
             clock: &self.clock,
             random: &self.random,
             holder,
+            cluster: &self.kube,
         }
     }
 
@@ -743,4 +748,40 @@ async fn describe_shows_each_node_from_vcenter_and_the_state() {
             .expect("a lease per node");
         assert_eq!(node.ip, lease.address.to_string());
     }
+}
+
+/// A node created after the bootstrap token expired gets a fresh token
+/// that vkube first creates in the cluster, through the cluster's API; with
+/// the API unreachable that node fails, naming why, and the rest converges.
+#[tokio::test]
+async fn a_node_after_token_expiry_gets_a_token_created_through_the_cluster_api() {
+    let harness = Harness::new().await;
+    harness.apply_as("run-1", &[]).await.expect("apply");
+    harness
+        .clock
+        .sleep(crate::token::DEFAULT_TOKEN_TTL + Duration::from_secs(60))
+        .await;
+    let bigger = crate::parse_spec(harness.store.as_ref(), &spec_with(3, false))
+        .await
+        .expect("spec");
+    harness.kube.set_reachable(false);
+    let (outcome, _) = harness.reconcile(&bigger, &options(), 100, |_| {}).await;
+    let Outcome::Failed(err) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(err.to_string().contains("t1-workers-2"), "{err}");
+    assert!(err.to_string().contains("connection refused"), "{err}");
+    assert!(
+        harness.kube.calls().is_empty(),
+        "{:?}",
+        harness.kube.calls()
+    );
+    harness.kube.set_reachable(true);
+    let (outcome, _) = harness.reconcile(&bigger, &options(), 100, |_| {}).await;
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    let calls = harness.kube.calls();
+    assert!(
+        calls.len() == 1 && calls[0].starts_with("token "),
+        "{calls:?}"
+    );
 }
