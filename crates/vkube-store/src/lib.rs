@@ -101,7 +101,7 @@ mod time;
 pub use backend::{BackendKind, StateBackend, StateStore};
 pub use cluster::{
     AddonDelivery, AddonRecord, ClusterPhase, ClusterRecord, ClusterStore, ForceDelete, Node,
-    NodePhase, NodeRecord, RemovedCluster, RemovedNode, FORCE_DELETE_AFTER,
+    NodePhase, NodeRecord, RemovedCluster, RemovedNode, FORCE_DELETE_AFTER, LAST_ERROR_MAX,
 };
 pub use credentials::{CredentialStore, CredentialsSummary, StoredCredentials};
 pub use error::{Error, Result};
