@@ -9,13 +9,19 @@ use std::time::Duration;
 
 use vkube_core::cluster::{ClusterSpec, MARKER_CLUSTER_UID};
 use vkube_core::roles::Catalog;
-use vkube_store::{ClusterPhase, ForceDelete, LeaseFilter, MemoryStore, StateStore, Timestamp};
+use vkube_store::{
+    ClusterPhase, ClusterStore, CredentialStore, ForceDelete, LeaseFilter, MemoryStore, Operation,
+    StateStore, Store, Timestamp,
+};
 use vkube_vsphere::Fault;
 
 use crate::cloud::CLOUD_PROFILES;
 use crate::context::Context;
 use crate::fake::{self, FakeClock, FakeHolder, FakeVsphere, Injection, SeededRandom};
-use crate::{ApplyOptions, ApplyReport, DeleteOptions, Error, NoProgress, Outcome, RunState};
+use crate::{
+    AdoptOptions, AdoptReport, ApplyOptions, ApplyReport, DeleteOptions, Error, NoProgress,
+    Outcome, RunState,
+};
 
 /// One control-plane node and two workers in one placement domain.
 fn spec_text() -> String {
@@ -89,6 +95,28 @@ const POOLS: &str = "pools:
 
 const NODES: [&str; 3] = ["t1-cp-0", "t1-workers-0", "t1-workers-1"];
 
+/// A state with the test pools and the cloud credentials, as a new state
+/// file a user set up would be.
+async fn seeded_store() -> MemoryStore {
+    let store = MemoryStore::new();
+    let raws = vkube_core::ipam::parse_pools_yaml(POOLS).expect("pools parse");
+    let pools = vkube_core::ipam::validate_pools(&raws, false).expect("pools validate");
+    store
+        .create_pools(&pools, false)
+        .await
+        .expect("pools stored");
+    store
+        .set_credentials(
+            "demo-cloud",
+            "k8s-demo@vsphere.local",
+            "Cl0ud-Pa55!",
+            Timestamp::from_unix_seconds(1_767_225_600),
+        )
+        .await
+        .expect("credentials stored");
+    store
+}
+
 /// Every privilege the CPI and CSI catalogs name.
 fn cloud_privileges() -> Vec<String> {
     CLOUD_PROFILES
@@ -127,19 +155,10 @@ impl Harness {
     }
 
     async fn with_privileges(privileges: Vec<String>) -> Harness {
-        let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(MemoryStore::new());
-        let raws = vkube_core::ipam::parse_pools_yaml(POOLS).expect("pools parse");
-        let pools = vkube_core::ipam::validate_pools(&raws, false).expect("pools validate");
-        store.create_pools(&pools, false).await.expect("pools stored");
-        store
-            .set_credentials(
-                "demo-cloud",
-                "k8s-demo@vsphere.local",
-                "Cl0ud-Pa55!",
-                Timestamp::from_unix_seconds(1_767_225_600),
-            ).await
-            .expect("credentials stored");
-        let spec = crate::parse_spec(store.as_ref(), &spec_text()).await.expect("spec validates");
+        let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(seeded_store().await);
+        let spec = crate::parse_spec(store.as_ref(), &spec_text())
+            .await
+            .expect("spec validates");
         Harness {
             store,
             vsphere: FakeVsphere::new(privileges),
@@ -194,11 +213,23 @@ impl Harness {
     }
 
     async fn apply_as(&self, holder: &str, gone: &[&str]) -> Result<ApplyReport, Error> {
+        self.apply_to(self.store.as_ref(), &self.spec, holder, gone)
+            .await
+    }
+
+    /// Apply `spec` with the state `store` as `holder`, knowing `gone` stopped.
+    async fn apply_to(
+        &self,
+        store: &dyn StateStore,
+        spec: &ClusterSpec,
+        holder: &str,
+        gone: &[&str],
+    ) -> Result<ApplyReport, Error> {
         let holder = FakeHolder::new(holder, gone);
         crate::apply(
             &self.vsphere,
-            self.store.as_ref(),
-            &self.spec,
+            store,
+            spec,
             &self.context(&holder),
             &options(),
             &NoProgress,
@@ -208,11 +239,57 @@ impl Harness {
 
     /// Apply as `holder` until a call crashes; `None` when it did.
     async fn apply_until_crash(&self, holder: &str) -> Option<Result<ApplyReport, Error>> {
+        self.apply_spec_until_crash(&self.spec, holder).await
+    }
+
+    /// Apply `spec` as `holder` until a call crashes; `None` when it did.
+    async fn apply_spec_until_crash(
+        &self,
+        spec: &ClusterSpec,
+        holder: &str,
+    ) -> Option<Result<ApplyReport, Error>> {
         tokio::select! {
             biased;
-            result = self.apply_as(holder, &[]) => Some(result),
+            result = self.apply_to(self.store.as_ref(), spec, holder, &[]) => Some(result),
             _ = self.vsphere.crashed() => None,
         }
+    }
+
+    /// Adopt the test cluster into `store`.
+    async fn adopt_into(
+        &self,
+        store: &dyn StateStore,
+        options: &AdoptOptions,
+    ) -> Result<AdoptReport, Error> {
+        let holder = FakeHolder::new("adopter", &[]);
+        crate::adopt(
+            &self.vsphere,
+            store,
+            &self.spec,
+            &self.context(&holder),
+            options,
+            &NoProgress,
+        )
+        .await
+    }
+
+    /// Delete the test cluster from this state.
+    async fn delete(&self, force: ForceDelete) -> Result<crate::DeleteReport, Error> {
+        let holder = FakeHolder::new("deleter", &[]);
+        crate::delete(
+            Some(&self.vsphere),
+            self.store.as_ref(),
+            "t1",
+            &self.context(&holder),
+            &DeleteOptions {
+                force,
+                power_off_grace: Duration::from_secs(5),
+                parallel: 2,
+                lock_ttl: Duration::from_secs(60),
+            },
+            &NoProgress,
+        )
+        .await
     }
 
     async fn lease_nodes(&self) -> Vec<String> {
@@ -222,7 +299,8 @@ impl Harness {
         };
         let mut nodes: Vec<String> = self
             .store
-            .leases(&filter).await
+            .leases(&filter)
+            .await
             .expect("leases")
             .into_iter()
             .map(|l| l.node)
@@ -252,7 +330,12 @@ impl Harness {
             (3, 1, 2),
             "{context}: VMs (duplicates show as name#2): {names:?}"
         );
-        let uid = self.store.cluster("t1").await.expect("cluster recorded").uid;
+        let uid = self
+            .store
+            .cluster("t1")
+            .await
+            .expect("cluster recorded")
+            .uid;
         for (name, vm) in &vms {
             assert_eq!(vm.power_state, "poweredOn", "{context}: {name}");
             assert_eq!(
@@ -274,7 +357,8 @@ impl Harness {
         );
         let mut recorded: Vec<String> = self
             .store
-            .nodes("t1").await
+            .nodes("t1")
+            .await
             .expect("nodes")
             .into_iter()
             .map(|n| n.node.name)
@@ -282,13 +366,23 @@ impl Harness {
         recorded.sort();
         assert_eq!(recorded, names, "{context}: nodes recorded");
         assert!(
-            self.store.open_intents("t1").await.expect("intents").is_empty(),
+            self.store
+                .open_intents("t1")
+                .await
+                .expect("intents")
+                .is_empty(),
             "{context}: no intent left open"
         );
+        let record = self.store.cluster("t1").await.expect("cluster");
         assert_eq!(
-            self.store.cluster("t1").await.expect("cluster").phase,
-            ClusterPhase::Ready,
+            (record.phase, record.last_error),
+            (ClusterPhase::Ready, None),
             "{context}"
+        );
+        assert_eq!(
+            record.vcenter_uuid.as_deref(),
+            Some(fake::FAKE_VCENTER_UUID),
+            "{context}: the vCenter is recorded"
         );
         assert_eq!(
             self.vsphere.folders(),
@@ -365,6 +459,24 @@ async fn a_fault_at_any_mutating_call_is_recovered_by_the_next_apply() {
         assert!(
             err.to_string().contains("TaskInProgress"),
             "{context}: {err}"
+        );
+        // The aborted apply leaves the cluster degraded, saying why.
+        let record = harness.store.cluster("t1").await.expect(&context);
+        assert_eq!(record.phase, ClusterPhase::Degraded, "{context}");
+        assert!(
+            record
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("TaskInProgress")),
+            "{context}: {:?}",
+            record.last_error
+        );
+        let events = harness.store.events("t1", 100).await.expect("events");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == "ApplyFailed" && e.message.contains("TaskInProgress")),
+            "{context}: {events:?}"
         );
         harness.vsphere.heal();
         harness.apply_as("run-2", &[]).await.expect(&context);
@@ -466,7 +578,10 @@ async fn delete_removes_every_vm_the_folder_and_the_leases() {
     );
     assert!(harness.vsphere.vms().is_empty());
     assert!(harness.vsphere.folders().is_empty());
-    assert!(harness.lease_nodes().await.is_empty(), "every lease released");
+    assert!(
+        harness.lease_nodes().await.is_empty(),
+        "every lease released"
+    );
     assert!(matches!(
         harness.store.cluster("t1").await,
         Err(vkube_store::Error::ClusterNotFound { .. })
@@ -512,7 +627,9 @@ async fn reconcile_once_requeues_until_done_and_a_fresh_run_is_done_at_once() {
 
 async fn dhcp_harness() -> (Harness, ClusterSpec) {
     let harness = Harness::new().await;
-    let spec = crate::parse_spec(harness.store.as_ref(), &spec_with(2, true)).await.expect("DHCP spec");
+    let spec = crate::parse_spec(harness.store.as_ref(), &spec_with(2, true))
+        .await
+        .expect("DHCP spec");
     (harness, spec)
 }
 
@@ -575,7 +692,9 @@ async fn a_silent_dhcp_node_fails_once_its_wait_is_over() {
 /// Apply the test cluster, then reconcile it down to one worker.
 async fn scale_down(harness: &Harness) -> (Outcome, Vec<Duration>) {
     harness.apply_as("run-1", &[]).await.expect("apply");
-    let smaller = crate::parse_spec(harness.store.as_ref(), &spec_with(1, false)).await.expect("spec");
+    let smaller = crate::parse_spec(harness.store.as_ref(), &spec_with(1, false))
+        .await
+        .expect("spec");
     harness.reconcile(&smaller, &options(), 100, |_| {}).await
 }
 
@@ -617,3 +736,5 @@ async fn a_guest_that_ignores_the_shutdown_is_powered_off_after_the_grace() {
         );
     }
 }
+
+mod ownership;
