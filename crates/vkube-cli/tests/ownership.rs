@@ -170,6 +170,45 @@ async fn a_cluster_belongs_to_one_state_and_is_adopted_deliberately() {
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as it was");
     assert_eq!(env.vm_list("t1").await.len(), vms);
 
+    // A state recorded against another vCenter (rebuilt, or another at the
+    // same address) is refused, naming both; nothing is touched.
+    let vcenter = first["vcenter"].as_str().unwrap().to_owned();
+    let record_vcenter = |uuid: &str| {
+        rusqlite::Connection::open(env.dir.path().join("state.db"))
+            .unwrap()
+            .execute(
+                "UPDATE clusters SET vcenter_uuid = ?1 WHERE name = 't1'",
+                [uuid],
+            )
+            .unwrap();
+    };
+    let elsewhere = "0badc0de-0000-4000-8000-000000000000";
+    record_vcenter(elsewhere);
+    for args in [
+        &["cluster", "apply", "-f", &spec][..],
+        &["cluster", "describe", "t1"][..],
+        &["cluster", "delete", "t1"][..],
+    ] {
+        let run = env.vkube(args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("lives in vCenter {elsewhere}"))
+                && run
+                    .stderr
+                    .contains(&format!("this connection is to vCenter {vcenter}")),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(env.vm_list("t1").await.len(), vms);
+    assert_eq!(
+        listed(&env, "state.db")["phase"],
+        "Ready",
+        "a refusal changes nothing"
+    );
+    record_vcenter(&vcenter);
+
     // An apply that stops with an error leaves the cluster degraded,
     // saying why; the next successful apply clears it.
     env.set_credentials("demo-cloud", "nobody@vsphere.local", "Wr0ng-Pa55!");
