@@ -173,6 +173,8 @@ struct Findings {
     leases: BTreeMap<String, (String, IpAddr)>,
     /// Nodes that get a fresh lease from their pool.
     fresh: BTreeMap<String, String>,
+    /// What the add-ons are rendered from (the cloud credentials included).
+    facts: addons::AddonFacts,
     warnings: Vec<String>,
 }
 
@@ -300,6 +302,8 @@ async fn find(
         ));
     }
     let (leases, fresh) = addresses(store, spec, &nodes).await?;
+    // Also checks the cloud credentials the spec names are stored.
+    let facts = addons::gather(vsphere, inventory, store, spec, &uid).await?;
     Ok(Findings {
         uid,
         observation,
@@ -307,6 +311,7 @@ async fn find(
         pki,
         leases,
         fresh,
+        facts,
         warnings,
     })
 }
@@ -519,6 +524,7 @@ async fn record(
         pki,
         leases,
         fresh,
+        facts,
         mut warnings,
     } = findings;
     let record = record_spec(vsphere, store, fence, spec, &uid, ctx).await?;
@@ -617,7 +623,7 @@ async fn record(
             .filter(|r| r.is_init())
             .map(|r| (node.name.as_str(), r))
     });
-    let addon_lines = record_addons(vsphere, store, fence, spec, &uid, init, ctx).await?;
+    let addon_lines = record_addons(store, fence, spec, &facts, init, ctx).await?;
     // What apply would do next decides the phase.
     observation.cluster.recorded = recorded_nodes(store, &name).await?;
     let held = store
@@ -689,11 +695,10 @@ async fn record(
 /// bootstrap data where it carries the same manifest, else pending. A
 /// state that has add-on records already keeps them.
 async fn record_addons(
-    vsphere: &dyn VspherePort,
     store: &dyn StateStore,
     fence: &Fence,
     spec: &ClusterSpec,
-    uid: &str,
+    facts: &addons::AddonFacts,
     init: Option<(&str, &Recovered)>,
     ctx: &Context<'_>,
 ) -> Result<Vec<String>> {
@@ -701,9 +706,7 @@ async fn record_addons(
     if !store.addons(&name).await?.is_empty() {
         return Ok(Vec::new());
     }
-    let inventory = vsphere.inventory().await?;
-    let facts = addons::gather(vsphere, &inventory, store, spec, uid).await?;
-    let manifests: Vec<Manifest> = addons::render(store, spec, &facts)
+    let manifests: Vec<Manifest> = addons::render(store, spec, facts)
         .await?
         .into_iter()
         .filter(addons::has_objects)

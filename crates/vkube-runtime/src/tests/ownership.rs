@@ -173,6 +173,23 @@ async fn adopt_takes_the_cluster_over_and_the_next_apply_changes_nothing() {
         lease_lines(lost.as_ref()).await,
         lease_lines(harness.store.as_ref()).await
     );
+    // Without the cloud credentials the spec names, nothing is written.
+    let bare: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let raws = vkube_core::ipam::parse_pools_yaml(POOLS).expect("pools");
+    let pools = vkube_core::ipam::validate_pools(&raws, false).expect("pools");
+    bare.create_pools(&pools, false)
+        .await
+        .expect("pools stored");
+    let err = harness
+        .adopt_into(bare.as_ref(), &AdoptOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("demo-cloud"), "{err}");
+    assert!(bare.cluster("t1").await.is_err(), "nothing recorded");
+    assert!(
+        lease_lines(bare.as_ref()).await.is_empty(),
+        "nothing leased"
+    );
     // A state that knows the cluster by another uid is refused.
     let err = harness
         .adopt_into(
