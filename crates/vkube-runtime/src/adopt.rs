@@ -211,15 +211,17 @@ pub async fn adopt(
     )
     .await;
     let result = match findings {
-        Ok(findings) => {
-            let lock = acquire_lock(store, ctx, &name, options.lock_ttl).await?;
-            let fence = lock.fence();
-            let result = record(vsphere, store, &fence, spec, ctx, findings, progress).await;
-            if let Err(e) = store.release_apply_lock(&lock).await {
-                tracing::warn!("releasing the apply lock of `{name}` failed: {e}");
+        Ok(findings) => match acquire_lock(store, ctx, &name, options.lock_ttl).await {
+            Ok(lock) => {
+                let fence = lock.fence();
+                let result = record(vsphere, store, &fence, spec, ctx, findings, progress).await;
+                if let Err(e) = store.release_apply_lock(&lock).await {
+                    tracing::warn!("releasing the apply lock of `{name}` failed: {e}");
+                }
+                result
             }
-            result
-        }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     let message = result.as_ref().err().map(|e| e.to_string());
