@@ -35,12 +35,12 @@ use vkube_core::addons::Manifest;
 use vkube_core::cluster::bootstrap::{self, token::BootstrapToken, NodeBootstrap};
 use vkube_core::cluster::{
     cluster_folder, markers, plan, vip_lease_node, ClusterPki, ClusterSpec, GroupRole,
-    IpAllocation, Leases, NodeRole, Step, Vip,
+    IpAllocation, Leases, NodeRole, Step, Vip, MARKER_CLUSTER_UID,
 };
 use vkube_core::ipam::Lease;
 use vkube_store::{
-    AddonDelivery, ClusterPhase, EventLevel, Fence, IntentAction, IntentOutcome, LeaseFilter, Node,
-    NodePhase, StateStore, Timestamp,
+    AddonDelivery, ClusterPhase, ClusterRecord, EventLevel, Fence, IntentAction, IntentOutcome,
+    LeaseFilter, Node, NodePhase, StateStore, Timestamp, LAST_ERROR_MAX,
 };
 use vkube_vsphere::vm::{CloneRequest, VmSettings};
 use vkube_vsphere::{DatastoreId, Fault, FolderId, PlacementQuery, VmId, VspherePort};
@@ -49,6 +49,7 @@ use crate::context::Context;
 use crate::error::{Error, NodeFailure, Result};
 use crate::guest;
 use crate::observe::{observe, Observation};
+use crate::ownership;
 use crate::placement::{resolve, Placement, StorageTarget};
 use crate::progress::{Event, EventKind, Progress, StepKind};
 use crate::reconcile::RunState;
@@ -188,10 +189,9 @@ pub async fn plan_only(
     let inventory = vsphere.inventory().await?;
     resolve(vsphere, &inventory, spec, progress).await?;
     let name = spec.name().to_string();
-    let record = store.cluster(&name).await.ok();
-    let uid = record.as_ref().map(|r| r.uid.clone()).unwrap_or_default();
-    let observation = observe(vsphere, &inventory, spec, &uid).await?;
+    let (record, mut observation) = check_ownership(vsphere, store, &inventory, spec).await?;
     let leases = if record.is_some() {
+        observation.cluster.recorded = recorded_nodes(store, &name).await?;
         lease_map(&leases_of(store, &name).await?)
     } else {
         Leases::new()
@@ -213,6 +213,9 @@ pub(crate) struct Run<'a> {
     uid: String,
     placement: Placement,
     pki: ClusterPki,
+    /// The PKI was made anew when the cluster was adopted: its nodes do
+    /// not trust it, so no node may join with it.
+    pki_replaced: bool,
     token: tokio::sync::Mutex<StoredToken>,
     facts: AddonFacts,
     /// Rendered once the VIP is known (first needed by the init node).
@@ -375,9 +378,7 @@ impl Run<'_> {
                 match self.vsphere.clone_vm(&request).await {
                     Ok(vm) => Ok(vm),
                     // A clone from an interrupted run got there first: adopt it.
-                    Err(e) if e.is(&Fault::DuplicateName) => {
-                        find_vm(self.vsphere, folder, node).await
-                    }
+                    Err(e) if e.is(&Fault::DuplicateName) => find_vm(self, folder, node).await,
                     Err(e) => Err(e.into()),
                 }
             })
@@ -954,19 +955,43 @@ impl Run<'_> {
     }
 }
 
-async fn find_vm(vsphere: &dyn VspherePort, folder: &FolderId, name: &str) -> Result<VmId> {
-    let vms = vsphere.folder_vms(folder).await?;
-    vms.into_iter()
-        .find(|v| v.name == name)
-        .map(|v| VmId::new(v.id))
-        .ok_or_else(|| {
-            Error::Vsphere(vkube_vsphere::Error::NotFound {
-                kind: "VM".into(),
-                path: name.into(),
-                parent: "cluster folder".into(),
-                missing: name.into(),
-            })
+/// The VM named `name` in the cluster folder, after a clone of that name
+/// failed with `DuplicateName`: an interrupted run's clone, adopted. A VM
+/// of that name with another uid's markers is another state's: refused,
+/// never taken.
+async fn find_vm(run: &Run<'_>, folder: &FolderId, name: &str) -> Result<VmId> {
+    let vms = run.vsphere.folder_vms(folder).await?;
+    let found = vms.into_iter().find(|v| v.name == name).ok_or_else(|| {
+        Error::Vsphere(vkube_vsphere::Error::NotFound {
+            kind: "VM".into(),
+            path: name.into(),
+            parent: "cluster folder".into(),
+            missing: name.into(),
         })
+    })?;
+    match found.extra_config.get(MARKER_CLUSTER_UID) {
+        Some(uid) if *uid != run.uid => Err(Error::ForeignVms {
+            cluster: run.name(),
+            folder: cluster_folder(run.spec.folder(), run.spec.name()),
+            known_uid: Some(run.uid.clone()),
+            found: BTreeMap::from([(uid.clone(), vec![name.to_owned()])]),
+            unmarked: Vec::new(),
+        }),
+        _ => Ok(VmId::new(found.id)),
+    }
+}
+
+/// The names of the nodes the store has records of.
+pub(crate) async fn recorded_nodes(
+    store: &dyn StateStore,
+    cluster: &str,
+) -> Result<BTreeSet<String>> {
+    Ok(store
+        .nodes(cluster)
+        .await?
+        .into_iter()
+        .map(|n| n.node.name)
+        .collect())
 }
 
 async fn load_secrets(
@@ -1016,7 +1041,7 @@ pub async fn apply(
                 Pass::Stepped { then } => {
                     passes += 1;
                     if passes == options.max_passes {
-                        return Err(run.not_converged(&state).await);
+                        return Err(run.not_converged(&state));
                     }
                     ctx.clock.sleep(then).await;
                 }
@@ -1061,7 +1086,12 @@ pub(crate) async fn locked<T>(
             }
         }
     };
+    // Refusals change nothing, the phase included; a failure once the
+    // run started leaves the cluster `Degraded` with the error.
+    let started = std::cell::Cell::new(false);
     let guarded = async {
+        check_ownership(vsphere, store, &inventory, spec).await?;
+        started.set(true);
         let run = prepare(
             vsphere, store, &fence, spec, placement, ctx, options, progress,
         )
@@ -1075,6 +1105,11 @@ pub(crate) async fn locked<T>(
         result = guarded => result,
         lost = renew => Err(lost.into()),
     };
+    if let Err(error) = &result {
+        if started.get() {
+            record_failure(store, &fence, &name, error, ctx, progress).await;
+        }
+    }
     if let Err(e) = store.release_apply_lock(&lock).await {
         tracing::warn!("releasing the apply lock of `{name}` failed: {e}");
     }
@@ -1107,27 +1142,29 @@ pub(crate) async fn acquire_lock(
     }
 }
 
-/// Record the spec, load the cluster's secrets and add-on facts, close the
-/// intents a stopped run left open: what every pass starts from.
-#[allow(clippy::too_many_arguments)]
-async fn prepare<'a>(
-    vsphere: &'a dyn VspherePort,
-    store: &'a dyn StateStore,
-    fence: &Fence,
-    spec: &'a ClusterSpec,
-    placement: Placement,
-    ctx: &'a Context<'a>,
-    options: &'a ApplyOptions,
-    progress: &'a dyn Progress,
-) -> Result<Run<'a>> {
-    let name = spec.name().to_string();
-    let spec_yaml = spec.to_yaml();
-    let spec_hash = spec
-        .groups()
+/// The cluster's spec hash as recorded: each group's hash, in order.
+pub(crate) fn spec_hash(spec: &ClusterSpec) -> String {
+    spec.groups()
         .iter()
         .map(|g| g.spec_hash())
         .collect::<Vec<_>>()
-        .join(",");
+        .join(",")
+}
+
+/// Records `spec` as the cluster's desired spec: a new cluster with
+/// `new_uid`, or the known one updated; and the vCenter the cluster lives
+/// in, when not recorded yet (clusters recorded before vkube kept it).
+pub(crate) async fn record_spec(
+    vsphere: &dyn VspherePort,
+    store: &dyn StateStore,
+    fence: &Fence,
+    spec: &ClusterSpec,
+    new_uid: &str,
+    ctx: &Context<'_>,
+) -> Result<ClusterRecord> {
+    let name = spec.name().to_string();
+    let spec_yaml = spec.to_yaml();
+    let spec_hash = spec_hash(spec);
     let record = match store.cluster(&name).await {
         Ok(existing) if existing.spec_yaml != spec_yaml => {
             store
@@ -1143,17 +1180,130 @@ async fn prepare<'a>(
         Ok(existing) => existing,
         Err(vkube_store::Error::ClusterNotFound { .. }) => {
             store
-                .create_cluster(
-                    fence,
-                    &ctx.hex_id(16),
-                    &spec_yaml,
-                    &spec_hash,
-                    ctx.timestamp(),
-                )
+                .create_cluster(fence, new_uid, &spec_yaml, &spec_hash, ctx.timestamp())
                 .await?
         }
         Err(e) => return Err(e.into()),
     };
+    match (&record.vcenter_uuid, vsphere.facts().instance_uuid) {
+        (None, Some(uuid)) => Ok(store
+            .set_cluster_vcenter(fence, record.version, &uuid, ctx.timestamp())
+            .await?),
+        _ => Ok(record),
+    }
+}
+
+/// What an apply refuses before it changes anything: a cluster recorded
+/// in another vCenter, VMs in the folder that another state created (see
+/// [`crate::ownership`]), and a known cluster whose VMs exist while the
+/// state lost its key material (an adoption that stopped short: a new PKI
+/// would not be trusted by them). Returns the cluster's record, if known.
+pub(crate) async fn check_ownership(
+    vsphere: &dyn VspherePort,
+    store: &dyn StateStore,
+    inventory: &vkube_vsphere::Inventory,
+    spec: &ClusterSpec,
+) -> Result<(Option<ClusterRecord>, Observation)> {
+    let name = spec.name().to_string();
+    let record = match store.cluster(&name).await {
+        Ok(record) => Some(record),
+        Err(vkube_store::Error::ClusterNotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(record) = &record {
+        ownership::check_vcenter(record, &vsphere.facts())?;
+    }
+    let uid = record.as_ref().map(|r| r.uid.as_str());
+    let observation = observe(vsphere, inventory, spec, uid.unwrap_or_default()).await?;
+    ownership::check_claims(spec, uid, &observation)?;
+    let marked: Vec<String> = observation
+        .vms
+        .keys()
+        .filter(|node| !observation.unmarked.contains(node))
+        .cloned()
+        .collect();
+    if record.is_some() && !marked.is_empty() && store.secret(&name, SECRET_PKI).await?.is_none() {
+        return Err(Error::MissingKeyMaterial {
+            cluster: name,
+            nodes: marked,
+        });
+    }
+    Ok((record, observation))
+}
+
+/// After an apply stopped with `error`: the cluster is `Degraded` with the
+/// error as its last error, and an event says so. Best effort: a write
+/// that fails (the lock was taken over, the store is down) is logged.
+async fn record_failure(
+    store: &dyn StateStore,
+    fence: &Fence,
+    name: &str,
+    error: &Error,
+    ctx: &Context<'_>,
+    progress: &dyn Progress,
+) {
+    let Ok(record) = store.cluster(name).await else {
+        return;
+    };
+    if record.phase.is_deletion() {
+        return;
+    }
+    let message = error.to_string();
+    if let Err(e) = store
+        .set_cluster_status(
+            fence,
+            record.version,
+            ClusterPhase::Degraded,
+            Some(&message),
+            ctx.timestamp(),
+        )
+        .await
+    {
+        tracing::warn!("recording the failed apply of `{name}` failed: {e}");
+        return;
+    }
+    let mut line = message;
+    if line.len() > LAST_ERROR_MAX {
+        let mut end = LAST_ERROR_MAX;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+    }
+    record_event(
+        store,
+        ctx,
+        progress,
+        Event {
+            cluster: name,
+            level: EventLevel::Error,
+            kind: EventKind::ApplyFailed,
+            node: None,
+            message: &line,
+        },
+    )
+    .await;
+}
+
+/// Record the spec, load the cluster's secrets and add-on facts, close the
+/// intents a stopped run left open: what every pass starts from.
+#[allow(clippy::too_many_arguments)]
+async fn prepare<'a>(
+    vsphere: &'a dyn VspherePort,
+    store: &'a dyn StateStore,
+    fence: &Fence,
+    spec: &'a ClusterSpec,
+    placement: Placement,
+    ctx: &'a Context<'a>,
+    options: &'a ApplyOptions,
+    progress: &'a dyn Progress,
+) -> Result<Run<'a>> {
+    let name = spec.name().to_string();
+    let record = record_spec(vsphere, store, fence, spec, &ctx.hex_id(16), ctx).await?;
+    let pki_replaced = store
+        .secret(&name, crate::adopt::SECRET_PKI_REPLACED)
+        .await?
+        .is_some();
     let (pki, token) = load_secrets(store, spec, ctx, options.token_ttl).await?;
     let inventory = vsphere.inventory().await?;
     let facts = addons::gather(vsphere, &inventory, store, spec, &record.uid).await?;
@@ -1164,6 +1314,7 @@ async fn prepare<'a>(
         uid: record.uid.clone(),
         placement,
         pki,
+        pki_replaced,
         token: tokio::sync::Mutex::new(token),
         facts,
         manifests: std::sync::Mutex::new(None),
@@ -1240,6 +1391,7 @@ impl Run<'_> {
             }
         }
         let leases = leases_of(self.store, &self.name()).await?;
+        observation.cluster.recorded = recorded_nodes(self.store, &self.name()).await?;
         let planned = plan(spec, &observation.cluster, &lease_map(&leases));
         // A node that failed in this run is not retried until the next run.
         let steps: Vec<Step> = planned
@@ -1253,6 +1405,23 @@ impl Run<'_> {
             .collect();
         if steps.is_empty() {
             return Ok(Pass::Converged);
+        }
+        if self.pki_replaced {
+            let joining: Vec<String> = steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::CreateNode { node, role, .. } if *role != NodeRole::Init => {
+                        Some(node.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !joining.is_empty() {
+                return Err(Error::UntrustedPki {
+                    cluster: self.name(),
+                    nodes: joining,
+                });
+            }
         }
         // The cluster's CPI/CSI user is checked before anything is created
         // for nodes that will run with its credentials.
@@ -1297,28 +1466,24 @@ impl Run<'_> {
     /// and report (or fail with the nodes that failed in this run).
     pub(crate) async fn finish(&self, state: &mut RunState) -> Result<ApplyReport> {
         let name = self.name();
-        if state.failed.is_empty() {
-            self.sync_addons(&mut state.report).await?;
-        }
-        let phase = if state.failed.is_empty() {
-            ClusterPhase::Ready
-        } else {
-            ClusterPhase::Degraded
-        };
-        self.store
-            .set_cluster_phase(
-                &self.fence,
-                self.store.cluster(&name).await?.version,
-                phase,
-                self.now(),
-            )
-            .await?;
+        // Failed nodes stop the run here; the caller records the cluster
+        // as degraded with this error.
         if !state.failed.is_empty() {
             return Err(Error::NodesFailed {
                 cluster: name,
                 failures: std::mem::take(&mut state.failed).into_values().collect(),
             });
         }
+        self.sync_addons(&mut state.report).await?;
+        self.store
+            .set_cluster_status(
+                &self.fence,
+                self.store.cluster(&name).await?.version,
+                ClusterPhase::Ready,
+                None,
+                self.now(),
+            )
+            .await?;
         self.event(
             EventLevel::Info,
             EventKind::Applied,
@@ -1329,22 +1494,10 @@ impl Run<'_> {
         Ok(state.report.clone())
     }
 
-    /// The cluster is marked degraded: passes kept finding work.
-    pub(crate) async fn not_converged(&self, state: &RunState) -> Error {
-        let name = self.name();
-        if let Ok(record) = self.store.cluster(&name).await {
-            let _ = self
-                .store
-                .set_cluster_phase(
-                    &self.fence,
-                    record.version,
-                    ClusterPhase::Degraded,
-                    self.now(),
-                )
-                .await;
-        }
+    /// Passes kept finding work (the caller records the cluster as degraded).
+    pub(crate) fn not_converged(&self, state: &RunState) -> Error {
         Error::NotConverged {
-            cluster: name,
+            cluster: self.name(),
             passes: state.report.passes,
         }
     }
@@ -1446,8 +1599,8 @@ async fn run_pass(
         .collect();
     run_parallel(run, &second, observation, &created, state, &mut work).await;
     for step in steps {
-        if let Step::ReleaseAddress { node } = step {
-            if !state.failed.contains_key(node) {
+        match step {
+            Step::ReleaseAddress { node } if !state.failed.contains_key(node) => {
                 run.store.release_node(&run.fence, node).await?;
                 state
                     .report
@@ -1455,6 +1608,25 @@ async fn run_pass(
                     .push(format!("release address {node}"));
                 work.acted = true;
             }
+            Step::ForgetNode { node } => {
+                run.progress.started(StepKind::ForgetNode, Some(node));
+                let removed = run.store.delete_node(&run.fence, node).await?;
+                run.progress
+                    .finished(StepKind::ForgetNode, Some(node), None);
+                run.event(
+                    EventLevel::Warning,
+                    EventKind::NodeForgotten,
+                    &format!(
+                        "its VM is gone and nothing recreates it: record dropped, {} address(es) released",
+                        removed.released_leases.len()
+                    ),
+                    Some(node),
+                )
+                .await;
+                state.report.executed.push(format!("forget node {node}"));
+                work.acted = true;
+            }
+            _ => {}
         }
     }
     Ok(work)

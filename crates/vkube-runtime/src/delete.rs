@@ -17,6 +17,7 @@ use crate::context::Context;
 use crate::error::{Error, NodeFailure, Result};
 use crate::guest;
 use crate::observe::observe;
+use crate::ownership::check_vcenter;
 use crate::progress::{Event, EventKind, Progress, StepKind};
 
 /// How a delete runs.
@@ -58,6 +59,20 @@ pub async fn delete(
     options: &DeleteOptions,
     progress: &dyn Progress,
 ) -> Result<DeleteReport> {
+    // Another vCenter is never touched: refused, or with `--force`
+    // treated as unreachable (the cluster is forgotten, its VMs listed).
+    let known = store.cluster(name).await?;
+    let vsphere = match vsphere.map(|v| (v, check_vcenter(&known, &v.facts()))) {
+        Some((v, Ok(()))) => Some(v),
+        Some((_, Err(e))) if !matches!(options.force, ForceDelete::No) => {
+            progress.warn(&format!(
+                "{e}; forgetting the cluster without touching this vCenter"
+            ));
+            None
+        }
+        Some((_, Err(e))) => return Err(e),
+        None => None,
+    };
     let record = store.mark_deleting(name, ctx.timestamp()).await?;
     let event = |level, kind, message: String, node: Option<String>| async move {
         let event = Event {

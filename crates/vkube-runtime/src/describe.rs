@@ -8,6 +8,7 @@ use vkube_vsphere::VspherePort;
 
 use crate::error::Result;
 use crate::observe::observe;
+use crate::ownership::check_vcenter;
 
 /// A cluster as the state and vCenter show it.
 #[derive(Debug, Clone, Serialize)]
@@ -19,6 +20,10 @@ pub struct ClusterView {
     pub uid: String,
     /// The recorded phase.
     pub phase: String,
+    /// Why the last apply failed, until one converges.
+    pub last_error: Option<String>,
+    /// The instance UUID of the vCenter the cluster is on.
+    pub vcenter: Option<String>,
     /// Kubernetes version of the spec.
     #[serde(skip)]
     pub kubernetes_version: String,
@@ -56,6 +61,8 @@ pub async fn describe(
 ) -> Result<ClusterView> {
     let record = store.cluster(name).await?;
     let spec = ClusterSpec::from_yaml(&record.spec_yaml)?;
+    // Another vCenter's VMs of the same names are not this cluster's.
+    check_vcenter(&record, &vsphere.facts())?;
     let inventory = vsphere.inventory().await?;
     let observation = observe(vsphere, &inventory, &spec, &record.uid).await?;
     let leases = store
@@ -107,6 +114,8 @@ pub async fn describe(
         name: name.to_owned(),
         uid: record.uid,
         phase: record.phase.as_str().to_owned(),
+        last_error: record.last_error,
+        vcenter: record.vcenter_uuid,
         kubernetes_version: spec.kubernetes_version().to_string(),
         control_plane_endpoint: vip,
         nodes,

@@ -95,6 +95,46 @@ pub enum Error {
         /// The group asked for.
         group: String,
     },
+    /// The cluster folder holds VMs of this cluster that this state did not
+    /// create (another state file's, or a lost one's): nothing is changed.
+    #[error("{}", crate::ownership::foreign_message(cluster, folder, known_uid.as_deref(), found, unmarked))]
+    ForeignVms {
+        /// Cluster name.
+        cluster: String,
+        /// The cluster folder's path.
+        folder: String,
+        /// The uid this state knows the cluster by, if it knows it.
+        known_uid: Option<String>,
+        /// The VMs found, by the uid their markers carry.
+        found: std::collections::BTreeMap<String, Vec<String>>,
+        /// VMs named as this cluster's nodes without any vkube marker.
+        unmarked: Vec<String>,
+    },
+    /// The cluster's VMs exist but the state holds no key material for it.
+    #[error("cluster `{cluster}` has node VMs ({}) but this state holds no key material (PKI) for it, and a new one would not be trusted by them: an adoption stopped before it finished; run `vkube cluster adopt -f SPEC` again", crate::ownership::quoted(nodes))]
+    MissingKeyMaterial {
+        /// Cluster name.
+        cluster: String,
+        /// Its node VMs.
+        nodes: Vec<String>,
+    },
+    /// The cluster was adopted with a new PKI, which its nodes do not
+    /// trust: no node can join it.
+    #[error("cluster `{cluster}` was adopted with `--new-pki`: its nodes trust a CA this state does not hold, so new node(s) {} could not join; scaling down, resizing and deleting work, growing or replacing nodes does not", crate::ownership::quoted(nodes))]
+    UntrustedPki {
+        /// Cluster name.
+        cluster: String,
+        /// The nodes the plan would create.
+        nodes: Vec<String>,
+    },
+    /// `vkube cluster adopt` cannot take the cluster over.
+    #[error("cannot adopt cluster `{cluster}`: {reason}")]
+    AdoptRefused {
+        /// Cluster name.
+        cluster: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// An input file or value vkube was given cannot be used.
     #[error("{what}: {problem}")]
     Input {
@@ -185,6 +225,10 @@ impl Error {
             | Error::NotBootstrapped { .. }
             | Error::Input { .. }
             | Error::NoSuchGroup { .. }
+            | Error::ForeignVms { .. }
+            | Error::MissingKeyMaterial { .. }
+            | Error::UntrustedPki { .. }
+            | Error::AdoptRefused { .. }
             | Error::Addon(_)
             | Error::CloudUserLacksPrivileges { .. }
             | Error::NodesFailed { .. }

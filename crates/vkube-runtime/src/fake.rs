@@ -39,6 +39,9 @@ const ROOT: &str = "group-d1";
 const VM_FOLDER: &str = "group-v3";
 const TEMPLATE_ID: &str = "vm-100";
 
+/// The instance UUID the fake vCenter reports unless told otherwise.
+pub const FAKE_VCENTER_UUID: &str = "11111111-2222-3333-4444-555555555555";
+
 /// What happens at the injected call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Injection {
@@ -93,6 +96,10 @@ struct State {
     permissions: Vec<PermissionInfo>,
     /// The region and zone categories, their tags and attachments.
     tags: TagFacts,
+    /// The instance UUID the "vCenter" reports.
+    instance_uuid: Option<String>,
+    /// Racing clones carry these markers (another state's VM).
+    racing_markers: BTreeMap<String, String>,
 }
 
 /// The fake vCenter.
@@ -132,6 +139,7 @@ impl FakeVsphere {
                 next_id: 200,
                 privileges: privileges.into_iter().collect(),
                 roles: system_roles(),
+                instance_uuid: Some(FAKE_VCENTER_UUID.into()),
                 ..Default::default()
             }),
             crash: tokio::sync::Notify::new(),
@@ -174,6 +182,32 @@ impl FakeVsphere {
     /// A clone of `name` will find the name taken by a VM another run cloned.
     pub fn race_clone(&self, name: &str) {
         self.state().racing_clones.insert(name.to_owned());
+    }
+
+    /// Like [`race_clone`](Self::race_clone), by another state's run: the
+    /// racing VM carries `markers` instead of the clone's own.
+    pub fn race_clone_with(&self, name: &str, markers: BTreeMap<String, String>) {
+        let mut state = self.state();
+        state.racing_clones.insert(name.to_owned());
+        state.racing_markers = markers;
+    }
+
+    /// From now on the "vCenter" reports instance UUID `uuid` (a rebuilt
+    /// vCenter, or another one at the same address).
+    pub fn set_instance_uuid(&self, uuid: Option<&str>) {
+        self.state().instance_uuid = uuid.map(str::to_owned);
+    }
+
+    /// Sets extraConfig `key` of VM `name` (`None` removes it), as a
+    /// vCenter user editing the VM would.
+    pub fn set_extra_config(&self, name: &str, key: &str, value: Option<&str>) {
+        let mut state = self.state();
+        for vm in state.vms.values_mut().filter(|vm| vm.name == name) {
+            match value {
+                Some(value) => vm.extra_config.insert(key.to_owned(), value.to_owned()),
+                None => vm.extra_config.remove(key),
+            };
+        }
     }
 
     /// The guest of VM `name` reports `ip`.
@@ -425,6 +459,7 @@ impl VspherePort for FakeVsphere {
             host: "vcenter.example.test".into(),
             port: 443,
             trust: Trust::Thumbprint("AB:CD:EF".into()),
+            instance_uuid: self.state().instance_uuid.clone(),
         }
     }
 
@@ -625,7 +660,11 @@ impl VspherePort for FakeVsphere {
     async fn clone_vm(&self, request: &CloneRequest) -> Result<VmId> {
         self.mutate("cloning", |state| {
             if state.racing_clones.remove(&request.name) {
-                state.clone_from(request)?;
+                let id = state.clone_from(request)?;
+                let markers = std::mem::take(&mut state.racing_markers);
+                if !markers.is_empty() {
+                    state.vms.get_mut(&id).expect("cloned").extra_config = markers;
+                }
             }
             let taken = state
                 .vms

@@ -5,10 +5,17 @@
 //! server that schedules clusters itself); [`apply`] repeats passes until
 //! the plan is empty (for the CLI). Time, randomness and the lock holder
 //! come from the caller's [`Context`]. Never prints.
+//!
+//! A cluster is one uid in one vCenter ([`ownership`]): an apply refuses a
+//! folder holding another state's VMs of the cluster, and a vCenter other
+//! than the cluster's, before any change; [`adopt`](adopt::adopt) takes a
+//! cluster over from its VMs into a state that does not know it. An apply
+//! that stops with an error leaves the cluster `Degraded` with the error.
 #![deny(missing_docs)]
 
 pub mod access;
 pub mod addons;
+pub mod adopt;
 pub mod apply;
 pub mod cloud;
 pub mod context;
@@ -26,6 +33,7 @@ mod guest;
 pub mod images;
 pub mod kube;
 pub mod observe;
+pub mod ownership;
 pub mod placement;
 pub mod privileges;
 pub mod progress;
@@ -38,6 +46,7 @@ pub mod zones;
 #[cfg(test)]
 mod tests;
 
+pub use adopt::{adopt, AdoptOptions, AdoptReport};
 pub use apply::{
     apply, check_pools, parse_spec, plan_only, ApplyOptions, ApplyReport, PlanPreview,
 };

@@ -4,12 +4,15 @@
 //! The folder belongs to the cluster, so a VM in it that lacks vkube's
 //! markers is a node whose creation was interrupted after the clone: it is
 //! adopted (by its deterministic name) and finished, never cloned twice.
+//! A VM that carries another uid's markers is never this cluster's node,
+//! whatever its name: it is a claimant (another state created it), which
+//! [`crate::ownership`] refuses to work beside.
 
 use std::collections::BTreeMap;
 
 use vkube_core::cluster::{
     cluster_folder, parse_vm_name, ClusterSpec, ObservedCluster, ObservedNode, PowerState,
-    MARKER_CLUSTER_UID, MARKER_DOMAIN, MARKER_SPEC_HASH,
+    MARKER_CLUSTER_NAME, MARKER_CLUSTER_UID, MARKER_DOMAIN, MARKER_SPEC_HASH,
 };
 use vkube_vsphere::vm::ObservedVm;
 use vkube_vsphere::{FolderId, Inventory, VmId, VspherePort};
@@ -27,8 +30,15 @@ pub struct Observation {
     pub vms: BTreeMap<String, (VmId, ObservedVm)>,
     /// Nodes whose markers are missing (interrupted creation): finish them.
     pub unfinished: Vec<String>,
-    /// VMs in the folder that are not this cluster's nodes.
+    /// VMs in the folder that are not this cluster's nodes (claimants
+    /// included).
     pub strangers: Vec<String>,
+    /// VMs in the folder that claim this cluster (its name marker, or one
+    /// of its node names) with another uid's markers, by that uid: what
+    /// another state file created.
+    pub claimants: BTreeMap<String, Vec<String>>,
+    /// Nodes whose VMs carry no uid marker at all (also in `unfinished`).
+    pub unmarked: Vec<String>,
     /// Second VMs of one node (a clone raced by an interrupted run's clone):
     /// vkube's own, to be destroyed.
     pub duplicates: Vec<(String, VmId)>,
@@ -81,22 +91,35 @@ pub async fn observe(
     };
     observation.cluster.folder_exists = true;
     for vm in vms {
-        let Some((group, index)) = parse_vm_name(spec.name(), &group_names, &vm.name) else {
-            observation.strangers.push(vm.name.clone());
-            continue;
-        };
         let marker = |key: &str| vm.extra_config.get(key).cloned();
         let owned = marker(MARKER_CLUSTER_UID);
-        if owned.as_deref().is_some_and(|u| u != uid) {
-            // Another cluster's node in our folder: never touch it.
+        let parsed = parse_vm_name(spec.name(), &group_names, &vm.name);
+        if let Some(other) = owned.as_deref().filter(|u| *u != uid) {
+            // Another uid's VM: never touched, and a claim on this cluster
+            // when it carries its name.
+            let named_ours = marker(MARKER_CLUSTER_NAME).as_deref() == Some(spec.name().as_str());
+            if named_ours || parsed.is_some() {
+                observation
+                    .claimants
+                    .entry(other.to_owned())
+                    .or_default()
+                    .push(vm.name.clone());
+            }
             observation.strangers.push(vm.name.clone());
             continue;
         }
+        let Some((group, index)) = parsed else {
+            observation.strangers.push(vm.name.clone());
+            continue;
+        };
         if observation.vms.contains_key(&vm.name) {
             observation
                 .duplicates
                 .push((vm.name.clone(), VmId::new(vm.id.clone())));
             continue;
+        }
+        if owned.is_none() {
+            observation.unmarked.push(vm.name.clone());
         }
         let group_spec = groups
             .iter()

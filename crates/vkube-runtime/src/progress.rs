@@ -62,6 +62,10 @@ text_enum!(
         DeleteNode => "delete node",
         /// Releasing a node's address.
         ReleaseAddress => "release address",
+        /// Forgetting a node whose VM is gone.
+        ForgetNode => "forget node",
+        /// Taking a cluster over from its VMs.
+        Adopt => "adopt",
         /// Finishing a node whose creation was interrupted.
         FinishNode => "finish node",
         /// Destroying a second VM of one node.
@@ -106,6 +110,12 @@ text_enum!(
         AddonsPending => "AddonsPending",
         /// The apply converged.
         Applied => "Applied",
+        /// An apply stopped with an error.
+        ApplyFailed => "ApplyFailed",
+        /// The record of a node whose VM is gone was dropped.
+        NodeForgotten => "NodeForgotten",
+        /// The cluster was taken over from its VMs' markers.
+        Adopted => "Adopted",
         /// Deleting the cluster started.
         DeletionStarted => "DeletionStarted",
         /// A node was destroyed by a delete.
@@ -126,6 +136,7 @@ impl StepKind {
             Step::PowerOn { node } => (StepKind::PowerOn, Some(node)),
             Step::DeleteNode { node, .. } => (StepKind::DeleteNode, Some(node)),
             Step::ReleaseAddress { node } => (StepKind::ReleaseAddress, Some(node)),
+            Step::ForgetNode { node } => (StepKind::ForgetNode, Some(node)),
         }
     }
 

@@ -9,15 +9,20 @@ use std::time::Duration;
 
 use vkube_core::cluster::{ClusterSpec, MARKER_CLUSTER_UID};
 use vkube_core::roles::Catalog;
-use vkube_store::Fault as StoreFault;
-use vkube_store::{ClusterPhase, ForceDelete, LeaseFilter, MemoryStore, StateStore, Timestamp};
+use vkube_store::{
+    ClusterPhase, ClusterStore, CredentialStore, Fault as StoreFault, ForceDelete, LeaseFilter,
+    MemoryStore, Operation, StateStore, Store, Timestamp,
+};
 use vkube_vsphere::Fault;
 
 use crate::cloud::CLOUD_PROFILES;
 use crate::context::{Clock as _, Context};
 use crate::fake::{self, FakeClock, FakeHolder, FakeVsphere, Injection, SeededRandom};
 use crate::fake_kube::FakeCluster;
-use crate::{ApplyOptions, ApplyReport, DeleteOptions, Error, NoProgress, Outcome, RunState};
+use crate::{
+    AdoptOptions, AdoptReport, ApplyOptions, ApplyReport, DeleteOptions, Error, NoProgress,
+    Outcome, RunState,
+};
 
 /// One control-plane node and two workers in one placement domain.
 fn spec_text() -> String {
@@ -91,6 +96,28 @@ const POOLS: &str = "pools:
 
 const NODES: [&str; 3] = ["t1-cp-0", "t1-workers-0", "t1-workers-1"];
 
+/// A state with the test pools and the cloud credentials, as a new state
+/// file a user set up would be.
+async fn seeded_store() -> MemoryStore {
+    let store = MemoryStore::new();
+    let raws = vkube_core::ipam::parse_pools_yaml(POOLS).expect("pools parse");
+    let pools = vkube_core::ipam::validate_pools(&raws, false).expect("pools validate");
+    store
+        .create_pools(&pools, false)
+        .await
+        .expect("pools stored");
+    store
+        .set_credentials(
+            "demo-cloud",
+            "k8s-demo@vsphere.local",
+            "Cl0ud-Pa55!",
+            Timestamp::from_unix_seconds(1_767_225_600),
+        )
+        .await
+        .expect("credentials stored");
+    store
+}
+
 /// Every privilege the CPI and CSI catalogs name.
 fn cloud_privileges() -> Vec<String> {
     CLOUD_PROFILES
@@ -133,23 +160,8 @@ impl Harness {
     }
 
     async fn with_privileges(privileges: Vec<String>) -> Harness {
-        let memory = MemoryStore::new();
+        let memory = seeded_store().await;
         let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(memory.clone());
-        let raws = vkube_core::ipam::parse_pools_yaml(POOLS).expect("pools parse");
-        let pools = vkube_core::ipam::validate_pools(&raws, false).expect("pools validate");
-        store
-            .create_pools(&pools, false)
-            .await
-            .expect("pools stored");
-        store
-            .set_credentials(
-                "demo-cloud",
-                "k8s-demo@vsphere.local",
-                "Cl0ud-Pa55!",
-                Timestamp::from_unix_seconds(1_767_225_600),
-            )
-            .await
-            .expect("credentials stored");
         let spec = crate::parse_spec(store.as_ref(), &spec_text())
             .await
             .expect("spec validates");
@@ -210,11 +222,23 @@ impl Harness {
     }
 
     async fn apply_as(&self, holder: &str, gone: &[&str]) -> Result<ApplyReport, Error> {
+        self.apply_to(self.store.as_ref(), &self.spec, holder, gone)
+            .await
+    }
+
+    /// Apply `spec` with the state `store` as `holder`, knowing `gone` stopped.
+    async fn apply_to(
+        &self,
+        store: &dyn StateStore,
+        spec: &ClusterSpec,
+        holder: &str,
+        gone: &[&str],
+    ) -> Result<ApplyReport, Error> {
         let holder = FakeHolder::new(holder, gone);
         crate::apply(
             &self.vsphere,
-            self.store.as_ref(),
-            &self.spec,
+            store,
+            spec,
             &self.context(&holder),
             &options(),
             &NoProgress,
@@ -224,11 +248,57 @@ impl Harness {
 
     /// Apply as `holder` until a call crashes; `None` when it did.
     async fn apply_until_crash(&self, holder: &str) -> Option<Result<ApplyReport, Error>> {
+        self.apply_spec_until_crash(&self.spec, holder).await
+    }
+
+    /// Apply `spec` as `holder` until a call crashes; `None` when it did.
+    async fn apply_spec_until_crash(
+        &self,
+        spec: &ClusterSpec,
+        holder: &str,
+    ) -> Option<Result<ApplyReport, Error>> {
         tokio::select! {
             biased;
-            result = self.apply_as(holder, &[]) => Some(result),
+            result = self.apply_to(self.store.as_ref(), spec, holder, &[]) => Some(result),
             _ = self.vsphere.crashed() => None,
         }
+    }
+
+    /// Adopt the test cluster into `store`.
+    async fn adopt_into(
+        &self,
+        store: &dyn StateStore,
+        options: &AdoptOptions,
+    ) -> Result<AdoptReport, Error> {
+        let holder = FakeHolder::new("adopter", &[]);
+        crate::adopt(
+            &self.vsphere,
+            store,
+            &self.spec,
+            &self.context(&holder),
+            options,
+            &NoProgress,
+        )
+        .await
+    }
+
+    /// Delete the test cluster from this state.
+    async fn delete(&self, force: ForceDelete) -> Result<crate::DeleteReport, Error> {
+        let holder = FakeHolder::new("deleter", &[]);
+        crate::delete(
+            Some(&self.vsphere),
+            self.store.as_ref(),
+            "t1",
+            &self.context(&holder),
+            &DeleteOptions {
+                force,
+                power_off_grace: Duration::from_secs(5),
+                parallel: 2,
+                lock_ttl: Duration::from_secs(60),
+            },
+            &NoProgress,
+        )
+        .await
     }
 
     async fn lease_nodes(&self) -> Vec<String> {
@@ -312,10 +382,16 @@ impl Harness {
                 .is_empty(),
             "{context}: no intent left open"
         );
+        let record = self.store.cluster("t1").await.expect("cluster");
         assert_eq!(
-            self.store.cluster("t1").await.expect("cluster").phase,
-            ClusterPhase::Ready,
+            (record.phase, record.last_error),
+            (ClusterPhase::Ready, None),
             "{context}"
+        );
+        assert_eq!(
+            record.vcenter_uuid.as_deref(),
+            Some(fake::FAKE_VCENTER_UUID),
+            "{context}: the vCenter is recorded"
         );
         assert_eq!(
             self.vsphere.folders(),
@@ -400,6 +476,24 @@ async fn a_fault_at_any_mutating_call_is_recovered_by_the_next_apply() {
         assert!(
             err.to_string().contains("TaskInProgress"),
             "{context}: {err}"
+        );
+        // The aborted apply leaves the cluster degraded, saying why.
+        let record = harness.store.cluster("t1").await.expect(&context);
+        assert_eq!(record.phase, ClusterPhase::Degraded, "{context}");
+        assert!(
+            record
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("TaskInProgress")),
+            "{context}: {:?}",
+            record.last_error
+        );
+        let events = harness.store.events("t1", 100).await.expect("events");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == "ApplyFailed" && e.message.contains("TaskInProgress")),
+            "{context}: {events:?}"
         );
         harness.vsphere.heal();
         harness.apply_as("run-2", &[]).await.expect(&context);
@@ -785,3 +879,5 @@ async fn a_node_after_token_expiry_gets_a_token_created_through_the_cluster_api(
         "{calls:?}"
     );
 }
+
+mod ownership;

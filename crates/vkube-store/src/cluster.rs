@@ -25,6 +25,9 @@ use crate::time::Timestamp;
 /// cluster from the store while VMs may remain (Palette's rule).
 pub const FORCE_DELETE_AFTER: Duration = Duration::from_secs(15 * 60);
 
+/// The most of an apply's error [`ClusterStore::set_cluster_status`] keeps.
+pub const LAST_ERROR_MAX: usize = 4096;
+
 text_enum! {
     /// Where a cluster is in its life. Stored as text.
     pub enum ClusterPhase {
@@ -87,6 +90,11 @@ pub struct ClusterRecord {
     pub phase: ClusterPhase,
     /// When deletion started (set once, never cleared).
     pub deletion_started_at: Option<Timestamp>,
+    /// The instance UUID of the vCenter the cluster lives in, recorded by
+    /// its first apply (or the first apply after an upgrade); set once.
+    pub vcenter_uuid: Option<String>,
+    /// Why the last apply stopped short, until an apply converges.
+    pub last_error: Option<String>,
     /// When the cluster was recorded.
     pub created_at: Timestamp,
     /// When the row last changed.
@@ -279,6 +287,33 @@ pub trait ClusterStore: Send + Sync {
         fence: &Fence,
         expected_version: u64,
         phase: ClusterPhase,
+        now: Timestamp,
+    ) -> Result<ClusterRecord>;
+
+    /// Sets the phase together with the last error: `Some` records why an
+    /// apply stopped short (at most [`LAST_ERROR_MAX`] bytes are kept, cut
+    /// at a character boundary), `None` clears it. Otherwise as
+    /// [`set_cluster_phase`](Self::set_cluster_phase), which leaves the
+    /// last error alone.
+    async fn set_cluster_status(
+        &self,
+        fence: &Fence,
+        expected_version: u64,
+        phase: ClusterPhase,
+        last_error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<ClusterRecord>;
+
+    /// Records the instance UUID of the cluster's vCenter. Idempotent for
+    /// the same UUID; fails with `VcenterMismatch` when another one is
+    /// recorded already (it never changes), `Invalid` for an unusable
+    /// UUID, or `Conflict`, `ClusterNotFound`, `ClusterDeleting` (once
+    /// deletion started), `LockLost`.
+    async fn set_cluster_vcenter(
+        &self,
+        fence: &Fence,
+        expected_version: u64,
+        vcenter_uuid: &str,
         now: Timestamp,
     ) -> Result<ClusterRecord>;
 

@@ -1,6 +1,7 @@
 //! The store's error type. Variants name the pool, cluster or file involved;
 //! causes stay in `#[source]`.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -68,6 +69,37 @@ pub enum Error {
         other: PoolName,
         /// The shared addresses.
         addresses: AddressRange,
+    },
+    /// The pool cannot lease this exact address to this node.
+    #[error("address {address} of pool `{pool}` cannot be leased to node `{node}`: {reason}")]
+    AddressUnavailable {
+        /// The pool.
+        pool: PoolName,
+        /// The address asked for.
+        address: IpAddr,
+        /// The node it was asked for.
+        node: String,
+        /// Why not: outside the pool, leased to another node, ….
+        reason: String,
+    },
+    /// The cluster lives in another vCenter than the one connected to.
+    #[error("cluster `{cluster}` lives in vCenter {recorded}, but this connection is to vCenter {connected}: vkube never applies a cluster's state to another vCenter (after a vCenter rebuild its VM ids mean other VMs); connect to the cluster's vCenter, or forget the cluster with `vkube cluster delete {cluster} --force --now`")]
+    VcenterMismatch {
+        /// The cluster.
+        cluster: String,
+        /// The vCenter instance UUID recorded with the cluster.
+        recorded: String,
+        /// The vCenter connected to: its instance UUID, and how it was reached.
+        connected: String,
+    },
+    /// The state file exists but holds no vkube schema: emptied (a
+    /// truncated file is 0 bytes) or not vkube's.
+    #[error("state file `{}` exists but {problem}, so it is not used as a fresh state (that would duplicate every cluster it held); restore it from a backup, or move it aside and take each cluster's VMs over again with `vkube cluster adopt -f SPEC`; remove it only if it never held a cluster", path.display())]
+    StateWithoutSchema {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong: `is empty (0 bytes)`, ….
+        problem: String,
     },
     /// No cluster has this name.
     #[error("cluster `{cluster}` not found")]

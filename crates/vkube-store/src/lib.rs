@@ -36,7 +36,11 @@
 //!    writes).
 //! 2. [`ClusterStore::create_cluster`] or
 //!    [`update_cluster_spec`](ClusterStore::update_cluster_spec) records the
-//!    desired spec; every cluster write compares `version`.
+//!    desired spec, [`set_cluster_vcenter`](ClusterStore::set_cluster_vcenter)
+//!    the vCenter it lives in (once; another is `VcenterMismatch`); every
+//!    cluster write compares `version`. The apply ends with
+//!    [`set_cluster_status`](ClusterStore::set_cluster_status): `Ready`, or
+//!    `Degraded` with the error that stopped it.
 //! 3. Before each vCenter change: take the lease, upsert the node record,
 //!    [`Journal::record_intent`] (fenced: a holder that lost the lock learns
 //!    it before touching vCenter); after it: complete the intent, update
@@ -101,7 +105,7 @@ mod time;
 pub use backend::{BackendKind, StateBackend, StateStore};
 pub use cluster::{
     AddonDelivery, AddonRecord, ClusterPhase, ClusterRecord, ClusterStore, ForceDelete, Node,
-    NodePhase, NodeRecord, RemovedCluster, RemovedNode, FORCE_DELETE_AFTER,
+    NodePhase, NodeRecord, RemovedCluster, RemovedNode, FORCE_DELETE_AFTER, LAST_ERROR_MAX,
 };
 pub use credentials::{CredentialStore, CredentialsSummary, StoredCredentials};
 pub use error::{Error, Result};

@@ -15,7 +15,7 @@ use crate::time::Timestamp;
 
 /// `clusters` columns, in [`ClusterRow`] order.
 pub(crate) const CLUSTER_COLUMNS: &str = "name, uid, spec_yaml, spec_hash, version, phase, \
-     deletion_started_at, created_at, updated_at";
+     deletion_started_at, created_at, updated_at, vcenter_uuid, last_error";
 
 /// `cluster_nodes` columns, in [`NodeRow`] order.
 pub(crate) const NODE_COLUMNS: &str = "cluster, name, node_pool, node_index, domain, vm_id, ip, \
@@ -84,6 +84,8 @@ pub(crate) struct ClusterRow {
     pub(crate) deletion_started_at: Option<i64>,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
+    pub(crate) vcenter_uuid: Option<String>,
+    pub(crate) last_error: Option<String>,
 }
 
 impl ClusterRow {
@@ -102,6 +104,8 @@ impl ClusterRow {
             version,
             phase,
             deletion_started_at: self.deletion_started_at.map(Timestamp::from_unix_seconds),
+            vcenter_uuid: self.vcenter_uuid,
+            last_error: self.last_error,
             created_at: Timestamp::from_unix_seconds(self.created_at),
             updated_at: Timestamp::from_unix_seconds(self.updated_at),
         })

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use vkube_core::ipam::{next_free_from, IpPool};
 
-use crate::cluster::{ClusterPhase, ClusterRecord, ForceDelete, Node, NodeRecord};
+use crate::cluster::{ClusterPhase, ClusterRecord, ForceDelete, Node, NodeRecord, LAST_ERROR_MAX};
 use crate::error::{Error, Result};
 use crate::lock::{ApplyLock, Fence};
 use crate::time::Timestamp;
@@ -75,6 +75,8 @@ pub(crate) fn new_cluster(
         version: 1,
         phase: ClusterPhase::Pending,
         deletion_started_at: None,
+        vcenter_uuid: None,
+        last_error: None,
         created_at: now,
         updated_at: now,
     })
@@ -139,6 +141,58 @@ pub(crate) fn phase_update(
         next.phase = phase;
     }
     Ok(next)
+}
+
+/// The cluster in `phase` with `last_error` (cut to [`LAST_ERROR_MAX`]
+/// bytes), or without one.
+pub(crate) fn status_update(
+    current: &ClusterRecord,
+    expected_version: u64,
+    phase: ClusterPhase,
+    last_error: Option<&str>,
+    now: Timestamp,
+) -> Result<ClusterRecord> {
+    let mut next = phase_update(current, expected_version, phase, now)?;
+    next.last_error = last_error.map(|error| cut(error, LAST_ERROR_MAX).to_owned());
+    Ok(next)
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends at a
+/// character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The cluster with its vCenter recorded; `VcenterMismatch` when another
+/// one is recorded already.
+pub(crate) fn vcenter_update(
+    current: &ClusterRecord,
+    expected_version: u64,
+    vcenter_uuid: &str,
+) -> Result<ClusterRecord> {
+    check_version(current, expected_version)?;
+    check_name("vCenter instance UUID", vcenter_uuid)?;
+    match &current.vcenter_uuid {
+        Some(recorded) if recorded == vcenter_uuid => Ok(current.clone()),
+        Some(recorded) => Err(Error::VcenterMismatch {
+            cluster: current.name.clone(),
+            recorded: recorded.clone(),
+            connected: vcenter_uuid.to_owned(),
+        }),
+        None if current.deletion_started_at.is_some() => Err(Error::ClusterDeleting {
+            cluster: current.name.clone(),
+            requested: "recorded in a vCenter".into(),
+        }),
+        None => {
+            let mut next = current.clone();
+            next.vcenter_uuid = Some(vcenter_uuid.to_owned());
+            Ok(next)
+        }
+    }
 }
 
 /// The cluster marked for deletion (staying `Deleted` if it is).
@@ -221,6 +275,60 @@ pub(crate) fn node_clash(cluster: &str, node: &Node, other: NodeRecord) -> Error
         node: node.name.clone(),
         other: other.node.name,
         shared,
+    }
+}
+
+/// Whether `cluster` may lease from `pool`, whose claim is `owner`:
+/// `Ok(true)` when it must claim the (restricted, unclaimed) pool now,
+/// `Ok(false)` when nothing needs claiming, `PoolRestricted` when another
+/// cluster claimed it.
+pub(crate) fn claim(pool: &IpPool, owner: Option<&str>, cluster: &str) -> Result<bool> {
+    if !pool.restrict_to_cluster() {
+        return Ok(false);
+    }
+    match owner {
+        Some(owner) if owner != cluster => Err(Error::PoolRestricted {
+            pool: pool.name().clone(),
+            owner: owner.to_owned(),
+            requested: cluster.to_owned(),
+        }),
+        Some(_) => Ok(false),
+        None => Ok(true),
+    }
+}
+
+/// Who holds a lease: cluster and node.
+pub(crate) type LeaseHolder<'a> = (&'a str, &'a str);
+
+/// What leasing exactly `address` of `pool` to `node` means, given who
+/// holds `address` now and which address of the pool the node holds:
+/// `Ok(true)` when the node holds it already, `Ok(false)` when it may take
+/// it, else `AddressUnavailable` saying why not.
+pub(crate) fn exact_lease(
+    pool: &IpPool,
+    address: IpAddr,
+    node: &str,
+    holder: Option<LeaseHolder<'_>>,
+    held: Option<IpAddr>,
+) -> Result<bool> {
+    let unavailable = |reason: String| Error::AddressUnavailable {
+        pool: pool.name().clone(),
+        address,
+        node: node.to_owned(),
+        reason,
+    };
+    match (held, holder) {
+        (Some(held), _) if held == address => Ok(true),
+        (Some(held), _) => Err(unavailable(format!(
+            "the node holds {held} of this pool already"
+        ))),
+        (None, Some((cluster, other))) => Err(unavailable(format!(
+            "it is leased to node `{other}` of cluster `{cluster}`"
+        ))),
+        (None, None) if !pool.is_allocatable(address) => Err(unavailable(
+            "the pool does not hand it out (outside its range, excluded, or its gateway)".into(),
+        )),
+        (None, None) => Ok(false),
     }
 }
 

@@ -451,22 +451,42 @@ fn create_key(path: &Path) -> Result<Key> {
 }
 
 /// Writes a key file with mode 0600 (never wider, whatever the umask),
-/// synced to disk before it is used.
+/// synced to disk before it is used. The file appears whole or not at all:
+/// it is written under a temporary name beside `path`, then linked into
+/// place (a new key: fails with `AlreadyExists` when another process was
+/// first) or renamed over it (`replace`), so a reader never sees half a key.
 fn write_key_file(path: &Path, bytes: &[u8; 32], replace: bool) -> Result<()> {
     let io = |source| Error::KeyFile {
         path: path.to_owned(),
         source,
     };
-    let mut options = OpenOptions::new();
-    options.write(true).mode(0o600);
-    if replace {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    let mut file = options.open(path).map_err(io)?;
-    writeln!(file, "{HEADER}\n{}", STANDARD.encode(bytes)).map_err(io)?;
-    file.sync_all().map_err(io)
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".tmp-{}-{}", std::process::id(), unique_suffix()));
+    let temporary = PathBuf::from(name);
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        writeln!(file, "{HEADER}\n{}", STANDARD.encode(bytes))?;
+        file.sync_all()?;
+        if replace {
+            std::fs::rename(&temporary, path)
+        } else {
+            std::fs::hard_link(&temporary, path)
+        }
+    })();
+    let _ = std::fs::remove_file(&temporary);
+    written.map_err(io)
+}
+
+/// A per-process counter, so concurrent writers in one process never share
+/// a temporary name.
+fn unique_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The [`Store`] trait: the narrow set of operations vkube needs from its
 //! persistent state, so that SQLite and PostgreSQL can both sit behind it.
 
+use std::net::IpAddr;
+
 use async_trait::async_trait;
 use serde::Serialize;
 use vkube_core::ipam::{check_overlap, IpPool, Lease, PoolName};
@@ -69,6 +71,24 @@ pub trait Store: Send + Sync {
     /// cluster allocating from a `restrictToCluster` pool claims it; with
     /// `LockLost` when the fence's lock changed hands.
     async fn allocate(&self, fence: &Fence, pool: &str, node: &str) -> Result<Lease>;
+
+    /// Leases exactly `address` of `pool` to `node` of the fence's cluster:
+    /// how a cluster taken over from its VMs (`vkube cluster adopt`) gets
+    /// back the addresses its nodes already use.
+    ///
+    /// Idempotent: while the node holds this address, asking again returns
+    /// that lease. Fails with `AddressUnavailable` when the pool cannot
+    /// hand out `address` (outside its range, excluded, its gateway), when
+    /// another node holds it, or when the node holds another address of
+    /// the pool; with `PoolNotFound`, `PoolRestricted` (the first cluster
+    /// leasing from a `restrictToCluster` pool claims it) or `LockLost`.
+    async fn allocate_address(
+        &self,
+        fence: &Fence,
+        pool: &str,
+        node: &str,
+        address: IpAddr,
+    ) -> Result<Lease>;
 
     /// Releases every lease of one node of the fence's cluster; returns
     /// them (none is not an error, so retrying is safe). Fails with

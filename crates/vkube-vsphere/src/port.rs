@@ -55,6 +55,12 @@ pub struct SessionFacts {
     pub port: u16,
     /// How its certificate is trusted.
     pub trust: Trust,
+    /// vCenter's instance UUID (`ServiceContent.about.instanceUuid`): which
+    /// vCenter this is, whatever name or address it is reached by. A
+    /// rebuilt vCenter gets a new one (and reuses managed object ids), so
+    /// vkube records it with each cluster and refuses another vCenter.
+    /// `None` when vCenter does not report one.
+    pub instance_uuid: Option<String>,
 }
 
 /// Where Storage DRS should place a clone.
@@ -227,6 +233,12 @@ impl VspherePort for Session {
             host: options.endpoint.host.clone(),
             port: options.endpoint.port,
             trust,
+            instance_uuid: self
+                .content()
+                .about
+                .instance_uuid
+                .clone()
+                .filter(|uuid| !uuid.is_empty()),
         }
     }
 

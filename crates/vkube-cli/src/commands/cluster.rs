@@ -44,6 +44,18 @@ enum ClusterCommand {
         #[command(flatten)]
         run: ApplyRun,
     },
+    /// Take a cluster over from its VMs into this state (a lost, emptied or new state file): uid, nodes, addresses and key material from the VMs' markers and bootstrap data; changes nothing in vCenter
+    Adopt {
+        /// Cluster spec (YAML; `-` for standard input)
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// The uid to adopt when VMs of several uids claim the cluster
+        #[arg(long, value_name = "UID")]
+        uid: Option<String>,
+        /// Adopt even though no control-plane VM carries the key material any more: with a new PKI vkube can scale down, resize and delete the cluster, but not add nodes
+        #[arg(long)]
+        new_pki: bool,
+    },
     /// List clusters
     #[command(alias = "list")]
     Ls,
@@ -390,6 +402,20 @@ struct ClusterRow {
     version: u64,
     nodes: usize,
     updated_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vcenter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+}
+
+/// The first line of `text`, cut to `max` characters, for a table cell.
+fn cell(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() <= max && !text.contains('\n') {
+        return line.to_owned();
+    }
+    let cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
 }
 
 /// Run a `cluster` subcommand.
@@ -453,6 +479,23 @@ pub async fn run(
             )
             .await?;
         }
+        ClusterCommand::Adopt { file, uid, new_pki } => {
+            let options = vkube_runtime::AdoptOptions {
+                uid: uid.clone(),
+                new_pki: *new_pki,
+                ..Default::default()
+            };
+            adopt(
+                &read_spec(file)?,
+                connection,
+                state,
+                &options,
+                format,
+                stats,
+                out,
+            )
+            .await?;
+        }
         ClusterCommand::Credentials(args) => {
             super::credentials::run(args, open_store(state).await?.as_ref(), format, out).await?;
         }
@@ -481,18 +524,24 @@ pub async fn run(
                     phase: c.phase.as_str().to_string(),
                     version: c.version,
                     updated_at: c.updated_at.unix_seconds(),
+                    vcenter: c.vcenter_uuid,
+                    last_error: c.last_error,
                 });
             }
             match format {
                 Format::Table => print_table(
                     out,
-                    &["NAME", "PHASE", "NODES", "UID"],
+                    &["NAME", "PHASE", "NODES", "UID", "LAST ERROR"],
                     rows.iter().map(|r| {
                         vec![
                             r.name.clone(),
                             r.phase.clone(),
                             r.nodes.to_string(),
                             r.uid.clone(),
+                            r.last_error
+                                .as_deref()
+                                .map(|e| cell(e, 80))
+                                .unwrap_or_default(),
                         ]
                     }),
                 )?,
@@ -506,6 +555,7 @@ pub async fn run(
             let doc = serde_json::json!({
                 "spec": spec,
                 "status": { "uid": record.uid, "phase": record.phase.as_str(), "version": record.version,
+                            "vcenter": record.vcenter_uuid, "lastError": record.last_error,
                             "createdAt": record.created_at.unix_seconds(), "updatedAt": record.updated_at.unix_seconds() }
             });
             print_data(
@@ -639,6 +689,9 @@ async fn describe(
     }
     writeln!(out, "Cluster:   {name} ({})", view.uid)?;
     writeln!(out, "Phase:     {}", view.phase)?;
+    if let Some(error) = &view.last_error {
+        writeln!(out, "Error:     {}", error.replace('\n', "\n           "))?;
+    }
     writeln!(out, "Version:   {}", view.kubernetes_version)?;
     writeln!(out, "Endpoint:  {}:6443", view.control_plane_endpoint)?;
     writeln!(out)?;
@@ -657,6 +710,84 @@ async fn describe(
             ]
         }),
     )
+}
+
+/// `vkube cluster adopt -f FILE`: take the cluster over from its VMs.
+async fn adopt(
+    text: &str,
+    connection: &ConnectionArgs,
+    state: &StateLocation,
+    options: &vkube_runtime::AdoptOptions,
+    format: Format,
+    stats: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let store = open_store(state).await?;
+    let spec = vkube_runtime::parse_spec(store.as_ref(), text).await?;
+    let connected = connect(connection).await?;
+    let progress = CliProgress::new();
+    let report = vkube_runtime::adopt(
+        &connected.session,
+        store.as_ref(),
+        &spec,
+        &Context::system(),
+        options,
+        &progress,
+    )
+    .await;
+    if stats {
+        eprintln!("api-round-trips: {}", connected.session.round_trips());
+    }
+    connected.session.close().await;
+    let report = report?;
+    if format != Format::Table {
+        return print_data(out, format, &report);
+    }
+    writeln!(
+        out,
+        "adopted cluster `{}` (uid {}) from {} VM(s); key material from {}",
+        report.cluster,
+        report.uid,
+        report.nodes.len(),
+        report.pki
+    )?;
+    print_table(
+        out,
+        &["NODE", "GROUP", "VM", "POWER", "ADDRESS", "FROM"],
+        report.nodes.iter().map(|n| {
+            vec![
+                n.name.clone(),
+                n.group.clone(),
+                n.vm.clone(),
+                n.power_state.clone(),
+                n.address.map(|a| a.to_string()).unwrap_or_default(),
+                serde_json::to_value(n.address_from)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            ]
+        }),
+    )?;
+    if let Some(vip) = report.vip {
+        writeln!(out, "  VIP {vip} leased again")?;
+    }
+    for line in &report.addons {
+        writeln!(out, "  add-on {line}")?;
+    }
+    if report.pending.is_empty() {
+        writeln!(
+            out,
+            "the cluster matches its spec: `vkube cluster apply` has nothing to do"
+        )?;
+    } else {
+        writeln!(out, "`vkube cluster apply` would run next:")?;
+        print_table(
+            out,
+            &["STEP", "TARGET", "DETAIL"],
+            report.pending.iter().map(step_row),
+        )?;
+    }
+    Ok(())
 }
 
 /// `vkube cluster addons NAME`: what vkube delivered, from the state.

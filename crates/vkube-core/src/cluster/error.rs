@@ -40,6 +40,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A node's bootstrap data, read back from its VM, is not what vkube
+    /// wrote (the VM was edited).
+    #[error("cannot read back the bootstrap data of node `{node}`: {reason}")]
+    Recovery {
+        /// The node.
+        node: String,
+        /// What is unreadable.
+        reason: String,
+    },
     /// Key material handed in could not be used.
     #[error("invalid key material for `{what}`: {reason}")]
     KeyMaterial {

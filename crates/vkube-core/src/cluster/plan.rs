@@ -26,6 +26,10 @@
 //! - `ReleaseAddress` follows the `DeleteNode` of the same node, so it runs
 //!   only once the deletion succeeded; leases left by an interrupted run
 //!   (a lease without a VM that no step will create) are released too.
+//! - A node record without a VM that no step will create (a run stopped
+//!   between destroying a VM and forgetting its node) gets a `ForgetNode`,
+//!   which drops its lease with it; a converged plan leaves exactly one
+//!   record per VM.
 //!
 //! # Assumptions
 //!
@@ -86,7 +90,8 @@ pub struct ObservedNode {
     pub index: u32,
 }
 
-/// What vCenter holds for one cluster.
+/// What vCenter holds for one cluster, with the names of the nodes vkube
+/// keeps a record of.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObservedCluster {
@@ -94,6 +99,11 @@ pub struct ObservedCluster {
     pub folder_exists: bool,
     /// Every VM in it that carries this cluster's uid marker.
     pub nodes: Vec<ObservedNode>,
+    /// The nodes vkube's state holds a record of (not vCenter's view): a
+    /// record whose VM is gone and that no step brings back is forgotten
+    /// ([`Step::ForgetNode`]).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub recorded: BTreeSet<String>,
 }
 
 /// The cluster's address leases (this cluster's only: any lease passed in
@@ -197,6 +207,12 @@ pub enum Step {
         /// Node name.
         node: String,
     },
+    /// Forget a node whose VM is gone: drop vkube's record of it together
+    /// with its address lease.
+    ForgetNode {
+        /// Node name.
+        node: String,
+    },
 }
 
 /// The next batch of steps, in execution order.
@@ -276,15 +292,32 @@ pub fn plan(spec: &ClusterSpec, observed: &ObservedCluster, leases: &Leases) -> 
         }
     }
 
-    // Leases nothing will use: left by an interrupted run or a scale-down.
+    // Records nothing stands for: a VM destroyed by a run that stopped
+    // before it forgot the node. Workers waiting for the control plane
+    // keep theirs, as they keep their leases.
     let pool_names: Vec<&str> = groups.iter().map(NodeGroup::name).collect();
+    let in_skipped_group = |node: &str| {
+        parse_vm_name(&spec.name, &pool_names, node)
+            .is_some_and(|(group, _)| skipped_groups.contains(group))
+    };
+    let observed_names: BTreeSet<&str> = observed.nodes.iter().map(|n| n.name.as_str()).collect();
+    for node in &observed.recorded {
+        if observed_names.contains(node.as_str())
+            || planner.keep_leases.contains(node)
+            || in_skipped_group(node)
+        {
+            continue;
+        }
+        planner.steps.push(Step::ForgetNode { node: node.clone() });
+        planner.released.insert(node.clone());
+    }
+
+    // Leases nothing will use: left by an interrupted run or a scale-down.
     for node in leases.keys() {
         if planner.keep_leases.contains(node) || planner.released.contains(node) {
             continue;
         }
-        let in_skipped_group = parse_vm_name(&spec.name, &pool_names, node)
-            .is_some_and(|(group, _)| skipped_groups.contains(group));
-        if !in_skipped_group {
+        if !in_skipped_group(node) {
             planner
                 .steps
                 .push(Step::ReleaseAddress { node: node.clone() });

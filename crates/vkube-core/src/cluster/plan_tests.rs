@@ -42,6 +42,7 @@ fn converged(spec: &ClusterSpec) -> (ObservedCluster, Leases) {
         ObservedCluster {
             folder_exists: true,
             nodes,
+            ..Default::default()
         },
         leases,
     )
@@ -65,6 +66,7 @@ fn lines(plan: &Plan) -> Vec<String> {
             Step::PowerOn { node } => format!("power-on {node}"),
             Step::DeleteNode { node, reason } => format!("delete {node} ({reason:?})"),
             Step::ReleaseAddress { node } => format!("release {node}"),
+            Step::ForgetNode { node } => format!("forget {node}"),
         })
         .collect()
 }
@@ -322,6 +324,7 @@ fn converge(
                         observed.nodes.iter().all(|n| n.name != node),
                         "duplicate {node}"
                     );
+                    observed.recorded.insert(node.clone());
                     observed.nodes.push(ObservedNode {
                         name: node,
                         pool,
@@ -349,9 +352,16 @@ fn converge(
                         .unwrap()
                         .power_state = PowerState::PoweredOn
                 }
-                Step::DeleteNode { node, .. } => observed.nodes.retain(|n| n.name != node),
+                Step::DeleteNode { node, .. } => {
+                    observed.nodes.retain(|n| n.name != node);
+                    observed.recorded.remove(&node);
+                }
                 Step::ReleaseAddress { node } => {
                     assert!(leases.remove(&node).is_some(), "released {node} twice");
+                }
+                Step::ForgetNode { node } => {
+                    assert!(observed.recorded.remove(&node), "forgot {node} twice");
+                    leases.remove(&node);
                 }
             }
         }
@@ -447,4 +457,47 @@ fn plan_serializes_for_cli_output() {
     );
     let back: Plan = serde_json::from_str(&json).unwrap();
     assert_eq!(back.steps.len(), 4);
+}
+
+/// A scale-down stopped after destroying the VMs but before forgetting
+/// the nodes: their records (and leases) are forgotten, one step each, and
+/// nothing else happens; nodes that are planned again, and workers waiting
+/// for the control plane, keep theirs.
+#[test]
+fn records_without_vms_are_forgotten_with_their_leases() {
+    let spec = example();
+    let (mut observed, mut leases) = converged(&spec);
+    observed.recorded = observed.nodes.iter().map(|n| n.name.clone()).collect();
+    observed
+        .recorded
+        .extend(["demo-workers-3".into(), "demo-workers-4".into()]);
+    leases.insert("demo-workers-3".into(), "10.20.0.40".parse().unwrap());
+    assert_eq!(
+        lines(&plan(&spec, &observed, &leases)),
+        ["forget demo-workers-3", "forget demo-workers-4"],
+        "one step per stale record, the lease with it"
+    );
+    // A record whose VM is gone but wanted again is created, not forgotten.
+    let mut missing = observed.clone();
+    missing.nodes.retain(|n| n.name != "demo-workers-2");
+    missing.recorded.remove("demo-workers-3");
+    missing.recorded.remove("demo-workers-4");
+    let steps = lines(&plan(&spec, &missing, &leases));
+    assert!(
+        steps.contains(&"create demo-workers-2 in az1 as Worker".to_string()),
+        "{steps:?}"
+    );
+    assert!(!steps.iter().any(|s| s.starts_with("forget")), "{steps:?}");
+    // While the control plane is not settled, workers keep their records.
+    let mut unsettled = observed.clone();
+    unsettled.nodes.retain(|n| n.name != "demo-cp-2");
+    let steps = lines(&plan(&spec, &unsettled, &leases));
+    assert!(
+        !steps.iter().any(|s| s.starts_with("forget demo-workers")),
+        "{steps:?}"
+    );
+    assert!(
+        steps.iter().any(|s| s.starts_with("create demo-cp-")),
+        "{steps:?}"
+    );
 }

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::lock::Fence;
 use crate::rules::{
     bumped, check_node, check_removal, deletion_mark, existing_cluster, new_cluster, node_clash,
-    phase_update, spec_update, uid_taken,
+    phase_update, spec_update, status_update, uid_taken, vcenter_update,
 };
 use crate::time::Timestamp;
 
@@ -178,6 +178,35 @@ impl ClusterStore for MemoryStore {
         self.write(Operation::SetClusterPhase, |state, _| {
             state.change_cluster(Some(fence), fence.cluster(), now, |current| {
                 phase_update(current, expected_version, phase, now)
+            })
+        })
+    }
+
+    async fn set_cluster_status(
+        &self,
+        fence: &Fence,
+        expected_version: u64,
+        phase: ClusterPhase,
+        last_error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<ClusterRecord> {
+        self.write(Operation::SetClusterStatus, |state, _| {
+            state.change_cluster(Some(fence), fence.cluster(), now, |current| {
+                status_update(current, expected_version, phase, last_error, now)
+            })
+        })
+    }
+
+    async fn set_cluster_vcenter(
+        &self,
+        fence: &Fence,
+        expected_version: u64,
+        vcenter_uuid: &str,
+        now: Timestamp,
+    ) -> Result<ClusterRecord> {
+        self.write(Operation::SetClusterVcenter, |state, _| {
+            state.change_cluster(Some(fence), fence.cluster(), now, |current| {
+                vcenter_update(current, expected_version, vcenter_uuid)
             })
         })
     }

@@ -66,6 +66,8 @@ fn dump_state(state: &State) -> Value {
                 "version": c.version,
                 "phase": c.phase.as_str(),
                 "deletion_started_at": c.deletion_started_at.map(|t| t.unix_seconds()),
+                "vcenter_uuid": c.vcenter_uuid,
+                "last_error": c.last_error,
                 "created_at": c.created_at.unix_seconds(),
                 "updated_at": c.updated_at.unix_seconds(),
             })

@@ -28,6 +28,8 @@ pub enum Operation {
     DeletePool,
     /// [`Store::allocate`](crate::Store::allocate).
     Allocate,
+    /// [`Store::allocate_address`](crate::Store::allocate_address).
+    AllocateAddress,
     /// [`Store::release_node`](crate::Store::release_node).
     ReleaseNode,
     /// [`Store::release_cluster`](crate::Store::release_cluster).
@@ -44,6 +46,10 @@ pub enum Operation {
     UpdateClusterSpec,
     /// [`ClusterStore::set_cluster_phase`](crate::ClusterStore::set_cluster_phase).
     SetClusterPhase,
+    /// [`ClusterStore::set_cluster_status`](crate::ClusterStore::set_cluster_status).
+    SetClusterStatus,
+    /// [`ClusterStore::set_cluster_vcenter`](crate::ClusterStore::set_cluster_vcenter).
+    SetClusterVcenter,
     /// [`ClusterStore::mark_deleting`](crate::ClusterStore::mark_deleting).
     MarkDeleting,
     /// [`ClusterStore::remove_cluster`](crate::ClusterStore::remove_cluster).
@@ -110,6 +116,7 @@ impl Operation {
             Pools => "pools",
             DeletePool => "delete_pool",
             Allocate => "allocate",
+            AllocateAddress => "allocate_address",
             ReleaseNode => "release_node",
             ReleaseCluster => "release_cluster",
             Leases => "leases",
@@ -118,6 +125,8 @@ impl Operation {
             Clusters => "clusters",
             UpdateClusterSpec => "update_cluster_spec",
             SetClusterPhase => "set_cluster_phase",
+            SetClusterStatus => "set_cluster_status",
+            SetClusterVcenter => "set_cluster_vcenter",
             MarkDeleting => "mark_deleting",
             RemoveCluster => "remove_cluster",
             UpsertNode => "upsert_node",
@@ -158,11 +167,14 @@ impl Operation {
             CreatePools
                 | DeletePool
                 | Allocate
+                | AllocateAddress
                 | ReleaseNode
                 | ReleaseCluster
                 | CreateCluster
                 | UpdateClusterSpec
                 | SetClusterPhase
+                | SetClusterStatus
+                | SetClusterVcenter
                 | MarkDeleting
                 | RemoveCluster
                 | UpsertNode

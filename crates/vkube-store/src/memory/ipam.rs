@@ -14,7 +14,7 @@ use super::state::{Holder, PoolEntry, State};
 use super::{MemoryStore, Operation};
 use crate::error::{Error, Result};
 use crate::lock::Fence;
-use crate::rules::check_name;
+use crate::rules::{check_name, claim, exact_lease};
 use crate::store::{check_new_pools, LeaseFilter, PoolRecord, Store};
 
 impl PoolEntry {
@@ -36,6 +36,19 @@ impl PoolEntry {
                 Lease::new(&self.pool, *address, &holder.cluster, &holder.node)
             })
             .collect()
+    }
+
+    /// Leases `address` to `cluster`/`node`; with `claiming`, the cluster
+    /// claims the (restricted) pool too.
+    fn take(&mut self, address: IpAddr, cluster: &str, node: &str, claiming: bool) {
+        if claiming {
+            self.owner = Some(cluster.to_owned());
+        }
+        let holder = Holder {
+            cluster: cluster.to_owned(),
+            node: node.to_owned(),
+        };
+        self.leases.insert(address, holder);
     }
 
     /// The address `cluster`/`node` holds in this pool, if any.
@@ -90,32 +103,41 @@ impl State {
         if let Some(address) = entry.address_of(cluster, node) {
             return Ok(Lease::new(&entry.pool, address, cluster, node));
         }
-        let restricted = entry.pool.restrict_to_cluster();
-        match &entry.owner {
-            Some(owner) if restricted && owner != cluster => {
-                return Err(Error::PoolRestricted {
-                    pool: entry.pool.name().clone(),
-                    owner: owner.clone(),
-                    requested: cluster.to_owned(),
-                })
-            }
-            _ => {}
-        }
+        let claiming = claim(&entry.pool, entry.owner.as_deref(), cluster)?;
         let used: BTreeSet<IpAddr> = entry.leases.keys().copied().collect();
         let address = next_free(&entry.pool, &used).ok_or_else(|| Error::PoolFull {
             pool: entry.pool.name().clone(),
             used: used.len() as u128,
             total: entry.pool.capacity(),
         })?;
-        // The first cluster allocating from a restricted pool claims it.
-        if restricted && entry.owner.is_none() {
-            entry.owner = Some(cluster.to_owned());
+        entry.take(address, cluster, node, claiming);
+        Ok(Lease::new(&entry.pool, address, cluster, node))
+    }
+
+    fn allocate_address(
+        &mut self,
+        fence: &Fence,
+        pool_name: &str,
+        node: &str,
+        address: IpAddr,
+    ) -> Result<Lease> {
+        let cluster = fence.cluster();
+        self.check_fence(fence)?;
+        let entry = self
+            .pools
+            .get_mut(pool_name)
+            .ok_or_else(|| Error::PoolNotFound {
+                pool: pool_name.to_owned(),
+            })?;
+        let holder = entry
+            .leases
+            .get(&address)
+            .map(|h| (h.cluster.as_str(), h.node.as_str()));
+        let held = entry.address_of(cluster, node);
+        if !exact_lease(&entry.pool, address, node, holder, held)? {
+            let claiming = claim(&entry.pool, entry.owner.as_deref(), cluster)?;
+            entry.take(address, cluster, node, claiming);
         }
-        let holder = Holder {
-            cluster: cluster.to_owned(),
-            node: node.to_owned(),
-        };
-        entry.leases.insert(address, holder);
         Ok(Lease::new(&entry.pool, address, cluster, node))
     }
 
@@ -174,6 +196,20 @@ impl Store for MemoryStore {
             check_name("cluster", fence.cluster())?;
             check_name("node", node)?;
             state.allocate(fence, pool, node)
+        })
+    }
+
+    async fn allocate_address(
+        &self,
+        fence: &Fence,
+        pool: &str,
+        node: &str,
+        address: IpAddr,
+    ) -> Result<Lease> {
+        self.write(Operation::AllocateAddress, |state, _| {
+            check_name("cluster", fence.cluster())?;
+            check_name("node", node)?;
+            state.allocate_address(fence, pool, node, address)
         })
     }
 

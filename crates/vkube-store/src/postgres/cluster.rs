@@ -24,7 +24,7 @@ use crate::lock::Fence;
 use crate::rows::{AddonRow, ClusterRow, NodeRow, ADDON_COLUMNS, CLUSTER_COLUMNS, NODE_COLUMNS};
 use crate::rules::{
     bumped, check_node, check_removal, check_version, deletion_mark, existing_cluster, new_cluster,
-    node_clash, phase_update, spec_update, uid_taken,
+    node_clash, phase_update, spec_update, status_update, uid_taken, vcenter_update,
 };
 use crate::time::Timestamp;
 
@@ -41,6 +41,8 @@ fn cluster_row(row: &Row) -> ClusterRow {
         deletion_started_at: row.get(6),
         created_at: row.get(7),
         updated_at: row.get(8),
+        vcenter_uuid: row.get(9),
+        last_error: row.get(10),
     }
 }
 
@@ -105,7 +107,8 @@ async fn save_change(
     let changed = client
         .execute(
             "UPDATE clusters SET spec_yaml = $3, spec_hash = $4, phase = $5,
-                 deletion_started_at = $6, version = $7, updated_at = $8
+                 deletion_started_at = $6, version = $7, updated_at = $8,
+                 vcenter_uuid = $9, last_error = $10
              WHERE name = $1 AND version = $2",
             &[
                 &current.name,
@@ -116,6 +119,8 @@ async fn save_change(
                 &next.deletion_started_at.map(Timestamp::unix_seconds),
                 &bigint(next.version),
                 &next.updated_at.unix_seconds(),
+                &next.vcenter_uuid,
+                &next.last_error,
             ],
         )
         .await
@@ -211,7 +216,7 @@ impl ClusterStore for PgStore {
             .execute(
                 &format!(
                     "INSERT INTO clusters ({CLUSTER_COLUMNS})
-                     VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $7) ON CONFLICT DO NOTHING"
+                     VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $7, NULL, NULL) ON CONFLICT DO NOTHING"
                 ),
                 &[
                     &record.name,
@@ -289,6 +294,37 @@ impl ClusterStore for PgStore {
         let action = format!("setting the phase of cluster `{name}`");
         self.change_cluster(Some(fence), name, &action, now, |current| {
             phase_update(current, expected_version, phase, now)
+        })
+        .await
+    }
+
+    async fn set_cluster_status(
+        &self,
+        fence: &Fence,
+        expected_version: u64,
+        phase: ClusterPhase,
+        last_error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<ClusterRecord> {
+        let name = fence.cluster();
+        let action = format!("setting the status of cluster `{name}`");
+        self.change_cluster(Some(fence), name, &action, now, |current| {
+            status_update(current, expected_version, phase, last_error, now)
+        })
+        .await
+    }
+
+    async fn set_cluster_vcenter(
+        &self,
+        fence: &Fence,
+        expected_version: u64,
+        vcenter_uuid: &str,
+        now: Timestamp,
+    ) -> Result<ClusterRecord> {
+        let name = fence.cluster();
+        let action = format!("recording the vCenter of cluster `{name}`");
+        self.change_cluster(Some(fence), name, &action, now, |current| {
+            vcenter_update(current, expected_version, vcenter_uuid)
         })
         .await
     }

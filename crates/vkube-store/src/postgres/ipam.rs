@@ -17,7 +17,7 @@ use super::{commit, pg, read, write, PgStore};
 use crate::error::{Error, Result};
 use crate::lock::Fence;
 use crate::rows::{definition_json, parse_address, parse_definition};
-use crate::rules::{address_key, check_name, FreeScan, ScanStep};
+use crate::rules::{address_key, check_name, claim, exact_lease, FreeScan, ScanStep};
 use crate::store::{check_new_pools, LeaseFilter, PoolRecord, Store};
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -27,6 +27,23 @@ struct PoolRow {
     pool: IpPool,
     owner: Option<String>,
     low_water: Option<String>,
+}
+
+/// Records `cluster` as the owner of restricted pool `pool`.
+async fn claim_pool(
+    client: &impl GenericClient,
+    pool: &str,
+    cluster: &str,
+    action: &str,
+) -> Result<()> {
+    client
+        .execute(
+            "UPDATE ip_pools SET owner_cluster = $2 WHERE name = $1",
+            &[&pool, &cluster],
+        )
+        .await
+        .map_err(pg(action))?;
+    Ok(())
 }
 
 /// The pool, or `PoolNotFound`; `locking` is e.g. `FOR UPDATE`.
@@ -318,26 +335,8 @@ impl Store for PgStore {
             let address = parse_address(pool_name, existing.get(0))?;
             return Ok(Lease::new(&row.pool, address, cluster, node));
         }
-        if row.pool.restrict_to_cluster() {
-            match &row.owner {
-                Some(owner) if owner != cluster => {
-                    return Err(Error::PoolRestricted {
-                        pool: row.pool.name().clone(),
-                        owner: owner.clone(),
-                        requested: cluster.to_owned(),
-                    })
-                }
-                Some(_) => {}
-                None => {
-                    transaction
-                        .execute(
-                            "UPDATE ip_pools SET owner_cluster = $2 WHERE name = $1",
-                            &[&pool_name, &cluster],
-                        )
-                        .await
-                        .map_err(pg(&action))?;
-                }
-            }
+        if claim(&row.pool, row.owner.as_deref(), cluster)? {
+            claim_pool(&transaction, pool_name, cluster, &action).await?;
         }
         let Some(address) = find_free(&transaction, &row, &action).await? else {
             // Returning drops the transaction: the ownership claim rolls back.
@@ -366,6 +365,64 @@ impl Store for PgStore {
             .await
             .map_err(pg(&action))?;
         commit(transaction, &action).await?;
+        Ok(Lease::new(&row.pool, address, cluster, node))
+    }
+
+    async fn allocate_address(
+        &self,
+        fence: &Fence,
+        pool_name: &str,
+        node: &str,
+        address: IpAddr,
+    ) -> Result<Lease> {
+        let cluster = fence.cluster();
+        check_name("cluster", cluster)?;
+        check_name("node", node)?;
+        let action = format!("leasing {address} of pool `{pool_name}` to `{cluster}`/`{node}`");
+        let mut client = self.client(&action).await?;
+        let transaction = write(&mut client, &action).await?;
+        fenced(&transaction, fence, &action).await?;
+        // Locking the pool row queues this behind every other allocator.
+        let row = load_pool(&transaction, pool_name, "FOR UPDATE", &action).await?;
+        let holder: Option<(String, String)> = transaction
+            .query_opt(
+                "SELECT cluster, node FROM ip_leases WHERE pool_name = $1 AND address_key = $2",
+                &[&pool_name, &address_key(address)],
+            )
+            .await
+            .map_err(pg(&action))?
+            .map(|found| (found.get(0), found.get(1)));
+        let held = transaction
+            .query_opt(
+                "SELECT address FROM ip_leases WHERE pool_name = $1 AND cluster = $2 AND node = $3",
+                &[&pool_name, &cluster, &node],
+            )
+            .await
+            .map_err(pg(&action))?
+            .map(|found| parse_address(pool_name, found.get(0)))
+            .transpose()?;
+        let holder = holder.as_ref().map(|(c, n)| (c.as_str(), n.as_str()));
+        if !exact_lease(&row.pool, address, node, holder, held)? {
+            if claim(&row.pool, row.owner.as_deref(), cluster)? {
+                claim_pool(&transaction, pool_name, cluster, &action).await?;
+            }
+            // The low-water mark stays: addresses below it are all still leased.
+            transaction
+                .execute(
+                    "INSERT INTO ip_leases (pool_name, address, address_key, cluster, node)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &pool_name,
+                        &address.to_string(),
+                        &address_key(address),
+                        &cluster,
+                        &node,
+                    ],
+                )
+                .await
+                .map_err(pg(&action))?;
+            commit(transaction, &action).await?;
+        }
         Ok(Lease::new(&row.pool, address, cluster, node))
     }
 

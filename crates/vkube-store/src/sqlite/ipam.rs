@@ -15,7 +15,7 @@ use super::{database, Inner, SqliteStore};
 use crate::error::{Error, Result};
 use crate::lock::Fence;
 use crate::rows::{definition_json, parse_address, parse_definition};
-use crate::rules::{address_key, check_name, FreeScan, ScanStep};
+use crate::rules::{address_key, check_name, claim, exact_lease, FreeScan, ScanStep};
 use crate::store::{check_new_pools, LeaseFilter, PoolRecord, Store};
 
 /// The lowest free address of `pool` (see [`FreeScan`]).
@@ -49,6 +49,22 @@ fn find_free(transaction: &Transaction<'_>, pool: &IpPool, action: &str) -> Resu
             ScanStep::More => {}
         }
     }
+}
+
+/// Records `cluster` as the owner of restricted pool `pool`.
+fn claim_pool(
+    transaction: &Transaction<'_>,
+    pool: &str,
+    cluster: &str,
+    action: &str,
+) -> Result<()> {
+    transaction
+        .execute(
+            "UPDATE ip_pools SET owner_cluster = ?2 WHERE name = ?1",
+            [pool, cluster],
+        )
+        .map_err(database(action))?;
+    Ok(())
 }
 
 /// Lowers the pool's low-water mark to `address` after a release.
@@ -288,22 +304,8 @@ impl Inner {
             if let Some(address) = existing {
                 return Ok(Lease::new(&pool, parse_address(pool_name, &address)?, cluster, node));
             }
-            if pool.restrict_to_cluster() {
-                match owner {
-                    Some(owner) if owner != cluster => {
-                        return Err(Error::PoolRestricted {
-                            pool: pool.name().clone(),
-                            owner,
-                            requested: cluster.to_owned(),
-                        })
-                    }
-                    Some(_) => {}
-                    None => {
-                        transaction
-                            .execute("UPDATE ip_pools SET owner_cluster = ?2 WHERE name = ?1", [pool_name, cluster])
-                            .map_err(database(&action))?;
-                    }
-                }
+            if claim(&pool, owner.as_deref(), cluster)? {
+                claim_pool(transaction, pool_name, cluster, &action)?;
             }
             let Some(address) = find_free(transaction, &pool, &action)? else {
                 // Returning an error rolls back the ownership claim above too.
@@ -321,6 +323,55 @@ impl Inner {
                 .execute(
                     "UPDATE ip_pools SET low_water_key = ?2 WHERE name = ?1",
                     params![pool_name, address_key(address)],
+                )
+                .map_err(database(&action))?;
+            Ok(Lease::new(&pool, address, cluster, node))
+        })
+    }
+
+    fn allocate_address(
+        &self,
+        fence: &Fence,
+        pool_name: &str,
+        node: &str,
+        address: IpAddr,
+    ) -> Result<Lease> {
+        let cluster = fence.cluster();
+        check_name("cluster", cluster)?;
+        check_name("node", node)?;
+        let action = format!("leasing {address} of pool `{pool_name}` to `{cluster}`/`{node}`");
+        self.write(&action, |transaction| {
+            fenced(transaction, fence, &action)?;
+            let (pool, owner) = load_pool(transaction, pool_name)?;
+            let holder: Option<(String, String)> = transaction
+                .query_row(
+                    "SELECT cluster, node FROM ip_leases WHERE pool_name = ?1 AND address_key = ?2",
+                    [pool_name, &address_key(address)],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(database(&action))?;
+            let held: Option<String> = transaction
+                .query_row(
+                    "SELECT address FROM ip_leases WHERE pool_name = ?1 AND cluster = ?2 AND node = ?3",
+                    [pool_name, cluster, node],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(database(&action))?;
+            let held = held.map(|text| parse_address(pool_name, &text)).transpose()?;
+            let holder = holder.as_ref().map(|(c, n)| (c.as_str(), n.as_str()));
+            if exact_lease(&pool, address, node, holder, held)? {
+                return Ok(Lease::new(&pool, address, cluster, node));
+            }
+            if claim(&pool, owner.as_deref(), cluster)? {
+                claim_pool(transaction, pool_name, cluster, &action)?;
+            }
+            // The low-water mark stays: addresses below it are all still leased.
+            transaction
+                .execute(
+                    "INSERT INTO ip_leases (pool_name, address, address_key, cluster, node) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![pool_name, address.to_string(), address_key(address), cluster, node],
                 )
                 .map_err(database(&action))?;
             Ok(Lease::new(&pool, address, cluster, node))
@@ -390,6 +441,20 @@ impl Store for SqliteStore {
         let (fence, pool, node) = (fence.clone(), pool.to_owned(), node.to_owned());
         self.run("allocating an address", move |store| {
             store.allocate(&fence, &pool, &node)
+        })
+        .await
+    }
+
+    async fn allocate_address(
+        &self,
+        fence: &Fence,
+        pool: &str,
+        node: &str,
+        address: IpAddr,
+    ) -> Result<Lease> {
+        let (fence, pool, node) = (fence.clone(), pool.to_owned(), node.to_owned());
+        self.run("leasing an address", move |store| {
+            store.allocate_address(&fence, &pool, &node, address)
         })
         .await
     }

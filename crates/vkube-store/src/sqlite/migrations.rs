@@ -185,6 +185,16 @@ CREATE TABLE cluster_addons (
 );
 "#,
     ),
+    (
+        6,
+        "cluster vCenter identity and last apply error",
+        r#"
+-- The instance UUID of the vCenter a cluster lives in (set once; applies
+-- against another vCenter are refused), and why its last apply stopped.
+ALTER TABLE clusters ADD COLUMN vcenter_uuid TEXT;
+ALTER TABLE clusters ADD COLUMN last_error TEXT;
+"#,
+    ),
 ];
 
 /// The schema version this build writes.

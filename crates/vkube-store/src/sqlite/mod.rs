@@ -8,6 +8,12 @@
 //! single write lock up front, so read-check-write sequences such as
 //! allocation cannot interleave between processes.
 //!
+//! A new state file appears with its schema in place (built under a
+//! temporary name, then linked), so a file without one is never fresh: an
+//! existing file that is empty (truncated to 0 bytes) or holds no vkube
+//! schema is refused with `StateWithoutSchema`, since using it as a new
+//! state would let the next apply duplicate every cluster it held.
+//!
 //! rusqlite is synchronous: every trait method moves its (owned) arguments
 //! onto tokio's blocking pool and runs there against the one connection,
 //! so a busy file never stalls the async executor. A caller that drops the
@@ -132,32 +138,18 @@ where
 
 impl Inner {
     fn open(path: PathBuf, key_file: PathBuf) -> Result<Inner> {
-        prepare_file(&path)?;
-        let database = |action: &'static str| {
-            let path = path.display().to_string();
-            move |source| Error::database(format!("{action} `{path}`"), source)
-        };
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut connection =
-            Connection::open_with_flags(&path, flags).map_err(database("opening"))?;
-        connection
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(database("configuring"))?;
-        // journal_mode answers with a row, so it cannot go through execute_batch.
-        let mode: String = connection
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(database("enabling WAL on"))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            // e.g. on file systems without shared memory; still correct, just slower.
-            connection
-                .execute_batch("PRAGMA journal_mode = DELETE")
-                .map_err(database("configuring"))?;
+        prepare_directory(&path)?;
+        if !exists(&path)? {
+            create_state_file(&path)?;
         }
-        connection
-            .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-            .map_err(database("configuring"))?;
+        // Every state file vkube makes has its schema from the moment it
+        // appears (see `create_state_file`): one without is not a fresh
+        // state but an emptied one, and must not quietly become fresh. It
+        // is looked at before anything is written to it.
+        if let Some(problem) = missing_schema(&path)? {
+            return Err(Error::StateWithoutSchema { path, problem });
+        }
+        let mut connection = connect(&path)?;
         migrations::migrate(&mut connection, &path)?;
         let inner = Inner {
             path,
@@ -214,36 +206,140 @@ impl Inner {
     }
 }
 
-/// Creates missing parent directories (0700) and the file itself (0600)
-/// before SQLite does, since SQLite would use the process umask.
-fn prepare_file(path: &Path) -> Result<()> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Io { path, source }
-    };
-    if let Some(parent) = path
+/// Creates missing parent directories (0700) before SQLite would, with
+/// the process umask.
+fn prepare_directory(path: &Path) -> Result<()> {
+    let Some(parent) = path
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        if !parent.exists() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .map_err(io(parent))?;
-        }
+    else {
+        return Ok(());
+    };
+    if parent.exists() {
+        return Ok(());
     }
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        // Another process created it first, or it existed: keep its mode.
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .map_err(io(parent))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_owned();
+    move |source| Error::Io { path, source }
+}
+
+/// Whether something (a file, or a dangling link SQLite would follow) is at `path`.
+fn exists(path: &Path) -> Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(error) => Err(io(path)(error)),
     }
+}
+
+/// Opens the SQLite database at `path` as the store uses it: WAL (readers
+/// never block the writer), a busy timeout, `synchronous=FULL`, foreign keys.
+fn connect(path: &Path) -> Result<Connection> {
+    let database = |action: &'static str| {
+        let path = path.display().to_string();
+        move |source| Error::database(format!("{action} `{path}`"), source)
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags).map_err(database("opening"))?;
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(database("configuring"))?;
+    // journal_mode answers with a row, so it cannot go through execute_batch.
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(database("enabling WAL on"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // e.g. on file systems without shared memory; still correct, just slower.
+        connection
+            .execute_batch("PRAGMA journal_mode = DELETE")
+            .map_err(database("configuring"))?;
+    }
+    connection
+        .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(database("configuring"))?;
+    Ok(connection)
+}
+
+/// Creates the state file at `path` with its schema already in place, so
+/// no process ever sees it without one: the database is built and
+/// migrated under a temporary name beside it (0600; SQLite gives its
+/// `-wal` and `-shm` files the same mode) and then hard-linked to `path`,
+/// which fails if the name is taken. A process that loses that race opens
+/// the winner's file. Where the file system has no hard links, the file
+/// is renamed into place instead, unless `path` appeared meanwhile.
+fn create_state_file(path: &Path) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state.db".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let staging = path.with_file_name(format!(".{name}.new-{}-{nanos}", std::process::id()));
+    let built = (|| {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staging)
+            .map_err(io(&staging))?;
+        let mut connection = connect(&staging)?;
+        migrations::migrate(&mut connection, &staging)?;
+        // Closing checkpoints the WAL into the file and removes it.
+        connection.close().map_err(|(_, source)| {
+            Error::database(format!("closing `{}`", staging.display()), source)
+        })
+    })();
+    let placed = built.and_then(|()| match std::fs::hard_link(&staging, path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(_) if !exists(path)? => std::fs::rename(&staging, path).map_err(io(path)),
+        Err(_) => Ok(()),
+    });
+    let _ = std::fs::remove_file(&staging);
+    placed
+}
+
+/// What is wrong with the existing state file at `path`, if it lacks
+/// vkube's schema: read before anything is written to it (SQLite writes
+/// its header when WAL is turned on).
+fn missing_schema(path: &Path) -> Result<Option<String>> {
+    let meta = std::fs::metadata(path).map_err(io(path))?;
+    if meta.len() == 0 {
+        return Ok(Some("is empty (0 bytes): it was truncated".into()));
+    }
+    let reading = |source| {
+        Error::database(
+            format!("reading the schema of `{}`", path.display()),
+            source,
+        )
+    };
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(reading)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(reading)?;
+    let tables: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(reading)?;
+    Ok((tables == 0).then(|| {
+        "holds no vkube schema (it is another SQLite database, or its tables were removed)"
+            .to_owned()
+    }))
 }
 
 fn database(action: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Error {

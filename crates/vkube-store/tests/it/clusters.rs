@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use vkube_store::{
     ClusterPhase, Error, EventLevel, Fence, ForceDelete, IntentAction, LeaseFilter, NodePhase,
-    FORCE_DELETE_AFTER,
+    FORCE_DELETE_AFTER, LAST_ERROR_MAX,
 };
 
 use crate::{at, create, fence, node, range_pool, AnyStore, Backend, TESTER};
@@ -740,6 +740,133 @@ async fn addon_records_replace_per_addon_and_go_with_the_cluster(b: Backend) {
     assert!(store.addons("prod").await.unwrap().is_empty());
 }
 
+/// The vCenter is recorded once; another is refused by name, and the
+/// record keeps the first.
+async fn the_vcenter_is_recorded_once(b: Backend) {
+    let store = b.open().await;
+    let created = create(&store, "prod", "uid-1", SPEC, "hash-1", at(100)).await;
+    assert_eq!(created.vcenter_uuid, None);
+    let prod = fence(&store, "prod").await;
+    let recorded = store
+        .set_cluster_vcenter(&prod, created.version, "vc-aaaa", at(101))
+        .await
+        .unwrap();
+    assert_eq!(recorded.vcenter_uuid.as_deref(), Some("vc-aaaa"));
+    assert_eq!(recorded.version, created.version + 1);
+    // The same vCenter again changes nothing.
+    let again = store
+        .set_cluster_vcenter(&prod, recorded.version, "vc-aaaa", at(102))
+        .await
+        .unwrap();
+    assert_eq!(again, recorded);
+    let error = store
+        .set_cluster_vcenter(&prod, recorded.version, "vc-bbbb", at(103))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::VcenterMismatch { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.contains("cluster `prod` lives in vCenter vc-aaaa")
+            && text.contains("this connection is to vCenter vc-bbbb"),
+        "{text}"
+    );
+    assert!(matches!(
+        store
+            .set_cluster_vcenter(&prod, recorded.version, "", at(103))
+            .await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        store
+            .set_cluster_vcenter(&prod, created.version, "vc-aaaa", at(103))
+            .await,
+        Err(Error::Conflict { .. })
+    ));
+    // Read back, also by a new connection.
+    let reopened = b.open().await;
+    assert_eq!(
+        reopened
+            .cluster("prod")
+            .await
+            .unwrap()
+            .vcenter_uuid
+            .as_deref(),
+        Some("vc-aaaa")
+    );
+    // Other writes keep it.
+    let spec = reopened
+        .update_cluster_spec(&prod, recorded.version, "name: prod\n", "hash-2", at(104))
+        .await
+        .unwrap();
+    assert_eq!(spec.vcenter_uuid.as_deref(), Some("vc-aaaa"));
+}
+
+/// The last error is set with a phase, kept by phase-only writes, cut to
+/// its maximum at a character boundary, and cleared by `None`.
+async fn the_last_error_goes_with_the_status(b: Backend) {
+    let store = b.open().await;
+    let created = create(&store, "prod", "uid-1", SPEC, "hash-1", at(100)).await;
+    assert_eq!(created.last_error, None);
+    let prod = fence(&store, "prod").await;
+    let failed = store
+        .set_cluster_status(
+            &prod,
+            created.version,
+            ClusterPhase::Degraded,
+            Some("cloning `prod-cp-0`: TaskInProgress"),
+            at(101),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.phase, ClusterPhase::Degraded);
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("cloning `prod-cp-0`: TaskInProgress")
+    );
+    let provisioning = store
+        .set_cluster_phase(&prod, failed.version, ClusterPhase::Provisioning, at(102))
+        .await
+        .unwrap();
+    assert_eq!(provisioning.last_error, failed.last_error, "kept");
+    // A long message with multi-byte characters is cut, still valid text.
+    let long = "é".repeat(LAST_ERROR_MAX);
+    let cut = store
+        .set_cluster_status(
+            &prod,
+            provisioning.version,
+            ClusterPhase::Degraded,
+            Some(&long),
+            at(103),
+        )
+        .await
+        .unwrap();
+    let kept = cut.last_error.clone().unwrap();
+    assert!(kept.len() <= LAST_ERROR_MAX && kept.len() > LAST_ERROR_MAX - 2);
+    assert!(long.starts_with(&kept));
+    assert_eq!(b.open().await.cluster("prod").await.unwrap(), cut);
+    let ready = store
+        .set_cluster_status(&prod, cut.version, ClusterPhase::Ready, None, at(104))
+        .await
+        .unwrap();
+    assert_eq!((ready.phase, ready.last_error), (ClusterPhase::Ready, None));
+    // Fenced, and refused once deletion started, like the phase.
+    store.mark_deleting("prod", at(105)).await.unwrap();
+    let version = store.cluster("prod").await.unwrap().version;
+    assert!(matches!(
+        store
+            .set_cluster_status(&prod, version, ClusterPhase::Degraded, Some("x"), at(106))
+            .await,
+        Err(Error::ClusterDeleting { .. })
+    ));
+    let stale = Fence::new("prod", "someone-else", 1);
+    assert!(matches!(
+        store
+            .set_cluster_status(&stale, version, ClusterPhase::Deleting, None, at(106))
+            .await,
+        Err(Error::LockLost { .. })
+    ));
+}
+
 conformance!(
     create_read_and_list,
     create_is_idempotent_for_one_uid_only,
@@ -752,5 +879,7 @@ conformance!(
     node_upsert_is_idempotent,
     nodes_are_listed_by_pool_then_index_and_never_share_a_vm,
     secrets_keep_the_first_value_and_go_with_the_cluster,
-    addon_records_replace_per_addon_and_go_with_the_cluster
+    addon_records_replace_per_addon_and_go_with_the_cluster,
+    the_vcenter_is_recorded_once,
+    the_last_error_goes_with_the_status
 );

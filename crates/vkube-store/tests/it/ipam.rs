@@ -512,6 +512,127 @@ async fn low_water_mark_is_only_a_hint(b: Backend) {
     );
 }
 
+/// Exact addresses (a cluster taken over from its VMs gets back what its
+/// nodes use): idempotent, refused when taken, held otherwise, or not the
+/// pool's to give; restricted pools are claimed as by `allocate`, and
+/// `allocate` skips an exact lease.
+async fn exact_addresses_are_leased_once(b: Backend) {
+    let store = b.open().await;
+    let mut restricted = range_pool("r", 1, 10, 20).to_raw();
+    restricted.restrict_to_cluster = true;
+    store
+        .create_pools(
+            &[range_pool("lab", 0, 10, 20), restricted.validate().unwrap()],
+            false,
+        )
+        .await
+        .unwrap();
+    let prod = fence(&store, "prod").await;
+    let address = |text: &str| text.parse::<std::net::IpAddr>().unwrap();
+    let lease = store
+        .allocate_address(&prod, "lab", "cp-0", address("10.0.0.12"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (lease.address, lease.node.as_str(), lease.cluster.as_str()),
+        (address("10.0.0.12"), "cp-0", "prod")
+    );
+    assert_eq!(
+        store
+            .allocate_address(&prod, "lab", "cp-0", address("10.0.0.12"))
+            .await
+            .unwrap(),
+        lease,
+        "asking again returns the same lease"
+    );
+    let refused = |error: Error| match error {
+        Error::AddressUnavailable { reason, .. } => reason,
+        other => panic!("{other:?}"),
+    };
+    let dev = fence(&store, "dev").await;
+    let error = store
+        .allocate_address(&dev, "lab", "cp-0", address("10.0.0.12"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "address 10.0.0.12 of pool `lab` cannot be leased to node `cp-0`: it is leased to node `cp-0` of cluster `prod`"
+    );
+    assert!(refused(
+        store
+            .allocate_address(&prod, "lab", "cp-0", address("10.0.0.13"))
+            .await
+            .unwrap_err()
+    )
+    .contains("holds 10.0.0.12 of this pool already"));
+    for outside in ["10.0.0.1", "10.0.0.9", "10.0.0.21", "10.0.9.12"] {
+        assert!(
+            refused(
+                store
+                    .allocate_address(&prod, "lab", "cp-1", address(outside))
+                    .await
+                    .unwrap_err()
+            )
+            .contains("does not hand it out"),
+            "{outside}"
+        );
+    }
+    // The lowest free address goes around the exact lease.
+    store
+        .allocate_address(&prod, "lab", "cp-1", address("10.0.0.10"))
+        .await
+        .unwrap();
+    let next = store.allocate(&prod, "lab", "cp-2").await.unwrap();
+    assert_eq!(next.address, address("10.0.0.11"));
+    let next = store.allocate(&prod, "lab", "cp-3").await.unwrap();
+    assert_eq!(next.address, address("10.0.0.13"));
+    // A restricted pool is claimed by its first exact lease too.
+    store
+        .allocate_address(&dev, "r", "w-0", address("10.0.1.15"))
+        .await
+        .unwrap();
+    assert_eq!(store.pool("r").await.unwrap().owner.as_deref(), Some("dev"));
+    assert!(matches!(
+        store
+            .allocate_address(&prod, "r", "w-0", address("10.0.1.16"))
+            .await,
+        Err(Error::PoolRestricted { .. })
+    ));
+    assert!(matches!(
+        store
+            .allocate_address(&prod, "nope", "w-0", address("10.0.1.16"))
+            .await,
+        Err(Error::PoolNotFound { .. })
+    ));
+    // Fenced like every allocation.
+    let stale = Fence::new("prod", "someone-else", 1);
+    assert!(matches!(
+        store
+            .allocate_address(&stale, "lab", "cp-9", address("10.0.0.19"))
+            .await,
+        Err(Error::LockLost { .. })
+    ));
+    let leased: Vec<String> = store
+        .leases(&LeaseFilter {
+            pool: None,
+            cluster: Some("prod".into()),
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| format!("{} {}", l.node, l.address))
+        .collect();
+    assert_eq!(
+        leased,
+        [
+            "cp-1 10.0.0.10",
+            "cp-2 10.0.0.11",
+            "cp-0 10.0.0.12",
+            "cp-3 10.0.0.13"
+        ]
+    );
+}
+
 conformance!(
     create_list_show_delete,
     create_is_all_or_nothing_and_checks_overlap,
@@ -525,5 +646,6 @@ conformance!(
     ipv6_range_pool,
     rejects_empty_owner_names,
     tasks_sharing_one_store,
-    low_water_mark_is_only_a_hint
+    low_water_mark_is_only_a_hint,
+    exact_addresses_are_leased_once
 );

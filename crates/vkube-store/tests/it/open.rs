@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use vkube_store::{SqliteStore, StateBackend};
+use vkube_store::{SqliteStore, StateBackend, Store};
 
 use crate::{fence, range_pool, AnyStore, TestState};
 
@@ -134,4 +134,66 @@ async fn open_picks_the_backend_from_the_state_string() {
             .contains("postgres://nobody@127.0.0.1:1/state"),
         "{error}"
     );
+}
+
+/// A state file that exists without vkube's schema is refused, naming the
+/// file and the way out, and left as it was: truncated to 0 bytes (what a
+/// full disk or a bad copy leaves), or another SQLite database. Only a
+/// missing file becomes a fresh state, and it appears complete: no
+/// temporary file stays beside it.
+#[tokio::test]
+async fn an_emptied_state_file_is_refused_not_made_fresh() {
+    let state = TestState::new();
+    let store = state.open().await;
+    store
+        .create_pools(&[range_pool("a", 0, 10, 20)], false)
+        .await
+        .unwrap();
+    drop(store);
+    let names: Vec<String> = std::fs::read_dir(state.dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".new-"))
+        .collect();
+    assert!(names.is_empty(), "staging files left: {names:?}");
+    std::fs::File::create(state.path()).unwrap();
+    let error = SqliteStore::open(state.path()).await.unwrap_err();
+    assert!(
+        matches!(error, vkube_store::Error::StateWithoutSchema { .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    for expected in [
+        state.path().display().to_string().as_str(),
+        "is empty (0 bytes)",
+        "restore it from a backup",
+        "vkube cluster adopt",
+    ] {
+        assert!(text.contains(expected), "{text}");
+    }
+    assert_eq!(
+        std::fs::metadata(state.path()).unwrap().len(),
+        0,
+        "untouched"
+    );
+
+    let other = state.dir.path().join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (text TEXT)")
+        .unwrap();
+    let error = SqliteStore::open(&other).await.unwrap_err();
+    assert!(
+        error.to_string().contains("holds no vkube schema"),
+        "{error}"
+    );
+    let tables: Vec<String> = rusqlite::Connection::open(&other)
+        .unwrap()
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["notes"], "nothing was migrated into it");
 }

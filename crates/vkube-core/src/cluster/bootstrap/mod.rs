@@ -47,6 +47,7 @@ pub mod ignition;
 pub mod kube_vip;
 pub mod kubeadm;
 pub mod metadata;
+pub mod recover;
 pub mod script;
 pub mod token;
 
