@@ -48,7 +48,7 @@ use vkube_vsphere::{DatastoreId, Fault, FolderId, PlacementQuery, VmId, VsphereP
 use crate::context::Context;
 use crate::error::{Error, NodeFailure, Result};
 use crate::guest;
-use crate::observe::{observe, Observation};
+use crate::observe::{observe, observe_folder, Observation};
 use crate::ownership;
 use crate::placement::{resolve, Placement, StorageTarget};
 use crate::progress::{Event, EventKind, Progress, StepKind};
@@ -223,6 +223,11 @@ pub(crate) struct Run<'a> {
     /// The apply lock's fence: every write of this run carries it, so a
     /// run that lost its lock cannot write over its successor.
     fence: Fence,
+    /// The inventory as the run found it (the spec's objects; node VMs are
+    /// read from the cluster folder each pass).
+    inventory: vkube_vsphere::Inventory,
+    /// The cluster folder, once found or created: passes read only it.
+    folder: std::sync::Mutex<Option<FolderId>>,
     options: &'a ApplyOptions,
     progress: &'a dyn Progress,
     ctx: &'a Context<'a>,
@@ -1093,7 +1098,7 @@ pub(crate) async fn locked<T>(
         check_ownership(vsphere, store, &inventory, spec).await?;
         started.set(true);
         let run = prepare(
-            vsphere, store, &fence, spec, placement, ctx, options, progress,
+            vsphere, store, &fence, spec, placement, inventory, ctx, options, progress,
         )
         .await?;
         work(&run).await
@@ -1294,6 +1299,7 @@ async fn prepare<'a>(
     fence: &Fence,
     spec: &'a ClusterSpec,
     placement: Placement,
+    inventory: vkube_vsphere::Inventory,
     ctx: &'a Context<'a>,
     options: &'a ApplyOptions,
     progress: &'a dyn Progress,
@@ -1305,8 +1311,14 @@ async fn prepare<'a>(
         .await?
         .is_some();
     let (pki, token) = load_secrets(store, spec, ctx, options.token_ttl).await?;
-    let inventory = vsphere.inventory().await?;
     let facts = addons::gather(vsphere, &inventory, store, spec, &record.uid).await?;
+    let folder = inventory
+        .resolve(
+            &cluster_folder(spec.folder(), spec.name()),
+            "cluster folder",
+        )
+        .ok()
+        .and_then(FolderId::of);
     let run = Run {
         vsphere,
         store,
@@ -1319,6 +1331,8 @@ async fn prepare<'a>(
         facts,
         manifests: std::sync::Mutex::new(None),
         fence: fence.clone(),
+        inventory,
+        folder: std::sync::Mutex::new(folder),
         options,
         progress,
         ctx,
@@ -1366,23 +1380,47 @@ pub(crate) enum Pass {
 }
 
 impl Run<'_> {
+    /// The cluster folder's VMs: one read of the folder the run knows, or,
+    /// before it is known, one lookup by name under the parent folder
+    /// (never the whole inventory). A folder removed behind the run's back
+    /// is looked up again.
+    async fn observe(&self) -> Result<Observation> {
+        let known = self
+            .folder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(folder) = known {
+            match observe_folder(self.vsphere, Some(&folder), self.spec, &self.uid).await {
+                Err(Error::Vsphere(e)) if e.is(&vkube_vsphere::Fault::ManagedObjectNotFound) => {}
+                other => return other,
+            }
+        }
+        let found = self
+            .vsphere
+            .find_folder(&self.placement.parent_folder, self.spec.name().as_str())
+            .await?;
+        *self.folder.lock().unwrap_or_else(|p| p.into_inner()) = found.clone();
+        observe_folder(self.vsphere, found.as_ref(), self.spec, &self.uid).await
+    }
+
     /// One pass: observe, finish half-done nodes, plan, execute the next
     /// steps. Never waits: what must be waited for is a [`Pass::Waiting`].
     pub(crate) async fn pass(&self, state: &mut RunState) -> Result<Pass> {
         let spec = self.spec;
         state.report.cluster = self.name();
         state.report.passes += 1;
-        let inventory = self.vsphere.inventory().await?;
-        let mut observation = observe(self.vsphere, &inventory, spec, &self.uid).await?;
+        let inventory = &self.inventory;
+        let mut observation = self.observe().await?;
         if !observation.duplicates.is_empty() {
             self.remove_duplicates(&observation).await?;
-            observation = observe(self.vsphere, &inventory, spec, &self.uid).await?;
+            observation = self.observe().await?;
         }
         if !observation.unfinished.is_empty() {
             for failure in self.finish_unfinished(&observation).await {
                 state.failed.insert(failure.node.clone(), failure);
             }
-            observation = observe(self.vsphere, &inventory, spec, &self.uid).await?;
+            observation = self.observe().await?;
         }
         // With DHCP, nothing goes on while a powered-on node lacks its address.
         if spec.ip_allocation() == IpAllocation::Dhcp {
@@ -1433,7 +1471,7 @@ impl Run<'_> {
                 .collect();
             crate::cloud::check_cloud_user(
                 self.vsphere,
-                &inventory,
+                inventory,
                 spec,
                 &self.facts.credentials.username,
                 &node_vms,
@@ -1559,6 +1597,7 @@ async fn run_pass(
                 run.progress.finished(StepKind::CreateFolder, None, None);
                 run.event(EventLevel::Info, EventKind::FolderCreated, path, None)
                     .await;
+                *run.folder.lock().unwrap_or_else(|p| p.into_inner()) = Some(folder.clone());
                 observation.folder = Some(folder);
                 state.report.executed.push(format!("create folder {path}"));
                 work.acted = true;

@@ -52,7 +52,8 @@ fn power_state(state: &str) -> PowerState {
     }
 }
 
-/// Observe the cluster's folder (three round trips, whatever its size).
+/// Observe the cluster's folder, found in `inventory` (three round trips,
+/// whatever its size).
 pub async fn observe(
     vsphere: &dyn VspherePort,
     inventory: &Inventory,
@@ -60,11 +61,21 @@ pub async fn observe(
     uid: &str,
 ) -> Result<Observation> {
     let path = cluster_folder(spec.folder(), spec.name());
-    let Some(folder_ref) = inventory
+    let folder = inventory
         .resolve(&path, "cluster folder")
         .ok()
-        .and_then(FolderId::of)
-    else {
+        .and_then(FolderId::of);
+    observe_folder(vsphere, folder.as_ref(), spec, uid).await
+}
+
+/// Observe the cluster folder `folder` (`None`: it does not exist yet).
+pub async fn observe_folder(
+    vsphere: &dyn VspherePort,
+    folder: Option<&FolderId>,
+    spec: &ClusterSpec,
+    uid: &str,
+) -> Result<Observation> {
+    let Some(folder_ref) = folder.cloned() else {
         return Ok(Observation::default());
     };
     let mut vms = vsphere.folder_vms(&folder_ref).await?;

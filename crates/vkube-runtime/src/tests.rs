@@ -881,3 +881,47 @@ async fn a_node_after_token_expiry_gets_a_token_created_through_the_cluster_api(
 }
 
 mod ownership;
+
+/// What a no-op apply of a cluster with `workers` workers costs in calls.
+async fn no_op_round_trips(workers: u32) -> u64 {
+    let harness = Harness::new().await;
+    let spec = crate::parse_spec(harness.store.as_ref(), &spec_with(workers, false))
+        .await
+        .expect("spec");
+    let holder = FakeHolder::new("run-1", &[]);
+    let ctx = harness.context(&holder);
+    crate::apply(
+        &harness.vsphere,
+        harness.store.as_ref(),
+        &spec,
+        &ctx,
+        &options(),
+        &NoProgress,
+    )
+    .await
+    .expect("apply");
+    let report = crate::apply(
+        &harness.vsphere,
+        harness.store.as_ref(),
+        &spec,
+        &ctx,
+        &options(),
+        &NoProgress,
+    )
+    .await
+    .expect("no-op apply");
+    assert!(!report.changed, "{report:?}");
+    report.round_trips
+}
+
+/// A no-op apply reads the inventory once (to resolve the spec) and then
+/// only the cluster folder: its cost does not grow with the cluster.
+#[tokio::test]
+async fn a_no_op_apply_costs_the_same_whatever_the_cluster_size() {
+    let small = no_op_round_trips(2).await;
+    let large = no_op_round_trips(40).await;
+    assert_eq!(small, large, "round trips of a no-op apply");
+    // The inventory, the folder's VMs for the ownership check, the tags
+    // for the add-on facts, the folder's VMs for the pass, …: six today.
+    assert!(small <= 6, "a no-op apply makes {small} calls");
+}
