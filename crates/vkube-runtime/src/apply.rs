@@ -1493,6 +1493,7 @@ impl Run<'_> {
             PassWork {
                 acted: false,
                 shutdown_wait: Some(left),
+                ..
             } => Pass::Waiting(left.min(SHUTDOWN_POLL)),
             PassWork { shutdown_wait, .. } => Pass::Stepped {
                 then: shutdown_wait.map_or(Duration::ZERO, |w| w.min(SHUTDOWN_POLL)),
@@ -1552,6 +1553,9 @@ struct PassWork {
     acted: bool,
     /// The shortest time a deletion waits for its guest to shut down.
     shutdown_wait: Option<Duration>,
+    /// vCenter stopped answering during the pass (the first such error):
+    /// the apply stops.
+    vcenter_silent: Option<String>,
 }
 
 /// How a node step ended.
@@ -1573,6 +1577,7 @@ async fn run_pass(
     let mut work = PassWork {
         acted: false,
         shutdown_wait: None,
+        vcenter_silent: None,
     };
     // Folder and addresses first: node steps need them.
     for step in steps {
@@ -1636,7 +1641,12 @@ async fn run_pass(
         .iter()
         .filter(|s| matches!(s, Step::PowerOn { node } if !state.failed.contains_key(node)))
         .collect();
-    run_parallel(run, &second, observation, &created, state, &mut work).await;
+    if work.vcenter_silent.is_none() {
+        run_parallel(run, &second, observation, &created, state, &mut work).await;
+    }
+    if let Some(detail) = work.vcenter_silent.take() {
+        return Err(Error::VcenterSilent { detail });
+    }
     for step in steps {
         match step {
             Step::ReleaseAddress { node } if !state.failed.contains_key(node) => {
@@ -1683,19 +1693,35 @@ async fn run_parallel(
 ) -> BTreeMap<String, VmId> {
     let limit = Semaphore::new(run.options.parallel.max(1));
     let shutdowns = &state.shutdowns;
+    // Once vCenter stops answering, steps not started yet are not started:
+    // each would only wait out its own deadline.
+    let silent: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     let results = futures::future::join_all(steps.iter().map(|step| {
-        let limit = &limit;
+        let (limit, silent) = (&limit, &silent);
         async move {
             let _permit = limit.acquire().await.expect("semaphore open");
             let (what, node) = StepKind::of(step);
+            let stopped = silent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(reason) = stopped {
+                return (*step, Err(Error::NotStarted { reason }));
+            }
             run.progress.started(what, node);
             let result = run.node_step(step, observation, created, shutdowns).await;
+            if let Err(Error::Vsphere(e)) = &result {
+                if e.is_no_answer() {
+                    silent
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert_with(|| e.to_string());
+                }
+            }
             let message = result.as_ref().err().map(|e| e.to_string());
             run.progress.finished(what, node, message.as_deref());
             (*step, result)
         }
     }))
     .await;
+    work.vcenter_silent = silent.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut new_vms = BTreeMap::new();
     for (step, result) in results {
         let (what, node) = StepKind::of(step);

@@ -149,6 +149,19 @@ pub enum Error {
     /// A call to the cluster's Kubernetes API failed.
     #[error(transparent)]
     Kubernetes(#[from] vkube_kube::Error),
+    /// A step was not started because vCenter had stopped answering.
+    #[error("not started: {reason}")]
+    NotStarted {
+        /// The first call vCenter did not answer.
+        reason: String,
+    },
+    /// vCenter stopped answering during an apply: no further step is
+    /// started.
+    #[error("{detail}; no further step was started (running the apply again when vCenter answers is safe)")]
+    VcenterSilent {
+        /// The first call vCenter did not answer.
+        detail: String,
+    },
     /// A call to the cluster's etcd failed.
     #[error(transparent)]
     Etcd(#[from] vkube_kube::etcd::EtcdError),
@@ -239,7 +252,9 @@ impl Error {
             | Error::ZoneConflicts { .. }
             | Error::Topology(_)
             | Error::Roles(_) => true,
-            Error::ZoneStep { .. } => false,
+            Error::ZoneStep { .. } | Error::NotStarted { .. } | Error::VcenterSilent { .. } => {
+                false
+            }
             Error::Store(e) => !matches!(
                 e,
                 vkube_store::Error::Database { .. }

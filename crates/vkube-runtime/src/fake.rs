@@ -51,6 +51,9 @@ pub enum Injection {
     CrashBefore,
     /// The call makes its change, then never returns.
     CrashAfter,
+    /// vCenter stops answering: this and every later mutating call fail
+    /// with [`Error::NoAnswer`] after the request deadline, changing nothing.
+    Silent,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +261,17 @@ impl FakeVsphere {
         state.round_trips += 1;
         state.mutations += 1;
         let now = state.mutations;
+        let silent = |call: &str| {
+            Go::Fail(Error::NoAnswer {
+                operation: call.to_owned(),
+                host: "vcenter.example.test:443".into(),
+                call: format!("`{call}`"),
+                waited: Duration::from_secs(30),
+            })
+        };
+        if matches!(&state.injection, Some((at, Injection::Silent)) if *at <= now) {
+            return silent(call);
+        }
         match &state.injection {
             Some((at, what)) if *at == now => match what.clone() {
                 Injection::Fail(fault) => Go::Fail(Error::raised(
@@ -270,6 +284,7 @@ impl FakeVsphere {
                     Go::Hang
                 }
                 Injection::CrashAfter => Go::Proceed { crash_after: true },
+                Injection::Silent => unreachable!("handled above"),
             },
             _ => Go::Proceed { crash_after: false },
         }

@@ -925,3 +925,36 @@ async fn a_no_op_apply_costs_the_same_whatever_the_cluster_size() {
     // for the add-on facts, the folder's VMs for the pass, …: six today.
     assert!(small <= 6, "a no-op apply makes {small} calls");
 }
+
+/// When vCenter stops answering mid-apply, the steps not started yet are
+/// not started (each would only wait out its own deadline) and the apply
+/// stops with the call vCenter did not answer; once it answers again, the
+/// next apply converges.
+#[tokio::test]
+async fn an_apply_stops_starting_steps_once_vcenter_stops_answering() {
+    let harness = Harness::new().await;
+    // The folder, then the first clone: from there on nothing answers.
+    harness.vsphere.inject(2, Injection::Silent);
+    let err = harness.apply_as("run-1", &[]).await.expect_err("stops");
+    let message = err.to_string();
+    assert!(
+        message.contains("did not answer") && message.contains("no further step was started"),
+        "{message}"
+    );
+    assert!(!err.is_user_error(), "{message}");
+    // One clone attempted with 2 slots for 3 nodes: at most the two in
+    // flight asked vCenter, the third was never started.
+    let asked = harness.vsphere.mutations();
+    assert!(
+        asked <= 3,
+        "{asked} mutating calls reached the silent vCenter"
+    );
+    harness.vsphere.heal();
+    harness
+        .apply_as("run-2", &["run-1"])
+        .await
+        .expect("converges");
+    harness
+        .assert_converged("after vCenter answered again")
+        .await;
+}
