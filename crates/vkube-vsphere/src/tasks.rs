@@ -1,11 +1,8 @@
 //! Waiting for vSphere tasks. All tasks a session waits for are polled
-//! together: one waiter at a time reads `info.state`, `info.progress` and
-//! `info.result` of every pending task in a single property retrieval and
-//! wakes the others. A new task is looked at at once (a task often ends
-//! within its start call's round trip, and vCenter's simulator always
-//! does), then on an interval that starts at 100 ms and backs off to 1 s.
-//! A task's result comes with the poll that sees it end; a fault is read
-//! once, when it failed.
+//! together: one waiter at a time reads `info.state` of every pending task
+//! in a single property retrieval, on an interval that starts at 100 ms and
+//! backs off to 1 s, and wakes the others. Results and faults are read once
+//! per task when it ends.
 //!
 //! Why not `vim_rs`'s `TaskTracker`: its shared update loop stops for every
 //! waiter when one task's fault does not parse (the simulator's fault
@@ -75,11 +72,7 @@ impl Seen {
 #[derive(Debug, Clone)]
 struct Pending {
     finished: Option<Finished>,
-    /// `info.result`, once it ended well (a managed object, e.g. a clone).
-    result: Option<ManagedObjectReference>,
     seen: Seen,
-    /// Whether any poll has looked at it yet.
-    polled: bool,
 }
 
 /// Shared state of one session's task waits.
@@ -108,7 +101,7 @@ impl TaskWaits {
             &pending,
             &[Wanted {
                 type_name: "Task",
-                paths: &["info.state", "info.progress", "info.result"],
+                paths: &["info.state", "info.progress"],
             }],
         )
         .await?;
@@ -120,10 +113,6 @@ impl TaskWaits {
             };
             let state = props.take::<TaskInfoStateEnum>("info.state");
             let progress = props.take::<i32>("info.progress");
-            slot.polled = true;
-            if state == Some(TaskInfoStateEnum::Success) {
-                slot.result = props.take::<ManagedObjectReference>("info.result");
-            }
             slot.finished = match state {
                 Some(TaskInfoStateEnum::Success) => Some(Finished::Success),
                 Some(TaskInfoStateEnum::Error) => Some(Finished::Error),
@@ -162,20 +151,31 @@ pub(crate) async fn wait(
         id.clone(),
         Pending {
             finished: None,
-            result: None,
             seen: Seen {
                 state: None,
                 progress: None,
                 since: Instant::now(),
             },
-            polled: false,
         },
     );
     let outcome = wait_until_finished(session, waits, operation, &id).await;
-    let pending = waits.tasks.lock().expect("task map").remove(&id);
+    waits.tasks.lock().expect("task map").remove(&id);
     match outcome? {
-        Finished::Success => Ok(pending.and_then(|p| p.result)),
-        Finished::Error => Err(task_error(session, operation, &task).await),
+        Finished::Success => {
+            let mut props = retrieve_objects(
+                session,
+                &[task],
+                &[Wanted {
+                    type_name: "Task",
+                    paths: &["info.result"],
+                }],
+            )
+            .await?;
+            Ok(props
+                .first_mut()
+                .and_then(|p| p.take::<ManagedObjectReference>("info.result")))
+        }
+        Finished::Error => Err(task_error(session, operation, &task_ref(&id)).await),
     }
 }
 
@@ -223,10 +223,7 @@ async fn wait_until_finished(
         }
         match waits.poller.try_lock() {
             Ok(_polling) => {
-                // A task no poll has seen yet is looked at at once.
-                if pending.polled {
-                    tokio::time::sleep(interval).await;
-                }
+                tokio::time::sleep(interval).await;
                 let polled = waits.poll_all(session).await;
                 waits.changed.notify_waiters();
                 polled?;
