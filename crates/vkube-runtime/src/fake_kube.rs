@@ -134,6 +134,32 @@ impl FakeCluster {
     }
 }
 
+impl FakeCluster {
+    /// `kubectl cordon` / `uncordon`.
+    fn set_unschedulable(
+        &self,
+        verb: &str,
+        name: &str,
+        unschedulable: bool,
+    ) -> vkube_kube::Result<NodeInfo> {
+        let mut state = self.call(format!("{verb} {name}"))?;
+        let node = state
+            .nodes
+            .get_mut(name)
+            .ok_or_else(|| no_such_node(name))?;
+        node.unschedulable = unschedulable;
+        Ok(node.clone())
+    }
+}
+
+/// The API server's 404 for a Node.
+fn no_such_node(name: &str) -> vkube_kube::Error {
+    vkube_kube::Error::NotFound {
+        what: format!("node `{name}`"),
+        message: "nodes not found (fake)".into(),
+    }
+}
+
 fn node_info(node: &str, ready: ConditionStatus, at: SystemTime) -> NodeInfo {
     let condition = NodeCondition {
         kind: "Ready".into(),
@@ -247,38 +273,17 @@ impl ClusterApi for FakeCluster {
     }
 
     async fn cordon(&self, name: &str) -> vkube_kube::Result<NodeInfo> {
-        let mut state = self.call(format!("cordon {name}"))?;
-        let node = state
-            .nodes
-            .get_mut(name)
-            .ok_or_else(|| vkube_kube::Error::NotFound {
-                what: format!("node `{name}`"),
-                message: "nodes not found (fake)".into(),
-            })?;
-        node.unschedulable = true;
-        Ok(node.clone())
+        self.set_unschedulable("cordon", name, true)
     }
 
     async fn uncordon(&self, name: &str) -> vkube_kube::Result<NodeInfo> {
-        let mut state = self.call(format!("uncordon {name}"))?;
-        let node = state
-            .nodes
-            .get_mut(name)
-            .ok_or_else(|| vkube_kube::Error::NotFound {
-                what: format!("node `{name}`"),
-                message: "nodes not found (fake)".into(),
-            })?;
-        node.unschedulable = false;
-        Ok(node.clone())
+        self.set_unschedulable("uncordon", name, false)
     }
 
     async fn drain(&self, name: &str, options: &DrainOptions) -> vkube_kube::Result<DrainReport> {
         let mut state = self.call(format!("drain {name}"))?;
         let Some(node) = state.nodes.get_mut(name) else {
-            return Err(vkube_kube::Error::NotFound {
-                what: format!("node `{name}`"),
-                message: "nodes not found (fake)".into(),
-            });
+            return Err(no_such_node(name));
         };
         node.unschedulable = true;
         if let Some(budget) = state.blocked.get(name).cloned() {
