@@ -261,13 +261,20 @@ fn env_of(sim: &Simulator, state: &Path) -> Vec<(String, String)> {
 }
 
 /// `image import SOURCE --name NAME --datastore DS --folder FOLDER` and `rest`.
+/// Where an import goes: a datastore and a VM folder.
+type Target = (&'static str, &'static str);
+/// The second datastore, into the `images` folder.
+const IMAGES: Target = ("/DC0/datastore/LocalDS_1", "/DC0/vm/images");
+/// The first datastore, into the datacenter's VM folder.
+const VM_ROOT: Target = ("/DC0/datastore/LocalDS_0", "/DC0/vm");
+
 fn import_args<'a>(
     source: &'a str,
     name: &'a str,
-    datastore: &'a str,
-    folder: &'a str,
+    target: Target,
     rest: &[&'a str],
 ) -> Vec<&'a str> {
+    let (datastore, folder) = target;
     let mut args = vec![
         "image",
         "import",
@@ -281,6 +288,19 @@ fn import_args<'a>(
     ];
     args.extend_from_slice(rest);
     args
+}
+
+/// `vkube image import … -o json` (no proxy), its report as JSON.
+fn import_json(
+    env: &[(String, String)],
+    source: &str,
+    name: &str,
+    target: Target,
+    rest: &[&str],
+) -> serde_json::Value {
+    let mut args = import_args(source, name, target, rest);
+    args.extend(["-o", "json"]);
+    json(&vkube_no_proxy(env, &args))
 }
 
 fn vkube_no_proxy(env: &[(String, String)], args: &[&str]) -> Run {
@@ -422,16 +442,13 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     make_folder(&sim, "images").await;
 
     // A dry run checks the source and the target and creates nothing.
-    let dry = json(&vkube_no_proxy(
+    let dry = import_json(
         &env,
-        &import_args(
-            ova.path.to_str().unwrap(),
-            "ubuntu",
-            "/DC0/datastore/LocalDS_1",
-            "/DC0/vm/images",
-            &["--template", "--dry-run", "-o", "json"],
-        ),
-    ));
+        ova.path.to_str().unwrap(),
+        "ubuntu",
+        IMAGES,
+        &["--template", "--dry-run"],
+    );
     assert_eq!(dry["status"], "wouldImport");
     assert_eq!(dry["record"]["kubernetesVersion"], "v1.30.2");
     assert!(
@@ -440,25 +457,20 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     );
 
     // From a file: a template with a snapshot, on the second datastore, a property set.
-    let imported = json(&vkube_no_proxy(
+    let imported = import_json(
         &env,
-        &import_args(
-            ova.path.to_str().unwrap(),
-            "ubuntu",
-            "/DC0/datastore/LocalDS_1",
-            "/DC0/vm/images",
-            &[
-                "--network",
-                "/DC0/network/VM Network",
-                "--template",
-                "--snapshot",
-                "--prop",
-                "guestinfo.hostname=node-a",
-                "-o",
-                "json",
-            ],
-        ),
-    ));
+        ova.path.to_str().unwrap(),
+        "ubuntu",
+        IMAGES,
+        &[
+            "--network",
+            "/DC0/network/VM Network",
+            "--template",
+            "--snapshot",
+            "--prop",
+            "guestinfo.hostname=node-a",
+        ],
+    );
     assert_eq!(imported["status"], "imported");
     assert_eq!(imported["record"]["sha256"], ova.sha256.as_str());
     let (facts, datastores) = read_back(&sim, "/DC0/vm/images/ubuntu").await.unwrap();
@@ -487,25 +499,13 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     );
 
     // The same image again: reported, not duplicated.
-    let again = json(&vkube_no_proxy(
-        &env,
-        &import_args(
-            ova.path.to_str().unwrap(),
-            "ubuntu",
-            "/DC0/datastore/LocalDS_1",
-            "/DC0/vm/images",
-            &["-o", "json"],
-        ),
-    ));
+    let again = import_json(&env, ova.path.to_str().unwrap(), "ubuntu", IMAGES, &[]);
     assert_eq!(again["status"], "alreadyPresent");
 
     // From a URL: streamed, a VM this time, on the first datastore.
     let base = serve(&served, false);
     let url = format!("{base}/ubuntu-2204-kube-v1.30.2.ova");
-    let from_url = vkube_no_proxy(
-        &env,
-        &import_args(&url, "from-url", "/DC0/datastore/LocalDS_0", "/DC0/vm", &[]),
-    );
+    let from_url = vkube_no_proxy(&env, &import_args(&url, "from-url", VM_ROOT, &[]));
     ok(&from_url);
     assert!(
         from_url.stdout.contains("imported VM `/DC0/vm/from-url`"),
@@ -518,16 +518,7 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
     assert_eq!(facts.record.sha256.as_deref(), Some(ova.sha256.as_str()));
     assert_eq!(facts.record.source.as_deref(), Some(url.as_str()));
     // Again from the URL: the stream is hashed and found the same.
-    let again = json(&vkube_no_proxy(
-        &env,
-        &import_args(
-            &url,
-            "from-url",
-            "/DC0/datastore/LocalDS_0",
-            "/DC0/vm",
-            &["-o", "json"],
-        ),
-    ));
+    let again = import_json(&env, &url, "from-url", VM_ROOT, &[]);
     assert_eq!(again["status"], "alreadyPresent");
 
     // Through HTTP_PROXY: the URL's host (another loopback address, where
@@ -540,8 +531,7 @@ async fn ovas_from_files_and_urls_and_qcow2_disks_import_into_the_simulator() {
         &import_args(
             "http://127.0.0.2:9/ubuntu-2204-kube-v1.30.2.ova",
             "via-proxy",
-            "/DC0/datastore/LocalDS_0",
-            "/DC0/vm",
+            VM_ROOT,
             &[],
         ),
     );
@@ -692,8 +682,7 @@ async fn image_check_flags_a_template_without_enable_uuid_and_prepare_fixes_it()
         &import_args(
             ova.path.to_str().unwrap(),
             "check-me",
-            "/DC0/datastore/LocalDS_0",
-            "/DC0/vm",
+            VM_ROOT,
             &["--template"],
         ),
     ));
@@ -815,8 +804,7 @@ async fn clusters_refuse_a_template_of_another_kubernetes_version_before_any_clo
         &import_args(
             ova.path.to_str().unwrap(),
             "node-v1-30",
-            "/DC0/datastore/LocalDS_0",
-            "/DC0/vm",
+            VM_ROOT,
             &["--template"],
         ),
     ));
