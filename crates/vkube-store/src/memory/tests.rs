@@ -96,6 +96,25 @@ async fn apply_one_node(store: &dyn StateStore, holder: &str, now: i64) -> Resul
     Ok(())
 }
 
+/// The fence of holder `a`'s apply lock on `prod`.
+async fn prod_lock(store: &MemoryStore) -> crate::Fence {
+    store
+        .acquire_apply_lock("prod", "a", at(0), TTL)
+        .await
+        .unwrap()
+        .fence()
+}
+
+/// Cluster `prod` recorded under [`prod_lock`]'s fence.
+async fn prod_cluster(store: &MemoryStore) -> crate::Fence {
+    let fence = prod_lock(store).await;
+    store
+        .create_cluster(&fence, "uid-1", "spec", "h", at(0))
+        .await
+        .unwrap();
+    fence
+}
+
 async fn with_pool() -> MemoryStore {
     let store = MemoryStore::new();
     store.create_pools(&[pool()], false).await.unwrap();
@@ -115,15 +134,7 @@ fn is_a_state_store_shared_between_threads() {
 #[tokio::test]
 async fn a_refused_write_changes_nothing_and_the_next_one_goes_through() {
     let store = with_pool().await;
-    let fence = store
-        .acquire_apply_lock("prod", "a", at(0), TTL)
-        .await
-        .unwrap()
-        .fence();
-    store
-        .create_cluster(&fence, "uid-1", "spec", "h", at(0))
-        .await
-        .unwrap();
+    let fence = prod_cluster(&store).await;
     let before = store.dump();
     store.fail_next(Operation::UpsertNode);
     let error = store
@@ -156,11 +167,7 @@ async fn a_refused_write_changes_nothing_and_the_next_one_goes_through() {
 #[tokio::test]
 async fn a_lost_answer_keeps_the_change_and_a_retry_sees_it() {
     let store = with_pool().await;
-    let fence = store
-        .acquire_apply_lock("prod", "a", at(0), TTL)
-        .await
-        .unwrap()
-        .fence();
+    let fence = prod_lock(&store).await;
     store.inject(Fault::next(Operation::Allocate).after_commit());
     let error = store.allocate(&fence, "lab", "n0").await.unwrap_err();
     assert!(InjectedFault::of(&error).unwrap().applied);
@@ -260,15 +267,7 @@ async fn crash_at_every_write_then_restart_from_a_snapshot() {
 #[tokio::test]
 async fn snapshots_are_independent_and_keep_secrets_readable() {
     let store = with_pool().await;
-    let fence = store
-        .acquire_apply_lock("prod", "a", at(0), TTL)
-        .await
-        .unwrap()
-        .fence();
-    store
-        .create_cluster(&fence, "uid-1", "spec", "h", at(0))
-        .await
-        .unwrap();
+    let fence = prod_cluster(&store).await;
     store
         .ensure_secret("prod", "pki", "key material")
         .await
@@ -318,15 +317,7 @@ async fn handles_share_the_state_the_faults_and_the_count() {
 #[tokio::test]
 async fn keys_in_memory_seal_and_rotate_without_files() {
     let store = MemoryStore::new();
-    let fence = store
-        .acquire_apply_lock("prod", "a", at(0), TTL)
-        .await
-        .unwrap()
-        .fence();
-    store
-        .create_cluster(&fence, "uid-1", "spec", "h", at(0))
-        .await
-        .unwrap();
+    let fence = prod_cluster(&store).await;
     store
         .ensure_secret("prod", "pki", "very secret")
         .await
