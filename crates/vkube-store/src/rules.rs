@@ -33,6 +33,22 @@ pub(crate) fn check_name(field: &'static str, value: &str) -> Result<()> {
 }
 
 /// A lock's time to live: at least one second.
+/// Checks an intent's node name (when it names one); what recording it is
+/// called in messages.
+pub(crate) fn intent_to_record(
+    fence: &Fence,
+    node: Option<&str>,
+    action: crate::journal::IntentAction,
+) -> Result<String> {
+    if let Some(node) = node {
+        check_name("node", node)?;
+    }
+    Ok(format!(
+        "recording intent `{action}` for cluster `{}`",
+        fence.cluster()
+    ))
+}
+
 pub(crate) fn check_ttl(ttl: Duration) -> Result<()> {
     if ttl.as_secs() == 0 {
         return Err(Error::Invalid {

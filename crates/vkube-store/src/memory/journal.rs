@@ -9,7 +9,7 @@ use super::{MemoryStore, Operation};
 use crate::error::{Error, Result};
 use crate::journal::{Event, EventLevel, Intent, IntentAction, IntentId, IntentOutcome, Journal};
 use crate::lock::Fence;
-use crate::rules::check_name;
+use crate::rules::{check_name, intent_to_record};
 use crate::time::Timestamp;
 
 impl State {
@@ -21,9 +21,7 @@ impl State {
         detail: &serde_json::Value,
         now: Timestamp,
     ) -> Result<IntentId> {
-        if let Some(node) = node {
-            check_name("node", node)?;
-        }
+        intent_to_record(fence, node, action)?;
         self.check_fence(fence)?;
         let id = self.last_intent_id + 1;
         let entry = self.cluster_mut(fence.cluster())?;

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::journal::{Event, EventLevel, Intent, IntentAction, IntentId, IntentOutcome, Journal};
 use crate::lock::Fence;
 use crate::rows::{EventRow, IntentRow, EVENT_COLUMNS};
-use crate::rules::check_name;
+use crate::rules::{check_name, intent_to_record};
 use crate::time::Timestamp;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -67,11 +67,8 @@ impl Journal for PgStore {
         detail: &serde_json::Value,
         now: Timestamp,
     ) -> Result<IntentId> {
-        if let Some(node) = node {
-            check_name("node", node)?;
-        }
+        let what = intent_to_record(fence, node, action)?;
         let cluster = fence.cluster();
-        let what = format!("recording intent `{action}` for cluster `{cluster}`");
         let mut client = self.client(&what).await?;
         let transaction = write(&mut client, &what).await?;
         fenced(&transaction, fence, &what).await?;

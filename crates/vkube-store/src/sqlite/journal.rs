@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::journal::{Event, EventLevel, Intent, IntentAction, IntentId, IntentOutcome, Journal};
 use crate::lock::Fence;
 use crate::rows::{EventRow, IntentRow, EVENT_COLUMNS, INTENT_COLUMNS};
-use crate::rules::check_name;
+use crate::rules::{check_name, intent_to_record};
 use crate::time::Timestamp;
 
 fn intent_row(row: &Row<'_>) -> rusqlite::Result<IntentRow> {
@@ -68,11 +68,8 @@ impl Inner {
         detail: &serde_json::Value,
         now: Timestamp,
     ) -> Result<IntentId> {
-        if let Some(node) = node {
-            check_name("node", node)?;
-        }
+        let what = intent_to_record(fence, node, action)?;
         let cluster = fence.cluster();
-        let what = format!("recording intent `{action}` for cluster `{cluster}`");
         self.write(&what, |transaction| {
             fenced(transaction, fence, &what)?;
             load_cluster(transaction, cluster)?;
