@@ -162,6 +162,10 @@ pub async fn observe_folder(
             cpu: vm.num_cpus.max(0) as u32,
             memory_mib: vm.memory_mib.max(0) as u32,
             index,
+            // Not observed yet: the runtime's Kubernetes observation comes
+            // with the rest of issue 12 (wip/k8s-lifecycle).
+            kube: vkube_core::cluster::KubeNode::default(),
+            powered_on_for: None,
         });
         observation
             .vms

@@ -64,6 +64,14 @@ text_enum!(
         ReleaseAddress => "release address",
         /// Forgetting a node whose VM is gone.
         ForgetNode => "forget node",
+        /// Cordoning and draining a node before its removal.
+        DrainNode => "drain node",
+        /// Removing a control-plane node's etcd member.
+        RemoveEtcdMember => "remove etcd member",
+        /// Deleting a node's Node object.
+        DeleteNodeObject => "delete node object",
+        /// Making a drained node schedulable again.
+        UncordonNode => "uncordon node",
         /// Taking a cluster over from its VMs.
         Adopt => "adopt",
         /// Finishing a node whose creation was interrupted.
@@ -137,6 +145,10 @@ impl StepKind {
             Step::DeleteNode { node, .. } => (StepKind::DeleteNode, Some(node)),
             Step::ReleaseAddress { node } => (StepKind::ReleaseAddress, Some(node)),
             Step::ForgetNode { node } => (StepKind::ForgetNode, Some(node)),
+            Step::DrainNode { node, .. } => (StepKind::DrainNode, Some(node)),
+            Step::RemoveEtcdMember { node, .. } => (StepKind::RemoveEtcdMember, Some(node)),
+            Step::DeleteNodeObject { node, .. } => (StepKind::DeleteNodeObject, Some(node)),
+            Step::UncordonNode { node } => (StepKind::UncordonNode, Some(node)),
         }
     }
 

@@ -5,6 +5,7 @@
 //! is.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use super::error::Problems;
 use super::raw::RawSpec;
@@ -34,6 +35,17 @@ pub const MAX_SSH_KEY_LEN: usize = 8 * 1024;
 pub const MAX_LABELS: usize = 64;
 /// See [`MAX_LABELS`].
 pub const MAX_TAINTS: usize = 32;
+/// Longest a health check waits on a condition or a node's registration: a
+/// week. Beyond that a node is not "slow", and a typo (`500h`) would turn
+/// remediation off unnoticed.
+pub const MAX_HEALTH_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Shortest `nodeStartupTimeout` other than `0` (off): cloning, first boot,
+/// cloud-init and `kubeadm join` take minutes, and a shorter limit would
+/// replace every new node before it can register, forever.
+pub const MIN_NODE_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Entries of one `healthCheck.unhealthyConditions` (a node has a handful of
+/// condition types, each with three statuses).
+pub const MAX_UNHEALTHY_CONDITIONS: usize = 16;
 /// Longest user value quoted back in an error message.
 pub const MAX_QUOTED: usize = 120;
 

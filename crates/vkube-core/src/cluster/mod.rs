@@ -8,7 +8,9 @@
 
 pub mod bootstrap;
 pub mod bounds;
+mod duration;
 mod error;
+mod health_check;
 mod kubeconfig;
 mod naming;
 mod pki;
@@ -18,7 +20,12 @@ mod spec;
 mod validate;
 pub(crate) mod values;
 
+pub use duration::format_duration;
 pub use error::{Error, Problem};
+pub use health_check::{
+    ConditionStatus, HealthCheck, MaxUnhealthy, UnhealthyCondition, DEFAULT_NODE_STARTUP_TIMEOUT,
+    DEFAULT_UNHEALTHY_TIMEOUT, READY_CONDITION,
+};
 pub use kubeconfig::render_admin_kubeconfig;
 pub use naming::{
     cluster_folder, markers, parse_vm_name, vip_lease_node, vm_name, MARKER_CLUSTER_NAME,
@@ -32,11 +39,14 @@ pub use pki::{
     FRONT_PROXY_CA_NAME, LEGACY_ADMIN_GROUP, NOT_BEFORE_BACKDATE,
 };
 pub use plan::{
-    plan, DeleteReason, Leases, NodeRole, ObservedCluster, ObservedNode, Plan, PowerState, Step,
+    delete_order, plan, quorum_of, ApiView, DeleteReason, EtcdView, Hold, HoldReason, KubeNode,
+    Leases, NodeRole, ObservedCluster, ObservedCondition, ObservedNode, Plan, PowerState,
+    RegisteredNode, Step,
 };
 pub use raw::{
-    RawClusterNetwork, RawClusterSpec, RawControlPlane, RawMetadata, RawNodePool,
-    RawPlacementDomain, RawProxy, RawRegistry, RawSpec, RawStorage, RawTaint, RawVip,
+    RawClusterNetwork, RawClusterSpec, RawControlPlane, RawHealthCheck, RawIntOrPercent,
+    RawMetadata, RawNodePool, RawPlacementDomain, RawProxy, RawRegistry, RawSpec, RawStorage,
+    RawTaint, RawUnhealthyCondition, RawVip,
 };
 pub use spec::{
     CloneMode, ClusterSpec, ControlPlane, DefaultStorageSpec, GroupRole, IpAllocation, NodeGroup,
@@ -52,7 +62,11 @@ pub use values::{
 #[cfg(test)]
 pub(crate) mod external_tools;
 #[cfg(test)]
+mod health_check_tests;
+#[cfg(test)]
 mod pki_ecosystem_tests;
+#[cfg(test)]
+mod plan_lifecycle_tests;
 #[cfg(test)]
 mod plan_tests;
 #[cfg(test)]

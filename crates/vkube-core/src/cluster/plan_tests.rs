@@ -6,7 +6,7 @@ use super::spec_tests::example;
 use super::*;
 
 /// Observed nodes of `spec` as if created by vkube at the current spec.
-fn node(spec: &ClusterSpec, group: &str, index: u32) -> ObservedNode {
+pub(crate) fn node(spec: &ClusterSpec, group: &str, index: u32) -> ObservedNode {
     let g = spec.group(group).unwrap();
     ObservedNode {
         name: vm_name(spec.name(), group, index),
@@ -17,11 +17,13 @@ fn node(spec: &ClusterSpec, group: &str, index: u32) -> ObservedNode {
         cpu: g.cpu(),
         memory_mib: g.memory_mib(),
         index,
+        kube: KubeNode::NeverRegistered,
+        powered_on_for: None,
     }
 }
 
 /// A converged cluster: every group at its replicas, indices from 0.
-fn converged(spec: &ClusterSpec) -> (ObservedCluster, Leases) {
+pub(crate) fn converged(spec: &ClusterSpec) -> (ObservedCluster, Leases) {
     let mut nodes = Vec::new();
     for g in spec.groups() {
         for index in 0..g.replicas() {
@@ -49,7 +51,7 @@ fn converged(spec: &ClusterSpec) -> (ObservedCluster, Leases) {
 }
 
 /// A compact rendering of a plan, one step a line.
-fn lines(plan: &Plan) -> Vec<String> {
+pub(crate) fn lines(plan: &Plan) -> Vec<String> {
     plan.steps
         .iter()
         .map(|step| match step {
@@ -67,11 +69,26 @@ fn lines(plan: &Plan) -> Vec<String> {
             Step::DeleteNode { node, reason } => format!("delete {node} ({reason:?})"),
             Step::ReleaseAddress { node } => format!("release {node}"),
             Step::ForgetNode { node } => format!("forget {node}"),
+            Step::DrainNode {
+                node,
+                kubelet_unresponsive,
+                ..
+            } => format!(
+                "drain {node}{}",
+                if *kubelet_unresponsive {
+                    " (kubelet unresponsive)"
+                } else {
+                    ""
+                }
+            ),
+            Step::RemoveEtcdMember { node, .. } => format!("remove-member {node}"),
+            Step::DeleteNodeObject { node, .. } => format!("delete-node-object {node}"),
+            Step::UncordonNode { node } => format!("uncordon {node}"),
         })
         .collect()
 }
 
-fn spec_with(edit: impl FnOnce(&mut RawClusterSpec)) -> ClusterSpec {
+pub(crate) fn spec_with(edit: impl FnOnce(&mut RawClusterSpec)) -> ClusterSpec {
     let mut raw = example().to_raw();
     edit(&mut raw);
     raw.validate().unwrap()
@@ -300,6 +317,7 @@ fn converge(
     let mut next_address = 150u8;
     for pass in 0..100 {
         let plan = plan(spec, &observed, &leases);
+        assert!(plan.holds.is_empty(), "{:?}", plan.holds);
         if plan.is_empty() {
             return (observed, leases, pass);
         }
@@ -334,6 +352,8 @@ fn converge(
                         cpu,
                         memory_mib,
                         index,
+                        kube: KubeNode::NeverRegistered,
+                        powered_on_for: None,
                     });
                 }
                 Step::Reconfigure {
@@ -363,6 +383,7 @@ fn converge(
                     assert!(observed.recorded.remove(&node), "forgot {node} twice");
                     leases.remove(&node);
                 }
+                other => panic!("a cluster Kubernetes never saw needs no {other:?}"),
             }
         }
     }

@@ -202,6 +202,10 @@ pub struct RawControlPlane {
     /// kube-vip image for the VIP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_vip_image: Option<String>,
+    /// Replace control-plane nodes that stay unhealthy (one at a time, never
+    /// below etcd quorum); absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<RawHealthCheck>,
 }
 
 /// `spec.controlPlane.vip`: exactly one of the two fields.
@@ -244,6 +248,86 @@ pub struct RawNodePool {
     /// Kubernetes node taints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taints: Vec<RawTaint>,
+    /// Replace nodes that stay unhealthy; absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<RawHealthCheck>,
+}
+
+/// `healthCheck` of the control plane or a node pool, as Cluster API's
+/// MachineHealthCheck reads:
+///
+/// ```yaml
+/// healthCheck:
+///   unhealthyConditions:          # default: Ready False 5m, Ready Unknown 5m
+///     - { type: Ready, status: "False", timeout: 5m }
+///     - { type: Ready, status: Unknown, timeout: 5m }
+///   nodeStartupTimeout: 10m       # default; 0 turns the check off
+///   maxUnhealthy: 40%             # or a count; default 100%
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawHealthCheck {
+    /// A node is unhealthy once one of these holds for longer than its
+    /// timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_conditions: Option<Vec<RawUnhealthyCondition>>,
+    /// A node whose Node object has not appeared this long after power-on
+    /// is unhealthy (`10m` by default, `0` for never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_startup_timeout: Option<String>,
+    /// Remediate only while at most this many of the group's nodes are
+    /// unhealthy: a count or a percentage (`40%`), default `100%`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unhealthy: Option<RawIntOrPercent>,
+}
+
+/// One entry of `healthCheck.unhealthyConditions`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawUnhealthyCondition {
+    /// Node condition type, e.g. `Ready` or `DiskPressure`.
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    /// `True`, `False` or `Unknown`.
+    #[serde(default)]
+    pub status: String,
+    /// How long the condition must hold, e.g. `5m`.
+    #[serde(default)]
+    pub timeout: String,
+}
+
+/// A count (`2`) or a percentage (`"40%"`), as Kubernetes' IntOrString.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum RawIntOrPercent {
+    /// A whole number.
+    Count(i64),
+    /// `40%` (or a number written as text).
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawIntOrPercent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawIntOrPercent;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a count like `2` or a percentage like `40%`")
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Self::Value, E> {
+                Ok(RawIntOrPercent::Count(value))
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Self::Value, E> {
+                i64::try_from(value)
+                    .map(RawIntOrPercent::Count)
+                    .map_err(|_| E::custom(format!("{value} is not a count of nodes")))
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(RawIntOrPercent::Text(value.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// A taint of a node pool.

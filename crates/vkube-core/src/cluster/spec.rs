@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{Error, Problems};
+use super::health_check::HealthCheck;
 use super::raw::{
     RawClusterNetwork, RawClusterSpec, RawControlPlane, RawMetadata, RawNodePool,
     RawPlacementDomain, RawProxy, RawRegistry, RawSpec, RawStorage, RawTaint, RawVip,
@@ -220,6 +221,7 @@ pub struct ControlPlane {
     pub(crate) disk_gib: Option<u32>,
     pub(crate) placement_domain: DomainName,
     pub(crate) kube_vip_image: String,
+    pub(crate) health_check: Option<HealthCheck>,
 }
 
 impl ControlPlane {
@@ -250,6 +252,11 @@ impl ControlPlane {
     /// kube-vip image.
     pub fn kube_vip_image(&self) -> &str {
         &self.kube_vip_image
+    }
+    /// When control-plane nodes are replaced for being unhealthy; `None`:
+    /// never.
+    pub fn health_check(&self) -> Option<&HealthCheck> {
+        self.health_check.as_ref()
     }
 }
 
@@ -287,6 +294,7 @@ pub struct NodePool {
     pub(crate) placement_domains: Vec<DomainName>,
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) taints: Vec<Taint>,
+    pub(crate) health_check: Option<HealthCheck>,
 }
 
 impl NodePool {
@@ -321,6 +329,10 @@ impl NodePool {
     /// Node taints.
     pub fn taints(&self) -> &[Taint] {
         &self.taints
+    }
+    /// When the pool's nodes are replaced for being unhealthy; `None`: never.
+    pub fn health_check(&self) -> Option<&HealthCheck> {
+        self.health_check.as_ref()
     }
 }
 
@@ -395,6 +407,7 @@ pub struct NodeGroup<'a> {
     memory_mib: u32,
     disk_gib: Option<u32>,
     domains: &'a [DomainName],
+    health_check: Option<&'a HealthCheck>,
 }
 
 impl<'a> NodeGroup<'a> {
@@ -431,6 +444,11 @@ impl<'a> NodeGroup<'a> {
     pub fn domain_for(&self, index: u32) -> &'a DomainName {
         &self.domains[index as usize % self.domains.len()]
     }
+    /// When the group's nodes are replaced for being unhealthy; `None`:
+    /// never. Not part of [`spec_hash`](Self::spec_hash).
+    pub fn health_check(&self) -> Option<&'a HealthCheck> {
+        self.health_check
+    }
     /// The worker pool, `None` for the control plane.
     pub fn node_pool(&self) -> Option<&'a NodePool> {
         self.spec
@@ -441,7 +459,7 @@ impl<'a> NodeGroup<'a> {
 
     /// Hex SHA-256 of the canonical JSON of everything that needs a node to
     /// be replaced when it changes: template, Kubernetes version, OS family,
-    /// CPU, memory and disk. Stable across vkube versions as long as these
+    /// CPU, memory and disk (never the health check, labels or taints). Stable across vkube versions as long as these
     /// fields keep their names; stored on each VM as `vkube.spec-hash`.
     pub fn spec_hash(&self) -> String {
         // serde_json writes struct fields in declaration order: canonical.
@@ -582,6 +600,7 @@ impl ClusterSpec {
             memory_mib: control_plane.memory_mib,
             disk_gib: control_plane.disk_gib,
             domains: std::slice::from_ref(&control_plane.placement_domain),
+            health_check: control_plane.health_check.as_ref(),
         }];
         groups.extend(self.node_pools.iter().map(|pool| NodeGroup {
             spec: self,
@@ -592,6 +611,7 @@ impl ClusterSpec {
             memory_mib: pool.memory_mib,
             disk_gib: pool.disk_gib,
             domains: &pool.placement_domains,
+            health_check: pool.health_check.as_ref(),
         }));
         groups
     }
@@ -821,6 +841,7 @@ impl ClusterSpec {
                     disk_gib: control_plane.disk_gib,
                     placement_domain: control_plane.placement_domain.to_string(),
                     kube_vip_image: Some(control_plane.kube_vip_image.clone()),
+                    health_check: control_plane.health_check.as_ref().map(HealthCheck::to_raw),
                 },
                 node_pools: self
                     .node_pools
@@ -846,6 +867,7 @@ impl ClusterSpec {
                                 effect: format!("{:?}", t.effect),
                             })
                             .collect(),
+                        health_check: p.health_check.as_ref().map(HealthCheck::to_raw),
                     })
                     .collect(),
                 network: Some(RawClusterNetwork {

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{Error, Problems};
+use super::health_check::validate_health_check;
 use super::raw::*;
 use super::spec::*;
 use super::values::{
@@ -506,6 +507,10 @@ fn validate_control_plane(
             format!("`{kube_vip_image}` is not an image reference"),
         );
     }
+    let health_check = raw
+        .health_check
+        .as_ref()
+        .and_then(|raw| validate_health_check(p, "spec.controlPlane", raw));
     if p.list.len() != before {
         return None;
     }
@@ -517,6 +522,7 @@ fn validate_control_plane(
         disk_gib: raw.disk_gib,
         placement_domain: placement_domain?,
         kube_vip_image: kube_vip_image.to_owned(),
+        health_check,
     })
 }
 
@@ -648,6 +654,10 @@ fn validate_node_pools(
                 });
             }
         }
+        let health_check = raw
+            .health_check
+            .as_ref()
+            .and_then(|raw| validate_health_check(p, &at, raw));
         if p.list.len() == before {
             if let Some(name) = pool_name {
                 pools.push(NodePool {
@@ -659,6 +669,7 @@ fn validate_node_pools(
                     placement_domains: domains,
                     labels: raw.labels.clone(),
                     taints,
+                    health_check,
                 });
             }
         }
