@@ -319,6 +319,18 @@ impl ClusterApi for FakeCluster {
         })
     }
 
+    async fn etcd_endpoints(&self) -> vkube_kube::Result<Vec<vkube_kube::EtcdEndpoint>> {
+        let state = self.call("etcd pods".into())?;
+        Ok(state
+            .members
+            .keys()
+            .map(|name| vkube_kube::EtcdEndpoint {
+                node: name.clone(),
+                client_urls: member(name, MemberId(0)).client_urls,
+            })
+            .collect())
+    }
+
     async fn api_health(&self) -> vkube_kube::Result<ApiHealth> {
         drop(self.call("readyz".into())?);
         Ok(ApiHealth::Ready)
