@@ -221,6 +221,11 @@ impl FakeVsphere {
         }
     }
 
+    /// Destroy VM `name` behind vkube's back (someone in vCenter did).
+    pub fn remove_vm(&self, name: &str) {
+        self.state().vms.retain(|_, vm| vm.name != name);
+    }
+
     /// Guests ignore shutdown requests from now on.
     pub fn make_guests_stubborn(&self) {
         self.state().stubborn_guests = true;

@@ -880,6 +880,7 @@ async fn a_node_after_token_expiry_gets_a_token_created_through_the_cluster_api(
     );
 }
 
+mod lifecycle;
 mod ownership;
 
 /// What a no-op apply of a cluster with `workers` workers costs in calls.
