@@ -109,24 +109,33 @@ pub async fn delete(
         let inventory = vsphere.inventory().await?;
         let observation = observe(vsphere, &inventory, &spec, &record.uid).await?;
         let limit = Semaphore::new(options.parallel.max(1));
-        let results =
-            futures::future::join_all(observation.vms.iter().map(|(node, (vm_ref, _))| {
-                let limit = &limit;
-                async move {
-                    let _permit = limit.acquire().await.expect("semaphore open");
-                    progress.started(StepKind::DeleteNode, Some(node));
-                    let result = async {
-                        guest::power_off(vsphere, ctx.clock, vm_ref, options.power_off_grace)
-                            .await?;
-                        Ok::<_, Error>(vsphere.destroy_vm(vm_ref).await?)
+        // Workers first, then the control plane one node at a time, newest
+        // first: whatever still runs keeps a working API server.
+        let mut results = Vec::new();
+        for wave in vkube_core::cluster::delete_order(&observation.cluster.nodes) {
+            let vms = wave
+                .iter()
+                .filter_map(|node| observation.vms.get(node).map(|(vm, _)| (node, vm)));
+            results.extend(
+                futures::future::join_all(vms.map(|(node, vm_ref)| {
+                    let limit = &limit;
+                    async move {
+                        let _permit = limit.acquire().await.expect("semaphore open");
+                        progress.started(StepKind::DeleteNode, Some(node));
+                        let result = async {
+                            guest::power_off(vsphere, ctx.clock, vm_ref, options.power_off_grace)
+                                .await?;
+                            Ok::<_, Error>(vsphere.destroy_vm(vm_ref).await?)
+                        }
+                        .await;
+                        let message = result.as_ref().err().map(|e| e.to_string());
+                        progress.finished(StepKind::DeleteNode, Some(node), message.as_deref());
+                        (node.clone(), result)
                     }
-                    .await;
-                    let message = result.as_ref().err().map(|e| e.to_string());
-                    progress.finished(StepKind::DeleteNode, Some(node), message.as_deref());
-                    (node.clone(), result)
-                }
-            }))
-            .await;
+                }))
+                .await,
+            );
+        }
         for (node, result) in results {
             match result {
                 Ok(()) => {

@@ -145,6 +145,9 @@ impl Env {
     pub fn vars(&self) -> Vec<(String, String)> {
         let mut vars = self.sim.vkube_env();
         vars.extend(self.state.iter().cloned());
+        // The simulator's clusters have no Kubernetes: their API server
+        // never answers, so applies wait for the VMs only.
+        vars.push(("VKUBE_WAIT".into(), "created".into()));
         vars
     }
 

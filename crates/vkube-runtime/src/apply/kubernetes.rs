@@ -142,8 +142,7 @@ impl Run<'_> {
             KubeSide::default()
         };
         let now = self.ctx.clock.now();
-        let changes =
-            kube_view::fill(&mut observation.cluster, &side, records, self.spec, now);
+        let changes = kube_view::fill(&mut observation.cluster, &side, records, self.spec, now);
         for node in &mut observation.cluster.nodes {
             // Since its power-on, for the health check's startup timeout.
             if let Some(record) = records.get(&node.name) {
@@ -340,11 +339,17 @@ impl Run<'_> {
                 if state.ready_waits.remove(&node.name) {
                     self.progress
                         .finished(StepKind::WaitForReady, Some(&node.name), None);
-                    self.event(EventLevel::Info, EventKind::NodeReady, "Ready", Some(&node.name))
-                        .await;
+                    self.event(
+                        EventLevel::Info,
+                        EventKind::NodeReady,
+                        "Ready",
+                        Some(&node.name),
+                    )
+                    .await;
                 }
             } else if !waiting && state.ready_waits.insert(node.name.clone()) {
-                self.progress.started(StepKind::WaitForReady, Some(&node.name));
+                self.progress
+                    .started(StepKind::WaitForReady, Some(&node.name));
             }
         }
         if never_registered.is_empty() && not_ready.is_empty() {
@@ -365,8 +370,11 @@ impl Run<'_> {
                 api,
             };
             for node in std::mem::take(&mut state.ready_waits) {
-                self.progress
-                    .finished(StepKind::WaitForReady, Some(&node), Some("not Ready in time"));
+                self.progress.finished(
+                    StepKind::WaitForReady,
+                    Some(&node),
+                    Some("not Ready in time"),
+                );
             }
             return Err(error);
         }

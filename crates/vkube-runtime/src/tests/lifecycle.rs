@@ -108,7 +108,11 @@ fn done(outcome: Outcome) -> ApplyReport {
 async fn a_control_plane_cpu_change_replaces_one_node_at_a_time_and_never_loses_quorum() {
     let harness = harness_for(&three_control_plane_nodes()).await;
     let kubelets = Kubelets::default();
-    done(harness.roll(&harness.spec, &ready_options(), &kubelets, |_| {}).await);
+    done(
+        harness
+            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
+            .await,
+    );
     assert_eq!(harness.kube.member_names().len(), 3);
 
     let bigger = three_control_plane_nodes().replacen("    cpu: 2\n", "    cpu: 4\n", 1);
@@ -123,7 +127,12 @@ async fn a_control_plane_cpu_change_replaces_one_node_at_a_time_and_never_loses_
                 // healthy etcd members at every look.
                 assert!(h.serving_control_plane() >= 3, "{:?}", h.kube.calls());
                 assert!(h.kube.member_names().len() >= 3, "{:?}", h.kube.calls());
-                let cp_vms = h.vsphere.vms().keys().filter(|n| n.contains("-cp-")).count();
+                let cp_vms = h
+                    .vsphere
+                    .vms()
+                    .keys()
+                    .filter(|n| n.contains("-cp-"))
+                    .count();
                 most_out = most_out.max(cp_vms.saturating_sub(3));
             })
             .await,
@@ -144,7 +153,11 @@ async fn a_control_plane_cpu_change_replaces_one_node_at_a_time_and_never_loses_
     // Each old node: drained, its member removed, its Node deleted, then
     // its VM destroyed; never before its replacement was Ready.
     let calls = harness.kube.calls();
-    for (old, new) in [("t1-cp-0", "t1-cp-3"), ("t1-cp-1", "t1-cp-4"), ("t1-cp-2", "t1-cp-5")] {
+    for (old, new) in [
+        ("t1-cp-0", "t1-cp-3"),
+        ("t1-cp-1", "t1-cp-4"),
+        ("t1-cp-2", "t1-cp-5"),
+    ] {
         let at = |what: &str| {
             calls
                 .iter()
@@ -152,7 +165,10 @@ async fn a_control_plane_cpu_change_replaces_one_node_at_a_time_and_never_loses_
                 .unwrap_or_else(|| panic!("no `{what}` in {calls:?}"))
         };
         assert!(at(&format!("drain {old}")) < at(&format!("delete {old}")));
-        assert!(report.executed.iter().any(|e| e == &format!("remove etcd member {old}")));
+        assert!(report
+            .executed
+            .iter()
+            .any(|e| e == &format!("remove etcd member {old}")));
         assert!(at(&format!("ready {new}")) < at(&format!("drain {old}")));
     }
 }
@@ -161,22 +177,34 @@ async fn a_control_plane_cpu_change_replaces_one_node_at_a_time_and_never_loses_
 async fn scale_down_drains_before_destroying_and_a_pdb_stops_the_drain_naming_it() {
     let harness = Harness::new().await;
     let kubelets = Kubelets::default();
-    done(harness.roll(&harness.spec, &ready_options(), &kubelets, |_| {}).await);
+    done(
+        harness
+            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
+            .await,
+    );
 
     let smaller = spec_text().replace("replicas: 2", "replicas: 1");
     let spec = crate::parse_spec(harness.store.as_ref(), &smaller)
         .await
         .unwrap();
     harness.kube.block_drain("t1-workers-1", "web-pdb");
-    let Outcome::Failed(error) = harness.roll(&spec, &ready_options(), &kubelets, |_| {}).await
+    let Outcome::Failed(error) = harness
+        .roll(&spec, &ready_options(), &kubelets, |_| {})
+        .await
     else {
         panic!("a blocked drain fails the apply");
     };
     let message = error.to_string();
     assert!(message.contains("default/web-pdb"), "{message}");
     assert!(message.contains("t1-workers-1"), "{message}");
-    assert!(harness.vsphere.vms().contains_key("t1-workers-1"), "VM kept");
-    assert!(harness.kube.node_names().contains(&"t1-workers-1".to_string()));
+    assert!(
+        harness.vsphere.vms().contains_key("t1-workers-1"),
+        "VM kept"
+    );
+    assert!(harness
+        .kube
+        .node_names()
+        .contains(&"t1-workers-1".to_string()));
 
     let forced = ApplyOptions {
         force_drain: true,
@@ -184,10 +212,19 @@ async fn scale_down_drains_before_destroying_and_a_pdb_stops_the_drain_naming_it
     };
     done(harness.roll(&spec, &forced, &kubelets, |_| {}).await);
     assert!(!harness.vsphere.vms().contains_key("t1-workers-1"));
-    assert!(!harness.kube.node_names().contains(&"t1-workers-1".to_string()));
+    assert!(!harness
+        .kube
+        .node_names()
+        .contains(&"t1-workers-1".to_string()));
     let calls = harness.kube.calls();
-    let drain = calls.iter().rposition(|c| c == "drain t1-workers-1").unwrap();
-    let delete = calls.iter().position(|c| c == "delete t1-workers-1").unwrap();
+    let drain = calls
+        .iter()
+        .rposition(|c| c == "drain t1-workers-1")
+        .unwrap();
+    let delete = calls
+        .iter()
+        .position(|c| c == "delete t1-workers-1")
+        .unwrap();
     assert!(drain < delete, "{calls:?}");
 }
 
@@ -199,7 +236,11 @@ async fn an_unhealthy_worker_is_replaced_within_max_unhealthy() {
     );
     let harness = harness_for(&text).await;
     let kubelets = Kubelets::default();
-    done(harness.roll(&harness.spec, &ready_options(), &kubelets, |_| {}).await);
+    done(
+        harness
+            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
+            .await,
+    );
 
     // Two of three unhealthy: more than 40% allows; nothing is replaced.
     let now = harness.clock.now();
@@ -223,7 +264,11 @@ async fn an_unhealthy_worker_is_replaced_within_max_unhealthy() {
     harness
         .kube
         .set_ready("t1-workers-0", ConditionStatus::True, harness.clock.now());
-    done(harness.roll(&harness.spec, &ready_options(), &kubelets, |_| {}).await);
+    done(
+        harness
+            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
+            .await,
+    );
     let vms = harness.vsphere.vms();
     assert!(!vms.contains_key("t1-workers-1"), "the unhealthy node went");
     assert!(vms.contains_key("t1-workers-3"), "and was replaced");
@@ -238,7 +283,11 @@ async fn with_the_api_unreachable_wait_created_works_and_wait_ready_names_the_no
         wait: WaitFor::Created,
         ..ready_options()
     };
-    done(harness.roll(&harness.spec, &created, &Kubelets::default(), |_| {}).await);
+    done(
+        harness
+            .roll(&harness.spec, &created, &Kubelets::default(), |_| {})
+            .await,
+    );
     assert_eq!(harness.vsphere.vms().len(), 3);
 
     let short = ApplyOptions {
@@ -263,13 +312,27 @@ async fn with_the_api_unreachable_wait_created_works_and_wait_ready_names_the_no
 async fn a_node_object_without_a_vm_is_deleted_and_a_vm_deleted_out_of_band_comes_back() {
     let harness = Harness::new().await;
     let kubelets = Kubelets::default();
-    done(harness.roll(&harness.spec, &ready_options(), &kubelets, |_| {}).await);
-    harness
-        .kube
-        .register("t1-workers-7", ConditionStatus::Unknown, harness.clock.now(), false);
+    done(
+        harness
+            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
+            .await,
+    );
+    harness.kube.register(
+        "t1-workers-7",
+        ConditionStatus::Unknown,
+        harness.clock.now(),
+        false,
+    );
     harness.vsphere.remove_vm("t1-workers-0");
-    done(harness.roll(&harness.spec, &ready_options(), &kubelets, |_| {}).await);
-    assert!(!harness.kube.node_names().contains(&"t1-workers-7".to_string()));
+    done(
+        harness
+            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
+            .await,
+    );
+    assert!(!harness
+        .kube
+        .node_names()
+        .contains(&"t1-workers-7".to_string()));
     assert_eq!(harness.vsphere.vms().len(), 3);
     assert!(harness.kube.node_names().len() >= 3);
 }
@@ -278,7 +341,11 @@ async fn a_node_object_without_a_vm_is_deleted_and_a_vm_deleted_out_of_band_come
 async fn a_rolling_control_plane_change_waits_while_an_etcd_member_is_unhealthy() {
     let harness = harness_for(&three_control_plane_nodes()).await;
     let kubelets = Kubelets::default();
-    done(harness.roll(&harness.spec, &ready_options(), &kubelets, |_| {}).await);
+    done(
+        harness
+            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
+            .await,
+    );
     harness.kube.set_member_healthy("t1-cp-1", false);
     let bigger = three_control_plane_nodes().replacen("    cpu: 2\n", "    cpu: 4\n", 1);
     let spec = crate::parse_spec(harness.store.as_ref(), &bigger)
@@ -294,7 +361,78 @@ async fn a_rolling_control_plane_change_waits_while_an_etcd_member_is_unhealthy(
     let message = error.to_string();
     assert!(message.contains("still waiting"), "{message}");
     assert!(message.contains("t1-cp-1"), "{message}");
-    let cp = harness.vsphere.vms().keys().filter(|n| n.contains("-cp-")).count();
+    let cp = harness
+        .vsphere
+        .vms()
+        .keys()
+        .filter(|n| n.contains("-cp-"))
+        .count();
     assert_eq!(cp, 3, "no surge node while etcd is degraded");
     assert!(!harness.kube.calls().iter().any(|c| c.starts_with("drain")));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn describe_shows_the_vsphere_and_the_kubernetes_side_and_one_line_without_the_api() {
+    let harness = Harness::new().await;
+    let kubelets = Kubelets::default();
+    done(
+        harness
+            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
+            .await,
+    );
+    let holder = FakeHolder::new("describer", &[]);
+    let ctx = harness.context(&holder);
+    let describe = || {
+        crate::describe::describe(
+            &harness.vsphere,
+            harness.store.as_ref(),
+            "t1",
+            &ctx,
+            Duration::from_secs(5),
+        )
+    };
+    let view = describe().await.expect("describe");
+    assert_eq!(view.api, "ready");
+    for node in &view.nodes {
+        assert_eq!(node.power_state, "poweredOn", "{node:?}");
+        assert_eq!(node.phase, "Registered", "{node:?}");
+        let kube = node.kubernetes.as_ref().expect("the Kubernetes side");
+        assert!(kube.registered && kube.ready == "True", "{node:?}");
+    }
+
+    harness.kube.set_reachable(false);
+    let view = describe().await.expect("describe without the API");
+    assert!(view.api.starts_with("unreachable: "), "{}", view.api);
+    assert!(!view.api.contains('\n'), "one line: {}", view.api);
+    assert_eq!(view.nodes.len(), 3);
+    assert!(view
+        .nodes
+        .iter()
+        .all(|n| n.kubernetes.is_none() && n.power_state == "poweredOn"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn delete_takes_workers_first_then_the_control_plane_newest_first_without_draining() {
+    let harness = harness_for(&three_control_plane_nodes()).await;
+    let kubelets = Kubelets::default();
+    done(
+        harness
+            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
+            .await,
+    );
+    let calls_before = harness.kube.calls().len();
+    harness.delete(ForceDelete::No).await.expect("delete");
+    let destroyed: Vec<String> = harness
+        .vsphere
+        .changes()
+        .iter()
+        .filter_map(|c| c.strip_prefix("destroy ").map(str::to_owned))
+        .filter(|c| !c.starts_with("folder "))
+        .collect();
+    let (workers, control_plane) = destroyed.split_at(2);
+    let mut workers = workers.to_vec();
+    workers.sort();
+    assert_eq!(workers, ["t1-workers-0", "t1-workers-1"]);
+    assert_eq!(control_plane, ["t1-cp-2", "t1-cp-1", "t1-cp-0"]);
+    assert_eq!(harness.kube.calls().len(), calls_before, "nothing drained");
 }

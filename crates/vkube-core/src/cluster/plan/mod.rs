@@ -214,7 +214,10 @@ pub fn plan(spec: &ClusterSpec, observed: &ObservedCluster, leases: &Leases) -> 
     let observed_names: BTreeSet<&str> = observed.nodes.iter().map(|n| n.name.as_str()).collect();
     let mut forgotten = Vec::new();
     for node in &observed.recorded {
-        let planned = planner.steps.iter().any(|s| s.node() == Some(node.as_str()));
+        let planned = planner
+            .steps
+            .iter()
+            .any(|s| s.node() == Some(node.as_str()));
         if observed_names.contains(node.as_str())
             || planned
             || planner.keep_leases.contains(node)
