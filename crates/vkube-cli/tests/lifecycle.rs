@@ -1,0 +1,344 @@
+//! Issue 12 end to end through the CLI: the simulator plays vCenter, a
+//! stand-in API server serving recorded real responses plays the cluster's
+//! kube-apiserver (Nodes, etcd static pods, pods, a PodDisruptionBudget,
+//! the Eviction API), and a REAL etcd (Debian's `etcd-server`, three members
+//! on loopback with TLS from the etcd CA vkube generated) plays the control
+//! plane's etcd. vkube reaches etcd at the client URLs kubeadm's etcd static
+//! pods advertise. Skipped with a note without etcd, unless
+//! `VKUBE_REQUIRE_ETCD=1`.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::cluster_env::{loopback_pool, ok, two_az_spec, Env};
+use serde_json::{json, Value};
+use vkube_core::cluster::ClusterPki;
+use vkube_store::SqliteStore;
+use vkube_test_support::etcd::{loopback_ips, EtcdCluster, EtcdClusterSpec, MemberSpec};
+use vkube_test_support::kube_api::{fixtures, StandIn, StandInOptions};
+
+const CONTROL_PLANE: [&str; 3] = ["t1-cp-0", "t1-cp-1", "t1-cp-2"];
+const WORKERS: [&str; 2] = ["t1-workers-0", "t1-workers-1"];
+
+/// Test randomness for key generation: distinct keys, not secret ones.
+fn random() -> impl FnMut(&mut [u8]) {
+    use std::hash::{BuildHasher, Hasher};
+    let state = std::collections::hash_map::RandomState::new();
+    let mut counter = 0u64;
+    move |dest: &mut [u8]| {
+        for chunk in dest.chunks_mut(8) {
+            counter += 1;
+            let mut hasher = state.build_hasher();
+            hasher.write_u64(counter);
+            chunk.copy_from_slice(&hasher.finish().to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// The control plane's etcd: three real members with serving certificates
+/// from the cluster's etcd CA, as kubeadm would have issued them.
+fn start_etcd(pki: &ClusterPki) -> Option<EtcdCluster> {
+    let now = SystemTime::now();
+    let members = CONTROL_PLANE
+        .iter()
+        .zip(loopback_ips(CONTROL_PLANE.len()))
+        .map(|(name, ip)| {
+            let served = pki
+                .etcd_server_certificate(
+                    name,
+                    &[ip],
+                    now,
+                    Duration::from_secs(24 * 3600),
+                    &mut random(),
+                )
+                .unwrap();
+            MemberSpec {
+                name: name.to_string(),
+                ip,
+                cert_pem: served.cert_pem,
+                key_pem: served.key_pem,
+            }
+        })
+        .collect();
+    let client = pki
+        .etcd_client_certificate("test", now, Duration::from_secs(3600), &mut random())
+        .unwrap();
+    EtcdCluster::start(&EtcdClusterSpec {
+        ca_pem: pki.etcd_ca.pair.cert_pem.clone(),
+        members,
+        client_cert_pem: client.cert_pem,
+        client_key_pem: client.key_pem,
+    })
+}
+
+/// The first item of a recorded list whose name is `name`.
+fn recorded(list: &str, name: &str) -> Value {
+    let list: Value = serde_json::from_str(list).unwrap();
+    let mut item = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is recorded"))
+        .clone();
+    let kind = list["kind"].as_str().unwrap().trim_end_matches("List");
+    item["apiVersion"] = list["apiVersion"].clone();
+    item["kind"] = json!(kind);
+    for field in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "managedFields",
+    ] {
+        item["metadata"].as_object_mut().unwrap().remove(field);
+    }
+    item
+}
+
+/// The recorded Ready node, renamed `name` with address `ip`.
+fn node_object(name: &str, ip: &str) -> Value {
+    let mut node = recorded(fixtures::NODE_LIST, "demo-cp-0");
+    node["metadata"]["name"] = json!(name);
+    node["metadata"]["labels"]["kubernetes.io/hostname"] = json!(name);
+    if !name.contains("-cp-") {
+        let labels = node["metadata"]["labels"].as_object_mut().unwrap();
+        labels.remove("node-role.kubernetes.io/control-plane");
+        node["spec"].as_object_mut().unwrap().remove("taints");
+    }
+    node["status"]["addresses"] = json!([
+        {"type": "InternalIP", "address": ip},
+        {"type": "Hostname", "address": name},
+    ]);
+    node
+}
+
+/// The recorded etcd static pod, on `node`, advertising `client_url`.
+fn etcd_pod(node: &str, client_url: &str) -> Value {
+    let mut pod = recorded(fixtures::POD_LIST, "etcd-demo-cp-0");
+    pod["metadata"]["name"] = json!(format!("etcd-{node}"));
+    pod["metadata"]["annotations"]["kubeadm.kubernetes.io/etcd.advertise-client-urls"] =
+        json!(client_url);
+    pod["spec"]["nodeName"] = json!(node);
+    pod
+}
+
+/// A simulator cluster of three control-plane nodes and two workers on a
+/// loopback network, and its spec file.
+struct Cluster {
+    env: Env,
+    spec: String,
+    vip: String,
+    pki: ClusterPki,
+}
+
+impl Cluster {
+    async fn create() -> Cluster {
+        let env = Env::start(&[]);
+        let (vip, pool) = loopback_pool(&env);
+        let text = two_az_spec()
+            .replace("address: 10.20.0.5", &format!("address: {vip}"))
+            .replace("ipPool: nodes", &format!("ipPool: {pool}"))
+            .replace("    replicas: 1\n", "    replicas: 3\n")
+            .replace("      replicas: 3\n", "      replicas: 2\n");
+        let spec = env.spec_file("t1.yaml", &text);
+        ok(&env.vkube(&["cluster", "apply", "-f", &spec, "--wait", "created"]));
+        let store = SqliteStore::open(env.dir.path().join("state.db"))
+            .await
+            .unwrap();
+        let pki = vkube_runtime::access::cluster_pki(&store, "t1")
+            .await
+            .unwrap();
+        drop(store);
+        Cluster {
+            env,
+            spec,
+            vip,
+            pki,
+        }
+    }
+
+    /// The stand-in API server on the VIP, with the cluster CA.
+    fn api(&self) -> StandIn {
+        StandIn::start(
+            StandInOptions::with_ca(&self.pki.ca.pair.cert_pem, &self.pki.ca.pair.key_pem)
+                .listen(format!("{}:6443", self.vip).parse().unwrap()),
+        )
+    }
+
+    /// Every node's address, from the state.
+    fn addresses(&self) -> Vec<(String, String)> {
+        let listed = self
+            .env
+            .vkube(&["ippool", "allocations", "loop", "-o", "json"]);
+        ok(&listed);
+        serde_json::from_str::<Vec<Value>>(&listed.stdout)
+            .unwrap()
+            .into_iter()
+            .filter(|a| a["node"].as_str().is_some_and(|n| n.starts_with("t1-")))
+            .filter(|a| !a["node"].as_str().unwrap().contains("vip"))
+            .map(|a| {
+                (
+                    a["node"].as_str().unwrap().to_owned(),
+                    a["address"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Register the nodes in `names` with the stand-in, Ready.
+    fn register(&self, api: &StandIn, names: &[&str]) {
+        for (node, ip) in self.addresses() {
+            if names.contains(&node.as_str()) {
+                api.put_object(node_object(&node, &ip));
+            }
+        }
+    }
+
+    fn apply(&self, extra: &[&str]) -> common::Run {
+        let mut args = vec!["cluster", "apply", "-f", &self.spec];
+        args.extend_from_slice(extra);
+        self.env.vkube(&args)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn against_the_stand_in_api_and_a_real_etcd_scale_down_drains_first_a_pdb_stops_it_and_etcd_guards_the_control_plane(
+) {
+    let cluster = Cluster::create().await;
+    let Some(mut etcd) = start_etcd(&cluster.pki) else {
+        return;
+    };
+    let api = cluster.api();
+    cluster.register(
+        &api,
+        &[CONTROL_PLANE.as_slice(), WORKERS.as_slice()].concat(),
+    );
+    for (node, url) in CONTROL_PLANE.iter().zip(etcd.client_urls()) {
+        api.put_object(etcd_pod(node, &url));
+    }
+    // A web pod on the second worker, behind a budget that allows no disruption.
+    let mut web = recorded(fixtures::POD_LIST, "web-6d4cf56db6-t9w4c");
+    web["spec"]["nodeName"] = json!("t1-workers-1");
+    api.put_object(web);
+    let budget = api.put_object(recorded(fixtures::PDB_LIST, "web"));
+
+    // Every node registered and Ready: `--wait ready` is satisfied, and the
+    // nodes are recorded as known to Kubernetes.
+    ok(&cluster.apply(&["--wait", "ready", "--timeout", "1m"]));
+    let described = cluster
+        .env
+        .vkube(&["cluster", "describe", "t1", "-o", "json"]);
+    ok(&described);
+    let view: Value = serde_json::from_str(&described.stdout).unwrap();
+    assert_eq!(view["api"], "ready", "{view}");
+    for node in view["nodes"].as_array().unwrap() {
+        assert_eq!(node["powerState"], "poweredOn", "{node}");
+        assert_eq!(node["kubernetes"]["registered"], true, "{node}");
+        assert_eq!(node["kubernetes"]["ready"], "True", "{node}");
+        assert_eq!(node["kubernetes"]["kubeletVersion"], "v1.30.4", "{node}");
+    }
+    let table = cluster.env.vkube(&["cluster", "describe", "t1"]);
+    assert!(
+        table.stdout.contains("API:       ready"),
+        "{}",
+        table.stdout
+    );
+
+    // Scale-down: the budget refuses the eviction; the drain fails naming it
+    // and the worker's VM stays.
+    let scale = |extra: &[&str]| {
+        let mut args = vec![
+            "cluster",
+            "scale",
+            "t1",
+            "--pool",
+            "workers",
+            "--replicas",
+            "1",
+            "--drain-timeout",
+            "2s",
+        ];
+        args.extend_from_slice(extra);
+        cluster.env.vkube(&args)
+    };
+    let refused = scale(&[]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("default/web"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("t1-workers-1"),
+        "{}",
+        refused.stderr
+    );
+    assert!(cluster.env.vms("t1").await.contains_key("t1-workers-1"));
+    assert!(api.object("/api/v1/nodes/t1-workers-1").is_some());
+
+    // Without the budget: evicted, Node deleted, then the VM destroyed.
+    api.remove_object(&budget);
+    ok(&scale(&[]));
+    assert!(!cluster.env.vms("t1").await.contains_key("t1-workers-1"));
+    let requests = api.requests();
+    let at = |method: &str, path: &str| {
+        requests
+            .iter()
+            .rposition(|r| r.method == method && r.path.starts_with(path))
+            .unwrap_or_else(|| panic!("no {method} {path}"))
+    };
+    let eviction = at(
+        "POST",
+        "/api/v1/namespaces/default/pods/web-6d4cf56db6-t9w4c/eviction",
+    );
+    let deletion = at("DELETE", "/api/v1/nodes/t1-workers-1");
+    assert!(eviction < deletion, "evicted before the Node was deleted");
+    assert!(api.object("/api/v1/nodes/t1-workers-1").is_none());
+
+    // etcd guards the control plane: with one member down, a control-plane
+    // change starts nothing and times out naming that member.
+    etcd.kill("t1-cp-1");
+    let bigger = std::fs::read_to_string(&cluster.spec)
+        .unwrap()
+        .replace("      replicas: 2\n", "      replicas: 1\n")
+        .replacen("    cpu: 2\n", "    cpu: 4\n", 1);
+    std::fs::write(&cluster.spec, bigger).unwrap();
+    let held = cluster.apply(&["--wait", "created", "--timeout", "3s"]);
+    assert_eq!(held.code, 1, "{}", held.stderr);
+    assert!(held.stderr.contains("still waiting"), "{}", held.stderr);
+    assert!(held.stderr.contains("t1-cp-1"), "{}", held.stderr);
+    let vms = cluster.env.vms("t1").await;
+    assert_eq!(
+        vms.keys().filter(|n| n.contains("-cp-")).count(),
+        3,
+        "no surge node"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn against_the_stand_in_api_wait_ready_times_out_naming_the_nodes_that_never_registered() {
+    let cluster = Cluster::create().await;
+    let api = cluster.api();
+    cluster.register(&api, &CONTROL_PLANE);
+    let waited = cluster.apply(&["--wait", "ready", "--timeout", "2s"]);
+    assert_eq!(waited.code, 1, "{}", waited.stderr);
+    let error = waited.stderr;
+    assert!(
+        error.contains("never registered with Kubernetes: `t1-workers-0`, `t1-workers-1`"),
+        "{error}"
+    );
+    assert!(!error.contains("`t1-cp-0`"), "{error}");
+
+    // The API server gone: one line says so, and `--wait created` still works.
+    drop(api);
+    let described = cluster.env.vkube(&["cluster", "describe", "t1"]);
+    ok(&described);
+    assert!(
+        described.stdout.contains("API:       unreachable"),
+        "{}",
+        described.stdout
+    );
+    assert!(
+        described.stdout.contains("t1-workers-1"),
+        "{}",
+        described.stdout
+    );
+    ok(&cluster.apply(&["--wait", "created"]));
+}
