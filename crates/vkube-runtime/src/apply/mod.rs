@@ -21,9 +21,14 @@
 //! - The lock is held for the whole of `apply`, and for each pass of
 //!   [`reconcile_once`](crate::reconcile_once); a lost lock stops the work.
 //!
-//! # Caveats
-//! - Kubernetes readiness is not observed yet: a replaced node is deleted
-//!   as soon as its replacement is created and powered on.
+//! - Once a node was seen registered with Kubernetes (or with
+//!   [`WaitFor::Ready`]), each pass reads the cluster's Nodes and etcd
+//!   ([`kubernetes`]): a node Kubernetes knows is drained, its etcd member
+//!   removed and its Node object deleted before its VM goes, and a
+//!   replacement must be Ready first; what the plan waits for is waited
+//!   for, bounded by [`ApplyOptions::timeout`].
+//! - Each node's steps run as one chain, in plan order, each after the one
+//!   before succeeded; chains run in parallel, `parallel` at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
