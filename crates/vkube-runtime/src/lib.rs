@@ -32,6 +32,7 @@ mod fake_kube;
 mod guest;
 pub mod images;
 pub mod kube;
+mod macs;
 pub mod observe;
 pub mod ownership;
 pub mod placement;
