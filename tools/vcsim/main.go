@@ -158,6 +158,7 @@ func Start(cfg Config) (*Instance, error) {
 	}
 
 	SetDatastoreURLs()
+	InstallDeviceOwner()
 
 	authz, err := InstallAuthz(model.ServiceContent.AuthorizationManager.Reference(), cfg.ExtraPrivileges, cfg.Username)
 	if err != nil {

@@ -4,7 +4,11 @@
 //! state, MACs and extraConfig, privileges, and deterministic ids. It
 //! behaves like vCenter where vkube relies on it: a clone of a name taken
 //! in the folder fails with `DuplicateName`, a powered-on VM cannot be
-//! destroyed, gone objects count as done.
+//! destroyed, gone objects count as done, and a clone applies its whole
+//! spec (settings, MAC, disk, power-on; a linked clone's disk grows after
+//! it, off). [`FakeVsphere::clone_like_the_simulator`] makes clones ignore
+//! CPU, memory, flags, MAC and power-on instead, as govmomi's simulator
+//! ignores all but the MAC (which vkube must then fix all the same).
 //!
 //! Faults are injected at the N-th mutating call ([`Injection`]): fail it
 //! with a fault, or "crash" (the call never returns, before or after its
@@ -103,6 +107,8 @@ struct State {
     instance_uuid: Option<String>,
     /// Racing clones carry these markers (another state's VM).
     racing_markers: BTreeMap<String, String>,
+    /// Clones ignore CPU, memory, flags, MAC and power-on (the simulator).
+    clones_like_the_simulator: bool,
 }
 
 /// The fake vCenter.
@@ -224,6 +230,12 @@ impl FakeVsphere {
     /// Destroy VM `name` behind vkube's back (someone in vCenter did).
     pub fn remove_vm(&self, name: &str) {
         self.state().vms.retain(|_, vm| vm.name != name);
+    }
+
+    /// From now on clones keep the template's CPU, memory, flags and MAC
+    /// and stay off, whatever the clone spec says (govmomi's simulator).
+    pub fn clone_like_the_simulator(&self) {
+        self.state().clones_like_the_simulator = true;
     }
 
     /// Guests ignore shutdown requests from now on.
@@ -420,6 +432,9 @@ impl State {
         if let Some(network) = &settings.network {
             vm.network = Some(network.observed_key().to_owned());
         }
+        if let Some(mac) = &settings.mac {
+            vm.mac = vkube_core::cluster::mac::normalize_mac(mac);
+        }
         for (key, value) in &settings.extra_config {
             vm.extra_config.insert(key.clone(), value.clone());
         }
@@ -431,6 +446,7 @@ impl State {
             || vm.memory_mib != before.memory_mib
             || vm.disk_kib != before.disk_kib
             || vm.network != before.network
+            || vm.mac != before.mac
             || vm.extra_config != before.extra_config
             || vm.disk_uuid_enabled != before.disk_uuid_enabled
             || vm.annotation != before.annotation;
@@ -467,7 +483,27 @@ impl State {
                 ..template
             },
         );
-        self.configure(&id, &request.settings, true)?;
+        // A linked clone's disk grows after the clone (the port does not
+        // grow it in the clone spec), and the clone stays off until then.
+        let linked = request.linked_snapshot.is_some();
+        let mut applied = request.settings.clone();
+        if linked {
+            applied.disk_gib = None;
+        }
+        if self.clones_like_the_simulator {
+            applied.num_cpus = None;
+            applied.memory_mib = None;
+            applied.disk_uuid_enabled = false;
+            applied.mac = None;
+        }
+        self.configure(&id, &applied, true)?;
+        let grows = request
+            .settings
+            .disk_gib
+            .is_some_and(|gib| template.disk_kib < gib * 1024 * 1024);
+        if request.power_on && !(linked && grows) && !self.clones_like_the_simulator {
+            self.vms.get_mut(&id).expect("cloned").power_state = "poweredOn".into();
+        }
         Ok(id)
     }
 }
@@ -681,6 +717,8 @@ impl VspherePort for FakeVsphere {
         self.mutate("cloning", |state| {
             if state.racing_clones.remove(&request.name) {
                 let id = state.clone_from(request)?;
+                // The other run's clone has not been powered on yet.
+                state.vms.get_mut(&id).expect("cloned").power_state = "poweredOff".into();
                 let markers = std::mem::take(&mut state.racing_markers);
                 if !markers.is_empty() {
                     state.vms.get_mut(&id).expect("cloned").extra_config = markers;
@@ -701,6 +739,15 @@ impl VspherePort for FakeVsphere {
             Ok((VmId::new(id), Some(format!("clone {}", request.name))))
         })
         .await
+    }
+
+    async fn macs_in_use(&self) -> Result<BTreeMap<String, String>> {
+        let state = self.read();
+        Ok(state
+            .vms
+            .iter()
+            .map(|(id, vm)| (vm.mac.clone(), id.clone()))
+            .collect())
     }
 
     async fn ensure_settings(&self, vm: &VmId, settings: &VmSettings) -> Result<bool> {

@@ -30,6 +30,7 @@ mod guest;
 pub mod images;
 pub mod kube;
 mod kube_view;
+mod macs;
 pub mod observe;
 pub mod ownership;
 pub mod placement;

@@ -7,6 +7,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use vkube_core::cluster::bootstrap::recover::guestinfo_value;
+use vkube_core::cluster::mac::is_manual_vmware_mac;
 use vkube_core::cluster::{ClusterSpec, MARKER_CLUSTER_UID};
 use vkube_core::roles::Catalog;
 use vkube_store::{
@@ -359,6 +361,17 @@ impl Harness {
         }
         let macs: BTreeSet<_> = vms.values().map(|vm| vm.mac.clone()).collect();
         assert_eq!(macs.len(), names.len(), "{context}: one MAC per node");
+        for (name, vm) in &vms {
+            let mac = vm.mac.clone().unwrap_or_default();
+            assert!(is_manual_vmware_mac(&mac), "{context}: {name}'s MAC {mac}");
+            let metadata = guestinfo_value(&vm.extra_config, "guestinfo.metadata")
+                .expect("readable metadata")
+                .expect("metadata");
+            assert!(
+                metadata.contains(&mac),
+                "{context}: {name}'s network config matches its MAC {mac}"
+            );
+        }
         assert_eq!(
             self.lease_nodes().await,
             names,
@@ -439,13 +452,47 @@ async fn a_fresh_apply_converges_and_a_second_is_a_no_op() {
     assert_eq!(names, NODES, "a fresh cluster's indices start at 0");
     let changes = harness.vsphere.changes();
     for node in NODES {
-        assert!(changes.contains(&format!("clone {node}")), "{changes:?}");
-        assert!(changes.contains(&format!("power on {node}")), "{changes:?}");
+        // A vCenter applies the whole clone spec: one task per node.
+        assert_eq!(
+            node_changes(&changes, node),
+            [format!("clone {node}")],
+            "{changes:?}"
+        );
     }
     assert!(
         changes.contains(&"create folder t1".to_string()),
         "{changes:?}"
     );
+    harness.assert_no_op("run-2", "second apply").await;
+}
+
+/// The changes made to VM `node`.
+fn node_changes(changes: &[String], node: &str) -> Vec<String> {
+    changes
+        .iter()
+        .filter(|c| c.split(' ').next_back() == Some(node))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn where_clones_ignore_their_spec_the_difference_is_fixed_once() {
+    let harness = Harness::new().await;
+    harness.vsphere.clone_like_the_simulator();
+    harness.apply_as("run-1", &[]).await.expect("apply");
+    harness.assert_converged("simulator-like clones").await;
+    let changes = harness.vsphere.changes();
+    for node in NODES {
+        assert_eq!(
+            node_changes(&changes, node),
+            [
+                format!("clone {node}"),
+                format!("reconfigure {node}"),
+                format!("power on {node}")
+            ],
+            "{changes:?}"
+        );
+    }
     harness.assert_no_op("run-2", "second apply").await;
 }
 

@@ -111,9 +111,13 @@ pub trait VspherePort: Send + Sync {
     /// One VM, or `None` when it is gone.
     async fn vm(&self, vm: &VmId) -> Result<Option<ObservedVm>>;
 
-    /// Clone a VM (powered off). A name taken in the folder fails with
-    /// [`crate::Fault::DuplicateName`].
+    /// Clone a VM with the request's settings in the clone spec (powered on
+    /// when [`CloneRequest::power_on`] and vCenter honours it). A name taken
+    /// in the folder fails with [`crate::Fault::DuplicateName`].
     async fn clone_vm(&self, request: &CloneRequest) -> Result<VmId>;
+
+    /// Every NIC MAC in vCenter (lowercase) and the id of the VM holding it.
+    async fn macs_in_use(&self) -> Result<BTreeMap<String, String>>;
 
     /// Bring a VM to `settings`, changing only what differs; returns whether
     /// anything changed.
@@ -281,6 +285,10 @@ impl VspherePort for Session {
 
     async fn clone_vm(&self, request: &CloneRequest) -> Result<VmId> {
         Ok(vm_id(&vm::clone_vm(self, request).await?))
+    }
+
+    async fn macs_in_use(&self) -> Result<BTreeMap<String, String>> {
+        vm::macs_in_use(self).await
     }
 
     async fn ensure_settings(&self, vm: &VmId, settings: &VmSettings) -> Result<bool> {

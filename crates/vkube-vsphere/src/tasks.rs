@@ -1,12 +1,17 @@
 //! Waiting for vSphere tasks. All tasks a session waits for are polled
-//! together: one waiter at a time reads `info.state` of every pending task
-//! in a single property retrieval, on an interval that starts at 100 ms and
-//! backs off to 1 s, and wakes the others. Results and faults are read once
-//! per task when it ends.
+//! together: one waiter at a time reads `info.state`, `info.progress` and
+//! `info.result` of every pending task in a single property retrieval and
+//! wakes the others. A task no poll has seen yet is looked at at once — a
+//! new task wakes the poller from its interval — because tasks often end
+//! within their start call's round trip (the simulator's always do); after
+//! that the interval starts at 100 ms and backs off to 1 s. A task's result
+//! comes with the poll that sees it end; a fault is read once, when it
+//! failed, in its own retrieval (see below why).
 //!
 //! Why not `vim_rs`'s `TaskTracker`: its shared update loop stops for every
 //! waiter when one task's fault does not parse (the simulator's fault
-//! encoding), so one failed clone would fail all parallel clones.
+//! encoding), so one failed clone would fail all parallel clones. For the
+//! same reason the shared poll never reads `info.error`.
 //!
 //! A wait is bounded by the task's own progress, not by a total: each poll
 //! also reads `info.progress`, and a task whose state and progress have not
@@ -72,7 +77,11 @@ impl Seen {
 #[derive(Debug, Clone)]
 struct Pending {
     finished: Option<Finished>,
+    /// `info.result`, once it ended well (a managed object, e.g. a clone).
+    result: Option<ManagedObjectReference>,
     seen: Seen,
+    /// Whether any poll has looked at it yet.
+    polled: bool,
 }
 
 /// Shared state of one session's task waits.
@@ -80,12 +89,23 @@ struct Pending {
 pub(crate) struct TaskWaits {
     tasks: Mutex<HashMap<String, Pending>>,
     poller: tokio::sync::Mutex<()>,
+    /// A poll ended: waiters look at their task again.
     changed: tokio::sync::Notify,
+    /// A task was added: the poller looks at it at once.
+    arrived: tokio::sync::Notify,
 }
 
 impl TaskWaits {
     fn pending(&self, id: &str) -> Option<Pending> {
         self.tasks.lock().expect("task map").get(id).cloned()
+    }
+
+    fn any_unpolled(&self) -> bool {
+        self.tasks
+            .lock()
+            .expect("task map")
+            .values()
+            .any(|p| !p.polled && p.finished.is_none())
     }
 
     async fn poll_all(&self, session: &Session) -> Result<()> {
@@ -101,7 +121,7 @@ impl TaskWaits {
             &pending,
             &[Wanted {
                 type_name: "Task",
-                paths: &["info.state", "info.progress"],
+                paths: &["info.state", "info.progress", "info.result"],
             }],
         )
         .await?;
@@ -113,6 +133,10 @@ impl TaskWaits {
             };
             let state = props.take::<TaskInfoStateEnum>("info.state");
             let progress = props.take::<i32>("info.progress");
+            slot.polled = true;
+            if state == Some(TaskInfoStateEnum::Success) {
+                slot.result = props.take::<ManagedObjectReference>("info.result");
+            }
             slot.finished = match state {
                 Some(TaskInfoStateEnum::Success) => Some(Finished::Success),
                 Some(TaskInfoStateEnum::Error) => Some(Finished::Error),
@@ -151,31 +175,21 @@ pub(crate) async fn wait(
         id.clone(),
         Pending {
             finished: None,
+            result: None,
             seen: Seen {
                 state: None,
                 progress: None,
                 since: Instant::now(),
             },
+            polled: false,
         },
     );
+    waits.arrived.notify_waiters();
     let outcome = wait_until_finished(session, waits, operation, &id).await;
-    waits.tasks.lock().expect("task map").remove(&id);
+    let pending = waits.tasks.lock().expect("task map").remove(&id);
     match outcome? {
-        Finished::Success => {
-            let mut props = retrieve_objects(
-                session,
-                &[task],
-                &[Wanted {
-                    type_name: "Task",
-                    paths: &["info.result"],
-                }],
-            )
-            .await?;
-            Ok(props
-                .first_mut()
-                .and_then(|p| p.take::<ManagedObjectReference>("info.result")))
-        }
-        Finished::Error => Err(task_error(session, operation, &task_ref(&id)).await),
+        Finished::Success => Ok(pending.and_then(|p| p.result)),
+        Finished::Error => Err(task_error(session, operation, &task).await),
     }
 }
 
@@ -223,17 +237,45 @@ async fn wait_until_finished(
         }
         match waits.poller.try_lock() {
             Ok(_polling) => {
-                tokio::time::sleep(interval).await;
+                let due = poll_due(waits, interval).await;
                 let polled = waits.poll_all(session).await;
                 waits.changed.notify_waiters();
                 polled?;
-                interval = (interval.mul_f32(1.5)).min(MAX_INTERVAL);
+                interval = match due {
+                    Due::NewTask => FIRST_INTERVAL,
+                    Due::Interval => interval.mul_f32(1.5).min(MAX_INTERVAL),
+                };
             }
             Err(_) => {
                 // Another waiter polls for us; the timeout covers a poller that failed.
                 let _ = tokio::time::timeout(MAX_INTERVAL * 2, notified).await;
             }
         }
+    }
+}
+
+/// Why the poller polls now.
+#[derive(Debug, PartialEq)]
+enum Due {
+    /// A task no poll has seen yet.
+    NewTask,
+    /// The interval passed.
+    Interval,
+}
+
+/// Wait until the next poll is due: at once when a task no poll has seen is
+/// pending, else after `interval` unless a new task arrives first.
+async fn poll_due(waits: &TaskWaits, interval: Duration) -> Due {
+    let arrived = waits.arrived.notified();
+    tokio::pin!(arrived);
+    // Registered before the check, so a task added in between still wakes us.
+    arrived.as_mut().enable();
+    if waits.any_unpolled() {
+        return Due::NewTask;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(interval) => Due::Interval,
+        _ = arrived => Due::NewTask,
     }
 }
 
@@ -297,6 +339,63 @@ async fn task_error(session: &Session, operation: &str, task: &ManagedObjectRefe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn add_unpolled(waits: &TaskWaits, id: &str) {
+        waits.tasks.lock().expect("task map").insert(
+            id.into(),
+            Pending {
+                finished: None,
+                result: None,
+                seen: Seen {
+                    state: None,
+                    progress: None,
+                    since: Instant::now(),
+                },
+                polled: false,
+            },
+        );
+        waits.arrived.notify_waiters();
+    }
+
+    #[tokio::test]
+    async fn a_task_no_poll_has_seen_is_polled_at_once() {
+        let waits = TaskWaits::default();
+        add_unpolled(&waits, "task-1");
+        let started = Instant::now();
+        assert_eq!(
+            poll_due(&waits, Duration::from_secs(60)).await,
+            Due::NewTask
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_new_task_wakes_the_poller_from_its_interval() {
+        let waits = std::sync::Arc::new(TaskWaits::default());
+        let poller = {
+            let waits = waits.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                (poll_due(&waits, Duration::from_secs(60)).await, started.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        add_unpolled(&waits, "task-2");
+        let (due, waited) = poller.await.expect("poller");
+        assert_eq!(due, Due::NewTask);
+        assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    }
+
+    #[tokio::test]
+    async fn without_new_tasks_the_poller_waits_its_interval() {
+        let waits = TaskWaits::default();
+        let started = Instant::now();
+        assert_eq!(
+            poll_due(&waits, Duration::from_millis(30)).await,
+            Due::Interval
+        );
+        assert!(started.elapsed() >= Duration::from_millis(30));
+    }
 
     #[test]
     fn a_task_stalls_only_when_nothing_changed_for_the_whole_limit() {

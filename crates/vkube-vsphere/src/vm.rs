@@ -141,7 +141,9 @@ fn not_found(kind: &str, id: &str) -> Error {
 }
 
 /// The VM settings vkube manages; `None` leaves a setting as cloned.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `Debug` shows `guestinfo.*` values only by their length: they hold the
+/// bootstrap data, and with it a bootstrap token.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct VmSettings {
     /// vCPUs.
     pub num_cpus: Option<i32>,
@@ -151,12 +153,42 @@ pub struct VmSettings {
     pub disk_gib: Option<i64>,
     /// Network of the first NIC.
     pub network: Option<NetworkTarget>,
+    /// MAC of the first NIC, assigned manually (VMware's manual range, see
+    /// `vkube_core::cluster::mac`); `None` leaves vCenter's.
+    pub mac: Option<String>,
     /// extraConfig keys to set (markers, guestinfo).
     pub extra_config: BTreeMap<String, String>,
     /// `disk.enableUUID`, as `flags.diskUuidEnabled`.
     pub disk_uuid_enabled: bool,
     /// The VM's annotation (notes).
     pub annotation: Option<String>,
+}
+
+impl std::fmt::Debug for VmSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let extra_config: BTreeMap<&str, String> = self
+            .extra_config
+            .iter()
+            .map(|(key, value)| {
+                let shown = if key.starts_with("guestinfo.") {
+                    format!("<{} bytes>", value.len())
+                } else {
+                    value.clone()
+                };
+                (key.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("VmSettings")
+            .field("num_cpus", &self.num_cpus)
+            .field("memory_mib", &self.memory_mib)
+            .field("disk_gib", &self.disk_gib)
+            .field("network", &self.network)
+            .field("mac", &self.mac)
+            .field("extra_config", &extra_config)
+            .field("disk_uuid_enabled", &self.disk_uuid_enabled)
+            .field("annotation", &self.annotation)
+            .finish()
+    }
 }
 
 /// A clone request: where the new VM goes and how it is set up.
@@ -176,6 +208,9 @@ pub struct CloneRequest {
     pub linked_snapshot: Option<SnapshotId>,
     /// Settings to apply in the clone spec.
     pub settings: VmSettings,
+    /// Power the clone on as part of the clone task (`powerOn` in the
+    /// clone spec). Not done for a linked clone whose disk must grow first.
+    pub power_on: bool,
 }
 
 /// What vkube sees of one VM.
@@ -439,29 +474,36 @@ fn config_spec(
         }
     }
     if let Some(current) = current {
-        let mut devices: Vec<Box<dyn vim_rs::types::traits::VirtualDeviceConfigSpecTrait>> =
-            Vec::new();
-        if let Some(network) = &desired.network {
-            if current.observed.network.as_deref() != Some(network.observed_key()) {
-                if let Some(nic) = current.nic_with(network) {
-                    devices.push(edit(nic));
-                }
-            }
-        }
-        if let Some(gib) = desired.disk_gib {
-            let want_kib = gib * 1024 * 1024;
-            if current.observed.disk_kib < want_kib {
-                if let Some(disk) = current.disk_with(want_kib) {
-                    devices.push(edit(disk));
-                }
-            }
-        }
+        let mut devices = Vec::new();
+        devices.extend(current.nic_change(desired).map(edit));
+        devices.extend(current.disk_change(desired).map(edit));
         if !devices.is_empty() {
             spec.device_change = Some(devices);
             changed = true;
         }
     }
     changed.then_some(spec)
+}
+
+/// The spec of a clone: every setting, with the first NIC's network and
+/// MAC, and for a full clone the first disk's size, edited from the
+/// template's devices (`template`). A linked clone's disk is a child of
+/// the template's snapshot: it grows after the clone.
+fn clone_config_spec(
+    desired: &VmSettings,
+    template: &CurrentConfig,
+    linked: bool,
+) -> VirtualMachineConfigSpec {
+    let mut spec = config_spec(desired, None).unwrap_or_default();
+    let mut devices = Vec::new();
+    devices.extend(template.nic_change(desired).map(edit));
+    if !linked {
+        devices.extend(template.disk_change(desired).map(edit));
+    }
+    if !devices.is_empty() {
+        spec.device_change = Some(devices);
+    }
+    spec
 }
 
 fn edit(
@@ -505,14 +547,50 @@ impl CurrentConfig {
         Ok(Some(CurrentConfig { observed, devices }))
     }
 
-    /// A copy of the first NIC with its backing switched to `network`.
-    fn nic_with(&self, network: &NetworkTarget) -> Option<Box<dyn VirtualDeviceTrait>> {
+    /// The first NIC as `desired` wants it, when its network or MAC differs.
+    fn nic_change(&self, desired: &VmSettings) -> Option<Box<dyn VirtualDeviceTrait>> {
+        let network = desired
+            .network
+            .as_ref()
+            .filter(|n| self.observed.network.as_deref() != Some(n.observed_key()));
+        let mac = desired.mac.as_ref().filter(|mac| {
+            self.observed.mac.as_deref().map(normalize_mac) != Some(normalize_mac(mac))
+        });
+        if network.is_none() && mac.is_none() {
+            return None;
+        }
+        self.nic_with(network, mac.map(String::as_str))
+    }
+
+    /// The first disk grown to `desired`'s size, when it is smaller.
+    fn disk_change(&self, desired: &VmSettings) -> Option<Box<dyn VirtualDeviceTrait>> {
+        let want_kib = desired.disk_gib? * 1024 * 1024;
+        (self.observed.disk_kib < want_kib)
+            .then(|| self.disk_with(want_kib))
+            .flatten()
+    }
+
+    /// A copy of the first NIC, its backing switched to `network` and its
+    /// MAC set to `mac` (manual), where given.
+    fn nic_with(
+        &self,
+        network: Option<&NetworkTarget>,
+        mac: Option<&str>,
+    ) -> Option<Box<dyn VirtualDeviceTrait>> {
         let source = self
             .devices
             .iter()
             .find(|d| CastInto::<dyn VirtualEthernetCardTrait>::into_ref(d.as_ref()).is_some())?;
         let mut card: Box<dyn VirtualEthernetCardTrait> =
             clone_device(source.as_ref())?.into_box().ok()?;
+        if let Some(mac) = mac {
+            let nic = card.get_virtual_ethernet_card_mut();
+            nic.address_type = Some("manual".into());
+            nic.mac_address = Some(normalize_mac(mac));
+        }
+        let Some(network) = network else {
+            return Some(card);
+        };
         let backing: Box<dyn vim_rs::types::traits::VirtualDeviceBackingInfoTrait> = match network {
             NetworkTarget::Standard { network, name } => {
                 Box::new(VirtualEthernetCardNetworkBackingInfo {
@@ -593,7 +671,11 @@ fn device_facts(devices: &[Box<dyn VirtualDeviceTrait>]) -> (Option<String>, Opt
 /// folder is an error (`DuplicateName`): callers look for their marked VM first.
 pub async fn clone_vm(session: &Session, request: &CloneRequest) -> Result<ManagedObjectReference> {
     let operation = format!("cloning `{}`", request.name);
+    let template = CurrentConfig::read(session, &request.template.moref())
+        .await?
+        .ok_or_else(|| not_found("template", request.template.id()))?;
     let folder = request.folder.moref();
+    let linked = request.linked_snapshot.is_some();
     let spec = VirtualMachineCloneSpec {
         location: VirtualMachineRelocateSpec {
             folder: Some(folder.clone()),
@@ -606,8 +688,9 @@ pub async fn clone_vm(session: &Session, request: &CloneRequest) -> Result<Manag
             ..Default::default()
         },
         template: false,
-        config: config_spec(&request.settings, None),
-        power_on: false,
+        config: Some(clone_config_spec(&request.settings, &template, linked)),
+        // A disk still to grow is grown before the guest first boots.
+        power_on: request.power_on && !(linked && template.disk_change(&request.settings).is_some()),
         snapshot: request.linked_snapshot.as_ref().map(SnapshotId::moref),
         ..Default::default()
     };
@@ -623,6 +706,43 @@ pub async fn clone_vm(session: &Session, request: &CloneRequest) -> Result<Manag
             operation: operation.clone(),
             detail: "the clone task returned no VM".into(),
         })
+}
+
+/// The MAC of every NIC of every VM and template in vCenter, with the VM
+/// holding it: what a MAC chosen by vkube must not collide with. One
+/// container view over the root folder (three round trips; its answer grows
+/// with the inventory, so callers read it once per apply, and only when
+/// they create VMs).
+pub async fn macs_in_use(session: &Session) -> Result<BTreeMap<String, String>> {
+    let root = session.content().root_folder.clone();
+    let objects = retrieve_container(
+        session,
+        &root,
+        &[Wanted {
+            type_name: "VirtualMachine",
+            paths: &["config.hardware.device"],
+        }],
+    )
+    .await?;
+    let mut macs = BTreeMap::new();
+    for mut props in objects {
+        let devices = props
+            .take::<Vec<Box<dyn VirtualDeviceTrait>>>("config.hardware.device")
+            .unwrap_or_default();
+        for device in &devices {
+            if let Some(card) = CastInto::<dyn VirtualEthernetCardTrait>::into_ref(device.as_ref())
+            {
+                if let Some(mac) = &card.get_virtual_ethernet_card().mac_address {
+                    macs.insert(normalize_mac(mac), props.obj.value.clone());
+                }
+            }
+        }
+    }
+    Ok(macs)
+}
+
+fn normalize_mac(mac: &str) -> String {
+    vkube_core::cluster::mac::normalize_mac(mac)
 }
 
 /// Bring a VM's CPU, memory, disk, NIC, extraConfig and flags to `desired`,
@@ -648,9 +768,26 @@ pub async fn ensure_settings(
     Ok(true)
 }
 
-/// Power a VM on; already on is success.
+/// Power a VM on; already on is success. The power state is read first (a
+/// cheap read): a clone powered on by its clone spec needs no task.
 pub async fn power_on(session: &Session, vm: &ManagedObjectReference) -> Result<()> {
     let operation = format!("powering on `{}`", vm.value);
+    let mut state = retrieve_objects(
+        session,
+        std::slice::from_ref(vm),
+        &[Wanted {
+            type_name: "VirtualMachine",
+            paths: &["runtime.powerState"],
+        }],
+    )
+    .await?;
+    let on = state
+        .first_mut()
+        .and_then(|p| p.take::<VirtualMachinePowerStateEnum>("runtime.powerState"))
+        == Some(VirtualMachinePowerStateEnum::PoweredOn);
+    if on {
+        return Ok(());
+    }
     let machine = vim_rs::mo::VirtualMachine::new(session.client(), &vm.value);
     let task = machine
         .power_on_vm_task(None)
@@ -853,5 +990,24 @@ pub async fn wait_for_ip(
         }
         tokio::time::sleep(interval.min(deadline - now)).await;
         interval = (interval * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_debug_hides_bootstrap_data() {
+        let settings = VmSettings {
+            extra_config: BTreeMap::from([
+                ("guestinfo.userdata".to_string(), "token: abcdef.0123456789abcdef".to_string()),
+                ("vkube.node".to_string(), "c1-cp-0".to_string()),
+            ]),
+            ..Default::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(shown.contains("c1-cp-0") && shown.contains("guestinfo.userdata"), "{shown}");
     }
 }

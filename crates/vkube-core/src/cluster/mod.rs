@@ -8,6 +8,7 @@
 
 pub mod bootstrap;
 pub mod bounds;
+pub mod mac;
 mod duration;
 mod error;
 mod health_check;

@@ -94,25 +94,28 @@ pub(crate) fn spec_with(edit: impl FnOnce(&mut RawClusterSpec)) -> ClusterSpec {
     raw.validate().unwrap()
 }
 
+/// A new cluster is planned in one pass: workers do not wait for a
+/// control plane that is only being created (kubeadm join retries).
 #[test]
-fn fresh_cluster_creates_folder_and_control_plane_first() {
+fn fresh_cluster_creates_folder_control_plane_and_workers_in_one_pass() {
     let spec = example();
     let plan = plan(&spec, &ObservedCluster::default(), &Leases::new());
-    assert_eq!(
-        lines(&plan),
-        [
-            "create-folder /DC0/vm/demo",
-            "allocate demo-cp-0 from nodes",
-            "create demo-cp-0 in az1 as Init",
-            "power-on demo-cp-0",
-            "allocate demo-cp-1 from nodes",
-            "create demo-cp-1 in az1 as ControlPlane",
-            "power-on demo-cp-1",
-            "allocate demo-cp-2 from nodes",
-            "create demo-cp-2 in az1 as ControlPlane",
-            "power-on demo-cp-2",
-        ]
-    );
+    let mut expected = vec!["create-folder /DC0/vm/demo".to_string()];
+    for (node, domain, role) in [
+        ("demo-cp-0", "az1", "Init"),
+        ("demo-cp-1", "az1", "ControlPlane"),
+        ("demo-cp-2", "az1", "ControlPlane"),
+        ("demo-workers-0", "az1", "Worker"),
+        ("demo-workers-1", "az2", "Worker"),
+        ("demo-workers-2", "az1", "Worker"),
+        ("demo-infra-0", "az2", "Worker"),
+        ("demo-infra-1", "az1", "Worker"),
+    ] {
+        expected.push(format!("allocate {node} from nodes"));
+        expected.push(format!("create {node} in {domain} as {role}"));
+        expected.push(format!("power-on {node}"));
+    }
+    assert_eq!(lines(&plan), expected);
 }
 
 #[test]
@@ -429,7 +432,7 @@ fn rolling_upgrade_converges_one_node_at_a_time() {
 fn fresh_cluster_converges() {
     let spec = example();
     let (observed, leases, passes) = converge(&spec, ObservedCluster::default(), Leases::new());
-    assert_eq!(passes, 2);
+    assert_eq!(passes, 1, "control plane and workers in one pass");
     assert_eq!(observed.nodes.len(), 8);
     assert_eq!(leases.len(), 8);
 }
@@ -509,9 +512,15 @@ fn records_without_vms_are_forgotten_with_their_leases() {
         "{steps:?}"
     );
     assert!(!steps.iter().any(|s| s.starts_with("forget")), "{steps:?}");
-    // While the control plane is not settled, workers keep their records.
+    // While the control plane changes (a stale node rolls), workers keep
+    // their records.
     let mut unsettled = observed.clone();
-    unsettled.nodes.retain(|n| n.name != "demo-cp-2");
+    unsettled
+        .nodes
+        .iter_mut()
+        .find(|n| n.name == "demo-cp-0")
+        .expect("cp-0")
+        .spec_hash = "old".into();
     let steps = lines(&plan(&spec, &unsettled, &leases));
     assert!(
         !steps.iter().any(|s| s.starts_with("forget demo-workers")),
@@ -521,4 +530,51 @@ fn records_without_vms_are_forgotten_with_their_leases() {
         steps.iter().any(|s| s.starts_with("create demo-cp-")),
         "{steps:?}"
     );
+    // A control plane only being created holds nothing back.
+    let mut growing = observed.clone();
+    growing.nodes.retain(|n| n.name != "demo-cp-2");
+    let steps = lines(&plan(&spec, &growing, &leases));
+    assert!(
+        steps.contains(&"forget demo-workers-3".to_string())
+            && steps.contains(&"create demo-cp-2 in az1 as ControlPlane".to_string()),
+        "{steps:?}"
+    );
+}
+
+/// Workers are held back while the control plane changes (a roll), or
+/// grows once etcd or Kubernetes knows it (one careful join at a time),
+/// but not while a new control plane is created.
+#[test]
+fn workers_wait_for_a_changing_or_known_control_plane_only() {
+    let spec = example();
+    let (converged_nodes, leases) = converged(&spec);
+    let worker_steps = |observed: &ObservedCluster| -> Vec<String> {
+        lines(&plan(&spec, observed, &leases))
+            .into_iter()
+            .filter(|s| s.contains("demo-workers-") || s.contains("demo-infra-"))
+            .collect()
+    };
+    // A worker missing, the control plane new and incomplete: planned.
+    let mut new = converged_nodes.clone();
+    new.nodes
+        .retain(|n| n.name != "demo-cp-2" && n.name != "demo-workers-2");
+    assert!(
+        worker_steps(&new).contains(&"create demo-workers-2 in az1 as Worker".to_string()),
+        "{:?}",
+        worker_steps(&new)
+    );
+    // The same with the control plane known to etcd: held back.
+    let mut known = new.clone();
+    known.etcd = Some(EtcdView::default());
+    assert_eq!(worker_steps(&known), Vec::<String>::new());
+    // A stale control-plane node: held back.
+    let mut rolling = converged_nodes.clone();
+    rolling.nodes.retain(|n| n.name != "demo-workers-2");
+    let first = rolling
+        .nodes
+        .iter_mut()
+        .find(|n| n.name == "demo-cp-0")
+        .expect("cp-0");
+    first.spec_hash = "old".into();
+    assert_eq!(worker_steps(&rolling), Vec::<String>::new());
 }

@@ -54,6 +54,7 @@ use crate::context::Context;
 use crate::error::{Error, NodeFailure, Result};
 use crate::guest;
 use crate::kube_view::KubeSide;
+use crate::macs::NodeMacs;
 use crate::observe::{observe, observe_folder, Observation};
 use crate::ownership;
 use crate::placement::{resolve, Placement, StorageTarget};
@@ -270,6 +271,8 @@ pub(crate) struct Run<'a> {
     folder: std::sync::Mutex<Option<FolderId>>,
     /// What this pass read from the cluster's API server and etcd.
     kube: std::sync::Mutex<KubeSide>,
+    /// The MACs of the nodes this run creates.
+    macs: NodeMacs,
     options: &'a ApplyOptions,
     progress: &'a dyn Progress,
     ctx: &'a Context<'a>,
@@ -353,6 +356,7 @@ impl Run<'_> {
             memory_mib: Some(i64::from(group_spec.memory_mib())),
             disk_gib: group_spec.disk_gib().map(i64::from),
             network: Some(placement.network.clone()),
+            mac: None,
             extra_config: markers(
                 self.spec.name(),
                 &self.uid,
@@ -396,7 +400,12 @@ impl Run<'_> {
         })
     }
 
-    /// Clone (or adopt) and finish one node.
+    /// Clone (or adopt) one node with everything known before the clone in
+    /// the clone spec — settings, markers, a MAC chosen now and the
+    /// bootstrap data rendered for it, and power-on — then observe it once
+    /// and fix only what vCenter did not apply (a vCenter applies the whole
+    /// spec: one task; the simulator ignores CPU, memory, flags and
+    /// power-on: one reconfiguration, and the plan's power-on step).
     #[allow(clippy::too_many_arguments)]
     async fn create_node(
         &self,
@@ -408,7 +417,9 @@ impl Run<'_> {
         role: NodeRole,
         spec_hash: &str,
     ) -> Result<VmId> {
-        let settings = self.settings(node, group, index, domain, spec_hash);
+        let mac = self.macs.for_node(self.vsphere, &self.uid, node).await?;
+        let plain = self.settings(node, group, index, domain, spec_hash);
+        let settings = self.with_bootstrap(node, group, role, plain, &mac).await?;
         let detail =
             serde_json::json!({ "node": node, "group": group, "index": index, "domain": domain });
         let vm = self
@@ -421,6 +432,7 @@ impl Run<'_> {
                     datastore: self.datastore_for(domain, folder, node).await?,
                     linked_snapshot: self.placement.linked_snapshot.clone(),
                     settings: settings.clone(),
+                    power_on: true,
                 };
                 match self.vsphere.clone_vm(&request).await {
                     Ok(vm) => Ok(vm),
@@ -440,7 +452,9 @@ impl Run<'_> {
             NodePhase::Creating,
         )
         .await?;
-        self.finish_node(&vm, node, group, role, &settings).await?;
+        // An adopted VM may carry another MAC: it is set to the one the
+        // bootstrap data was rendered for, in the same reconfiguration.
+        self.vsphere.ensure_settings(&vm, &settings).await?;
         self.record_node(
             node,
             group,
@@ -454,7 +468,8 @@ impl Run<'_> {
         Ok(vm)
     }
 
-    /// Bring a cloned VM to its settings and write its bootstrap data.
+    /// Finish a VM whose creation was interrupted: its settings, and the
+    /// bootstrap data rendered for the MAC it has (`mac`, observed).
     async fn finish_node(
         &self,
         vm: &VmId,
@@ -462,19 +477,27 @@ impl Run<'_> {
         group: &str,
         role: NodeRole,
         settings: &VmSettings,
+        mac: &str,
     ) -> Result<()> {
-        self.vsphere.ensure_settings(vm, settings).await?;
-        let observed =
-            self.vsphere
-                .vm(vm)
-                .await?
-                .ok_or_else(|| vkube_vsphere::Error::NotFound {
-                    kind: "VM".into(),
-                    path: node.into(),
-                    parent: "cluster folder".into(),
-                    missing: node.into(),
-                })?;
-        let mac = observed.mac.clone().unwrap_or_default();
+        let settings = self
+            .with_bootstrap(node, group, role, settings.clone(), mac)
+            .await?;
+        self.vsphere.ensure_settings(vm, &settings).await?;
+        Ok(())
+    }
+
+    /// `settings` with the node's NIC on `mac` and its bootstrap data
+    /// (guestinfo) rendered for that MAC. The init node's add-ons are
+    /// recorded here, before any VM gets them (intent first): a run killed
+    /// in between finishes this node with the same manifests.
+    async fn with_bootstrap(
+        &self,
+        node: &str,
+        group: &str,
+        role: NodeRole,
+        mut settings: VmSettings,
+        mac: &str,
+    ) -> Result<VmSettings> {
         let leases = leases_of(self.store, &self.name()).await?;
         let lease = leases.iter().find(|l| l.node == node);
         let vip = self.vip(&leases).ok_or_else(|| Error::Corrupt {
@@ -493,7 +516,7 @@ impl Run<'_> {
             node,
             group,
             role,
-            mac_address: &mac,
+            mac_address: mac,
             lease,
             vip,
             token: &token,
@@ -501,12 +524,10 @@ impl Run<'_> {
             pki: &self.pki,
             addons: &addons,
         };
-        let mut with_bootstrap = settings.clone();
         for (key, value) in bootstrap::guestinfo::render(&input)? {
-            with_bootstrap.extra_config.insert(key, value);
+            settings.extra_config.insert(key, value);
         }
-        // Recorded before the node gets them (intent first): a run killed in
-        // between finishes this node with the same manifests.
+        settings.mac = Some(mac.to_owned());
         if role == NodeRole::Init {
             let records = addons::records(
                 &addons,
@@ -517,8 +538,7 @@ impl Run<'_> {
             );
             self.store.record_addons(&self.fence, &records).await?;
         }
-        self.vsphere.ensure_settings(vm, &with_bootstrap).await?;
-        Ok(())
+        Ok(settings)
     }
 
     /// Brings the cluster's add-ons up to what the spec renders now: every
@@ -951,9 +971,10 @@ impl Run<'_> {
             let Some(node) = observation.cluster.nodes.iter().find(|n| &n.name == name) else {
                 continue;
             };
-            let Some((vm, _)) = observation.vms.get(name) else {
+            let Some((vm, observed)) = observation.vms.get(name) else {
                 continue;
             };
+            let mac = observed.mac.clone().unwrap_or_default();
             let group = self.spec.group(&node.pool).expect("observed group exists");
             let role = match group.role() {
                 GroupRole::ControlPlane if cp_nodes.iter().all(|n| *n >= name.as_str()) => {
@@ -966,7 +987,7 @@ impl Run<'_> {
                 self.settings(name, &node.pool, node.index, &node.domain, &node.spec_hash);
             self.progress.started(StepKind::FinishNode, Some(name));
             let result = self
-                .finish_node(vm, name, &node.pool, role, &settings)
+                .finish_node(vm, name, &node.pool, role, &settings, &mac)
                 .await;
             let message = result.as_ref().err().map(|e| e.to_string());
             self.progress
@@ -1377,6 +1398,7 @@ async fn prepare<'a>(
         inventory,
         folder: std::sync::Mutex::new(folder),
         kube: std::sync::Mutex::new(KubeSide::default()),
+        macs: NodeMacs::default(),
         options,
         progress,
         ctx,
@@ -1429,6 +1451,20 @@ impl Run<'_> {
     /// (never the whole inventory). A folder removed behind the run's back
     /// is looked up again.
     async fn observe(&self) -> Result<Observation> {
+        let mut observation = self.observe_vcenter().await?;
+        // A clone carries its bootstrap data from the start: one whose run
+        // was killed before recording it is finished (and recorded) too.
+        let recorded = recorded_nodes(self.store, &self.name()).await?;
+        for node in observation.vms.keys() {
+            if !recorded.contains(node) && !observation.unfinished.contains(node) {
+                observation.unfinished.push(node.clone());
+            }
+        }
+        Ok(observation)
+    }
+
+    /// The cluster folder's VMs, as vCenter shows them.
+    async fn observe_vcenter(&self) -> Result<Observation> {
         let known = self
             .folder
             .lock()

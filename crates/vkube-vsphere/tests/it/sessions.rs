@@ -122,6 +122,7 @@ async fn tasks_started_across_expiries_run_exactly_once() {
                 extra_config: BTreeMap::from([("vkube.node".to_string(), name.clone())]),
                 ..Default::default()
             },
+            power_on: false,
         };
         let vm = session.clone_vm(&request).await.expect("clone");
         session.power_on(&vm).await.expect("power on");

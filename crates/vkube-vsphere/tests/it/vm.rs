@@ -32,12 +32,16 @@ async fn placement(session: &Session) -> Placement {
     }
 }
 
+/// A MAC in VMware's manual range, chosen before the clone.
+const NODE_MAC: &str = "00:50:56:12:34:56";
+
 fn settings(network: NetworkTarget) -> VmSettings {
     VmSettings {
         num_cpus: Some(4),
         memory_mib: Some(8192),
         disk_gib: Some(40),
         network: Some(network),
+        mac: Some(NODE_MAC.into()),
         extra_config: BTreeMap::from([
             ("vkube.cluster.uid".to_string(), "uid-1".to_string()),
             ("vkube.pool".to_string(), "workers".to_string()),
@@ -91,9 +95,24 @@ async fn clone_then_settings_converge_and_are_observed_in_one_call() {
         datastore: p.datastore.clone(),
         linked_snapshot: None,
         settings: wanted.clone(),
+        power_on: true,
     };
     let created = port.clone_vm(&request).await.unwrap();
-    // The simulator ignores CPU and memory in clone specs: observe and fix.
+    // The NIC edit of the clone spec (network and manual MAC) and its
+    // extraConfig are applied by the clone itself.
+    let cloned = port.vm(&created).await.unwrap().unwrap();
+    assert_eq!(cloned.mac.as_deref(), Some(NODE_MAC));
+    assert_eq!(cloned.disk_kib, 40 * 1024 * 1024, "grown by the clone");
+    assert_eq!(
+        cloned.extra_config.get("vkube.pool").map(String::as_str),
+        Some("workers")
+    );
+    assert_eq!(
+        port.macs_in_use().await.unwrap().get(NODE_MAC),
+        Some(&created.id().to_owned()),
+        "the MAC is known as in use, by the clone"
+    );
+    // The simulator ignores CPU, memory and powerOn in clone specs: observe and fix.
     port.ensure_settings(&created, &wanted).await.unwrap();
     assert!(
         !port.ensure_settings(&created, &wanted).await.unwrap(),

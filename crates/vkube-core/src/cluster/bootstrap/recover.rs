@@ -283,6 +283,19 @@ impl IgnitionResource {
     }
 }
 
+/// The guestinfo value `key` of `extra_config`, decoded by its `.encoding`
+/// key (e.g. `guestinfo.metadata`); `None` when absent.
+pub fn guestinfo_value(
+    extra_config: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<String>, String> {
+    let Some(raw) = extra_config.get(key) else {
+        return Ok(None);
+    };
+    let encoding = extra_config.get(&format!("{key}.encoding"));
+    decode(raw, encoding.map(String::as_str)).map(Some)
+}
+
 /// A guestinfo value by its `.encoding` (`base64`, `gzip+base64`, or none).
 fn decode(raw: &str, encoding: Option<&str>) -> Result<String, String> {
     match encoding {

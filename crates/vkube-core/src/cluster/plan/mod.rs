@@ -41,9 +41,14 @@
 //!   index, and once it exists removes the oldest stale node
 //!   (`DeleteReason::Replaced`). Worker pools roll one after the other, one
 //!   node at a time (surge 1, across all pools, as before).
-//! - Worker pools are not planned at all while the control plane is not
-//!   settled (wrong count, stale or remediated nodes): workers never join a
-//!   control plane older than themselves, and their leases are left alone.
+//! - Worker pools are not planned at all while the control plane is
+//!   changing (too many nodes, stale or remediated nodes): workers never
+//!   join a control plane older than themselves, and their leases are left
+//!   alone. A control plane that is only being created — nodes missing,
+//!   none stale or unhealthy, none known to Kubernetes and etcd not read —
+//!   does not hold workers back: they are planned in the same pass (every
+//!   node then has the current spec, and `kubeadm join` retries discovery
+//!   until the control plane answers).
 //! - `ReleaseAddress` follows the `DeleteNode` of the same node; leases no
 //!   step will use are released, except those of nodes whose removal holds.
 //!
@@ -182,7 +187,7 @@ pub fn plan(spec: &ClusterSpec, observed: &ObservedCluster, leases: &Leases) -> 
     }
 
     let mut rolling = false;
-    let mut control_plane_settled = true;
+    let mut workers_may_go = true;
     let mut skipped_groups: BTreeSet<&str> = BTreeSet::new();
     for group in &groups {
         let members: Vec<&ObservedNode> = observed
@@ -190,16 +195,20 @@ pub fn plan(spec: &ClusterSpec, observed: &ObservedCluster, leases: &Leases) -> 
             .iter()
             .filter(|n| n.pool == group.name())
             .collect();
-        if group.role() == GroupRole::Worker && !control_plane_settled {
+        if group.role() == GroupRole::Worker && !workers_may_go {
             skipped_groups.insert(group.name());
             planner
                 .keep_leases
                 .extend(members.iter().map(|n| n.name.clone()));
             continue;
         }
-        let settled = planner.plan_group(group, members, &mut rolling);
+        let state = planner.plan_group(group, members, &mut rolling);
         if group.role() == GroupRole::ControlPlane {
-            control_plane_settled = settled;
+            workers_may_go = match state {
+                GroupState::Settled => true,
+                GroupState::Growing => !planner.control_plane_known,
+                GroupState::Changing => false,
+            };
         }
     }
 
@@ -245,6 +254,17 @@ pub fn plan(spec: &ClusterSpec, observed: &ObservedCluster, leases: &Leases) -> 
         steps: planner.steps,
         holds: planner.holds,
     }
+}
+
+/// Where a group stands at the start of a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupState {
+    /// Its replicas, none stale, nothing remediated.
+    Settled,
+    /// Only nodes missing (at the current spec), none stale or unhealthy.
+    Growing,
+    /// Too many nodes, stale ones, or remediated ones.
+    Changing,
 }
 
 pub(super) struct Planner<'a> {
@@ -393,14 +413,14 @@ impl Planner<'_> {
         }
     }
 
-    /// Plans one group; returns whether it is settled (right count, no
-    /// stale node, nothing remediated) as observed at the start of this pass.
+    /// Plans one group; returns its state as observed at the start of
+    /// this pass.
     fn plan_group(
         &mut self,
         group: &NodeGroup<'_>,
         mut members: Vec<&ObservedNode>,
         rolling: &mut bool,
-    ) -> bool {
+    ) -> GroupState {
         members.sort_by_key(|n| n.index);
         let control_plane = group.role() == GroupRole::ControlPlane;
         let hash = group.spec_hash();
@@ -413,7 +433,7 @@ impl Planner<'_> {
             for (node, why) in unhealthy {
                 self.remove(node, DeleteReason::Unhealthy { why });
             }
-            return false;
+            return GroupState::Changing;
         }
         // Workers: the unhealthy go, and are recreated at once as missing.
         let doomed: BTreeSet<&str> = unhealthy.iter().map(|(n, _)| n.name.as_str()).collect();
@@ -453,7 +473,7 @@ impl Planner<'_> {
             // Power-ons and resizes of survivors come first, then removals.
             self.tend(group, &view.members, &removing, &hash);
             self.remove_victims(victims);
-            return false;
+            return GroupState::Changing;
         }
         let mut creates: Vec<(u32, NodeRole)> = Vec::new();
         if count < replicas {
@@ -491,7 +511,11 @@ impl Planner<'_> {
         for (index, role) in creates {
             self.create(group, index, role, &hash);
         }
-        count == replicas && view.stale.is_empty() && unhealthy.is_empty()
+        match (count == replicas, view.stale.is_empty() && unhealthy.is_empty()) {
+            (true, true) => GroupState::Settled,
+            (false, true) => GroupState::Growing,
+            (_, false) => GroupState::Changing,
+        }
     }
 
     /// Removes scale-down and replaced nodes; in the control plane one node
