@@ -342,3 +342,127 @@ async fn against_the_stand_in_api_wait_ready_times_out_naming_the_nodes_that_nev
     );
     ok(&cluster.apply(&["--wait", "created"]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn against_the_stand_in_api_and_a_real_etcd_a_control_plane_cpu_change_replaces_one_node_at_a_time(
+) {
+    let cluster = Cluster::create().await;
+    let Some(mut etcd) = start_etcd(&cluster.pki) else {
+        return;
+    };
+    let api = cluster.api();
+    cluster.register(
+        &api,
+        &[CONTROL_PLANE.as_slice(), WORKERS.as_slice()].concat(),
+    );
+    for (node, url) in CONTROL_PLANE.iter().zip(etcd.client_urls()) {
+        api.put_object(etcd_pod(node, &url));
+    }
+    ok(&cluster.apply(&["--wait", "ready", "--timeout", "1m"]));
+
+    let bigger =
+        std::fs::read_to_string(&cluster.spec)
+            .unwrap()
+            .replacen("    cpu: 2\n", "    cpu: 4\n", 1);
+    std::fs::write(&cluster.spec, bigger).unwrap();
+    let mut apply = common::vkube_command()
+        .args(["cluster", "apply", "-f", &cluster.spec])
+        .args([
+            "--wait",
+            "ready",
+            "--timeout",
+            "5m",
+            "--poll-interval",
+            "1s",
+        ])
+        .envs(cluster.env.vars())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run vkube");
+
+    // What kubeadm and the kubelets do, played by the test: a new
+    // control-plane VM joins etcd and registers its Node, Ready; a destroyed
+    // one's etcd process stops.
+    let mut joined: Vec<String> = CONTROL_PLANE.iter().map(|n| n.to_string()).collect();
+    let mut most_vms = 0;
+    let started = std::time::Instant::now();
+    while apply.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(300), "apply hangs");
+        let vms = cluster.env.vms("t1").await;
+        let control_plane: Vec<&String> = vms.keys().filter(|n| n.contains("-cp-")).collect();
+        most_vms = most_vms.max(control_plane.len());
+        let addresses = cluster.addresses();
+        for name in control_plane {
+            let on = vms[name].power_state == "poweredOn";
+            if !on || joined.contains(name) {
+                continue;
+            }
+            let Some((_, ip)) = addresses.iter().find(|(n, _)| n == name) else {
+                continue;
+            };
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let served = cluster
+                .pki
+                .etcd_server_certificate(
+                    name,
+                    &[ip],
+                    SystemTime::now(),
+                    Duration::from_secs(24 * 3600),
+                    &mut random(),
+                )
+                .unwrap();
+            etcd.add_member(&MemberSpec {
+                name: name.clone(),
+                ip,
+                cert_pem: served.cert_pem,
+                key_pem: served.key_pem,
+            });
+            api.put_object(etcd_pod(name, &etcd.client_url(name)));
+            api.put_object(node_object(name, &ip.to_string()));
+            joined.push(name.clone());
+        }
+        for name in &joined {
+            if !vms.contains_key(name) && etcd.is_running(name) {
+                etcd.kill(name);
+            }
+        }
+        // Quorum is never lost, and an old node's Node object goes only
+        // after its member did and its replacement was Ready.
+        let members = etcd.member_names();
+        assert!(members.len() >= 3, "{members:?}");
+        for (k, old) in CONTROL_PLANE.iter().enumerate() {
+            if api.object(&format!("/api/v1/nodes/{old}")).is_none() {
+                assert!(!members.contains(&old.to_string()), "{old}: {members:?}");
+                assert!(joined.len() > 3 + k, "{old} went before its replacement");
+            }
+            if !vms.contains_key(*old) {
+                assert!(
+                    api.object(&format!("/api/v1/nodes/{old}")).is_none(),
+                    "{old}"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let output = apply.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}\n{}", etcd.logs());
+    assert_eq!(most_vms, 4, "one surge node at a time");
+    let vms = cluster.env.vms("t1").await;
+    let control_plane: Vec<(String, i32)> = vms
+        .iter()
+        .filter(|(n, _)| n.contains("-cp-"))
+        .map(|(n, vm)| (n.clone(), vm.num_cpus))
+        .collect();
+    let expected = ["t1-cp-3", "t1-cp-4", "t1-cp-5"];
+    let resized: Vec<(String, i32)> = expected.iter().map(|n| (n.to_string(), 4)).collect();
+    assert_eq!(control_plane, resized);
+    assert_eq!(etcd.member_names(), expected);
+    for old in CONTROL_PLANE {
+        assert!(
+            api.object(&format!("/api/v1/nodes/{old}")).is_none(),
+            "{old}"
+        );
+    }
+}

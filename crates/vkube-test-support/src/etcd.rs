@@ -84,7 +84,12 @@ struct RunningMember {
 /// A running etcd cluster; stopped on drop.
 pub struct EtcdCluster {
     members: Vec<RunningMember>,
-    _dir: tempfile::TempDir,
+    /// The CA file every member trusts.
+    ca: PathBuf,
+    /// The test's client, for health checks and member changes.
+    probe: HealthProbe,
+    token: String,
+    dir: tempfile::TempDir,
 }
 
 impl EtcdCluster {
@@ -149,23 +154,154 @@ impl EtcdCluster {
                 log,
             });
         }
-        let cluster = EtcdCluster { members, _dir: dir };
-        cluster.wait_until_healthy(spec);
+        let mut cluster = EtcdCluster {
+            members,
+            ca,
+            probe: HealthProbe::new(spec),
+            token,
+            dir,
+        };
+        cluster.wait_until_healthy();
         Some(cluster)
     }
 
-    fn wait_until_healthy(&self, spec: &EtcdClusterSpec) {
-        let probe = HealthProbe::new(spec);
+    /// Adds `member` to the running cluster as `kubeadm join --control-plane`
+    /// does: `member add` through a running member, then its process starts
+    /// with the cluster's current members (`--initial-cluster-state
+    /// existing`). Returns once it is healthy.
+    pub fn add_member(&mut self, member: &MemberSpec) {
+        let (client, peer) = (free_port(member.ip), free_port(member.ip));
+        let url = |port: u16| format!("https://{}", SocketAddr::new(member.ip, port));
+        let (client_url, peer_url) = (url(client), url(peer));
+        let via = self
+            .running_urls()
+            .into_iter()
+            .find(|url| self.probe.healthy(url))
+            .expect("a healthy member to add through");
+        // etcd refuses reconfiguration for a few seconds after its members
+        // (re)connect (`unhealthy cluster`); kubeadm retries, and so does this.
         let deadline = Instant::now() + START_TIMEOUT;
-        for member in &self.members {
-            loop {
-                if probe.healthy(&member.client_url) {
-                    break;
-                }
+        let answer = loop {
+            let answer = self
+                .probe
+                .post(
+                    &via,
+                    "/v3/cluster/member/add",
+                    &format!("{{\"peerURLs\":[\"{peer_url}\"]}}"),
+                )
+                .unwrap_or_else(|e| panic!("member add through {via}: {e}"));
+            if !answer.contains("unhealthy cluster") || Instant::now() > deadline {
+                break answer;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let listed: serde_json::Value = serde_json::from_str(body.trim())
+            .unwrap_or_else(|e| panic!("member add answered {answer:?}: {e}"));
+        let initial_cluster: Vec<String> = listed["members"]
+            .as_array()
+            .unwrap_or_else(|| panic!("member add answered {answer:?}"))
+            .iter()
+            .flat_map(|m| {
+                let name = m["name"].as_str().filter(|n| !n.is_empty());
+                let name = name.unwrap_or(&member.name).to_owned();
+                m["peerURLs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| u.as_str())
+                    .map(move |u| format!("{name}={u}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let write = |name: &str, text: &str| {
+            let path = self.dir.path().join(name);
+            std::fs::write(&path, text).expect("write etcd key material");
+            path
+        };
+        let cert = write(&format!("{}.crt", member.name), &member.cert_pem);
+        let key = write(&format!("{}.key", member.name), &member.key_pem);
+        let log = self.dir.path().join(format!("{}.log", member.name));
+        let child = etcd_command()
+            .args(["--name", &member.name])
+            .arg("--data-dir")
+            .arg(self.dir.path().join(format!("{}.data", member.name)))
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &initial_cluster.join(",")])
+            .args(["--initial-cluster-state", "existing"])
+            .args(["--initial-cluster-token", &self.token])
+            .args(tls_flags("", &cert, &key, &self.ca))
+            .args(tls_flags("peer-", &cert, &key, &self.ca))
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("an etcd log file"))
+            .spawn()
+            .expect("spawn etcd");
+        self.members.push(RunningMember {
+            name: member.name.clone(),
+            client_url,
+            child: Some(child),
+            log,
+        });
+        self.wait_until_healthy();
+    }
+
+    /// The names of the cluster's members, as a running member lists them
+    /// (a member added but not started has an empty name).
+    pub fn member_names(&mut self) -> Vec<String> {
+        let running = self.running_urls();
+        for url in running {
+            let Ok(answer) = self.probe.post(&url, "/v3/cluster/member/list", "{}") else {
+                continue;
+            };
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+            let Ok(listed) = serde_json::from_str::<serde_json::Value>(body.trim()) else {
+                continue;
+            };
+            let mut names: Vec<String> = listed["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| m["name"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            names.sort();
+            return names;
+        }
+        Vec::new()
+    }
+
+    /// The client URLs of the members whose process runs (a member removed
+    /// from the cluster stops its own).
+    fn running_urls(&mut self) -> Vec<String> {
+        self.members
+            .iter_mut()
+            .filter_map(|m| {
+                let alive = m
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+                alive.then(|| m.client_url.clone())
+            })
+            .collect()
+    }
+
+    /// Whether member `name` answers `/health` true.
+    pub fn is_healthy(&self, name: &str) -> bool {
+        self.probe.healthy(&self.member(name).client_url)
+    }
+
+    /// Waits until every running member answers healthy.
+    fn wait_until_healthy(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        for url in self.running_urls() {
+            while !self.probe.healthy(&url) {
                 if Instant::now() > deadline {
                     panic!(
-                        "etcd member {} did not become healthy within {START_TIMEOUT:?}:\n{}",
-                        member.name,
+                        "etcd member at {url} did not become healthy within {START_TIMEOUT:?}:\n{}",
                         self.logs()
                     );
                 }
@@ -306,6 +442,24 @@ impl HealthProbe {
     }
 
     fn get_health(&self, url: &str) -> std::io::Result<String> {
+        self.exchange(
+            url,
+            "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+        )
+    }
+
+    /// `POST path` with a JSON `body` (etcd's JSON gateway), blocking; the
+    /// whole answer, headers included.
+    fn post(&self, url: &str, path: &str, body: &str) -> std::io::Result<String> {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {{addr}}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        self.exchange(url, &request)
+    }
+
+    /// Send `request` (`{addr}` stands for the member's address) and read the answer.
+    fn exchange(&self, url: &str, request: &str) -> std::io::Result<String> {
         let addr: SocketAddr = url
             .trim_start_matches("https://")
             .parse()
@@ -316,9 +470,7 @@ impl HealthProbe {
         let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
         tcp.set_read_timeout(Some(Duration::from_secs(2)))?;
         let mut tls = StreamOwned::new(connection, tcp);
-        tls.write_all(
-            format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )?;
+        tls.write_all(request.replace("{addr}", &addr.to_string()).as_bytes())?;
         let mut answer = Vec::new();
         // etcd may close without close_notify; what arrived is the answer.
         let _ = tls.read_to_end(&mut answer);

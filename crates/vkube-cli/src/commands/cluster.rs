@@ -335,6 +335,9 @@ struct ApplyRun {
     /// At the drain timeout, delete the pods whose eviction a PodDisruptionBudget still refuses, and go on
     #[arg(long)]
     force_drain: bool,
+    /// How often Kubernetes is looked at again while waiting
+    #[arg(long, default_value = "5s", value_parser = duration_arg, hide = true)]
+    poll_interval: Duration,
 }
 
 /// `--wait`.
@@ -384,6 +387,7 @@ async fn apply_text(
             timeout: run.timeout,
             drain_timeout: run.drain_timeout,
             force_drain: run.force_drain,
+            kube_poll: run.poll_interval,
             ..Default::default()
         };
         let ctx = Context::system();
@@ -470,6 +474,7 @@ pub async fn run(
                 timeout: Duration::ZERO,
                 drain_timeout: Duration::ZERO,
                 force_drain: false,
+                poll_interval: Duration::ZERO,
             };
             apply_text(
                 &read_spec(file)?,

@@ -511,7 +511,10 @@ impl Planner<'_> {
         for (index, role) in creates {
             self.create(group, index, role, &hash);
         }
-        match (count == replicas, view.stale.is_empty() && unhealthy.is_empty()) {
+        match (
+            count == replicas,
+            view.stale.is_empty() && unhealthy.is_empty(),
+        ) {
             (true, true) => GroupState::Settled,
             (false, true) => GroupState::Growing,
             (_, false) => GroupState::Changing,
