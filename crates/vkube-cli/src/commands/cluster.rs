@@ -264,7 +264,21 @@ fn step_row(step: &Step) -> Vec<String> {
         Step::Reconfigure {
             cpu, memory_mib, ..
         } => format!("{cpu} CPU, {memory_mib} MiB"),
-        Step::DeleteNode { reason, .. } => format!("{reason:?}"),
+        Step::DeleteNode { reason, .. }
+        | Step::DeleteNodeObject { reason, .. }
+        | Step::RemoveEtcdMember { reason, .. } => reason.to_string(),
+        Step::DrainNode {
+            reason,
+            kubelet_unresponsive,
+            ..
+        } => {
+            let unresponsive = if *kubelet_unresponsive {
+                " (kubelet unresponsive: evictions not waited for)"
+            } else {
+                ""
+            };
+            format!("{reason}{unresponsive}")
+        }
         _ => String::new(),
     };
     vec![kind, target, detail]
@@ -278,7 +292,7 @@ fn print_plan(
     if format != Format::Table {
         return print_data(out, format, preview);
     }
-    if preview.steps.is_empty() && preview.unfinished.is_empty() {
+    if preview.steps.is_empty() && preview.unfinished.is_empty() && preview.holds.is_empty() {
         writeln!(
             out,
             "cluster `{}` matches its spec: no changes",
@@ -296,11 +310,16 @@ fn print_plan(
     for node in &preview.unfinished {
         writeln!(out, "  finish half-created node {node}")?;
     }
-    print_table(
-        out,
-        &["STEP", "TARGET", "DETAIL"],
-        preview.steps.iter().map(step_row),
-    )?;
+    if !preview.steps.is_empty() {
+        print_table(
+            out,
+            &["STEP", "TARGET", "DETAIL"],
+            preview.steps.iter().map(step_row),
+        )?;
+    }
+    for hold in &preview.holds {
+        writeln!(out, "  waiting: {hold}")?;
+    }
     writeln!(
         out,
         "(this is the next batch; apply repeats planning until nothing is left)"
@@ -368,8 +387,14 @@ async fn apply_text(
     let connected = connect(connection).await?;
     let progress = CliProgress::new();
     let result = if run.dry_run {
-        let preview =
-            vkube_runtime::plan_only(&connected.session, store.as_ref(), &spec, &progress).await;
+        let preview = vkube_runtime::plan_only(
+            &connected.session,
+            store.as_ref(),
+            &spec,
+            &Context::system(),
+            &progress,
+        )
+        .await;
         preview
             .map_err(anyhow::Error::from)
             .and_then(|p| print_plan(out, format, &p))

@@ -31,100 +31,14 @@ impl Run<'_> {
                 .any(|r| kube_view::seen_registered(r.node.phase))
     }
 
-    /// Each node's address: its lease, else what its guest reports.
-    fn addresses(&self, observation: &Observation, records: &Records) -> BTreeMap<String, IpAddr> {
-        observation
-            .cluster
-            .nodes
-            .iter()
-            .filter_map(|n| {
-                let recorded = records.get(&n.name).and_then(|r| r.node.ip);
-                let reported = observation
-                    .vms
-                    .get(&n.name)
-                    .and_then(|(_, vm)| vm.ip.as_deref())
-                    .and_then(|ip| ip.parse().ok());
-                Some((n.name.clone(), recorded.or(reported)?))
-            })
-            .collect()
-    }
-
-    /// Read the Nodes and, when Kubernetes knows a control-plane node,
-    /// etcd. Never fails: what could not be read is left out.
-    async fn read_kube(&self, observation: &Observation, records: &Records) -> KubeSide {
-        let unreachable = |why: String| KubeSide {
-            unreachable: Some(why),
-            ..KubeSide::default()
-        };
-        let api = match self.cluster_api().await {
-            Ok(api) => api,
-            Err(e) => return unreachable(e.to_string()),
-        };
-        let nodes = match api.nodes().await {
-            Ok(nodes) => nodes,
-            Err(e) => return unreachable(e.to_string()),
-        };
-        let nodes: BTreeMap<_, _> = nodes.into_iter().map(|n| (n.name.clone(), n)).collect();
-        let control_plane: Vec<&str> = observation
-            .cluster
-            .nodes
-            .iter()
-            .filter(|n| n.is_control_plane())
-            .map(|n| n.name.as_str())
-            .collect();
-        let known = control_plane.iter().any(|n| {
-            nodes.contains_key(*n)
-                || records
-                    .get(*n)
-                    .is_some_and(|r| kube_view::seen_registered(r.node.phase))
-        });
-        let etcd = if known {
-            self.read_etcd(api.as_ref(), observation, records, &control_plane)
-                .await
-        } else {
-            None
-        };
-        KubeSide {
-            api: Some(api),
-            nodes,
-            unreachable: None,
-            etcd,
-        }
-    }
-
-    async fn read_etcd(
-        &self,
-        api: &dyn ClusterApi,
-        observation: &Observation,
-        records: &Records,
-        control_plane: &[&str],
-    ) -> Option<EtcdSide> {
-        let addresses = self.addresses(observation, records);
-        let cp_addresses: Vec<IpAddr> = control_plane
-            .iter()
-            .filter_map(|n| addresses.get(*n).copied())
-            .collect();
-        let endpoints = kube_view::etcd_endpoints(api, &cp_addresses).await;
-        let read = async {
-            let access = crate::kube::etcd_access(
-                &self.pki,
-                &endpoints,
-                self.ctx,
-                self.options.api_timeout,
-            )?;
-            let client = self.ctx.cluster.etcd(&access)?;
-            let health = client.health().await?;
-            Ok::<_, Error>((client, health))
-        };
-        match read.await {
-            Ok((client, health)) => {
-                let (view, ids) = kube_view::etcd_view(&health, &addresses);
-                Some(EtcdSide { client, view, ids })
-            }
-            Err(e) => {
-                tracing::warn!("etcd of `{}` could not be read: {e}", self.name());
-                None
-            }
+    /// What reads this cluster's Kubernetes side.
+    fn reader(&self) -> Reader<'_> {
+        Reader {
+            store: self.store,
+            spec: self.spec,
+            pki: &self.pki,
+            ctx: self.ctx,
+            timeout: self.options.api_timeout,
         }
     }
 
@@ -137,7 +51,7 @@ impl Run<'_> {
         records: &Records,
     ) -> Result<()> {
         let side = if self.asks_kube(records) {
-            self.read_kube(observation, records).await
+            self.reader().read(observation, records).await
         } else {
             KubeSide::default()
         };
@@ -388,6 +302,110 @@ impl Run<'_> {
             .and_then(|s| self.ctx.clock.now().duration_since(s).ok())
             .unwrap_or_default()
     }
+}
+
+/// Reads a cluster's Nodes and etcd: for a pass of an apply, or a plan.
+pub(crate) struct Reader<'a> {
+    pub store: &'a dyn vkube_store::StateStore,
+    pub spec: &'a vkube_core::cluster::ClusterSpec,
+    pub pki: &'a vkube_core::cluster::ClusterPki,
+    pub ctx: &'a crate::context::Context<'a>,
+    pub timeout: Duration,
+}
+
+impl Reader<'_> {
+    /// Read the Nodes and, when Kubernetes knows a control-plane node,
+    /// etcd. Never fails: what could not be read is left out.
+    pub(crate) async fn read(&self, observation: &Observation, records: &Records) -> KubeSide {
+        let unreachable = |why: String| KubeSide {
+            unreachable: Some(why),
+            ..KubeSide::default()
+        };
+        let api =
+            match crate::access::cluster_api(self.store, self.spec, self.ctx, self.timeout).await {
+                Ok(api) => api,
+                Err(e) => return unreachable(e.to_string()),
+            };
+        let nodes = match api.nodes().await {
+            Ok(nodes) => nodes,
+            Err(e) => return unreachable(e.to_string()),
+        };
+        let nodes: BTreeMap<_, _> = nodes.into_iter().map(|n| (n.name.clone(), n)).collect();
+        let control_plane: Vec<&str> = observation
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| n.is_control_plane())
+            .map(|n| n.name.as_str())
+            .collect();
+        let known = control_plane.iter().any(|n| {
+            nodes.contains_key(*n)
+                || records
+                    .get(*n)
+                    .is_some_and(|r| kube_view::seen_registered(r.node.phase))
+        });
+        let etcd = if known {
+            self.read_etcd(api.as_ref(), observation, records, &control_plane)
+                .await
+        } else {
+            None
+        };
+        KubeSide {
+            api: Some(api),
+            nodes,
+            unreachable: None,
+            etcd,
+        }
+    }
+
+    async fn read_etcd(
+        &self,
+        api: &dyn ClusterApi,
+        observation: &Observation,
+        records: &Records,
+        control_plane: &[&str],
+    ) -> Option<EtcdSide> {
+        let addresses = addresses(observation, records);
+        let cp_addresses: Vec<IpAddr> = control_plane
+            .iter()
+            .filter_map(|n| addresses.get(*n).copied())
+            .collect();
+        let endpoints = kube_view::etcd_endpoints(api, &cp_addresses).await;
+        let read = async {
+            let access = crate::kube::etcd_access(self.pki, &endpoints, self.ctx, self.timeout)?;
+            let client = self.ctx.cluster.etcd(&access)?;
+            let health = client.health().await?;
+            Ok::<_, Error>((client, health))
+        };
+        match read.await {
+            Ok((client, health)) => {
+                let (view, ids) = kube_view::etcd_view(&health, &addresses);
+                Some(EtcdSide { client, view, ids })
+            }
+            Err(e) => {
+                tracing::warn!("etcd of `{}` could not be read: {e}", self.spec.name());
+                None
+            }
+        }
+    }
+}
+
+/// Each node's address: its lease, else what its guest reports.
+fn addresses(observation: &Observation, records: &Records) -> BTreeMap<String, IpAddr> {
+    observation
+        .cluster
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let recorded = records.get(&n.name).and_then(|r| r.node.ip);
+            let reported = observation
+                .vms
+                .get(&n.name)
+                .and_then(|(_, vm)| vm.ip.as_deref())
+                .and_then(|ip| ip.parse().ok());
+            Some((n.name.clone(), recorded.or(reported)?))
+        })
+        .collect()
 }
 
 /// Whether `step` acts on Kubernetes or etcd (not on vCenter).

@@ -162,6 +162,12 @@ pub struct PlanPreview {
     pub steps: Vec<Step>,
     /// Nodes found half-created, to be finished.
     pub unfinished: Vec<String>,
+    /// What the plan waits for before its next steps (a replacement to be
+    /// Ready, etcd, the API server), one line each.
+    pub holds: Vec<String>,
+    /// Whether the cluster's Kubernetes was read for this plan (once a
+    /// node was seen registered): drains and etcd steps then show.
+    pub kubernetes_read: bool,
 }
 
 use crate::access::{self, SECRET_PKI};
@@ -219,11 +225,14 @@ pub async fn check_pools(store: &dyn StateStore, spec: &ClusterSpec) -> Result<(
     Ok(())
 }
 
-/// The plan for `spec` against vCenter now, changing nothing.
+/// The plan for `spec` against vCenter now — and against the cluster's
+/// Kubernetes and etcd once a node was seen registered, as `apply` reads
+/// them — changing nothing.
 pub async fn plan_only(
     vsphere: &dyn VspherePort,
     store: &dyn StateStore,
     spec: &ClusterSpec,
+    ctx: &Context<'_>,
     progress: &dyn Progress,
 ) -> Result<PlanPreview> {
     check_pools(store, spec).await?;
@@ -237,12 +246,46 @@ pub async fn plan_only(
     } else {
         Leases::new()
     };
+    let mut kubernetes_read = false;
+    if record.is_some() {
+        let records: kubernetes::Records = store
+            .nodes(&name)
+            .await?
+            .into_iter()
+            .map(|r| (r.node.name.clone(), r))
+            .collect();
+        if records
+            .values()
+            .any(|r| crate::kube_view::seen_registered(r.node.phase))
+        {
+            let pki = access::cluster_pki(store, &name).await?;
+            let reader = kubernetes::Reader {
+                store,
+                spec,
+                pki: &pki,
+                ctx,
+                timeout: ApplyOptions::default().api_timeout,
+            };
+            let side = reader.read(&observation, &records).await;
+            crate::kube_view::fill(
+                &mut observation.cluster,
+                &side,
+                &records,
+                spec,
+                ctx.clock.now(),
+            );
+            kubernetes_read = true;
+        }
+    }
+    let planned = plan(spec, &observation.cluster, &leases);
     Ok(PlanPreview {
         cluster: name,
         known: record.is_some(),
         folder: cluster_folder(spec.folder(), spec.name()),
-        steps: plan(spec, &observation.cluster, &leases).steps,
+        steps: planned.steps,
         unfinished: observation.unfinished,
+        holds: planned.holds.iter().map(ToString::to_string).collect(),
+        kubernetes_read,
     })
 }
 

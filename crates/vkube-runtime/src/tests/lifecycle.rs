@@ -436,3 +436,51 @@ async fn delete_takes_workers_first_then_the_control_plane_newest_first_without_
     assert_eq!(control_plane, ["t1-cp-2", "t1-cp-1", "t1-cp-0"]);
     assert_eq!(harness.kube.calls().len(), calls_before, "nothing drained");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_plan_shows_the_drain_and_the_node_object_before_the_vm_once_kubernetes_knows_the_node() {
+    let harness = Harness::new().await;
+    let kubelets = Kubelets::default();
+    done(
+        harness
+            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
+            .await,
+    );
+    let smaller = spec_text().replace("replicas: 2", "replicas: 1");
+    let spec = crate::parse_spec(harness.store.as_ref(), &smaller)
+        .await
+        .unwrap();
+    let holder = FakeHolder::new("planner", &[]);
+    let preview = crate::plan_only(
+        &harness.vsphere,
+        harness.store.as_ref(),
+        &spec,
+        &harness.context(&holder),
+        &NoProgress,
+    )
+    .await
+    .expect("plan");
+    assert!(preview.kubernetes_read);
+    let steps: Vec<String> = preview
+        .steps
+        .iter()
+        .map(|s| {
+            let (kind, node) = crate::StepKind::of(s);
+            format!("{kind} {}", node.unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "drain node t1-workers-1",
+            "delete node object t1-workers-1",
+            "delete node t1-workers-1",
+            "release address t1-workers-1",
+        ]
+    );
+    assert!(
+        harness.vsphere.vms().contains_key("t1-workers-1"),
+        "nothing changed"
+    );
+    assert!(!harness.kube.calls().iter().any(|c| c.starts_with("drain")));
+}
