@@ -15,26 +15,13 @@ use common::cluster_env::{loopback_pool, ok, two_az_spec, Env};
 use serde_json::{json, Value};
 use vkube_core::cluster::ClusterPki;
 use vkube_store::SqliteStore;
-use vkube_test_support::etcd::{loopback_ips, EtcdCluster, EtcdClusterSpec, MemberSpec};
+use vkube_test_support::etcd::{
+    loopback_ips, test_random, EtcdCluster, EtcdClusterSpec, MemberSpec,
+};
 use vkube_test_support::kube_api::{fixtures, StandIn, StandInOptions};
 
 const CONTROL_PLANE: [&str; 3] = ["t1-cp-0", "t1-cp-1", "t1-cp-2"];
 const WORKERS: [&str; 2] = ["t1-workers-0", "t1-workers-1"];
-
-/// Test randomness for key generation: distinct keys, not secret ones.
-fn random() -> impl FnMut(&mut [u8]) {
-    use std::hash::{BuildHasher, Hasher};
-    let state = std::collections::hash_map::RandomState::new();
-    let mut counter = 0u64;
-    move |dest: &mut [u8]| {
-        for chunk in dest.chunks_mut(8) {
-            counter += 1;
-            let mut hasher = state.build_hasher();
-            hasher.write_u64(counter);
-            chunk.copy_from_slice(&hasher.finish().to_le_bytes()[..chunk.len()]);
-        }
-    }
-}
 
 /// The control plane's etcd: three real members with serving certificates
 /// from the cluster's etcd CA, as kubeadm would have issued them.
@@ -50,7 +37,7 @@ fn start_etcd(pki: &ClusterPki) -> Option<EtcdCluster> {
                     &[ip],
                     now,
                     Duration::from_secs(24 * 3600),
-                    &mut random(),
+                    &mut test_random(),
                 )
                 .unwrap();
             MemberSpec {
@@ -62,7 +49,7 @@ fn start_etcd(pki: &ClusterPki) -> Option<EtcdCluster> {
         })
         .collect();
     let client = pki
-        .etcd_client_certificate("test", now, Duration::from_secs(3600), &mut random())
+        .etcd_client_certificate("test", now, Duration::from_secs(3600), &mut test_random())
         .unwrap();
     EtcdCluster::start(&EtcdClusterSpec {
         ca_pem: pki.etcd_ca.pair.cert_pem.clone(),
@@ -186,6 +173,21 @@ impl Cluster {
             .collect()
     }
 
+    /// The stand-in API of a cluster whose every node is registered and
+    /// Ready, with an etcd static pod per control-plane node advertising
+    /// `etcd`'s members.
+    fn serve(&self, etcd: &EtcdCluster) -> StandIn {
+        let api = self.api();
+        self.register(
+            &api,
+            &[CONTROL_PLANE.as_slice(), WORKERS.as_slice()].concat(),
+        );
+        for (node, url) in CONTROL_PLANE.iter().zip(etcd.client_urls()) {
+            api.put_object(etcd_pod(node, &url));
+        }
+        api
+    }
+
     /// Register the nodes in `names` with the stand-in, Ready.
     fn register(&self, api: &StandIn, names: &[&str]) {
         for (node, ip) in self.addresses() {
@@ -209,14 +211,7 @@ async fn against_the_stand_in_api_and_a_real_etcd_scale_down_drains_first_a_pdb_
     let Some(mut etcd) = start_etcd(&cluster.pki) else {
         return;
     };
-    let api = cluster.api();
-    cluster.register(
-        &api,
-        &[CONTROL_PLANE.as_slice(), WORKERS.as_slice()].concat(),
-    );
-    for (node, url) in CONTROL_PLANE.iter().zip(etcd.client_urls()) {
-        api.put_object(etcd_pod(node, &url));
-    }
+    let api = cluster.serve(&etcd);
     // A web pod on the second worker, behind a budget that allows no disruption.
     let mut web = recorded(fixtures::POD_LIST, "web-6d4cf56db6-t9w4c");
     web["spec"]["nodeName"] = json!("t1-workers-1");
@@ -433,14 +428,7 @@ async fn against_the_stand_in_api_and_a_real_etcd_a_control_plane_cpu_change_rep
     let Some(mut etcd) = start_etcd(&cluster.pki) else {
         return;
     };
-    let api = cluster.api();
-    cluster.register(
-        &api,
-        &[CONTROL_PLANE.as_slice(), WORKERS.as_slice()].concat(),
-    );
-    for (node, url) in CONTROL_PLANE.iter().zip(etcd.client_urls()) {
-        api.put_object(etcd_pod(node, &url));
-    }
+    let api = cluster.serve(&etcd);
     ok(&cluster.apply(&["--wait", "ready", "--timeout", "1m"]));
 
     let bigger =
@@ -492,7 +480,7 @@ async fn against_the_stand_in_api_and_a_real_etcd_a_control_plane_cpu_change_rep
                     &[ip],
                     SystemTime::now(),
                     Duration::from_secs(24 * 3600),
-                    &mut random(),
+                    &mut test_random(),
                 )
                 .unwrap();
             etcd.add_member(&MemberSpec {

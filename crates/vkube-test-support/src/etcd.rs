@@ -25,6 +25,22 @@ use crate::external_tool::ETCD;
 /// How long a cluster may take to elect a leader and serve.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Randomness for test key material (vkube-core takes randomness from its
+/// caller): distinct keys, not secret ones.
+pub fn test_random() -> impl FnMut(&mut [u8]) {
+    use std::hash::{BuildHasher, Hasher};
+    let state = std::collections::hash_map::RandomState::new();
+    let mut counter = 0u64;
+    move |dest: &mut [u8]| {
+        for chunk in dest.chunks_mut(8) {
+            counter += 1;
+            let mut hasher = state.build_hasher();
+            hasher.write_u64(counter);
+            chunk.copy_from_slice(&hasher.finish().to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
 /// Loopback addresses no other test process uses: `127.<pid>.<n>` (every 127.0.0.0/8
 /// address is local on Linux), `n` counting up per call.
 pub fn loopback_ips(count: usize) -> Vec<IpAddr> {
@@ -123,36 +139,14 @@ impl EtcdCluster {
         let token = format!("vkube-test-{}-{}", std::process::id(), ports[0].0);
         let mut members = Vec::new();
         for (member, (client, peer)) in spec.members.iter().zip(&ports) {
-            let cert = write(&format!("{}.crt", member.name), &member.cert_pem);
-            let key = write(&format!("{}.key", member.name), &member.key_pem);
-            let log = dir.path().join(format!("{}.log", member.name));
-            let client_url = url(member.ip, *client);
-            let peer_url = url(member.ip, *peer);
-            let child = etcd_command()
-                .args(["--name", &member.name])
-                .arg("--data-dir")
-                .arg(dir.path().join(format!("{}.data", member.name)))
-                .args(["--listen-client-urls", &client_url])
-                .args(["--advertise-client-urls", &client_url])
-                .args(["--listen-peer-urls", &peer_url])
-                .args(["--initial-advertise-peer-urls", &peer_url])
-                .args(["--initial-cluster", &initial_cluster.join(",")])
-                .args(["--initial-cluster-state", "new"])
-                .args(["--initial-cluster-token", &token])
-                .args(tls_flags("", &cert, &key, &ca))
-                .args(tls_flags("peer-", &cert, &key, &ca))
-                .args(["--logger", "zap", "--log-outputs", "stderr"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("an etcd log file"))
-                .spawn()
-                .expect("spawn etcd");
-            members.push(RunningMember {
-                name: member.name.clone(),
-                client_url,
-                child: Some(child),
-                log,
-            });
+            let launch = Launch {
+                dir: dir.path(),
+                ca: &ca,
+                initial_cluster: &initial_cluster.join(","),
+                state: "new",
+                token: &token,
+            };
+            members.push(launch.spawn(member, url(member.ip, *client), url(member.ip, *peer)));
         }
         let mut cluster = EtcdCluster {
             members,
@@ -214,39 +208,15 @@ impl EtcdCluster {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let write = |name: &str, text: &str| {
-            let path = self.dir.path().join(name);
-            std::fs::write(&path, text).expect("write etcd key material");
-            path
+        let launch = Launch {
+            dir: self.dir.path(),
+            ca: &self.ca,
+            initial_cluster: &initial_cluster.join(","),
+            state: "existing",
+            token: &self.token,
         };
-        let cert = write(&format!("{}.crt", member.name), &member.cert_pem);
-        let key = write(&format!("{}.key", member.name), &member.key_pem);
-        let log = self.dir.path().join(format!("{}.log", member.name));
-        let child = etcd_command()
-            .args(["--name", &member.name])
-            .arg("--data-dir")
-            .arg(self.dir.path().join(format!("{}.data", member.name)))
-            .args(["--listen-client-urls", &client_url])
-            .args(["--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", &peer_url])
-            .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &initial_cluster.join(",")])
-            .args(["--initial-cluster-state", "existing"])
-            .args(["--initial-cluster-token", &self.token])
-            .args(tls_flags("", &cert, &key, &self.ca))
-            .args(tls_flags("peer-", &cert, &key, &self.ca))
-            .args(["--logger", "zap", "--log-outputs", "stderr"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("an etcd log file"))
-            .spawn()
-            .expect("spawn etcd");
-        self.members.push(RunningMember {
-            name: member.name.clone(),
-            client_url,
-            child: Some(child),
-            log,
-        });
+        let running = launch.spawn(member, client_url, peer_url);
+        self.members.push(running);
         self.wait_until_healthy();
     }
 
@@ -377,6 +347,55 @@ impl Drop for EtcdCluster {
         for mut child in self.members.iter_mut().filter_map(|m| m.child.take()) {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// How a member process starts: where its files go, the CA, and the
+/// cluster it joins (`new` at first, `existing` when added later).
+struct Launch<'a> {
+    dir: &'a Path,
+    ca: &'a Path,
+    initial_cluster: &'a str,
+    state: &'a str,
+    token: &'a str,
+}
+
+impl Launch<'_> {
+    /// Writes `member`'s key material and starts its process.
+    fn spawn(&self, member: &MemberSpec, client_url: String, peer_url: String) -> RunningMember {
+        let write = |name: String, text: &str| {
+            let path = self.dir.join(name);
+            std::fs::write(&path, text).expect("write etcd key material");
+            path
+        };
+        let cert = write(format!("{}.crt", member.name), &member.cert_pem);
+        let key = write(format!("{}.key", member.name), &member.key_pem);
+        let log = self.dir.join(format!("{}.log", member.name));
+        let child = etcd_command()
+            .args(["--name", &member.name])
+            .arg("--data-dir")
+            .arg(self.dir.join(format!("{}.data", member.name)))
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", self.initial_cluster])
+            .args(["--initial-cluster-state", self.state])
+            .args(["--initial-cluster-token", self.token])
+            .args(tls_flags("", &cert, &key, self.ca))
+            .args(tls_flags("peer-", &cert, &key, self.ca))
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("an etcd log file"))
+            .spawn()
+            .expect("spawn etcd");
+        RunningMember {
+            name: member.name.clone(),
+            client_url,
+            child: Some(child),
+            log,
         }
     }
 }

@@ -67,7 +67,26 @@ async fn harness_for(text: &str) -> Harness {
     harness
 }
 
+/// The cluster of `text`, applied until every node is Ready, with its kubelets.
+async fn live(text: &str) -> (Harness, Kubelets) {
+    let harness = harness_for(text).await;
+    let kubelets = Kubelets::default();
+    done(
+        harness
+            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
+            .await,
+    );
+    (harness, kubelets)
+}
+
 impl Harness {
+    /// `text`, validated against this state.
+    async fn parsed(&self, text: &str) -> ClusterSpec {
+        crate::parse_spec(self.store.as_ref(), text)
+            .await
+            .expect("spec validates")
+    }
+
     /// Reconcile `spec` with `--wait ready` while the kubelets run, checking
     /// `invariant` after every pass.
     async fn roll(
@@ -106,19 +125,11 @@ fn done(outcome: Outcome) -> ApplyReport {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_control_plane_cpu_change_replaces_one_node_at_a_time_and_never_loses_quorum() {
-    let harness = harness_for(&three_control_plane_nodes()).await;
-    let kubelets = Kubelets::default();
-    done(
-        harness
-            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
-            .await,
-    );
+    let (harness, kubelets) = live(&three_control_plane_nodes()).await;
     assert_eq!(harness.kube.member_names().len(), 3);
 
     let bigger = three_control_plane_nodes().replacen("    cpu: 2\n", "    cpu: 4\n", 1);
-    let spec = crate::parse_spec(harness.store.as_ref(), &bigger)
-        .await
-        .unwrap();
+    let spec = harness.parsed(&bigger).await;
     let mut most_out = 0;
     let report = done(
         harness
@@ -175,18 +186,10 @@ async fn a_control_plane_cpu_change_replaces_one_node_at_a_time_and_never_loses_
 
 #[tokio::test(flavor = "current_thread")]
 async fn scale_down_drains_before_destroying_and_a_pdb_stops_the_drain_naming_it() {
-    let harness = Harness::new().await;
-    let kubelets = Kubelets::default();
-    done(
-        harness
-            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
-            .await,
-    );
+    let (harness, kubelets) = live(&spec_text()).await;
 
     let smaller = spec_text().replace("replicas: 2", "replicas: 1");
-    let spec = crate::parse_spec(harness.store.as_ref(), &smaller)
-        .await
-        .unwrap();
+    let spec = harness.parsed(&smaller).await;
     harness.kube.block_drain("t1-workers-1", "web-pdb");
     let Outcome::Failed(error) = harness
         .roll(&spec, &ready_options(), &kubelets, |_| {})
@@ -234,13 +237,7 @@ async fn an_unhealthy_worker_is_replaced_within_max_unhealthy() {
         "      placementDomains: [az1]\n",
         "      placementDomains: [az1]\n      healthCheck: {unhealthyConditions: [{type: Ready, status: \"False\", timeout: 5m}], maxUnhealthy: 40%}\n",
     );
-    let harness = harness_for(&text).await;
-    let kubelets = Kubelets::default();
-    done(
-        harness
-            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
-            .await,
-    );
+    let (harness, kubelets) = live(&text).await;
 
     // Two of three unhealthy: more than 40% allows; nothing is replaced.
     let now = harness.clock.now();
@@ -310,13 +307,7 @@ async fn with_the_api_unreachable_wait_created_works_and_wait_ready_names_the_no
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_node_object_without_a_vm_is_deleted_and_a_vm_deleted_out_of_band_comes_back() {
-    let harness = Harness::new().await;
-    let kubelets = Kubelets::default();
-    done(
-        harness
-            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
-            .await,
-    );
+    let (harness, kubelets) = live(&spec_text()).await;
     harness.kube.register(
         "t1-workers-7",
         ConditionStatus::Unknown,
@@ -339,18 +330,10 @@ async fn a_node_object_without_a_vm_is_deleted_and_a_vm_deleted_out_of_band_come
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_rolling_control_plane_change_waits_while_an_etcd_member_is_unhealthy() {
-    let harness = harness_for(&three_control_plane_nodes()).await;
-    let kubelets = Kubelets::default();
-    done(
-        harness
-            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
-            .await,
-    );
+    let (harness, kubelets) = live(&three_control_plane_nodes()).await;
     harness.kube.set_member_healthy("t1-cp-1", false);
     let bigger = three_control_plane_nodes().replacen("    cpu: 2\n", "    cpu: 4\n", 1);
-    let spec = crate::parse_spec(harness.store.as_ref(), &bigger)
-        .await
-        .unwrap();
+    let spec = harness.parsed(&bigger).await;
     let short = ApplyOptions {
         timeout: Duration::from_secs(60),
         ..ready_options()
@@ -373,13 +356,7 @@ async fn a_rolling_control_plane_change_waits_while_an_etcd_member_is_unhealthy(
 
 #[tokio::test(flavor = "current_thread")]
 async fn describe_shows_the_vsphere_and_the_kubernetes_side_and_one_line_without_the_api() {
-    let harness = Harness::new().await;
-    let kubelets = Kubelets::default();
-    done(
-        harness
-            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
-            .await,
-    );
+    let (harness, _) = live(&spec_text()).await;
     let holder = FakeHolder::new("describer", &[]);
     let ctx = harness.context(&holder);
     let describe = || {
@@ -413,13 +390,7 @@ async fn describe_shows_the_vsphere_and_the_kubernetes_side_and_one_line_without
 
 #[tokio::test(flavor = "current_thread")]
 async fn delete_takes_workers_first_then_the_control_plane_newest_first_without_draining() {
-    let harness = harness_for(&three_control_plane_nodes()).await;
-    let kubelets = Kubelets::default();
-    done(
-        harness
-            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
-            .await,
-    );
+    let (harness, _) = live(&three_control_plane_nodes()).await;
     let calls_before = harness.kube.calls().len();
     harness.delete(ForceDelete::No).await.expect("delete");
     let destroyed: Vec<String> = harness
@@ -439,17 +410,9 @@ async fn delete_takes_workers_first_then_the_control_plane_newest_first_without_
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_plan_shows_the_drain_and_the_node_object_before_the_vm_once_kubernetes_knows_the_node() {
-    let harness = Harness::new().await;
-    let kubelets = Kubelets::default();
-    done(
-        harness
-            .roll(&harness.spec, &ready_options(), &kubelets, |_| {})
-            .await,
-    );
+    let (harness, _) = live(&spec_text()).await;
     let smaller = spec_text().replace("replicas: 2", "replicas: 1");
-    let spec = crate::parse_spec(harness.store.as_ref(), &smaller)
-        .await
-        .unwrap();
+    let spec = harness.parsed(&smaller).await;
     let holder = FakeHolder::new("planner", &[]);
     let preview = crate::plan_only(
         &harness.vsphere,
