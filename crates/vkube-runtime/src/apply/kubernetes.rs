@@ -175,7 +175,11 @@ impl Run<'_> {
                 if let Some(id) = etcd.ids.get(node).copied() {
                     let detail = serde_json::json!({ "reason": reason.to_string(), "member": id.to_string() });
                     self.with_intent(Some(node), IntentAction::RemoveEtcdMember, detail, async {
-                        etcd.client.remove_member(id).await.map_err(Error::from)
+                        match etcd.client.remove_member(id).await {
+                            // Removed since this pass read etcd: done.
+                            Ok(_) | Err(vkube_kube::etcd::EtcdError::NoSuchMember { .. }) => Ok(()),
+                            Err(e) => Err(Error::from(e)),
+                        }
                     })
                     .await?;
                 }
