@@ -68,10 +68,12 @@ impl Write for RedactingStderr {
 /// filter (redaction stays).
 pub fn init(verbose: u8, wire_log: bool) {
     let level = match verbose {
-        // vim_rs warns about every fault it returns; vkube reports those itself.
-        // A vCenter request that is slow says what vkube waits for, always.
-        0 => "warn,vim_rs=error,vkube_vsphere::waiting=info",
-        1 => "vkube=info,vkube_vsphere=info,warn,vim_rs=error",
+        // vim_rs warns about every fault it returns, kube-rs logs every
+        // failed request as an error (each look at an API server that does
+        // not answer yet); vkube reports both itself. A vCenter request
+        // that is slow says what vkube waits for, always.
+        0 => "warn,vim_rs=error,kube_client=off,vkube_vsphere::waiting=info",
+        1 => "vkube=info,vkube_vsphere=info,warn,vim_rs=error,kube_client=off",
         2 => "vkube=debug,vkube_vsphere=debug,vkube_runtime=debug,info",
         _ => "vkube=trace,vkube_vsphere=trace,vkube_runtime=trace,vkube_store=trace,vkube_kube=trace,vim_rs=debug,info",
     };
