@@ -110,16 +110,19 @@ pub async fn delete(
         let observation = observe(vsphere, &inventory, &spec, &record.uid).await?;
         let limit = Semaphore::new(options.parallel.max(1));
         let results =
-            futures::future::join_all(observation.vms.iter().map(|(node, (vm_ref, _))| {
+            futures::future::join_all(observation.vms.iter().map(|(node, (vm_ref, vm))| {
                 let limit = &limit;
                 async move {
                     let _permit = limit.acquire().await.expect("semaphore open");
                     progress.started(StepKind::DeleteNode, Some(node));
-                    let result = async {
-                        guest::power_off(vsphere, ctx.clock, vm_ref, options.power_off_grace)
-                            .await?;
-                        Ok::<_, Error>(vsphere.destroy_vm(vm_ref).await?)
-                    }
+                    // The power state comes with the observation: no read first.
+                    let result = guest::remove_vm(
+                        vsphere,
+                        ctx.clock,
+                        vm_ref,
+                        &vm.power_state,
+                        options.power_off_grace,
+                    )
                     .await;
                     let message = result.as_ref().err().map(|e| e.to_string());
                     progress.finished(StepKind::DeleteNode, Some(node), message.as_deref());
