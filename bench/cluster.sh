@@ -144,8 +144,8 @@ if left or after["count"] != before["count"]:
     sys.exit(f"FAIL: vkube cluster delete left VMs behind: {left}")
 PY
     passes="$(sed -n 's/.* in \([0-9]*\) pass(es).*/\1/p' "$work/apply.out")"
-    printf '{"create_s": %s, "create_trips": "%s", "delete_s": %s, "delete_trips": "%s", "passes": "%s"}\n' \
-        "$(elapsed "$t0" "$t1")" "$(trips_of "$work/apply.err")" \
+    printf '{"start": %s, "end": %s, "create_s": %s, "create_trips": "%s", "delete_s": %s, "delete_trips": "%s", "passes": "%s"}\n' \
+        "$t0" "$t1" "$(elapsed "$t0" "$t1")" "$(trips_of "$work/apply.err")" \
         "$(elapsed "$t2" "$t3")" "$(trips_of "$work/delete.err")" "$passes" >"$work/vkube-$r.json"
     stop_sim
 }
@@ -212,6 +212,16 @@ print(f"limit = chain x ceil({nodes}/{parallel}) = ({clones} x {clone_s:g} + {re
       f" + {power_ons} x {power_on_s:g}) x {waves} = {limit:.1f} s")
 print(f"create: vkube / pyVmomi x{parallel}: {create / peer:.2f} | vkube / limit: {create / limit:.2f} ({create - limit:+.1f} s)")
 print(f"delete: vkube / pyVmomi x{parallel}: {delete / peer_del:.2f}")
+# Where vkube's create time went (simulator event times; a clone's event
+# comes when its delayed call returns, so the call started clone_s earlier).
+def timeline(v, o):
+    first_clone = min(n["clone"][0] for n in o.values()) - clone_s
+    last_power_on = max(n["powerOn"][-1] for n in o.values())
+    return first_clone - v["start"], last_power_on - first_clone, v["end"] - last_power_on
+parts = [timeline(v, o) for v, o in zip(vkube, ops)]
+print(f"vkube create timeline (medians): start to first clone {med(p[0] for p in parts):.2f} s"
+      f" | first clone to last power-on {med(p[1] for p in parts):.2f} s (limit {limit:.1f})"
+      f" | last power-on to exit {med(p[2] for p in parts):.2f} s")
 failed = []
 if create > peer:
     failed.append(f"vkube creates slower ({create:.2f} s) than pyVmomi on {parallel} threads ({peer:.2f} s)")

@@ -376,7 +376,10 @@ mod tests {
             let waits = waits.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
-                (poll_due(&waits, Duration::from_secs(60)).await, started.elapsed())
+                (
+                    poll_due(&waits, Duration::from_secs(60)).await,
+                    started.elapsed(),
+                )
             })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;

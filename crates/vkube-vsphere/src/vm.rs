@@ -690,7 +690,8 @@ pub async fn clone_vm(session: &Session, request: &CloneRequest) -> Result<Manag
         template: false,
         config: Some(clone_config_spec(&request.settings, &template, linked)),
         // A disk still to grow is grown before the guest first boots.
-        power_on: request.power_on && !(linked && template.disk_change(&request.settings).is_some()),
+        power_on: request.power_on
+            && !(linked && template.disk_change(&request.settings).is_some()),
         snapshot: request.linked_snapshot.as_ref().map(SnapshotId::moref),
         ..Default::default()
     };
@@ -1001,13 +1002,19 @@ mod tests {
     fn settings_debug_hides_bootstrap_data() {
         let settings = VmSettings {
             extra_config: BTreeMap::from([
-                ("guestinfo.userdata".to_string(), "token: abcdef.0123456789abcdef".to_string()),
+                (
+                    "guestinfo.userdata".to_string(),
+                    "token: abcdef.0123456789abcdef".to_string(),
+                ),
                 ("vkube.node".to_string(), "c1-cp-0".to_string()),
             ]),
             ..Default::default()
         };
         let shown = format!("{settings:?}");
         assert!(!shown.contains("0123456789abcdef"), "{shown}");
-        assert!(shown.contains("c1-cp-0") && shown.contains("guestinfo.userdata"), "{shown}");
+        assert!(
+            shown.contains("c1-cp-0") && shown.contains("guestinfo.userdata"),
+            "{shown}"
+        );
     }
 }

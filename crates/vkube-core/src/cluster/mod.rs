@@ -8,11 +8,11 @@
 
 pub mod bootstrap;
 pub mod bounds;
-pub mod mac;
 mod duration;
 mod error;
 mod health_check;
 mod kubeconfig;
+pub mod mac;
 mod naming;
 mod pki;
 mod plan;

@@ -223,7 +223,10 @@ pub fn plan(spec: &ClusterSpec, observed: &ObservedCluster, leases: &Leases) -> 
     let observed_names: BTreeSet<&str> = observed.nodes.iter().map(|n| n.name.as_str()).collect();
     let mut forgotten = Vec::new();
     for node in &observed.recorded {
-        let planned = planner.steps.iter().any(|s| s.node() == Some(node.as_str()));
+        let planned = planner
+            .steps
+            .iter()
+            .any(|s| s.node() == Some(node.as_str()));
         if observed_names.contains(node.as_str())
             || planned
             || planner.keep_leases.contains(node)
@@ -508,7 +511,10 @@ impl Planner<'_> {
         for (index, role) in creates {
             self.create(group, index, role, &hash);
         }
-        match (count == replicas, view.stale.is_empty() && unhealthy.is_empty()) {
+        match (
+            count == replicas,
+            view.stale.is_empty() && unhealthy.is_empty(),
+        ) {
             (true, true) => GroupState::Settled,
             (false, true) => GroupState::Growing,
             (_, false) => GroupState::Changing,
