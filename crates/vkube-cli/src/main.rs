@@ -41,8 +41,8 @@ struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace)
     #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// Print the number of vCenter API round trips on exit (stderr)
-    #[arg(long, global = true, hide = true)]
+    /// Print the number of vCenter API round trips since login on exit (stderr)
+    #[arg(long, global = true)]
     stats: bool,
 }
 

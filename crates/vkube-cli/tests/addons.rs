@@ -11,7 +11,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::cluster_env::{decode, ok, two_az_spec, Env, CLOUD_PASSWORD, CLOUD_USER};
+use common::cluster_env::{
+    decode, loopback_pool, ok, two_az_spec, Env, CLOUD_PASSWORD, CLOUD_USER,
+};
 use serde_yaml::Value;
 use vkube_store::SqliteStore;
 use vkube_test_support::kube_api::{StandIn, StandInOptions};
@@ -372,22 +374,6 @@ async fn a_cloud_user_without_csi_privileges_is_refused_before_any_vm() {
         "{}",
         refused.stderr
     );
-}
-
-/// A loopback network for the VIP, so the stand-in API can listen on it;
-/// the third octet comes from the process id so parallel runs differ.
-fn loopback_pool(env: &Env) -> (String, String) {
-    let octet = 100 + std::process::id() % 100;
-    let pools = format!(
-        "pools:\n  - name: loop\n    range: {{ start: 127.0.{octet}.10, end: 127.0.{octet}.60 }}\n    prefix: 24\n    gateway: 127.0.{octet}.1\n    nameServers: [127.0.{octet}.2]\n"
-    );
-    ok(&env.vkube(&[
-        "ippool",
-        "import",
-        "-f",
-        &env.spec_file("loop.yaml", &pools),
-    ]));
-    (format!("127.0.{octet}.5"), "loop".into())
 }
 
 #[tokio::test(flavor = "multi_thread")]

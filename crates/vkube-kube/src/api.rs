@@ -72,6 +72,10 @@ pub trait ClusterApi: Send + Sync {
     /// Deleting a node that does not exist is [`Deletion::AlreadyAbsent`], not an error.
     async fn delete_node(&self, name: &str) -> Result<Deletion>;
 
+    /// Where the cluster's etcd members serve clients, from kubeadm's etcd static pods in
+    /// `kube-system` (see [`crate::EtcdEndpoint`]); empty when there are none.
+    async fn etcd_endpoints(&self) -> Result<Vec<crate::EtcdEndpoint>>;
+
     /// The API server's readiness (`GET /readyz`): [`ApiHealth::NotReady`] when it answers
     /// but a check fails; [`crate::Error::Unreachable`] (one line) when it does not answer.
     async fn api_health(&self) -> Result<ApiHealth>;

@@ -304,6 +304,10 @@ impl ClusterApi for KubeClient {
         self.remove_node(name).await
     }
 
+    async fn etcd_endpoints(&self) -> Result<Vec<crate::EtcdEndpoint>> {
+        self.list_etcd_endpoints().await
+    }
+
     async fn api_health(&self) -> Result<ApiHealth> {
         self.readiness().await
     }

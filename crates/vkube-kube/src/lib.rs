@@ -34,6 +34,7 @@ mod discovery;
 mod drain;
 mod error;
 pub mod etcd;
+mod etcd_pods;
 mod eviction;
 mod health;
 mod manifest;
@@ -50,6 +51,7 @@ pub use drain::{
     DEFAULT_DRAIN_TIMEOUT,
 };
 pub use error::{Error, Result};
+pub use etcd_pods::{EtcdEndpoint, ETCD_CLIENT_URLS_ANNOTATION};
 pub use health::ApiHealth;
 pub use nodes::{
     ConditionStatus, Deletion, NodeAddress, NodeCondition, NodeInfo, Readiness, Taint,

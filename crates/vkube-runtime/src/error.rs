@@ -162,6 +162,32 @@ pub enum Error {
         /// The first call vCenter did not answer.
         detail: String,
     },
+    /// `--wait ready` ran out of time: some nodes never registered with
+    /// Kubernetes, or never became Ready.
+    #[error("cluster `{cluster}`: not every node was Ready within {}{}{}{}", vkube_core::cluster::format_duration(*timeout), crate::kube_view::listed("\n  never registered with Kubernetes: ", never_registered), crate::kube_view::listed("\n  registered but not Ready: ", not_ready), api.as_ref().map(|a| format!("\n  the API server did not answer: {a}")).unwrap_or_default())]
+    NotReady {
+        /// Cluster name.
+        cluster: String,
+        /// How long the apply waited.
+        timeout: std::time::Duration,
+        /// Nodes whose Node object never appeared.
+        never_registered: Vec<String>,
+        /// Nodes registered but not `Ready=True`.
+        not_ready: Vec<String>,
+        /// Why the API server could not be asked, when it could not.
+        api: Option<String>,
+    },
+    /// The plan kept waiting (for a replacement to be Ready, for etcd, for
+    /// the API server) longer than the apply's timeout.
+    #[error("cluster `{cluster}`: still waiting after {}:{}", vkube_core::cluster::format_duration(*timeout), holds.iter().map(|h| format!("\n  {h}")).collect::<String>())]
+    StillHeld {
+        /// Cluster name.
+        cluster: String,
+        /// How long the apply waited.
+        timeout: std::time::Duration,
+        /// What the plan waits for, one line each.
+        holds: Vec<String>,
+    },
     /// A call to the cluster's etcd failed.
     #[error(transparent)]
     Etcd(#[from] vkube_kube::etcd::EtcdError),
@@ -246,6 +272,8 @@ impl Error {
             | Error::CloudUserLacksPrivileges { .. }
             | Error::NodesFailed { .. }
             | Error::NotConverged { .. }
+            | Error::NotReady { .. }
+            | Error::StillHeld { .. }
             | Error::UnknownPrivileges { .. }
             | Error::RolesDiffer { .. }
             | Error::WouldReplaceAdmin { .. }

@@ -236,6 +236,11 @@ impl FakeVsphere {
         }
     }
 
+    /// Destroy VM `name` behind vkube's back (someone in vCenter did).
+    pub fn remove_vm(&self, name: &str) {
+        self.state().vms.retain(|_, vm| vm.name != name);
+    }
+
     /// From now on clones keep the template's CPU, memory, flags and MAC
     /// and stay off, whatever the clone spec says (govmomi's simulator).
     pub fn clone_like_the_simulator(&self) {

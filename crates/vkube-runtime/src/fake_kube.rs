@@ -72,12 +72,22 @@ impl FakeCluster {
 
     /// Set `node`'s Ready condition, changed at `at`.
     pub fn set_ready(&self, node: &str, ready: ConditionStatus, at: SystemTime) {
-        if let Some(info) = self.lock().nodes.get_mut(node) {
+        let mut state = self.lock();
+        if let Some(info) = state.nodes.get_mut(node) {
             *info = NodeInfo {
                 unschedulable: info.unschedulable,
                 ..node_info(node, ready, at)
             };
+            state.calls.push(format!("{} {node}", ready_word(ready)));
         }
+    }
+
+    /// Whether `node` is registered, Ready and schedulable.
+    pub fn is_serving(&self, node: &str) -> bool {
+        self.lock()
+            .nodes
+            .get(node)
+            .is_some_and(|n| n.is_ready() && !n.unschedulable)
     }
 
     /// Make draining `node` fail as if PodDisruptionBudget `budget` refused.
@@ -153,6 +163,14 @@ impl FakeCluster {
 }
 
 /// The API server's 404 for a Node.
+/// How the test's calls list records a readiness change.
+fn ready_word(ready: ConditionStatus) -> &'static str {
+    match ready {
+        ConditionStatus::True => "ready",
+        _ => "not-ready",
+    }
+}
+
 fn no_such_node(name: &str) -> vkube_kube::Error {
     vkube_kube::Error::NotFound {
         what: format!("node `{name}`"),
@@ -317,6 +335,18 @@ impl ClusterApi for FakeCluster {
             Some(_) => Deletion::Deleted,
             None => Deletion::AlreadyAbsent,
         })
+    }
+
+    async fn etcd_endpoints(&self) -> vkube_kube::Result<Vec<vkube_kube::EtcdEndpoint>> {
+        let state = self.call("etcd pods".into())?;
+        Ok(state
+            .members
+            .keys()
+            .map(|name| vkube_kube::EtcdEndpoint {
+                node: name.clone(),
+                client_urls: member(name, MemberId(0)).client_urls,
+            })
+            .collect())
     }
 
     async fn api_health(&self) -> vkube_kube::Result<ApiHealth> {

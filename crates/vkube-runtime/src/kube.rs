@@ -4,7 +4,6 @@
 //! cluster's CAs. Behind [`ClusterConnector`] so the runtime's tests run
 //! against an in-memory cluster; [`LiveConnector`] is the real one.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,12 +71,12 @@ impl ClusterConnector for LiveConnector {
 /// etcd's client port on a control-plane node.
 pub const ETCD_CLIENT_PORT: u16 = 2379;
 
-/// What reaches the etcd members on `nodes` (their addresses), with a
-/// client certificate from the cluster's etcd CA valid for
-/// [`ETCD_CLIENT_VALIDITY`].
+/// What reaches the etcd members at `endpoints` (client URLs such as
+/// `https://10.20.0.11:2379`), with a client certificate from the
+/// cluster's etcd CA valid for [`ETCD_CLIENT_VALIDITY`].
 pub fn etcd_access(
     pki: &ClusterPki,
-    nodes: &[SocketAddr],
+    endpoints: &[String],
     ctx: &Context<'_>,
     timeout: Duration,
 ) -> Result<EtcdAccess> {
@@ -89,7 +88,7 @@ pub fn etcd_access(
         &mut random,
     )?;
     Ok(EtcdAccess {
-        endpoints: nodes.iter().map(|a| format!("https://{a}")).collect(),
+        endpoints: endpoints.to_vec(),
         ca_pem: pki.etcd_ca.pair.cert_pem.clone(),
         client_cert_pem: client.cert_pem,
         client_key_pem: client.key_pem,

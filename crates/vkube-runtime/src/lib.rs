@@ -25,13 +25,11 @@ mod error;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
-// Node registration, readiness, drains and etcd members are driven by
-// the Kubernetes-aware lifecycle's tests (issue 12) as they land.
-#[allow(dead_code)]
 mod fake_kube;
 mod guest;
 pub mod images;
 pub mod kube;
+mod kube_view;
 mod macs;
 pub mod observe;
 pub mod ownership;
@@ -49,7 +47,7 @@ mod tests;
 
 pub use adopt::{adopt, AdoptOptions, AdoptReport};
 pub use apply::{
-    apply, check_pools, parse_spec, plan_only, ApplyOptions, ApplyReport, PlanPreview,
+    apply, check_pools, parse_spec, plan_only, ApplyOptions, ApplyReport, PlanPreview, WaitFor,
 };
 pub use context::{Clock, Context, LockHolder, OsRandom, ProcessHolder, Random, SystemClock};
 pub use delete::{delete, DeleteOptions, DeleteReport};

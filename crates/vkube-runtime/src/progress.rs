@@ -80,6 +80,8 @@ text_enum!(
         RemoveDuplicate => "remove duplicate",
         /// Waiting for a DHCP node to report its address.
         WaitForAddress => "wait for address",
+        /// Waiting for a node to register with Kubernetes and be Ready.
+        WaitForReady => "wait for ready",
         /// Applying changed add-ons through the API server.
         UpdateAddons => "update add-ons",
         /// Removing the cluster folder.
@@ -102,6 +104,20 @@ text_enum!(
         PowerOn => "PowerOn",
         /// A node was deleted during an apply (or failed to be).
         DeleteNode => "DeleteNode",
+        /// A node was drained (or its drain failed).
+        DrainNode => "DrainNode",
+        /// A node's etcd member was removed (or its removal failed).
+        RemoveEtcdMember => "RemoveEtcdMember",
+        /// A node's Node object was deleted (or its deletion failed).
+        DeleteNodeObject => "DeleteNodeObject",
+        /// A drained node was made schedulable again.
+        UncordonNode => "UncordonNode",
+        /// A node's Node object was seen for the first time.
+        NodeRegistered => "NodeRegistered",
+        /// A node became Ready.
+        NodeReady => "NodeReady",
+        /// The plan waits for something (a replacement to be Ready, etcd).
+        Holding => "Holding",
         /// A DHCP node reported its address.
         AddressReported => "AddressReported",
         /// A second VM of a node was destroyed.
@@ -159,6 +175,10 @@ impl StepKind {
             StepKind::Reconfigure => Some(EventKind::Reconfigure),
             StepKind::PowerOn => Some(EventKind::PowerOn),
             StepKind::DeleteNode => Some(EventKind::DeleteNode),
+            StepKind::DrainNode => Some(EventKind::DrainNode),
+            StepKind::RemoveEtcdMember => Some(EventKind::RemoveEtcdMember),
+            StepKind::DeleteNodeObject => Some(EventKind::DeleteNodeObject),
+            StepKind::UncordonNode => Some(EventKind::UncordonNode),
             _ => None,
         }
     }

@@ -47,6 +47,15 @@ pub struct RunState {
     pub(crate) shutdowns: BTreeMap<String, SystemTime>,
     /// What the run did so far.
     pub(crate) report: ApplyReport,
+    /// When the run's first pass started: the bound of its waits.
+    pub(crate) started: Option<SystemTime>,
+    /// The add-ons were brought up to date in this run (before waiting
+    /// for readiness, as the CNI makes nodes Ready).
+    pub(crate) addons_synced: bool,
+    /// Nodes `--wait ready` waits for (their progress line is open).
+    pub(crate) ready_waits: std::collections::BTreeSet<String>,
+    /// The holds last reported, so a wait does not repeat them each look.
+    pub(crate) holds_reported: Vec<String>,
 }
 
 impl RunState {

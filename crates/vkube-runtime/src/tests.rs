@@ -862,9 +862,16 @@ async fn a_failed_store_write_fails_the_apply_and_names_the_write() {
 async fn describe_shows_each_node_from_vcenter_and_the_state() {
     let harness = Harness::new().await;
     harness.apply_as("run-1", &[]).await.expect("apply");
-    let view = crate::describe::describe(&harness.vsphere, harness.store.as_ref(), "t1")
-        .await
-        .expect("describe");
+    let holder = FakeHolder::new("describer", &[]);
+    let view = crate::describe::describe(
+        &harness.vsphere,
+        harness.store.as_ref(),
+        "t1",
+        &harness.context(&holder),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("describe");
     assert_eq!(
         (view.phase.as_str(), view.control_plane_endpoint.as_str()),
         ("Ready", "10.20.0.5")
@@ -927,6 +934,7 @@ async fn a_node_after_token_expiry_gets_a_token_created_through_the_cluster_api(
     );
 }
 
+mod lifecycle;
 mod ownership;
 
 /// What a no-op apply of a cluster with `workers` workers costs in calls.

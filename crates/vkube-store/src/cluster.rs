@@ -66,6 +66,12 @@ text_enum! {
         Created,
         /// The VM is powered on.
         PoweredOn,
+        /// Its Node object has been seen in the cluster's API: from now on
+        /// the node is drained before it is removed.
+        Registered,
+        /// vkube cordoned and drained it (it is on its way out); an
+        /// uncordon by anyone makes it `Registered` again.
+        Drained,
         /// Deletion was requested; the VM may still exist.
         Deleting,
     }

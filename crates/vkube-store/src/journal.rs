@@ -37,6 +37,14 @@ text_enum! {
         DeleteFolder,
         /// Attach the ownership tag to an object.
         AttachTag,
+        /// Cordon a node and evict its pods.
+        DrainNode,
+        /// Remove a control-plane node's etcd member.
+        RemoveEtcdMember,
+        /// Delete a node's Node object.
+        DeleteNodeObject,
+        /// Make a drained node schedulable again.
+        UncordonNode,
     }
 }
 

@@ -25,6 +25,22 @@ use crate::external_tool::ETCD;
 /// How long a cluster may take to elect a leader and serve.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Randomness for test key material (vkube-core takes randomness from its
+/// caller): distinct keys, not secret ones.
+pub fn test_random() -> impl FnMut(&mut [u8]) {
+    use std::hash::{BuildHasher, Hasher};
+    let state = std::collections::hash_map::RandomState::new();
+    let mut counter = 0u64;
+    move |dest: &mut [u8]| {
+        for chunk in dest.chunks_mut(8) {
+            counter += 1;
+            let mut hasher = state.build_hasher();
+            hasher.write_u64(counter);
+            chunk.copy_from_slice(&hasher.finish().to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
 /// Loopback addresses no other test process uses: `127.<pid>.<n>` (every 127.0.0.0/8
 /// address is local on Linux), `n` counting up per call.
 pub fn loopback_ips(count: usize) -> Vec<IpAddr> {
@@ -84,7 +100,12 @@ struct RunningMember {
 /// A running etcd cluster; stopped on drop.
 pub struct EtcdCluster {
     members: Vec<RunningMember>,
-    _dir: tempfile::TempDir,
+    /// The CA file every member trusts.
+    ca: PathBuf,
+    /// The test's client, for health checks and member changes.
+    probe: HealthProbe,
+    token: String,
+    dir: tempfile::TempDir,
 }
 
 impl EtcdCluster {
@@ -118,54 +139,139 @@ impl EtcdCluster {
         let token = format!("vkube-test-{}-{}", std::process::id(), ports[0].0);
         let mut members = Vec::new();
         for (member, (client, peer)) in spec.members.iter().zip(&ports) {
-            let cert = write(&format!("{}.crt", member.name), &member.cert_pem);
-            let key = write(&format!("{}.key", member.name), &member.key_pem);
-            let log = dir.path().join(format!("{}.log", member.name));
-            let client_url = url(member.ip, *client);
-            let peer_url = url(member.ip, *peer);
-            let child = etcd_command()
-                .args(["--name", &member.name])
-                .arg("--data-dir")
-                .arg(dir.path().join(format!("{}.data", member.name)))
-                .args(["--listen-client-urls", &client_url])
-                .args(["--advertise-client-urls", &client_url])
-                .args(["--listen-peer-urls", &peer_url])
-                .args(["--initial-advertise-peer-urls", &peer_url])
-                .args(["--initial-cluster", &initial_cluster.join(",")])
-                .args(["--initial-cluster-state", "new"])
-                .args(["--initial-cluster-token", &token])
-                .args(tls_flags("", &cert, &key, &ca))
-                .args(tls_flags("peer-", &cert, &key, &ca))
-                .args(["--logger", "zap", "--log-outputs", "stderr"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("an etcd log file"))
-                .spawn()
-                .expect("spawn etcd");
-            members.push(RunningMember {
-                name: member.name.clone(),
-                client_url,
-                child: Some(child),
-                log,
-            });
+            let launch = Launch {
+                dir: dir.path(),
+                ca: &ca,
+                initial_cluster: &initial_cluster.join(","),
+                state: "new",
+                token: &token,
+            };
+            members.push(launch.spawn(member, url(member.ip, *client), url(member.ip, *peer)));
         }
-        let cluster = EtcdCluster { members, _dir: dir };
-        cluster.wait_until_healthy(spec);
+        let mut cluster = EtcdCluster {
+            members,
+            ca,
+            probe: HealthProbe::new(spec),
+            token,
+            dir,
+        };
+        cluster.wait_until_healthy();
         Some(cluster)
     }
 
-    fn wait_until_healthy(&self, spec: &EtcdClusterSpec) {
-        let probe = HealthProbe::new(spec);
+    /// Adds `member` to the running cluster as `kubeadm join --control-plane`
+    /// does: `member add` through a running member, then its process starts
+    /// with the cluster's current members (`--initial-cluster-state
+    /// existing`). Returns once it is healthy.
+    pub fn add_member(&mut self, member: &MemberSpec) {
+        let (client, peer) = (free_port(member.ip), free_port(member.ip));
+        let url = |port: u16| format!("https://{}", SocketAddr::new(member.ip, port));
+        let (client_url, peer_url) = (url(client), url(peer));
+        let via = self
+            .running_urls()
+            .into_iter()
+            .find(|url| self.probe.healthy(url))
+            .expect("a healthy member to add through");
+        // etcd refuses reconfiguration for a few seconds after its members
+        // (re)connect (`unhealthy cluster`); kubeadm retries, and so does this.
         let deadline = Instant::now() + START_TIMEOUT;
-        for member in &self.members {
-            loop {
-                if probe.healthy(&member.client_url) {
-                    break;
-                }
+        let answer = loop {
+            let answer = self
+                .probe
+                .post(
+                    &via,
+                    "/v3/cluster/member/add",
+                    &format!("{{\"peerURLs\":[\"{peer_url}\"]}}"),
+                )
+                .unwrap_or_else(|e| panic!("member add through {via}: {e}"));
+            if !answer.contains("unhealthy cluster") || Instant::now() > deadline {
+                break answer;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let listed: serde_json::Value = serde_json::from_str(body.trim())
+            .unwrap_or_else(|e| panic!("member add answered {answer:?}: {e}"));
+        let initial_cluster: Vec<String> = listed["members"]
+            .as_array()
+            .unwrap_or_else(|| panic!("member add answered {answer:?}"))
+            .iter()
+            .flat_map(|m| {
+                let name = m["name"].as_str().filter(|n| !n.is_empty());
+                let name = name.unwrap_or(&member.name).to_owned();
+                m["peerURLs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| u.as_str())
+                    .map(move |u| format!("{name}={u}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let launch = Launch {
+            dir: self.dir.path(),
+            ca: &self.ca,
+            initial_cluster: &initial_cluster.join(","),
+            state: "existing",
+            token: &self.token,
+        };
+        let running = launch.spawn(member, client_url, peer_url);
+        self.members.push(running);
+        self.wait_until_healthy();
+    }
+
+    /// The names of the cluster's members, as a running member lists them
+    /// (a member added but not started has an empty name).
+    pub fn member_names(&mut self) -> Vec<String> {
+        let running = self.running_urls();
+        for url in running {
+            let Ok(answer) = self.probe.post(&url, "/v3/cluster/member/list", "{}") else {
+                continue;
+            };
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+            let Ok(listed) = serde_json::from_str::<serde_json::Value>(body.trim()) else {
+                continue;
+            };
+            let mut names: Vec<String> = listed["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| m["name"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            names.sort();
+            return names;
+        }
+        Vec::new()
+    }
+
+    /// The client URLs of the members whose process runs (a member removed
+    /// from the cluster stops its own).
+    fn running_urls(&mut self) -> Vec<String> {
+        self.members
+            .iter_mut()
+            .filter_map(|m| {
+                let alive = m
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+                alive.then(|| m.client_url.clone())
+            })
+            .collect()
+    }
+
+    /// Whether member `name` answers `/health` true.
+    pub fn is_healthy(&self, name: &str) -> bool {
+        self.probe.healthy(&self.member(name).client_url)
+    }
+
+    /// Waits until every running member answers healthy.
+    fn wait_until_healthy(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        for url in self.running_urls() {
+            while !self.probe.healthy(&url) {
                 if Instant::now() > deadline {
                     panic!(
-                        "etcd member {} did not become healthy within {START_TIMEOUT:?}:\n{}",
-                        member.name,
+                        "etcd member at {url} did not become healthy within {START_TIMEOUT:?}:\n{}",
                         self.logs()
                     );
                 }
@@ -245,6 +351,55 @@ impl Drop for EtcdCluster {
     }
 }
 
+/// How a member process starts: where its files go, the CA, and the
+/// cluster it joins (`new` at first, `existing` when added later).
+struct Launch<'a> {
+    dir: &'a Path,
+    ca: &'a Path,
+    initial_cluster: &'a str,
+    state: &'a str,
+    token: &'a str,
+}
+
+impl Launch<'_> {
+    /// Writes `member`'s key material and starts its process.
+    fn spawn(&self, member: &MemberSpec, client_url: String, peer_url: String) -> RunningMember {
+        let write = |name: String, text: &str| {
+            let path = self.dir.join(name);
+            std::fs::write(&path, text).expect("write etcd key material");
+            path
+        };
+        let cert = write(format!("{}.crt", member.name), &member.cert_pem);
+        let key = write(format!("{}.key", member.name), &member.key_pem);
+        let log = self.dir.join(format!("{}.log", member.name));
+        let child = etcd_command()
+            .args(["--name", &member.name])
+            .arg("--data-dir")
+            .arg(self.dir.join(format!("{}.data", member.name)))
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", self.initial_cluster])
+            .args(["--initial-cluster-state", self.state])
+            .args(["--initial-cluster-token", self.token])
+            .args(tls_flags("", &cert, &key, self.ca))
+            .args(tls_flags("peer-", &cert, &key, self.ca))
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("an etcd log file"))
+            .spawn()
+            .expect("spawn etcd");
+        RunningMember {
+            name: member.name.clone(),
+            client_url,
+            child: Some(child),
+            log,
+        }
+    }
+}
+
 fn etcd_command() -> Command {
     match std::env::var_os("VKUBE_ETCD_BIN") {
         Some(path) => Command::new(path),
@@ -306,6 +461,24 @@ impl HealthProbe {
     }
 
     fn get_health(&self, url: &str) -> std::io::Result<String> {
+        self.exchange(
+            url,
+            "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+        )
+    }
+
+    /// `POST path` with a JSON `body` (etcd's JSON gateway), blocking; the
+    /// whole answer, headers included.
+    fn post(&self, url: &str, path: &str, body: &str) -> std::io::Result<String> {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {{addr}}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        self.exchange(url, &request)
+    }
+
+    /// Send `request` (`{addr}` stands for the member's address) and read the answer.
+    fn exchange(&self, url: &str, request: &str) -> std::io::Result<String> {
         let addr: SocketAddr = url
             .trim_start_matches("https://")
             .parse()
@@ -316,9 +489,7 @@ impl HealthProbe {
         let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
         tcp.set_read_timeout(Some(Duration::from_secs(2)))?;
         let mut tls = StreamOwned::new(connection, tcp);
-        tls.write_all(
-            format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )?;
+        tls.write_all(request.replace("{addr}", &addr.to_string()).as_bytes())?;
         let mut answer = Vec::new();
         // etcd may close without close_notify; what arrived is the answer.
         let _ = tls.read_to_end(&mut answer);

@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use vkube_core::cluster::{ClusterSpec, Step, ADMIN_VALIDITY};
 use vkube_runtime::addons::CloudConfig;
-use vkube_runtime::{ApplyOptions, Context, DeleteOptions, Progress, StepKind};
+use vkube_runtime::{ApplyOptions, Context, DeleteOptions, Progress, StepKind, WaitFor};
 use vkube_store::{ForceDelete, StateLocation, StateStore};
 
 use super::{connect, UsageError};
@@ -264,7 +264,21 @@ fn step_row(step: &Step) -> Vec<String> {
         Step::Reconfigure {
             cpu, memory_mib, ..
         } => format!("{cpu} CPU, {memory_mib} MiB"),
-        Step::DeleteNode { reason, .. } => format!("{reason:?}"),
+        Step::DeleteNode { reason, .. }
+        | Step::DeleteNodeObject { reason, .. }
+        | Step::RemoveEtcdMember { reason, .. } => reason.to_string(),
+        Step::DrainNode {
+            reason,
+            kubelet_unresponsive,
+            ..
+        } => {
+            let unresponsive = if *kubelet_unresponsive {
+                " (kubelet unresponsive: evictions not waited for)"
+            } else {
+                ""
+            };
+            format!("{reason}{unresponsive}")
+        }
         _ => String::new(),
     };
     vec![kind, target, detail]
@@ -278,7 +292,7 @@ fn print_plan(
     if format != Format::Table {
         return print_data(out, format, preview);
     }
-    if preview.steps.is_empty() && preview.unfinished.is_empty() {
+    if preview.steps.is_empty() && preview.unfinished.is_empty() && preview.holds.is_empty() {
         writeln!(
             out,
             "cluster `{}` matches its spec: no changes",
@@ -296,11 +310,16 @@ fn print_plan(
     for node in &preview.unfinished {
         writeln!(out, "  finish half-created node {node}")?;
     }
-    print_table(
-        out,
-        &["STEP", "TARGET", "DETAIL"],
-        preview.steps.iter().map(step_row),
-    )?;
+    if !preview.steps.is_empty() {
+        print_table(
+            out,
+            &["STEP", "TARGET", "DETAIL"],
+            preview.steps.iter().map(step_row),
+        )?;
+    }
+    for hold in &preview.holds {
+        writeln!(out, "  waiting: {hold}")?;
+    }
     writeln!(
         out,
         "(this is the next batch; apply repeats planning until nothing is left)"
@@ -323,6 +342,34 @@ struct ApplyRun {
     /// Lifetime in seconds of a new bootstrap token (default: 24 h, kubeadm's)
     #[arg(long, value_name = "SECONDS", hide = true)]
     token_ttl: Option<u64>,
+    /// What to wait for once vCenter matches the spec: `ready` (every node registered with Kubernetes and Ready, add-ons delivered) or `created` (VMs created and powered on)
+    #[arg(long, value_enum, default_value = "ready", env = "VKUBE_WAIT")]
+    wait: WaitArg,
+    /// How long the apply may wait, in all, for nodes to be Ready and for what a rolling change waits on (e.g. `30m`, `90s`)
+    #[arg(long, default_value = "30m", value_parser = duration_arg)]
+    timeout: Duration,
+    /// How long one node's drain may take; then its removal fails naming the PodDisruptionBudget in the way
+    #[arg(long, default_value = "5m", value_parser = duration_arg)]
+    drain_timeout: Duration,
+    /// At the drain timeout, delete the pods whose eviction a PodDisruptionBudget still refuses, and go on
+    #[arg(long)]
+    force_drain: bool,
+    /// How often Kubernetes is looked at again while waiting
+    #[arg(long, default_value = "5s", value_parser = duration_arg, hide = true)]
+    poll_interval: Duration,
+}
+
+/// `--wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WaitArg {
+    /// Every node registered and Ready.
+    Ready,
+    /// Every VM created and powered on.
+    Created,
+}
+
+fn duration_arg(text: &str) -> std::result::Result<Duration, String> {
+    vkube_core::cluster::parse_duration(text)
 }
 
 async fn apply_text(
@@ -340,8 +387,14 @@ async fn apply_text(
     let connected = connect(connection).await?;
     let progress = CliProgress::new();
     let result = if run.dry_run {
-        let preview =
-            vkube_runtime::plan_only(&connected.session, store.as_ref(), &spec, &progress).await;
+        let preview = vkube_runtime::plan_only(
+            &connected.session,
+            store.as_ref(),
+            &spec,
+            &Context::system(),
+            &progress,
+        )
+        .await;
         preview
             .map_err(anyhow::Error::from)
             .and_then(|p| print_plan(out, format, &p))
@@ -352,6 +405,14 @@ async fn apply_text(
             token_ttl: run
                 .token_ttl
                 .map_or(vkube_runtime::token::DEFAULT_TOKEN_TTL, Duration::from_secs),
+            wait: match run.wait {
+                WaitArg::Ready => WaitFor::Ready,
+                WaitArg::Created => WaitFor::Created,
+            },
+            timeout: run.timeout,
+            drain_timeout: run.drain_timeout,
+            force_drain: run.force_drain,
+            kube_poll: run.poll_interval,
             ..Default::default()
         };
         let ctx = Context::system();
@@ -434,6 +495,11 @@ pub async fn run(
                 parallel: 1,
                 ip_timeout: 0,
                 token_ttl: None,
+                wait: WaitArg::Created,
+                timeout: Duration::ZERO,
+                drain_timeout: Duration::ZERO,
+                force_drain: false,
+                poll_interval: Duration::ZERO,
             };
             apply_text(
                 &read_spec(file)?,
@@ -681,7 +747,14 @@ async fn describe(
     // An unknown cluster is reported before connecting.
     store.cluster(name).await?;
     let connected = connect(connection).await?;
-    let view = vkube_runtime::describe::describe(&connected.session, store.as_ref(), name).await;
+    let view = vkube_runtime::describe::describe(
+        &connected.session,
+        store.as_ref(),
+        name,
+        &Context::system(),
+        ApplyOptions::default().api_timeout,
+    )
+    .await;
     connected.session.close().await;
     let view = view?;
     if format != Format::Table {
@@ -694,11 +767,49 @@ async fn describe(
     }
     writeln!(out, "Version:   {}", view.kubernetes_version)?;
     writeln!(out, "Endpoint:  {}:6443", view.control_plane_endpoint)?;
+    writeln!(out, "API:       {}", view.api)?;
+    if !view.nodes_without_vm.is_empty() {
+        writeln!(
+            out,
+            "Orphans:   Node objects without a VM: {}",
+            view.nodes_without_vm.join(", ")
+        )?;
+    }
     writeln!(out)?;
+    let dash = || "-".to_string();
     print_table(
         out,
-        &["NODE", "POOL", "DOMAIN", "IP", "POWER", "PHASE", "VM"],
+        &[
+            "NODE",
+            "POOL",
+            "DOMAIN",
+            "IP",
+            "POWER",
+            "PHASE",
+            "K8S",
+            "READY",
+            "KUBELET",
+            "TAINTS",
+            "CONDITIONS",
+            "VM",
+        ],
         view.nodes.iter().map(|r| {
+            let kube = r.kubernetes.as_ref();
+            let registered = kube.map_or_else(dash, |k| {
+                match (k.registered, k.cordoned) {
+                    (false, _) => "absent",
+                    (true, false) => "registered",
+                    (true, true) => "cordoned",
+                }
+                .to_string()
+            });
+            let list = |items: &[String]| {
+                if items.is_empty() {
+                    dash()
+                } else {
+                    items.join(",")
+                }
+            };
             vec![
                 r.name.clone(),
                 r.pool.clone(),
@@ -706,6 +817,13 @@ async fn describe(
                 r.ip.clone(),
                 r.power_state.clone(),
                 r.phase.clone(),
+                registered,
+                kube.filter(|k| k.registered)
+                    .map_or_else(dash, |k| k.ready.clone()),
+                kube.and_then(|k| k.kubelet_version.clone())
+                    .unwrap_or_else(dash),
+                kube.map_or_else(dash, |k| list(&k.taints)),
+                kube.map_or_else(dash, |k| list(&k.conditions)),
                 r.vm.clone(),
             ]
         }),

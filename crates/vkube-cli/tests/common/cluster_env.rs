@@ -145,6 +145,9 @@ impl Env {
     pub fn vars(&self) -> Vec<(String, String)> {
         let mut vars = self.sim.vkube_env();
         vars.extend(self.state.iter().cloned());
+        // The simulator's clusters have no Kubernetes: their API server
+        // never answers, so applies wait for the VMs only.
+        vars.push(("VKUBE_WAIT".into(), "created".into()));
         vars
     }
 
@@ -201,6 +204,25 @@ impl Env {
         assert_eq!(run.code, 0, "{}", run.stderr);
         serde_json::from_str::<Vec<serde_json::Value>>(&run.stdout).unwrap()
     }
+}
+
+/// A loopback network for the VIP, so the stand-in API can listen on it:
+/// `127.<pid>.<100 + n>.0/24`, a new one per call, so tests running at
+/// once (in one process or several) never share an address.
+pub fn loopback_pool(env: &Env) -> (String, String) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let net = format!("127.{}.{}", std::process::id() % 250 + 1, 100 + n % 150);
+    let pools = format!(
+        "pools:\n  - name: loop\n    range: {{ start: {net}.10, end: {net}.60 }}\n    prefix: 24\n    gateway: {net}.1\n    nameServers: [{net}.2]\n"
+    );
+    ok(&env.vkube(&[
+        "ippool",
+        "import",
+        "-f",
+        &env.spec_file("loop.yaml", &pools),
+    ]));
+    (format!("{net}.5"), "loop".into())
 }
 
 pub fn repo_file(path: &str) -> String {

@@ -14,7 +14,7 @@ use std::time::Duration;
 const MAX_SECONDS: u64 = 1 << 32;
 
 /// Parses `90s`, `5m`, `1h30m`, `0`. The error says what is expected.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let expected = || {
         format!(

@@ -21,7 +21,7 @@ mod spec;
 mod validate;
 pub(crate) mod values;
 
-pub use duration::format_duration;
+pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Problem};
 pub use health_check::{
     ConditionStatus, HealthCheck, MaxUnhealthy, UnhealthyCondition, DEFAULT_NODE_STARTUP_TIMEOUT,

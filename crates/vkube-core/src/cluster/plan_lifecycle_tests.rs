@@ -608,6 +608,30 @@ fn unhealthy_workers_are_drained_without_waiting_for_their_pods_and_replaced() {
             "power-on demo-workers-3",
         ]
     );
+    // A pass later its VM is still shutting down, its Node object gone, and
+    // the replacement not Ready yet: the VM's removal goes on, held by
+    // nothing (a worker without its Node object serves no pods).
+    let mut later = observed.clone();
+    find(&mut later, "demo-workers-1").kube = KubeNode::Deregistered;
+    let mut replacement = find(&mut later, "demo-workers-2").clone();
+    replacement.name = "demo-workers-3".into();
+    replacement.index = 3;
+    replacement.kube = KubeNode::NeverRegistered;
+    replacement.powered_on_for = Some(Duration::from_secs(30));
+    later.nodes.push(replacement);
+    // The node that takes its place is not Ready (not for long enough to be unhealthy).
+    find(&mut later, "demo-workers-2").kube = registered(ConditionStatus::False, MINUTE);
+    let mut later_leases = leases.clone();
+    later_leases.insert("demo-workers-3".into(), "10.20.0.99".parse().unwrap());
+    let next = super::plan(&spec, &later, &later_leases);
+    assert!(next.holds.is_empty(), "{:?}", holds(&next));
+    assert!(
+        lines(&next)
+            .iter()
+            .any(|l| l.starts_with("delete demo-workers-1")),
+        "{:?}",
+        lines(&next)
+    );
     // Without a health check nothing is replaced.
     assert!(super::plan(&example(), &observed, &leases).is_converged());
     // A condition other than Ready, as the spec names it.

@@ -10,31 +10,17 @@ use vkube_core::cluster::{
     CertificateAndKey, ClusterName, ClusterPki, ETCD_CLIENT_NAME, ETCD_CLIENT_VALIDITY,
 };
 use vkube_kube::etcd::{ClusterHealth, EtcdAccess, EtcdClient, EtcdError, MemberState};
-use vkube_test_support::etcd::{loopback_ips, EtcdCluster, EtcdClusterSpec, MemberSpec};
+use vkube_test_support::etcd::{
+    loopback_ips, test_random, EtcdCluster, EtcdClusterSpec, MemberSpec,
+};
 
 const NAMES: [&str; 3] = ["demo-cp-0", "demo-cp-1", "demo-cp-2"];
-
-/// Random bytes for key generation (vkube-core takes randomness from its caller); tests
-/// need distinct keys, not cryptographic ones.
-fn random() -> impl FnMut(&mut [u8]) {
-    use std::hash::{BuildHasher, Hasher};
-    let state = std::collections::hash_map::RandomState::new();
-    let mut counter = 0u64;
-    move |dest: &mut [u8]| {
-        for chunk in dest.chunks_mut(8) {
-            counter += 1;
-            let mut hasher = state.build_hasher();
-            hasher.write_u64(counter);
-            chunk.copy_from_slice(&hasher.finish().to_le_bytes()[..chunk.len()]);
-        }
-    }
-}
 
 fn pki() -> ClusterPki {
     ClusterPki::generate(
         &ClusterName::new("demo").unwrap(),
         SystemTime::now(),
-        &mut random(),
+        &mut test_random(),
     )
     .unwrap()
 }
@@ -44,7 +30,7 @@ fn client_certificate(pki: &ClusterPki) -> CertificateAndKey {
         ETCD_CLIENT_NAME,
         SystemTime::now(),
         ETCD_CLIENT_VALIDITY,
-        &mut random(),
+        &mut test_random(),
     )
     .unwrap()
 }
@@ -69,7 +55,7 @@ impl RealEtcd {
                         &[ip],
                         SystemTime::now(),
                         Duration::from_secs(24 * 3600),
-                        &mut random(),
+                        &mut test_random(),
                     )
                     .unwrap();
                 MemberSpec {

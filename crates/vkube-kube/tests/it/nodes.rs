@@ -161,3 +161,23 @@ async fn stand_in_node_list_pages_follow_the_continue_token() {
         Some("eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ==")
     );
 }
+
+#[tokio::test]
+async fn stand_in_etcd_endpoints_come_from_the_recorded_etcd_static_pod_annotation() {
+    let (_pki, stand_in, client) = stand_in_with_client().await;
+    assert!(client.etcd_endpoints().await.unwrap().is_empty());
+    stand_in.put_items(vkube_test_support::kube_api::fixtures::POD_LIST);
+    let endpoints = client.etcd_endpoints().await.unwrap();
+    assert_eq!(
+        endpoints,
+        [vkube_kube::EtcdEndpoint {
+            node: "demo-cp-0".into(),
+            client_urls: vec!["https://10.20.0.11:2379".into()],
+        }]
+    );
+    let list = stand_in.requests_matching("GET", "/api/v1/namespaces/kube-system/pods");
+    assert_eq!(
+        list[0].query_value("labelSelector").as_deref(),
+        Some("component=etcd,tier=control-plane")
+    );
+}

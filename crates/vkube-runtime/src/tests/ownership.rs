@@ -88,9 +88,15 @@ async fn a_second_state_refuses_the_cluster_another_state_created() {
         lease_lines(other.as_ref()).await.is_empty(),
         "no address leased"
     );
-    let err = crate::plan_only(&harness.vsphere, other.as_ref(), &harness.spec, &NoProgress)
-        .await
-        .unwrap_err();
+    let err = crate::plan_only(
+        &harness.vsphere,
+        other.as_ref(),
+        &harness.spec,
+        &harness.context(&FakeHolder::new("planner", &[])),
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::ForeignVms { .. }), "{err}");
     harness.assert_no_op("run-2", "the first state").await;
 }
@@ -394,10 +400,12 @@ async fn another_vcenter_is_refused_by_apply_plan_and_delete() {
     };
     let err = harness.apply_as("run-2", &[]).await.unwrap_err();
     assert!(mismatch(&err), "{err}");
+    let holder = FakeHolder::new("planner", &[]);
     let err = crate::plan_only(
         &harness.vsphere,
         harness.store.as_ref(),
         &harness.spec,
+        &harness.context(&holder),
         &NoProgress,
     )
     .await

@@ -68,8 +68,12 @@ impl Planner<'_> {
         if registered_or_unreachable && !self.api_reachable {
             return Err(HoldReason::ApiUnreachable);
         }
+        // A worker whose Node object is gone serves no pods: waiting for its
+        // replacement would keep a VM that does nothing (e.g. one whose
+        // removal began as a remediation, shutting down now).
+        let serves = !(node.kube == KubeNode::Deregistered && !node.is_control_plane());
         if let DeleteReason::Replaced { by } = reason {
-            if node.kube.is_known() {
+            if node.kube.is_known() && serves {
                 let replacement = self.observed.node(by);
                 if !replacement.is_some_and(|r| r.kube.is_ready()) {
                     return Err(HoldReason::WaitingForReady { node: by.clone() });

@@ -27,9 +27,14 @@
 //! - The lock is held for the whole of `apply`, and for each pass of
 //!   [`reconcile_once`](crate::reconcile_once); a lost lock stops the work.
 //!
-//! # Caveats
-//! - Kubernetes readiness is not observed yet: a replaced node is deleted
-//!   as soon as its replacement is created and powered on.
+//! - Once a node was seen registered with Kubernetes (or with
+//!   [`WaitFor::Ready`]), each pass reads the cluster's Nodes and etcd
+//!   ([`kubernetes`]): a node Kubernetes knows is drained, its etcd member
+//!   removed and its Node object deleted before its VM goes, and a
+//!   replacement must be Ready first; what the plan waits for is waited
+//!   for, bounded by [`ApplyOptions::timeout`].
+//! - Each node's steps run as one chain, in plan order, each after the one
+//!   before succeeded; chains run in parallel, `parallel` at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -54,6 +59,7 @@ use vkube_vsphere::{DatastoreId, Fault, FolderId, PlacementQuery, VmId, VsphereP
 use crate::context::Context;
 use crate::error::{Error, NodeFailure, Result};
 use crate::guest;
+use crate::kube_view::KubeSide;
 use crate::macs::NodeMacs;
 use crate::observe::{observe, observe_folder, Observation};
 use crate::ownership;
@@ -77,8 +83,35 @@ pub struct ApplyOptions {
     /// Lifetime of a new bootstrap token.
     pub token_ttl: Duration,
     /// Timeout of each call to the cluster's API server (add-on updates,
-    /// new bootstrap tokens).
+    /// new bootstrap tokens, Node reads).
     pub api_timeout: Duration,
+    /// What the apply waits for once vCenter matches the spec.
+    pub wait: WaitFor,
+    /// How long the apply may wait in all: for nodes to be Ready, and for
+    /// what the plan holds on (a replacement to be Ready, etcd to heal).
+    pub timeout: Duration,
+    /// How long one node's drain may take (PodDisruptionBudgets refusing
+    /// evictions are retried until then).
+    pub drain_timeout: Duration,
+    /// At the drain timeout, delete the pods whose eviction is still
+    /// refused instead of failing the node's removal.
+    pub force_drain: bool,
+    /// How often Kubernetes is looked at again while waiting.
+    pub kube_poll: Duration,
+}
+
+/// What `apply` waits for once vCenter matches the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitFor {
+    /// Every node's VM exists, configured and powered on. Kubernetes is
+    /// asked only about nodes it was seen to know before (to drain them
+    /// before removal).
+    #[default]
+    Created,
+    /// Also: every node registered with Kubernetes and `Ready` (after the
+    /// add-ons, which bring the CNI, are delivered).
+    Ready,
 }
 
 impl Default for ApplyOptions {
@@ -91,6 +124,11 @@ impl Default for ApplyOptions {
             ip_wait: Duration::from_secs(600),
             token_ttl: crate::token::DEFAULT_TOKEN_TTL,
             api_timeout: Duration::from_secs(10),
+            wait: WaitFor::Created,
+            timeout: Duration::from_secs(30 * 60),
+            drain_timeout: vkube_kube::DEFAULT_DRAIN_TIMEOUT,
+            force_drain: false,
+            kube_poll: Duration::from_secs(5),
         }
     }
 }
@@ -130,9 +168,17 @@ pub struct PlanPreview {
     pub steps: Vec<Step>,
     /// Nodes found half-created, to be finished.
     pub unfinished: Vec<String>,
+    /// What the plan waits for before its next steps (a replacement to be
+    /// Ready, etcd, the API server), one line each.
+    pub holds: Vec<String>,
+    /// Whether the cluster's Kubernetes was read for this plan (once a
+    /// node was seen registered): drains and etcd steps then show.
+    pub kubernetes_read: bool,
 }
 
 use crate::access::{self, SECRET_PKI};
+
+mod kubernetes;
 
 /// Field manager of vkube's server-side applies.
 const FIELD_MANAGER: &str = "vkube";
@@ -185,11 +231,14 @@ pub async fn check_pools(store: &dyn StateStore, spec: &ClusterSpec) -> Result<(
     Ok(())
 }
 
-/// The plan for `spec` against vCenter now, changing nothing.
+/// The plan for `spec` against vCenter now — and against the cluster's
+/// Kubernetes and etcd once a node was seen registered, as `apply` reads
+/// them — changing nothing.
 pub async fn plan_only(
     vsphere: &dyn VspherePort,
     store: &dyn StateStore,
     spec: &ClusterSpec,
+    ctx: &Context<'_>,
     progress: &dyn Progress,
 ) -> Result<PlanPreview> {
     check_pools(store, spec).await?;
@@ -203,12 +252,46 @@ pub async fn plan_only(
     } else {
         Leases::new()
     };
+    let mut kubernetes_read = false;
+    if record.is_some() {
+        let records: kubernetes::Records = store
+            .nodes(&name)
+            .await?
+            .into_iter()
+            .map(|r| (r.node.name.clone(), r))
+            .collect();
+        if records
+            .values()
+            .any(|r| crate::kube_view::seen_registered(r.node.phase))
+        {
+            let pki = access::cluster_pki(store, &name).await?;
+            let reader = kubernetes::Reader {
+                store,
+                spec,
+                pki: &pki,
+                ctx,
+                timeout: ApplyOptions::default().api_timeout,
+            };
+            let side = reader.read(&observation, &records).await;
+            crate::kube_view::fill(
+                &mut observation.cluster,
+                &side,
+                &records,
+                spec,
+                ctx.clock.now(),
+            );
+            kubernetes_read = true;
+        }
+    }
+    let planned = plan(spec, &observation.cluster, &leases);
     Ok(PlanPreview {
         cluster: name,
         known: record.is_some(),
         folder: cluster_folder(spec.folder(), spec.name()),
-        steps: plan(spec, &observation.cluster, &leases).steps,
+        steps: planned.steps,
         unfinished: observation.unfinished,
+        holds: planned.holds.iter().map(ToString::to_string).collect(),
+        kubernetes_read,
     })
 }
 
@@ -235,6 +318,8 @@ pub(crate) struct Run<'a> {
     inventory: vkube_vsphere::Inventory,
     /// The cluster folder, once found or created: passes read only it.
     folder: std::sync::Mutex<Option<FolderId>>,
+    /// What this pass read from the cluster's API server and etcd.
+    kube: std::sync::Mutex<KubeSide>,
     /// The MACs of the nodes this run creates.
     macs: NodeMacs,
     options: &'a ApplyOptions,
@@ -815,6 +900,7 @@ impl Run<'_> {
                 self.store.delete_node(&self.fence, node).await?;
                 Ok(NodeStepDone::Finished(None))
             }
+            step if kubernetes::is_kube_step(step) => self.kube_step(step).await,
             _ => Ok(NodeStepDone::Finished(None)),
         }
     }
@@ -1360,6 +1446,7 @@ async fn prepare<'a>(
         fence: fence.clone(),
         inventory,
         folder: std::sync::Mutex::new(folder),
+        kube: std::sync::Mutex::new(KubeSide::default()),
         macs: NodeMacs::default(),
         options,
         progress,
@@ -1471,19 +1558,39 @@ impl Run<'_> {
             }
         }
         let leases = leases_of(self.store, &self.name()).await?;
-        observation.cluster.recorded = recorded_nodes(self.store, &self.name()).await?;
+        let records: kubernetes::Records = self
+            .store
+            .nodes(&self.name())
+            .await?
+            .into_iter()
+            .map(|r| (r.node.name.clone(), r))
+            .collect();
+        observation.cluster.recorded = records.keys().cloned().collect();
+        state.started.get_or_insert_with(|| self.ctx.clock.now());
+        self.observe_kube(&mut observation, &records).await?;
         let planned = plan(spec, &observation.cluster, &lease_map(&leases));
         // A node that failed in this run is not retried until the next run.
         let steps: Vec<Step> = planned
             .steps
-            .into_iter()
+            .iter()
             .filter(|s| {
                 StepKind::of(s)
                     .1
                     .is_none_or(|n| !state.failed.contains_key(n))
             })
+            .cloned()
             .collect();
         if steps.is_empty() {
+            // A failed node ends the run (its error is the report); else
+            // what the plan holds on, then readiness, are waited for.
+            if state.failed.is_empty() && !planned.holds.is_empty() {
+                return Ok(Pass::Waiting(self.hold(&planned, state).await?));
+            }
+            if state.failed.is_empty() {
+                if let Some(pause) = self.wait_ready(&observation.cluster, state).await? {
+                    return Ok(Pass::Waiting(pause));
+                }
+            }
             return Ok(Pass::Converged);
         }
         if self.pki_replaced {
@@ -1555,7 +1662,9 @@ impl Run<'_> {
                 failures: std::mem::take(&mut state.failed).into_values().collect(),
             });
         }
-        self.sync_addons(&mut state.report).await?;
+        if !state.addons_synced {
+            self.sync_addons(&mut state.report).await?;
+        }
         self.store
             .set_cluster_status(
                 &self.fence,
@@ -1598,6 +1707,21 @@ struct PassWork {
     /// vCenter stopped answering during the pass (the first such error):
     /// the apply stops.
     vcenter_silent: Option<String>,
+    /// Nodes whose chain stopped before its end (a guest shutting down):
+    /// their addresses stay leased.
+    unfinished: BTreeSet<String>,
+}
+
+/// Whether `step` belongs to its node's chain (not the pass's folder,
+/// address or record steps).
+fn is_chain_step(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::CreateNode { .. }
+            | Step::Reconfigure { .. }
+            | Step::PowerOn { .. }
+            | Step::DeleteNode { .. }
+    ) || kubernetes::is_kube_step(step)
 }
 
 /// How a node step ended.
@@ -1620,6 +1744,7 @@ async fn run_pass(
         acted: false,
         shutdown_wait: None,
         vcenter_silent: None,
+        unfinished: BTreeSet::new(),
     };
     // Folder and addresses first: node steps need them.
     for step in steps {
@@ -1667,31 +1792,29 @@ async fn run_pass(
             _ => {}
         }
     }
-    // Clones, reconfigurations and deletions in parallel; then power-ons,
-    // which may target VMs cloned just now.
-    let first: Vec<&Step> = steps
-        .iter()
-        .filter(|s| {
-            matches!(
-                s,
-                Step::CreateNode { .. } | Step::Reconfigure { .. } | Step::DeleteNode { .. }
-            )
-        })
-        .collect();
-    let created = run_parallel(run, &first, observation, &BTreeMap::new(), state, &mut work).await;
-    let second: Vec<&Step> = steps
-        .iter()
-        .filter(|s| matches!(s, Step::PowerOn { node } if !state.failed.contains_key(node)))
-        .collect();
-    if work.vcenter_silent.is_none() {
-        run_parallel(run, &second, observation, &created, state, &mut work).await;
+    // One chain per node, in plan order (drain → etcd member → Node object
+    // → VM; or clone → power-on): each step after the one before it
+    // succeeded. Chains run in parallel, `parallel` at a time.
+    let mut chains: Vec<(&str, Vec<&Step>)> = Vec::new();
+    for step in steps {
+        if !is_chain_step(step) {
+            continue;
+        }
+        let node = StepKind::of(step).1.expect("node steps name their node");
+        match chains.iter_mut().find(|(n, _)| *n == node) {
+            Some((_, chain)) => chain.push(step),
+            None => chains.push((node, vec![step])),
+        }
     }
+    run_chains(run, &chains, observation, state, &mut work).await;
     if let Some(detail) = work.vcenter_silent.take() {
         return Err(Error::VcenterSilent { detail });
     }
     for step in steps {
         match step {
-            Step::ReleaseAddress { node } if !state.failed.contains_key(node) => {
+            Step::ReleaseAddress { node }
+                if !state.failed.contains_key(node) && !work.unfinished.contains(node) =>
+            {
                 run.store.release_node(&run.fence, node).await?;
                 state
                     .report
@@ -1723,88 +1846,116 @@ async fn run_pass(
     Ok(work)
 }
 
-/// Run node steps at most `parallel` at a time; record each outcome.
-/// Returns the VMs that were cloned.
-async fn run_parallel(
+/// Run each node's chain of steps, at most `parallel` chains at a time;
+/// record each step's outcome. A chain stops at its first failure, or when
+/// a deletion waits for its guest to shut down.
+async fn run_chains(
     run: &Run<'_>,
-    steps: &[&Step],
+    chains: &[(&str, Vec<&Step>)],
     observation: &Observation,
-    created: &BTreeMap<String, VmId>,
     state: &mut RunState,
     work: &mut PassWork,
-) -> BTreeMap<String, VmId> {
+) {
     let limit = Semaphore::new(run.options.parallel.max(1));
     let shutdowns = &state.shutdowns;
     // Once vCenter stops answering, steps not started yet are not started:
     // each would only wait out its own deadline.
     let silent: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
-    let results = futures::future::join_all(steps.iter().map(|step| {
+    let outcomes = futures::future::join_all(chains.iter().map(|(node, chain)| {
         let (limit, silent) = (&limit, &silent);
         async move {
             let _permit = limit.acquire().await.expect("semaphore open");
-            let (what, node) = StepKind::of(step);
-            let stopped = silent.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if let Some(reason) = stopped {
-                return (*step, Err(Error::NotStarted { reason }));
-            }
-            run.progress.started(what, node);
-            let result = run.node_step(step, observation, created, shutdowns).await;
-            if let Err(Error::Vsphere(e)) = &result {
-                if e.is_no_answer() {
-                    silent
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get_or_insert_with(|| e.to_string());
+            let mut created = BTreeMap::new();
+            let mut results = Vec::new();
+            for step in chain {
+                let (what, _) = StepKind::of(step);
+                let stopped = silent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(reason) = stopped {
+                    results.push((*step, Err(Error::NotStarted { reason })));
+                    break;
+                }
+                run.progress.started(what, Some(node));
+                let result = run.node_step(step, observation, &created, shutdowns).await;
+                if let Err(Error::Vsphere(e)) = &result {
+                    if e.is_no_answer() {
+                        silent
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert_with(|| e.to_string());
+                    }
+                }
+                let message = result.as_ref().err().map(|e| e.to_string());
+                run.progress.finished(what, Some(node), message.as_deref());
+                let go_on = matches!(result, Ok(NodeStepDone::Finished(_)));
+                if let Ok(NodeStepDone::Finished(Some(vm))) = &result {
+                    created.insert(node.to_string(), vm.clone());
+                }
+                results.push((*step, result));
+                if !go_on {
+                    break;
                 }
             }
-            let message = result.as_ref().err().map(|e| e.to_string());
-            run.progress.finished(what, node, message.as_deref());
-            (*step, result)
+            let complete = results.len() == chain.len()
+                && results
+                    .last()
+                    .is_some_and(|(_, r)| matches!(r, Ok(NodeStepDone::Finished(_))));
+            (*node, complete, results)
         }
     }))
     .await;
     work.vcenter_silent = silent.into_inner().unwrap_or_else(|p| p.into_inner());
-    let mut new_vms = BTreeMap::new();
-    for (step, result) in results {
-        let (what, node) = StepKind::of(step);
-        let node = node.unwrap_or_default().to_string();
-        let kind = what.event().expect("node steps record events");
-        match result {
-            Ok(NodeStepDone::Finished(vm)) => {
-                work.acted = true;
-                state.shutdowns.remove(&node);
-                run.event(EventLevel::Info, kind, &format!("{what} done"), Some(&node))
-                    .await;
-                state.report.executed.push(format!("{what} {node}"));
-                if let Some(vm) = vm {
-                    new_vms.insert(node, vm);
-                }
-            }
-            Ok(NodeStepDone::ShutdownRequested) => {
-                work.acted = true;
-                state.shutdowns.insert(node, run.ctx.clock.now());
-                let grace = run.options.power_off_grace;
-                work.shutdown_wait = Some(work.shutdown_wait.map_or(grace, |w| w.min(grace)));
-            }
-            Ok(NodeStepDone::AwaitingShutdown(left)) => {
-                work.shutdown_wait = Some(work.shutdown_wait.map_or(left, |w| w.min(left)));
-            }
-            Err(e) => {
-                work.acted = true;
-                run.event(EventLevel::Error, kind, &e.to_string(), Some(&node))
-                    .await;
-                state.failed.insert(
-                    node.clone(),
-                    NodeFailure {
-                        node,
-                        step: what,
-                        message: e.to_string(),
-                    },
-                );
-            }
+    for (node, complete, results) in outcomes {
+        if !complete {
+            work.unfinished.insert(node.to_string());
+        }
+        for (step, result) in results {
+            record_outcome(run, step, result, state, work).await;
         }
     }
-    new_vms
+}
+
+/// Report and record how one node step ended.
+async fn record_outcome(
+    run: &Run<'_>,
+    step: &Step,
+    result: Result<NodeStepDone>,
+    state: &mut RunState,
+    work: &mut PassWork,
+) {
+    let (what, node) = StepKind::of(step);
+    let node = node.unwrap_or_default().to_string();
+    let kind = what.event().expect("node steps record events");
+    match result {
+        Ok(NodeStepDone::Finished(_)) => {
+            work.acted = true;
+            state.shutdowns.remove(&node);
+            run.event(EventLevel::Info, kind, &format!("{what} done"), Some(&node))
+                .await;
+            state.report.executed.push(format!("{what} {node}"));
+        }
+        Ok(NodeStepDone::ShutdownRequested) => {
+            work.acted = true;
+            state.shutdowns.insert(node, run.ctx.clock.now());
+            let grace = run.options.power_off_grace;
+            work.shutdown_wait = Some(work.shutdown_wait.map_or(grace, |w| w.min(grace)));
+        }
+        Ok(NodeStepDone::AwaitingShutdown(left)) => {
+            work.shutdown_wait = Some(work.shutdown_wait.map_or(left, |w| w.min(left)));
+        }
+        Err(e) => {
+            work.acted = true;
+            run.event(EventLevel::Error, kind, &e.to_string(), Some(&node))
+                .await;
+            state.failed.insert(
+                node.clone(),
+                NodeFailure {
+                    node,
+                    step: what,
+                    message: e.to_string(),
+                },
+            );
+        }
+    }
 }
 
 /// Record `event` in the journal and tell `progress`; a journal failure is
