@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Cluster bench (issues 6 and 13): on a simulator with realistic method
 # delays (clone 3 s, reconfigure 0.3 s, power-on 0.5 s), `vkube cluster
-# apply` of a 3 control-plane + 20 worker cluster over 2 placement domains
-# and `vkube cluster delete`, against the strongest peer: a pyVmomi script
+# apply --wait created` (the simulator runs no Kubernetes) of a 3
+# control-plane + 20 worker cluster over 2 placement domains and `vkube
+# cluster delete`, against the strongest peer: a pyVmomi script
 # running each node's chain (clone, reconfigure, power-on; for delete
 # power-off, destroy) on PARALLEL threads (bench/pyvmomi_clone.py). ROUNDS
 # (3) interleaved rounds, vkube then the peer, each run on a fresh
@@ -120,7 +121,7 @@ PY
 
     echo "round $r: vkube cluster apply, $control_planes control plane + $workers workers, --parallel $parallel ($profile build)..." >&2
     t0=$(now)
-    if ! "$vkube" --stats cluster apply -f "$work/cluster.yaml" --parallel "$parallel" >"$work/apply.out" 2>"$work/apply.err"; then
+    if ! "$vkube" --stats cluster apply -f "$work/cluster.yaml" --parallel "$parallel" --wait created >"$work/apply.out" 2>"$work/apply.err"; then
         echo "FAIL: vkube cluster apply failed:" >&2
         quiet <"$work/apply.err" >&2; cat "$work/apply.out" >&2
         exit 1
