@@ -7,7 +7,12 @@ in a clone spec), wait, PowerOnVM_Task, wait — sequentially, or with
 `--threads N` the same chain per node on N threads (the strongest peer a
 platform engineer writes in an afternoon). Prints one JSON object: nodes, wall seconds, SOAP round trips (every
 HTTP request pyVmomi makes after login, task waits included). The VMs are
-then powered off and destroyed (not timed, not counted).
+then powered off and destroyed (not timed, not counted), unless `--keep`.
+
+`delete --folder NAME`: the peer of `vkube cluster delete`: for each VM in
+the folder, PowerOffVM_Task, wait, Destroy_Task, wait (on `--threads N`),
+then the folder's Destroy_Task. Prints the same JSON object (login
+included in the wall time, round trips after login).
 
 Two helpers for the bench, outside the timed loop:
 `ops PREFIX`: per VM whose name starts with PREFIX, the times (epoch
@@ -121,12 +126,34 @@ def clone(args):
         vms = [node(i) for i in range(args.nodes)]
     wall = time.monotonic() - start
     trips = ROUND_TRIPS
-    for vm in vms:
-        WaitForTask(vm.PowerOffVM_Task())
-        WaitForTask(vm.Destroy_Task())
-    WaitForTask(folder.Destroy_Task())
+    if not args.keep:
+        for vm in vms:
+            remove(vm)
+        WaitForTask(folder.Destroy_Task())
     Disconnect(si)
     print(json.dumps({"tool": "pyVmomi", "threads": args.threads, "nodes": args.nodes,
+                      "wall_s": round(wall, 3), "round_trips": trips}))
+
+
+def remove(vm):
+    WaitForTask(vm.PowerOffVM_Task())
+    WaitForTask(vm.Destroy_Task())
+
+
+def delete(args):
+    global ROUND_TRIPS
+    start = time.monotonic()
+    si = connect()
+    ROUND_TRIPS = 0
+    folder = find(si, f"{args.parent_folder}/{args.folder}")
+    vms = [child for child in folder.childEntity if isinstance(child, vim.VirtualMachine)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(args.threads, 1)) as pool:
+        list(pool.map(remove, vms))
+    WaitForTask(folder.Destroy_Task())
+    wall = time.monotonic() - start
+    trips = ROUND_TRIPS
+    Disconnect(si)
+    print(json.dumps({"tool": "pyVmomi", "threads": args.threads, "nodes": len(vms),
                       "wall_s": round(wall, 3), "round_trips": trips}))
 
 
@@ -172,7 +199,13 @@ def main():
     c.add_argument("--cpu", type=int, default=4)
     c.add_argument("--memory-mib", type=int, default=8192)
     c.add_argument("--threads", type=int, default=1, help="node chains in flight at once")
+    c.add_argument("--keep", action="store_true", help="leave the VMs (for a timed `delete`)")
     c.set_defaults(run=clone)
+    d = sub.add_parser("delete", help="the timed power-off and destroy of a folder's VMs")
+    d.add_argument("--parent-folder", default="/DC0/vm")
+    d.add_argument("--folder", default="pyvmomi-bench")
+    d.add_argument("--threads", type=int, default=1, help="VM removals in flight at once")
+    d.set_defaults(run=delete)
     o = sub.add_parser("ops", help="clone/reconfigure/power-on times per VM from the event log")
     o.add_argument("prefix")
     o.set_defaults(run=ops)

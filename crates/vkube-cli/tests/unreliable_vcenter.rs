@@ -43,8 +43,10 @@ fn expiry_rounds(sim: &Simulator) -> usize {
 async fn apply_converges_while_every_session_ends_each_second() {
     let env = Env::start_with(SimulatorConfig {
         expire_sessions_every: Some(Duration::from_secs(1)),
+        // Long enough for the apply (one pass, four waves of clones on
+        // four slots) to span several expiries.
         method_delays: vec![
-            ("CloneVM_Task".into(), 300),
+            ("CloneVM_Task".into(), 1000),
             ("ReconfigVM_Task".into(), 100),
             ("PowerOnVM_Task".into(), 100),
         ],

@@ -110,23 +110,27 @@ pub async fn delete(
         let observation = observe(vsphere, &inventory, &spec, &record.uid).await?;
         let limit = Semaphore::new(options.parallel.max(1));
         // Workers first, then the control plane one node at a time, newest
-        // first: whatever still runs keeps a working API server.
+        // first: whatever still runs keeps a working API server. Each node
+        // is one chain: power-off (from the observed power state, no read
+        // first) and destroy.
         let mut results = Vec::new();
         for wave in vkube_core::cluster::delete_order(&observation.cluster.nodes) {
             let vms = wave
                 .iter()
-                .filter_map(|node| observation.vms.get(node).map(|(vm, _)| (node, vm)));
+                .filter_map(|node| observation.vms.get(node).map(|(vm, seen)| (node, vm, seen)));
             results.extend(
-                futures::future::join_all(vms.map(|(node, vm_ref)| {
+                futures::future::join_all(vms.map(|(node, vm_ref, seen)| {
                     let limit = &limit;
                     async move {
                         let _permit = limit.acquire().await.expect("semaphore open");
                         progress.started(StepKind::DeleteNode, Some(node));
-                        let result = async {
-                            guest::power_off(vsphere, ctx.clock, vm_ref, options.power_off_grace)
-                                .await?;
-                            Ok::<_, Error>(vsphere.destroy_vm(vm_ref).await?)
-                        }
+                        let result = guest::remove_vm(
+                            vsphere,
+                            ctx.clock,
+                            vm_ref,
+                            &seen.power_state,
+                            options.power_off_grace,
+                        )
                         .await;
                         let message = result.as_ref().err().map(|e| e.to_string());
                         progress.finished(StepKind::DeleteNode, Some(node), message.as_deref());

@@ -207,6 +207,15 @@ impl FakeVsphere {
         self.state().instance_uuid = uuid.map(str::to_owned);
     }
 
+    /// Gives VM `name` (the template is `ubuntu-template`) the NIC MAC
+    /// `mac`, as an administrator assigning one by hand would.
+    pub fn set_mac(&self, name: &str, mac: &str) {
+        let mut state = self.state();
+        for vm in state.vms.values_mut().filter(|vm| vm.name == name) {
+            vm.mac = mac.to_owned();
+        }
+    }
+
     /// Sets extraConfig `key` of VM `name` (`None` removes it), as a
     /// vCenter user editing the VM would.
     pub fn set_extra_config(&self, name: &str, key: &str, value: Option<&str>) {

@@ -4,13 +4,16 @@
 
 use std::time::Duration;
 
-use vkube_vsphere::{VmId, VspherePort};
+use vkube_vsphere::{Fault, VmId, VspherePort};
 
 use crate::context::Clock;
 use crate::error::Result;
 
-/// How often a shutting-down guest is checked.
-const SHUTDOWN_POLL: Duration = Duration::from_millis(500);
+/// The first pause between looks at a shutting-down guest; it doubles up
+/// to [`SHUTDOWN_POLL_MAX`] (guests take seconds, the simulator none).
+const SHUTDOWN_POLL_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between looks at a shutting-down guest.
+const SHUTDOWN_POLL_MAX: Duration = Duration::from_secs(1);
 
 /// Power a VM off: a guest shutdown first, a hard power-off once `grace`
 /// has passed (at once with a zero grace). Already off, or gone, is success.
@@ -23,13 +26,26 @@ pub async fn power_off(
     let Some(state) = vsphere.vm(vm).await? else {
         return Ok(());
     };
-    if state.power_state != "poweredOn" {
+    power_off_from(vsphere, clock, vm, &state.power_state, grace).await
+}
+
+/// [`power_off`] of a VM whose power state was just observed
+/// (`power_state`), without reading it again first.
+pub async fn power_off_from(
+    vsphere: &dyn VspherePort,
+    clock: &dyn Clock,
+    vm: &VmId,
+    power_state: &str,
+    grace: Duration,
+) -> Result<()> {
+    if power_state != "poweredOn" {
         return Ok(());
     }
     if !grace.is_zero() && vsphere.shutdown_guest(vm).await.is_ok() {
         // Looked at at once (many guests are off by the time vCenter
-        // answers), then every SHUTDOWN_POLL until the grace is over.
+        // answers), then at growing pauses until the grace is over.
         let deadline = clock.now() + grace;
+        let mut pause = SHUTDOWN_POLL_FIRST;
         loop {
             match vsphere.vm(vm).await? {
                 None => return Ok(()),
@@ -42,8 +58,29 @@ pub async fn power_off(
             if left.is_zero() {
                 break;
             }
-            clock.sleep(SHUTDOWN_POLL.min(left)).await;
+            clock.sleep(pause.min(left)).await;
+            pause = (pause * 2).min(SHUTDOWN_POLL_MAX);
         }
     }
     Ok(vsphere.power_off(vm).await?)
+}
+
+/// Power off (from the observed `power_state`) and destroy a VM, one chain
+/// per node. A VM found on after all (the observation was stale) is
+/// powered off at once and destroyed.
+pub async fn remove_vm(
+    vsphere: &dyn VspherePort,
+    clock: &dyn Clock,
+    vm: &VmId,
+    power_state: &str,
+    grace: Duration,
+) -> Result<()> {
+    power_off_from(vsphere, clock, vm, power_state, grace).await?;
+    match vsphere.destroy_vm(vm).await {
+        Err(e) if e.is(&Fault::InvalidPowerState) => {
+            power_off(vsphere, clock, vm, Duration::ZERO).await?;
+            Ok(vsphere.destroy_vm(vm).await?)
+        }
+        other => Ok(other?),
+    }
 }

@@ -55,3 +55,28 @@ impl NodeMacs {
         Ok(mac)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakeVsphere;
+    use vkube_core::cluster::mac::candidate_mac;
+
+    #[tokio::test]
+    async fn a_mac_in_use_in_vcenter_or_by_another_node_is_never_chosen() {
+        let vsphere = FakeVsphere::new(Vec::<String>::new());
+        // Someone gave the template the first candidate of node `a`.
+        vsphere.set_mac("ubuntu-template", &candidate_mac("uid", "a", 0));
+        let macs = NodeMacs::default();
+        let a = macs.for_node(&vsphere, "uid", "a").await.expect("mac");
+        assert_eq!(a, candidate_mac("uid", "a", 1));
+        assert_eq!(
+            macs.for_node(&vsphere, "uid", "a").await.expect("mac"),
+            a,
+            "the same for the whole run"
+        );
+        let b = macs.for_node(&vsphere, "uid", "b").await.expect("mac");
+        assert_eq!(b, candidate_mac("uid", "b", 0));
+        assert_ne!(a, b);
+    }
+}

@@ -10,9 +10,15 @@
 //!
 //! # Guarantees
 //! - Safe to kill at any point and run again: VM names are deterministic,
-//!   the cluster folder is dedicated, a VM found without markers is
-//!   adopted and finished, a clone that races an existing name is adopted
-//!   (`DuplicateName`), and address allocation is idempotent per node.
+//!   the cluster folder is dedicated, a VM found without markers (or
+//!   without a record: a clone carries its bootstrap data from the start)
+//!   is adopted and finished, a clone that races an existing name is
+//!   adopted (`DuplicateName`), and address allocation is idempotent per
+//!   node.
+//! - The fewest tasks per node: the clone spec carries everything known
+//!   before the clone (settings, markers, a MAC vkube chose and the
+//!   bootstrap data rendered for it, power-on); one observation then fixes
+//!   only what vCenter did not apply.
 //! - Intent is written to the store before every vCenter change; intents
 //!   left open by a crashed run are closed as abandoned (observation, not
 //!   the journal, decides what happens next).
