@@ -634,7 +634,9 @@ pub async fn run(
                 &doc,
             )?;
         }
-        ClusterCommand::Describe { name } => describe(name, connection, state, format, out).await?,
+        ClusterCommand::Describe { name } => {
+            describe(name, connection, state, format, stats, out).await?
+        }
         ClusterCommand::Events { name, limit } => {
             let store = open_store(state).await?;
             store.cluster(name).await?;
@@ -714,6 +716,9 @@ pub async fn run(
             )
             .await;
             if let Some(c) = &connected {
+                if stats {
+                    eprintln!("api-round-trips: {}", c.session.round_trips());
+                }
                 c.session.close().await;
             }
             let report = report?;
@@ -741,6 +746,7 @@ async fn describe(
     connection: &ConnectionArgs,
     state: &StateLocation,
     format: Format,
+    stats: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
     let store = open_store(state).await?;
@@ -755,6 +761,9 @@ async fn describe(
         ApplyOptions::default().api_timeout,
     )
     .await;
+    if stats {
+        eprintln!("api-round-trips: {}", connected.session.round_trips());
+    }
     connected.session.close().await;
     let view = view?;
     if format != Format::Table {
