@@ -678,3 +678,51 @@ fn linked_clones_fall_back_with_a_warning_and_refuse_a_disk_resize() {
         run.stderr
     );
 }
+
+/// The round trips a command reported with `--stats`.
+fn round_trips(run: &common::Run) -> u64 {
+    run.stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("api-round-trips: "))
+        .unwrap_or_else(|| panic!("no --stats line: {}", run.stderr))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_no_op_apply_costs_the_same_few_round_trips_for_4_or_100_nodes() {
+    let env = Env::start(&[]);
+    env.set_up_cloud_user(common::cluster_env::CLOUD_BINDS);
+    let spec = env.spec_file("t1.yaml", &two_az_spec());
+    ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
+    let small = env.vkube(&["--stats", "cluster", "apply", "-f", &spec]);
+    ok(&small);
+    assert!(small.stdout.contains("no changes"), "{}", small.stdout);
+
+    let big = env.spec_file(
+        "t1-big.yaml",
+        &two_az_spec().replace("      replicas: 3\n", "      replicas: 99\n"),
+    );
+    ok(&env.vkube(&["cluster", "apply", "-f", &big, "--parallel", "16"]));
+    assert_eq!(env.vms("t1").await.len(), 100);
+    let large = env.vkube(&[
+        "--stats",
+        "--wire-log",
+        "-v",
+        "cluster",
+        "apply",
+        "-f",
+        &big,
+    ]);
+    eprintln!("WIRE {}", large.stderr);
+    ok(&large);
+    assert!(large.stdout.contains("no changes"), "{}", large.stdout);
+    let (small, large) = (round_trips(&small), round_trips(&large));
+    eprintln!("no-op apply: {small} round trips for 4 nodes, {large} for 100");
+    assert_eq!(small, large, "constant in the cluster's size");
+    assert!(large <= 11, "{large} round trips");
+    let described = env.vkube(&["--stats", "cluster", "describe", "t1"]);
+    ok(&described);
+    assert!(round_trips(&described) <= large, "{}", described.stderr);
+}

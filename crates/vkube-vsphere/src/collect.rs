@@ -109,6 +109,113 @@ pub async fn retrieve_container(
         .await
 }
 
+/// Retrieve `wanted` properties of `folder`'s direct children in one
+/// round trip (a traversal of `Folder.childEntity`, no view to create and
+/// remove). An answer that does not parse (an object caught mid-change)
+/// is read again through a view, object by object.
+pub async fn retrieve_children(
+    session: &Session,
+    folder: &ManagedObjectReference,
+    wanted: &[Wanted<'_>],
+) -> Result<Vec<ObjectProps>> {
+    let children = || {
+        vec![ObjectSpec {
+            obj: folder.clone(),
+            skip: Some(true),
+            select_set: Some(vec![Box::new(TraversalSpec {
+                selection_spec_: SelectionSpec {
+                    name: Some("children".into()),
+                },
+                r#type: "Folder".into(),
+                path: "childEntity".into(),
+                skip: Some(false),
+                select_set: None,
+            })]),
+        }]
+    };
+    let read = session
+        .read_retrying(|_| retrieve(session, children(), property_specs(wanted)))
+        .await;
+    match read {
+        Err(Error::Protocol { .. }) => retrieve_container(session, folder, wanted).await,
+        other => other,
+    }
+}
+
+/// A traversal step: from objects of `type_name` along `path`, then on
+/// with the named selections `next`.
+fn step(name: &str, type_name: &str, path: &str, next: &[&str]) -> Box<TraversalSpec> {
+    Box::new(TraversalSpec {
+        selection_spec_: SelectionSpec {
+            name: Some(name.into()),
+        },
+        r#type: type_name.into(),
+        path: path.into(),
+        skip: Some(false),
+        select_set: Some(
+            next.iter()
+                .map(|n| {
+                    Box::new(SelectionSpec {
+                        name: Some((*n).into()),
+                    }) as Box<dyn vim_rs::types::traits::SelectionSpecTrait>
+                })
+                .collect(),
+        ),
+    })
+}
+
+/// The walk from the root folder to every inventory object: folders'
+/// children, a datacenter's four folders, a compute resource's hosts and
+/// root resource pool, resource pools' children (vApps included).
+fn inventory_walk() -> Vec<Box<dyn vim_rs::types::traits::SelectionSpecTrait>> {
+    const ALL: &[&str] = &[
+        "folder",
+        "datacenter-vm",
+        "datacenter-host",
+        "datacenter-datastore",
+        "datacenter-network",
+        "compute-host",
+        "compute-pool",
+        "pool-pool",
+    ];
+    vec![
+        step("folder", "Folder", "childEntity", ALL),
+        step("datacenter-vm", "Datacenter", "vmFolder", ALL),
+        step("datacenter-host", "Datacenter", "hostFolder", ALL),
+        step("datacenter-datastore", "Datacenter", "datastoreFolder", ALL),
+        step("datacenter-network", "Datacenter", "networkFolder", ALL),
+        step("compute-host", "ComputeResource", "host", &[]),
+        step("compute-pool", "ComputeResource", "resourcePool", ALL),
+        step("pool-pool", "ResourcePool", "resourcePool", ALL),
+    ]
+}
+
+/// Retrieve `wanted` properties for every object below the root folder
+/// `root` in one round trip, walking the inventory with traversal specs
+/// instead of a container view (which costs a call to create and one to
+/// remove). An answer that does not parse is read again through a view,
+/// object by object.
+pub async fn retrieve_inventory(
+    session: &Session,
+    root: &ManagedObjectReference,
+    wanted: &[Wanted<'_>],
+) -> Result<Vec<ObjectProps>> {
+    let walk = || {
+        vec![ObjectSpec {
+            obj: root.clone(),
+            skip: Some(true),
+            select_set: Some(inventory_walk()),
+        }]
+    };
+    let read = session
+        .read_retrying(|_| retrieve(session, walk(), property_specs(wanted)))
+        .await;
+    match read {
+        Err(Error::Protocol { .. }) => retrieve_container(session, root, wanted).await,
+        other => other,
+    }
+}
+
 /// One attempt of [`retrieve_container`], in the login `generation`.
 async fn read_through_view(
     session: &Session,

@@ -12,7 +12,7 @@ use vim_rs::types::enums::{
 };
 use vim_rs::types::structs::{DatastoreHostMount, ManagedObjectReference};
 
-use crate::collect::{retrieve_container, ObjectProps, Wanted};
+use crate::collect::{retrieve_inventory, ObjectProps, Wanted};
 use crate::error::{Error, Result};
 use crate::ids::ObjectRef;
 use crate::session::Session;
@@ -287,12 +287,13 @@ fn details_of(props: &mut ObjectProps) -> Details {
 }
 
 impl Inventory {
-    /// Load the whole inventory: three round trips (view, retrieve, destroy view).
+    /// Load the whole inventory in one round trip (a traversal from the
+    /// root folder).
     pub async fn load(session: &Session) -> Result<Inventory> {
         let root = session.content().root_folder.clone();
-        let objects = retrieve_container(session, &root, WANTED).await?;
+        let objects = retrieve_inventory(session, &root, WANTED).await?;
         let mut entities = BTreeMap::new();
-        // The root folder is not inside its own container view.
+        // The walk skips the root folder itself.
         entities.insert(
             root.value.clone(),
             Entity {

@@ -105,7 +105,7 @@ pub trait VspherePort: Send + Sync {
     /// concurrently by someone else is found and returned.
     async fn ensure_folder(&self, parent: &FolderId, name: &str) -> Result<FolderId>;
 
-    /// Every VM below `folder`, recursively, in one read.
+    /// Every VM directly in `folder`, in one read.
     async fn folder_vms(&self, folder: &FolderId) -> Result<Vec<ObservedVm>>;
 
     /// One VM, or `None` when it is gone.

@@ -23,7 +23,9 @@ use vim_rs::types::structs::{
 use vim_rs::types::traits::{OptionValueTrait, VirtualDeviceTrait, VirtualEthernetCardTrait};
 use vim_rs::types::vim_any::VimAny;
 
-use crate::collect::{retrieve_container, retrieve_objects, ObjectProps, Wanted};
+use crate::collect::{
+    retrieve_children, retrieve_container, retrieve_objects, ObjectProps, Wanted,
+};
 use crate::error::{Error, Result};
 use crate::fault::Fault;
 use crate::ids::{DatastoreId, FolderId, NetworkId, ResourcePoolId, SnapshotId, VmId};
@@ -307,12 +309,13 @@ fn observed_with_devices(
     }
 }
 
-/// Every VM below `folder` (recursively), in three round trips.
+/// Every VM directly in `folder`, in one round trip.
 pub async fn observe_folder(
     session: &Session,
     folder: &ManagedObjectReference,
 ) -> Result<Vec<ObservedVm>> {
-    let objects = retrieve_container(
+    // A cluster folder holds its VMs directly: one read of its children.
+    let objects = retrieve_children(
         session,
         folder,
         &[Wanted {
@@ -321,7 +324,11 @@ pub async fn observe_folder(
         }],
     )
     .await?;
-    Ok(objects.into_iter().map(observed).collect())
+    Ok(objects
+        .into_iter()
+        .filter(|o| o.type_name() == "VirtualMachine")
+        .map(observed)
+        .collect())
 }
 
 /// One VM by reference (`None` if it is gone).

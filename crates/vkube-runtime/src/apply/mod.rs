@@ -320,6 +320,8 @@ pub(crate) struct Run<'a> {
     folder: std::sync::Mutex<Option<FolderId>>,
     /// What this pass read from the cluster's API server and etcd.
     kube: std::sync::Mutex<KubeSide>,
+    /// The cluster folder as the ownership check read it, for the first pass.
+    seen: std::sync::Mutex<Option<Observation>>,
     /// The MACs of the nodes this run creates.
     macs: NodeMacs,
     options: &'a ApplyOptions,
@@ -1208,12 +1210,17 @@ pub(crate) async fn locked<T>(
     // run started leaves the cluster `Degraded` with the error.
     let started = std::cell::Cell::new(false);
     let guarded = async {
-        check_ownership(vsphere, store, &inventory, spec).await?;
+        let (known, seen) = check_ownership(vsphere, store, &inventory, spec).await?;
         started.set(true);
         let run = prepare(
             vsphere, store, &fence, spec, placement, inventory, ctx, options, progress,
         )
         .await?;
+        // The ownership check read the folder with the cluster's uid: the
+        // first pass starts from that read.
+        if known.is_some() {
+            *run.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen);
+        }
         work(&run).await
     };
     // Biased: the work is polled first, so runs are deterministic under a
@@ -1447,6 +1454,7 @@ async fn prepare<'a>(
         inventory,
         folder: std::sync::Mutex::new(folder),
         kube: std::sync::Mutex::new(KubeSide::default()),
+        seen: std::sync::Mutex::new(None),
         macs: NodeMacs::default(),
         options,
         progress,
@@ -1514,6 +1522,9 @@ impl Run<'_> {
 
     /// The cluster folder's VMs, as vCenter shows them.
     async fn observe_vcenter(&self) -> Result<Observation> {
+        if let Some(seen) = self.seen.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Ok(seen);
+        }
         let known = self
             .folder
             .lock()

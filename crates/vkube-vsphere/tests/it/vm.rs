@@ -123,7 +123,11 @@ async fn clone_then_settings_converge_and_are_observed_in_one_call() {
 
     let before = session.round_trips();
     let observed = port.folder_vms(&folder).await.unwrap();
-    assert_eq!(session.round_trips() - before, 3);
+    assert_eq!(
+        session.round_trips() - before,
+        1,
+        "one read of the folder's children"
+    );
     assert_eq!(observed.len(), 1);
     let node = &observed[0];
     assert_eq!((node.num_cpus, node.memory_mib), (4, 8192));
