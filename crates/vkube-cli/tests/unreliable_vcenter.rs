@@ -186,16 +186,16 @@ fn run_watching(
 
 #[test]
 fn a_frozen_vcenter_ends_the_command_naming_what_it_waited_for() {
-    // Listing the inventory starts with a view that takes 2.5 s to make:
+    // Listing the inventory is one property retrieval that takes 2.5 s:
     // shorter than the 3 s deadline, so only the freeze makes it fail.
     let sim = Simulator::start(SimulatorConfig {
-        method_delays: vec![("CreateContainerView".into(), 2500)],
+        method_delays: vec![("RetrievePropertiesEx".into(), 2500)],
         ..Default::default()
     });
     let mut env = sim.vkube_env();
     env.push(("VKUBE_REQUEST_TIMEOUT".into(), "3s".into()));
     let waiting_line = format!(
-        "waiting for vCenter `{}`: `CreateContainerView` on `ViewManager`",
+        "waiting for vCenter `{}`: `RetrievePropertiesEx` on `propertyCollector`",
         sim.address()
     );
     // At half the deadline vkube says what it waits for (at the default
@@ -218,7 +218,7 @@ fn a_frozen_vcenter_ends_the_command_naming_what_it_waited_for() {
         "took {after_freeze:?} after the freeze"
     );
     let message = format!(
-        "vCenter `{}` did not answer `CreateContainerView` on `ViewManager` within 3 s",
+        "vCenter `{}` did not answer `RetrievePropertiesEx` on `propertyCollector` within 3 s",
         sim.address()
     );
     let errors: Vec<&str> = run

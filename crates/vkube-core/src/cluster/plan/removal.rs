@@ -71,7 +71,7 @@ impl Planner<'_> {
         // A worker whose Node object is gone serves no pods: waiting for its
         // replacement would keep a VM that does nothing (e.g. one whose
         // removal began as a remediation, shutting down now).
-        let serves = !(node.kube == KubeNode::Deregistered && !node.is_control_plane());
+        let serves = node.kube != KubeNode::Deregistered || node.is_control_plane();
         if let DeleteReason::Replaced { by } = reason {
             if node.kube.is_known() && serves {
                 let replacement = self.observed.node(by);
