@@ -527,6 +527,85 @@ fn edit(
     })
 }
 
+/// What a session just saw, to spare reads on a node's chain: templates'
+/// configurations (read once per [`TEMPLATE_FRESH`]: a clone only needs
+/// their device keys and backings), and the power state of VMs as the read
+/// that reconfigured them saw it: a power-on right after needs no read
+/// first (were one on after all, its power-on task fails as already on,
+/// which counts as success; were one off after all, the next pass powers
+/// it on).
+#[derive(Default)]
+pub(crate) struct Seen {
+    templates: std::sync::Mutex<BTreeMap<String, (tokio::time::Instant, CachedConfig)>>,
+    power: std::sync::Mutex<BTreeMap<String, (tokio::time::Instant, bool)>>,
+}
+
+/// How long a template's configuration is taken as read.
+const TEMPLATE_FRESH: Duration = Duration::from_secs(60);
+/// How long a VM's power state is taken as seen.
+const POWER_FRESH: Duration = Duration::from_secs(5);
+
+/// A configuration kept as read (devices serialised: they are not `Clone`).
+#[derive(Clone)]
+struct CachedConfig {
+    observed: ObservedVm,
+    devices: Vec<String>,
+}
+
+impl Seen {
+    fn template(&self, id: &str) -> Option<CurrentConfig> {
+        let templates = self.templates.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, cached) = templates.get(id)?;
+        if at.elapsed() >= TEMPLATE_FRESH {
+            return None;
+        }
+        let devices = cached
+            .devices
+            .iter()
+            .map(|json| miniserde::json::from_str::<Box<dyn VirtualDeviceTrait>>(json).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some(CurrentConfig {
+            observed: cached.observed.clone(),
+            devices,
+        })
+    }
+
+    fn keep_template(&self, id: &str, config: &CurrentConfig) {
+        let devices = config
+            .devices
+            .iter()
+            .map(|d| miniserde::json::to_string(&d as &dyn miniserde::Serialize))
+            .collect();
+        let cached = CachedConfig {
+            observed: config.observed.clone(),
+            devices,
+        };
+        self.templates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), (tokio::time::Instant::now(), cached));
+    }
+
+    fn saw_power_state(&self, id: &str, power_state: &str) {
+        let on = power_state == "poweredOn";
+        self.power
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), (tokio::time::Instant::now(), on));
+    }
+
+    /// Whether VM `id` was just seen on (`Some(true)`) or off, once: the
+    /// state is forgotten when asked.
+    fn just_seen_on(&self, id: &str) -> Option<bool> {
+        self.power
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .filter(|(at, _)| at.elapsed() < POWER_FRESH)
+            .map(|(_, on)| on)
+    }
+}
+
 /// The parts of a VM's current configuration that edits start from.
 struct CurrentConfig {
     observed: ObservedVm,
@@ -678,9 +757,16 @@ fn device_facts(devices: &[Box<dyn VirtualDeviceTrait>]) -> (Option<String>, Opt
 /// folder is an error (`DuplicateName`): callers look for their marked VM first.
 pub async fn clone_vm(session: &Session, request: &CloneRequest) -> Result<ManagedObjectReference> {
     let operation = format!("cloning `{}`", request.name);
-    let template = CurrentConfig::read(session, &request.template.moref())
-        .await?
-        .ok_or_else(|| not_found("template", request.template.id()))?;
+    let template = match session.seen.template(request.template.id()) {
+        Some(config) => config,
+        None => {
+            let config = CurrentConfig::read(session, &request.template.moref())
+                .await?
+                .ok_or_else(|| not_found("template", request.template.id()))?;
+            session.seen.keep_template(request.template.id(), &config);
+            config
+        }
+    };
     let folder = request.folder.moref();
     let linked = request.linked_snapshot.is_some();
     let spec = VirtualMachineCloneSpec {
@@ -764,6 +850,9 @@ pub async fn ensure_settings(
     let current = CurrentConfig::read(session, vm)
         .await?
         .ok_or_else(|| not_found("VM", &vm.value))?;
+    session
+        .seen
+        .saw_power_state(&vm.value, &current.observed.power_state);
     let Some(spec) = config_spec(desired, Some(&current)) else {
         return Ok(false);
     };
@@ -780,6 +869,11 @@ pub async fn ensure_settings(
 /// cheap read): a clone powered on by its clone spec needs no task.
 pub async fn power_on(session: &Session, vm: &ManagedObjectReference) -> Result<()> {
     let operation = format!("powering on `{}`", vm.value);
+    match session.seen.just_seen_on(&vm.value) {
+        Some(true) => return Ok(()),
+        Some(false) => return power_on_task(session, vm, &operation).await,
+        None => {}
+    }
     let mut state = retrieve_objects(
         session,
         std::slice::from_ref(vm),
@@ -796,12 +890,21 @@ pub async fn power_on(session: &Session, vm: &ManagedObjectReference) -> Result<
     if on {
         return Ok(());
     }
+    power_on_task(session, vm, &operation).await
+}
+
+/// `PowerOnVM_Task`, waited for; already on is success.
+async fn power_on_task(
+    session: &Session,
+    vm: &ManagedObjectReference,
+    operation: &str,
+) -> Result<()> {
     let machine = vim_rs::mo::VirtualMachine::new(session.client(), &vm.value);
     let task = machine
         .power_on_vm_task(None)
         .await
-        .map_err(|e| Error::from_client(&operation, e))?;
-    match session.wait_task(&operation, task).await.map(|_| ()) {
+        .map_err(|e| Error::from_client(operation, e))?;
+    match session.wait_task(operation, task).await.map(|_| ()) {
         Err(e) if e.is(&Fault::InvalidPowerState) => Ok(()),
         other => other,
     }
@@ -1004,6 +1107,17 @@ pub async fn wait_for_ip(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_power_state_just_seen_is_used_once() {
+        let seen = Seen::default();
+        assert_eq!(seen.just_seen_on("vm-1"), None);
+        seen.saw_power_state("vm-1", "poweredOff");
+        seen.saw_power_state("vm-2", "poweredOn");
+        assert_eq!(seen.just_seen_on("vm-1"), Some(false));
+        assert_eq!(seen.just_seen_on("vm-1"), None, "once");
+        assert_eq!(seen.just_seen_on("vm-2"), Some(true));
+    }
 
     #[test]
     fn settings_debug_hides_bootstrap_data() {

@@ -129,6 +129,8 @@ pub struct About {
 pub struct Session {
     client: Arc<ReloginClient>,
     tasks: crate::tasks::TaskWaits,
+    /// What this session just saw of VMs and templates (see [`crate::vm::Seen`]).
+    pub(crate) seen: crate::vm::Seen,
     certificate: PeerCertificate,
     endpoint: Endpoint,
     /// For the REST APIs (the SOAP logins have clients of their own).
@@ -168,6 +170,7 @@ impl Session {
         Ok(Session {
             client: Arc::new(ReloginClient::new(client, options, relogin_mode)),
             tasks: Default::default(),
+            seen: Default::default(),
             certificate,
             endpoint,
             http,
