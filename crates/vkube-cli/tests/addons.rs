@@ -12,10 +12,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::cluster_env::{
-    decode, loopback_pool, ok, two_az_spec, Env, CLOUD_PASSWORD, CLOUD_USER,
+    decode, loopback_spec, ok, two_az_spec, Env, CLOUD_PASSWORD, CLOUD_USER,
 };
 use serde_yaml::Value;
-use vkube_store::SqliteStore;
 use vkube_test_support::kube_api::{StandIn, StandInOptions};
 
 /// Zones on the simulator's two compute clusters, in one region.
@@ -380,23 +379,14 @@ async fn a_cloud_user_without_csi_privileges_is_refused_before_any_vm() {
 async fn with_a_stand_in_api_serving_recorded_responses_addon_updates_and_new_tokens_reach_the_cluster(
 ) {
     let env = Env::start(&[]);
-    let (vip, pool) = loopback_pool(&env);
-    let text = two_az_spec()
-        .replace("address: 10.20.0.5", &format!("address: {vip}"))
-        .replace("ipPool: nodes", &format!("ipPool: {pool}"))
-        .replace("      replicas: 3\n", "      replicas: 0\n");
+    let (text, vip) = loopback_spec(&env);
+    let text = text.replace("      replicas: 3\n", "      replicas: 0\n");
     let spec = env.spec_file("t1.yaml", &text);
     // Tokens that expire at once: the next joining node needs a new one.
     ok(&env.vkube(&["cluster", "apply", "-f", &spec, "--token-ttl", "1"]));
 
     // The cluster's API server, played by the stand-in with the cluster CA.
-    let store = SqliteStore::open(env.dir.path().join("state.db"))
-        .await
-        .unwrap();
-    let pki = vkube_runtime::access::cluster_pki(&store, "t1")
-        .await
-        .unwrap();
-    drop(store);
+    let pki = env.cluster_pki("t1").await;
     let api = StandIn::start(
         StandInOptions::with_ca(&pki.ca.pair.cert_pem, &pki.ca.pair.key_pem)
             .listen(format!("{vip}:6443").parse().unwrap()),

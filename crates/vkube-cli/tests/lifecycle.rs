@@ -11,10 +11,9 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::cluster_env::{loopback_pool, ok, two_az_spec, Env};
+use common::cluster_env::{loopback_spec, ok, Env};
 use serde_json::{json, Value};
 use vkube_core::cluster::ClusterPki;
-use vkube_store::SqliteStore;
 use vkube_test_support::etcd::{
     loopback_ips, test_random, EtcdCluster, EtcdClusterSpec, MemberSpec,
 };
@@ -122,21 +121,13 @@ struct Cluster {
 impl Cluster {
     async fn create() -> Cluster {
         let env = Env::start(&[]);
-        let (vip, pool) = loopback_pool(&env);
-        let text = two_az_spec()
-            .replace("address: 10.20.0.5", &format!("address: {vip}"))
-            .replace("ipPool: nodes", &format!("ipPool: {pool}"))
+        let (text, vip) = loopback_spec(&env);
+        let text = text
             .replace("    replicas: 1\n", "    replicas: 3\n")
             .replace("      replicas: 3\n", "      replicas: 2\n");
         let spec = env.spec_file("t1.yaml", &text);
         ok(&env.vkube(&["cluster", "apply", "-f", &spec, "--wait", "created"]));
-        let store = SqliteStore::open(env.dir.path().join("state.db"))
-            .await
-            .unwrap();
-        let pki = vkube_runtime::access::cluster_pki(&store, "t1")
-            .await
-            .unwrap();
-        drop(store);
+        let pki = env.cluster_pki("t1").await;
         Cluster {
             env,
             spec,

@@ -225,6 +225,29 @@ pub fn loopback_pool(env: &Env) -> (String, String) {
     (format!("{net}.5"), "loop".into())
 }
 
+/// `two_az_spec()` with its VIP and node addresses on a new loopback
+/// network ([`loopback_pool`]); returns the spec and the VIP.
+pub fn loopback_spec(env: &Env) -> (String, String) {
+    let (vip, pool) = loopback_pool(env);
+    let text = two_az_spec()
+        .replace("address: 10.20.0.5", &format!("address: {vip}"))
+        .replace("ipPool: nodes", &format!("ipPool: {pool}"));
+    (text, vip)
+}
+
+impl Env {
+    /// The key material the state holds for `cluster` (the stand-in API
+    /// and the test etcd serve with its CAs).
+    pub async fn cluster_pki(&self, cluster: &str) -> vkube_core::cluster::ClusterPki {
+        let store = vkube_store::SqliteStore::open(self.dir.path().join("state.db"))
+            .await
+            .unwrap();
+        vkube_runtime::access::cluster_pki(&store, cluster)
+            .await
+            .unwrap()
+    }
+}
+
 pub fn repo_file(path: &str) -> String {
     vkube_test_support::repo_root()
         .join(path)
