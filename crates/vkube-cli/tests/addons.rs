@@ -431,15 +431,7 @@ async fn with_a_stand_in_api_serving_recorded_responses_addon_updates_and_new_to
 
     // A worker created after the token expired joins with a new token that
     // vkube created in the cluster first.
-    ok(&env.vkube(&[
-        "cluster",
-        "scale",
-        "t1",
-        "--pool",
-        "workers",
-        "--replicas",
-        "1",
-    ]));
+    ok(&env.scale("workers", 1, &[]));
     let token = api
         .applied_objects()
         .into_iter()

@@ -224,26 +224,10 @@ async fn scale_and_delete_leave_nothing_behind() {
     let env = Env::start(&[]);
     let spec = env.spec_file("t1.yaml", &two_az_spec());
     ok(&env.vkube(&["cluster", "apply", "-f", &spec]));
-    ok(&env.vkube(&[
-        "cluster",
-        "scale",
-        "t1",
-        "--pool",
-        "workers",
-        "--replicas",
-        "5",
-    ]));
+    ok(&env.scale("workers", 5, &[]));
     assert_eq!(env.vms("t1").await.len(), 6);
     assert_eq!(env.allocations().len(), 6);
-    ok(&env.vkube(&[
-        "cluster",
-        "scale",
-        "t1",
-        "--pool",
-        "workers",
-        "--replicas",
-        "1",
-    ]));
+    ok(&env.scale("workers", 1, &[]));
     let names: Vec<String> = env.vms("t1").await.into_keys().collect();
     assert_eq!(
         names,

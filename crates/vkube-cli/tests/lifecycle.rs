@@ -14,41 +14,38 @@ use std::time::{Duration, SystemTime};
 use common::cluster_env::{loopback_spec, ok, Env};
 use serde_json::{json, Value};
 use vkube_core::cluster::ClusterPki;
-use vkube_test_support::etcd::{
-    loopback_ips, test_random, EtcdCluster, EtcdClusterSpec, MemberSpec,
-};
+use vkube_test_support::etcd::{test_random, EtcdCluster, EtcdClusterSpec, MemberSpec};
 use vkube_test_support::kube_api::{fixtures, StandIn, StandInOptions};
 
 const CONTROL_PLANE: [&str; 3] = ["t1-cp-0", "t1-cp-1", "t1-cp-2"];
 const WORKERS: [&str; 2] = ["t1-workers-0", "t1-workers-1"];
 
+/// A member's serving certificate and key (PEM) from the cluster's etcd CA,
+/// as kubeadm issues it.
+fn serving(pki: &ClusterPki, name: &str, ip: std::net::IpAddr) -> (String, String) {
+    let served = pki
+        .etcd_server_certificate(
+            name,
+            &[ip],
+            SystemTime::now(),
+            Duration::from_secs(24 * 3600),
+            &mut test_random(),
+        )
+        .unwrap();
+    (served.cert_pem, served.key_pem)
+}
+
 /// The control plane's etcd: three real members with serving certificates
 /// from the cluster's etcd CA, as kubeadm would have issued them.
 fn start_etcd(pki: &ClusterPki) -> Option<EtcdCluster> {
-    let now = SystemTime::now();
-    let members = CONTROL_PLANE
-        .iter()
-        .zip(loopback_ips(CONTROL_PLANE.len()))
-        .map(|(name, ip)| {
-            let served = pki
-                .etcd_server_certificate(
-                    name,
-                    &[ip],
-                    now,
-                    Duration::from_secs(24 * 3600),
-                    &mut test_random(),
-                )
-                .unwrap();
-            MemberSpec {
-                name: name.to_string(),
-                ip,
-                cert_pem: served.cert_pem,
-                key_pem: served.key_pem,
-            }
-        })
-        .collect();
+    let members = MemberSpec::on_loopback(&CONTROL_PLANE, |name, ip| serving(pki, name, ip));
     let client = pki
-        .etcd_client_certificate("test", now, Duration::from_secs(3600), &mut test_random())
+        .etcd_client_certificate(
+            "test",
+            SystemTime::now(),
+            Duration::from_secs(3600),
+            &mut test_random(),
+        )
         .unwrap();
     EtcdCluster::start(&EtcdClusterSpec {
         ca_pem: pki.etcd_ca.pair.cert_pem.clone(),
@@ -136,6 +133,15 @@ impl Cluster {
         }
     }
 
+    /// A cluster, its etcd, and its stand-in API serving every node Ready;
+    /// `None` without etcd.
+    async fn serving() -> Option<(Cluster, EtcdCluster, StandIn)> {
+        let cluster = Cluster::create().await;
+        let etcd = start_etcd(&cluster.pki)?;
+        let api = cluster.serve(&etcd);
+        Some((cluster, etcd, api))
+    }
+
     /// The stand-in API server on the VIP, with the cluster CA.
     fn api(&self) -> StandIn {
         StandIn::start(
@@ -198,11 +204,9 @@ impl Cluster {
 #[tokio::test(flavor = "multi_thread")]
 async fn against_the_stand_in_api_and_a_real_etcd_scale_down_drains_first_a_pdb_stops_it_and_etcd_guards_the_control_plane(
 ) {
-    let cluster = Cluster::create().await;
-    let Some(mut etcd) = start_etcd(&cluster.pki) else {
+    let Some((cluster, mut etcd, api)) = Cluster::serving().await else {
         return;
     };
-    let api = cluster.serve(&etcd);
     // A web pod on the second worker, behind a budget that allows no disruption.
     let mut web = recorded(fixtures::POD_LIST, "web-6d4cf56db6-t9w4c");
     web["spec"]["nodeName"] = json!("t1-workers-1");
@@ -233,22 +237,8 @@ async fn against_the_stand_in_api_and_a_real_etcd_scale_down_drains_first_a_pdb_
 
     // Scale-down: the budget refuses the eviction; the drain fails naming it
     // and the worker's VM stays.
-    let scale = |extra: &[&str]| {
-        let mut args = vec![
-            "cluster",
-            "scale",
-            "t1",
-            "--pool",
-            "workers",
-            "--replicas",
-            "1",
-            "--drain-timeout",
-            "2s",
-        ];
-        args.extend_from_slice(extra);
-        cluster.env.vkube(&args)
-    };
-    let refused = scale(&[]);
+    let scale = || cluster.env.scale("workers", 1, &["--drain-timeout", "2s"]);
+    let refused = scale();
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     assert!(refused.stderr.contains("default/web"), "{}", refused.stderr);
     assert!(
@@ -261,7 +251,7 @@ async fn against_the_stand_in_api_and_a_real_etcd_scale_down_drains_first_a_pdb_
 
     // Without the budget: evicted, Node deleted, then the VM destroyed.
     api.remove_object(&budget);
-    ok(&scale(&[]));
+    ok(&scale());
     assert!(!cluster.env.vms("t1").await.contains_key("t1-workers-1"));
     let requests = api.requests();
     let at = |method: &str, path: &str| {
@@ -415,11 +405,9 @@ async fn against_the_stand_in_api_an_unhealthy_worker_is_replaced_within_max_unh
 #[tokio::test(flavor = "multi_thread")]
 async fn against_the_stand_in_api_and_a_real_etcd_a_control_plane_cpu_change_replaces_one_node_at_a_time(
 ) {
-    let cluster = Cluster::create().await;
-    let Some(mut etcd) = start_etcd(&cluster.pki) else {
+    let Some((cluster, mut etcd, api)) = Cluster::serving().await else {
         return;
     };
-    let api = cluster.serve(&etcd);
     ok(&cluster.apply(&["--wait", "ready", "--timeout", "1m"]));
 
     let bigger =
@@ -464,21 +452,12 @@ async fn against_the_stand_in_api_and_a_real_etcd_a_control_plane_cpu_change_rep
                 continue;
             };
             let ip: std::net::IpAddr = ip.parse().unwrap();
-            let served = cluster
-                .pki
-                .etcd_server_certificate(
-                    name,
-                    &[ip],
-                    SystemTime::now(),
-                    Duration::from_secs(24 * 3600),
-                    &mut test_random(),
-                )
-                .unwrap();
+            let (cert_pem, key_pem) = serving(&cluster.pki, name, ip);
             etcd.add_member(&MemberSpec {
                 name: name.clone(),
                 ip,
-                cert_pem: served.cert_pem,
-                key_pem: served.key_pem,
+                cert_pem,
+                key_pem,
             });
             api.put_object(etcd_pod(name, &etcd.client_url(name)));
             api.put_object(node_object(name, &ip.to_string()));

@@ -212,15 +212,7 @@ async fn a_cluster_belongs_to_one_state_and_is_adopted_deliberately() {
     // An apply that stops with an error leaves the cluster degraded,
     // saying why; the next successful apply clears it.
     env.set_credentials("demo-cloud", "nobody@vsphere.local", "Wr0ng-Pa55!");
-    let failed = env.vkube(&[
-        "cluster",
-        "scale",
-        "t1",
-        "--pool",
-        "workers",
-        "--replicas",
-        "4",
-    ]);
+    let failed = env.scale("workers", 4, &[]);
     assert_eq!(failed.code, 1, "{}", failed.stderr);
     let degraded = listed(&env, "state.db");
     assert_eq!(degraded["phase"], "Degraded", "{degraded}");
@@ -247,15 +239,7 @@ async fn a_cluster_belongs_to_one_state_and_is_adopted_deliberately() {
     env.set_credentials("demo-cloud", CLOUD_USER, CLOUD_PASSWORD);
 
     // After a scale-down, `cluster ls` counts the VMs that exist.
-    ok(&env.vkube(&[
-        "cluster",
-        "scale",
-        "t1",
-        "--pool",
-        "workers",
-        "--replicas",
-        "1",
-    ]));
+    ok(&env.scale("workers", 1, &[]));
     let scaled = listed(&env, "state.db");
     assert_eq!(
         (

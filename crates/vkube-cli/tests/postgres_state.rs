@@ -46,15 +46,7 @@ async fn cluster_apply_scale_and_delete_with_a_postgresql_state() {
     ok(&again);
     assert!(again.stdout.contains("no changes"), "{}", again.stdout);
 
-    ok(&env.vkube(&[
-        "cluster",
-        "scale",
-        "t1",
-        "--pool",
-        "workers",
-        "--replicas",
-        "1",
-    ]));
+    ok(&env.scale("workers", 1, &[]));
     assert_eq!(env.vms("t1").await.len(), 2);
     assert_eq!(rows("SELECT count(*) FROM cluster_nodes"), "2");
 

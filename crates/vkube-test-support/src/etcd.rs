@@ -68,6 +68,30 @@ pub struct MemberSpec {
     pub key_pem: String,
 }
 
+impl MemberSpec {
+    /// Members named `names`, each on a loopback address of its own
+    /// ([`loopback_ips`]), serving with the certificate and key (PEM) that
+    /// `issue(name, ip)` returns.
+    pub fn on_loopback(
+        names: &[&str],
+        mut issue: impl FnMut(&str, IpAddr) -> (String, String),
+    ) -> Vec<MemberSpec> {
+        names
+            .iter()
+            .zip(loopback_ips(names.len()))
+            .map(|(name, ip)| {
+                let (cert_pem, key_pem) = issue(name, ip);
+                MemberSpec {
+                    name: name.to_string(),
+                    ip,
+                    cert_pem,
+                    key_pem,
+                }
+            })
+            .collect()
+    }
+}
+
 impl std::fmt::Debug for MemberSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemberSpec")

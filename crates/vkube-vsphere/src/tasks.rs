@@ -84,6 +84,22 @@ struct Pending {
     polled: bool,
 }
 
+impl Pending {
+    /// A task just started: not seen by any poll yet.
+    fn new() -> Pending {
+        Pending {
+            finished: None,
+            result: None,
+            seen: Seen {
+                state: None,
+                progress: None,
+                since: Instant::now(),
+            },
+            polled: false,
+        }
+    }
+}
+
 /// Shared state of one session's task waits.
 #[derive(Default)]
 pub(crate) struct TaskWaits {
@@ -171,19 +187,11 @@ pub(crate) async fn wait(
     task: ManagedObjectReference,
 ) -> Result<Option<ManagedObjectReference>> {
     let id = task.value.clone();
-    waits.tasks.lock().expect("task map").insert(
-        id.clone(),
-        Pending {
-            finished: None,
-            result: None,
-            seen: Seen {
-                state: None,
-                progress: None,
-                since: Instant::now(),
-            },
-            polled: false,
-        },
-    );
+    waits
+        .tasks
+        .lock()
+        .expect("task map")
+        .insert(id.clone(), Pending::new());
     waits.arrived.notify_waiters();
     let outcome = wait_until_finished(session, waits, operation, &id).await;
     let pending = waits.tasks.lock().expect("task map").remove(&id);
@@ -341,19 +349,11 @@ mod tests {
     use super::*;
 
     fn add_unpolled(waits: &TaskWaits, id: &str) {
-        waits.tasks.lock().expect("task map").insert(
-            id.into(),
-            Pending {
-                finished: None,
-                result: None,
-                seen: Seen {
-                    state: None,
-                    progress: None,
-                    since: Instant::now(),
-                },
-                polled: false,
-            },
-        );
+        waits
+            .tasks
+            .lock()
+            .expect("task map")
+            .insert(id.into(), Pending::new());
         waits.arrived.notify_waiters();
     }
 

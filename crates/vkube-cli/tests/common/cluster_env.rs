@@ -155,6 +155,22 @@ impl Env {
         vkube(&self.vars(), args)
     }
 
+    /// `vkube cluster scale t1 --pool POOL --replicas N EXTRA…`.
+    pub fn scale(&self, pool: &str, replicas: u32, extra: &[&str]) -> Run {
+        let replicas = replicas.to_string();
+        let mut args = vec![
+            "cluster",
+            "scale",
+            "t1",
+            "--pool",
+            pool,
+            "--replicas",
+            &replicas,
+        ];
+        args.extend_from_slice(extra);
+        self.vkube(&args)
+    }
+
     pub fn spec_file(&self, name: &str, text: &str) -> String {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).unwrap();

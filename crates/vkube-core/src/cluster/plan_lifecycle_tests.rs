@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::plan_tests::{converged, lines, node, spec_with};
+use super::plan_tests::{converged, created_node, lines, node, spec_with};
 use super::spec_tests::example;
 use super::*;
 
@@ -67,6 +67,13 @@ fn with_health(check: &str, edit: impl FnOnce(&mut RawClusterSpec)) -> ClusterSp
     })
 }
 
+/// [`live`] with the default health check on every group.
+fn live_with_default_health_checks() -> (ClusterSpec, ObservedCluster, Leases) {
+    let spec = with_health("{}", |_| {});
+    let (observed, leases) = live(&spec);
+    (spec, observed, leases)
+}
+
 fn holds(plan: &Plan) -> Vec<String> {
     plan.holds.iter().map(ToString::to_string).collect()
 }
@@ -118,30 +125,15 @@ impl Sim {
                 self.next_address += 1;
                 assert!(self.leases.insert(node, address).is_none());
             }
-            Step::CreateNode {
-                node,
-                pool,
-                index,
-                domain,
-                spec_hash,
-                cpu,
-                memory_mib,
-                ..
-            } => {
-                assert!(self.observed.node(&node).is_none(), "duplicate {node}");
-                self.created.insert(node.clone());
-                self.observed.nodes.push(ObservedNode {
-                    name: node,
-                    pool,
-                    domain,
-                    spec_hash,
-                    power_state: PowerState::PoweredOff,
-                    cpu,
-                    memory_mib,
-                    index,
-                    kube: KubeNode::NeverRegistered,
-                    powered_on_for: None,
-                });
+            Step::CreateNode { .. } => {
+                let new = created_node(step);
+                assert!(
+                    self.observed.node(&new.name).is_none(),
+                    "duplicate {}",
+                    new.name
+                );
+                self.created.insert(new.name.clone());
+                self.observed.nodes.push(new);
             }
             Step::Reconfigure {
                 node,
@@ -368,20 +360,15 @@ fn a_control_plane_cpu_change_replaces_one_node_at_a_time_keeping_etcd_quorum() 
         );
     }
     // Creations interleave with removals: never two new nodes at once.
-    let creations: Vec<usize> = sim
-        .log
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.starts_with("create demo-cp"))
-        .map(|(i, _)| i)
-        .collect();
-    let removals: Vec<usize> = sim
-        .log
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.starts_with("delete demo-cp"))
-        .map(|(i, _)| i)
-        .collect();
+    let at = |prefix: &str| -> Vec<usize> {
+        sim.log
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(prefix))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let (creations, removals) = (at("create demo-cp"), at("delete demo-cp"));
     assert_eq!(creations.len(), 3);
     assert_eq!(removals.len(), 3);
     for i in 0..3 {
@@ -590,8 +577,7 @@ fn a_worker_replacement_must_be_ready_before_its_old_node_drains() {
 
 #[test]
 fn unhealthy_workers_are_drained_without_waiting_for_their_pods_and_replaced() {
-    let spec = with_health("{}", |_| {});
-    let (mut observed, leases) = live(&spec);
+    let (spec, mut observed, leases) = live_with_default_health_checks();
     find(&mut observed, "demo-workers-1").kube = registered(ConditionStatus::Unknown, 6 * MINUTE);
     // NotReady, but not for long enough.
     find(&mut observed, "demo-infra-0").kube = registered(ConditionStatus::False, 4 * MINUTE);
@@ -660,8 +646,7 @@ fn unhealthy_workers_are_drained_without_waiting_for_their_pods_and_replaced() {
 
 #[test]
 fn nodes_that_never_register_are_replaced_after_the_startup_timeout() {
-    let spec = with_health("{}", |_| {});
-    let (mut observed, leases) = live(&spec);
+    let (spec, mut observed, leases) = live_with_default_health_checks();
     let n = find(&mut observed, "demo-infra-1");
     n.kube = KubeNode::NeverRegistered;
     n.powered_on_for = Some(9 * MINUTE);
@@ -786,8 +771,7 @@ fn an_unhealthy_control_plane_node_is_replaced_alone_member_first() {
 #[test]
 fn etcd_quorum_refusals_name_the_node() {
     // Remediating demo-cp-0 while demo-cp-1's member is down too.
-    let spec = with_health("{}", |_| {});
-    let (mut observed, leases) = live(&spec);
+    let (spec, mut observed, leases) = live_with_default_health_checks();
     find(&mut observed, "demo-cp-0").kube = registered(ConditionStatus::Unknown, 10 * MINUTE);
     let etcd = observed.etcd.as_mut().unwrap();
     etcd.healthy.remove("demo-cp-1");

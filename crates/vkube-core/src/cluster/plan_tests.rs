@@ -331,33 +331,15 @@ fn converge(
                     leases.insert(node, format!("10.20.0.{next_address}").parse().unwrap());
                     next_address += 1;
                 }
-                Step::CreateNode {
-                    node,
-                    pool,
-                    index,
-                    domain,
-                    spec_hash,
-                    cpu,
-                    memory_mib,
-                    ..
-                } => {
+                Step::CreateNode { .. } => {
+                    let new = created_node(&step);
                     assert!(
-                        observed.nodes.iter().all(|n| n.name != node),
-                        "duplicate {node}"
+                        observed.nodes.iter().all(|n| n.name != new.name),
+                        "duplicate {}",
+                        new.name
                     );
-                    observed.recorded.insert(node.clone());
-                    observed.nodes.push(ObservedNode {
-                        name: node,
-                        pool,
-                        domain,
-                        spec_hash,
-                        power_state: PowerState::PoweredOff,
-                        cpu,
-                        memory_mib,
-                        index,
-                        kube: KubeNode::NeverRegistered,
-                        powered_on_for: None,
-                    });
+                    observed.recorded.insert(new.name.clone());
+                    observed.nodes.push(new);
                 }
                 Step::Reconfigure {
                     node,
@@ -577,4 +559,34 @@ fn workers_wait_for_a_changing_or_known_control_plane_only() {
         .expect("cp-0");
     first.spec_hash = "old".into();
     assert_eq!(worker_steps(&rolling), Vec::<String>::new());
+}
+
+/// The VM a `CreateNode` step makes, as the next pass observes it: powered
+/// off, never registered.
+pub(super) fn created_node(step: &Step) -> ObservedNode {
+    let Step::CreateNode {
+        node,
+        pool,
+        index,
+        domain,
+        spec_hash,
+        cpu,
+        memory_mib,
+        ..
+    } = step.clone()
+    else {
+        panic!("not a CreateNode step: {step:?}");
+    };
+    ObservedNode {
+        name: node,
+        pool,
+        domain,
+        spec_hash,
+        power_state: PowerState::PoweredOff,
+        cpu,
+        memory_mib,
+        index,
+        kube: KubeNode::NeverRegistered,
+        powered_on_for: None,
+    }
 }

@@ -10,9 +10,7 @@ use vkube_core::cluster::{
     CertificateAndKey, ClusterName, ClusterPki, ETCD_CLIENT_NAME, ETCD_CLIENT_VALIDITY,
 };
 use vkube_kube::etcd::{ClusterHealth, EtcdAccess, EtcdClient, EtcdError, MemberState};
-use vkube_test_support::etcd::{
-    loopback_ips, test_random, EtcdCluster, EtcdClusterSpec, MemberSpec,
-};
+use vkube_test_support::etcd::{test_random, EtcdCluster, EtcdClusterSpec, MemberSpec};
 
 const NAMES: [&str; 3] = ["demo-cp-0", "demo-cp-1", "demo-cp-2"];
 
@@ -45,27 +43,18 @@ struct RealEtcd {
 impl RealEtcd {
     fn start() -> Option<RealEtcd> {
         let pki = pki();
-        let members = NAMES
-            .iter()
-            .zip(loopback_ips(NAMES.len()))
-            .map(|(name, ip)| {
-                let served = pki
-                    .etcd_server_certificate(
-                        name,
-                        &[ip],
-                        SystemTime::now(),
-                        Duration::from_secs(24 * 3600),
-                        &mut test_random(),
-                    )
-                    .unwrap();
-                MemberSpec {
-                    name: name.to_string(),
-                    ip,
-                    cert_pem: served.cert_pem,
-                    key_pem: served.key_pem,
-                }
-            })
-            .collect();
+        let members = MemberSpec::on_loopback(&NAMES, |name, ip| {
+            let served = pki
+                .etcd_server_certificate(
+                    name,
+                    &[ip],
+                    SystemTime::now(),
+                    Duration::from_secs(24 * 3600),
+                    &mut test_random(),
+                )
+                .unwrap();
+            (served.cert_pem, served.key_pem)
+        });
         let probe = client_certificate(&pki);
         let cluster = EtcdCluster::start(&EtcdClusterSpec {
             ca_pem: pki.etcd_ca.pair.cert_pem.clone(),

@@ -493,29 +493,13 @@ impl Run<'_> {
                 }
             })
             .await?;
-        self.record_node(
-            node,
-            group,
-            index,
-            domain,
-            spec_hash,
-            Some(&vm),
-            NodePhase::Creating,
-        )
-        .await?;
+        let record =
+            |phase| self.record_node(node, group, index, domain, spec_hash, Some(&vm), phase);
+        record(NodePhase::Creating).await?;
         // An adopted VM may carry another MAC: it is set to the one the
         // bootstrap data was rendered for, in the same reconfiguration.
         self.vsphere.ensure_settings(&vm, &settings).await?;
-        self.record_node(
-            node,
-            group,
-            index,
-            domain,
-            spec_hash,
-            Some(&vm),
-            NodePhase::Created,
-        )
-        .await?;
+        record(NodePhase::Created).await?;
         Ok(vm)
     }
 
